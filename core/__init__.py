@@ -1,0 +1,80 @@
+"""stateward.core: pure values and logic. No threads, no pykka.
+
+Everything here is immutable or a pure function of immutable values, so the
+same logic runs inside an actor, in a test, or in another host.
+"""
+
+import logging as _logging
+
+from ._codec import SCHEMA_VERSION, decode, encode
+from ._config import ConfigChange, ConfigDiff, ConfigHistory, VersionedConfig
+from ._errors import (
+    DecodeError,
+    FrozenStateError,
+    InvalidTransition,
+    MachineDefinitionError,
+    Reject,
+    SchemaVersionError,
+    StatewardError,
+    TransitionRejected,
+    UnencodableValueError,
+    UnknownVersionError,
+)
+from ._machine import (
+    HookFailure,
+    HookReturnError,
+    MachineSnapshot,
+    TransitionContext,
+    TransitionOutcome,
+    TransitionRecord,
+    apply_transition,
+    apply_transition_async,
+    run_after_commit,
+    run_after_commit_async,
+    utc_now,
+)
+from ._spec import ANY, Event, Hook, MachineBuilder, MachineSpec
+from ._state import FrozenDict, FrozenList, ImmutableState, freeze, thaw
+
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())
+
+__all__ = [
+    "ANY",
+    "SCHEMA_VERSION",
+    "ConfigChange",
+    "ConfigDiff",
+    "ConfigHistory",
+    "DecodeError",
+    "Event",
+    "FrozenDict",
+    "FrozenList",
+    "FrozenStateError",
+    "Hook",
+    "HookFailure",
+    "HookReturnError",
+    "ImmutableState",
+    "InvalidTransition",
+    "MachineBuilder",
+    "MachineDefinitionError",
+    "MachineSnapshot",
+    "MachineSpec",
+    "Reject",
+    "SchemaVersionError",
+    "StatewardError",
+    "TransitionContext",
+    "TransitionOutcome",
+    "TransitionRecord",
+    "TransitionRejected",
+    "UnencodableValueError",
+    "UnknownVersionError",
+    "VersionedConfig",
+    "apply_transition",
+    "apply_transition_async",
+    "decode",
+    "encode",
+    "freeze",
+    "run_after_commit",
+    "run_after_commit_async",
+    "thaw",
+    "utc_now",
+]

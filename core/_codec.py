@@ -1,0 +1,269 @@
+"""The msgpack codec for snapshots: ``encode(value) -> bytes`` and ``decode(bytes)``.
+
+A payload is a small header followed by a msgpack body::
+
+    b"SW" | schema version (1 byte) | CRC-32 of the body (4 bytes, big-endian) | body
+
+The header makes a stateward payload recognisable, the schema version lets a
+newer format be refused instead of misread, and the checksum means a torn or
+flipped payload is reported instead of decoded into wrong data.
+
+Types that msgpack has no exact form for travel as extension types, so that a
+tuple stays a tuple, a set a set, a datetime keeps its timezone and a nested
+`ImmutableState` comes back as one.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import struct
+import zlib
+import zoneinfo
+from typing import Any
+
+import msgpack
+
+from ._errors import DecodeError, SchemaVersionError, UnencodableValueError
+from ._state import FrozenDict, FrozenList, ImmutableState, _key_path, freeze
+
+__all__ = ["SCHEMA_VERSION", "decode", "encode"]
+
+#: The payload format this code writes, and the newest it reads.
+SCHEMA_VERSION = 1
+
+_MAGIC = b"SW"
+_HEADER = struct.Struct(">2sBI")
+
+# Extension type codes. Never renumber: stored payloads depend on them.
+_EXT_TUPLE = 1
+_EXT_SET = 2
+_EXT_FROZENSET = 3
+_EXT_DATETIME = 4
+_EXT_STATE = 5
+_EXT_FROZENDICT = 6
+_EXT_FROZENLIST = 7
+_EXT_BIGINT = 8
+
+_TZ_NAIVE = 0
+_TZ_FIXED = 1
+_TZ_ZONE = 2
+
+_TRUSTED = frozenset({ImmutableState, FrozenDict, FrozenList, type(None), bool, float, str, bytes})
+
+_INT_MIN = -(2**63)
+_INT_MAX = 2**64 - 1
+
+
+def _pack(value: Any) -> bytes:
+    return msgpack.packb(value, default=_default, strict_types=True, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def _encode_datetime(value: _dt.datetime) -> list[Any]:
+    fields: list[Any] = [
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+        value.fold,
+    ]
+    tz = value.tzinfo
+    if tz is None:
+        fields += [_TZ_NAIVE, None]
+    elif type(tz) is _dt.timezone:
+        offset = tz.utcoffset(None)
+        name = tz.tzname(None)
+        default_name = _dt.timezone(offset).tzname(None)
+        fields += [
+            _TZ_FIXED,
+            [offset // _dt.timedelta(microseconds=1), None if name == default_name else name],
+        ]
+    elif type(tz) is zoneinfo.ZoneInfo and tz.key is not None:
+        fields += [_TZ_ZONE, tz.key]
+    else:
+        raise TypeError(f"unsupported tzinfo {tz!r}")
+    return fields
+
+
+def _decode_datetime(fields: list[Any]) -> _dt.datetime:
+    year, month, day, hour, minute, second, micro, fold, tz_kind, tz_data = fields
+    tz: _dt.tzinfo | None
+    if tz_kind == _TZ_NAIVE:
+        tz = None
+    elif tz_kind == _TZ_FIXED:
+        micros, name = tz_data
+        offset = _dt.timedelta(microseconds=micros)
+        tz = _dt.timezone(offset) if name is None else _dt.timezone(offset, name)
+    elif tz_kind == _TZ_ZONE:
+        tz = zoneinfo.ZoneInfo(tz_data)
+    else:
+        raise ValueError(f"unknown timezone kind {tz_kind!r}")
+    return _dt.datetime(year, month, day, hour, minute, second, micro, tzinfo=tz, fold=fold)
+
+
+def _default(value: Any) -> msgpack.ExtType:
+    kind = type(value)
+    if kind is ImmutableState:
+        return msgpack.ExtType(_EXT_STATE, _pack(value._data))
+    if kind is FrozenDict:
+        return msgpack.ExtType(_EXT_FROZENDICT, _pack(value._data))
+    if kind is FrozenList:
+        return msgpack.ExtType(_EXT_FROZENLIST, _pack(list(value._items)))
+    if kind is tuple:
+        return msgpack.ExtType(_EXT_TUPLE, _pack(list(value)))
+    if kind is set:
+        return msgpack.ExtType(_EXT_SET, _pack(list(value)))
+    if kind is frozenset:
+        return msgpack.ExtType(_EXT_FROZENSET, _pack(list(value)))
+    if kind is _dt.datetime:
+        return msgpack.ExtType(_EXT_DATETIME, _pack(_encode_datetime(value)))
+    if kind is int:  # out of msgpack's 64-bit range
+        return msgpack.ExtType(_EXT_BIGINT, str(value).encode("ascii"))
+    raise TypeError(f"cannot encode {kind.__qualname__}")
+
+
+def _prepare(value: Any, path: str) -> Any:
+    """Check ``value`` and turn big ints and scalar subclasses into encodable forms.
+
+    Plain containers keep their types (a list stays a list, a dict a dict), so
+    that what is decoded has the types that were encoded.
+    """
+    kind = type(value)
+    if kind is int:
+        return (
+            value
+            if _INT_MIN <= value <= _INT_MAX
+            else msgpack.ExtType(_EXT_BIGINT, str(value).encode("ascii"))
+        )
+    if kind is dict:
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise UnencodableValueError(
+                    f"{path}[{key!r}]",
+                    type(key),
+                    f"dict keys must be str, got {type(key).__qualname__} key {key!r}",
+                )
+            out[key] = _prepare(item, _key_path(path, key))
+        return out
+    if kind is list:
+        return [_prepare(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if kind is tuple:
+        return msgpack.ExtType(_EXT_TUPLE, _pack_checked(list(value), path))
+    if kind is set:
+        return msgpack.ExtType(_EXT_SET, _pack_checked(list(value), path))
+    if kind is frozenset:
+        return msgpack.ExtType(_EXT_FROZENSET, _pack_checked(list(value), path))
+    if kind is ImmutableState:
+        return msgpack.ExtType(_EXT_STATE, _pack_checked(value._data, path))
+    if kind is FrozenDict:
+        return msgpack.ExtType(_EXT_FROZENDICT, _pack_checked(value._data, path))
+    if kind is FrozenList:
+        return msgpack.ExtType(_EXT_FROZENLIST, _pack_checked(list(value._items), path))
+    # Everything else must be a scalar that freeze() accepts: it raises the
+    # path-naming error otherwise, and normalises str/int subclasses.
+    return freeze(value, path)
+
+
+def _pack_checked(value: Any, path: str) -> bytes:
+    # Items of a tuple or set are listed under the container's own path.
+    if type(value) is list:
+        value = [_prepare(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    else:
+        value = _prepare(value, path)
+    return _pack(value)
+
+
+def encode(value: Any) -> bytes:
+    """Encode a supported value into a self-describing, checksummed payload.
+
+    Supported: None, bool, int (any size), float, str, bytes, datetime, list,
+    tuple, dict with str keys, set, frozenset, `ImmutableState`, `FrozenDict`,
+    `FrozenList`, nested in any way. ``decode(encode(x)) == x`` and the types
+    are the same.
+
+    Raises:
+        UnencodableValueError: something in ``value`` is not supported; the
+            message names its path (``order.items[2]``) and type.
+    """
+    body = None
+    if type(value) in _TRUSTED:
+        # Frozen values were checked on the way in: let msgpack walk them.
+        try:
+            body = _pack(value)
+        except OverflowError:  # an int beyond 64 bits somewhere inside
+            body = None
+    if body is None:
+        # Plain values: check every part (naming the path of a bad one) and
+        # convert big ints and scalar subclasses on the way.
+        body = _pack(_prepare(value, ""))
+    return _HEADER.pack(_MAGIC, SCHEMA_VERSION, zlib.crc32(body)) + body
+
+
+def _ext_hook(code: int, data: bytes) -> Any:
+    if code == _EXT_BIGINT:
+        return int(data.decode("ascii"))
+    inner = _unpack(data)
+    if code == _EXT_STATE:
+        return ImmutableState._wrap(_as_frozen_fields(inner))
+    if code == _EXT_FROZENDICT:
+        return FrozenDict._wrap(_as_frozen_fields(inner))
+    if code == _EXT_FROZENLIST:
+        return FrozenList._wrap(tuple(freeze(v) for v in inner))
+    if code == _EXT_TUPLE:
+        return tuple(inner)
+    if code == _EXT_SET:
+        return set(inner)
+    if code == _EXT_FROZENSET:
+        return frozenset(inner)
+    if code == _EXT_DATETIME:
+        return _decode_datetime(inner)
+    raise ValueError(f"unknown extension type {code}")
+
+
+def _as_frozen_fields(inner: Any) -> dict[str, Any]:
+    if type(inner) is not dict:
+        raise ValueError(f"expected a map inside a state, found {type(inner).__qualname__}")
+    return {key: freeze(value) for key, value in inner.items()}
+
+
+def _unpack(body: bytes) -> Any:
+    return msgpack.unpackb(body, ext_hook=_ext_hook, raw=False, strict_map_key=True, use_list=True)
+
+
+def decode(data: bytes | bytearray | memoryview) -> Any:
+    """Decode a payload made by `encode`.
+
+    Raises:
+        DecodeError: ``data`` is not a stateward payload, is truncated, or does
+            not match its checksum. Nothing is returned in that case.
+        SchemaVersionError: the payload was written by a newer stateward.
+        TypeError: ``data`` is not bytes-like.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"decode() needs bytes, got {type(data).__qualname__}")
+    data = bytes(data)
+    if len(data) < _HEADER.size:
+        if _MAGIC.startswith(data[:2]) and data:
+            raise DecodeError(
+                f"payload truncated: {len(data)} bytes, shorter than the {_HEADER.size}-byte header"
+            )
+        raise DecodeError(f"not a stateward payload ({len(data)} bytes, no header)")
+    magic, version, checksum = _HEADER.unpack_from(data)
+    if magic != _MAGIC:
+        raise DecodeError(f"not a stateward payload: starts with {data[:4]!r}, expected {_MAGIC!r}")
+    if version > SCHEMA_VERSION:
+        raise SchemaVersionError(version, SCHEMA_VERSION)
+    if version < 1:
+        raise DecodeError(f"invalid schema version {version} in payload header")
+    body = data[_HEADER.size :]
+    if zlib.crc32(body) != checksum:
+        raise DecodeError(
+            f"payload corrupt or truncated: checksum mismatch over {len(body)} body bytes"
+        )
+    try:
+        return _unpack(body)
+    except Exception as exc:  # msgpack raises several types for bad input
+        raise DecodeError(f"payload body is not valid: {exc}") from exc

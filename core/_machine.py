@@ -1,0 +1,520 @@
+"""Machine snapshots and the transition algorithm, usable with or without actors.
+
+The algorithm is written once, as a generator that yields whenever a hook
+returns an awaitable. `apply_transition` drives it from plain code (running
+coroutines on a loop it is given, or on a private one), `apply_transition_async`
+drives it from a coroutine. Either returns a `TransitionOutcome`: the new
+snapshot plus the after-commit work, which the caller runs once it has
+committed (`run_after_commit`). Nothing is changed in place: a hook that raises
+or vetoes leaves the old snapshot as the current one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import inspect
+from collections.abc import Awaitable, Callable, Generator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._errors import InvalidTransition, Reject, StatewardError, TransitionRejected
+from ._spec import Hook, MachineSpec
+from ._state import ImmutableState
+
+__all__ = [
+    "AsyncRunner",
+    "Clock",
+    "HookFailure",
+    "HookReturnError",
+    "MachineSnapshot",
+    "TransitionContext",
+    "TransitionOutcome",
+    "TransitionRecord",
+    "apply_transition",
+    "apply_transition_async",
+    "run_after_commit",
+    "run_after_commit_async",
+    "utc_now",
+]
+
+Clock = Callable[[], _dt.datetime]
+#: Runs one awaitable to completion and returns its result (or raises its error).
+AsyncRunner = Callable[[Awaitable[Any]], Any]
+
+_EMPTY = ImmutableState()
+
+
+def utc_now() -> _dt.datetime:
+    """The default clock: the current time, timezone-aware, in UTC."""
+    return _dt.datetime.now(_dt.timezone.utc)
+
+
+class HookReturnError(StatewardError, TypeError):
+    """A hook returned something its kind cannot use.
+
+    Attributes:
+        hook: the hook's name.
+        kind: the hook's kind.
+        value: what it returned.
+    """
+
+    def __init__(self, hook: str, kind: str, value: object, expected: str) -> None:
+        self.hook = hook
+        self.kind = kind
+        self.value = value
+        super().__init__(f"{kind} hook {hook!r} returned {value!r}; {expected}")
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionRecord:
+    """One committed transition, as kept in a machine's history.
+
+    Attributes:
+        version: the machine version this transition created.
+        from_state: the state it left.
+        to_state: the state it entered.
+        event: the event that fired, or None for a move by target.
+        at: when it was committed (the clock's time, UTC by default).
+        payload_keys: the keys of the payload after enrichment, sorted.
+    """
+
+    version: int
+    from_state: str
+    to_state: str
+    event: str | None
+    at: _dt.datetime
+    payload_keys: tuple[str, ...] = ()
+
+    def to_tuple(self) -> tuple[Any, ...]:
+        """An encodable form, for snapshots (see `from_tuple`)."""
+        return (
+            self.version,
+            self.from_state,
+            self.to_state,
+            self.event,
+            self.at,
+            self.payload_keys,
+        )
+
+    @classmethod
+    def from_tuple(cls, value: tuple[Any, ...]) -> TransitionRecord:
+        """Rebuild a record from `to_tuple`'s form."""
+        version, from_state, to_state, event, at, keys = value
+        return cls(version, from_state, to_state, event, at, tuple(keys))
+
+
+@dataclass(frozen=True, slots=True)
+class MachineSnapshot:
+    """The complete, immutable state of one machine at one version.
+
+    Attributes:
+        state: the current state.
+        version: how many transitions have been committed (0 for a new machine).
+        data: the machine's own data, changed by event effects and enter/exit hooks.
+        history: the last `TransitionRecord` entries, oldest first, at most the
+            spec's ``history_limit``.
+    """
+
+    state: str
+    version: int = 0
+    data: ImmutableState = field(default_factory=lambda: _EMPTY)
+    history: tuple[TransitionRecord, ...] = ()
+
+    @classmethod
+    def initial(cls, spec: MachineSpec, data: Mapping[str, Any] | None = None) -> MachineSnapshot:
+        """A new machine of ``spec``: its initial state, version 0, no history."""
+        frozen = data if isinstance(data, ImmutableState) else ImmutableState(data or {})
+        return cls(spec.initial, 0, frozen, ())
+
+    def to_state(self) -> ImmutableState:
+        """An encodable form, for the codec (see `from_state`)."""
+        return ImmutableState(
+            state=self.state,
+            version=self.version,
+            data=self.data,
+            history=tuple(r.to_tuple() for r in self.history),
+        )
+
+    @classmethod
+    def from_state(cls, value: Mapping[str, Any]) -> MachineSnapshot:
+        """Rebuild a snapshot from `to_state`'s form."""
+        data = value["data"]
+        return cls(
+            value["state"],
+            value["version"],
+            data if isinstance(data, ImmutableState) else ImmutableState(data),
+            tuple(TransitionRecord.from_tuple(tuple(r)) for r in value["history"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionContext:
+    """What every hook receives: the move being made and the values around it.
+
+    Attributes:
+        source: the state being left.
+        target: the state being entered.
+        event: the event that fired, or None.
+        payload: the caller's payload, as enriched by pre-transition hooks so far.
+        data: the machine's data, as changed by exit/effect/enter hooks so far.
+        version: the version this transition creates when it commits.
+        machine: the machine's name, if it has one.
+        at: the transition's time, from the clock.
+    """
+
+    source: str
+    target: str
+    event: str | None
+    payload: ImmutableState
+    data: ImmutableState
+    version: int
+    machine: str | None
+    at: _dt.datetime
+
+    def with_payload(self, payload: ImmutableState) -> TransitionContext:
+        return TransitionContext(
+            self.source,
+            self.target,
+            self.event,
+            payload,
+            self.data,
+            self.version,
+            self.machine,
+            self.at,
+        )
+
+    def with_data(self, data: ImmutableState) -> TransitionContext:
+        return TransitionContext(
+            self.source,
+            self.target,
+            self.event,
+            self.payload,
+            data,
+            self.version,
+            self.machine,
+            self.at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionOutcome:
+    """A transition that passed every check, ready to commit.
+
+    Attributes:
+        previous: the snapshot before.
+        snapshot: the snapshot after; commit it, then run `after_commit`.
+        record: the history entry it adds.
+        context: the final context, given to after-commit hooks.
+        after_commit: the after-commit hooks that apply, in run order.
+    """
+
+    previous: MachineSnapshot
+    snapshot: MachineSnapshot
+    record: TransitionRecord
+    context: TransitionContext
+    after_commit: tuple[Hook, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class HookFailure:
+    """An after-commit hook (or observer) that raised. The commit stands.
+
+    Attributes:
+        hook: the hook's name.
+        kind: its kind (``after_commit``, ``observer``).
+        error: the exception it raised.
+    """
+
+    hook: str
+    kind: str
+    error: BaseException
+
+
+# -- the algorithm ------------------------------------------------------------------
+
+_Steps = Generator[Awaitable[Any], Any, Any]
+
+
+def _call(fn: Callable[..., Any], ctx: TransitionContext) -> _Steps:
+    result = fn(ctx)
+    if inspect.isawaitable(result):
+        result = yield result
+    return result
+
+
+def _veto_reason(fn: Callable[..., Any]) -> str:
+    doc = inspect.getdoc(fn)
+    if doc:
+        return doc.strip().splitlines()[0]
+    return "returned False"
+
+
+def _data_changes(hook: str, kind: str, result: Any) -> Mapping[str, Any] | None:
+    """Read the return of an exit/enter/effect hook: changes, or None; False vetoes."""
+    if result is None or result is True:
+        return None
+    if isinstance(result, Mapping):
+        return result
+    raise HookReturnError(
+        hook,
+        kind,
+        result,
+        "return None, a mapping of changes to the machine's data, or False to veto",
+    )
+
+
+def _transition_steps(
+    spec: MachineSpec,
+    snapshot: MachineSnapshot,
+    target: str | None,
+    event: str | None,
+    payload: Mapping[str, Any] | None,
+    at: _dt.datetime,
+    machine: str | None,
+) -> _Steps:
+    source = snapshot.state
+    allowed = spec.allowed_targets(source)
+    name = machine if machine is not None else spec.name
+
+    def invalid(to: str | None, note: str = "") -> InvalidTransition:
+        return InvalidTransition(
+            source,
+            to,
+            allowed,
+            event=event,
+            allowed_events=spec.allowed_events(source),
+            machine=name,
+            note=note,
+        )
+
+    effect = None
+    if event is not None:
+        ev = spec.event_for(event, source)
+        if ev is None:
+            note = "" if spec.has_event(event) else f"there is no event named {event!r}"
+            raise invalid(target, note)
+        if target is not None and target != ev.target:
+            raise invalid(target, f"event {event!r} leads to {ev.target!r}")
+        target = ev.target
+        effect = ev.effect
+    elif target is None:
+        raise TypeError("a transition needs a target state or an event")
+    elif target not in allowed:
+        note = "" if target in spec.states else f"{target!r} is not a state of this machine"
+        raise invalid(target, note)
+
+    frozen_payload = (
+        payload
+        if isinstance(payload, ImmutableState)
+        else (ImmutableState(payload) if payload else _EMPTY)
+    )
+    ctx = TransitionContext(
+        source, target, event, frozen_payload, snapshot.data, snapshot.version + 1, name, at
+    )
+
+    def rejected(hook_name: str, reason: str) -> TransitionRejected:
+        return TransitionRejected(
+            source,
+            target,
+            allowed,
+            guard=hook_name,
+            reason=reason,
+            event=event,
+            allowed_events=spec.allowed_events(source),
+            machine=name,
+        )
+
+    def annotate(exc: BaseException, kind: str, hook_name: str) -> None:
+        if hasattr(exc, "add_note"):  # Python 3.11+
+            exc.add_note(f"raised by {kind} hook {hook_name!r} during {source!r} -> {target!r}")
+
+    # Each stage: run its hooks in order; Reject or False vetoes, other errors
+    # propagate unchanged (with a note naming the hook).
+    for hook in spec.hooks_for("pre_transition", source, target, event):
+        try:
+            result = yield from _call(hook.fn, ctx)
+        except Reject as veto:
+            raise rejected(hook.name, veto.reason) from veto
+        except Exception as exc:
+            annotate(exc, hook.kind, hook.name)
+            raise
+        if result is None:
+            continue
+        if not isinstance(result, Mapping):
+            raise HookReturnError(
+                hook.name, hook.kind, result, "return None or a mapping of payload additions"
+            )
+        ctx = ctx.with_payload(ctx.payload.update(result))
+
+    for hook in spec.hooks_for("guard", source, target, event):
+        try:
+            result = yield from _call(hook.fn, ctx)
+        except Reject as veto:
+            raise rejected(hook.name, veto.reason) from veto
+        except Exception as exc:
+            annotate(exc, hook.kind, hook.name)
+            raise
+        if result is False:
+            raise rejected(hook.name, _veto_reason(hook.fn))
+
+    stages: list[tuple[str, str, Callable[..., Any]]] = [
+        ("exit", h.name, h.fn) for h in spec.hooks_for("exit", source, target, event)
+    ]
+    if effect is not None:
+        stages.append(("effect", getattr(effect, "__qualname__", repr(effect)), effect))
+    stages += [("enter", h.name, h.fn) for h in spec.hooks_for("enter", source, target, event)]
+    for kind, hook_name, fn in stages:
+        try:
+            result = yield from _call(fn, ctx)
+        except Reject as veto:
+            raise rejected(hook_name, veto.reason) from veto
+        except Exception as exc:
+            annotate(exc, kind, hook_name)
+            raise
+        if result is False:
+            raise rejected(hook_name, _veto_reason(fn))
+        changes = _data_changes(hook_name, kind, result)
+        if changes:
+            ctx = ctx.with_data(ctx.data.update(changes))
+
+    record = TransitionRecord(ctx.version, source, target, event, at, tuple(sorted(ctx.payload)))
+    limit = spec.history_limit
+    if limit == 0:
+        history: tuple[TransitionRecord, ...] = ()
+    else:
+        history = (*snapshot.history[-(limit - 1) :], record) if limit > 1 else (record,)
+    new = MachineSnapshot(target, ctx.version, ctx.data, history)
+    return TransitionOutcome(
+        snapshot, new, record, ctx, spec.hooks_for("after_commit", source, target, event)
+    )
+
+
+def _run_here(awaitable: Awaitable[Any]) -> Any:
+    """Run one awaitable on a private loop, for plain code with no loop of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        if inspect.iscoroutine(awaitable):
+            awaitable.close()
+        raise RuntimeError(
+            "an async hook cannot run from apply_transition() inside a running event loop; "
+            "use 'await apply_transition_async(...)' instead"
+        )
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(awaitable)
+    finally:
+        loop.close()
+
+
+def _drive(steps: _Steps, run_async: AsyncRunner) -> Any:
+    try:
+        awaitable = next(steps)
+        while True:
+            try:
+                value = run_async(awaitable)
+            except Exception as exc:
+                awaitable = steps.throw(exc)
+            else:
+                awaitable = steps.send(value)
+    except StopIteration as stop:
+        return stop.value
+
+
+async def _drive_async(steps: _Steps) -> Any:
+    try:
+        awaitable = next(steps)
+        while True:
+            try:
+                value = await awaitable
+            except Exception as exc:
+                awaitable = steps.throw(exc)
+            else:
+                awaitable = steps.send(value)
+    except StopIteration as stop:
+        return stop.value
+
+
+def apply_transition(
+    spec: MachineSpec,
+    snapshot: MachineSnapshot,
+    target: str | None = None,
+    *,
+    event: str | None = None,
+    payload: Mapping[str, Any] | None = None,
+    clock: Clock = utc_now,
+    machine: str | None = None,
+    run_async: AsyncRunner | None = None,
+) -> TransitionOutcome:
+    """Compute one transition: checks, hooks up to the commit, the new snapshot.
+
+    Name a ``target`` state, an ``event``, or both (then the event must lead to
+    the target). Hooks run in the order pre_transition, guard, exit, event
+    effect, enter. Nothing is committed here: the caller commits
+    ``outcome.snapshot`` and then runs `run_after_commit`.
+
+    Args:
+        run_async: runs the awaitable of a coroutine hook and returns its result;
+            by default a private event loop in this thread (not allowed inside a
+            running loop: use `apply_transition_async` there).
+
+    Raises:
+        InvalidTransition: the definition does not allow the move.
+        TransitionRejected: a guard or hook vetoed it.
+        HookReturnError: a hook returned something unusable.
+        Exception: whatever a hook raised, unchanged.
+    """
+    steps = _transition_steps(spec, snapshot, target, event, payload, clock(), machine)
+    outcome: TransitionOutcome = _drive(steps, run_async or _run_here)
+    return outcome
+
+
+async def apply_transition_async(
+    spec: MachineSpec,
+    snapshot: MachineSnapshot,
+    target: str | None = None,
+    *,
+    event: str | None = None,
+    payload: Mapping[str, Any] | None = None,
+    clock: Clock = utc_now,
+    machine: str | None = None,
+) -> TransitionOutcome:
+    """`apply_transition` for coroutines: awaits coroutine hooks on the running loop."""
+    steps = _transition_steps(spec, snapshot, target, event, payload, clock(), machine)
+    outcome: TransitionOutcome = await _drive_async(steps)
+    return outcome
+
+
+def run_after_commit(
+    outcome: TransitionOutcome, run_async: AsyncRunner | None = None
+) -> tuple[HookFailure, ...]:
+    """Run the after-commit hooks of a committed outcome, in order.
+
+    A hook that raises does not stop the others and never undoes the commit:
+    each error is returned as a `HookFailure` for the caller to report.
+    """
+    failures: list[HookFailure] = []
+    for hook in outcome.after_commit:
+        try:
+            result = hook.fn(outcome.context)
+            if inspect.isawaitable(result):
+                (run_async or _run_here)(result)
+        except Exception as exc:
+            failures.append(HookFailure(hook.name, hook.kind, exc))
+    return tuple(failures)
+
+
+async def run_after_commit_async(outcome: TransitionOutcome) -> tuple[HookFailure, ...]:
+    """`run_after_commit` for coroutines."""
+    failures: list[HookFailure] = []
+    for hook in outcome.after_commit:
+        try:
+            result = hook.fn(outcome.context)
+            if inspect.isawaitable(result):
+                await result
+        except Exception as exc:
+            failures.append(HookFailure(hook.name, hook.kind, exc))
+    return tuple(failures)

@@ -1,0 +1,426 @@
+"""Deeply immutable values: ImmutableState and the frozen containers it holds.
+
+Every value that goes into an `ImmutableState` is checked and frozen once, on the
+way in: dicts become `FrozenDict`, lists become `FrozenList`, sets become
+``frozenset``, tuples stay tuples with frozen items. Values that are already
+frozen are kept as they are, so `ImmutableState.update` copies only the
+top-level table and shares every value that did not change.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import zoneinfo
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, NoReturn, TypeVar, overload
+
+from ._errors import FrozenStateError, UnencodableValueError
+
+__all__ = ["FrozenDict", "FrozenList", "ImmutableState", "freeze", "thaw"]
+
+
+#: Types stored as they are: immutable, and encodable by the codec.
+_SCALARS: frozenset[type] = frozenset({type(None), bool, int, float, str, bytes, _dt.datetime})
+
+
+def _key_path(parent: str, key: str) -> str:
+    if not parent:
+        return key if key.isidentifier() else f"[{key!r}]"
+    return f"{parent}.{key}" if key.isidentifier() else f"{parent}[{key!r}]"
+
+
+def _check_datetime(value: _dt.datetime, path: str) -> _dt.datetime:
+    tz = value.tzinfo
+    if tz is None or type(tz) is _dt.timezone:
+        return value
+    if type(tz) is zoneinfo.ZoneInfo and tz.key is not None:
+        return value
+    raise UnencodableValueError(
+        path,
+        type(value),
+        f"datetime with tzinfo {tz!r} cannot be stored; use datetime.timezone or "
+        "zoneinfo.ZoneInfo (by key), or store it in UTC",
+    )
+
+
+def _freeze_mapping(value: Mapping[Any, Any], path: str) -> dict[str, Any]:
+    frozen: dict[str, Any] = {}
+    for key, item in value.items():
+        if type(key) is not str:
+            if isinstance(key, str):
+                key = str.__str__(key)
+            else:
+                raise UnencodableValueError(
+                    f"{path}[{key!r}]" if path else f"[{key!r}]",
+                    type(key),
+                    f"dict keys must be str, got {type(key).__qualname__} key {key!r}",
+                )
+        frozen[key] = freeze(item, _key_path(path, key))
+    return frozen
+
+
+def freeze(value: Any, path: str = "") -> Any:
+    """Return ``value`` checked and deeply frozen, sharing parts already frozen.
+
+    Args:
+        value: any supported value (see `ImmutableState`).
+        path: where the value sits, used in error messages (``order.items[2]``).
+
+    Raises:
+        UnencodableValueError: the value, or something inside it, is not supported.
+            The message names its path and type.
+    """
+    kind = type(value)
+    if kind in _SCALARS:
+        if kind is _dt.datetime:
+            return _check_datetime(value, path)
+        return value
+    if kind is FrozenDict or kind is FrozenList or kind is ImmutableState:
+        return value
+    if kind is dict:
+        return FrozenDict._wrap(_freeze_mapping(value, path))
+    if kind is list:
+        return FrozenList._wrap(tuple(freeze(v, f"{path}[{i}]") for i, v in enumerate(value)))
+    if kind is tuple:
+        return tuple(freeze(v, f"{path}[{i}]") for i, v in enumerate(value))
+    if kind is set or kind is frozenset:
+        return frozenset(freeze(v, f"{path}{{{v!r}}}") for v in value)
+    if isinstance(value, _FrozenMapping):  # a subclass of ImmutableState
+        return value
+    if isinstance(value, Mapping):
+        return FrozenDict._wrap(_freeze_mapping(value, path))
+    # Subclasses of the basic scalars (str and int enums, for instance) are
+    # stored as the plain value: that is what the codec can bring back.
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, bytes):
+        return bytes(value)
+    if isinstance(value, tuple):
+        raise UnencodableValueError(
+            path,
+            kind,
+            f"{kind.__qualname__} (a tuple subclass) cannot be stored as itself; "
+            "pass a plain tuple, a dict or an ImmutableState",
+        )
+    raise UnencodableValueError(path, kind)
+
+
+def thaw(value: Any) -> Any:
+    """Return plain mutable containers for frozen ones, recursively.
+
+    `FrozenDict` and `ImmutableState` become ``dict``, `FrozenList` becomes
+    ``list``, ``frozenset`` becomes ``set`` (its items stay hashable, so frozen),
+    tuples stay tuples with thawed items. Scalars are returned as they are.
+    """
+    if isinstance(value, _FrozenMapping):
+        return {k: thaw(v) for k, v in value._data.items()}
+    kind = type(value)
+    if kind is FrozenList:
+        return [thaw(v) for v in value._items]
+    if kind is tuple:
+        return tuple(thaw(v) for v in value)
+    if kind is frozenset:
+        return set(value)
+    return value
+
+
+class _FrozenMapping(Mapping[str, Any]):
+    """The shared machinery of FrozenDict and ImmutableState."""
+
+    __slots__ = ("_data", "_hash")
+    _data: dict[str, Any]
+    _hash: int | None
+
+    @classmethod
+    def _wrap(cls: type[_M], data: dict[str, Any]) -> _M:
+        # Internal: ``data`` is already frozen and owned by the new value.
+        self = object.__new__(cls)
+        object.__setattr__(self, "_data", data)
+        object.__setattr__(self, "_hash", None)
+        return self
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._data.get(key, default)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, _FrozenMapping):
+            return self._data == other._data
+        if isinstance(other, Mapping):
+            return self._data == dict(other.items())
+        return NotImplemented
+
+    def __ne__(self, other: object) -> bool:
+        result = self.__eq__(other)
+        return result if result is NotImplemented else not result
+
+    def __hash__(self) -> int:
+        cached = self._hash
+        if cached is None:
+            cached = hash(frozenset(self._data.items()))
+            object.__setattr__(self, "_hash", cached)
+        return cached
+
+    def __setattr__(self, name: str, value: object) -> NoReturn:
+        raise FrozenStateError(type(self).__name__, name)
+
+    def __delattr__(self, name: str) -> NoReturn:
+        raise FrozenStateError(type(self).__name__, name, operation="delete")
+
+    def __setitem__(self, key: str, value: object) -> NoReturn:
+        raise FrozenStateError(type(self).__name__, key)
+
+    def __delitem__(self, key: str) -> NoReturn:
+        raise FrozenStateError(type(self).__name__, key, operation="delete")
+
+    def __copy__(self: _M) -> _M:
+        return self
+
+    def __deepcopy__(self: _M, memo: object) -> _M:
+        return self
+
+    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        return (type(self)._wrap, (self._data,))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a plain, mutable copy: nested dicts, lists and sets, recursively."""
+        return {k: thaw(v) for k, v in self._data.items()}
+
+
+_M = TypeVar("_M", bound=_FrozenMapping)
+
+
+class FrozenDict(_FrozenMapping):
+    """An immutable, hashable dict with str keys; what a dict becomes inside a state.
+
+    It compares equal to a dict with the same items. ``copy()`` returns a plain,
+    shallow ``dict`` you can change and store back, as
+    ``types.MappingProxyType.copy`` does.
+    """
+
+    __slots__ = ()
+
+    def __init__(
+        self, mapping: Mapping[str, Any] | Iterable[tuple[str, Any]] = (), /, **items: Any
+    ) -> None:
+        data = dict(mapping, **items)
+        object.__setattr__(self, "_data", _freeze_mapping(data, ""))
+        object.__setattr__(self, "_hash", None)
+
+    def copy(self) -> dict[str, Any]:
+        """Return a plain, shallow ``dict`` with the same items."""
+        return dict(self._data)
+
+    def __repr__(self) -> str:
+        return f"FrozenDict({self._data!r})"
+
+
+class _FieldFirst:
+    """A mapping helper method that a field of the same name hides.
+
+    A record with a field ``items`` should give that field for ``state.items``,
+    not the ``Mapping.items`` method; the method stays reachable through the class
+    (``ImmutableState.items(state)``) and ``state.to_dict().items()``.
+    """
+
+    __slots__ = ("_method", "_name")
+
+    def __init__(self, method: Callable[..., Any]) -> None:
+        self._method = method
+        self._name = method.__name__
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        if instance is None:
+            return self._method
+        data = instance._data  # type: ignore[attr-defined]
+        if self._name in data:
+            return data[self._name]
+        return self._method.__get__(instance, owner)
+
+
+class ImmutableState(_FrozenMapping):
+    """A deeply immutable record of named values.
+
+    Build it from keyword arguments, a mapping, or both::
+
+        state = ImmutableState(user_id="user_123", status="active", count=0)
+        state.count, state["count"], "count" in state, len(state)
+        newer = state.update(count=1)   # a new state; ``state`` is unchanged
+
+    Supported values are None, bool, int, float, str, bytes, datetime (naive,
+    with a ``datetime.timezone`` or a ``zoneinfo.ZoneInfo``), list, tuple, dict
+    with str keys, set, frozenset and nested ImmutableState. Dicts, lists and
+    sets are frozen on the way in (`FrozenDict`, `FrozenList`, ``frozenset``).
+    Anything else raises `UnencodableValueError` (a `TypeError`) naming the key
+    path and the type. Setting an attribute or an item raises `FrozenStateError`
+    (an `AttributeError`).
+
+    A field named like one of the mapping helpers (``keys``, ``items``,
+    ``values``, ``get``) hides that helper on attribute access, so
+    ``order.items`` is the field. A field named ``update``, ``without`` or
+    ``to_dict`` is read as ``state["update"]``: those methods always win.
+    """
+
+    __slots__ = ()
+
+    keys = _FieldFirst(Mapping.keys)
+    items = _FieldFirst(Mapping.items)
+    values = _FieldFirst(Mapping.values)
+    get = _FieldFirst(_FrozenMapping.get)
+
+    def __init__(self, fields: Mapping[str, Any] | None = None, /, **more: Any) -> None:
+        data: Mapping[str, Any] = more if fields is None else {**fields, **more}
+        object.__setattr__(self, "_data", _freeze_mapping(data, ""))
+        object.__setattr__(self, "_hash", None)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called when normal lookup fails, so methods and slots win.
+        try:
+            return self._data[name]
+        except KeyError:
+            if name.startswith("__"):
+                raise AttributeError(name) from None
+            known = ", ".join(sorted(self._data)) or "none"
+            raise AttributeError(f"ImmutableState has no field {name!r}; fields: {known}") from None
+
+    def update(self, changes: Mapping[str, Any] | None = None, /, **more: Any) -> ImmutableState:
+        """Return a new state with ``changes`` applied; this one is unchanged.
+
+        Values that are not changed are shared with the new state, not copied.
+        """
+        if changes is not None:
+            more = {**changes, **more}
+        data = dict(self._data)
+        data.update(_freeze_mapping(more, ""))
+        return ImmutableState._wrap(data)
+
+    def without(self, *keys: str) -> ImmutableState:
+        """Return a new state without ``keys``.
+
+        Raises:
+            KeyError: a key is not in the state.
+        """
+        data = dict(self._data)
+        for key in keys:
+            if key not in data:
+                known = ", ".join(sorted(self._data)) or "none"
+                raise KeyError(f"ImmutableState has no field {key!r}; fields: {known}")
+            del data[key]
+        return ImmutableState._wrap(data)
+
+    def __dir__(self) -> Iterable[str]:
+        return [*super().__dir__(), *(k for k in self._data if k.isidentifier())]
+
+    def __repr__(self) -> str:
+        if all(k.isidentifier() for k in self._data):
+            inner = ", ".join(f"{k}={v!r}" for k, v in self._data.items())
+            return f"ImmutableState({inner})"
+        return f"ImmutableState({self._data!r})"
+
+
+class FrozenList(Sequence[Any]):
+    """An immutable, hashable list; what a list becomes inside a state.
+
+    It compares equal to a list (and another FrozenList) with the same items, but
+    not to a tuple, so that a tuple and a list stay different values. ``copy()``
+    returns a plain ``list``.
+    """
+
+    __slots__ = ("_hash", "_items")
+    _items: tuple[Any, ...]
+    _hash: int | None
+
+    def __init__(self, items: Iterable[Any] = (), /) -> None:
+        frozen = tuple(freeze(v, f"[{i}]") for i, v in enumerate(items))
+        object.__setattr__(self, "_items", frozen)
+        object.__setattr__(self, "_hash", None)
+
+    @classmethod
+    def _wrap(cls, items: tuple[Any, ...]) -> FrozenList:
+        self = object.__new__(cls)
+        object.__setattr__(self, "_items", items)
+        object.__setattr__(self, "_hash", None)
+        return self
+
+    @overload
+    def __getitem__(self, index: int) -> Any: ...
+    @overload
+    def __getitem__(self, index: slice) -> FrozenList: ...
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return FrozenList._wrap(self._items[index])
+        return self._items[index]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._items)
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._items
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is FrozenList:
+            return self._items == other._items
+        if isinstance(other, list):
+            return list(self._items) == other
+        return NotImplemented
+
+    def __ne__(self, other: object) -> bool:
+        result = self.__eq__(other)
+        return result if result is NotImplemented else not result
+
+    def __hash__(self) -> int:
+        cached = self._hash
+        if cached is None:
+            cached = hash((FrozenList, self._items))
+            object.__setattr__(self, "_hash", cached)
+        return cached
+
+    def __add__(self, other: Iterable[Any]) -> FrozenList:
+        if isinstance(other, (list, FrozenList)):
+            return FrozenList._wrap(self._items + tuple(freeze(v) for v in other))
+        return NotImplemented
+
+    def __setattr__(self, name: str, value: object) -> NoReturn:
+        raise FrozenStateError("FrozenList", name)
+
+    def __setitem__(self, index: object, value: object) -> NoReturn:
+        raise FrozenStateError("FrozenList", index)
+
+    def __delitem__(self, index: object) -> NoReturn:
+        raise FrozenStateError("FrozenList", index, operation="delete")
+
+    def __copy__(self) -> FrozenList:
+        return self
+
+    def __deepcopy__(self, memo: object) -> FrozenList:
+        return self
+
+    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        return (FrozenList._wrap, (self._items,))
+
+    def copy(self) -> list[Any]:
+        """Return a plain, shallow ``list`` with the same items."""
+        return list(self._items)
+
+    def __repr__(self) -> str:
+        return f"FrozenList({list(self._items)!r})"
