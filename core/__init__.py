@@ -1,10 +1,10 @@
 """stateward.core: pure values and logic. No threads, no pykka.
 
 Everything here is immutable or a pure function of immutable values, so the
-same logic runs inside an actor, in a test, or in another host.
+same logic runs inside an actor, in a test, or in another host. It imports
+neither ``threading`` nor ``logging`` (which imports ``threading``), and it never
+logs: errors are raised or returned, and the actors report them.
 """
-
-import logging as _logging
 
 from ._codec import SCHEMA_VERSION, decode, encode
 from ._config import ConfigChange, ConfigDiff, ConfigHistory, VersionedConfig
@@ -35,8 +35,6 @@ from ._machine import (
 )
 from ._spec import ANY, Event, Hook, MachineBuilder, MachineSpec
 from ._state import FrozenDict, FrozenList, ImmutableState, freeze, thaw
-
-_logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 __all__ = [
     "ANY",

@@ -11,7 +11,6 @@ or vetoes leaves the old snapshot as the current one.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as _dt
 import inspect
 from collections.abc import Awaitable, Callable, Generator, Mapping
@@ -392,6 +391,8 @@ def _transition_steps(
 
 def _run_here(awaitable: Awaitable[Any]) -> Any:
     """Run one awaitable on a private loop, for plain code with no loop of its own."""
+    import asyncio  # here, not at the top: asyncio imports threading, core must not
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:

@@ -1,0 +1,53 @@
+"""The public API is pinned: changing it is a decision, made by editing public_api.txt."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from pathlib import Path
+
+import pytest
+
+PINNED = Path(__file__).with_name("public_api.txt")
+PACKAGES = ("stateward.core", "stateward.actors")
+
+
+def _pinned() -> dict[str, list[str]]:
+    names: dict[str, list[str]] = {package: [] for package in PACKAGES}
+    for line in PINNED.read_text().split():
+        module, _, name = line.rpartition(".")
+        names[module].append(name)
+    return names
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_all_matches_the_pinned_list(package: str) -> None:
+    module = importlib.import_module(package)
+    assert sorted(module.__all__) == sorted(_pinned()[package])
+    assert len(set(module.__all__)) == len(module.__all__), "duplicate names in __all__"
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_every_public_name_imports_and_is_documented(package: str) -> None:
+    module = importlib.import_module(package)
+    assert module.__doc__
+    for name in module.__all__:
+        value = getattr(module, name)  # AttributeError if __all__ lies
+        if inspect.isclass(value) or inspect.isroutine(value):
+            assert inspect.getdoc(value), f"{package}.{name} has no docstring"
+            own = value.__dict__.get("__doc__") if inspect.isclass(value) else value.__doc__
+            assert own, f"{package}.{name} only inherits its docstring"
+
+
+def test_core_does_not_import_actors_or_pykka() -> None:
+    core = Path(importlib.import_module("stateward.core").__file__).parent
+    for source in core.glob("*.py"):
+        text = source.read_text()
+        assert "import pykka" not in text and "from pykka" not in text, source
+        assert "stateward.actors" not in text, source
+
+
+def test_packages_ship_py_typed() -> None:
+    for package in PACKAGES:
+        folder = Path(importlib.import_module(package).__file__).parent
+        assert (folder / "py.typed").is_file(), package
