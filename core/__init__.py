@@ -35,6 +35,7 @@ from ._machine import (
 )
 from ._spec import ANY, Event, Hook, MachineBuilder, MachineSpec
 from ._state import FrozenDict, FrozenList, ImmutableState, freeze, thaw
+from ._store import StoreSnapshot
 
 __all__ = [
     "ANY",
@@ -59,6 +60,7 @@ __all__ = [
     "Reject",
     "SchemaVersionError",
     "StatewardError",
+    "StoreSnapshot",
     "TransitionContext",
     "TransitionOutcome",
     "TransitionRecord",

@@ -1,0 +1,597 @@
+"""Handles: the thread-safe objects users hold. Each one fronts one actor.
+
+Reads (``current_state``, ``get_state()``, ``get_config()``, ``snapshot``,
+``history``) return the last published immutable snapshot: no message, no lock,
+never a wait. Writes are messages: blocking calls wait for the answer (with a
+finite timeout), ``request_*`` calls return a `Reply` at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+from stateward.core import (
+    ConfigChange,
+    ConfigDiff,
+    ConfigHistory,
+    ImmutableState,
+    MachineBuilder,
+    MachineSnapshot,
+    MachineSpec,
+    StoreSnapshot,
+    TransitionRecord,
+    apply_transition,
+    run_after_commit,
+)
+
+from ._cell import Cell, Commit, current_cell
+from ._errors import SelfCallError
+from ._reply import Reply
+from ._runtime import Runtime, default_runtime, send, stop_request
+
+T = TypeVar("T")
+Observer = Callable[[Any, Any], Any]
+
+
+class ActorHandle:
+    """What every handle has: a name, its runtime, observers, stats and stop."""
+
+    _kind = "actor"
+
+    def __init__(
+        self,
+        name: str | None,
+        runtime: Runtime | None,
+        snapshot: Any,
+        view: Callable[[Any], Any],
+        version_of: Callable[[Any], int],
+    ) -> None:
+        runtime = runtime if runtime is not None else default_runtime()
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ValueError(f"an actor name must be a non-empty str, got {name!r}")
+        self._runtime = runtime
+        self._cell = Cell(
+            runtime,
+            name or runtime._unique_name(self._kind),
+            self._kind,
+            snapshot,
+            view,
+            version_of,
+        )
+        runtime._start(self, self._cell)
+
+    @property
+    def name(self) -> str:
+        """The actor's name, unique in its runtime."""
+        return self._cell.name
+
+    @property
+    def runtime(self) -> Runtime:
+        """The runtime that owns the actor."""
+        return self._runtime
+
+    @property
+    def alive(self) -> bool:
+        """Whether the actor still takes requests."""
+        cell = self._cell
+        return cell.mailbox.closed_reason is None and not cell.stopped.is_set()
+
+    def stats(self) -> Any:
+        """This actor's `ActorStats`."""
+        return self._cell.stats()
+
+    # -- messaging -------------------------------------------------------------------
+
+    def _call(self, op: Callable[..., Any], args: tuple[Any, ...], timeout: float | None) -> Any:
+        cell = self._cell
+        if current_cell.get() is cell:
+            raise SelfCallError(cell.name, Reply(cell, op, args).describe())
+        if self._runtime.in_event_loop_thread():
+            raise SelfCallError(
+                cell.name,
+                Reply(cell, op, args).describe(),
+                where="an async hook on the runtime's event loop (await the request_* form there)",
+            )
+        return send(self, op, args).result(timeout)
+
+    def _request(
+        self,
+        op: Callable[..., Any],
+        args: tuple[Any, ...],
+        callback: Callable[[Reply[Any]], Any] | None,
+    ) -> Reply[Any]:
+        reply = send(self, op, args)
+        if callback is not None:
+            reply.add_done_callback(callback)
+        return reply
+
+    # -- observers ---------------------------------------------------------------------
+
+    def add_observer(self, fn: Observer) -> None:
+        """Call ``fn(old, new)`` after every commit, in commit order.
+
+        It runs on the actor's thread after the snapshot is published and
+        before the caller gets its answer, under no lock. It may be a coroutine
+        function (run on the runtime's event loop). Its errors are reported
+        (logged, counted, passed to the runtime's error handler); they never
+        undo the commit.
+        """
+        if not callable(fn):
+            raise TypeError(f"an observer must be callable, got {fn!r}")
+        with self._cell.observer_lock:
+            self._cell.observers = (*self._cell.observers, fn)
+
+    def remove_observer(self, fn: Observer) -> None:
+        """Stop calling ``fn``.
+
+        Raises:
+            ValueError: ``fn`` is not registered.
+        """
+        with self._cell.observer_lock:
+            observers = list(self._cell.observers)
+            try:
+                observers.remove(fn)
+            except ValueError:
+                raise ValueError(f"{fn!r} is not an observer of {self.name!r}") from None
+            self._cell.observers = tuple(observers)
+
+    # -- stopping ------------------------------------------------------------------------
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Handle what is already queued, then stop the actor for good.
+
+        Later calls raise `ActorStopped`. Called from the actor's own hooks it
+        only queues the stop (it cannot wait for itself).
+        """
+        self._stop("stopped by stop()", timeout, wait=current_cell.get() is not self._cell)
+
+    def _stop(self, reason: str, timeout: float | None, *, wait: bool) -> None:
+        cell = self._cell
+        seconds = cell.default_timeout if timeout is None else timeout
+        if cell.mailbox.closed_reason is None:
+            reply = stop_request(self, reason)
+            if wait:
+                try:
+                    reply.result(seconds)
+                except Exception:  # already stopping: wait for the thread below
+                    pass
+        if wait:
+            cell.stopped.wait(seconds)
+            thread = cell.thread
+            if thread is not None:
+                thread.join(seconds)
+        self._runtime._forget(cell.name, self)
+
+    def __enter__(self: T) -> T:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "alive" if self.alive else "stopped"
+        return f"<{type(self).__name__} {self.name!r} {state}>"
+
+
+def _as_spec(
+    initial_state: str | MachineSpec | MachineBuilder | None,
+    transitions: Mapping[str, Iterable[str]] | MachineSpec | MachineBuilder | None,
+    events: Any,
+    history_limit: int | None,
+    name: str | None,
+) -> MachineSpec:
+    """Read the ways a machine can be defined into one MachineSpec."""
+    spec_like = transitions if isinstance(transitions, (MachineSpec, MachineBuilder)) else None
+    if isinstance(initial_state, (MachineSpec, MachineBuilder)):
+        spec_like, initial_state = initial_state, None
+    if spec_like is not None:
+        spec = spec_like.build() if isinstance(spec_like, MachineBuilder) else spec_like
+        if events is not None:
+            raise TypeError("pass events= in the MachineSpec, not next to it")
+        if initial_state is not None and initial_state != spec.initial:
+            raise ValueError(
+                f"initial_state {initial_state!r} differs from the spec's initial state "
+                f"{spec.initial!r}; leave initial_state out or build the spec with it"
+            )
+        if history_limit is not None and history_limit != spec.history_limit:
+            builder = spec.to_builder()
+            builder.history_limit = history_limit
+            spec = builder.build()
+        return spec
+    assert not isinstance(transitions, (MachineSpec, MachineBuilder))
+    return MachineSpec(
+        initial_state,
+        transitions,
+        events=events,
+        history_limit=100 if history_limit is None else history_limit,
+        name=name,
+    )
+
+
+class StateMachine(ActorHandle):
+    """A finite state machine running as an actor.
+
+    Define it by the mapping of allowed moves, by a `MachineSpec` (events,
+    guards, hooks), or by a `MachineBuilder`::
+
+        machine = StateMachine("draft", {"draft": ["review"], "review": ["published"],
+                                         "published": []})
+        machine.transition("review")
+        machine.current_state            # "review": read with no lock and no message
+
+    Args:
+        initial_state: the starting state, or a `MachineSpec` / `MachineBuilder`.
+        transitions: ``{state: [allowed next states]}``, or a spec / builder.
+        name: unique in the runtime; generated when omitted.
+        runtime: the owning `Runtime`; the default runtime when omitted.
+        data: the machine's initial data (changed by event effects and hooks).
+        events: named events, as `MachineSpec` takes them.
+        history_limit: how many transitions the history keeps (default 100).
+
+    Raises:
+        MachineDefinitionError: the definition cannot work.
+    """
+
+    _kind = "machine"
+
+    def __init__(
+        self,
+        initial_state: str | MachineSpec | MachineBuilder | None = None,
+        transitions: Mapping[str, Iterable[str]] | MachineSpec | MachineBuilder | None = None,
+        *,
+        name: str | None = None,
+        runtime: Runtime | None = None,
+        data: Mapping[str, Any] | None = None,
+        events: Any = None,
+        history_limit: int | None = None,
+    ) -> None:
+        self._spec = _as_spec(initial_state, transitions, events, history_limit, name)
+        super().__init__(
+            name, runtime, MachineSnapshot.initial(self._spec, data), _identity, _version_of
+        )
+
+    # -- reads -------------------------------------------------------------------------
+
+    @property
+    def spec(self) -> MachineSpec:
+        """The machine's definition."""
+        return self._spec
+
+    @property
+    def snapshot(self) -> MachineSnapshot:
+        """The last committed `MachineSnapshot` (state, version, data, history)."""
+        snapshot: MachineSnapshot = self._cell.snapshot
+        return snapshot
+
+    @property
+    def current_state(self) -> str:
+        """The current state, as of the last commit."""
+        return self.snapshot.state
+
+    @property
+    def version(self) -> int:
+        """How many transitions have been committed."""
+        return self.snapshot.version
+
+    @property
+    def data(self) -> ImmutableState:
+        """The machine's data, as of the last commit."""
+        return self.snapshot.data
+
+    @property
+    def history(self) -> list[TransitionRecord]:
+        """The kept `TransitionRecord` entries, oldest first."""
+        return list(self.snapshot.history)
+
+    def can_transition(self, target: str) -> bool:
+        """Whether the definition allows moving from the current state to
+        ``target``. Guards are not run: a guard may still veto."""
+        return self._spec.allows(self.snapshot.state, target)
+
+    # -- writes ------------------------------------------------------------------------
+
+    def transition(
+        self, target: str, data: Mapping[str, Any] | None = None, *, timeout: float | None = None
+    ) -> MachineSnapshot:
+        """Move to ``target`` and wait for the commit; return the new snapshot.
+
+        Raises:
+            InvalidTransition: not allowed from the state the actor finds (the
+                message names it, the target and the allowed targets).
+            TransitionRejected: a guard or hook vetoed it.
+            ActorTimeout: no answer within ``timeout`` (the runtime default).
+            ActorStopped: the actor has stopped.
+        """
+        result: MachineSnapshot = self._call(self._transition, (target, None, data), timeout)
+        return result
+
+    def transition_to(
+        self, target: str, data: Mapping[str, Any] | None = None, *, timeout: float | None = None
+    ) -> MachineSnapshot:
+        """The same as `transition`."""
+        return self.transition(target, data, timeout=timeout)
+
+    def trigger(
+        self, event: str, data: Mapping[str, Any] | None = None, *, timeout: float | None = None
+    ) -> MachineSnapshot:
+        """Fire the named ``event`` from the current state and wait for the commit."""
+        result: MachineSnapshot = self._call(self._transition, (None, event, data), timeout)
+        return result
+
+    def request_transition(
+        self,
+        target: str | None = None,
+        data: Mapping[str, Any] | None = None,
+        *,
+        event: str | None = None,
+        callback: Callable[[Reply[MachineSnapshot]], Any] | None = None,
+    ) -> Reply[MachineSnapshot]:
+        """Queue a move to ``target`` (or by ``event``) and return its `Reply` at once.
+
+        Requests from one thread are handled in the order sent. ``callback(reply)``
+        runs when it is done. Await the reply from asyncio, or call
+        ``reply.result(timeout)`` from a thread.
+        """
+        if target is None and event is None:
+            raise TypeError("request_transition() needs a target state or event=")
+        return self._request(self._transition, (target, event, data), callback)
+
+    def _transition(
+        self, cell: Cell, target: str | None, event: str | None, payload: Mapping[str, Any] | None
+    ) -> Commit:
+        outcome = apply_transition(
+            self._spec,
+            cell.snapshot,
+            target,
+            event=event,
+            payload=payload,
+            clock=cell.runtime.clock,
+            machine=cell.name,
+            run_async=cell.run_async,
+        )
+        after = None
+        if outcome.after_commit:
+
+            def after() -> None:
+                cell.report_failures(run_after_commit(outcome, cell.run_async))
+
+        return Commit(outcome.snapshot, outcome.snapshot, after)
+
+
+class StateManager(ActorHandle):
+    """A store of named values running as an actor.
+
+    ``modify(fn)`` is the atomic read-modify-write: ``fn`` runs inside the
+    actor, so no concurrent change can slip between its read and its write::
+
+        counters = StateManager({"hits": 0})
+        counters.modify(lambda s: s.update(hits=s.hits + 1))   # never loses a hit
+
+    Args:
+        initial_state: the starting values.
+        name: unique in the runtime; generated when omitted.
+        runtime: the owning `Runtime`; the default runtime when omitted.
+    """
+
+    _kind = "manager"
+
+    def __init__(
+        self,
+        initial_state: Mapping[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        runtime: Runtime | None = None,
+    ) -> None:
+        if initial_state is not None and not isinstance(initial_state, Mapping):
+            raise TypeError(
+                f"initial_state must be a mapping, got {type(initial_state).__qualname__}"
+            )
+        super().__init__(
+            name, runtime, StoreSnapshot.initial(initial_state), _state_of, _version_of
+        )
+
+    def get_state(self) -> ImmutableState:
+        """The values as of the last commit (an `ImmutableState`)."""
+        state: ImmutableState = self._cell.snapshot.state
+        return state
+
+    @property
+    def snapshot(self) -> StoreSnapshot:
+        """The last committed `StoreSnapshot` (state and version)."""
+        snapshot: StoreSnapshot = self._cell.snapshot
+        return snapshot
+
+    @property
+    def version(self) -> int:
+        """How many changes have been committed."""
+        return self.snapshot.version
+
+    def update_state(
+        self, changes: Mapping[str, Any], *, timeout: float | None = None
+    ) -> ImmutableState:
+        """Set keys (a shallow merge) and wait for the commit; return the new state.
+
+        Note that computing ``changes`` from an earlier `get_state` is a race:
+        another thread may commit in between. Use `modify` for that.
+        """
+        result: ImmutableState = self._call(self._update, (changes,), timeout)
+        return result
+
+    def modify(
+        self, fn: Callable[[ImmutableState], Any], *, timeout: float | None = None
+    ) -> ImmutableState:
+        """Run ``fn(state) -> new state`` inside the actor: an atomic read-modify-write.
+
+        ``fn`` returns the new state (``state.update(...)``) or a mapping. If it
+        raises, nothing changes and the error comes back here.
+        """
+        result: ImmutableState = self._call(self._modify, (fn,), timeout)
+        return result
+
+    def request_update(
+        self,
+        changes: Mapping[str, Any],
+        *,
+        callback: Callable[[Reply[ImmutableState]], Any] | None = None,
+    ) -> Reply[ImmutableState]:
+        """Queue `update_state` and return its `Reply` at once."""
+        return self._request(self._update, (changes,), callback)
+
+    def request_modify(
+        self,
+        fn: Callable[[ImmutableState], Any],
+        *,
+        callback: Callable[[Reply[ImmutableState]], Any] | None = None,
+    ) -> Reply[ImmutableState]:
+        """Queue `modify` and return its `Reply` at once."""
+        return self._request(self._modify, (fn,), callback)
+
+    @staticmethod
+    def _update(cell: Cell, changes: Mapping[str, Any]) -> Commit:
+        new = cell.snapshot.update(changes)
+        return Commit(new, new.state)
+
+    @staticmethod
+    def _modify(cell: Cell, fn: Callable[[ImmutableState], Any]) -> Commit:
+        new = cell.snapshot.modify(fn, cell.run_async)
+        return Commit(new, new.state)
+
+
+class ConfigManager(ActorHandle):
+    """Versioned configuration running as an actor.
+
+    Every change is a new version with its metadata and time; `rollback`
+    restores an old version's config as a new version, so the audit trail is
+    kept. Version 0 is the initial config.
+
+    Args:
+        initial_config: the starting configuration.
+        metadata: the initial version's metadata.
+        name: unique in the runtime; generated when omitted.
+        runtime: the owning `Runtime`; the default runtime when omitted.
+    """
+
+    _kind = "config"
+
+    def __init__(
+        self,
+        initial_config: Mapping[str, Any] | None = None,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        name: str | None = None,
+        runtime: Runtime | None = None,
+    ) -> None:
+        if initial_config is not None and not isinstance(initial_config, Mapping):
+            raise TypeError(
+                f"initial_config must be a mapping, got {type(initial_config).__qualname__}"
+            )
+        clock = (runtime or default_runtime()).clock
+        history = ConfigHistory.start(initial_config or {}, metadata, clock=clock)
+        super().__init__(name, runtime, history, _config_of, _version_of)
+
+    @property
+    def _history(self) -> ConfigHistory:
+        history: ConfigHistory = self._cell.snapshot
+        return history
+
+    def get_config(self) -> ImmutableState:
+        """The configuration as of the last commit."""
+        return self._history.config
+
+    def get_version(self) -> int:
+        """The current version (0 before any change)."""
+        return self._history.version
+
+    @property
+    def version(self) -> int:
+        """The current version."""
+        return self._history.version
+
+    def get_history(self) -> list[ConfigChange]:
+        """Every version's `ConfigChange`, oldest first; the last is the current one."""
+        return list(self._history.entries)
+
+    def get_versioned(self, version: int | None = None) -> Any:
+        """A `VersionedConfig` for ``version`` (the current one by default)."""
+        history = self._history
+        return history.get(history.version if version is None else version).to_versioned()
+
+    def diff(self, a: int, b: int) -> ConfigDiff:
+        """What changed from version ``a`` to version ``b``."""
+        return self._history.diff(a, b)
+
+    def update_config(
+        self,
+        changes: Mapping[str, Any],
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> ConfigChange:
+        """Set top-level keys as a new version and wait for the commit."""
+        result: ConfigChange = self._call(self._update, (changes, metadata), timeout)
+        return result
+
+    def rollback(
+        self,
+        version: int,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> ConfigChange:
+        """Restore ``version``'s config as a new version and wait for the commit.
+
+        Raises:
+            UnknownVersionError: no such version.
+        """
+        result: ConfigChange = self._call(self._rollback, (version, metadata), timeout)
+        return result
+
+    def request_update(
+        self,
+        changes: Mapping[str, Any],
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        callback: Callable[[Reply[ConfigChange]], Any] | None = None,
+    ) -> Reply[ConfigChange]:
+        """Queue `update_config` and return its `Reply` at once."""
+        return self._request(self._update, (changes, metadata), callback)
+
+    def request_rollback(
+        self,
+        version: int,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        callback: Callable[[Reply[ConfigChange]], Any] | None = None,
+    ) -> Reply[ConfigChange]:
+        """Queue `rollback` and return its `Reply` at once."""
+        return self._request(self._rollback, (version, metadata), callback)
+
+    @staticmethod
+    def _update(
+        cell: Cell, changes: Mapping[str, Any], metadata: Mapping[str, Any] | None
+    ) -> Commit:
+        history = cell.snapshot.update(changes, metadata, clock=cell.runtime.clock)
+        return Commit(history, history.current)
+
+    @staticmethod
+    def _rollback(cell: Cell, version: int, metadata: Mapping[str, Any] | None) -> Commit:
+        history = cell.snapshot.rollback(version, metadata, clock=cell.runtime.clock)
+        return Commit(history, history.current)
+
+
+def _identity(snapshot: Any) -> Any:
+    return snapshot
+
+
+def _version_of(snapshot: Any) -> int:
+    version: int = snapshot.version
+    return version
+
+
+def _state_of(snapshot: StoreSnapshot) -> ImmutableState:
+    return snapshot.state
+
+
+def _config_of(history: ConfigHistory) -> ImmutableState:
+    return history.config

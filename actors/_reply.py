@@ -1,0 +1,198 @@
+"""Reply futures: one message to an actor and, once handled, its answer.
+
+A `Reply` is both the message in the mailbox and the future its sender holds:
+one object per request. It can be waited on from a thread (``result(timeout)``),
+given done-callbacks, or awaited from asyncio without blocking the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from ._errors import ActorTimeout
+
+if TYPE_CHECKING:
+    from ._cell import Cell
+
+T = TypeVar("T")
+
+_PENDING = 0
+_RESULT = 1
+_ERROR = 2
+
+
+class Reply(Generic[T]):
+    """The future answer to one request sent to an actor.
+
+    - ``result(timeout=None)`` waits (the runtime's default timeout when None)
+      and returns the answer or raises the handler's exception.
+    - ``add_done_callback(fn)`` calls ``fn(reply)`` once it is done: at once if it
+      already is, else on the actor's thread right after the answer is set.
+    - ``await reply`` waits without blocking the event loop.
+
+    A request whose wait timed out before the actor started it is withdrawn and
+    never runs (see `ActorTimeout`).
+    """
+
+    __slots__ = (
+        "_callbacks",
+        "_cell",
+        "_claim",
+        "_done",
+        "_outcome",
+        "_status",
+        "args",
+        "op",
+    )
+
+    def __init__(self, cell: Cell, op: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self._cell = cell
+        self.op = op
+        self.args = args
+        self._status = _PENDING
+        self._outcome: Any = None
+        # Held until the answer is set; waiters acquire it, then pass it on.
+        self._done = threading.Lock()
+        self._done.acquire()
+        # Whoever takes it first decides: the actor (to run the request) or a
+        # caller whose wait timed out (to withdraw it).
+        self._claim = threading.Lock()
+        self._callbacks: list[Callable[[Reply[T]], Any]] | None = None
+
+    # -- the actor's side ------------------------------------------------------------
+
+    def claim(self) -> bool:
+        """Take the request to run it; False if its caller withdrew it."""
+        return self._claim.acquire(False)
+
+    def set_result(self, value: T) -> None:
+        self._outcome = value
+        self._status = _RESULT
+        self._finish()
+
+    def set_exception(self, error: BaseException) -> None:
+        self._outcome = error
+        self._status = _ERROR
+        self._finish()
+
+    def _finish(self) -> None:
+        self._done.release()
+        callbacks = self._callbacks
+        if callbacks:
+            self._run_callbacks(callbacks)
+
+    def _run_callbacks(self, callbacks: list[Callable[[Reply[T]], Any]]) -> None:
+        for fn in callbacks:
+            try:
+                fn(self)
+            except Exception as exc:
+                self._cell.report("callback", getattr(fn, "__qualname__", repr(fn)), exc)
+
+    # -- the caller's side ---------------------------------------------------------------
+
+    @property
+    def actor(self) -> str:
+        """The name of the actor the request went to."""
+        return self._cell.name
+
+    def describe(self) -> str:
+        """The request as a short call, such as ``transition('paid')``."""
+        name = getattr(self.op, "__name__", "request").lstrip("_")
+        args = list(self.args)
+        while args and args[-1] is None:
+            args.pop()
+        shown = ", ".join(_short(a) for a in args)
+        return f"{name}({shown})"
+
+    def done(self) -> bool:
+        """Whether the answer (or error) is set."""
+        return self._status != _PENDING
+
+    def _wait(self, timeout: float | None) -> None:
+        if self._status != _PENDING:
+            return
+        seconds = self._cell.default_timeout if timeout is None else timeout
+        if self._done.acquire(True, seconds):
+            self._done.release()
+            return
+        # Timed out: withdraw the request if the actor has not started it.
+        withdrawn = self._claim.acquire(False)
+        raise ActorTimeout(self._cell.name, self.describe(), seconds, started=not withdrawn)
+
+    def result(self, timeout: float | None = None) -> T:
+        """Wait for the answer and return it, or raise the handler's exception.
+
+        Args:
+            timeout: seconds to wait; None means the runtime's default timeout.
+
+        Raises:
+            ActorTimeout: no answer in time.
+            Exception: whatever the request raised in the actor.
+        """
+        self._wait(timeout)
+        if self._status == _ERROR:
+            raise self._outcome
+        return self._outcome  # type: ignore[no-any-return]
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        """Wait, then return the request's exception, or None if it succeeded."""
+        self._wait(timeout)
+        return self._outcome if self._status == _ERROR else None
+
+    def add_done_callback(self, fn: Callable[[Reply[T]], Any]) -> None:
+        """Call ``fn(reply)`` once done; errors it raises are reported, not raised."""
+        if self._status == _PENDING:
+            with self._cell.callback_lock:
+                if self._status == _PENDING:
+                    if self._callbacks is None:
+                        self._callbacks = []
+                    self._callbacks.append(fn)
+                    return
+        self._run_callbacks([fn])
+
+    def __await__(self) -> Generator[Any, None, T]:
+        return self.wait().__await__()
+
+    async def wait(self, timeout: float | None = None) -> T:
+        """Await the answer without blocking the event loop.
+
+        Args:
+            timeout: seconds to wait; None means the runtime's default timeout.
+        """
+        if self._status == _PENDING:
+            loop = asyncio.get_running_loop()
+            waiter: asyncio.Future[None] = loop.create_future()
+
+            def wake(_: Reply[T]) -> None:
+                loop.call_soon_threadsafe(_resolve, waiter)
+
+            self.add_done_callback(wake)
+            seconds = self._cell.default_timeout if timeout is None else timeout
+            try:
+                await asyncio.wait_for(asyncio.shield(waiter), seconds)
+            except asyncio.TimeoutError:
+                withdrawn = self._claim.acquire(False)
+                raise ActorTimeout(
+                    self._cell.name, self.describe(), seconds, started=not withdrawn
+                ) from None
+        if self._status == _ERROR:
+            raise self._outcome
+        return self._outcome  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        state = {_PENDING: "pending", _RESULT: "done", _ERROR: "failed"}[self._status]
+        return f"<Reply {self.describe()} to {self._cell.name!r}: {state}>"
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+def _short(value: object, limit: int = 60) -> str:
+    text = getattr(value, "__qualname__", None) if callable(value) else None
+    text = text or repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
