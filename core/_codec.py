@@ -23,8 +23,8 @@ from typing import Any
 
 import msgpack
 
-from ._errors import DecodeError, SchemaVersionError, UnencodableValueError
-from ._state import FrozenDict, FrozenList, ImmutableState, _key_path, freeze
+from ._errors import DecodeError, SchemaVersionError
+from ._state import FrozenDict, FrozenList, ImmutableState, _check_key, _key_path, freeze
 
 __all__ = ["SCHEMA_VERSION", "decode", "encode"]
 
@@ -48,7 +48,9 @@ _TZ_NAIVE = 0
 _TZ_FIXED = 1
 _TZ_ZONE = 2
 
-_TRUSTED = frozenset({ImmutableState, FrozenDict, FrozenList, type(None), bool, float, str, bytes})
+# Frozen values were checked on the way in; None, bool, float and bytes always
+# encode. (A plain str is not here: it may hold a lone surrogate, which UTF-8 cannot.)
+_TRUSTED = frozenset({ImmutableState, FrozenDict, FrozenList, type(None), bool, float, bytes})
 
 _INT_MIN = -(2**63)
 _INT_MAX = 2**64 - 1
@@ -140,12 +142,7 @@ def _prepare(value: Any, path: str) -> Any:
     if kind is dict:
         out: dict[str, Any] = {}
         for key, item in value.items():
-            if type(key) is not str:
-                raise UnencodableValueError(
-                    f"{path}[{key!r}]",
-                    type(key),
-                    f"dict keys must be str, got {type(key).__qualname__} key {key!r}",
-                )
+            key = _check_key(key, path)
             out[key] = _prepare(item, _key_path(path, key))
         return out
     if kind is list:

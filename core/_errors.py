@@ -13,6 +13,21 @@ from collections.abc import Iterable, Sequence
 class StatewardError(Exception):
     """Root of every error stateward raises on purpose."""
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Exception's default pickling calls ``cls(*self.args)``, which does not
+        # fit the keyword-rich constructors below; rebuild without __init__ and
+        # restore the message and the attributes as they were.
+        return (_restore, (type(self), self.args, self.__dict__))
+
+
+def _restore(
+    cls: type[StatewardError], args: tuple[object, ...], state: dict[str, object]
+) -> StatewardError:
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 def _quote_all(items: Iterable[object]) -> str:
     shown = [repr(item) for item in items]

@@ -290,7 +290,11 @@ class MachineSpec:
         hook_list = list(hooks)
         for hook in hook_list:
             self._check_hook(hook, known, {ev.name for ev in event_list})
-        if not isinstance(history_limit, int) or history_limit < 0:
+        if (
+            not isinstance(history_limit, int)
+            or isinstance(history_limit, bool)
+            or history_limit < 0
+        ):
             raise MachineDefinitionError(
                 f"history_limit must be an int >= 0 (0 keeps no history), got {history_limit!r}"
             )
@@ -364,6 +368,13 @@ class MachineSpec:
             sources = ordered if ANY in ev.sources else sorted(ev.sources)
             for source in sources:
                 other = table.get((ev.name, source))
+                if other is not None and other.target == ev.target:
+                    raise MachineDefinitionError(
+                        f"duplicate event {ev.name!r}: the move {source!r} -> {ev.target!r} "
+                        "is defined twice",
+                        state=source,
+                        event=ev.name,
+                    )
                 if other is not None:
                     raise MachineDefinitionError(
                         f"ambiguous event {ev.name!r}: from {source!r} it leads both to "
@@ -460,6 +471,11 @@ class MachineSpec:
         from ._errors import FrozenStateError
 
         raise FrozenStateError("MachineSpec", name)
+
+    def __delattr__(self, name: str) -> None:
+        from ._errors import FrozenStateError
+
+        raise FrozenStateError("MachineSpec", name, operation="delete")
 
     def __repr__(self) -> str:
         label = f" {self.name!r}" if self.name else ""

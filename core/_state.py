@@ -43,20 +43,45 @@ def _check_datetime(value: _dt.datetime, path: str) -> _dt.datetime:
     )
 
 
+def _check_text(value: str, path: str) -> str:
+    # msgpack stores str as UTF-8, which cannot carry a lone surrogate ("\ud800").
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise UnencodableValueError(
+                path,
+                str,
+                f"str {value!r} cannot be stored: it is not valid UTF-8 ({exc.reason})",
+            ) from None
+    return value
+
+
+def _check_key(key: object, path: str) -> str:
+    """Return ``key`` as a plain str, or raise naming where it sits (``path``)."""
+    if type(key) is not str:
+        if not isinstance(key, str):
+            raise UnencodableValueError(
+                f"{path}[{key!r}]" if path else f"[{key!r}]",
+                type(key),
+                f"dict keys must be str, got {type(key).__qualname__} key {key!r}",
+            )
+        key = str.__str__(key)
+    return _check_text(key, f"{path}[{key!r}]" if path else f"[{key!r}]")
+
+
 def _freeze_mapping(value: Mapping[Any, Any], path: str) -> dict[str, Any]:
     frozen: dict[str, Any] = {}
     for key, item in value.items():
-        if type(key) is not str:
-            if isinstance(key, str):
-                key = str.__str__(key)
-            else:
-                raise UnencodableValueError(
-                    f"{path}[{key!r}]" if path else f"[{key!r}]",
-                    type(key),
-                    f"dict keys must be str, got {type(key).__qualname__} key {key!r}",
-                )
+        key = _check_key(key, path)
         frozen[key] = freeze(item, _key_path(path, key))
     return frozen
+
+
+def _fields_of(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    # ``{**state}`` and ``dict(state)`` call ``state.keys()``, which a field named
+    # ``keys`` hides (see _FieldFirst): read frozen mappings through their table.
+    return value._data if isinstance(value, _FrozenMapping) else value
 
 
 def freeze(value: Any, path: str = "") -> Any:
@@ -74,6 +99,8 @@ def freeze(value: Any, path: str = "") -> Any:
     if kind in _SCALARS:
         if kind is _dt.datetime:
             return _check_datetime(value, path)
+        if kind is str:
+            return _check_text(value, path)
         return value
     if kind is FrozenDict or kind is FrozenList or kind is ImmutableState:
         return value
@@ -85,8 +112,12 @@ def freeze(value: Any, path: str = "") -> Any:
         return tuple(freeze(v, f"{path}[{i}]") for i, v in enumerate(value))
     if kind is set or kind is frozenset:
         return frozenset(freeze(v, f"{path}{{{v!r}}}") for v in value)
-    if isinstance(value, _FrozenMapping):  # a subclass of ImmutableState
-        return value
+    # Subclasses of ImmutableState and FrozenDict are stored as the plain type,
+    # as str and int subclasses are below: that is what the codec can bring back.
+    if isinstance(value, ImmutableState):
+        return ImmutableState._wrap(value._data)
+    if isinstance(value, FrozenDict):
+        return FrozenDict._wrap(value._data)
     if isinstance(value, Mapping):
         return FrozenDict._wrap(_freeze_mapping(value, path))
     # Subclasses of the basic scalars (str and int enums, for instance) are
@@ -94,7 +125,7 @@ def freeze(value: Any, path: str = "") -> Any:
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, str):
-        return str.__str__(value)
+        return _check_text(str.__str__(value), path)
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float):
@@ -220,7 +251,7 @@ class FrozenDict(_FrozenMapping):
     def __init__(
         self, mapping: Mapping[str, Any] | Iterable[tuple[str, Any]] = (), /, **items: Any
     ) -> None:
-        data = dict(mapping, **items)
+        data = dict(_fields_of(mapping) if isinstance(mapping, Mapping) else mapping, **items)
         object.__setattr__(self, "_data", _freeze_mapping(data, ""))
         object.__setattr__(self, "_hash", None)
 
@@ -286,7 +317,7 @@ class ImmutableState(_FrozenMapping):
     get = _FieldFirst(_FrozenMapping.get)
 
     def __init__(self, fields: Mapping[str, Any] | None = None, /, **more: Any) -> None:
-        data: Mapping[str, Any] = more if fields is None else {**fields, **more}
+        data: Mapping[str, Any] = more if fields is None else {**_fields_of(fields), **more}
         object.__setattr__(self, "_data", _freeze_mapping(data, ""))
         object.__setattr__(self, "_hash", None)
 
@@ -306,7 +337,7 @@ class ImmutableState(_FrozenMapping):
         Values that are not changed are shared with the new state, not copied.
         """
         if changes is not None:
-            more = {**changes, **more}
+            more = {**_fields_of(changes), **more}
         data = dict(self._data)
         data.update(_freeze_mapping(more, ""))
         return ImmutableState._wrap(data)
@@ -402,6 +433,9 @@ class FrozenList(Sequence[Any]):
 
     def __setattr__(self, name: str, value: object) -> NoReturn:
         raise FrozenStateError("FrozenList", name)
+
+    def __delattr__(self, name: str) -> NoReturn:
+        raise FrozenStateError("FrozenList", name, operation="delete")
 
     def __setitem__(self, index: object, value: object) -> NoReturn:
         raise FrozenStateError("FrozenList", index)
