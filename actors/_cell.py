@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextvars
 import inspect
 import logging
-import queue
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import pykka
 from stateward.core import HookFailure
 
 from ._errors import ActorStopped
+from ._mailbox import Mailbox
 from ._reply import Reply
 
 if TYPE_CHECKING:
@@ -93,43 +93,6 @@ class ErrorReport:
     error: BaseException
 
 
-class Mailbox(queue.Queue):  # type: ignore[type-arg]
-    """An actor's inbox that refuses requests once closed, atomically.
-
-    pykka's own inbox keeps accepting messages after its actor is gone and
-    drops them unanswered; this one answers every request it refuses.
-    """
-
-    def __init__(self, cell: Cell) -> None:
-        super().__init__()
-        self._cell = cell
-        self.closed_reason: str | None = None
-
-    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
-        refused = None
-        with self.mutex:
-            message = getattr(item, "message", None)
-            if self.closed_reason is not None and type(message) is Reply:
-                refused = message
-            else:
-                self._put(item)
-                self.unfinished_tasks += 1
-                self.not_empty.notify()
-        if refused is not None:
-            refused.set_exception(self._cell.stopped_error())
-
-    def close(self, reason: str) -> list[Reply[Any]]:
-        """Refuse new requests from now on; return the requests still queued."""
-        with self.mutex:
-            if self.closed_reason is None:
-                self.closed_reason = reason
-            kept = [item for item in self.queue if type(item.message) is not Reply]
-            pending = [item.message for item in self.queue if type(item.message) is Reply]
-            self.queue.clear()
-            self.queue.extend(kept)
-        return pending
-
-
 class Cell:
     """What a handle and its actor share. Only the actor thread writes the
     snapshot and the counters; any thread may read them."""
@@ -152,7 +115,7 @@ class Cell:
         self.observers: tuple[Callable[[Any, Any], Any], ...] = ()
         self.observer_lock = threading.Lock()
         self.callback_lock = threading.Lock()
-        self.mailbox = Mailbox(self)
+        self.mailbox = Mailbox(self._refuse)
         self.ref: pykka.ActorRef[Any] | None = None
         self.thread: threading.Thread | None = None
         self.started = threading.Event()
@@ -162,6 +125,10 @@ class Cell:
         self.failures = 0
         self.hook_errors = 0
         self.last_error: BaseException | None = None
+
+    def _refuse(self, reply: Reply[Any]) -> None:
+        if reply.claim():
+            reply.set_exception(self.stopped_error())
 
     @property
     def default_timeout(self) -> float:
@@ -236,6 +203,41 @@ def stop_operation(reason: str) -> _Stop:
     return _Stop(reason)
 
 
+def process(cell: Cell, message: Reply[Any]) -> None:
+    """Run one claimed request: the operation, then publish, after-commit work,
+    observers, and the answer. Runs with the cell's turn held, on the actor
+    thread or inline on a blocked caller's thread."""
+    cell.messages += 1
+    old = cell.snapshot
+    try:
+        commit = message.op(cell, *message.args)
+    except BaseException as exc:  # the caller gets it; the snapshot is untouched
+        cell.failures += 1
+        cell.last_error = exc
+        message.set_exception(exc)
+        return
+    cell.snapshot = commit.snapshot  # publish: readers see it from now on
+    if commit.after is not None:
+        try:
+            commit.after()
+        except Exception as exc:  # pragma: no cover - after() reports its own errors
+            cell.report("after_commit", "after-commit work", exc)
+    if cell.observers:
+        cell.notify_observers(old, commit.snapshot)
+    message.set_result(commit.reply)
+
+
+def process_inline(cell: Cell, message: Reply[Any]) -> None:
+    """Run ``message`` on the calling thread; the caller holds the turn."""
+    token = current_cell.set(cell)
+    try:
+        if message.claim():
+            process(cell, message)
+    finally:
+        current_cell.reset(token)
+        cell.mailbox.end_inline()
+
+
 class StateActor(pykka.ThreadingActor):
     """The pykka actor that runs one cell's requests, one at a time."""
 
@@ -253,6 +255,7 @@ class StateActor(pykka.ThreadingActor):
 
     def on_start(self) -> None:
         cell = self._cell
+        cell.mailbox.turn.acquire()  # awake: the turn is the actor thread's
         thread = threading.current_thread()
         thread.name = f"stateward:{cell.runtime.name}:{cell.name}"
         cell.thread = thread
@@ -261,42 +264,20 @@ class StateActor(pykka.ThreadingActor):
 
     def on_stop(self) -> None:
         cell = self._cell
-        for reply in cell.mailbox.close(cell.stop_reason or "stopped"):
-            reply.set_exception(cell.stopped_error())
+        cell.mailbox.close(cell.stop_reason or "stopped")
         cell.stopped.set()
 
     def on_receive(self, message: Any) -> Any:
         if type(message) is not Reply or not message.claim():
             return None  # a withdrawn request: its caller already gave up on it
-        cell = self._cell
-        cell.messages += 1
         op = message.op
         if type(op) is _Stop:
-            self._stop_after(message, op.reason)
+            cell = self._cell
+            cell.messages += 1
+            cell.stop_reason = op.reason
+            cell.mailbox.close(op.reason)
+            message.set_result(None)
+            self.stop()
             return None
-        old = cell.snapshot
-        try:
-            commit = op(cell, *message.args)
-        except BaseException as exc:  # the caller gets it; the snapshot is untouched
-            cell.failures += 1
-            cell.last_error = exc
-            message.set_exception(exc)
-            return None
-        cell.snapshot = commit.snapshot  # publish: readers see it from now on
-        if commit.after is not None:
-            try:
-                commit.after()
-            except Exception as exc:  # pragma: no cover - after() reports its own errors
-                cell.report("after_commit", "after-commit work", exc)
-        if cell.observers:
-            cell.notify_observers(old, commit.snapshot)
-        message.set_result(commit.reply)
+        process(self._cell, message)
         return None
-
-    def _stop_after(self, message: Reply[Any], reason: str) -> None:
-        cell = self._cell
-        cell.stop_reason = reason
-        for reply in cell.mailbox.close(reason):
-            reply.set_exception(cell.stopped_error())
-        message.set_result(None)
-        self.stop()

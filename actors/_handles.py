@@ -25,10 +25,10 @@ from stateward.core import (
     run_after_commit,
 )
 
-from ._cell import Cell, Commit, current_cell
+from ._cell import Cell, Commit, current_cell, process_inline
 from ._errors import SelfCallError
 from ._reply import Reply
-from ._runtime import Runtime, default_runtime, send, stop_request
+from ._runtime import Envelope, Runtime, default_runtime, send, stop_request
 
 T = TypeVar("T")
 Observer = Callable[[Any, Any], Any]
@@ -93,7 +93,12 @@ class ActorHandle:
                 Reply(cell, op, args).describe(),
                 where="an async hook on the runtime's event loop (await the request_* form there)",
             )
-        return send(self, op, args).result(timeout)
+        reply: Reply[Any] = Reply(cell, op, args)
+        if self._runtime.inline_calls and cell.mailbox.try_inline():
+            process_inline(cell, reply)  # the actor was idle: run it here, in turn
+        else:
+            cell.mailbox.put(Envelope(reply))
+        return reply.result(timeout)
 
     def _request(
         self,

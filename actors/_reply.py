@@ -57,16 +57,20 @@ class Reply(Generic[T]):
         # Held until the answer is set; waiters acquire it, then pass it on.
         self._done = threading.Lock()
         self._done.acquire()
-        # Whoever takes it first decides: the actor (to run the request) or a
-        # caller whose wait timed out (to withdraw it).
-        self._claim = threading.Lock()
+        # Whoever pops it first decides: the actor (to run the request) or a
+        # caller whose wait timed out (to withdraw it). list.pop is atomic.
+        self._claim = [True]
         self._callbacks: list[Callable[[Reply[T]], Any]] | None = None
 
     # -- the actor's side ------------------------------------------------------------
 
     def claim(self) -> bool:
-        """Take the request to run it; False if its caller withdrew it."""
-        return self._claim.acquire(False)
+        """Take the request to run it (or to withdraw it); False if already taken."""
+        try:
+            self._claim.pop()
+        except IndexError:
+            return False
+        return True
 
     def set_result(self, value: T) -> None:
         self._outcome = value
@@ -119,7 +123,7 @@ class Reply(Generic[T]):
             self._done.release()
             return
         # Timed out: withdraw the request if the actor has not started it.
-        withdrawn = self._claim.acquire(False)
+        withdrawn = self.claim()
         raise ActorTimeout(self._cell.name, self.describe(), seconds, started=not withdrawn)
 
     def result(self, timeout: float | None = None) -> T:
@@ -174,7 +178,7 @@ class Reply(Generic[T]):
             try:
                 await asyncio.wait_for(asyncio.shield(waiter), seconds)
             except asyncio.TimeoutError:
-                withdrawn = self._claim.acquire(False)
+                withdrawn = self.claim()
                 raise ActorTimeout(
                     self._cell.name, self.describe(), seconds, started=not withdrawn
                 ) from None

@@ -94,6 +94,12 @@ class Runtime:
             runs on the actor's thread. Such errors are always logged and counted
             as well.
         clock: the source of timestamps in histories (UTC ``datetime``).
+        inline_calls: let a blocking call that finds its actor idle, with an
+            empty mailbox, run the message on the calling thread instead of
+            handing it to the actor thread and back. Messages stay one at a time
+            and in order; only the thread differs, and ``timeout=`` then bounds
+            the wait for the actor, not the handler's own run. Turn it off if
+            hooks must always run on the actor's thread.
     """
 
     def __init__(
@@ -103,6 +109,7 @@ class Runtime:
         default_timeout: float = DEFAULT_TIMEOUT,
         error_handler: Callable[[ErrorReport], Any] | None = None,
         clock: Clock = utc_now,
+        inline_calls: bool = True,
     ) -> None:
         if not default_timeout > 0:
             raise ValueError(f"default_timeout must be > 0 seconds, got {default_timeout!r}")
@@ -110,6 +117,7 @@ class Runtime:
         self.default_timeout = float(default_timeout)
         self.error_handler = error_handler
         self.clock = clock
+        self.inline_calls = inline_calls
         self._lock = threading.Lock()
         self._actors: dict[str, ActorHandle] = {}
         self._closed = False
@@ -265,11 +273,11 @@ def send(handle: ActorHandle, op: Callable[..., Any], args: tuple[Any, ...]) -> 
     """Queue one request on ``handle``'s actor; never blocks."""
     cell = handle._cell
     reply: Reply[Any] = Reply(cell, op, args)
-    cell.mailbox.put(_Envelope(reply))
+    cell.mailbox.put(Envelope(reply))
     return reply
 
 
-class _Envelope:
+class Envelope:
     """What pykka's loop takes from an inbox: the message and no pykka future
     (the `Reply` is our own future)."""
 
