@@ -8,6 +8,7 @@ given done-callbacks, or awaited from asyncio without blocking the event loop.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -104,12 +105,7 @@ class Reply(Generic[T]):
 
     def describe(self) -> str:
         """The request as a short call, such as ``transition('paid')``."""
-        name = getattr(self.op, "__name__", "request").lstrip("_")
-        args = list(self.args)
-        while args and args[-1] is None:
-            args.pop()
-        shown = ", ".join(_short(a) for a in args)
-        return f"{name}({shown})"
+        return describe_call(self.op, self.args)
 
     def done(self) -> bool:
         """Whether the answer (or error) is set."""
@@ -194,6 +190,23 @@ class Reply(Generic[T]):
 def _resolve(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
+
+
+def describe_call(op: Callable[..., Any], args: tuple[Any, ...]) -> str:
+    """``op`` applied to ``args`` as a short call: the first argument by position,
+    the others by name, arguments that are None left out."""
+    name = getattr(op, "__name__", "request").lstrip("_")
+    try:
+        params = list(inspect.signature(op).parameters)[1:]  # after the cell
+    except (TypeError, ValueError):
+        params = []
+    shown = []
+    for i, arg in enumerate(args):
+        if arg is None:
+            continue
+        label = "" if i == 0 or i >= len(params) else f"{params[i]}="
+        shown.append(f"{label}{_short(arg)}")
+    return f"{name}({', '.join(shown)})"
 
 
 def _short(value: object, limit: int = 60) -> str:

@@ -263,6 +263,45 @@ def _data_changes(hook: str, kind: str, result: Any) -> Mapping[str, Any] | None
     )
 
 
+def _invalid(
+    spec: MachineSpec,
+    source: str,
+    target: str | None,
+    event: str | None,
+    machine: str | None,
+    note: str = "",
+) -> InvalidTransition:
+    return InvalidTransition(
+        source,
+        target,
+        spec.allowed_targets(source),
+        event=event,
+        allowed_events=spec.allowed_events(source),
+        machine=machine,
+        note=note,
+    )
+
+
+def _rejected(
+    ctx: TransitionContext, spec: MachineSpec, hook: str, reason: str
+) -> TransitionRejected:
+    return TransitionRejected(
+        ctx.source,
+        ctx.target,
+        spec.allowed_targets(ctx.source),
+        guard=hook,
+        reason=reason,
+        event=ctx.event,
+        allowed_events=spec.allowed_events(ctx.source),
+        machine=ctx.machine,
+    )
+
+
+def _annotate(exc: BaseException, ctx: TransitionContext, kind: str, hook: str) -> None:
+    if hasattr(exc, "add_note"):  # Python 3.11+
+        exc.add_note(f"raised by {kind} hook {hook!r} during {ctx.source!r} -> {ctx.target!r}")
+
+
 def _transition_steps(
     spec: MachineSpec,
     snapshot: MachineSnapshot,
@@ -273,120 +312,103 @@ def _transition_steps(
     machine: str | None,
 ) -> _Steps:
     source = snapshot.state
-    allowed = spec.allowed_targets(source)
     name = machine if machine is not None else spec.name
 
-    def invalid(to: str | None, note: str = "") -> InvalidTransition:
-        return InvalidTransition(
-            source,
-            to,
-            allowed,
-            event=event,
-            allowed_events=spec.allowed_events(source),
-            machine=name,
-            note=note,
-        )
-
-    effect = None
     if event is not None:
         ev = spec.event_for(event, source)
         if ev is None:
+            spec.allowed_targets(source)  # an unknown state raises here
             note = "" if spec.has_event(event) else f"there is no event named {event!r}"
-            raise invalid(target, note)
+            raise _invalid(spec, source, target, event, name, note)
         if target is not None and target != ev.target:
-            raise invalid(target, f"event {event!r} leads to {ev.target!r}")
+            raise _invalid(
+                spec, source, target, event, name, f"event {event!r} leads to {ev.target!r}"
+            )
         target = ev.target
-        effect = ev.effect
     elif target is None:
         raise TypeError("a transition needs a target state or an event")
-    elif target not in allowed:
+    elif not spec.allows(source, target):
+        spec.allowed_targets(source)  # an unknown state raises here
         note = "" if target in spec.states else f"{target!r} is not a state of this machine"
-        raise invalid(target, note)
+        raise _invalid(spec, source, target, event, name, note)
+    else:
+        # A move named by its target is the event that makes it, if one does:
+        # its effect and event hooks run, and the history names it.
+        via = spec.events_between(source, target)
+        if len(via) == 1:
+            event = via[0]
+        elif via:
+            raise _invalid(
+                spec,
+                source,
+                target,
+                None,
+                name,
+                f"events {', '.join(map(repr, via))} all lead there: name one with trigger(event)",
+            )
 
-    frozen_payload = (
-        payload
-        if isinstance(payload, ImmutableState)
-        else (ImmutableState(payload) if payload else _EMPTY)
-    )
+    if payload is None or isinstance(payload, ImmutableState):
+        frozen_payload = payload or _EMPTY
+    else:
+        frozen_payload = ImmutableState(payload) if payload else _EMPTY
+    plan = spec.plan(source, target, event)
     ctx = TransitionContext(
         source, target, event, frozen_payload, snapshot.data, snapshot.version + 1, name, at
     )
 
-    def rejected(hook_name: str, reason: str) -> TransitionRejected:
-        return TransitionRejected(
-            source,
-            target,
-            allowed,
-            guard=hook_name,
-            reason=reason,
-            event=event,
-            allowed_events=spec.allowed_events(source),
-            machine=name,
-        )
+    # Each stage runs its hooks in order: Reject or False vetoes, any other
+    # error propagates unchanged (with a note naming the hook).
+    if plan.before_commit:
+        for hook in plan.pre_transition:
+            try:
+                result = yield from _call(hook.fn, ctx)
+            except Reject as veto:
+                raise _rejected(ctx, spec, hook.name, veto.reason) from veto
+            except Exception as exc:
+                _annotate(exc, ctx, hook.kind, hook.name)
+                raise
+            if result is None:
+                continue
+            if not isinstance(result, Mapping):
+                raise HookReturnError(
+                    hook.name, hook.kind, result, "return None or a mapping of payload additions"
+                )
+            ctx = ctx.with_payload(ctx.payload.update(result))
 
-    def annotate(exc: BaseException, kind: str, hook_name: str) -> None:
-        if hasattr(exc, "add_note"):  # Python 3.11+
-            exc.add_note(f"raised by {kind} hook {hook_name!r} during {source!r} -> {target!r}")
+        for hook in plan.guards:
+            try:
+                result = yield from _call(hook.fn, ctx)
+            except Reject as veto:
+                raise _rejected(ctx, spec, hook.name, veto.reason) from veto
+            except Exception as exc:
+                _annotate(exc, ctx, hook.kind, hook.name)
+                raise
+            if result is False:
+                raise _rejected(ctx, spec, hook.name, _veto_reason(hook.fn))
 
-    # Each stage: run its hooks in order; Reject or False vetoes, other errors
-    # propagate unchanged (with a note naming the hook).
-    for hook in spec.hooks_for("pre_transition", source, target, event):
-        try:
-            result = yield from _call(hook.fn, ctx)
-        except Reject as veto:
-            raise rejected(hook.name, veto.reason) from veto
-        except Exception as exc:
-            annotate(exc, hook.kind, hook.name)
-            raise
-        if result is None:
-            continue
-        if not isinstance(result, Mapping):
-            raise HookReturnError(
-                hook.name, hook.kind, result, "return None or a mapping of payload additions"
-            )
-        ctx = ctx.with_payload(ctx.payload.update(result))
+        for kind, hook_name, fn in plan.stages:
+            try:
+                result = yield from _call(fn, ctx)
+            except Reject as veto:
+                raise _rejected(ctx, spec, hook_name, veto.reason) from veto
+            except Exception as exc:
+                _annotate(exc, ctx, kind, hook_name)
+                raise
+            if result is False:
+                raise _rejected(ctx, spec, hook_name, _veto_reason(fn))
+            changes = _data_changes(hook_name, kind, result)
+            if changes:
+                ctx = ctx.with_data(ctx.data.update(changes))
 
-    for hook in spec.hooks_for("guard", source, target, event):
-        try:
-            result = yield from _call(hook.fn, ctx)
-        except Reject as veto:
-            raise rejected(hook.name, veto.reason) from veto
-        except Exception as exc:
-            annotate(exc, hook.kind, hook.name)
-            raise
-        if result is False:
-            raise rejected(hook.name, _veto_reason(hook.fn))
-
-    stages: list[tuple[str, str, Callable[..., Any]]] = [
-        ("exit", h.name, h.fn) for h in spec.hooks_for("exit", source, target, event)
-    ]
-    if effect is not None:
-        stages.append(("effect", getattr(effect, "__qualname__", repr(effect)), effect))
-    stages += [("enter", h.name, h.fn) for h in spec.hooks_for("enter", source, target, event)]
-    for kind, hook_name, fn in stages:
-        try:
-            result = yield from _call(fn, ctx)
-        except Reject as veto:
-            raise rejected(hook_name, veto.reason) from veto
-        except Exception as exc:
-            annotate(exc, kind, hook_name)
-            raise
-        if result is False:
-            raise rejected(hook_name, _veto_reason(fn))
-        changes = _data_changes(hook_name, kind, result)
-        if changes:
-            ctx = ctx.with_data(ctx.data.update(changes))
-
-    record = TransitionRecord(ctx.version, source, target, event, at, tuple(sorted(ctx.payload)))
+    keys = tuple(sorted(ctx.payload._data)) if ctx.payload else ()
+    record = TransitionRecord(ctx.version, source, target, event, at, keys)
     limit = spec.history_limit
     if limit == 0:
         history: tuple[TransitionRecord, ...] = ()
     else:
         history = (*snapshot.history[-(limit - 1) :], record) if limit > 1 else (record,)
     new = MachineSnapshot(target, ctx.version, ctx.data, history)
-    return TransitionOutcome(
-        snapshot, new, record, ctx, spec.hooks_for("after_commit", source, target, event)
-    )
+    return TransitionOutcome(snapshot, new, record, ctx, plan.after_commit)
 
 
 def _run_here(awaitable: Awaitable[Any]) -> Any:
@@ -453,7 +475,9 @@ def apply_transition(
     """Compute one transition: checks, hooks up to the commit, the new snapshot.
 
     Name a ``target`` state, an ``event``, or both (then the event must lead to
-    the target). Hooks run in the order pre_transition, guard, exit, event
+    the target). A move named only by its target is made by the event that
+    leads there, when exactly one does (its effect and event hooks run); when
+    several do, name one. Hooks run in the order pre_transition, guard, exit, event
     effect, enter. Nothing is committed here: the caller commits
     ``outcome.snapshot`` and then runs `run_after_commit`.
 

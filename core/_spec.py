@@ -18,7 +18,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Literal, NamedTuple, TypeVar, overload
 
 from ._errors import MachineDefinitionError
 
@@ -182,7 +182,9 @@ class MachineSpec:
     Args:
         initial: the state a new machine starts in.
         transitions: ``{state: [allowed next states]}``; an empty list marks a
-            terminal state. Optional when ``events`` define the moves.
+            terminal state. Optional when ``events`` define the moves. The
+            spec's ``transitions`` attribute lists every allowed move in this
+            form, the events' moves included.
         events: named events, as a mapping ``{"pay": "pending -> paid",
             "cancel": "pending|paid -> cancelled"}`` or an iterable of `Event`
             and ``"name: source -> target"`` strings. ``*`` as a source means
@@ -202,7 +204,9 @@ class MachineSpec:
         "_allowed",
         "_event_table",
         "_events_from",
+        "_events_to",
         "_hooks_by_kind",
+        "_plans",
         "events",
         "history_limit",
         "hooks",
@@ -223,6 +227,8 @@ class MachineSpec:
     _event_table: dict[tuple[str, str], Event]
     _events_from: dict[str, tuple[str, ...]]
     _hooks_by_kind: dict[str, tuple[Hook, ...]]
+    _plans: dict[tuple[str, str, str | None], MovePlan]
+    _events_to: dict[tuple[str, str], tuple[str, ...]]
 
     def __init__(
         self,
@@ -276,16 +282,20 @@ class MachineSpec:
         event_table = self._check_events(event_list, known, ordered)
         allowed: dict[str, frozenset[str]] = {}
         events_from: dict[str, tuple[str, ...]] = {}
+        events_to: dict[tuple[str, str], tuple[str, ...]] = {}
         for state in ordered:
-            moves = set(table.get(state, ()))
+            moves = list(table.get(state, ()))
             names: list[str] = []
             for (ev_name, source), ev in event_table.items():
                 if source == state:
-                    moves.add(ev.target)
+                    if ev.target not in moves:
+                        moves.append(ev.target)
                     names.append(ev_name)
+                    key = (state, ev.target)
+                    events_to[key] = (*events_to.get(key, ()), ev_name)
             allowed[state] = frozenset(moves)
             events_from[state] = tuple(sorted(names))
-            table.setdefault(state, ())
+            table[state] = tuple(moves)  # the mapping form of every allowed move
 
         hook_list = list(hooks)
         for hook in hook_list:
@@ -317,6 +327,8 @@ class MachineSpec:
         put(self, "_event_table", event_table)
         put(self, "_events_from", events_from)
         put(self, "_hooks_by_kind", by_kind)
+        put(self, "_plans", {})
+        put(self, "_events_to", events_to)
 
     @staticmethod
     def _declared_states(
@@ -432,6 +444,10 @@ class MachineSpec:
         """The event ``name`` as it fires from ``state``, or None if it cannot."""
         return self._event_table.get((name, state))
 
+    def events_between(self, source: str, target: str) -> tuple[str, ...]:
+        """The names of the events that move ``source -> target``, in definition order."""
+        return self._events_to.get((source, target), ())
+
     def has_event(self, name: str) -> bool:
         """Whether an event of that name exists (from any state)."""
         return any(ev.name == name for ev in self.events)
@@ -450,6 +466,32 @@ class MachineSpec:
     ) -> tuple[Hook, ...]:
         """The hooks of ``kind`` that apply to ``source -> target``, in run order."""
         return tuple(h for h in self._hooks_by_kind[kind] if h.applies(source, target, event))
+
+    def plan(self, source: str, target: str, event: str | None) -> MovePlan:
+        """Every hook that runs for ``source -> target`` (by ``event``), in run order.
+
+        Computed once per move and kept: the spec never changes.
+        """
+        key = (source, target, event)
+        plan = self._plans.get(key)
+        if plan is None:
+            stages: list[tuple[str, str, Callable[..., Any]]] = [
+                ("exit", h.name, h.fn) for h in self.hooks_for("exit", source, target, event)
+            ]
+            ev = self.event_for(event, source) if event is not None else None
+            if ev is not None and ev.effect is not None:
+                stages.append(("effect", _describe(ev.effect), ev.effect))
+            stages += [
+                ("enter", h.name, h.fn) for h in self.hooks_for("enter", source, target, event)
+            ]
+            plan = MovePlan(
+                self.hooks_for("pre_transition", source, target, event),
+                self.hooks_for("guard", source, target, event),
+                tuple(stages),
+                self.hooks_for("after_commit", source, target, event),
+            )
+            self._plans[key] = plan  # idempotent: a race computes the same plan twice
+        return plan
 
     def _unknown_state(self, state: object) -> MachineDefinitionError:
         return MachineDefinitionError(
@@ -496,6 +538,21 @@ class MachineSpec:
         )
         builder._hooks.extend(self.hooks)
         return builder
+
+
+class MovePlan(NamedTuple):
+    """The hooks of one move, by stage; see `MachineSpec.plan`."""
+
+    pre_transition: tuple[Hook, ...]
+    guards: tuple[Hook, ...]
+    #: exit hooks, the event's effect, then enter hooks: (kind, name, function)
+    stages: tuple[tuple[str, str, Callable[..., Any]], ...]
+    after_commit: tuple[Hook, ...]
+
+    @property
+    def before_commit(self) -> bool:
+        """Whether anything runs before the commit."""
+        return bool(self.pre_transition or self.guards or self.stages)
 
 
 class _ReadOnlyTable(Mapping[str, tuple[str, ...]]):

@@ -54,8 +54,12 @@ def announce(ctx):
 
 spec = orders.build()
 order = MachineSnapshot.initial(spec)
-for event, payload in [("pay", {"amount": 0}), ("pay", {"amount": 42}), ("ship", None),
-                       ("cancel", None)]:
+for event, payload in [
+    ("pay", {"amount": 0}),
+    ("pay", {"amount": 42}),
+    ("ship", None),
+    ("cancel", None),
+]:
     try:
         outcome = apply_transition(spec, order, event=event, payload=payload)
     except InvalidTransition as err:  # TransitionRejected is one too

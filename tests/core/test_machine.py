@@ -261,10 +261,33 @@ def test_hooks_run_only_for_the_moves_they_filter() -> None:
     spec = b.build()
     snap = apply_transition(spec, start(spec), "paid").snapshot
     assert calls == ["into paid"]
-    apply_transition(spec, start(spec), "cancelled")
-    assert calls == ["into paid"]
+    # A move named by its target is the event that makes it: "cancel" here.
+    assert apply_transition(spec, start(spec), "cancelled").record.event == "cancel"
+    assert calls == ["into paid", "cancel event"]
     apply_transition(spec, snap, event="cancel")
-    assert calls == ["into paid", "cancel event", "out of paid", "paid->cancelled"]
+    assert calls == ["into paid", "cancel event", "cancel event", "out of paid", "paid->cancelled"]
+
+
+def test_a_move_by_target_runs_the_effect_of_the_one_event_that_makes_it() -> None:
+    b = MachineBuilder("unknown", {"unknown": ["alive", "dead"], "alive": [], "dead": []})
+
+    @b.event("rip", "unknown", "dead")
+    def rip(ctx):
+        return {"time_of_death": ctx.at}
+
+    spec = b.build()
+    outcome = apply_transition(spec, start(spec), "dead", clock=lambda: T0)
+    assert outcome.record.event == "rip"
+    assert outcome.snapshot.data == {"time_of_death": T0}
+    # A plain mapping move with no event stays a plain move.
+    assert apply_transition(spec, start(spec), "alive").record.event is None
+
+
+def test_a_move_by_target_that_several_events_make_must_name_one() -> None:
+    spec = MachineSpec("a", events=["go: a -> b", "jump: a -> b"])
+    with pytest.raises(InvalidTransition, match="events 'go', 'jump' all lead there"):
+        apply_transition(spec, start(spec), "b")
+    assert apply_transition(spec, start(spec), event="jump").record.event == "jump"
 
 
 def test_pre_transition_enriches_the_payload_for_later_hooks() -> None:
