@@ -8,26 +8,46 @@ actor handles one at a time, from any thread or awaited from asyncio.
 import logging as _logging
 
 from ._cell import ActorStats, ErrorReport
-from ._errors import ActorStopped, ActorTimeout, DuplicateActorName, RuntimeStopped, SelfCallError
+from ._clock import ManualClock, SystemClock
+from ._errors import (
+    ActorCrashed,
+    ActorStopped,
+    ActorTimeout,
+    DeadlineExceeded,
+    DuplicateActorName,
+    RuntimeStopped,
+    SelfCallError,
+    SupervisorGaveUp,
+)
 from ._handles import ActorHandle, ConfigManager, StateMachine, StateManager
 from ._reply import Reply
-from ._runtime import Runtime, default_runtime
+from ._runtime import Runtime, RuntimeStats, default_runtime
+from ._supervisor import Backoff, Supervisor, SupervisorEvent
 
 _logging.getLogger("stateward").addHandler(_logging.NullHandler())
 
 __all__ = [
+    "ActorCrashed",
     "ActorHandle",
     "ActorStats",
     "ActorStopped",
     "ActorTimeout",
+    "Backoff",
     "ConfigManager",
+    "DeadlineExceeded",
     "DuplicateActorName",
     "ErrorReport",
+    "ManualClock",
     "Reply",
     "Runtime",
+    "RuntimeStats",
     "RuntimeStopped",
     "SelfCallError",
     "StateMachine",
     "StateManager",
+    "Supervisor",
+    "SupervisorEvent",
+    "SupervisorGaveUp",
+    "SystemClock",
     "default_runtime",
 ]

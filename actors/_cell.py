@@ -1,12 +1,17 @@
 """The generic state actor: one immutable snapshot, one message per transaction.
 
-A `Cell` is what a handle and its actor share: the published snapshot (read by
-any thread with no lock and no message), the mailbox, the counters and the
-observers. The actor is a thin pykka shell around it: for each `Reply` in its
-mailbox it runs the request's operation on the current snapshot, and only when
-the operation returns normally does it publish the new snapshot, run the
-after-commit work, and answer. An operation that raises leaves the snapshot
-exactly as it was; the exception goes to that caller alone.
+A `Cell` is what a handle and its actor share for the actor's whole life: the
+published snapshot (read by any thread with no lock and no message), the
+mailbox, the counters and the observers. The running part is an *incarnation*:
+one pykka actor with its own thread and a generation number. When an
+incarnation crashes, its supervisor starts the next one from the last committed
+snapshot, on the same mailbox, so nothing queued is lost.
+
+For each request an incarnation runs the request's operation on the current
+snapshot. Only when the operation returns normally, and only while the
+incarnation's generation is still the cell's, is the new snapshot published;
+then the after-commit work and observers run, then the caller is answered. An
+operation that raises leaves the snapshot exactly as it was.
 """
 
 from __future__ import annotations
@@ -21,14 +26,21 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pykka
 
-from stateward.core import HookFailure
+from stateward.core import (
+    HookFailure,
+    InvalidTransition,
+    UnencodableValueError,
+    UnknownVersionError,
+)
 
-from ._errors import ActorStopped
-from ._mailbox import Mailbox
+from ._errors import ActorCrashed, ActorStopped, DeadlineExceeded
+from ._mailbox import Inbox, Mailbox
 from ._reply import Reply
 
 if TYPE_CHECKING:
+    from ._clock import Cancel
     from ._runtime import Runtime
+    from ._supervisor import Supervisor
 
 logger = logging.getLogger("stateward.actors")
 
@@ -36,6 +48,14 @@ logger = logging.getLogger("stateward.actors")
 #: call from there to the same actor could never be answered.
 current_cell: contextvars.ContextVar[Cell | None] = contextvars.ContextVar(
     "stateward_current_cell", default=None
+)
+
+#: Errors that refuse a request (bad input, a veto) rather than reveal a fault:
+#: they never crash an actor, whatever its ``on_error``.
+REFUSALS: tuple[type[BaseException], ...] = (
+    InvalidTransition,
+    UnencodableValueError,
+    UnknownVersionError,
 )
 
 
@@ -62,6 +82,8 @@ class ActorStats:
         queue_depth: messages waiting in the mailbox.
         version: the published snapshot's version.
         last_error: the most recent failure or hook error, as ``repr``.
+        restarts: how many times its supervisor restarted it.
+        generation: the current incarnation's number (1 for the first).
     """
 
     name: str
@@ -73,6 +95,8 @@ class ActorStats:
     queue_depth: int
     version: int
     last_error: str | None
+    restarts: int = 0
+    generation: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +118,9 @@ class ErrorReport:
 
 
 class Cell:
-    """What a handle and its actor share. Only the actor thread writes the
-    snapshot and the counters; any thread may read them."""
+    """What a handle and its actor share. Only the running incarnation (or a
+    caller holding the turn) writes the snapshot and the counters; any thread
+    may read them."""
 
     def __init__(
         self,
@@ -105,6 +130,10 @@ class Cell:
         snapshot: Any,
         view: Callable[[Any], Any],
         version_of: Callable[[Any], int],
+        *,
+        on_error: str = "fail",
+        deadline: float | None = None,
+        on_start: Callable[[Any], Any] | None = None,
     ) -> None:
         self.runtime = runtime
         self.name = name
@@ -112,19 +141,33 @@ class Cell:
         self.snapshot = snapshot
         self.view = view
         self.version_of = version_of
+        self.on_error = on_error
+        self.deadline = deadline
+        self.on_start = on_start
         self.observers: tuple[Callable[[Any, Any], Any], ...] = ()
         self.observer_lock = threading.Lock()
         self.callback_lock = threading.Lock()
         self.mailbox = Mailbox(self._refuse)
-        self.ref: pykka.ActorRef[Any] | None = None
+        self.turn = threading.Lock()
+        self.commit_lock = threading.Lock()
+        self.supervisor: Supervisor | None = None
+        self.restart_type = "permanent"
+        self.generation = 0
+        self.incarnation: StateActor | None = None
         self.thread: threading.Thread | None = None
+        self.ready = False
+        self.inflight: Reply[Any] | None = None
+        self._watchdog: Cancel | None = None
         self.started = threading.Event()
         self.stopped = threading.Event()
         self.stop_reason: str | None = None
         self.messages = 0
         self.failures = 0
         self.hook_errors = 0
+        self.restarts = 0
         self.last_error: BaseException | None = None
+
+    # -- errors and reports ------------------------------------------------------------
 
     def _refuse(self, reply: Reply[Any]) -> None:
         if reply.claim():
@@ -184,100 +227,285 @@ class Cell:
             queue_depth=self.mailbox.qsize(),
             version=self.version_of(self.snapshot),
             last_error=None if error is None else repr(error),
+            restarts=self.restarts,
+            generation=self.generation,
         )
+
+    # -- running requests ------------------------------------------------------------------
+
+    def is_crash(self, error: BaseException) -> bool:
+        """Whether ``error``, raised by a request's operation, crashes the actor."""
+        if not isinstance(error, Exception):
+            return True  # SystemExit, KeyboardInterrupt...: never just a failed request
+        if isinstance(error, REFUSALS):
+            return False
+        return self.on_error == "restart"
+
+    def process(self, message: Reply[Any], generation: int) -> BaseException | None:
+        """Run one claimed request. Returns the cause if it crashed the actor.
+
+        Runs with the turn held, on the incarnation's thread or inline on a
+        blocked caller's thread.
+        """
+        self.messages += 1
+        old = self.snapshot
+        watched = self.deadline is not None
+        if watched:
+            self._watch(message, generation)
+        try:
+            commit = message.op(self, *message.args)
+        except BaseException as exc:  # the snapshot is untouched
+            if watched and not self._unwatch(message, generation):
+                return None  # fenced meanwhile: the watchdog answered the caller
+            self.failures += 1
+            self.last_error = exc
+            if self.is_crash(exc):
+                crashed = ActorCrashed(self.name, message.describe(), exc)
+                crashed.__cause__ = exc
+                message.set_exception(crashed)
+                return exc
+            message.set_exception(exc)
+            return None
+        if watched:
+            if not self._unwatch(message, generation):
+                return None  # fenced: this incarnation may no longer commit
+        elif generation != self.generation:  # pragma: no cover - only fencing changes it
+            message.set_exception(
+                ActorCrashed(self.name, message.describe(), RuntimeError("incarnation fenced"))
+            )
+            return None
+        self.snapshot = commit.snapshot  # publish: readers see it from now on
+        try:
+            if commit.after is not None:
+                commit.after()
+            if self.observers:
+                self.notify_observers(old, commit.snapshot)
+        finally:
+            message.set_result(commit.reply)
+        return None
+
+    # -- the deadline watchdog -------------------------------------------------------------
+
+    def _watch(self, message: Reply[Any], generation: int) -> None:
+        self.inflight = message
+        deadline = self.deadline
+        assert deadline is not None
+        self._watchdog = self.runtime.timer.call_later(
+            deadline, lambda: self._deadline_passed(message, generation, deadline)
+        )
+
+    def _unwatch(self, message: Reply[Any], generation: int) -> bool:
+        """End the watch; False if the watchdog fenced this incarnation first."""
+        with self.commit_lock:
+            if self.generation != generation:
+                return False
+            self.inflight = None
+        watchdog = self._watchdog
+        if watchdog is not None:
+            watchdog.cancel()
+        return True
+
+    def _deadline_passed(self, message: Reply[Any], generation: int, deadline: float) -> None:
+        with self.commit_lock:
+            if self.inflight is not message or self.generation != generation:
+                return  # it finished in time
+            self.generation += 1  # fence: the hung incarnation can no longer commit
+            self.inflight = None
+            self.turn = threading.Lock()  # the hung thread keeps the old one
+        cause = DeadlineExceeded(self.name, message.describe(), deadline)
+        self.failures += 1
+        self.last_error = cause
+        crashed = ActorCrashed(self.name, message.describe(), cause)
+        crashed.__cause__ = cause
+        message.set_exception(crashed)
+        incarnation = self.incarnation
+        if incarnation is not None:
+            incarnation.retire()
+        self.ready = False
+        self.crashed(cause, fenced=True)
+
+    # -- incarnations ------------------------------------------------------------------------
+
+    def start_incarnation(self) -> None:
+        """Start a new incarnation (a pykka actor and its thread).
+
+        It takes its generation number once it holds the turn, that is once the
+        previous incarnation has finished its last message.
+        """
+        StateActor.start(self)  # its __init__ makes it the cell's incarnation
+
+    def crashed(self, cause: BaseException, *, fenced: bool = False) -> None:
+        """An incarnation failed: end it and let the supervisor decide."""
+        if not fenced:
+            with self.commit_lock:
+                self.generation += 1
+        self.ready = False
+        incarnation = self.incarnation
+        if incarnation is not None:
+            incarnation.retire()
+        supervisor = self.supervisor
+        if supervisor is not None:
+            supervisor._child_failed(self, cause)
+
+    def retire(self) -> None:
+        """End the current incarnation after its current message (for restarts and stops)."""
+        self.ready = False
+        incarnation = self.incarnation
+        if incarnation is not None:
+            incarnation.retire()
+
+    # -- inline calls ----------------------------------------------------------------------
+
+    def try_inline(self) -> threading.Lock | None:
+        """Take the turn if the actor is idle and nothing is queued; return it."""
+        if not self.ready or self.deadline is not None or not self.mailbox.empty():
+            return None
+        turn = self.turn
+        if not turn.acquire(False):
+            return None
+        if turn is not self.turn or not self.ready or not self.mailbox.empty():
+            turn.release()
+            self.mailbox.wake(None)
+            return None
+        return turn
+
+    def process_inline(self, message: Reply[Any], turn: threading.Lock) -> None:
+        """Run ``message`` on the calling thread, which holds ``turn``."""
+        token = current_cell.set(self)
+        crash = None
+        try:
+            if message.claim():
+                crash = self.process(message, self.generation)
+        finally:
+            current_cell.reset(token)
+            turn.release()
+            if not self.mailbox.empty():
+                self.mailbox.wake(None)  # something arrived while we ran
+        if crash is not None:
+            self.crashed(crash)
 
 
 class _Stop:
-    """The operation that stops an actor once everything before it is handled."""
+    """The operation that stops an actor once everything before it is handled.
+
+    ``terminal``: for good (the handle is done). ``exit``: the actor stopped
+    itself, which its supervisor may answer with a restart (permanent children).
+    """
 
     __name__ = "stop"
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, terminal: bool = True, exit: bool = False) -> None:
         self.reason = reason
+        self.terminal = terminal
+        self.exit = exit
 
     def __call__(self, cell: Cell) -> None:  # pragma: no cover - handled by the actor
         raise AssertionError("the stop operation is handled by the actor itself")
 
 
-def stop_operation(reason: str) -> _Stop:
-    return _Stop(reason)
-
-
-def process(cell: Cell, message: Reply[Any]) -> None:
-    """Run one claimed request: the operation, then publish, after-commit work,
-    observers, and the answer. Runs with the cell's turn held, on the actor
-    thread or inline on a blocked caller's thread."""
-    cell.messages += 1
-    old = cell.snapshot
-    try:
-        commit = message.op(cell, *message.args)
-    except BaseException as exc:  # the caller gets it; the snapshot is untouched
-        cell.failures += 1
-        cell.last_error = exc
-        message.set_exception(exc)
-        return
-    cell.snapshot = commit.snapshot  # publish: readers see it from now on
-    if commit.after is not None:
-        try:
-            commit.after()
-        except Exception as exc:  # pragma: no cover - after() reports its own errors
-            cell.report("after_commit", "after-commit work", exc)
-    if cell.observers:
-        cell.notify_observers(old, commit.snapshot)
-    message.set_result(commit.reply)
-
-
-def process_inline(cell: Cell, message: Reply[Any]) -> None:
-    """Run ``message`` on the calling thread; the caller holds the turn."""
-    token = current_cell.set(cell)
-    try:
-        if message.claim():
-            process(cell, message)
-    finally:
-        current_cell.reset(token)
-        cell.mailbox.end_inline()
+def stop_operation(reason: str, *, terminal: bool = True, exit: bool = False) -> _Stop:
+    return _Stop(reason, terminal=terminal, exit=exit)
 
 
 class StateActor(pykka.ThreadingActor):
-    """The pykka actor that runs one cell's requests, one at a time."""
+    """One incarnation of a cell: a pykka actor that runs its requests one at a time."""
 
     # Actor threads never keep the interpreter alive; runtimes shut down at exit.
     use_daemon_thread = True
 
     def __init__(self, cell: Cell) -> None:
         self._cell = cell
+        self.generation = -1  # taken in on_start, with the turn
+        self._inbox = Inbox(cell.mailbox)
+        self._turn: threading.Lock | None = None
+        self._planned_stop = False
         super().__init__()
+        cell.incarnation = self
 
-    def _create_actor_inbox(self) -> Mailbox:  # type: ignore[override]
-        # pykka calls this from Actor.__init__: use the cell's mailbox, which
-        # answers the requests it refuses instead of dropping them.
-        return self._cell.mailbox
+    def _create_actor_inbox(self) -> Inbox:  # type: ignore[override]
+        # pykka calls this from Actor.__init__: this incarnation's view of the
+        # cell's mailbox, which outlives it.
+        return self._inbox
+
+    def retire(self) -> None:
+        """Stop after the current message; take nothing more from the mailbox."""
+        if self._planned_stop:
+            return
+        self._planned_stop = True
+        self._inbox.retired = True
+        try:
+            self.stop()  # pykka's stop message goes to this incarnation's inbox only
+        except pykka.ActorDeadError:
+            pass  # it has stopped already
 
     def on_start(self) -> None:
         cell = self._cell
-        cell.mailbox.turn.acquire()  # awake: the turn is the actor thread's
+        turn = cell.turn
+        turn.acquire()  # waits for an inline caller to finish
+        self._turn = turn
+        self._inbox.turn = turn
         thread = threading.current_thread()
         thread.name = f"stateward:{cell.runtime.name}:{cell.name}"
+        if self._inbox.retired or cell.incarnation is not self:
+            return
+        with cell.commit_lock:
+            cell.generation += 1
+            self.generation = cell.generation
         cell.thread = thread
         current_cell.set(cell)
+        hook = cell.on_start
+        if hook is not None:
+            try:
+                result = hook(cell.view(cell.snapshot))
+                if inspect.isawaitable(result):
+                    cell.run_async(result)
+            except BaseException as exc:
+                cell.last_error = exc
+                logger.error("actor %r: on_start failed: %r", cell.name, exc, exc_info=exc)
+                cell.crashed(exc)
+                return
+        cell.ready = True
         cell.started.set()
+        if cell.supervisor is not None:
+            cell.supervisor._child_started(cell)
 
     def on_stop(self) -> None:
         cell = self._cell
-        cell.mailbox.close(cell.stop_reason or "stopped")
-        cell.stopped.set()
+        self._inbox.retired = True
+        turn = self._turn
+        if turn is not None:
+            self._turn = None
+            turn.release()
+        if not self._planned_stop:
+            # pykka stopped us on its own (an error in the loop itself): that
+            # is a crash of this incarnation, and the mailbox is kept.
+            cell.crashed(RuntimeError(f"the actor thread of {cell.name!r} stopped unexpectedly"))
+        if cell.incarnation is self and cell.mailbox.closed_reason is not None:
+            cell.stopped.set()
+
+    def on_failure(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self.on_stop()
 
     def on_receive(self, message: Any) -> Any:
         if type(message) is not Reply or not message.claim():
             return None  # a withdrawn request: its caller already gave up on it
+        cell = self._cell
         op = message.op
         if type(op) is _Stop:
-            cell = self._cell
             cell.messages += 1
-            cell.stop_reason = op.reason
+            if op.terminal:
+                cell.stop_reason = op.reason
             cell.mailbox.close(op.reason)
+            cell.ready = False
+            self.retire()
             message.set_result(None)
-            self.stop()
+            if op.exit and cell.supervisor is not None:
+                cell.supervisor._child_exited(cell)
             return None
-        process(self._cell, message)
+        try:
+            crash = cell.process(message, self.generation)
+        except BaseException as exc:  # an error in the runtime itself
+            crash = exc
+        if crash is not None:
+            cell.crashed(crash)
         return None

@@ -89,3 +89,69 @@ class DuplicateActorName(StatewardError, ValueError):
             f"runtime {runtime!r} already has an actor named {name!r}; pick another name, "
             "stop the first one, or use runtime.get(name) to reach it"
         )
+
+
+class ActorCrashed(StatewardError, RuntimeError):
+    """The request crashed its actor; it will not be delivered again.
+
+    The supervisor restarts the actor from its last committed snapshot, and the
+    requests queued behind this one are handled by the new incarnation.
+
+    Attributes:
+        actor: the actor's name.
+        message: the request, as ``modify(<lambda>)``.
+        cause: the exception that crashed it.
+    """
+
+    def __init__(self, actor: str, message: str, cause: BaseException) -> None:
+        self.actor = actor
+        self.message = message
+        self.cause = cause
+        super().__init__(
+            f"actor {actor!r} crashed handling {message}: {cause!r}. Nothing of this "
+            "request was committed; the supervisor restarts the actor from its last "
+            "committed state and the requests queued behind this one still run"
+        )
+
+
+class DeadlineExceeded(StatewardError, TimeoutError):
+    """A handler that ran past its actor's ``deadline=``; the actor is restarted.
+
+    Attributes:
+        actor: the actor's name.
+        message: the request being handled.
+        deadline: the allowed seconds.
+    """
+
+    def __init__(self, actor: str, message: str, deadline: float) -> None:
+        self.actor = actor
+        self.message = message
+        self.deadline = deadline
+        super().__init__(
+            f"actor {actor!r} spent more than its deadline of {deadline:g} s on {message}; "
+            "that incarnation is fenced off (it can no longer commit) and replaced"
+        )
+
+
+class SupervisorGaveUp(StatewardError, RuntimeError):
+    """A supervisor passed its restart limit and stopped its children.
+
+    Attributes:
+        supervisor: the supervisor's name.
+        restarts: how many restarts it counted within the window.
+        within: the window, in seconds.
+        cause: the failure that crossed the limit.
+    """
+
+    def __init__(
+        self, supervisor: str, restarts: int, within: float, cause: BaseException | None
+    ) -> None:
+        self.supervisor = supervisor
+        self.restarts = restarts
+        self.within = within
+        self.cause = cause
+        super().__init__(
+            f"supervisor {supervisor!r} gave up: more than {restarts} restarts within "
+            f"{within:g} s (last failure: {cause!r}); its children are stopped. Fix the "
+            "cause, or raise max_restarts/within if such bursts are expected"
+        )

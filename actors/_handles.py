@@ -8,7 +8,10 @@ finite timeout), ``request_*`` calls return a `Reply` at once.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from stateward.core import (
@@ -25,10 +28,11 @@ from stateward.core import (
     run_after_commit,
 )
 
-from ._cell import Cell, Commit, current_cell, process_inline
+from ._cell import Cell, Commit, current_cell
 from ._errors import SelfCallError
 from ._reply import Reply
 from ._runtime import Envelope, Runtime, default_runtime, send, stop_request
+from ._supervisor import Supervisor
 
 T = TypeVar("T")
 Observer = Callable[[Any, Any], Any]
@@ -46,8 +50,11 @@ class ActorHandle:
         snapshot: Any,
         view: Callable[[Any], Any],
         version_of: Callable[[Any], int],
+        options: ActorOptions,
     ) -> None:
-        runtime = runtime if runtime is not None else default_runtime()
+        supervisor = options.supervisor
+        if runtime is None:
+            runtime = supervisor.runtime if supervisor is not None else default_runtime()
         if name is not None and (not isinstance(name, str) or not name):
             raise ValueError(f"an actor name must be a non-empty str, got {name!r}")
         self._runtime = runtime
@@ -58,8 +65,11 @@ class ActorHandle:
             snapshot,
             view,
             version_of,
+            on_error=options.on_error,
+            deadline=options.deadline,
+            on_start=options.on_start,
         )
-        runtime._start(self, self._cell)
+        runtime._start(self, self._cell, supervisor, options.restart)
 
     @property
     def name(self) -> str:
@@ -81,6 +91,16 @@ class ActorHandle:
         """This actor's `ActorStats`."""
         return self._cell.stats()
 
+    @property
+    def restarts(self) -> int:
+        """How many times its supervisor has restarted this actor."""
+        return self._cell.restarts
+
+    @property
+    def supervisor(self) -> Supervisor | None:
+        """The supervisor this actor runs under."""
+        return self._cell.supervisor
+
     # -- messaging -------------------------------------------------------------------
 
     def _call(self, op: Callable[..., Any], args: tuple[Any, ...], timeout: float | None) -> Any:
@@ -94,8 +114,9 @@ class ActorHandle:
                 where="an async hook on the runtime's event loop (await the request_* form there)",
             )
         reply: Reply[Any] = Reply(cell, op, args)
-        if self._runtime.inline_calls and cell.mailbox.try_inline():
-            process_inline(cell, reply)  # the actor was idle: run it here, in turn
+        turn = cell.try_inline() if self._runtime.inline_calls else None
+        if turn is not None:
+            cell.process_inline(reply, turn)  # the actor was idle: run it here, in turn
         else:
             cell.mailbox.put(Envelope(reply))
         return reply.result(timeout)
@@ -106,7 +127,7 @@ class ActorHandle:
         args: tuple[Any, ...],
         callback: Callable[[Reply[Any]], Any] | None,
     ) -> Reply[Any]:
-        reply = send(self, op, args)
+        reply = send(self._cell, op, args)
         if callback is not None:
             reply.add_done_callback(callback)
         return reply
@@ -146,27 +167,23 @@ class ActorHandle:
     def stop(self, timeout: float | None = None) -> None:
         """Handle what is already queued, then stop the actor for good.
 
-        Later calls raise `ActorStopped`. Called from the actor's own hooks it
-        only queues the stop (it cannot wait for itself).
+        Later calls raise `ActorStopped`, and its supervisor does not restart
+        it. Called from the actor's own hooks, it only queues the stop (it
+        cannot wait for itself) and counts as the actor stopping on its own: a
+        ``permanent`` actor is then restarted by its supervisor.
         """
-        self._stop("stopped by stop()", timeout, wait=current_cell.get() is not self._cell)
+        cell = self._cell
+        if current_cell.get() is cell:
+            stop_request(cell, "stopped itself", terminal=False, exit=True)
+            return
+        self._stop("stopped by stop()", timeout, wait=True)
 
     def _stop(self, reason: str, timeout: float | None, *, wait: bool) -> None:
         cell = self._cell
-        seconds = cell.default_timeout if timeout is None else timeout
-        if cell.mailbox.closed_reason is None:
-            reply = stop_request(self, reason)
-            if wait:
-                try:
-                    reply.result(seconds)
-                except Exception:  # already stopping: wait for the thread below
-                    pass
-        if wait:
-            cell.stopped.wait(seconds)
-            thread = cell.thread
-            if thread is not None:
-                thread.join(seconds)
-        self._runtime._forget(cell.name, self)
+        if cell.supervisor is not None:
+            cell.supervisor._remove(cell)
+        stop_cell(cell, reason, cell.default_timeout if timeout is None else timeout, wait=wait)
+        self._runtime._forget_cell(cell)
 
     def __enter__(self: T) -> T:
         return self
@@ -177,6 +194,62 @@ class ActorHandle:
     def __repr__(self) -> str:
         state = "alive" if self.alive else "stopped"
         return f"<{type(self).__name__} {self.name!r} {state}>"
+
+
+def stop_cell(
+    cell: Cell, reason: str, timeout: float, *, wait: bool, terminal: bool = True
+) -> None:
+    """Stop ``cell``'s actor: drain its mailbox first when ``wait`` and it runs.
+
+    A ``terminal`` stop is for good; otherwise (a supervisor giving up) its
+    supervisor's parent may restart it later.
+    """
+    incarnation = cell.incarnation
+    running = incarnation is not None and not incarnation._inbox.retired
+    own_thread = current_cell.get() is cell
+    if wait and running and cell.mailbox.closed_reason is None:
+        reply = stop_request(cell, reason, terminal=terminal)
+        if own_thread:
+            return
+        deadline = time.monotonic() + timeout
+        try:
+            reply.result(timeout)
+        except Exception:  # already stopping: wait for the thread below
+            pass
+        cell.stopped.wait(max(0.0, deadline - time.monotonic()))
+        thread = cell.thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return
+    if terminal and cell.stop_reason is None:
+        cell.stop_reason = reason
+    cell.mailbox.close(reason)
+    cell.retire()
+    if not running:
+        cell.stopped.set()
+
+
+@dataclass(frozen=True)
+class ActorOptions:
+    """How an actor is supervised; every handle takes these as keywords."""
+
+    supervisor: Supervisor | None = None
+    restart: str = "permanent"
+    on_error: str = "fail"
+    deadline: float | None = None
+    on_start: Callable[[Any], Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.on_error not in ("fail", "restart"):
+            raise ValueError(f"on_error must be 'fail' or 'restart', got {self.on_error!r}")
+        if self.deadline is not None and not self.deadline > 0:
+            raise ValueError(f"deadline must be > 0 seconds, got {self.deadline!r}")
+        if self.restart not in ("permanent", "transient", "temporary"):
+            raise ValueError(
+                f"restart must be 'permanent', 'transient' or 'temporary', got {self.restart!r}"
+            )
+        if self.on_start is not None and not callable(self.on_start):
+            raise TypeError(f"on_start must be callable, got {self.on_start!r}")
 
 
 def _as_spec(
@@ -233,6 +306,16 @@ class StateMachine(ActorHandle):
         data: the machine's initial data (changed by event effects and hooks).
         events: named events, as `MachineSpec` takes them.
         history_limit: how many transitions the history keeps (default 100).
+        supervisor: the `Supervisor` to run under; the runtime's root by default.
+        restart: ``permanent`` (default), ``transient`` or ``temporary``.
+        on_error: ``"fail"`` (default): an exception from a hook fails only its
+            request. ``"restart"``: it also crashes the actor, which its
+            supervisor restarts from the last committed snapshot.
+        deadline: seconds a single request may run; past it the actor counts as
+            crashed and is restarted, and the late handler can no longer commit.
+        on_start: called with the current value each time an incarnation
+            starts (after a restart too), on the actor's thread: set up here
+            what hooks need. If it raises, the start counts as a crash.
 
     Raises:
         MachineDefinitionError: the definition cannot work.
@@ -250,10 +333,20 @@ class StateMachine(ActorHandle):
         data: Mapping[str, Any] | None = None,
         events: Any = None,
         history_limit: int | None = None,
+        supervisor: Supervisor | None = None,
+        restart: str = "permanent",
+        on_error: str = "fail",
+        deadline: float | None = None,
+        on_start: Callable[[Any], Any] | None = None,
     ) -> None:
         self._spec = _as_spec(initial_state, transitions, events, history_limit, name)
         super().__init__(
-            name, runtime, MachineSnapshot.initial(self._spec, data), _identity, _version_of
+            name,
+            runtime,
+            MachineSnapshot.initial(self._spec, data),
+            _identity,
+            _version_of,
+            ActorOptions(supervisor, restart, on_error, deadline, on_start),
         )
 
     # -- reads -------------------------------------------------------------------------
@@ -377,6 +470,16 @@ class StateManager(ActorHandle):
         initial_state: the starting values.
         name: unique in the runtime; generated when omitted.
         runtime: the owning `Runtime`; the default runtime when omitted.
+        supervisor: the `Supervisor` to run under; the runtime's root by default.
+        restart: ``permanent`` (default), ``transient`` or ``temporary``.
+        on_error: ``"fail"`` (default): an exception from a hook fails only its
+            request. ``"restart"``: it also crashes the actor, which its
+            supervisor restarts from the last committed snapshot.
+        deadline: seconds a single request may run; past it the actor counts as
+            crashed and is restarted, and the late handler can no longer commit.
+        on_start: called with the current value each time an incarnation
+            starts (after a restart too), on the actor's thread: set up here
+            what hooks need. If it raises, the start counts as a crash.
     """
 
     _kind = "manager"
@@ -387,13 +490,23 @@ class StateManager(ActorHandle):
         *,
         name: str | None = None,
         runtime: Runtime | None = None,
+        supervisor: Supervisor | None = None,
+        restart: str = "permanent",
+        on_error: str = "fail",
+        deadline: float | None = None,
+        on_start: Callable[[Any], Any] | None = None,
     ) -> None:
         if initial_state is not None and not isinstance(initial_state, Mapping):
             raise TypeError(
                 f"initial_state must be a mapping, got {type(initial_state).__qualname__}"
             )
         super().__init__(
-            name, runtime, StoreSnapshot.initial(initial_state), _state_of, _version_of
+            name,
+            runtime,
+            StoreSnapshot.initial(initial_state),
+            _state_of,
+            _version_of,
+            ActorOptions(supervisor, restart, on_error, deadline, on_start),
         )
 
     def get_state(self) -> ImmutableState:
@@ -475,6 +588,16 @@ class ConfigManager(ActorHandle):
         metadata: the initial version's metadata.
         name: unique in the runtime; generated when omitted.
         runtime: the owning `Runtime`; the default runtime when omitted.
+        supervisor: the `Supervisor` to run under; the runtime's root by default.
+        restart: ``permanent`` (default), ``transient`` or ``temporary``.
+        on_error: ``"fail"`` (default): an exception from a hook fails only its
+            request. ``"restart"``: it also crashes the actor, which its
+            supervisor restarts from the last committed snapshot.
+        deadline: seconds a single request may run; past it the actor counts as
+            crashed and is restarted, and the late handler can no longer commit.
+        on_start: called with the current value each time an incarnation
+            starts (after a restart too), on the actor's thread: set up here
+            what hooks need. If it raises, the start counts as a crash.
     """
 
     _kind = "config"
@@ -486,14 +609,26 @@ class ConfigManager(ActorHandle):
         metadata: Mapping[str, Any] | None = None,
         name: str | None = None,
         runtime: Runtime | None = None,
+        supervisor: Supervisor | None = None,
+        restart: str = "permanent",
+        on_error: str = "fail",
+        deadline: float | None = None,
+        on_start: Callable[[Any], Any] | None = None,
     ) -> None:
         if initial_config is not None and not isinstance(initial_config, Mapping):
             raise TypeError(
                 f"initial_config must be a mapping, got {type(initial_config).__qualname__}"
             )
-        clock = (runtime or default_runtime()).clock
-        history = ConfigHistory.start(initial_config or {}, metadata, clock=clock)
-        super().__init__(name, runtime, history, _config_of, _version_of)
+        owner = runtime or (supervisor.runtime if supervisor is not None else default_runtime())
+        history = ConfigHistory.start(initial_config or {}, metadata, clock=owner.clock)
+        super().__init__(
+            name,
+            owner,
+            history,
+            _config_of,
+            _version_of,
+            ActorOptions(supervisor, restart, on_error, deadline, on_start),
+        )
 
     @property
     def _history(self) -> ConfigHistory:

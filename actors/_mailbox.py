@@ -1,16 +1,18 @@
-"""An actor's mailbox: a FIFO that refuses requests once closed, and the actor's turn.
+"""An actor's mailbox, kept across restarts, and each incarnation's view of it.
 
-Sending is a deque append (atomic under the GIL) plus, only when the actor is
-asleep, a wake-up. The actor thread takes messages with `get`, which pykka's
-loop calls; when the mailbox is empty it sleeps until the next `put`.
+Sending is a deque append (atomic under the GIL) plus, only when the actor
+sleeps, a wake-up. The mailbox outlives the actor's incarnations: when one
+crashes, the requests queued behind the crashing one wait here for the next.
 
-The *turn* is the right to run one of this actor's messages. The actor thread
-holds it whenever it is awake and gives it up only to sleep. A blocking call
-that finds the mailbox empty and the turn free may take the turn and run its
-own message on the calling thread (`try_inline`), which saves two thread
-switches and keeps every guarantee: one message at a time, each sender's
-messages in the order sent (an empty mailbox means nothing of the caller's is
-still waiting), and the published snapshot as the only shared value.
+Each incarnation (one pykka actor, one thread) reads the mailbox through its
+own `Inbox`. Retiring an incarnation gives its inbox a private stop message,
+so a retired or fenced incarnation never takes another request from the
+shared queue, and pykka's end-of-life drain of "its" inbox takes nothing.
+
+The *turn* (`Cell.turn`) is the right to run one of the actor's messages. An
+incarnation holds it while awake and gives it up to sleep; a blocking call
+that finds the mailbox empty and the actor idle may take it and run its
+message on the calling thread (see `Cell.try_inline`).
 """
 
 from __future__ import annotations
@@ -23,79 +25,98 @@ from typing import Any
 from ._reply import Reply
 
 
+class Inbox:
+    """One incarnation's view of the mailbox; what pykka sees as ``actor_inbox``."""
+
+    def __init__(self, mailbox: Mailbox) -> None:
+        self.mailbox = mailbox
+        self.turn: threading.Lock | None = None  # set by the incarnation when it starts
+        self.control: collections.deque[Any] = collections.deque()
+        self.retired = False
+        self.wakeup = threading.Lock()
+        self.wakeup.acquire()
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        # pykka's own messages (its stop) stay with this incarnation.
+        self.control.append(item)
+        self.mailbox.wake(self)
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        return self.mailbox.take(self)
+
+    def empty(self) -> bool:
+        return not self.control and (self.retired or self.mailbox.empty())
+
+    def qsize(self) -> int:
+        return len(self.control) + (0 if self.retired else self.mailbox.qsize())
+
+
 class Mailbox:
-    """FIFO of envelopes (objects with ``.message`` and ``.reply_to``) for pykka's loop."""
+    """FIFO of envelopes (objects with ``.message`` and ``.reply_to``)."""
 
     def __init__(self, refuse: Callable[[Reply[Any]], None]) -> None:
         self._queue: collections.deque[Any] = collections.deque()
         self._mutex = threading.Lock()
-        self._wakeup = threading.Lock()
-        self._wakeup.acquire()
-        self._sleeping = False
+        self._sleeper: Inbox | None = None
         self._refuse = refuse
-        self.turn = threading.Lock()
         self.closed_reason: str | None = None
 
     # -- senders ---------------------------------------------------------------------
 
-    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+    def put(self, item: Any) -> None:
         """Queue ``item``; a request put after `close` is answered as refused."""
-        if self.closed_reason is not None and type(item.message) is Reply:
+        if self.closed_reason is not None:
             self._refuse(item.message)
             return
         self._queue.append(item)
         if self.closed_reason is not None:
             # close() may have drained the queue between our check and our
             # append: whoever sees it closed after appending drains again.
-            self._refuse_queued()
+            self.refuse_queued()
             return
-        if self._sleeping:
-            self._wake()
+        if self._sleeper is not None:
+            self.wake(None)
 
-    def _wake(self) -> None:
+    def wake(self, inbox: Inbox | None) -> None:
+        """Wake the sleeping incarnation (only if it is ``inbox``, when given)."""
         with self._mutex:
-            if self._sleeping:
-                self._sleeping = False
-                self._wakeup.release()
+            sleeper = self._sleeper
+            if sleeper is None or (inbox is not None and sleeper is not inbox):
+                return
+            self._sleeper = None
+            sleeper.wakeup.release()
 
-    def try_inline(self) -> bool:
-        """Take the turn if the actor is idle and nothing is queued.
+    # -- the incarnation's side ----------------------------------------------------------
 
-        On True the caller runs its message itself and must `end_inline` after.
-        """
-        if self._queue or self.closed_reason is not None:
-            return False
-        if not self.turn.acquire(False):
-            return False
-        if self._queue or self.closed_reason is not None:
-            self.turn.release()
-            if self._sleeping:
-                self._wake()
-            return False
-        return True
-
-    def end_inline(self) -> None:
-        self.turn.release()
-        if self._queue and self._sleeping:  # a message arrived while we ran
-            self._wake()
-
-    # -- the actor thread ------------------------------------------------------------------
-
-    def get(self, block: bool = True, timeout: float | None = None) -> Any:
-        """The next envelope; sleeps (without the turn) while there is none."""
+    def take(self, inbox: Inbox) -> Any:
+        """The next envelope for ``inbox``; sleeps (without the turn) while there is none."""
         queue = self._queue
+        control = inbox.control
         while True:
-            try:
-                return queue.popleft()
-            except IndexError:
-                pass
+            if control:
+                return control.popleft()
+            if not inbox.retired:
+                try:
+                    return queue.popleft()
+                except IndexError:
+                    pass
+            # Register as the sleeper first, then look again: a sender that
+            # appends after our look sees us registered and wakes us.
             with self._mutex:
-                if queue:
-                    continue
-                self._sleeping = True
-            self.turn.release()
-            self._wakeup.acquire()
-            self.turn.acquire()
+                self._sleeper = inbox
+            if control or (queue and not inbox.retired):
+                with self._mutex:
+                    if self._sleeper is inbox:
+                        self._sleeper = None
+                    else:
+                        inbox.wakeup.acquire()  # a sender already woke us: take that
+                continue
+            turn = inbox.turn
+            if turn is not None:
+                turn.release()
+            inbox.wakeup.acquire()
+            if turn is not None:
+                turn.acquire()
 
     def empty(self) -> bool:
         return not self._queue
@@ -109,20 +130,16 @@ class Mailbox:
         """Refuse requests from now on, and answer every request still queued."""
         if self.closed_reason is None:
             self.closed_reason = reason
-        self._refuse_queued()
+        self.refuse_queued()
 
-    def _refuse_queued(self) -> None:
-        kept = []
+    def reopen(self) -> None:
+        """Take requests again (a stopped actor that its supervisor restarts)."""
+        self.closed_reason = None
+
+    def refuse_queued(self) -> None:
         while True:
             try:
                 item = self._queue.popleft()
             except IndexError:
-                break
-            if type(item.message) is Reply:
-                self._refuse(item.message)
-            else:
-                kept.append(item)  # pykka's own stop message: the actor needs it
-        for item in kept:
-            self._queue.append(item)
-        if kept and self._sleeping:
-            self._wake()
+                return
+            self._refuse(item.message)

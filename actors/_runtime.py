@@ -13,11 +13,13 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from stateward.core import utc_now
-from stateward.core._machine import Clock
+from stateward.core._machine import Clock as WallClock
 
-from ._cell import ActorStats, Cell, ErrorReport, StateActor, current_cell, logger, stop_operation
+from ._cell import ActorStats, Cell, ErrorReport, current_cell, logger, stop_operation
+from ._clock import Clock, SystemClock
 from ._errors import DuplicateActorName, RuntimeStopped
 from ._reply import Reply
+from ._supervisor import EVENT_KINDS, Supervisor, SupervisorEvent
 
 if TYPE_CHECKING:
     from ._handles import ActorHandle
@@ -100,6 +102,10 @@ class Runtime:
             and in order; only the thread differs, and ``timeout=`` then bounds
             the wait for the actor, not the handler's own run. Turn it off if
             hooks must always run on the actor's thread.
+        timer: monotonic time and timers for restart backoff and handler
+            deadlines; a `ManualClock` lets tests move time by hand.
+        fatal_handler: called with the error when the root supervisor gives up.
+        max_restarts, within: the root supervisor's restart limit.
     """
 
     def __init__(
@@ -108,8 +114,12 @@ class Runtime:
         *,
         default_timeout: float = DEFAULT_TIMEOUT,
         error_handler: Callable[[ErrorReport], Any] | None = None,
-        clock: Clock = utc_now,
+        clock: WallClock = utc_now,
         inline_calls: bool = True,
+        timer: Clock | None = None,
+        fatal_handler: Callable[[BaseException], Any] | None = None,
+        max_restarts: int = 3,
+        within: float = 5.0,
     ) -> None:
         if not default_timeout > 0:
             raise ValueError(f"default_timeout must be > 0 seconds, got {default_timeout!r}")
@@ -125,6 +135,15 @@ class Runtime:
         self._errors: collections.deque[ErrorReport] = collections.deque(maxlen=1000)
         self._error_count = 0
         self._counter = itertools.count(1)
+        self.timer: Clock = timer if timer is not None else SystemClock(self.name)
+        self.fatal_handler = fatal_handler
+        self._fatal_error: BaseException | None = None
+        self._fatal_event = threading.Event()
+        self._event_counts: collections.Counter[str] = collections.Counter()
+        self._subscribers: list[Callable[[SupervisorEvent], Any]] = []
+        self.root = Supervisor(
+            "root", runtime=self, max_restarts=max_restarts, within=within, _root=True
+        )
         _live_runtimes.add(self)
 
     # -- actors ------------------------------------------------------------------
@@ -132,8 +151,13 @@ class Runtime:
     def _unique_name(self, kind: str) -> str:
         return f"{kind}-{next(self._counter)}"
 
-    def _start(self, handle: ActorHandle, cell: Cell) -> None:
-        """Register ``handle`` and start its actor thread."""
+    def _start(
+        self, handle: ActorHandle, cell: Cell, supervisor: Supervisor | None, restart: str
+    ) -> None:
+        """Register ``handle`` and start its actor under ``supervisor``."""
+        supervisor = supervisor if supervisor is not None else self.root
+        if supervisor.runtime is not self:
+            raise ValueError(f"supervisor {supervisor.name!r} belongs to another runtime")
         with self._lock:
             if self._closed:
                 raise RuntimeStopped(self.name)
@@ -141,11 +165,17 @@ class Runtime:
                 raise DuplicateActorName(cell.name, self.name)
             self._actors[cell.name] = handle
         try:
-            cell.ref = StateActor.start(cell)
+            supervisor._add_actor(cell, restart)
         except BaseException:
             with self._lock:
                 self._actors.pop(cell.name, None)
             raise
+
+    def _forget_cell(self, cell: Cell) -> None:
+        with self._lock:
+            handle = self._actors.get(cell.name)
+            if handle is not None and handle._cell is cell:
+                del self._actors[cell.name]
 
     def _forget(self, name: str, handle: ActorHandle) -> None:
         with self._lock:
@@ -180,10 +210,56 @@ class Runtime:
         with self._lock:
             return iter(list(self._actors.values()))
 
-    def stats(self) -> dict[str, ActorStats]:
-        """Per live actor: messages handled, failures, hook errors, queue depth,
-        version and last error."""
-        return {handle.name: handle._cell.stats() for handle in self}
+    def stats(self) -> RuntimeStats:
+        """Per actor (by name): messages handled, failures, hook errors, queue depth,
+        version, restarts and last error; plus the supervision event counts,
+        the error count and the fatal failure, as attributes."""
+        with self._lock:
+            events = dict(self._event_counts)
+        return RuntimeStats(
+            {handle.name: handle._cell.stats() for handle in self},
+            events={kind: events.get(kind, 0) for kind in EVENT_KINDS},
+            errors=self._error_count,
+            fatal=None if self._fatal_error is None else repr(self._fatal_error),
+        )
+
+    # -- supervision ----------------------------------------------------------------
+
+    def subscribe(self, fn: Callable[[SupervisorEvent], Any]) -> None:
+        """Call ``fn(event)`` for every `SupervisorEvent` of every supervisor here."""
+        with self._lock:
+            self._subscribers.append(fn)
+
+    def _count_event(self, event: SupervisorEvent) -> None:
+        with self._lock:
+            self._event_counts[event.kind] += 1
+            subscribers = list(self._subscribers)
+        for fn in subscribers:
+            try:
+                fn(event)
+            except Exception:
+                logger.exception("runtime %r: an event subscriber raised", self.name)
+
+    def _fatal(self, error: BaseException) -> None:
+        self._fatal_error = error
+        self._fatal_event.set()
+        logger.critical("runtime %r: fatal failure: %s", self.name, error)
+        handler = self.fatal_handler
+        if handler is not None:
+            try:
+                handler(error)
+            except Exception:
+                logger.exception("runtime %r: the fatal handler itself raised", self.name)
+
+    @property
+    def fatal(self) -> BaseException | None:
+        """The failure that made the root supervisor give up, if any."""
+        return self._fatal_error
+
+    def wait_fatal(self, timeout: float) -> BaseException | None:
+        """Wait up to ``timeout`` seconds for a fatal failure; return it, or None."""
+        self._fatal_event.wait(timeout)
+        return self._fatal_error
 
     # -- errors --------------------------------------------------------------------
 
@@ -240,15 +316,19 @@ class Runtime:
         log and left to finish on their (daemon) threads.
         """
         with self._lock:
+            if self._closed and not self._actors:
+                return
             self._closed = True
             handles = list(self._actors.values())
         deadline = time.monotonic() + timeout
-        for handle in reversed(handles):
+        self.root._shutdown(timeout, reason=f"runtime {self.name!r} shut down")
+        for handle in reversed(handles):  # any left outside the tree
             remaining = max(0.0, deadline - time.monotonic())
             handle._stop(f"runtime {self.name!r} shut down", remaining, wait=True)
         host = self._host
         if host is not None:
             host.close(max(0.1, deadline - time.monotonic()))
+        self.timer.close()
         busy = [h.name for h in handles if not h._cell.stopped.is_set()]
         if busy:
             logger.error(
@@ -269,9 +349,8 @@ class Runtime:
         return f"<Runtime {self.name!r} {state}, {len(self._actors)} actors>"
 
 
-def send(handle: ActorHandle, op: Callable[..., Any], args: tuple[Any, ...]) -> Reply[Any]:
-    """Queue one request on ``handle``'s actor; never blocks."""
-    cell = handle._cell
+def send(cell: Cell, op: Callable[..., Any], args: tuple[Any, ...]) -> Reply[Any]:
+    """Queue one request on ``cell``'s actor; never blocks."""
     reply: Reply[Any] = Reply(cell, op, args)
     cell.mailbox.put(Envelope(reply))
     return reply
@@ -288,8 +367,34 @@ class Envelope:
         self.message = message
 
 
-def stop_request(handle: ActorHandle, reason: str) -> Reply[Any]:
-    return send(handle, stop_operation(reason), ())
+def stop_request(
+    cell: Cell, reason: str, *, terminal: bool = True, exit: bool = False
+) -> Reply[Any]:
+    return send(cell, stop_operation(reason, terminal=terminal, exit=exit), ())
+
+
+class RuntimeStats(dict):  # type: ignore[type-arg]
+    """`ActorStats` by actor name, plus runtime-wide counts as attributes.
+
+    Attributes:
+        events: supervision events by kind (started, failed, restarted,
+            stopped, escalated, gave_up).
+        errors: errors reported with no caller to go to.
+        fatal: the fatal failure, as ``repr``, or None.
+    """
+
+    def __init__(
+        self,
+        actors: dict[str, ActorStats],
+        *,
+        events: dict[str, int],
+        errors: int,
+        fatal: str | None,
+    ) -> None:
+        super().__init__(actors)
+        self.events = events
+        self.errors = errors
+        self.fatal = fatal
 
 
 _default: Runtime | None = None

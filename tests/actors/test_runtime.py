@@ -95,7 +95,7 @@ def test_runtime_is_a_context_manager_and_finds_actors_by_name() -> None:
 def test_stopped_actor_answers_queued_requests_with_actor_stopped(runtime: Runtime) -> None:
     manager = StateManager({"n": 0}, name="gone", runtime=runtime)
     release, blocked = _blocker(manager)
-    stop = stop_request(manager, "stopped by the test")
+    stop = stop_request(manager._cell, "stopped by the test")
     behind = [manager.request_update({"n": i}) for i in range(5)]
     release.set()
     blocked.result()

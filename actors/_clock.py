@@ -1,0 +1,186 @@
+"""Monotonic time and timers for supervision: restart backoff and handler deadlines.
+
+`SystemClock` is the real one: a single timer thread per runtime, started on
+first use. `ManualClock` is for tests: time stands still until `advance` moves
+it, and due callbacks then run in the caller's thread, in time order. Nothing
+in stateward sleeps to wait for time; it asks its clock to call back later.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+logger = logging.getLogger("stateward.actors")
+
+
+class Cancel(Protocol):
+    """What `Clock.call_later` returns."""
+
+    def cancel(self) -> None:
+        """Stop the callback from running, if it has not run yet."""
+
+
+class Clock(Protocol):
+    """Monotonic time and delayed callbacks."""
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back."""
+
+    def call_later(self, delay: float, fn: Callable[[], Any]) -> Cancel:
+        """Call ``fn()`` once, ``delay`` seconds from now, on the clock's own thread."""
+
+    def close(self) -> None:
+        """Drop pending callbacks and stop any thread; later calls are ignored."""
+
+
+class _Entry:
+    __slots__ = ("cancelled", "fn", "when")
+
+    def __init__(self, when: float, fn: Callable[[], Any]) -> None:
+        self.when = when
+        self.fn = fn
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class _Heap:
+    """Pending callbacks in time order; shared by both clocks."""
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[float, int, _Entry]] = []
+        self.order = itertools.count()
+
+    def push(self, entry: _Entry) -> None:
+        heapq.heappush(self.entries, (entry.when, next(self.order), entry))
+
+    def pop_due(self, now: float) -> _Entry | None:
+        while self.entries and self.entries[0][0] <= now:
+            entry = heapq.heappop(self.entries)[2]
+            if not entry.cancelled:
+                return entry
+        return None
+
+    def next_time(self) -> float | None:
+        while self.entries and self.entries[0][2].cancelled:
+            heapq.heappop(self.entries)
+        return self.entries[0][0] if self.entries else None
+
+
+def _run(entry: _Entry) -> None:
+    try:
+        entry.fn()
+    except Exception:
+        logger.exception("a timer callback raised")
+
+
+class SystemClock:
+    """`time.monotonic` and a timer thread (a daemon, started on first use)."""
+
+    def __init__(self, name: str = "stateward") -> None:
+        self._name = name
+        self._heap = _Heap()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def call_later(self, delay: float, fn: Callable[[], Any]) -> Cancel:
+        entry = _Entry(time.monotonic() + max(0.0, delay), fn)
+        with self._cond:
+            if self._closed:
+                entry.cancelled = True
+                return entry
+            self._heap.push(entry)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._loop, name=f"stateward:{self._name}:timers", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+        return entry
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    if self._closed:
+                        return
+                    entry = self._heap.pop_due(time.monotonic())
+                    if entry is not None:
+                        break
+                    next_time = self._heap.next_time()
+                    wait = None if next_time is None else max(0.0, next_time - time.monotonic())
+                    self._cond.wait(wait)
+            _run(entry)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._heap.entries.clear()
+            self._cond.notify()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(5)
+
+
+class ManualClock:
+    """A clock for tests: it moves only when told to, and never sleeps.
+
+    ``advance(seconds)`` moves time forward and runs every callback that falls
+    due, in time order, in the calling thread. ``delays`` records every delay
+    asked of `call_later`, so a test can check a backoff schedule.
+    """
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self._now = start
+        self._heap = _Heap()
+        self._lock = threading.RLock()
+        self.delays: list[float] = []
+        self._closed = False
+
+    def monotonic(self) -> float:
+        return self._now
+
+    def call_later(self, delay: float, fn: Callable[[], Any]) -> Cancel:
+        entry = _Entry(self._now + max(0.0, delay), fn)
+        with self._lock:
+            self.delays.append(delay)
+            if self._closed:
+                entry.cancelled = True
+            else:
+                self._heap.push(entry)
+        return entry
+
+    def pending(self) -> int:
+        """How many callbacks are waiting."""
+        with self._lock:
+            return sum(1 for _, _, e in self._heap.entries if not e.cancelled)
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward by ``seconds``, running what falls due on the way."""
+        with self._lock:
+            target = self._now + seconds
+            while True:
+                next_time = self._heap.next_time()
+                if next_time is None or next_time > target:
+                    break
+                self._now = max(self._now, next_time)
+                entry = self._heap.pop_due(self._now)
+                if entry is not None:
+                    _run(entry)
+            self._now = target
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._heap.entries.clear()

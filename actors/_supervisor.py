@@ -1,0 +1,498 @@
+"""Supervisors: restart failed actors from their last committed snapshot.
+
+A supervisor watches its children (actors and other supervisors, in start
+order). When a child fails, the strategy decides which children restart:
+
+- ``one_for_one``: only the failed one;
+- ``one_for_all``: all of them;
+- ``rest_for_one``: the failed one and every child started after it.
+
+A child's restart type decides whether it restarts at all: ``permanent``
+always, ``transient`` only after a crash (not after it stopped on its own),
+``temporary`` never. More than ``max_restarts`` restarts within ``within``
+seconds make the supervisor give up: it stops its children and escalates to
+its parent, which treats it as a failed child. The runtime's root supervisor
+reports the failure as fatal (`Runtime.fatal`, `Runtime.wait_fatal`).
+
+A restarted actor keeps its mailbox and starts from its last committed
+snapshot; only the request that crashed it fails (`ActorCrashed`), and it is
+never delivered again. A supervisor never holds its lock while user code runs,
+so it answers stop requests even while a child keeps failing to start.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import logging
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ._clock import Cancel, Clock
+from ._errors import SupervisorGaveUp
+
+if TYPE_CHECKING:
+    from ._cell import Cell
+    from ._runtime import Runtime
+
+logger = logging.getLogger("stateward.actors")
+
+STRATEGIES = ("one_for_one", "one_for_all", "rest_for_one")
+RESTART_TYPES = ("permanent", "transient", "temporary")
+EVENT_KINDS = ("started", "failed", "restarted", "stopped", "escalated", "gave_up")
+
+_names = itertools.count(1)
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Exponential restart backoff with jitter.
+
+    The n-th consecutive restart of a child waits ``min * factor**n`` seconds,
+    at most ``max``, times a random factor in ``[1 - jitter, 1 + jitter]``.
+    The count starts again once the child has run ``reset_after`` seconds
+    without failing.
+    """
+
+    min: float = 0.01
+    max: float = 5.0
+    factor: float = 2.0
+    jitter: float = 0.2
+    reset_after: float = 30.0
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.min <= self.max):
+            raise ValueError(f"backoff needs 0 <= min <= max, got min={self.min}, max={self.max}")
+        if self.factor < 1:
+            raise ValueError(f"backoff factor must be >= 1, got {self.factor}")
+        if not (0 <= self.jitter < 1):
+            raise ValueError(f"backoff jitter must be in [0, 1), got {self.jitter}")
+        if self.reset_after < 0:
+            raise ValueError(f"backoff reset_after must be >= 0, got {self.reset_after}")
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        """The wait before the ``attempt``-th consecutive restart (from 0)."""
+        base = min(self.max, self.min * self.factor ** min(attempt, 64))
+        if self.jitter:
+            base *= 1 + rng.uniform(-self.jitter, self.jitter)
+        return max(0.0, min(self.max, base))
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisorEvent:
+    """Something a supervisor did or saw.
+
+    Attributes:
+        kind: ``started``, ``failed``, ``restarted``, ``stopped``, ``escalated``
+            or ``gave_up``.
+        supervisor: the supervisor's name.
+        child: the child concerned (None for the supervisor's own events).
+        cause: the failure, for ``failed``, ``escalated`` and ``gave_up``.
+        at: the supervisor clock's time.
+    """
+
+    kind: str
+    supervisor: str
+    child: str | None
+    cause: BaseException | None
+    at: float
+
+
+@dataclass(eq=False)
+class _Child:
+    name: str
+    target: Any  # a Cell, or a Supervisor
+    restart: str
+    consecutive: int = 0
+    last_start: float = 0.0
+    pending: Cancel | None = None
+    running: bool = True
+
+    @property
+    def is_supervisor(self) -> bool:
+        return isinstance(self.target, Supervisor)
+
+
+@dataclass
+class _Plan:
+    """What to do once the lock is released."""
+
+    events: list[SupervisorEvent] = field(default_factory=list)
+    retire: list[_Child] = field(default_factory=list)
+    start: list[_Child] = field(default_factory=list)
+    delay: float = 0.0
+    drop: list[tuple[_Child, str]] = field(default_factory=list)
+    give_up: SupervisorGaveUp | None = None
+
+
+class Supervisor:
+    """Restarts its children when they fail, by strategy, within limits.
+
+    Args:
+        name: a label for events and errors.
+        strategy: ``one_for_one``, ``one_for_all`` or ``rest_for_one``.
+        max_restarts: restarts allowed within ``within`` seconds; one more
+            makes the supervisor give up and escalate.
+        within: the window, in seconds.
+        backoff: a `Backoff` for delayed restarts; None restarts at once.
+        parent: the supervisor above this one; the runtime's root by default.
+        runtime: the owning runtime; the default runtime by default.
+        restart: this supervisor's own restart type under its parent.
+        shutdown_timeout: how long each child gets to stop, in seconds.
+    """
+
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        strategy: str = "one_for_one",
+        max_restarts: int = 3,
+        within: float = 5.0,
+        backoff: Backoff | None = None,
+        parent: Supervisor | None = None,
+        runtime: Runtime | None = None,
+        restart: str = "permanent",
+        shutdown_timeout: float = 5.0,
+        _root: bool = False,
+    ) -> None:
+        from ._runtime import default_runtime
+
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
+        if restart not in RESTART_TYPES:
+            raise ValueError(
+                f"unknown restart type {restart!r}; use one of {', '.join(RESTART_TYPES)}"
+            )
+        if not isinstance(max_restarts, int) or max_restarts < 0:
+            raise ValueError(f"max_restarts must be an int >= 0, got {max_restarts!r}")
+        if not within > 0:
+            raise ValueError(f"within must be > 0 seconds, got {within!r}")
+        if runtime is None:
+            runtime = parent.runtime if parent is not None else default_runtime()
+        self.runtime: Runtime = runtime
+        self.name = name or f"supervisor-{next(_names)}"
+        self.strategy = strategy
+        self.max_restarts = max_restarts
+        self.within = float(within)
+        self.backoff = backoff
+        self.shutdown_timeout = shutdown_timeout
+        self.restart_type = restart
+        self._lock = threading.Lock()
+        self._children: list[_Child] = []
+        self._restart_times: collections.deque[float] = collections.deque()
+        self._subscribers: list[Callable[[SupervisorEvent], Any]] = []
+        self._rng = random.Random(backoff.seed if backoff is not None else None)
+        self._stopping = False
+        self.gave_up = False
+        self.restarts = 0
+        self.parent: Supervisor | None = None
+        if not _root:
+            parent = parent if parent is not None else runtime.root
+            if parent.runtime is not runtime:
+                raise ValueError("a supervisor's parent must belong to the same runtime")
+            self.parent = parent
+            parent._add(self.name, self, restart)
+
+    # -- reads ---------------------------------------------------------------------
+
+    @property
+    def clock(self) -> Clock:
+        return self.runtime.timer
+
+    @property
+    def children(self) -> list[str]:
+        """The children's names, in start order."""
+        with self._lock:
+            return [c.name for c in self._children]
+
+    def subscribe(self, fn: Callable[[SupervisorEvent], Any]) -> None:
+        """Call ``fn(event)`` for each `SupervisorEvent` of this supervisor.
+
+        It runs on the thread where the event happened (an actor's thread, a
+        timer thread, or a caller's), never under the supervisor's lock.
+        """
+        with self._lock:
+            self._subscribers.append(fn)
+
+    def unsubscribe(self, fn: Callable[[SupervisorEvent], Any]) -> None:
+        """Stop calling ``fn``."""
+        with self._lock:
+            self._subscribers.remove(fn)
+
+    def __repr__(self) -> str:
+        return (
+            f"<Supervisor {self.name!r} {self.strategy} "
+            f"{len(self._children)} children, {self.restarts} restarts>"
+        )
+
+    # -- membership ------------------------------------------------------------------
+
+    def _add(self, name: str, target: Any, restart: str) -> None:
+        if restart not in RESTART_TYPES:
+            raise ValueError(
+                f"unknown restart type {restart!r}; use one of {', '.join(RESTART_TYPES)}"
+            )
+        child = _Child(name, target, restart, last_start=self.clock.monotonic())
+        with self._lock:
+            if self._stopping:
+                from ._errors import RuntimeStopped
+
+                raise RuntimeStopped(f"{self.runtime.name}/{self.name}")
+            self._children.append(child)
+        self._emit([self._event("started", child.name)])
+
+    def _add_actor(self, cell: Cell, restart: str) -> None:
+        cell.supervisor = self
+        cell.restart_type = restart
+        self._add(cell.name, cell, restart)
+        cell.start_incarnation()
+
+    def _remove(self, target: Any) -> None:
+        with self._lock:
+            child = self._find(target)
+            if child is None:
+                return
+            self._children.remove(child)
+            if child.pending is not None:
+                child.pending.cancel()
+
+    def _find(self, target: Any) -> _Child | None:
+        for child in self._children:
+            if child.target is target:
+                return child
+        return None
+
+    # -- events ----------------------------------------------------------------------
+
+    def _event(
+        self, kind: str, child: str | None, cause: BaseException | None = None
+    ) -> SupervisorEvent:
+        return SupervisorEvent(kind, self.name, child, cause, self.clock.monotonic())
+
+    def _emit(self, events: list[SupervisorEvent]) -> None:
+        for event in events:
+            self.runtime._count_event(event)
+            for fn in list(self._subscribers):
+                try:
+                    fn(event)
+                except Exception:
+                    logger.exception("supervisor %r: an event subscriber raised", self.name)
+
+    def _child_started(self, cell: Cell) -> None:
+        """A child's incarnation finished starting (called on its thread)."""
+        with self._lock:
+            child = self._find(cell)
+            if child is not None:
+                child.running = True
+
+    # -- failures -------------------------------------------------------------------------
+
+    def _child_failed(self, target: Any, cause: BaseException) -> None:
+        """A child crashed (``target``: its Cell or Supervisor)."""
+        self._handle_exit(target, cause, crashed=True)
+
+    def _child_exited(self, target: Any) -> None:
+        """A child stopped on its own, normally."""
+        self._handle_exit(target, None, crashed=False)
+
+    def _handle_exit(self, target: Any, cause: BaseException | None, *, crashed: bool) -> None:
+        plan = _Plan()
+        with self._lock:
+            child = self._find(target)
+            if child is None or self._stopping:
+                return
+            child.running = False
+            if crashed:
+                plan.events.append(self._event("failed", child.name, cause))
+            restart = child.restart == "permanent" or (child.restart == "transient" and crashed)
+            if not restart:
+                self._children.remove(child)
+                why = (
+                    f"crashed and is a {child.restart} child, so it is not restarted "
+                    f"(cause: {cause!r})"
+                    if crashed
+                    else f"stopped on its own and is a {child.restart} child"
+                )
+                plan.drop.append((child, why))
+                plan.events.append(self._event("stopped", child.name, cause))
+            else:
+                now = self.clock.monotonic()
+                self._restart_times.append(now)
+                while self._restart_times and self._restart_times[0] <= now - self.within:
+                    self._restart_times.popleft()
+                if len(self._restart_times) > self.max_restarts:
+                    plan.give_up = SupervisorGaveUp(
+                        self.name, self.max_restarts, self.within, cause
+                    )
+                    self._stopping = True
+                else:
+                    self._plan_restart(child, now, plan)
+        self._carry_out(plan)
+
+    def _plan_restart(self, failed: _Child, now: float, plan: _Plan) -> None:
+        index = self._children.index(failed)
+        if self.strategy == "one_for_one":
+            affected = [failed]
+        elif self.strategy == "one_for_all":
+            affected = list(self._children)
+        else:
+            affected = self._children[index:]
+        for child in affected:
+            if child is not failed and child.restart == "temporary":
+                # A temporary sibling is stopped with the others and not restarted.
+                self._children.remove(child)
+                plan.retire.append(child)
+                plan.drop.append(
+                    (child, f"stopped by {self.name!r} ({self.strategy}) and is a temporary child")
+                )
+                continue
+            if child is not failed:
+                plan.retire.append(child)
+            plan.start.append(child)
+        backoff = self.backoff
+        if backoff is not None:
+            if now - failed.last_start >= backoff.reset_after:
+                failed.consecutive = 0
+            plan.delay = backoff.delay(failed.consecutive, self._rng)
+            failed.consecutive += 1
+
+    def _carry_out(self, plan: _Plan) -> None:
+        self._emit(plan.events)
+        for child, why in plan.drop:
+            _stop_child(child, why, wait=False)
+            if not child.is_supervisor:
+                self.runtime._forget_cell(child.target)
+        if plan.give_up is not None:
+            self._give_up(plan.give_up)
+            return
+        for child in reversed(plan.retire):
+            _retire_child(child)
+        if not plan.start:
+            return
+        if plan.delay > 0:
+            group = plan.start
+
+            def later() -> None:
+                self._restart_now(group)
+
+            cancel = self.clock.call_later(plan.delay, later)
+            with self._lock:
+                for child in group:
+                    child.pending = cancel
+        else:
+            self._restart_now(plan.start)
+
+    def _restart_now(self, group: list[_Child]) -> None:
+        events = []
+        with self._lock:
+            if self._stopping:
+                return
+            now = self.clock.monotonic()
+            live = [c for c in group if c in self._children]
+            for child in live:
+                child.pending = None
+                child.last_start = now
+                child.running = True
+                self.restarts += 1
+                events.append(self._event("restarted", child.name))
+        for child in live:
+            _restart_child(child)
+        self._emit(events)
+
+    def _give_up(self, error: SupervisorGaveUp) -> None:
+        logger.error("%s", error)
+        self.gave_up = True
+        with self._lock:
+            children = list(self._children)
+        for child in reversed(children):
+            if child.pending is not None:
+                child.pending.cancel()
+            _stop_child(child, f"supervisor {self.name!r} gave up", wait=False)
+        events = [self._event("gave_up", None, error)]
+        if self.parent is not None:
+            events.append(self._event("escalated", None, error))
+        self._emit(events)
+        if self.parent is not None:
+            self.parent._child_failed(self, error)
+        else:
+            self.runtime._fatal(error)
+
+    # -- as a child of another supervisor -------------------------------------------------
+
+    def _restart_as_child(self) -> None:
+        """Start again with a clean restart count, restarting every child."""
+        with self._lock:
+            self._stopping = False
+            self.gave_up = False
+            self._restart_times.clear()
+            children = list(self._children)
+            now = self.clock.monotonic()
+            for child in children:
+                child.last_start = now
+                child.consecutive = 0
+                child.running = True
+        for child in children:
+            _restart_child(child)
+
+    def _retire_children(self) -> None:
+        with self._lock:
+            children = list(self._children)
+        for child in reversed(children):
+            _retire_child(child)
+
+    # -- stopping -----------------------------------------------------------------------
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop every child, newest first, each within ``shutdown_timeout``.
+
+        Children are not restarted; pending restarts are cancelled. The
+        supervisor leaves its parent for good.
+        """
+        self._shutdown(timeout, reason=f"supervisor {self.name!r} stopped")
+        if self.parent is not None:
+            self.parent._remove(self)
+
+    def _shutdown(self, timeout: float | None, reason: str) -> None:
+        with self._lock:
+            self._stopping = True
+            children = list(self._children)
+        budget = self.shutdown_timeout if timeout is None else timeout
+        for child in reversed(children):
+            if child.pending is not None:
+                child.pending.cancel()
+            _stop_child(child, reason, wait=True, timeout=budget)
+        self._emit([self._event("stopped", None)])
+
+
+def _retire_child(child: _Child) -> None:
+    target = child.target
+    if child.is_supervisor:
+        target._retire_children()
+    else:
+        target.retire()
+
+
+def _restart_child(child: _Child) -> None:
+    target = child.target
+    if child.is_supervisor:
+        target._restart_as_child()
+        return
+    cell = target
+    cell.restarts += 1
+    if cell.stop_reason is None:
+        cell.mailbox.reopen()
+    cell.start_incarnation()
+
+
+def _stop_child(child: _Child, reason: str, *, wait: bool, timeout: float = 5.0) -> None:
+    target = child.target
+    if child.is_supervisor:
+        target._shutdown(timeout, reason)
+        return
+    from ._handles import stop_cell
+
+    stop_cell(target, reason, timeout, wait=wait)
