@@ -83,7 +83,8 @@ class ActorStats:
         version: the published snapshot's version.
         last_error: the most recent failure or hook error, as ``repr``.
         restarts: how many times its supervisor restarted it.
-        generation: the current incarnation's number (1 for the first).
+        generation: the current incarnation's number: 1 for the first, one more
+            for each restart, and one more again for an incarnation fenced off.
     """
 
     name: str
@@ -335,10 +336,11 @@ class Cell:
         StateActor.start(self)  # its __init__ makes it the cell's incarnation
 
     def crashed(self, cause: BaseException, *, fenced: bool = False) -> None:
-        """An incarnation failed: end it and let the supervisor decide."""
-        if not fenced:
-            with self.commit_lock:
-                self.generation += 1
+        """An incarnation failed: end it and let the supervisor decide.
+
+        The failing incarnation retires itself (it commits nothing more), so only
+        a fenced one, still running elsewhere, needed its generation moved on.
+        """
         self.ready = False
         incarnation = self.incarnation
         if incarnation is not None:
@@ -493,14 +495,23 @@ class StateActor(pykka.ThreadingActor):
         op = message.op
         if type(op) is _Stop:
             cell.messages += 1
+            supervisor = cell.supervisor
+            if op.exit and supervisor is not None and cell.restart_type == "permanent":
+                # Stopped on its own, to be restarted: keep the mailbox open so
+                # what is sent meanwhile waits for the next incarnation.
+                cell.ready = False
+                self.retire()
+                message.set_result(None)
+                supervisor._child_exited(cell)
+                return None
             if op.terminal:
                 cell.stop_reason = op.reason
             cell.mailbox.close(op.reason)
             cell.ready = False
             self.retire()
             message.set_result(None)
-            if op.exit and cell.supervisor is not None:
-                cell.supervisor._child_exited(cell)
+            if op.exit and supervisor is not None:
+                supervisor._child_exited(cell)
             return None
         try:
             crash = cell.process(message, self.generation)

@@ -361,19 +361,19 @@ class Supervisor:
             failed.consecutive += 1
 
     def _carry_out(self, plan: _Plan) -> None:
-        self._emit(plan.events)
         for child, why in plan.drop:
             _stop_child(child, why, wait=False)
             if not child.is_supervisor:
                 self.runtime._forget_cell(child.target)
         if plan.give_up is not None:
+            self._emit(plan.events)
             self._give_up(plan.give_up)
             return
         for child in reversed(plan.retire):
             _retire_child(child)
-        if not plan.start:
-            return
-        if plan.delay > 0:
+        if plan.start and plan.delay > 0:
+            # Registered before the events go out, so that whoever hears of the
+            # failure finds the restart already scheduled on the clock.
             group = plan.start
 
             def later() -> None:
@@ -383,7 +383,8 @@ class Supervisor:
             with self._lock:
                 for child in group:
                     child.pending = cancel
-        else:
+        self._emit(plan.events)
+        if plan.start and plan.delay <= 0:
             self._restart_now(plan.start)
 
     def _restart_now(self, group: list[_Child]) -> None:
@@ -465,6 +466,12 @@ class Supervisor:
             if child.pending is not None:
                 child.pending.cancel()
             _stop_child(child, reason, wait=True, timeout=budget)
+            with self._lock:
+                if child in self._children:
+                    self._children.remove(child)
+            if not child.is_supervisor:
+                self.runtime._forget_cell(child.target)
+            self._emit([self._event("stopped", child.name)])
         self._emit([self._event("stopped", None)])
 
 

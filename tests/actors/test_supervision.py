@@ -1,0 +1,395 @@
+"""Supervision, modelled on OTP's supervisor suite: restart types, strategies,
+intensity and escalation, backoff on a manual clock, fencing of hung handlers."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from stateward.actors import (
+    ActorCrashed,
+    ActorStopped,
+    Backoff,
+    DeadlineExceeded,
+    ManualClock,
+    Runtime,
+    StateMachine,
+    StateManager,
+    Supervisor,
+    SupervisorEvent,
+    SupervisorGaveUp,
+)
+from stateward.core import ImmutableState, MachineBuilder
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def rt(clock: ManualClock) -> Iterator[Runtime]:
+    runtime = Runtime("sup", default_timeout=10.0, timer=clock)
+    yield runtime
+    runtime.shutdown(timeout=10.0)
+
+
+def boom(state: ImmutableState) -> ImmutableState:
+    raise RuntimeError("boom")
+
+
+def bump(state: ImmutableState) -> ImmutableState:
+    return state.update(n=state.n + 1)
+
+
+def events_of(runtime: Runtime) -> list[SupervisorEvent]:
+    seen: list[SupervisorEvent] = []
+    runtime.subscribe(seen.append)
+    return seen
+
+
+def test_by_default_a_hook_error_fails_only_its_request(rt: Runtime) -> None:
+    counter = StateManager({"n": 0}, runtime=rt)
+    with pytest.raises(RuntimeError, match="boom"):
+        counter.modify(boom)
+    assert counter.modify(bump).n == 1
+    assert counter.restarts == 0
+    assert rt.stats().events["failed"] == 0
+
+
+def test_on_error_restart_crashes_restarts_from_the_last_commit_and_keeps_the_mailbox(
+    rt: Runtime,
+) -> None:
+    starts: list[int] = []
+    counter = StateManager(
+        {"n": 0}, runtime=rt, on_error="restart", on_start=lambda state: starts.append(state.n)
+    )
+    assert counter.modify(bump).n == 1
+    release, entered = threading.Event(), threading.Event()
+
+    def hold(state: ImmutableState) -> ImmutableState:
+        entered.set()
+        assert release.wait(10)
+        return state.update(n=state.n + 1)
+
+    first = counter.request_modify(hold)
+    assert entered.wait(10)
+    crashing = counter.request_modify(boom)
+    behind = [counter.request_modify(bump) for _ in range(3)]
+    release.set()
+    assert first.result().n == 2
+    with pytest.raises(ActorCrashed) as caught:
+        crashing.result()
+    assert isinstance(caught.value.cause, RuntimeError)
+    assert caught.value.__cause__ is caught.value.cause
+    assert "nothing of this request was committed" in str(caught.value).lower()
+    assert [r.result().n for r in behind] == [3, 4, 5]  # handled by the new incarnation, in order
+    assert counter.restarts == 1
+    assert starts == [0, 2]  # on_start ran again, on the last committed state
+    stats = counter.stats()
+    assert stats.generation == 2 and stats.restarts == 1
+    events = rt.stats().events
+    assert events["failed"] == 1 and events["restarted"] == 1
+
+
+def test_refusals_never_crash_even_with_on_error_restart(rt: Runtime) -> None:
+    machine = StateMachine("a", {"a": ["b"], "b": []}, runtime=rt, on_error="restart")
+    with pytest.raises(ValueError, match="cannot go from 'a' to 'zz'"):
+        machine.transition("zz")
+    assert machine.restarts == 0
+
+
+@pytest.mark.parametrize(
+    ("restart", "how", "restarted"),
+    [
+        ("permanent", "crash", True),
+        ("transient", "crash", True),
+        ("temporary", "crash", False),
+        ("permanent", "normal", True),
+        ("transient", "normal", False),
+        ("temporary", "normal", False),
+        ("permanent", "parent", False),
+        ("transient", "parent", False),
+        ("temporary", "parent", False),
+    ],
+)
+def test_restart_types_against_each_way_of_stopping(
+    rt: Runtime, restart: str, how: str, restarted: bool
+) -> None:
+    sup = Supervisor("s", runtime=rt)
+    flow = MachineBuilder("a", {"a": ["b"], "b": ["a"]})
+
+    @flow.on_enter("b")
+    def act(ctx):
+        if ctx.payload.get("crash"):
+            raise RuntimeError("crash")
+        if ctx.payload.get("exit"):
+            machine.stop()  # from its own hook: the actor stops on its own
+
+    machine = StateMachine(
+        flow, name="child", runtime=rt, supervisor=sup, restart=restart, on_error="restart"
+    )
+    if how == "crash":
+        with pytest.raises(ActorCrashed):
+            machine.transition("b", {"crash": True})
+    elif how == "normal":
+        machine.transition("b", {"exit": True})
+    else:
+        sup.stop()
+    target = "a" if machine.current_state == "b" else "b"
+    if restarted:
+        assert machine.transition(target).state == target
+        assert machine.restarts == 1 and machine.alive
+        assert sup.children == ["child"]
+    else:
+        with pytest.raises(ActorStopped):
+            machine.transition(target)
+        assert machine.restarts == 0 and not machine.alive
+        assert sup.children == []
+
+
+def _three(rt: Runtime, strategy: str) -> tuple[Supervisor, list[StateManager]]:
+    sup = Supervisor("three", strategy=strategy, runtime=rt, max_restarts=5)
+    children = [
+        StateManager({"n": 0}, name=f"c{i}", runtime=rt, supervisor=sup, on_error="restart")
+        for i in range(3)
+    ]
+    for child in children:
+        child.modify(bump)
+    return sup, children
+
+
+@pytest.mark.parametrize(
+    ("strategy", "expected"),
+    [("one_for_one", [0, 1, 0]), ("one_for_all", [1, 1, 1]), ("rest_for_one", [0, 1, 1])],
+)
+def test_strategies_restart_the_right_children(
+    rt: Runtime, strategy: str, expected: list[int]
+) -> None:
+    sup, children = _three(rt, strategy)
+    with pytest.raises(ActorCrashed):
+        children[1].modify(boom)
+    for child in children:  # every child answers, restarted or not
+        assert child.modify(bump).n == 2
+    assert [c.restarts for c in children] == expected
+    assert sup.restarts == sum(expected)
+
+
+def test_one_for_all_keeps_each_siblings_committed_state_and_queue(rt: Runtime) -> None:
+    sup, children = _three(rt, "one_for_all")
+    queued = [children[2].request_modify(bump) for _ in range(50)]
+    with pytest.raises(ActorCrashed):
+        children[0].modify(boom)
+    assert [r.result().n for r in queued] == list(range(2, 52))
+    assert children[2].get_state().n == 51
+    assert children[2].restarts == 1
+
+
+def test_passing_the_restart_limit_gives_up_and_escalates_to_a_fatal_failure(
+    clock: ManualClock,
+) -> None:
+    fatal: list[BaseException] = []
+    with Runtime("limit", timer=clock, max_restarts=0, fatal_handler=fatal.append) as runtime:
+        seen = events_of(runtime)
+        sup = Supervisor("s", runtime=runtime, max_restarts=2, within=10.0)
+        child = StateManager({"n": 0}, runtime=runtime, supervisor=sup, on_error="restart")
+        for _ in range(2):
+            with pytest.raises(ActorCrashed):
+                child.modify(boom)
+        assert child.restarts == 2 and runtime.fatal is None
+        with pytest.raises(ActorCrashed):
+            child.modify(boom)  # a third restart within 10 s would be one too many
+        assert isinstance(runtime.wait_fatal(5), SupervisorGaveUp)
+        assert fatal == [runtime.fatal]
+        assert sup.gave_up
+        with pytest.raises(ActorStopped, match="gave up"):
+            child.modify(bump)
+        kinds = [(e.kind, e.supervisor) for e in seen if e.kind in ("gave_up", "escalated")]
+        assert kinds == [("gave_up", "s"), ("escalated", "s"), ("gave_up", "root")]
+        assert runtime.stats().fatal is not None
+
+
+def test_restarts_outside_the_window_do_not_count(clock: ManualClock) -> None:
+    with Runtime("window", timer=clock) as runtime:
+        sup = Supervisor("s", runtime=runtime, max_restarts=1, within=5.0)
+        child = StateManager({"n": 0}, runtime=runtime, supervisor=sup, on_error="restart")
+        for _ in range(4):
+            with pytest.raises(ActorCrashed):
+                child.modify(boom)
+            clock.advance(6.0)
+        assert child.restarts == 4 and not sup.gave_up and runtime.fatal is None
+
+
+@pytest.mark.parametrize(("inner", "outer"), [(2, 1), (1, 3), (3, 2)])
+def test_restart_storm_gives_up_once_after_the_product_of_the_limits(
+    clock: ManualClock, inner: int, outer: int
+) -> None:
+    with Runtime("storm", timer=clock, max_restarts=0) as runtime:
+        seen = events_of(runtime)
+        top = Supervisor("top", runtime=runtime, max_restarts=outer, within=60.0)
+        mid = Supervisor("mid", parent=top, max_restarts=inner, within=60.0)
+        child = StateManager({"n": 0}, runtime=runtime, supervisor=mid, on_error="restart")
+        crashes = 0
+        while runtime.fatal is None:
+            assert crashes < 100, "the storm never ended"
+            with pytest.raises(ActorCrashed):
+                child.modify(boom)
+            crashes += 1
+        starts = 1 + child.restarts
+        assert starts == (inner + 1) * (outer + 1) == crashes
+        gave_up = [e.supervisor for e in seen if e.kind == "gave_up"]
+        assert gave_up.count("top") == 1 and gave_up.count("root") == 1
+        assert gave_up.count("mid") == outer + 1
+
+
+def test_backoff_delays_grow_and_the_clock_decides_when_to_restart(clock: ManualClock) -> None:
+    with Runtime("backoff", timer=clock) as runtime:
+        backoff = Backoff(min=0.1, max=1.0, factor=2.0, jitter=0.0, reset_after=100.0)
+        sup = Supervisor("s", runtime=runtime, max_restarts=10, within=1000.0, backoff=backoff)
+        child = StateManager({"n": 0}, runtime=runtime, supervisor=sup, on_error="restart")
+        delays = []
+        for _ in range(5):
+            with pytest.raises(ActorCrashed):
+                child.modify(boom)
+            queued = child.request_modify(bump)
+            delays.append(clock.delays[-1])
+            assert not queued.done()  # waits in the mailbox for the restart
+            clock.advance(delays[-1])
+            assert queued.result().n == child.get_state().n
+        assert delays == [0.1, 0.2, 0.4, 0.8, 1.0]
+        assert child.restarts == 5
+        clock.advance(200.0)  # stable for longer than reset_after
+        with pytest.raises(ActorCrashed):
+            child.modify(boom)
+        assert clock.delays[-1] == 0.1
+
+
+def test_backoff_jitter_stays_within_its_bounds() -> None:
+    import random
+
+    backoff = Backoff(min=1.0, max=100.0, factor=3.0, jitter=0.25)
+    rng = random.Random(7)
+    for attempt in range(6):
+        base = min(100.0, 3.0**attempt)
+        delay = backoff.delay(attempt, rng)
+        assert base * 0.75 <= delay <= min(100.0, base * 1.25)
+    with pytest.raises(ValueError, match="jitter"):
+        Backoff(jitter=1.5)
+
+
+class EventWaiter:
+    """Counts supervision events and waits, bounded, for a number of them."""
+
+    def __init__(self, runtime: Runtime, kind: str) -> None:
+        self.kind = kind
+        self.count = 0
+        self._cond = threading.Condition()
+        runtime.subscribe(self._seen)
+
+    def _seen(self, event: SupervisorEvent) -> None:
+        if event.kind == self.kind:
+            with self._cond:
+                self.count += 1
+                self._cond.notify_all()
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> None:
+        with self._cond:
+            assert self._cond.wait_for(lambda: self.count >= count, timeout), (
+                f"only {self.count} {self.kind!r} events, expected {count}"
+            )
+
+
+def test_a_child_that_keeps_failing_to_start_and_a_supervisor_that_still_stops(
+    clock: ManualClock,
+) -> None:
+    with Runtime("startfail", timer=clock) as runtime:
+        failed = EventWaiter(runtime, "failed")
+        attempts: list[int] = []
+
+        def broken_setup(state: ImmutableState) -> None:
+            attempts.append(1)
+            raise ConnectionError("cannot reach the payment gateway")
+
+        sup = Supervisor(
+            "s",
+            runtime=runtime,
+            max_restarts=50,
+            within=1000.0,
+            backoff=Backoff(min=1.0, max=8.0, jitter=0.0),
+        )
+        child = StateManager({"n": 0}, runtime=runtime, supervisor=sup, on_start=broken_setup)
+        waiting = child.request_modify(bump)
+        failed.wait_for(1)
+        for attempt in range(2, 6):
+            clock.advance(8.0)  # the backoff has passed: the next start is tried
+            failed.wait_for(attempt)
+        assert len(attempts) == 5 and not waiting.done()
+        assert clock.delays[-4:] == [2.0, 4.0, 8.0, 8.0]
+        sup.stop(timeout=5)  # answered at once, though a restart is pending
+        assert clock.pending() == 0
+        assert isinstance(waiting.exception(timeout=5), ActorStopped)
+        assert not child.alive
+        assert runtime.stats().events["failed"] == 5
+
+
+def test_a_hung_handler_is_fenced_and_can_never_commit(clock: ManualClock) -> None:
+    with Runtime("fence", timer=clock) as runtime:
+        counter = StateManager({"n": 0}, runtime=runtime, deadline=2.0)
+        release, entered = threading.Event(), threading.Event()
+
+        def hang(state: ImmutableState) -> ImmutableState:
+            entered.set()
+            assert release.wait(10)
+            return state.update(n=999)
+
+        hung = counter.request_modify(hang)
+        assert entered.wait(10)
+        behind = counter.request_modify(bump)
+        clock.advance(2.5)  # past the deadline: the watchdog fires here
+        with pytest.raises(ActorCrashed) as caught:
+            hung.result()
+        assert isinstance(caught.value.cause, DeadlineExceeded)
+        assert "deadline of 2 s" in str(caught.value.cause)
+        assert behind.result().n == 1  # the new incarnation took over the mailbox
+        assert counter.restarts == 1
+        release.set()  # the old incarnation wakes up and tries to commit n=999
+        assert counter.modify(bump).n == 2
+        assert counter.get_state().n == 2
+        assert counter.stats().generation >= 2
+
+
+def test_children_start_in_order_and_stop_in_reverse(rt: Runtime) -> None:
+    seen = events_of(rt)
+    sup = Supervisor("ordered", runtime=rt)
+    children = [
+        StateManager({"n": 0}, name=name, runtime=rt, supervisor=sup)
+        for name in ("first", "second", "third")
+    ]
+    replies = [c.request_update({"n": 1}) for c in children]
+    sup.stop()
+    assert all(r.result().n == 1 for r in replies)  # drained before each stopped
+    mine = [(e.kind, e.child) for e in seen if e.supervisor == "ordered" and e.child]
+    assert mine == [
+        ("started", "first"),
+        ("started", "second"),
+        ("started", "third"),
+        ("stopped", "third"),
+        ("stopped", "second"),
+        ("stopped", "first"),
+    ]
+    assert not any(c.alive for c in children)
+
+
+def test_bad_supervisor_arguments_are_refused(rt: Runtime) -> None:
+    with pytest.raises(ValueError, match="unknown strategy 'round_robin'"):
+        Supervisor(strategy="round_robin", runtime=rt)
+    with pytest.raises(ValueError, match="max_restarts must be an int >= 0"):
+        Supervisor(max_restarts=-1, runtime=rt)
+    with pytest.raises(ValueError, match="on_error must be 'fail' or 'restart'"):
+        StateManager({}, runtime=rt, on_error="ignore")
+    with pytest.raises(ValueError, match="restart must be"):
+        StateManager({}, runtime=rt, restart="sometimes")
+    with pytest.raises(ValueError, match="deadline must be > 0"):
+        StateManager({}, runtime=rt, deadline=0)
