@@ -178,7 +178,7 @@ def test_strategies_restart_the_right_children(
 
 
 def test_one_for_all_keeps_each_siblings_committed_state_and_queue(rt: Runtime) -> None:
-    sup, children = _three(rt, "one_for_all")
+    _, children = _three(rt, "one_for_all")
     queued = [children[2].request_modify(bump) for _ in range(50)]
     with pytest.raises(ActorCrashed):
         children[0].modify(boom)
