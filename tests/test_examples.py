@@ -12,6 +12,13 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 #: For each example, lines its output must contain: what the example claims to show.
 EXPECTED: dict[str, list[str]] = {
+    "supervision.py": [
+        "pay(-1): ActorCrashed, cause: ConnectionResetError('connection-1 broke on amount -1')",
+        "on_start: opened connection-2 (state: 2 processed)",
+        "pay(40): ok, 4 processed, total 100",
+        "then: ActorStopped (supervisor 'flaky-sup' gave up)",
+        "payments still running: True, fatal: None",
+    ],
     "quickstart.py": [
         "refused: ImmutableState is immutable",
         "rejected by 'amount_positive': the amount must be positive",

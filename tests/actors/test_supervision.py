@@ -393,3 +393,23 @@ def test_bad_supervisor_arguments_are_refused(rt: Runtime) -> None:
         StateManager({}, runtime=rt, restart="sometimes")
     with pytest.raises(ValueError, match="deadline must be > 0"):
         StateManager({}, runtime=rt, deadline=0)
+
+
+def test_an_actor_thread_that_dies_is_replaced_by_a_new_one(rt: Runtime) -> None:
+    threads: list[threading.Thread] = []
+    counter = StateManager(
+        {"n": 0}, runtime=rt, on_start=lambda state: threads.append(threading.current_thread())
+    )
+    assert counter.request_modify(bump).result().n == 1
+
+    def die(state: ImmutableState) -> ImmutableState:
+        raise SystemExit("the thread is told to exit")
+
+    with pytest.raises(ActorCrashed) as caught:
+        counter.request_modify(die).result()  # on_error="fail", yet this is a crash
+    assert isinstance(caught.value.cause, SystemExit)
+    assert counter.request_modify(bump).result().n == 2
+    assert counter.restarts == 1
+    assert len(threads) == 2 and threads[0] is not threads[1]
+    threads[0].join(5)
+    assert not threads[0].is_alive()
