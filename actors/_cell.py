@@ -38,6 +38,8 @@ from ._mailbox import Inbox, Mailbox
 from ._reply import Reply
 
 if TYPE_CHECKING:
+    from stateward.core._persist import KindCodec
+
     from ._clock import Cancel
     from ._runtime import Runtime
     from ._supervisor import Supervisor
@@ -135,6 +137,7 @@ class Cell:
         on_error: str = "fail",
         deadline: float | None = None,
         on_start: Callable[[Any], Any] | None = None,
+        codec: KindCodec | None = None,
     ) -> None:
         self.runtime = runtime
         self.name = name
@@ -145,6 +148,11 @@ class Cell:
         self.on_error = on_error
         self.deadline = deadline
         self.on_start = on_start
+        self.codec = codec
+        self.store = runtime.store if codec is not None else None
+        self.released = False
+        self.claimed = False
+        self.recovered = False
         self.observers: tuple[Callable[[Any, Any], Any], ...] = ()
         self.observer_lock = threading.Lock()
         self.callback_lock = threading.Lock()
@@ -275,6 +283,17 @@ class Cell:
                 ActorCrashed(self.name, message.describe(), RuntimeError("incarnation fenced"))
             )
             return None
+        store = self.store
+        if store is not None:
+            try:
+                store.commit(self.name, self.codec, old, commit.snapshot)  # type: ignore[arg-type]
+            except BaseException as exc:  # not durable: not committed, and a crash
+                self.failures += 1
+                self.last_error = exc
+                crashed = ActorCrashed(self.name, message.describe(), exc)
+                crashed.__cause__ = exc
+                message.set_exception(crashed)
+                return exc
         self.snapshot = commit.snapshot  # publish: readers see it from now on
         try:
             if commit.after is not None:
@@ -348,6 +367,16 @@ class Cell:
         supervisor = self.supervisor
         if supervisor is not None:
             supervisor._child_failed(self, cause)
+
+    def release(self) -> None:
+        """Give the actor's name back to the store (it stopped for good)."""
+        store = self.store
+        if store is not None and not self.released:
+            self.released = True
+            try:
+                store.release(self.name, self.runtime.runtime_id)
+            except Exception:
+                logger.exception("actor %r: releasing it in the store failed", self.name)
 
     def retire(self) -> None:
         """End the current incarnation after its current message (for restarts and stops)."""
@@ -455,17 +484,20 @@ class StateActor(pykka.ThreadingActor):
             self.generation = cell.generation
         cell.thread = thread
         current_cell.set(cell)
-        hook = cell.on_start
-        if hook is not None:
-            try:
+        try:
+            if self.generation > 1 and cell.store is not None:
+                # A restart recovers the way a reboot does: from the store.
+                cell.snapshot = cell.store.recover(cell.name, cell.codec)  # type: ignore[arg-type]
+            hook = cell.on_start
+            if hook is not None:
                 result = hook(cell.view(cell.snapshot))
                 if inspect.isawaitable(result):
                     cell.run_async(result)
-            except BaseException as exc:
-                cell.last_error = exc
-                logger.error("actor %r: on_start failed: %r", cell.name, exc, exc_info=exc)
-                cell.crashed(exc)
-                return
+        except BaseException as exc:
+            cell.last_error = exc
+            logger.error("actor %r: starting failed: %r", cell.name, exc, exc_info=exc)
+            cell.crashed(exc)
+            return
         cell.ready = True
         cell.started.set()
         if cell.supervisor is not None:
@@ -483,6 +515,8 @@ class StateActor(pykka.ThreadingActor):
             # is a crash of this incarnation, and the mailbox is kept.
             cell.crashed(RuntimeError(f"the actor thread of {cell.name!r} stopped unexpectedly"))
         if cell.incarnation is self and cell.mailbox.closed_reason is not None:
+            if cell.stop_reason is not None:
+                cell.release()
             cell.stopped.set()
 
     def on_failure(self, exc_type: Any, exc: Any, tb: Any) -> None:

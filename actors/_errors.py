@@ -155,3 +155,75 @@ class SupervisorGaveUp(StatewardError, RuntimeError):
             f"{within:g} s (last failure: {cause!r}); its children are stopped. Fix the "
             "cause, or raise max_restarts/within if such bursts are expected"
         )
+
+
+class StoreError(StatewardError):
+    """Root of the errors a store raises."""
+
+
+class StoreOpenError(StoreError, OSError):
+    """A store that cannot be opened as it is; nothing was written.
+
+    Attributes:
+        path: the file.
+        problem: what is wrong with it.
+    """
+
+    def __init__(self, path: object, problem: str, fix: str = "") -> None:
+        self.path = str(path)
+        self.problem = problem
+        text = f"cannot open stateward store {self.path!r}: {problem}"
+        super().__init__(f"{text}; {fix}" if fix else text)
+
+
+class StoreWriteError(StoreError, OSError):
+    """A commit that could not be made durable. The request is not committed,
+    and the actor counts as crashed.
+
+    Attributes:
+        actor: the actor whose commit failed.
+        cause: the underlying error (disk full, read-only file, locked database).
+    """
+
+    def __init__(self, actor: str, problem: str, cause: BaseException | None = None) -> None:
+        self.actor = actor
+        self.problem = problem
+        self.cause = cause
+        super().__init__(
+            f"could not store the commit of actor {actor!r}: {problem}. It was not "
+            "committed; the actor restarts from its last durable state"
+        )
+
+
+class ActorOwned(StoreError, RuntimeError):
+    """An actor name already in use by another live runtime on the same store.
+
+    Attributes:
+        actor: the name.
+        owner: who holds it (process id and runtime).
+    """
+
+    def __init__(self, actor: str, owner: str) -> None:
+        self.actor = actor
+        self.owner = owner
+        super().__init__(
+            f"actor {actor!r} is already open in this store by {owner}; two writers must "
+            "never share one actor's journal. Stop it there first, or use another name"
+        )
+
+
+class RecoveryError(StoreError, RuntimeError):
+    """A stored actor that cannot be recovered without risking wrong data.
+
+    Attributes:
+        actor: the actor's name.
+        problem: what was found.
+    """
+
+    def __init__(self, actor: str, problem: str) -> None:
+        self.actor = actor
+        self.problem = problem
+        super().__init__(
+            f"cannot recover actor {actor!r}: {problem}. Nothing was loaded; restore the "
+            "store file from a backup or remove the actor's records"
+        )

@@ -27,6 +27,7 @@ from stateward.core import (
     apply_transition,
     run_after_commit,
 )
+from stateward.core._persist import ConfigCodec, KindCodec, MachineCodec, ManagerCodec
 
 from ._cell import Cell, Commit, current_cell
 from ._errors import SelfCallError
@@ -51,6 +52,7 @@ class ActorHandle:
         view: Callable[[Any], Any],
         version_of: Callable[[Any], int],
         options: ActorOptions,
+        codec: KindCodec,
     ) -> None:
         supervisor = options.supervisor
         if runtime is None:
@@ -68,8 +70,14 @@ class ActorHandle:
             on_error=options.on_error,
             deadline=options.deadline,
             on_start=options.on_start,
+            codec=codec,
         )
         runtime._start(self, self._cell, supervisor, options.restart)
+
+    @property
+    def recovered(self) -> bool:
+        """Whether the actor picked up a state stored under its name."""
+        return self._cell.recovered
 
     @property
     def name(self) -> str:
@@ -226,6 +234,8 @@ def stop_cell(
     cell.mailbox.close(reason)
     cell.retire()
     if not running:
+        if terminal:
+            cell.release()
         cell.stopped.set()
 
 
@@ -347,6 +357,7 @@ class StateMachine(ActorHandle):
             _identity,
             _version_of,
             ActorOptions(supervisor, restart, on_error, deadline, on_start),
+            MachineCodec(self._spec),
         )
 
     # -- reads -------------------------------------------------------------------------
@@ -507,6 +518,7 @@ class StateManager(ActorHandle):
             _state_of,
             _version_of,
             ActorOptions(supervisor, restart, on_error, deadline, on_start),
+            ManagerCodec(),
         )
 
     def get_state(self) -> ImmutableState:
@@ -628,6 +640,7 @@ class ConfigManager(ActorHandle):
             _config_of,
             _version_of,
             ActorOptions(supervisor, restart, on_error, deadline, on_start),
+            ConfigCodec(),
         )
 
     @property

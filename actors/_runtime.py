@@ -19,6 +19,7 @@ from ._cell import ActorStats, Cell, ErrorReport, current_cell, logger, stop_ope
 from ._clock import Clock, SystemClock
 from ._errors import DuplicateActorName, RuntimeStopped
 from ._reply import Reply
+from ._stores import MemoryStore, Store, new_runtime_id, runtime_ended, runtime_started
 from ._supervisor import EVENT_KINDS, Supervisor, SupervisorEvent
 
 if TYPE_CHECKING:
@@ -102,6 +103,10 @@ class Runtime:
             and in order; only the thread differs, and ``timeout=`` then bounds
             the wait for the actor, not the handler's own run. Turn it off if
             hooks must always run on the actor's thread.
+        store: where committed snapshots are kept: `MemoryStore` (the default:
+            restarts within the process) or `SQLiteStore` (survives the
+            process). An actor created with the name of a stored one recovers
+            it. The runtime closes the store when it shuts down.
         timer: monotonic time and timers for restart backoff and handler
             deadlines; a `ManualClock` lets tests move time by hand.
         fatal_handler: called with the error when the root supervisor gives up.
@@ -116,6 +121,7 @@ class Runtime:
         error_handler: Callable[[ErrorReport], Any] | None = None,
         clock: WallClock = utc_now,
         inline_calls: bool = True,
+        store: Store | None = None,
         timer: Clock | None = None,
         fatal_handler: Callable[[BaseException], Any] | None = None,
         max_restarts: int = 3,
@@ -136,6 +142,9 @@ class Runtime:
         self._error_count = 0
         self._counter = itertools.count(1)
         self.timer: Clock = timer if timer is not None else SystemClock(self.name)
+        self.store: Store = store if store is not None else MemoryStore()
+        self.runtime_id = new_runtime_id()
+        runtime_started(self.runtime_id)
         self.fatal_handler = fatal_handler
         self._fatal_error: BaseException | None = None
         self._fatal_event = threading.Event()
@@ -165,11 +174,27 @@ class Runtime:
                 raise DuplicateActorName(cell.name, self.name)
             self._actors[cell.name] = handle
         try:
+            self._recover_or_create(cell)
             supervisor._add_actor(cell, restart)
         except BaseException:
             with self._lock:
                 self._actors.pop(cell.name, None)
+            if cell.claimed:
+                cell.release()
             raise
+
+    def _recover_or_create(self, cell: Cell) -> None:
+        """Claim the actor's name in the store: recover what is stored, or record it."""
+        store, codec = cell.store, cell.codec
+        if store is None or codec is None:
+            return
+        stored = store.claim(cell.name, codec, self.runtime_id)
+        cell.claimed = True
+        if stored is None:
+            store.create(cell.name, codec, cell.snapshot)
+        else:
+            cell.snapshot = stored
+            cell.recovered = True
 
     def _forget_cell(self, cell: Cell) -> None:
         with self._lock:
@@ -329,6 +354,10 @@ class Runtime:
         if host is not None:
             host.close(max(0.1, deadline - time.monotonic()))
         self.timer.close()
+        try:
+            self.store.close()
+        finally:
+            runtime_ended(self.runtime_id)
         busy = [h.name for h in handles if not h._cell.stopped.is_set()]
         if busy:
             logger.error(

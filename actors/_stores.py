@@ -1,0 +1,747 @@
+"""Stores: where actors' committed snapshots live, so restarts and reboots find them.
+
+Every store implements the same small protocol (`Store`), checked by one
+conformance test suite:
+
+- `claim` an actor name for one runtime (a second live owner is refused) and
+  return what is stored under it, recovered;
+- `commit` one transaction (old snapshot -> new snapshot), durably per the
+  store's mode, before the actor publishes and replies;
+- `recover` the last durable snapshot (what a supervisor restart starts from);
+- `release` the name when the actor stops for good.
+
+`MemoryStore` (the default) keeps the immutable snapshots themselves: restarts
+within one process. `SQLiteStore` keeps a journal of deltas and periodic
+snapshots in one SQLite file (WAL mode), safe across ``kill -9``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from stateward.core import DecodeError, decode, encode
+from stateward.core._persist import RECORD_SCHEMA, KindCodec, RecordUpgrades
+
+from ._errors import ActorOwned, RecoveryError, StoreOpenError, StoreWriteError
+
+logger = logging.getLogger("stateward.actors")
+
+#: Table layout of a SQLite store; a file from a newer layout is refused at open.
+STORE_SCHEMA = 1
+DURABILITY_MODES = ("strict", "batched", "snapshot")
+
+#: Runtimes alive in this process, by id: an owner row naming one of them is live.
+_live_runtime_ids: set[str] = set()
+
+
+def runtime_started(runtime_id: str) -> None:
+    _live_runtime_ids.add(runtime_id)
+
+
+def runtime_ended(runtime_id: str) -> None:
+    _live_runtime_ids.discard(runtime_id)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredActor:
+    """One actor as `SQLiteStore.actors` lists it."""
+
+    name: str
+    kind: str
+    version: int
+    updated_at: float
+    owner: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryReport:
+    """What recovering one actor found.
+
+    Attributes:
+        actor: its name.
+        snapshot_version: the version of the snapshot it started from.
+        replayed: how many journal entries it applied after that snapshot.
+        skipped: snapshots that were not usable, as ``(version, reason)``.
+    """
+
+    actor: str
+    snapshot_version: int
+    replayed: int
+    skipped: tuple[tuple[int, str], ...] = ()
+
+
+class Store(Protocol):
+    """What the runtime needs from a store."""
+
+    durability: str
+
+    def claim(self, name: str, codec: KindCodec, runtime_id: str) -> Any | None:
+        """Take ``name`` for ``runtime_id``; return its recovered snapshot, or None if new."""
+
+    def create(self, name: str, codec: KindCodec, snapshot: Any) -> None:
+        """Record a new actor and its initial snapshot."""
+
+    def commit(self, name: str, codec: KindCodec, old: Any, new: Any) -> None:
+        """Make one commit durable (per the mode); raise `StoreWriteError` if it cannot be."""
+
+    def recover(self, name: str, codec: KindCodec) -> Any:
+        """The last durable snapshot of ``name``."""
+
+    def release(self, name: str, runtime_id: str) -> None:
+        """Give ``name`` up (the actor stopped for good)."""
+
+    def close(self) -> None:
+        """Flush what is pending and let go of files and threads."""
+
+
+class MemoryStore:
+    """Keeps each actor's last committed snapshot in memory, as the value itself.
+
+    A supervisor restart starts from it, and a new handle with the name of a
+    stopped actor picks up where that one stopped. Nothing survives the process.
+    """
+
+    durability = "memory"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._latest: dict[str, Any] = {}
+        self._kinds: dict[str, str] = {}
+        self._owners: dict[str, str] = {}
+
+    def claim(self, name: str, codec: KindCodec, runtime_id: str) -> Any | None:
+        with self._lock:
+            owner = self._owners.get(name)
+            if owner is not None and owner != runtime_id and owner in _live_runtime_ids:
+                raise ActorOwned(name, f"runtime {owner} in this process")
+            kind = self._kinds.get(name)
+            if kind is not None and kind != codec.kind:
+                from stateward.core._persist import DefinitionMismatch
+
+                raise DefinitionMismatch(name, f"it was stored as a {kind}, not a {codec.kind}")
+            self._owners[name] = runtime_id
+            stored = self._latest.get(name)
+        if stored is None:
+            return None
+        return codec.from_document(name, codec.document(stored))
+
+    def create(self, name: str, codec: KindCodec, snapshot: Any) -> None:
+        with self._lock:
+            self._latest[name] = snapshot
+            self._kinds[name] = codec.kind
+
+    def commit(self, name: str, codec: KindCodec, old: Any, new: Any) -> None:
+        self._latest[name] = new
+
+    def recover(self, name: str, codec: KindCodec) -> Any:
+        return self._latest[name]
+
+    def release(self, name: str, runtime_id: str) -> None:
+        with self._lock:
+            if self._owners.get(name) == runtime_id:
+                del self._owners[name]
+
+    def close(self) -> None:
+        pass
+
+    def names(self) -> list[str]:
+        """The names stored here."""
+        with self._lock:
+            return sorted(self._latest)
+
+
+# -- SQLite ---------------------------------------------------------------------------
+
+_SCHEMA_SQL = """
+CREATE TABLE stateward_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE actors (
+    name TEXT PRIMARY KEY, kind TEXT NOT NULL, definition BLOB NOT NULL,
+    created_at REAL NOT NULL, updated_at REAL NOT NULL, version INTEGER NOT NULL);
+CREATE TABLE owners (
+    name TEXT PRIMARY KEY, runtime_id TEXT NOT NULL, pid INTEGER NOT NULL,
+    started TEXT NOT NULL, since REAL NOT NULL);
+CREATE TABLE snapshots (
+    name TEXT NOT NULL, version INTEGER NOT NULL, payload BLOB NOT NULL,
+    PRIMARY KEY (name, version)) WITHOUT ROWID;
+CREATE TABLE journal (
+    name TEXT NOT NULL, version INTEGER NOT NULL, payload BLOB NOT NULL,
+    PRIMARY KEY (name, version)) WITHOUT ROWID;
+"""
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _process_start(pid: int) -> str:
+    """An id for a process's life: its start time, so a reused pid is not taken for it."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+        return fields[19].decode()
+    except (OSError, IndexError):
+        return ""
+
+
+def _process_alive(pid: int, started: str) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return not started or _process_start(pid) == started
+
+
+_MY_PID = os.getpid()
+_MY_START = _process_start(_MY_PID)
+
+
+class _Pending:
+    """One commit waiting for a batched write."""
+
+    __slots__ = ("done", "error", "name", "payload", "snapshot", "version")
+
+    def __init__(self, name: str, version: int, payload: bytes, snapshot: bytes | None) -> None:
+        self.name = name
+        self.version = version
+        self.payload = payload
+        self.snapshot = snapshot
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+
+
+class SQLiteStore:
+    """Snapshots and a journal in one SQLite file (WAL mode), for any number of actors.
+
+    Durability modes and their loss windows (what a ``kill -9`` or a power cut
+    can take away):
+
+    - ``"strict"`` (default): every commit is written and fsynced before the
+      actor publishes it and replies. Loss window: nothing acknowledged.
+    - ``"batched"``: group commit. Commits from all actors are gathered by one
+      writer thread and written in one transaction; each waits for its batch
+      to be fsynced before its actor publishes and replies. Loss window:
+      nothing acknowledged, as in strict, with far fewer fsyncs.
+    - ``"snapshot"``: no journal. Replies do not wait; a snapshot of each
+      changed actor is written every ``snapshot_interval`` seconds (and as soon
+      as one has ``snapshot_every`` unsaved commits). Loss window: the commits
+      of the last ``snapshot_interval`` seconds (at most ``snapshot_every`` per
+      actor), plus those made while a snapshot is being written.
+
+    Args:
+        path: the database file; created (with its tables) if it does not exist.
+        durability: ``"strict"``, ``"batched"`` or ``"snapshot"``.
+        snapshot_every: journal entries between snapshots (strict, batched), or
+            unsaved commits that trigger an early snapshot (snapshot mode).
+        snapshot_interval: seconds between snapshot writes in snapshot mode.
+        keep_snapshots: snapshots kept per actor (older journal entries are
+            compacted away); recovery falls back to an older one if the newest
+            is corrupt.
+        busy_timeout: seconds to wait for a lock held by another connection.
+        upgrades: `RecordUpgrades` for records written by older code.
+
+    Raises:
+        StoreOpenError: the path cannot be written, is not a stateward store, or
+            was written by a newer stateward. Nothing is written in that case.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        durability: str = "strict",
+        snapshot_every: int = 100,
+        snapshot_interval: float = 1.0,
+        keep_snapshots: int = 2,
+        busy_timeout: float = 5.0,
+        upgrades: RecordUpgrades | None = None,
+    ) -> None:
+        if durability not in DURABILITY_MODES:
+            raise ValueError(
+                f"durability must be one of {', '.join(DURABILITY_MODES)}, got {durability!r}"
+            )
+        if not isinstance(snapshot_every, int) or snapshot_every < 1:
+            raise ValueError(f"snapshot_every must be an int >= 1, got {snapshot_every!r}")
+        if not snapshot_interval > 0:
+            raise ValueError(f"snapshot_interval must be > 0 seconds, got {snapshot_interval!r}")
+        if not isinstance(keep_snapshots, int) or keep_snapshots < 1:
+            raise ValueError(f"keep_snapshots must be an int >= 1, got {keep_snapshots!r}")
+        self.path = Path(path)
+        self.durability = durability
+        self.snapshot_every = snapshot_every
+        self.snapshot_interval = float(snapshot_interval)
+        self.keep_snapshots = keep_snapshots
+        self.upgrades = upgrades or RecordUpgrades()
+        self._lock = threading.RLock()
+        self._closed = False
+        self._reports: dict[str, RecoveryReport] = {}
+        self._db = self._open(busy_timeout)
+        # Batched mode: commits waiting for the writer thread.
+        self._pending: list[_Pending] = []
+        # Snapshot mode: the newest unsaved snapshot of each actor.
+        self._dirty: dict[str, tuple[KindCodec, Any, int]] = {}
+        self._cond = threading.Condition(threading.Lock())
+        self._writer: threading.Thread | None = None
+
+    # -- opening ---------------------------------------------------------------------
+
+    def _open(self, busy_timeout: float) -> sqlite3.Connection:
+        path = self.path
+        if path.is_dir():
+            raise StoreOpenError(path, "it is a directory", "give the path of a file")
+        folder = path.parent if str(path.parent) else Path(".")
+        if not folder.is_dir():
+            raise StoreOpenError(
+                path, f"the folder {str(folder)!r} does not exist", "create it first"
+            )
+        exists = path.exists() and path.stat().st_size > 0
+        if exists:
+            try:
+                with open(path, "rb") as f:
+                    header = f.read(16)
+            except OSError as exc:
+                raise StoreOpenError(path, f"it cannot be read ({exc.strerror})") from exc
+            if header != _SQLITE_HEADER:
+                raise StoreOpenError(
+                    path,
+                    "it is not a SQLite database",
+                    "point SQLiteStore at a stateward store or a new file",
+                )
+        if not os.access(folder, os.W_OK) or (exists and not os.access(path, os.W_OK)):
+            raise StoreOpenError(
+                path, "it is not writable", "check the file's and folder's permissions"
+            )
+        try:
+            db = sqlite3.connect(
+                str(path), timeout=busy_timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise StoreOpenError(path, f"SQLite cannot open it ({exc})") from exc
+        try:
+            self._check_or_create(db, exists)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _check_or_create(self, db: sqlite3.Connection, exists: bool) -> None:
+        path = self.path
+        try:
+            tables = {
+                row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
+        except sqlite3.DatabaseError as exc:
+            raise StoreOpenError(
+                path, f"the database is damaged or unreadable ({exc})", "restore it from a backup"
+            ) from exc
+        if tables and "stateward_meta" not in tables:
+            raise StoreOpenError(
+                path,
+                f"it is a SQLite database but not a stateward store (tables: "
+                f"{', '.join(sorted(tables))})",
+                "use a separate file for stateward",
+            )
+        if tables:
+            row = db.execute("SELECT value FROM stateward_meta WHERE key = 'schema'").fetchone()
+            found = int(row[0]) if row else 0
+            if found > STORE_SCHEMA:
+                raise StoreOpenError(
+                    path,
+                    f"it was written by a newer stateward (store schema {found}; this "
+                    f"one reads up to {STORE_SCHEMA})",
+                    "upgrade stateward",
+                )
+            if found < 1:
+                raise StoreOpenError(path, f"its store schema {found} is not valid")
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute(
+            "PRAGMA synchronous = " + ("NORMAL" if self.durability == "snapshot" else "FULL")
+        )
+        if not tables:
+            with self._transaction(db):
+                for statement in _SCHEMA_SQL.strip().split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute("INSERT INTO stateward_meta VALUES ('schema', ?)", (str(STORE_SCHEMA),))
+                db.execute(
+                    "INSERT INTO stateward_meta VALUES ('created_at', ?)", (repr(time.time()),)
+                )
+
+    @contextlib.contextmanager
+    def _transaction(self, db: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
+        conn = db if db is not None else self._db
+        with self._lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    # -- records ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _record(name: str, kind: str, version: int, body: Any) -> bytes:
+        return encode((name, kind, version, RECORD_SCHEMA, body))
+
+    def _read(self, name: str, kind: str, version: int, what: str, payload: bytes) -> Any:
+        """Decode a record and check it belongs where it was found; upgrade it."""
+        record = decode(payload)
+        if type(record) is not tuple or len(record) != 5:
+            raise DecodeError(f"the {what} record is not a stateward record")
+        r_name, r_kind, r_version, schema, body = record
+        if (r_name, r_kind, r_version) != (name, kind, version):
+            raise DecodeError(
+                f"the {what} record belongs to {r_kind} {r_name!r} version "
+                f"{r_version}, not {kind} {name!r} version {version}"
+            )
+        return self.upgrades.upgrade(kind, what, schema, body)
+
+    # -- the protocol ------------------------------------------------------------------------
+
+    def claim(self, name: str, codec: KindCodec, runtime_id: str) -> Any | None:
+        self._check_open()
+        try:
+            with self._transaction() as db:
+                owner = db.execute(
+                    "SELECT runtime_id, pid, started, since FROM owners WHERE name = ?", (name,)
+                ).fetchone()
+                if owner is not None:
+                    o_runtime, o_pid, o_started, o_since = owner
+                    if o_pid == _MY_PID and o_started == _MY_START:
+                        live = o_runtime in _live_runtime_ids and o_runtime != runtime_id
+                    else:
+                        live = _process_alive(o_pid, o_started)
+                    if live:
+                        raise ActorOwned(
+                            name,
+                            f"process {o_pid} (runtime {o_runtime}) since "
+                            f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(o_since))}",
+                        )
+                row = db.execute("SELECT kind FROM actors WHERE name = ?", (name,)).fetchone()
+                if row is not None and row[0] != codec.kind:
+                    from stateward.core._persist import DefinitionMismatch
+
+                    raise DefinitionMismatch(
+                        name, f"it was stored as a {row[0]}, not a {codec.kind}"
+                    )
+                db.execute(
+                    "INSERT OR REPLACE INTO owners VALUES (?, ?, ?, ?, ?)",
+                    (name, runtime_id, _MY_PID, _MY_START, time.time()),
+                )
+        except sqlite3.Error as exc:
+            raise StoreWriteError(name, f"SQLite refused to record the owner ({exc})", exc) from exc
+        if row is None:
+            return None
+        return self.recover(name, codec)
+
+    def create(self, name: str, codec: KindCodec, snapshot: Any) -> None:
+        self._check_open()
+        version = codec.version(snapshot)
+        payload = self._record(name, codec.kind, version, codec.document(snapshot))
+        definition = encode(codec.definition())
+        now = time.time()
+        try:
+            with self._transaction() as db:
+                db.execute(
+                    "INSERT INTO actors VALUES (?, ?, ?, ?, ?, ?)",
+                    (name, codec.kind, definition, now, now, version),
+                )
+                db.execute("INSERT INTO snapshots VALUES (?, ?, ?)", (name, version, payload))
+        except sqlite3.Error as exc:
+            raise StoreWriteError(name, f"SQLite refused the new actor ({exc})", exc) from exc
+
+    def commit(self, name: str, codec: KindCodec, old: Any, new: Any) -> None:
+        version = codec.version(new)
+        if self.durability == "snapshot":
+            self._mark_dirty(name, codec, new)
+            return
+        payload = self._record(name, codec.kind, version, codec.delta(old, new))
+        snapshot = None
+        if version % self.snapshot_every == 0:
+            snapshot = self._record(name, codec.kind, version, codec.document(new))
+        if self.durability == "strict":
+            self._write([_Pending(name, version, payload, snapshot)])
+            return
+        self._write_batched(_Pending(name, version, payload, snapshot))
+
+    def _write(self, items: list[_Pending]) -> None:
+        """Write journal entries (and due snapshots) in one transaction, then fsync."""
+        self._check_open()
+        now = time.time()
+        try:
+            with self._transaction() as db:
+                db.executemany(
+                    "INSERT INTO journal VALUES (?, ?, ?)",
+                    [(i.name, i.version, i.payload) for i in items],
+                )
+                latest: dict[str, int] = {}
+                for item in items:
+                    latest[item.name] = max(latest.get(item.name, 0), item.version)
+                    if item.snapshot is not None:
+                        db.execute(
+                            "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)",
+                            (item.name, item.version, item.snapshot),
+                        )
+                        self._compact(db, item.name)
+                db.executemany(
+                    "UPDATE actors SET version = ?, updated_at = ? WHERE name = ?",
+                    [(v, now, n) for n, v in latest.items()],
+                )
+        except sqlite3.Error as exc:
+            names = sorted({i.name for i in items})
+            raise StoreWriteError(", ".join(names), self._explain(exc), exc) from exc
+
+    @staticmethod
+    def _explain(exc: sqlite3.Error) -> str:
+        text = str(exc)
+        if "locked" in text:
+            return (
+                f"the database stayed locked by another connection past the busy timeout ({text})"
+            )
+        if "readonly" in text or "read-only" in text:
+            return f"the database file is read-only ({text})"
+        if "full" in text:
+            return f"the disk is full ({text})"
+        return f"SQLite error: {text}"
+
+    def _compact(self, db: sqlite3.Connection, name: str) -> None:
+        kept = [
+            row[0]
+            for row in db.execute(
+                "SELECT version FROM snapshots WHERE name = ? ORDER BY version DESC LIMIT ?",
+                (name, self.keep_snapshots),
+            )
+        ]
+        if len(kept) < self.keep_snapshots:
+            return
+        oldest = kept[-1]
+        db.execute("DELETE FROM snapshots WHERE name = ? AND version < ?", (name, oldest))
+        db.execute("DELETE FROM journal WHERE name = ? AND version <= ?", (name, oldest))
+
+    # -- batched mode --------------------------------------------------------------------
+
+    def _write_batched(self, item: _Pending) -> None:
+        with self._cond:
+            self._check_open()
+            self._pending.append(item)
+            self._ensure_writer()
+            self._cond.notify()
+        if not item.done.wait(60):
+            raise StoreWriteError(
+                item.name, "the batch writer did not confirm the commit within 60 s"
+            )
+        if item.error is not None:
+            raise item.error
+
+    def _ensure_writer(self) -> None:
+        if self._writer is None:
+            target = self._batch_loop if self.durability == "batched" else self._snapshot_loop
+            self._writer = threading.Thread(
+                target=target, daemon=True, name=f"stateward:store:{self.path.name}"
+            )
+            self._writer.start()
+
+    def _batch_loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closed:
+                    self._cond.wait()
+                if not self._pending and self._closed:
+                    return
+                batch, self._pending = self._pending, []
+            try:
+                self._write(batch)
+            except BaseException as exc:
+                for item in batch:
+                    item.error = exc
+            for item in batch:
+                item.done.set()
+
+    # -- snapshot mode ---------------------------------------------------------------------
+
+    def _mark_dirty(self, name: str, codec: KindCodec, snapshot: Any) -> None:
+        with self._cond:
+            self._check_open()
+            _, _, unsaved = self._dirty.get(name, (codec, None, 0))
+            self._dirty[name] = (codec, snapshot, unsaved + 1)
+            self._ensure_writer()
+            if unsaved + 1 >= self.snapshot_every:
+                self._cond.notify()
+
+    def _snapshot_loop(self) -> None:
+        while True:
+            with self._cond:
+                due = time.monotonic() + self.snapshot_interval
+                while not self._closed:
+                    if any(n >= self.snapshot_every for _, _, n in self._dirty.values()):
+                        break
+                    remaining = due - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+                dirty, self._dirty = self._dirty, {}
+                closing = self._closed
+            if dirty:
+                try:
+                    self._write_snapshots(dirty)
+                except StoreWriteError as exc:
+                    logger.error("%s", exc)
+            if closing:
+                return
+
+    def _write_snapshots(self, dirty: dict[str, tuple[KindCodec, Any, int]]) -> None:
+        now = time.time()
+        rows = []
+        for name, (codec, snapshot, _) in dirty.items():
+            version = codec.version(snapshot)
+            rows.append(
+                (name, version, self._record(name, codec.kind, version, codec.document(snapshot)))
+            )
+        try:
+            with self._transaction() as db:
+                for name, version, payload in rows:
+                    db.execute(
+                        "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)",
+                        (name, version, payload),
+                    )
+                    db.execute(
+                        "UPDATE actors SET version = ?, updated_at = ? WHERE name = ?",
+                        (version, now, name),
+                    )
+                    self._compact(db, name)
+        except sqlite3.Error as exc:
+            raise StoreWriteError(", ".join(sorted(dirty)), self._explain(exc), exc) from exc
+
+    # -- recovery -------------------------------------------------------------------------
+
+    def recover(self, name: str, codec: KindCodec) -> Any:
+        """The newest valid snapshot of ``name`` plus the journal after it.
+
+        A snapshot that fails its checksum (or does not belong where it is) is
+        skipped for an older one, and the skip is reported (`recovery_report`,
+        and the log). A damaged or missing journal entry after the chosen
+        snapshot is a `RecoveryError`: it held an acknowledged commit.
+        """
+        self._flush_dirty(name)
+        with self._lock:
+            snapshots = self._db.execute(
+                "SELECT version, payload FROM snapshots WHERE name = ? ORDER BY version DESC",
+                (name,),
+            ).fetchall()
+        skipped: list[tuple[int, str]] = []
+        base = None
+        base_version = -1
+        for version, payload in snapshots:
+            try:
+                document = self._read(name, codec.kind, version, "document", payload)
+                base = codec.from_document(name, document)
+                base_version = version
+                break
+            except DecodeError as exc:
+                skipped.append((version, exc.reason))
+        if base is None:
+            problem = (
+                "no snapshot is stored"
+                if not snapshots
+                else "every stored snapshot is damaged: "
+                + "; ".join(f"version {v}: {r}" for v, r in skipped)
+            )
+            raise RecoveryError(name, problem)
+        with self._lock:
+            entries = self._db.execute(
+                "SELECT version, payload FROM journal WHERE name = ? AND version > ? "
+                "ORDER BY version",
+                (name, base_version),
+            ).fetchall()
+        snapshot = base
+        expected = base_version + 1
+        for version, payload in entries:
+            if version != expected:
+                raise RecoveryError(
+                    name, f"journal entry {expected} is missing (the next one is {version})"
+                )
+            try:
+                delta = self._read(name, codec.kind, version, "delta", payload)
+            except DecodeError as exc:
+                raise RecoveryError(
+                    name, f"journal entry {version} is damaged: {exc.reason}"
+                ) from exc
+            snapshot = codec.apply(snapshot, delta)
+            expected += 1
+        report = RecoveryReport(name, base_version, len(entries), tuple(skipped))
+        self._reports[name] = report
+        if skipped:
+            logger.warning(
+                "actor %r recovered from snapshot %d after skipping damaged snapshots: %s",
+                name,
+                base_version,
+                "; ".join(f"version {v}: {r}" for v, r in skipped),
+            )
+        return snapshot
+
+    def _flush_dirty(self, name: str) -> None:
+        with self._cond:
+            entry = self._dirty.pop(name, None)
+        if entry is not None:
+            self._write_snapshots({name: entry})
+
+    def recovery_report(self, name: str) -> RecoveryReport | None:
+        """What the last recovery of ``name`` found, if it was recovered."""
+        return self._reports.get(name)
+
+    def release(self, name: str, runtime_id: str) -> None:
+        if self._closed:
+            return
+        self._flush_dirty(name)
+        with contextlib.suppress(sqlite3.Error), self._transaction() as db:
+            db.execute("DELETE FROM owners WHERE name = ? AND runtime_id = ?", (name, runtime_id))
+
+    def close(self) -> None:
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            self._cond.notify_all()
+            writer = self._writer
+        if writer is not None:
+            writer.join(30)
+        with self._lock:
+            self._db.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreWriteError("(any)", f"the store {str(self.path)!r} is closed")
+
+    # -- reading for tools ---------------------------------------------------------------
+
+    def actors(self) -> list[StoredActor]:
+        """Every actor stored here, by name."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT a.name, a.kind, a.version, a.updated_at, o.runtime_id, o.pid "
+                "FROM actors a LEFT JOIN owners o ON o.name = a.name ORDER BY a.name"
+            ).fetchall()
+        return [
+            StoredActor(n, k, v, u, None if r is None else f"pid {p} runtime {r}")
+            for n, k, v, u, r, p in rows
+        ]
+
+    def __repr__(self) -> str:
+        return f"<SQLiteStore {str(self.path)!r} {self.durability}>"
+
+
+def new_runtime_id() -> str:
+    return uuid.uuid4().hex
