@@ -11,17 +11,23 @@ from ._cell import ActorStats, ErrorReport
 from ._clock import ManualClock, SystemClock
 from ._errors import (
     ActorCrashed,
+    ActorOwned,
     ActorStopped,
     ActorTimeout,
     DeadlineExceeded,
     DuplicateActorName,
+    RecoveryError,
     RuntimeStopped,
     SelfCallError,
+    StoreError,
+    StoreOpenError,
+    StoreWriteError,
     SupervisorGaveUp,
 )
 from ._handles import ActorHandle, ConfigManager, StateMachine, StateManager
 from ._reply import Reply
 from ._runtime import Runtime, RuntimeStats, default_runtime
+from ._stores import MemoryStore, RecoveryReport, SQLiteStore, Store, StoredActor
 from ._supervisor import Backoff, Supervisor, SupervisorEvent
 
 _logging.getLogger("stateward").addHandler(_logging.NullHandler())
@@ -29,6 +35,7 @@ _logging.getLogger("stateward").addHandler(_logging.NullHandler())
 __all__ = [
     "ActorCrashed",
     "ActorHandle",
+    "ActorOwned",
     "ActorStats",
     "ActorStopped",
     "ActorTimeout",
@@ -38,13 +45,22 @@ __all__ = [
     "DuplicateActorName",
     "ErrorReport",
     "ManualClock",
+    "MemoryStore",
+    "RecoveryError",
+    "RecoveryReport",
     "Reply",
     "Runtime",
     "RuntimeStats",
     "RuntimeStopped",
+    "SQLiteStore",
     "SelfCallError",
     "StateMachine",
     "StateManager",
+    "Store",
+    "StoreError",
+    "StoreOpenError",
+    "StoreWriteError",
+    "StoredActor",
     "Supervisor",
     "SupervisorEvent",
     "SupervisorGaveUp",

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from stateward.core import DecodeError, decode, encode
-from stateward.core._persist import RECORD_SCHEMA, KindCodec, RecordUpgrades
+from stateward.core import DecodeError, SchemaVersionError, decode, encode
+from stateward.core._persist import RECORD_SCHEMA, DefinitionMismatch, KindCodec, RecordUpgrades
 
 from ._errors import ActorOwned, RecoveryError, StoreOpenError, StoreWriteError
 
@@ -386,7 +386,11 @@ class SQLiteStore:
             try:
                 yield conn
             except BaseException:
-                conn.execute("ROLLBACK")
+                # SQLite rolls back by itself after some errors (a full disk):
+                # roll back only what is still open, and keep the first error.
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
 
@@ -432,8 +436,6 @@ class SQLiteStore:
                         )
                 row = db.execute("SELECT kind FROM actors WHERE name = ?", (name,)).fetchone()
                 if row is not None and row[0] != codec.kind:
-                    from stateward.core._persist import DefinitionMismatch
-
                     raise DefinitionMismatch(
                         name, f"it was stored as a {row[0]}, not a {codec.kind}"
                     )
@@ -650,6 +652,10 @@ class SQLiteStore:
                 base = codec.from_document(name, document)
                 base_version = version
                 break
+            except SchemaVersionError as exc:
+                raise RecoveryError(name, f"snapshot {version}: {exc}") from exc
+            except LookupError as exc:
+                raise RecoveryError(name, f"snapshot {version}: {exc}") from exc
             except DecodeError as exc:
                 skipped.append((version, exc.reason))
         if base is None:
@@ -675,11 +681,16 @@ class SQLiteStore:
                 )
             try:
                 delta = self._read(name, codec.kind, version, "delta", payload)
+            except (SchemaVersionError, LookupError) as exc:
+                raise RecoveryError(name, f"journal entry {version}: {exc}") from exc
             except DecodeError as exc:
                 raise RecoveryError(
                     name, f"journal entry {version} is damaged: {exc.reason}"
                 ) from exc
-            snapshot = codec.apply(snapshot, delta)
+            try:
+                snapshot = codec.apply(snapshot, delta)
+            except DefinitionMismatch as exc:
+                raise DefinitionMismatch(name, exc.problem) from None
             expected += 1
         report = RecoveryReport(name, base_version, len(entries), tuple(skipped))
         self._reports[name] = report

@@ -33,17 +33,29 @@ from ._machine import (
     run_after_commit_async,
     utc_now,
 )
+from ._persist import (
+    RECORD_SCHEMA,
+    ConfigCodec,
+    DefinitionMismatch,
+    KindCodec,
+    MachineCodec,
+    ManagerCodec,
+    RecordUpgrades,
+)
 from ._spec import ANY, Event, Hook, MachineBuilder, MachineSpec
 from ._state import FrozenDict, FrozenList, ImmutableState, freeze, thaw
 from ._store import StoreSnapshot
 
 __all__ = [
     "ANY",
+    "RECORD_SCHEMA",
     "SCHEMA_VERSION",
     "ConfigChange",
+    "ConfigCodec",
     "ConfigDiff",
     "ConfigHistory",
     "DecodeError",
+    "DefinitionMismatch",
     "Event",
     "FrozenDict",
     "FrozenList",
@@ -53,10 +65,14 @@ __all__ = [
     "HookReturnError",
     "ImmutableState",
     "InvalidTransition",
+    "KindCodec",
     "MachineBuilder",
+    "MachineCodec",
     "MachineDefinitionError",
     "MachineSnapshot",
     "MachineSpec",
+    "ManagerCodec",
+    "RecordUpgrades",
     "Reject",
     "SchemaVersionError",
     "StatewardError",

@@ -140,6 +140,12 @@ class MachineCodec:
     def apply(self, snapshot: MachineSnapshot, delta: Any) -> MachineSnapshot:
         record_tuple, changed, removed = delta
         record = TransitionRecord.from_tuple(tuple(record_tuple))
+        if record.to_state not in self.spec.states:
+            raise DefinitionMismatch(
+                self.spec.name or "machine",
+                f"its journal moves it to state {record.to_state!r}, which is not a state of "
+                f"the machine (states: {', '.join(map(repr, self.spec.states))})",
+            )
         limit = self.spec.history_limit
         history: tuple[TransitionRecord, ...] = ()
         if limit and record.at is not None:
