@@ -258,8 +258,7 @@ def _rewrite_snapshot(path: Path, version: int, schema: int, body: object) -> No
     payload = encode(("counter", "manager", version, schema, body))
     db.execute("DELETE FROM journal")
     db.execute("DELETE FROM snapshots")
-    db.execute("INSERT INTO snapshots VALUES ('counter', ?, ?)", (version, payload))
-    db.execute("UPDATE actors SET version = ?", (version,))
+    db.execute("INSERT INTO snapshots VALUES ('counter', ?, 0, ?)", (version, payload))
     db.commit()
     db.close()
 
