@@ -6,13 +6,14 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 BLOCKS = [
-    pytest.param(block, id=f"{page.name}:{index}")
+    pytest.param(textwrap.dedent(block), id=f"{page.name}:{index}")
     for page in sorted(DOCS.rglob("*.md"))
     for index, block in enumerate(
         re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.DOTALL)
