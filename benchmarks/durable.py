@@ -33,8 +33,9 @@ def run_case(mode: str, callers: int, seconds: float, folder: Path, round_no: in
     """Transitions per second with ``callers`` threads, one machine each."""
     store = _store(mode, folder, f"{callers}-{round_no}")
     with Runtime(f"durable-{mode}", store=store) as runtime:
-        machines = [StateMachine("a", TOGGLE, name=f"m{i}", runtime=runtime)
-                    for i in range(callers)]
+        machines = [
+            StateMachine("a", TOGGLE, name=f"m{i}", runtime=runtime) for i in range(callers)
+        ]
         start = threading.Barrier(callers + 1, timeout=60)
         stop_at = [0.0]
         counts = [0] * callers
@@ -70,8 +71,14 @@ def measure(seconds: float, rounds: int) -> dict[str, dict[str, float]]:
                 for mode in MODES:
                     rate = run_case(mode, callers, seconds, Path(folder), round_no)
                     results[f"{mode}/{callers}"].append(rate)
-    return {key: {"per_s": round(statistics.median(v), 1), "min": round(min(v), 1),
-                  "max": round(max(v), 1)} for key, v in results.items()}
+    return {
+        key: {
+            "per_s": round(statistics.median(v), 1),
+            "min": round(min(v), 1),
+            "max": round(max(v), 1),
+        }
+        for key, v in results.items()
+    }
 
 
 def main() -> None:
