@@ -18,18 +18,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._errors import InvalidTransition, Reject, StatewardError, TransitionRejected
-from ._spec import Hook, MachineSpec
+from ._spec import Hook, MachineSpec, MovePlan
 from ._state import ImmutableState
 
 __all__ = [
     "AsyncRunner",
     "Clock",
+    "CreationOutcome",
     "HookFailure",
     "HookReturnError",
     "MachineSnapshot",
     "TransitionContext",
     "TransitionOutcome",
     "TransitionRecord",
+    "apply_creation",
     "apply_transition",
     "apply_transition_async",
     "run_after_commit",
@@ -152,7 +154,7 @@ class TransitionContext:
     """What every hook receives: the move being made and the values around it.
 
     Attributes:
-        source: the state being left.
+        source: the state being left; None when a new machine is being created.
         target: the state being entered.
         event: the event that fired, or None.
         payload: the caller's payload, as enriched by pre-transition hooks so far.
@@ -162,7 +164,7 @@ class TransitionContext:
         at: the transition's time, from the clock.
     """
 
-    source: str
+    source: str | None
     target: str
     event: str | None
     payload: ImmutableState
@@ -285,6 +287,10 @@ def _invalid(
 def _rejected(
     ctx: TransitionContext, spec: MachineSpec, hook: str, reason: str
 ) -> TransitionRejected:
+    if ctx.source is None:  # a creation: the only way in is the initial state
+        return TransitionRejected(
+            "(new)", ctx.target, (spec.initial,), guard=hook, reason=reason, machine=ctx.machine
+        )
     return TransitionRejected(
         ctx.source,
         ctx.target,
@@ -300,6 +306,57 @@ def _rejected(
 def _annotate(exc: BaseException, ctx: TransitionContext, kind: str, hook: str) -> None:
     if hasattr(exc, "add_note"):  # Python 3.11+
         exc.add_note(f"raised by {kind} hook {hook!r} during {ctx.source!r} -> {ctx.target!r}")
+
+
+def _run_hooks(spec: MachineSpec, plan: MovePlan, ctx: TransitionContext) -> _Steps:
+    """Run a move's hooks up to the commit; return the final context.
+
+    Each stage runs its hooks in order: Reject or False vetoes, any other error
+    propagates unchanged (with a note naming the hook).
+    """
+    if plan.before_commit:
+        for hook in plan.pre_transition:
+            try:
+                result = yield from _call(hook.fn, ctx)
+            except Reject as veto:
+                raise _rejected(ctx, spec, hook.name, veto.reason) from veto
+            except Exception as exc:
+                _annotate(exc, ctx, hook.kind, hook.name)
+                raise
+            if result is None:
+                continue
+            if not isinstance(result, Mapping):
+                raise HookReturnError(
+                    hook.name, hook.kind, result, "return None or a mapping of payload additions"
+                )
+            ctx = ctx.with_payload(ctx.payload.update(result))
+
+        for hook in plan.guards:
+            try:
+                result = yield from _call(hook.fn, ctx)
+            except Reject as veto:
+                raise _rejected(ctx, spec, hook.name, veto.reason) from veto
+            except Exception as exc:
+                _annotate(exc, ctx, hook.kind, hook.name)
+                raise
+            if result is False:
+                raise _rejected(ctx, spec, hook.name, _veto_reason(hook.fn))
+
+        for kind, hook_name, fn in plan.stages:
+            try:
+                result = yield from _call(fn, ctx)
+            except Reject as veto:
+                raise _rejected(ctx, spec, hook_name, veto.reason) from veto
+            except Exception as exc:
+                _annotate(exc, ctx, kind, hook_name)
+                raise
+            if result is False:
+                raise _rejected(ctx, spec, hook_name, _veto_reason(fn))
+            changes = _data_changes(hook_name, kind, result)
+            if changes:
+                ctx = ctx.with_data(ctx.data.update(changes))
+
+    return ctx
 
 
 def _transition_steps(
@@ -356,49 +413,7 @@ def _transition_steps(
         source, target, event, frozen_payload, snapshot.data, snapshot.version + 1, name, at
     )
 
-    # Each stage runs its hooks in order: Reject or False vetoes, any other
-    # error propagates unchanged (with a note naming the hook).
-    if plan.before_commit:
-        for hook in plan.pre_transition:
-            try:
-                result = yield from _call(hook.fn, ctx)
-            except Reject as veto:
-                raise _rejected(ctx, spec, hook.name, veto.reason) from veto
-            except Exception as exc:
-                _annotate(exc, ctx, hook.kind, hook.name)
-                raise
-            if result is None:
-                continue
-            if not isinstance(result, Mapping):
-                raise HookReturnError(
-                    hook.name, hook.kind, result, "return None or a mapping of payload additions"
-                )
-            ctx = ctx.with_payload(ctx.payload.update(result))
-
-        for hook in plan.guards:
-            try:
-                result = yield from _call(hook.fn, ctx)
-            except Reject as veto:
-                raise _rejected(ctx, spec, hook.name, veto.reason) from veto
-            except Exception as exc:
-                _annotate(exc, ctx, hook.kind, hook.name)
-                raise
-            if result is False:
-                raise _rejected(ctx, spec, hook.name, _veto_reason(hook.fn))
-
-        for kind, hook_name, fn in plan.stages:
-            try:
-                result = yield from _call(fn, ctx)
-            except Reject as veto:
-                raise _rejected(ctx, spec, hook_name, veto.reason) from veto
-            except Exception as exc:
-                _annotate(exc, ctx, kind, hook_name)
-                raise
-            if result is False:
-                raise _rejected(ctx, spec, hook_name, _veto_reason(fn))
-            changes = _data_changes(hook_name, kind, result)
-            if changes:
-                ctx = ctx.with_data(ctx.data.update(changes))
+    ctx = yield from _run_hooks(spec, plan, ctx)
 
     keys = tuple(sorted(ctx.payload._data)) if ctx.payload else ()
     record = TransitionRecord(ctx.version, source, target, event, at, keys)
@@ -513,8 +528,61 @@ async def apply_transition_async(
     return outcome
 
 
+@dataclass(frozen=True, slots=True)
+class CreationOutcome:
+    """A new machine that passed its creation hooks, ready to commit.
+
+    Attributes:
+        snapshot: the new machine: the initial state, version 0, the data as the
+            hooks left it.
+        context: the final context (``source`` is None), for after-commit hooks.
+        after_commit: the after-commit hooks that apply, in run order.
+    """
+
+    snapshot: MachineSnapshot
+    context: TransitionContext
+    after_commit: tuple[Hook, ...]
+
+
+def _creation_steps(
+    spec: MachineSpec,
+    payload: Mapping[str, Any] | None,
+    data: Mapping[str, Any] | None,
+    at: _dt.datetime,
+    machine: str | None,
+) -> _Steps:
+    frozen_payload = ImmutableState(payload) if payload else _EMPTY
+    frozen_data = data if isinstance(data, ImmutableState) else ImmutableState(data or {})
+    name = machine if machine is not None else spec.name
+    ctx = TransitionContext(None, spec.initial, None, frozen_payload, frozen_data, 0, name, at)
+    plan = spec.plan(None, spec.initial, None)
+    ctx = yield from _run_hooks(spec, plan, ctx)
+    return CreationOutcome(MachineSnapshot(spec.initial, 0, ctx.data, ()), ctx, plan.after_commit)
+
+
+def apply_creation(
+    spec: MachineSpec,
+    payload: Mapping[str, Any] | None = None,
+    *,
+    data: Mapping[str, Any] | None = None,
+    clock: Clock = utc_now,
+    machine: str | None = None,
+    run_async: AsyncRunner | None = None,
+) -> CreationOutcome:
+    """Admit a new machine into its initial state, running the hooks of that move.
+
+    The hooks that apply are those into the initial state registered without a
+    ``source`` (the context's ``source`` is None): pre-transition hooks enrich
+    the payload (generating an order id, say), guards may veto, enter hooks may
+    set the data. This is how a database row is created in its start state.
+    """
+    steps = _creation_steps(spec, payload, data, clock(), machine)
+    outcome: CreationOutcome = _drive(steps, run_async or _run_here)
+    return outcome
+
+
 def run_after_commit(
-    outcome: TransitionOutcome, run_async: AsyncRunner | None = None
+    outcome: TransitionOutcome | CreationOutcome, run_async: AsyncRunner | None = None
 ) -> tuple[HookFailure, ...]:
     """Run the after-commit hooks of a committed outcome, in order.
 
@@ -532,7 +600,9 @@ def run_after_commit(
     return tuple(failures)
 
 
-async def run_after_commit_async(outcome: TransitionOutcome) -> tuple[HookFailure, ...]:
+async def run_after_commit_async(
+    outcome: TransitionOutcome | CreationOutcome,
+) -> tuple[HookFailure, ...]:
     """`run_after_commit` for coroutines."""
     failures: list[HookFailure] = []
     for hook in outcome.after_commit:

@@ -87,7 +87,7 @@ class Hook:
         """Whether the hook is a coroutine function."""
         return inspect.iscoroutinefunction(self.fn)
 
-    def applies(self, source: str, target: str, event: str | None) -> bool:
+    def applies(self, source: str | None, target: str, event: str | None) -> bool:
         """Whether this hook runs for the move ``source -> target`` (by ``event``)."""
         return (
             (self.to is None or target in self.to)
@@ -227,7 +227,7 @@ class MachineSpec:
     _event_table: dict[tuple[str, str], Event]
     _events_from: dict[str, tuple[str, ...]]
     _hooks_by_kind: dict[str, tuple[Hook, ...]]
-    _plans: dict[tuple[str, str, str | None], MovePlan]
+    _plans: dict[tuple[str | None, str, str | None], MovePlan]
     _events_to: dict[tuple[str, str], tuple[str, ...]]
 
     def __init__(
@@ -462,12 +462,12 @@ class MachineSpec:
         return tuple(s for s in self.states if not self._allowed[s])
 
     def hooks_for(
-        self, kind: HookKind, source: str, target: str, event: str | None
+        self, kind: HookKind, source: str | None, target: str, event: str | None
     ) -> tuple[Hook, ...]:
         """The hooks of ``kind`` that apply to ``source -> target``, in run order."""
         return tuple(h for h in self._hooks_by_kind[kind] if h.applies(source, target, event))
 
-    def plan(self, source: str, target: str, event: str | None) -> MovePlan:
+    def plan(self, source: str | None, target: str, event: str | None) -> MovePlan:
         """Every hook that runs for ``source -> target`` (by ``event``), in run order.
 
         Computed once per move and kept: the spec never changes.
@@ -478,7 +478,7 @@ class MachineSpec:
             stages: list[tuple[str, str, Callable[..., Any]]] = [
                 ("exit", h.name, h.fn) for h in self.hooks_for("exit", source, target, event)
             ]
-            ev = self.event_for(event, source) if event is not None else None
+            ev = self.event_for(event, source) if event is not None and source is not None else None
             if ev is not None and ev.effect is not None:
                 stages.append(("effect", _describe(ev.effect), ev.effect))
             stages += [

@@ -1,0 +1,438 @@
+"""Machines bound to database rows: one definition, many rows, safe across processes.
+
+A transition on a bound row never trusts the caller's idea of its state. Inside
+one database transaction it:
+
+1. reads the row (locked, in pessimistic mode);
+2. runs pre-transition hooks, guards, exit and enter hooks on what it read;
+3. writes the new state, the changed columns and the version, in optimistic
+   mode only if the row is still as read (a zero row count is a conflict);
+4. appends the transition to the audit table;
+5. commits, and only then runs the after-commit hooks.
+
+Within one process, the transitions of one row go through one actor (created
+on demand, stopped when idle), so threads queue in its mailbox instead of
+fighting over the row lock. Across processes, the database decides.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from stateward.core import (
+    ImmutableState,
+    MachineBuilder,
+    MachineSnapshot,
+    MachineSpec,
+    TransitionRecord,
+    apply_creation,
+    apply_transition,
+    run_after_commit,
+)
+
+from .._cell import Cell, Commit
+from .._errors import ActorStopped
+from .._handles import ActorHandle, ActorOptions
+from .._runtime import Runtime, default_runtime
+from ._binding import ORMAdapter, RowBinding, SQLAlchemyAdapter, audit_entry
+from ._errors import ConcurrentTransition, RowBusy, RowNotFound
+
+MODES = ("pessimistic", "optimistic")
+LOCKS = ("wait", "nowait", "skip_locked")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retry a transition that lost a race (`ConcurrentTransition`) or found its
+    row locked (`RowBusy`): up to ``attempts`` more times, waiting an
+    exponential, jittered backoff between tries. Each retry reads the row
+    again and decides again: a retried payment after a cancellation gets
+    `InvalidTransition`, not a second write."""
+
+    attempts: int = 3
+    min_delay: float = 0.005
+    max_delay: float = 0.5
+    seed: int | None = None
+    sleep: Callable[[float], None] = time.sleep
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.attempts, int) or self.attempts < 0:
+            raise ValueError(f"attempts must be an int >= 0, got {self.attempts!r}")
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        base: float = min(self.max_delay, self.min_delay * 2**attempt)
+        return base * rng.uniform(0.5, 1.5)
+
+
+@dataclass(frozen=True)
+class RowResult:
+    """A committed transition (or creation) of one row.
+
+    Attributes:
+        key: the row's key.
+        state: its state now.
+        version: its version now (None without a version column).
+        data: its data columns now, as the hooks saw and left them.
+        record: the transition (None for a creation).
+        retries: how many times it was retried before it committed.
+    """
+
+    key: Any
+    state: str
+    version: int | None
+    data: ImmutableState
+    record: TransitionRecord | None
+    retries: int = 0
+
+
+class _RowActor(ActorHandle):
+    """The in-process actor of one row: serializes that row's transitions."""
+
+    _kind = "row"
+
+    def __init__(self, rows: RowMachines, key: Any) -> None:
+        self._rows = rows
+        self._key = key
+        self.last_used = time.monotonic()
+        spec = rows.spec
+        super().__init__(
+            f"{rows.binding.name}[{key!r}]#{next(rows._serial)}",
+            rows.runtime,
+            MachineSnapshot(spec.initial, 0, ImmutableState(), ()),
+            lambda s: s,
+            lambda s: s.version,
+            ActorOptions(supervisor=rows._supervisor),
+            None,  # type: ignore[arg-type]
+        )
+
+    def _transition(
+        self, cell: Cell, target: str | None, event: str | None, payload: Mapping[str, Any] | None
+    ) -> Commit:
+        result, outcome = self._rows._transact(self._key, target, event, payload, cell.run_async)
+        after = None
+        if outcome.after_commit:
+
+            def after() -> None:
+                cell.report_failures(run_after_commit(outcome, cell.run_async))
+
+        return Commit(outcome.snapshot, result, after)
+
+
+class RowMachines:
+    """A machine definition bound to the rows of one table.
+
+    Args:
+        spec: the machine (`MachineSpec` or `MachineBuilder`).
+        binding: which columns hold the state, the key and the version.
+        engine: a SQLAlchemy engine, or any `ORMAdapter`.
+        mode: ``"pessimistic"`` (lock the row: ``SELECT ... FOR UPDATE`` on
+            PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite) or ``"optimistic"``
+            (``UPDATE ... WHERE key=? AND state=? [AND version=?]``; a zero row
+            count is a `ConcurrentTransition`). Pessimistic by default.
+        lock: PostgreSQL pessimistic mode: ``"wait"`` (default), ``"nowait"``
+            (a locked row is `RowBusy` at once) or ``"skip_locked"``.
+        lock_timeout: PostgreSQL: seconds to wait for a row lock before `RowBusy`.
+        retry: a `RetryPolicy`, to retry lost races and locked rows; off by default.
+        audit: write every committed transition to the ``stateward_audit`` table
+            (created if missing) in the same transaction.
+        runtime: the runtime whose actors serialize each row in this process.
+        idle_timeout: seconds after which a row's idle actor stops.
+    """
+
+    def __init__(
+        self,
+        spec: MachineSpec | MachineBuilder,
+        binding: RowBinding,
+        engine: Engine | ORMAdapter,
+        *,
+        mode: str = "pessimistic",
+        lock: str = "wait",
+        lock_timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        audit: bool = True,
+        runtime: Runtime | None = None,
+        idle_timeout: float = 30.0,
+    ) -> None:
+        import itertools
+
+        from .._supervisor import Supervisor
+
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        if lock not in LOCKS:
+            raise ValueError(f"lock must be one of {', '.join(LOCKS)}, got {lock!r}")
+        self.spec = spec.build() if isinstance(spec, MachineBuilder) else spec
+        self.binding = binding
+        self.adapter: ORMAdapter = (
+            SQLAlchemyAdapter(engine) if isinstance(engine, Engine) else engine
+        )
+        if binding.states is not None:
+            missing = [s for s in self.spec.states if s not in binding.states]
+            if missing:
+                raise ValueError(
+                    f"RowBinding states= gives no column value for {', '.join(map(repr, missing))}"
+                )
+        self.mode = mode
+        self.lock = lock
+        self.lock_timeout = lock_timeout
+        self.retry = retry
+        self.audit = audit
+        self.runtime = runtime if runtime is not None else default_runtime()
+        self.idle_timeout = idle_timeout
+        self._rng = random.Random(retry.seed if retry is not None else None)
+        self._lock = threading.Lock()
+        self._actors: dict[Any, _RowActor] = {}
+        self._serial = itertools.count(1)
+        # Row actors are cheap and disposable; a failure fails only its request.
+        self._supervisor = Supervisor(
+            f"rows:{binding.name}", runtime=self.runtime, max_restarts=1000, within=1.0
+        )
+        if audit:
+            self.adapter.create_audit_table()
+
+    # -- the public operations ---------------------------------------------------------
+
+    def transition(
+        self,
+        key: Any,
+        target: str,
+        data: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> RowResult:
+        """Move row ``key`` to ``target``; return the committed `RowResult`.
+
+        Raises:
+            RowNotFound: no such row.
+            UnknownStateValue: the row's state column holds an unknown value.
+            InvalidTransition: the row's current state does not allow it.
+            TransitionRejected: a guard vetoed it.
+            ConcurrentTransition: optimistic mode lost a race (after retries).
+            RowBusy: the row stayed locked (after retries).
+        """
+        return self._call(key, target, None, data, timeout)
+
+    def trigger(
+        self,
+        key: Any,
+        event: str,
+        data: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> RowResult:
+        """Fire ``event`` on row ``key``; return the committed `RowResult`."""
+        return self._call(key, None, event, data, timeout)
+
+    transition_to = transition
+
+    def create(self, data: Mapping[str, Any] | None = None) -> RowResult:
+        """Insert a new row in the initial state.
+
+        Pre-transition hooks into the initial state (registered without a
+        source) enrich ``data`` first, generating an id, say; guards may veto;
+        enter hooks may set columns. Every key of the enriched data must be a
+        column of the table.
+        """
+        outcome = apply_creation(
+            self.spec, data, clock=self.runtime.clock, machine=self.binding.name
+        )
+        values = {**outcome.context.payload.to_dict(), **outcome.snapshot.data.to_dict()}
+        self.binding.check_columns(list(values), "create()")
+        values[self.binding.state] = self.binding.value_of(self.spec.initial)
+        if self.binding.version is not None:
+            values[self.binding.version] = 0
+        with self.adapter.transaction(self.binding, lock=None, lock_timeout=None) as tx:
+            key = tx.insert(values)
+            if self.audit:
+                tx.audit(
+                    audit_entry(
+                        self.binding,
+                        key,
+                        None,
+                        self.spec.initial,
+                        "create",
+                        0 if self.binding.version else None,
+                        outcome.context.at,
+                        outcome.context.payload,
+                    )
+                )
+        run_after_commit(outcome)
+        stored = ImmutableState({c: values[c] for c in self.binding.data_columns if c in values})
+        return RowResult(key, self.spec.initial, 0 if self.binding.version else None, stored, None)
+
+    def state_of(self, key: Any) -> str:
+        """The row's current state, read now (no lock).
+
+        Raises:
+            RowNotFound: no such row.
+        """
+        with self.adapter.transaction(self.binding, lock=None, lock_timeout=None) as tx:
+            row = tx.read(key, lock=False)
+        if row is None:
+            raise RowNotFound(self.binding.name, key)
+        return self.binding.state_of(key, row[self.binding.state], self.spec.states)
+
+    def history(self, key: Any) -> list[dict[str, Any]]:
+        """The row's audit entries, oldest first (needs ``audit=True``)."""
+        if not self.audit:
+            raise ValueError("this RowMachines was created with audit=False: no history")
+        return self.adapter.audit_entries(self.binding.name, key)
+
+    def close(self) -> None:
+        """Stop every row actor."""
+        with self._lock:
+            actors = list(self._actors.values())
+            self._actors.clear()
+        for actor in actors:
+            actor.stop()
+        self._supervisor.stop()
+
+    def __enter__(self) -> RowMachines:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- one actor per row ---------------------------------------------------------------
+
+    def _actor(self, key: Any) -> _RowActor:
+        with self._lock:
+            actor = self._actors.get(key)
+            if actor is None or not actor.alive:
+                actor = _RowActor(self, key)
+                self._actors[key] = actor
+                self.runtime.timer.call_later(self.idle_timeout, lambda: self._idle(key, actor))
+            actor.last_used = time.monotonic()
+        return actor
+
+    def _idle(self, key: Any, actor: _RowActor) -> None:
+        idle_for = time.monotonic() - actor.last_used
+        if idle_for < self.idle_timeout or actor._cell.mailbox.qsize():
+            remaining = max(0.01, self.idle_timeout - idle_for)
+            self.runtime.timer.call_later(remaining, lambda: self._idle(key, actor))
+            return
+        with self._lock:
+            if self._actors.get(key) is actor:
+                del self._actors[key]
+        actor._stop("idle", 5.0, wait=False)
+
+    def _call(
+        self,
+        key: Any,
+        target: str | None,
+        event: str | None,
+        data: Mapping[str, Any] | None,
+        timeout: float | None,
+    ) -> RowResult:
+        for _ in range(3):
+            actor = self._actor(key)
+            try:
+                result: RowResult = actor._call(actor._transition, (target, event, data), timeout)
+                return result
+            except ActorStopped:
+                continue  # it went idle between our lookup and our call: take a new one
+        raise RuntimeError(f"row {self.binding.name}[{key!r}]: its actor kept stopping")
+
+    # -- the transaction -------------------------------------------------------------------
+
+    def _transact(
+        self,
+        key: Any,
+        target: str | None,
+        event: str | None,
+        payload: Mapping[str, Any] | None,
+        run_async: Callable[..., Any],
+    ) -> tuple[RowResult, Any]:
+        attempt = 0
+        while True:
+            try:
+                result, outcome = self._attempt(key, target, event, payload, run_async)
+                return RowResult(
+                    result.key, result.state, result.version, result.data, result.record, attempt
+                ), outcome
+            except (ConcurrentTransition, RowBusy):
+                if self.retry is None or attempt >= self.retry.attempts:
+                    raise
+                self.retry.sleep(self.retry.delay(attempt, self._rng))
+                attempt += 1
+
+    def _attempt(
+        self,
+        key: Any,
+        target: str | None,
+        event: str | None,
+        payload: Mapping[str, Any] | None,
+        run_async: Callable[..., Any],
+    ) -> tuple[RowResult, Any]:
+        binding = self.binding
+        pessimistic = self.mode == "pessimistic"
+        try:
+            with self.adapter.transaction(
+                binding, lock=self.lock if pessimistic else None, lock_timeout=self.lock_timeout
+            ) as tx:
+                row = tx.read(key, lock=pessimistic)
+                if row is None:
+                    if self.lock == "skip_locked" and pessimistic and tx.exists(key):
+                        raise RowBusy(binding.name, key, "locked, and skipped (SKIP LOCKED)")
+                    raise RowNotFound(binding.name, key)
+                stored = row[binding.state]
+                state = binding.state_of(key, stored, self.spec.states)
+                version = int(row[binding.version] or 0) if binding.version else 0
+                data = binding.data_of(row)
+                outcome = apply_transition(
+                    self.spec,
+                    MachineSnapshot(state, version, data, ()),
+                    target,
+                    event=event,
+                    payload=payload,
+                    clock=self.runtime.clock,
+                    machine=f"{binding.name}[{key!r}]",
+                    run_async=run_async,
+                )
+                new = outcome.snapshot
+                changes = {k: v for k, v in new.data._data.items() if k not in data or data[k] != v}
+                binding.check_columns(list(changes), f"a hook of {binding.name}[{key!r}]")
+                values = {**changes, binding.state: binding.value_of(new.state)}
+                if binding.version is not None:
+                    values[binding.version] = version + 1
+                written = tx.update(
+                    key,
+                    values,
+                    state_value=None
+                    if pessimistic and self.adapter.dialect in ("postgresql", "sqlite")
+                    else stored,
+                    version=None if pessimistic else version,
+                )
+                if written != 1:
+                    found_row = tx.read(key, lock=False)
+                    found = None if found_row is None else str(found_row[binding.state])
+                    raise ConcurrentTransition(binding.name, key, state, found)
+                if self.audit:
+                    tx.audit(
+                        audit_entry(
+                            binding,
+                            key,
+                            state,
+                            new.state,
+                            outcome.record.event,
+                            version + 1 if binding.version else None,
+                            outcome.record.at,
+                            outcome.context.payload,
+                        )
+                    )
+        except Exception as exc:
+            reason = self.adapter.busy(exc)
+            if reason is not None:
+                raise RowBusy(binding.name, key, reason) from exc
+            raise
+        result = RowResult(
+            key, new.state, version + 1 if binding.version else None, new.data, outcome.record
+        )
+        return result, outcome
