@@ -268,6 +268,7 @@ class SQLiteStore:
         keep_snapshots: int = 2,
         busy_timeout: float = 5.0,
         upgrades: RecordUpgrades | None = None,
+        readonly: bool = False,
     ) -> None:
         if durability not in DURABILITY_MODES:
             raise ValueError(
@@ -285,6 +286,7 @@ class SQLiteStore:
         self.snapshot_interval = float(snapshot_interval)
         self.keep_snapshots = keep_snapshots
         self.upgrades = upgrades or RecordUpgrades()
+        self.readonly = readonly
         self._lock = threading.RLock()
         self._closed = False
         self._reports: dict[str, RecoveryReport] = {}
@@ -309,6 +311,8 @@ class SQLiteStore:
                 path, f"the folder {str(folder)!r} does not exist", "create it first"
             )
         exists = path.exists() and path.stat().st_size > 0
+        if self.readonly and not exists:
+            raise StoreOpenError(path, "there is no such store (the file is missing or empty)")
         if exists:
             try:
                 with open(path, "rb") as f:
@@ -321,13 +325,19 @@ class SQLiteStore:
                     "it is not a SQLite database",
                     "point SQLiteStore at a stateward store or a new file",
                 )
-        if not os.access(folder, os.W_OK) or (exists and not os.access(path, os.W_OK)):
+        writable = os.access(folder, os.W_OK) and (not exists or os.access(path, os.W_OK))
+        if not self.readonly and not writable:
             raise StoreOpenError(
                 path, "it is not writable", "check the file's and folder's permissions"
             )
         try:
+            target = f"file:{path.resolve()}?mode=ro" if self.readonly else str(path)
             db = sqlite3.connect(
-                str(path), timeout=busy_timeout, isolation_level=None, check_same_thread=False
+                target,
+                timeout=busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+                uri=self.readonly,
             )
         except sqlite3.Error as exc:
             raise StoreOpenError(path, f"SQLite cannot open it ({exc})") from exc
@@ -348,6 +358,8 @@ class SQLiteStore:
             raise StoreOpenError(
                 path, f"the database is damaged or unreadable ({exc})", "restore it from a backup"
             ) from exc
+        if self.readonly and not tables:
+            raise StoreOpenError(path, "it is an empty SQLite database, not a stateward store")
         if tables and "stateward_meta" not in tables:
             raise StoreOpenError(
                 path,
@@ -367,6 +379,8 @@ class SQLiteStore:
                 )
             if found < 1:
                 raise StoreOpenError(path, f"its store schema {found} is not valid")
+        if self.readonly:
+            return
         db.execute("PRAGMA journal_mode = WAL")
         db.execute(
             "PRAGMA synchronous = " + ("NORMAL" if self.durability == "snapshot" else "FULL")
@@ -770,6 +784,20 @@ class SQLiteStore:
             owner = None if runtime_id is None else f"pid {pid} runtime {runtime_id}"
             listed.append(StoredActor(name, kind, version, updated, owner))
         return listed
+
+    def definition(self, name: str) -> Any:
+        """The definition stored with ``name`` (for a machine: its states and moves).
+
+        Raises:
+            KeyError: no such actor.
+        """
+        with self._lock:
+            row = self._db.execute(
+                "SELECT definition FROM actors WHERE name = ?", (name,)
+            ).fetchone()
+        if row is None:
+            raise KeyError(name)
+        return decode(row[0])
 
     def __repr__(self) -> str:
         return f"<SQLiteStore {str(self.path)!r} {self.durability}>"

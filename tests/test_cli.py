@@ -1,0 +1,244 @@
+"""The stateward command: demo, inspect, graph, help and usage errors."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from stateward.actors import ConfigManager, Runtime, SQLiteStore, StateManager
+from stateward.actors import _cli as cli
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        code = cli.main(list(argv), out=out, err=err)
+    except SystemExit as exit_:  # argparse's own usage errors and --help
+        code = int(exit_.code or 0)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_demo_runs_verifies_and_reports(tmp_path: Path) -> None:
+    store = tmp_path / "demo.db"
+    code, out, _ = run(
+        "demo",
+        "--machines",
+        "20",
+        "--clients",
+        "3",
+        "--seconds",
+        "1",
+        "--crash-rate",
+        "0.05",
+        "--store",
+        str(store),
+    )
+    assert code == 0, out
+    assert "stateward demo: 20 order machines, 3 clients" in out
+    assert "progress: " in out  # not a terminal: plain progress lines
+    for check in (
+        "every acknowledged transition is stored",
+        "no update was lost",
+        "each history is consistent with its state",
+        "restarts match the crashes injected",
+    ):
+        assert f"[ok] {check}" in out
+    assert out.rstrip().endswith("all checks passed")
+    assert store.exists()  # a given store is kept
+
+
+def test_demo_json_report(tmp_path: Path) -> None:
+    code, out, err = run(
+        "demo",
+        "--machines",
+        "10",
+        "--clients",
+        "2",
+        "--seconds",
+        "0.5",
+        "--json",
+        "--store",
+        str(tmp_path / "d.db"),
+    )
+    assert code == 0
+    report = json.loads(out)
+    assert report["ok"] is True and report["machines"] == 10
+    assert report["restarts"] == report["crashes_injected"]
+    assert set(report["checks"]) == {
+        "every acknowledged transition is stored",
+        "no update was lost",
+        "each history is consistent with its state",
+        "restarts match the crashes injected",
+    }
+    assert "progress: " in err
+
+
+def test_demo_exits_nonzero_when_a_check_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli, "_check_history", lambda machine: "history was tampered with")
+    code, out, _ = run(
+        "demo",
+        "--machines",
+        "3",
+        "--clients",
+        "1",
+        "--seconds",
+        "0.2",
+        "--store",
+        str(tmp_path / "f.db"),
+    )
+    assert code == 1
+    assert "[FAILED] each history is consistent with its state" in out
+    assert "SOME CHECKS FAILED" in out
+
+
+@pytest.fixture
+def filled_store(tmp_path: Path) -> Path:
+    path = tmp_path / "filled.db"
+    code, _, _ = run(
+        "demo", "--machines", "3", "--clients", "1", "--seconds", "0.3", "--store", str(path)
+    )
+    assert code == 0
+    with Runtime("fill", store=SQLiteStore(path)) as runtime:
+        ConfigManager({"level": "INFO"}, name="settings", runtime=runtime).update_config(
+            {"level": "DEBUG"}, {"by": "ops"}
+        )
+        StateManager({"a": 1, "b": 2}, name="counters", runtime=runtime)
+    return path
+
+
+def test_inspect_lists_every_actor(filled_store: Path) -> None:
+    code, out, _ = run("inspect", str(filled_store))
+    assert code == 0
+    assert out.splitlines()[0] == f"6 actors in {filled_store}"
+    assert out.splitlines()[1].split() == ["NAME", "KIND", "VERSION", "CURRENT", "LAST", "CHANGE"]
+    assert "counters    manager" in out and "keys a, b" in out
+    assert "settings    config" in out
+    code, out, _ = run("inspect", str(filled_store), "--json")
+    listed = {a["name"]: a for a in json.loads(out)["actors"]}
+    assert listed["settings"]["version"] == 1 and listed["counters"]["kind"] == "manager"
+    assert listed["order-0000"]["current"].startswith("state '")
+
+
+def test_inspect_history(filled_store: Path) -> None:
+    code, out, _ = run("inspect", str(filled_store), "--history", "settings")
+    assert code == 0
+    assert "config 'settings', version 1" in out
+    assert "v1: changes={'level': 'DEBUG'}" in out and "metadata={'by': 'ops'}" in out
+    code, out, _ = run("inspect", str(filled_store), "--history", "order-0001", "--json")
+    history = json.loads(out)["history"]
+    assert history and all({"from", "to", "version"} <= set(h) for h in history)
+
+
+def test_inspect_refuses_what_is_not_a_store(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello\n")
+    code, _, err = run("inspect", str(notes))
+    assert code == 1 and "it is not a SQLite database" in err
+    code, _, err = run("inspect", str(tmp_path / "missing.db"))
+    assert code == 1 and "there is no such store" in err
+    assert not (tmp_path / "missing.db").exists()
+
+
+def test_inspect_unknown_history_name_is_a_usage_error(filled_store: Path) -> None:
+    code, _, err = run("inspect", str(filled_store), "--history", "nope")
+    assert code == 2
+    assert "usage: stateward inspect" in err and "no actor named 'nope'" in err
+
+
+FLOWS = textwrap.dedent(
+    """
+    from stateward.core import MachineBuilder
+
+    orders = MachineBuilder("pending", events={
+        "pay": "pending -> paid",
+        "ship": "paid -> shipped",
+        "cancel": "pending|paid -> cancelled",
+    })
+    not_a_machine = 42
+    """
+)
+
+
+@pytest.fixture
+def flows_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "demo_flows.py").write_text(FLOWS)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+
+@pytest.mark.usefixtures("flows_module")
+def test_graph_mermaid_and_dot() -> None:
+    code, out, _ = run("graph", "demo_flows:orders")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "stateDiagram-v2"
+    assert "    [*] --> pending" in lines
+    assert "    pending --> paid : pay" in lines
+    assert "    paid --> cancelled : cancel" in lines
+    assert "    shipped --> [*]" in lines and "    cancelled --> [*]" in lines
+    code, out, _ = run("graph", "demo_flows:orders", "--format", "dot")
+    assert out.startswith('digraph "orders" {')
+    assert '"__start__" -> "pending";' in out
+    assert '"shipped" [shape=doublecircle];' in out
+    assert '"pending" -> "paid" [label="pay"];' in out
+
+
+@pytest.mark.usefixtures("flows_module")
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("demo_flows", "expected MODULE:ATTR"),
+        ("no_such_module:x", "cannot import module 'no_such_module'"),
+        ("demo_flows:missing", "has no attribute 'missing'"),
+        ("demo_flows:not_a_machine", "is a int, not a machine definition"),
+    ],
+)
+def test_graph_bad_targets_are_usage_errors(target: str, message: str) -> None:
+    code, _, err = run("graph", target)
+    assert code == 2
+    assert message in err and "usage: stateward graph" in err
+
+
+@pytest.mark.parametrize("command", ["demo", "inspect", "graph"])
+def test_every_command_has_complete_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, _ = run(command, "--help")  # argparse prints help to sys.stdout
+    out = capsys.readouterr().out
+    assert code == 0
+    assert f"usage: stateward {command}" in out
+    for action in cli._SUBPARSERS[command]._actions:
+        for option in action.option_strings:
+            assert option in out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["nonsense"],
+        ["demo", "--machines", "0"],
+        ["demo", "--crash-rate", "1.5"],
+        ["demo", "--seconds", "-1"],
+        ["inspect"],
+        ["graph", "x:y", "--format", "png"],
+    ],
+)
+def test_bad_arguments_exit_2(argv: list[str]) -> None:
+    code, _, _ = run(*argv)
+    assert code == 2
+
+
+def test_the_console_script_and_module_entry_points() -> None:
+    for command in (["stateward"], [sys.executable, "-m", "stateward.actors"]):
+        result = subprocess.run(
+            [*command, "--help"], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert result.returncode == 0, result.stderr
+        assert "demo" in result.stdout and "inspect" in result.stdout
