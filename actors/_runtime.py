@@ -110,7 +110,8 @@ class Runtime:
         timer: monotonic time and timers for restart backoff and handler
             deadlines; a `ManualClock` lets tests move time by hand.
         fatal_handler: called with the error when the root supervisor gives up.
-        max_restarts, within: the root supervisor's restart limit.
+        max_restarts: the root supervisor's restart limit...
+        within: ...within this many seconds.
     """
 
     def __init__(
