@@ -308,54 +308,47 @@ def _annotate(exc: BaseException, ctx: TransitionContext, kind: str, hook: str) 
         exc.add_note(f"raised by {kind} hook {hook!r} during {ctx.source!r} -> {ctx.target!r}")
 
 
+def _run_hook(
+    spec: MachineSpec, ctx: TransitionContext, kind: str, name: str, fn: Callable[..., Any]
+) -> _Steps:
+    """Call one hook: `Reject` becomes a veto, any other error gets a note naming it."""
+    try:
+        return (yield from _call(fn, ctx))
+    except Reject as veto:
+        raise _rejected(ctx, spec, name, veto.reason) from veto
+    except Exception as exc:
+        _annotate(exc, ctx, kind, name)
+        raise
+
+
 def _run_hooks(spec: MachineSpec, plan: MovePlan, ctx: TransitionContext) -> _Steps:
     """Run a move's hooks up to the commit; return the final context.
 
     Each stage runs its hooks in order: Reject or False vetoes, any other error
     propagates unchanged (with a note naming the hook).
     """
-    if plan.before_commit:
-        for hook in plan.pre_transition:
-            try:
-                result = yield from _call(hook.fn, ctx)
-            except Reject as veto:
-                raise _rejected(ctx, spec, hook.name, veto.reason) from veto
-            except Exception as exc:
-                _annotate(exc, ctx, hook.kind, hook.name)
-                raise
-            if result is None:
-                continue
-            if not isinstance(result, Mapping):
-                raise HookReturnError(
-                    hook.name, hook.kind, result, "return None or a mapping of payload additions"
-                )
-            ctx = ctx.with_payload(ctx.payload.update(result))
-
-        for hook in plan.guards:
-            try:
-                result = yield from _call(hook.fn, ctx)
-            except Reject as veto:
-                raise _rejected(ctx, spec, hook.name, veto.reason) from veto
-            except Exception as exc:
-                _annotate(exc, ctx, hook.kind, hook.name)
-                raise
-            if result is False:
-                raise _rejected(ctx, spec, hook.name, _veto_reason(hook.fn))
-
-        for kind, hook_name, fn in plan.stages:
-            try:
-                result = yield from _call(fn, ctx)
-            except Reject as veto:
-                raise _rejected(ctx, spec, hook_name, veto.reason) from veto
-            except Exception as exc:
-                _annotate(exc, ctx, kind, hook_name)
-                raise
-            if result is False:
-                raise _rejected(ctx, spec, hook_name, _veto_reason(fn))
-            changes = _data_changes(hook_name, kind, result)
-            if changes:
-                ctx = ctx.with_data(ctx.data.update(changes))
-
+    if not plan.before_commit:
+        return ctx
+    for hook in plan.pre_transition:
+        result = yield from _run_hook(spec, ctx, hook.kind, hook.name, hook.fn)
+        if result is None:
+            continue
+        if not isinstance(result, Mapping):
+            raise HookReturnError(
+                hook.name, hook.kind, result, "return None or a mapping of payload additions"
+            )
+        ctx = ctx.with_payload(ctx.payload.update(result))
+    for hook in plan.guards:
+        result = yield from _run_hook(spec, ctx, hook.kind, hook.name, hook.fn)
+        if result is False:
+            raise _rejected(ctx, spec, hook.name, _veto_reason(hook.fn))
+    for kind, name, fn in plan.stages:
+        result = yield from _run_hook(spec, ctx, kind, name, fn)
+        if result is False:
+            raise _rejected(ctx, spec, name, _veto_reason(fn))
+        changes = _data_changes(name, kind, result)
+        if changes:
+            ctx = ctx.with_data(ctx.data.update(changes))
     return ctx
 
 

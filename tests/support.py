@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import struct
 import threading
+import zoneinfo
 from collections.abc import Callable
 from typing import Any
+
+from stateward.core import FrozenDict, FrozenList, ImmutableState
 
 
 class Workers:
@@ -38,3 +43,34 @@ class Workers:
                 f"{len(self._errors)} worker(s) failed; first: {first!r}"
             ) from first
         assert not alive, f"workers still running after {timeout}s: {alive}"
+
+
+def assert_identical(a: Any, b: Any) -> None:
+    """Equal, and of the same type all the way down (floats compared bit for bit)."""
+    assert type(a) is type(b), (a, b)
+    if isinstance(a, float):
+        assert struct.pack(">d", a) == struct.pack(">d", b)
+    elif isinstance(a, (list, tuple, FrozenList)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            assert_identical(x, y)
+    elif isinstance(a, (dict, FrozenDict, ImmutableState)):
+        assert list(a) == list(b)  # not a.keys(): a field named "keys" would hide it
+        for key in a:
+            assert_identical(a[key], b[key])
+    elif isinstance(a, (set, frozenset)):
+        assert a == b
+        for x in a:
+            (y,) = [y for y in b if y == x]
+            assert_identical(x, y)
+    elif isinstance(a, dt.datetime):
+        assert a.replace(tzinfo=None, fold=0) == b.replace(tzinfo=None, fold=0)
+        assert a.fold == b.fold
+        assert type(a.tzinfo) is type(b.tzinfo)
+        if isinstance(a.tzinfo, zoneinfo.ZoneInfo):
+            assert a.tzinfo.key == b.tzinfo.key
+        elif a.tzinfo is not None:
+            assert a.tzinfo.utcoffset(None) == b.tzinfo.utcoffset(None)
+            assert a.tzinfo.tzname(None) == b.tzinfo.tzname(None)
+    else:
+        assert a == b

@@ -13,6 +13,7 @@ from typing import Any
 
 import msgpack
 import pytest
+from support import assert_identical
 
 from stateward.core import (
     SCHEMA_VERSION,
@@ -29,37 +30,6 @@ from stateward.core import (
 
 PARIS = zoneinfo.ZoneInfo("Europe/Paris")
 HEADER_SIZE = 7  # b"SW" | version byte | CRC-32 (4 bytes)
-
-
-def assert_identical(a: Any, b: Any) -> None:
-    """Equal, and of the same type all the way down (floats compared bit for bit)."""
-    assert type(a) is type(b), (a, b)
-    if isinstance(a, float):
-        assert struct.pack(">d", a) == struct.pack(">d", b)
-    elif isinstance(a, (list, tuple, FrozenList)):
-        assert len(a) == len(b)
-        for x, y in zip(a, b, strict=True):
-            assert_identical(x, y)
-    elif isinstance(a, (dict, FrozenDict, ImmutableState)):
-        assert list(a) == list(b)  # not a.keys(): a field named "keys" would hide it
-        for key in a:
-            assert_identical(a[key], b[key])
-    elif isinstance(a, (set, frozenset)):
-        assert a == b
-        for x in a:
-            (y,) = [y for y in b if y == x]
-            assert_identical(x, y)
-    elif isinstance(a, dt.datetime):
-        assert a.replace(tzinfo=None, fold=0) == b.replace(tzinfo=None, fold=0)
-        assert a.fold == b.fold
-        assert type(a.tzinfo) is type(b.tzinfo)
-        if isinstance(a.tzinfo, zoneinfo.ZoneInfo):
-            assert a.tzinfo.key == b.tzinfo.key
-        elif a.tzinfo is not None:
-            assert a.tzinfo.utcoffset(None) == b.tzinfo.utcoffset(None)
-            assert a.tzinfo.tzname(None) == b.tzinfo.tzname(None)
-    else:
-        assert a == b
 
 
 def round_trip(value: Any) -> Any:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import struct
-import zoneinfo
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import assert_identical
 
 from stateward.core import (
     Event,
@@ -29,37 +28,6 @@ from stateward.core import (
 
 # Moderate, fast and free of side effects: no example database in the repository.
 FAST = settings(max_examples=40, deadline=None, database=None)
-
-
-def assert_identical(a: Any, b: Any) -> None:
-    """Equal, and of the same type all the way down (floats compared bit for bit)."""
-    assert type(a) is type(b), (a, b)
-    if isinstance(a, float):
-        assert struct.pack(">d", a) == struct.pack(">d", b)
-    elif isinstance(a, (list, tuple, FrozenList)):
-        assert len(a) == len(b)
-        for x, y in zip(a, b, strict=True):
-            assert_identical(x, y)
-    elif isinstance(a, (dict, FrozenDict, ImmutableState)):
-        assert list(a) == list(b)  # not a.keys(): a field named "keys" would hide it
-        for key in a:
-            assert_identical(a[key], b[key])
-    elif isinstance(a, (set, frozenset)):
-        assert a == b
-        for x in a:
-            (y,) = [y for y in b if y == x]
-            assert_identical(x, y)
-    elif isinstance(a, dt.datetime):
-        assert a.replace(tzinfo=None, fold=0) == b.replace(tzinfo=None, fold=0)
-        assert a.fold == b.fold
-        assert type(a.tzinfo) is type(b.tzinfo)
-        if isinstance(a.tzinfo, zoneinfo.ZoneInfo):
-            assert a.tzinfo.key == b.tzinfo.key
-        elif a.tzinfo is not None:
-            assert a.tzinfo.utcoffset(None) == b.tzinfo.utcoffset(None)
-            assert a.tzinfo.tzname(None) == b.tzinfo.tzname(None)
-    else:
-        assert a == b
 
 
 # -- strategies -------------------------------------------------------------------------------
