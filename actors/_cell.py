@@ -16,7 +16,6 @@ operation that raises leaves the snapshot exactly as it was.
 
 from __future__ import annotations
 
-import contextvars
 import inspect
 import logging
 import threading
@@ -33,6 +32,7 @@ from stateward.core import (
     UnknownVersionError,
 )
 
+from ._context import current_cell
 from ._errors import ActorCrashed, ActorStopped, DeadlineExceeded
 from ._mailbox import Inbox, Mailbox
 from ._reply import Reply
@@ -46,11 +46,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("stateward.actors")
 
-#: The cell whose handler is running in this thread or task, if any: a blocking
-#: call from there to the same actor could never be answered.
-current_cell: contextvars.ContextVar[Cell | None] = contextvars.ContextVar(
-    "stateward_current_cell", default=None
-)
 
 #: Errors that refuse a request (bad input, a veto) rather than reveal a fault:
 #: they never crash an actor, whatever its ``on_error``.

@@ -51,20 +51,26 @@ class ActorTimeout(StatewardError, TimeoutError):
 
 
 class SelfCallError(StatewardError, RuntimeError):
-    """A blocking call from an actor's own handler, hook or observer to itself.
+    """A blocking call (or a wait for a reply) from an actor's own handler, hook or
+    observer to that same actor.
 
     The actor is busy running the caller, so it could never answer: the call
     would deadlock. Use the non-blocking ``request_*`` form, which queues the
-    message to run after the current one.
+    message to run after the current one, and do not wait for its reply there.
     """
 
-    def __init__(self, actor: str, message: str, where: str = "its own thread") -> None:
+    def __init__(
+        self, actor: str, message: str, where: str = "its own thread", fix: str | None = None
+    ) -> None:
         self.actor = actor
         self.message = message
+        fix = fix or (
+            "Use the request_* form (it returns a reply future and queues the message "
+            "after the current one) instead"
+        )
         super().__init__(
             f"blocking call {message} on actor {actor!r} from {where} would deadlock: the "
-            "actor is busy running the caller. Use the request_* form (it returns a reply "
-            "future and queues the message after the current one) instead"
+            f"actor is busy running the caller. {fix}"
         )
 
 

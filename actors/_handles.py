@@ -29,7 +29,8 @@ from stateward.core import (
 )
 from stateward.core._persist import ConfigCodec, KindCodec, MachineCodec, ManagerCodec
 
-from ._cell import Cell, Commit, current_cell
+from ._cell import Cell, Commit
+from ._context import current_cell
 from ._errors import SelfCallError
 from ._reply import Reply
 from ._runtime import Envelope, Runtime, default_runtime, send, stop_request
@@ -598,6 +599,8 @@ class ConfigManager(ActorHandle):
     Args:
         initial_config: the starting configuration.
         metadata: the initial version's metadata.
+        history_limit: keep only this many versions (all of them by default);
+            older ones can no longer be read, diffed or rolled back to.
         name: unique in the runtime; generated when omitted.
         runtime: the owning `Runtime`; the default runtime when omitted.
         supervisor: the `Supervisor` to run under; the runtime's root by default.
@@ -619,6 +622,7 @@ class ConfigManager(ActorHandle):
         initial_config: Mapping[str, Any] | None = None,
         *,
         metadata: Mapping[str, Any] | None = None,
+        history_limit: int | None = None,
         name: str | None = None,
         runtime: Runtime | None = None,
         supervisor: Supervisor | None = None,
@@ -632,7 +636,9 @@ class ConfigManager(ActorHandle):
                 f"initial_config must be a mapping, got {type(initial_config).__qualname__}"
             )
         owner = runtime or (supervisor.runtime if supervisor is not None else default_runtime())
-        history = ConfigHistory.start(initial_config or {}, metadata, clock=owner.clock)
+        history = ConfigHistory.start(
+            initial_config or {}, metadata, clock=owner.clock, limit=history_limit
+        )
         super().__init__(
             name,
             owner,
@@ -640,7 +646,7 @@ class ConfigManager(ActorHandle):
             _config_of,
             _version_of,
             ActorOptions(supervisor, restart, on_error, deadline, on_start),
-            ConfigCodec(),
+            ConfigCodec(limit=history_limit),
         )
 
     @property

@@ -13,7 +13,8 @@ import threading
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from ._errors import ActorTimeout
+from ._context import current_cell
+from ._errors import ActorTimeout, SelfCallError
 
 if TYPE_CHECKING:
     from ._cell import Cell
@@ -111,9 +112,20 @@ class Reply(Generic[T]):
         """Whether the answer (or error) is set."""
         return self._status != _PENDING
 
+    def _refuse_self_wait(self) -> None:
+        if current_cell.get() is self._cell:
+            raise SelfCallError(
+                self._cell.name,
+                f"waiting for {self.describe()}",
+                where="its own handler, hook or observer",
+                fix="Do not wait for that reply there: it is handled after the current "
+                "message; react to it with add_done_callback instead",
+            )
+
     def _wait(self, timeout: float | None) -> None:
         if self._status != _PENDING:
             return
+        self._refuse_self_wait()
         seconds = self._cell.default_timeout if timeout is None else timeout
         if self._done.acquire(True, seconds):
             self._done.release()
@@ -163,6 +175,7 @@ class Reply(Generic[T]):
             timeout: seconds to wait; None means the runtime's default timeout.
         """
         if self._status == _PENDING:
+            self._refuse_self_wait()
             loop = asyncio.get_running_loop()
             waiter: asyncio.Future[None] = loop.create_future()
 

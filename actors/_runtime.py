@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 from stateward.core import utc_now
 from stateward.core._machine import Clock as WallClock
 
-from ._cell import ActorStats, Cell, ErrorReport, current_cell, logger, stop_operation
+from ._cell import ActorStats, Cell, ErrorReport, logger, stop_operation
 from ._clock import Clock, SystemClock
+from ._context import current_cell
 from ._errors import DuplicateActorName, RuntimeStopped
 from ._reply import Reply
 from ._stores import MemoryStore, Store, new_runtime_id, runtime_ended, runtime_started

@@ -167,10 +167,24 @@ def _walk_diff(
 class ConfigHistory:
     """The immutable history of one configuration; every operation returns a new one.
 
-    ``entries`` holds every version, oldest first: ``entries[v].version == v``.
+    ``entries`` holds the kept versions, oldest first, each one more than the
+    last. With no ``limit`` every version is kept (``entries[v].version == v``);
+    with one, only the newest ``limit`` versions are, and older ones are gone
+    for `get`, `rollback` and `diff`.
     """
 
     entries: tuple[ConfigChange, ...]
+    limit: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 1):
+            raise ValueError(f"a config history limit must be an int >= 1, got {self.limit!r}")
+
+    def _append(self, entry: ConfigChange) -> ConfigHistory:
+        entries = (*self.entries, entry)
+        if self.limit is not None and len(entries) > self.limit:
+            entries = entries[-self.limit :]
+        return ConfigHistory(entries, self.limit)
 
     @classmethod
     def start(
@@ -179,11 +193,13 @@ class ConfigHistory:
         metadata: Mapping[str, Any] | None = None,
         *,
         clock: Clock = utc_now,
+        limit: int | None = None,
     ) -> ConfigHistory:
-        """A history holding only the initial config, as version 0."""
+        """A history holding only the initial config, as version 0; it keeps at
+        most ``limit`` versions (all of them when None)."""
         frozen = _frozen(config)
         meta = _frozen(metadata or {"reason": "initial configuration"})
-        return cls((ConfigChange(0, frozen, frozen, meta, clock()),))
+        return cls((ConfigChange(0, frozen, frozen, meta, clock()),), limit)
 
     @property
     def current(self) -> ConfigChange:
@@ -234,7 +250,7 @@ class ConfigHistory:
         meta = _frozen(metadata)
         config = self.config.update(frozen_changes)
         entry = ConfigChange(self.version + 1, frozen_changes, config, meta, clock())
-        return ConfigHistory((*self.entries, entry))
+        return self._append(entry)
 
     def rollback(
         self, version: int, metadata: Mapping[str, Any] | None = None, *, clock: Clock = utc_now
@@ -256,7 +272,7 @@ class ConfigHistory:
         entry = ConfigChange(
             self.version + 1, ImmutableState(changes), target, meta, clock(), removed, version
         )
-        return ConfigHistory((*self.entries, entry))
+        return self._append(entry)
 
     def diff(self, a: int, b: int) -> ConfigDiff:
         """What changed from version ``a`` to version ``b``.

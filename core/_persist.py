@@ -198,9 +198,10 @@ class ManagerCodec:
 
 @dataclass(frozen=True)
 class ConfigCodec:
-    """Documents and deltas of a `ConfigManager`."""
+    """Documents and deltas of a `ConfigManager` (keeping at most ``limit`` versions)."""
 
     kind: str = "config"
+    limit: int | None = None
 
     def version(self, snapshot: ConfigHistory) -> int:
         return snapshot.version
@@ -211,13 +212,16 @@ class ConfigCodec:
         )
 
     def from_document(self, name: str, document: Mapping[str, Any]) -> ConfigHistory:
-        return ConfigHistory(tuple(ConfigChange.from_tuple(tuple(e)) for e in document["entries"]))
+        entries = tuple(ConfigChange.from_tuple(tuple(e)) for e in document["entries"])
+        if self.limit is not None:
+            entries = entries[-self.limit :]
+        return ConfigHistory(entries, self.limit)
 
     def delta(self, old: ConfigHistory, new: ConfigHistory) -> Any:
         return new.current.to_tuple()
 
     def apply(self, snapshot: ConfigHistory, delta: Any) -> ConfigHistory:
-        return ConfigHistory((*snapshot.entries, ConfigChange.from_tuple(tuple(delta))))
+        return snapshot._append(ConfigChange.from_tuple(tuple(delta)))
 
     def definition(self) -> ImmutableState:
         return ImmutableState()

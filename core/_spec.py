@@ -243,14 +243,15 @@ class MachineSpec:
     ) -> None:
         declared = self._declared_states(transitions, states)
         event_list = _parse_events(events)
-        known = set(declared)
+        ordered = list(declared)
         if transitions is None:
-            # Without a mapping, states are whatever the events and initial name.
+            # Without a mapping, states are whatever the initial state and the
+            # events name, in the order they first appear.
+            named = [initial] if isinstance(initial, str) else []
             for ev in event_list:
-                known |= {s for s in ev.sources if s != ANY} | {ev.target}
-            if initial is not None:
-                known.add(initial)
-        ordered = list(declared) + sorted(known - set(declared))
+                named += [*sorted(s for s in ev.sources if s != ANY), ev.target]
+            ordered += [s for s in dict.fromkeys(named) if s not in ordered]
+        known = set(ordered)
 
         if initial is None:
             raise MachineDefinitionError("no initial state: pass initial='<state>'")

@@ -238,29 +238,17 @@ class _FrozenMapping(Mapping[str, Any]):
 _M = TypeVar("_M", bound=_FrozenMapping)
 
 
-class FrozenDict(_FrozenMapping):
-    """An immutable, hashable dict with str keys; what a dict becomes inside a state.
-
-    It compares equal to a dict with the same items. ``copy()`` returns a plain,
-    shallow ``dict`` you can change and store back, as
-    ``types.MappingProxyType.copy`` does.
-    """
-
-    __slots__ = ()
-
-    def __init__(
-        self, mapping: Mapping[str, Any] | Iterable[tuple[str, Any]] = (), /, **items: Any
-    ) -> None:
-        data = dict(_fields_of(mapping) if isinstance(mapping, Mapping) else mapping, **items)
-        object.__setattr__(self, "_data", _freeze_mapping(data, ""))
-        object.__setattr__(self, "_hash", None)
-
-    def copy(self) -> dict[str, Any]:
-        """Return a plain, shallow ``dict`` with the same items."""
-        return dict(self._data)
-
-    def __repr__(self) -> str:
-        return f"FrozenDict({self._data!r})"
+def _field(value: _FrozenMapping, name: str) -> Any:
+    """Attribute access to a key; only called when normal lookup fails, so methods
+    and slots win."""
+    try:
+        return value._data[name]
+    except KeyError:
+        if name.startswith("__"):
+            raise AttributeError(name) from None
+        known = ", ".join(sorted(value._data)) or "none"
+        kind = type(value).__name__
+        raise AttributeError(f"{kind} has no field {name!r}; fields: {known}") from None
 
 
 class _FieldFirst:
@@ -284,6 +272,40 @@ class _FieldFirst:
         if self._name in data:
             return data[self._name]
         return self._method.__get__(instance, owner)
+
+
+class FrozenDict(_FrozenMapping):
+    """An immutable, hashable dict with str keys; what a dict becomes inside a state.
+
+    It compares equal to a dict with the same items. ``copy()`` returns a plain,
+    shallow ``dict`` you can change and store back, as
+    ``types.MappingProxyType.copy`` does. Keys are readable as attributes too
+    (``config.features.metrics``), with the same rules as `ImmutableState`.
+    """
+
+    __slots__ = ()
+
+    keys = _FieldFirst(Mapping.keys)
+    items = _FieldFirst(Mapping.items)
+    values = _FieldFirst(Mapping.values)
+    get = _FieldFirst(_FrozenMapping.get)
+
+    def __init__(
+        self, mapping: Mapping[str, Any] | Iterable[tuple[str, Any]] = (), /, **items: Any
+    ) -> None:
+        data = dict(_fields_of(mapping) if isinstance(mapping, Mapping) else mapping, **items)
+        object.__setattr__(self, "_data", _freeze_mapping(data, ""))
+        object.__setattr__(self, "_hash", None)
+
+    def copy(self) -> dict[str, Any]:
+        """Return a plain, shallow ``dict`` with the same items."""
+        return dict(self._data)
+
+    def __getattr__(self, name: str) -> Any:
+        return _field(self, name)
+
+    def __repr__(self) -> str:
+        return f"FrozenDict({self._data!r})"
 
 
 class ImmutableState(_FrozenMapping):
@@ -322,14 +344,7 @@ class ImmutableState(_FrozenMapping):
         object.__setattr__(self, "_hash", None)
 
     def __getattr__(self, name: str) -> Any:
-        # Only called when normal lookup fails, so methods and slots win.
-        try:
-            return self._data[name]
-        except KeyError:
-            if name.startswith("__"):
-                raise AttributeError(name) from None
-            known = ", ".join(sorted(self._data)) or "none"
-            raise AttributeError(f"ImmutableState has no field {name!r}; fields: {known}") from None
+        return _field(self, name)
 
     def update(self, changes: Mapping[str, Any] | None = None, /, **more: Any) -> ImmutableState:
         """Return a new state with ``changes`` applied; this one is unchanged.

@@ -297,3 +297,29 @@ def test_default_runtime_never_keeps_the_interpreter_alive_and_drains_at_exit() 
     assert "main done" in result.stdout
     assert "final 300" in result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_waiting_in_a_hook_for_a_reply_from_the_same_actor_raises_at_once(
+    runtime: Runtime,
+) -> None:
+    flow = MachineBuilder("a", {"a": ["b"], "b": ["a"]})
+    errors: list[BaseException] = []
+
+    @flow.after_commit("b")
+    def wait_for_own_reply(ctx):
+        reply = machine.request_transition("a")
+        try:
+            reply.result(timeout=30)
+        except SelfCallError as exc:
+            errors.append(exc)
+        # A done-callback is the way to react to it.
+        reply.add_done_callback(lambda r: errors.append(r.result().state))
+
+    machine = StateMachine(flow, runtime=runtime)
+    machine.transition("b")
+    assert isinstance(errors[0], SelfCallError)
+    assert "waiting for transition('a')" in str(errors[0])
+    assert "add_done_callback" in str(errors[0])
+    # The queued request still runs after the current message.
+    assert machine.request_transition("b").result().state == "b"
+    assert errors[1] == "a"

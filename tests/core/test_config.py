@@ -319,3 +319,16 @@ def test_a_change_round_trips_through_the_codec(history: ConfigHistory) -> None:
         assert type(back.config) is ImmutableState
         assert type(back.removed) is tuple
     assert ConfigChange.from_tuple(rolled.current.to_tuple()).rollback_of == 1
+
+
+def test_a_history_limit_keeps_only_the_newest_versions() -> None:
+    history = ConfigHistory.start({"n": 0}, limit=3)
+    for n in range(1, 6):
+        history = history.update({"n": n})
+    assert [e.version for e in history.entries] == [3, 4, 5]
+    assert history.version == 5 and history.config == {"n": 5}
+    with pytest.raises(UnknownVersionError, match="versions 3 to 5 are kept"):
+        history.rollback(1)
+    assert history.rollback(3).config == {"n": 3}
+    with pytest.raises(ValueError, match="limit must be an int >= 1"):
+        ConfigHistory.start({}, limit=0)

@@ -480,8 +480,9 @@ def test_frozen_dict_behaves_as_a_read_only_dict() -> None:
     assert fd.get("zz") is None
     assert list(fd.keys()) == ["a", "b"]
     assert repr(FrozenDict(a=1)) == "FrozenDict({'a': 1})"
-    with pytest.raises(AttributeError):
-        _ = fd.a
+    assert fd.a == [1] and fd.b == 2  # keys read as attributes, like ImmutableState's
+    with pytest.raises(AttributeError, match="FrozenDict has no field 'zz'; fields: a, b"):
+        _ = fd.zz
     with pytest.raises(UnencodableValueError, match=r"\[1\]: dict keys must be str"):
         FrozenDict({1: 2})
 

@@ -133,3 +133,15 @@ def test_a_stored_actor_of_another_kind_or_definition_is_refused(
         with pytest.raises(DefinitionMismatch, match=r"state 'busy'.* not a state of the machine"):
             StateMachine(renamed, name="thing", runtime=runtime)
         assert "thing" not in runtime
+
+
+def test_a_config_history_limit_survives_recovery(make_store: StoreFactory) -> None:
+    with Runtime("limited", store=make_store()) as runtime:
+        config = ConfigManager({"n": 0}, name="cfg", runtime=runtime, history_limit=2)
+        for n in range(1, 5):
+            config.update_config({"n": n})
+        assert [h.version for h in config.get_history()] == [3, 4]
+    with Runtime("limited-again", store=make_store()) as runtime:
+        config = ConfigManager({"n": 0}, name="cfg", runtime=runtime, history_limit=2)
+        assert [h.version for h in config.get_history()] == [3, 4]
+        assert config.get_config() == {"n": 4}
