@@ -368,7 +368,14 @@ class SQLiteStore:
                 "use a separate file for stateward",
             )
         if tables:
-            row = db.execute("SELECT value FROM stateward_meta WHERE key = 'schema'").fetchone()
+            try:
+                row = db.execute("SELECT value FROM stateward_meta WHERE key = 'schema'").fetchone()
+            except sqlite3.DatabaseError as exc:
+                raise StoreOpenError(
+                    path,
+                    f"the database is damaged or unreadable ({exc})",
+                    "restore it from a backup",
+                ) from exc
             found = int(row[0]) if row else 0
             if found > STORE_SCHEMA:
                 raise StoreOpenError(
@@ -664,11 +671,14 @@ class SQLiteStore:
         snapshot is a `RecoveryError`: it held an acknowledged commit.
         """
         self._flush_dirty(name)
-        with self._lock:
-            snapshots = self._db.execute(
-                "SELECT version, payload FROM snapshots WHERE name = ? ORDER BY version DESC",
-                (name,),
-            ).fetchall()
+        try:
+            with self._lock:
+                snapshots = self._db.execute(
+                    "SELECT version, payload FROM snapshots WHERE name = ? ORDER BY version DESC",
+                    (name,),
+                ).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise RecoveryError(name, f"SQLite cannot read its snapshots ({exc})") from exc
         skipped: list[tuple[int, str]] = []
         base = None
         base_version = -1
@@ -692,12 +702,15 @@ class SQLiteStore:
                 + "; ".join(f"version {v}: {r}" for v, r in skipped)
             )
             raise RecoveryError(name, problem)
-        with self._lock:
-            entries = self._db.execute(
-                "SELECT version, payload FROM journal WHERE name = ? AND version > ? "
-                "ORDER BY version",
-                (name, base_version),
-            ).fetchall()
+        try:
+            with self._lock:
+                entries = self._db.execute(
+                    "SELECT version, payload FROM journal WHERE name = ? AND version > ? "
+                    "ORDER BY version",
+                    (name, base_version),
+                ).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise RecoveryError(name, f"SQLite cannot read its journal ({exc})") from exc
         snapshot = base
         expected = base_version + 1
         for version, payload in entries:

@@ -12,6 +12,11 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 #: For each example, lines its output must contain: what the example claims to show.
 EXPECTED: dict[str, list[str]] = {
+    "daemon.py": [
+        "  | fresh store",
+        "(the last run did not stop cleanly)",
+        "demo: every tick the daemon acknowledged survived the kill: True",
+    ],
     "supervision.py": [
         "pay(-1): ActorCrashed, cause: ConnectionResetError('connection-1 broke on amount -1')",
         "on_start: opened connection-2 (state: 2 processed)",
@@ -58,6 +63,14 @@ EXPECTED: dict[str, list[str]] = {
         "callbacks ran in submission order: [1, 2, 3, 4, 5]",
         "the event loop kept running while the hooks awaited: the ticker ticked > 0 times",
         "TransitionRejected by 'start_payment': the payment gateway declined the charge",
+    ],
+    "vending_machine.py": [
+        "- 'machine_id' must be str, got 7 (int)",
+        "paying 100 cents: vetoed by 'payment_covers_price': insufficient payment: 100 of 150 "
+        "cents",
+        "[display] TXN-0001: enjoy your Cola, take your 50 cents change",
+        "  2. selected -> paid by 'pay' with coins",
+        "vend_transactions[1] v2      paid -> dispensed event=dispense",
     ],
 }
 

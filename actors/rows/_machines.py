@@ -17,6 +17,8 @@ fighting over the row lock. Across processes, the database decides.
 
 from __future__ import annotations
 
+import itertools
+import logging
 import random
 import threading
 import time
@@ -37,14 +39,19 @@ from stateward.core import (
     run_after_commit,
 )
 
-from .._cell import Cell, Commit
+from .._cell import Cell, Commit, ErrorReport
 from .._errors import ActorStopped
 from .._handles import ActorHandle, ActorOptions
 from .._runtime import Runtime, default_runtime
 from ._binding import ORMAdapter, RowBinding, SQLAlchemyAdapter, audit_entry
-from ._errors import ConcurrentTransition, RowBusy, RowNotFound
+from ._errors import ConcurrentTransition, RowBusy, RowNotFound, UnknownStateValue
+
+logger = logging.getLogger(__name__)
 
 MODES = ("pessimistic", "optimistic")
+#: Serial numbers of row actors, shared by every RowMachines: two of them on one
+#: table in one runtime must not give their actors the same name.
+_SERIALS = itertools.count(1)
 LOCKS = ("wait", "nowait", "skip_locked")
 
 
@@ -100,7 +107,7 @@ class _RowActor(ActorHandle):
     def __init__(self, rows: RowMachines, key: Any) -> None:
         self._rows = rows
         self._key = key
-        self.last_used = time.monotonic()
+        self.last_used = rows.runtime.timer.monotonic()
         spec = rows.spec
         super().__init__(
             f"{rows.binding.name}[{key!r}]#{next(rows._serial)}",
@@ -160,8 +167,6 @@ class RowMachines:
         runtime: Runtime | None = None,
         idle_timeout: float = 30.0,
     ) -> None:
-        import itertools
-
         from .._supervisor import Supervisor
 
         if mode not in MODES:
@@ -189,7 +194,7 @@ class RowMachines:
         self._rng = random.Random(retry.seed if retry is not None else None)
         self._lock = threading.Lock()
         self._actors: dict[Any, _RowActor] = {}
-        self._serial = itertools.count(1)
+        self._serial = _SERIALS
         # Row actors are cheap and disposable; a failure fails only its request.
         self._supervisor = Supervisor(
             f"rows:{binding.name}", runtime=self.runtime, max_restarts=1000, within=1.0
@@ -248,22 +253,40 @@ class RowMachines:
         values[self.binding.state] = self.binding.value_of(self.spec.initial)
         if self.binding.version is not None:
             values[self.binding.version] = 0
-        with self.adapter.transaction(self.binding, lock=None, lock_timeout=None) as tx:
-            key = tx.insert(values)
-            if self.audit:
-                tx.audit(
-                    audit_entry(
-                        self.binding,
-                        key,
-                        None,
-                        self.spec.initial,
-                        "create",
-                        0 if self.binding.version else None,
-                        outcome.context.at,
-                        outcome.context.payload,
+        try:
+            with self.adapter.transaction(self.binding, lock=None, lock_timeout=None) as tx:
+                key = tx.insert(values)
+                if self.audit:
+                    tx.audit(
+                        audit_entry(
+                            self.binding,
+                            key,
+                            None,
+                            self.spec.initial,
+                            "create",
+                            0 if self.binding.version else None,
+                            outcome.context.at,
+                            outcome.context.payload,
+                        )
                     )
-                )
-        run_after_commit(outcome)
+        except Exception as exc:
+            reason = self.adapter.busy(exc)
+            if reason is not None:
+                raise RowBusy(self.binding.name, "<new row>", reason) from exc
+            raise
+        # The commit stands: an after-commit hook's error is reported, as a row
+        # actor reports it, never swallowed.
+        for failure in run_after_commit(outcome):
+            name = f"{self.binding.name}[{key!r}]"
+            logger.error(
+                "%s: %s %r raised after the commit (the commit stands): %r",
+                name,
+                failure.kind,
+                failure.hook,
+                failure.error,
+                exc_info=failure.error,
+            )
+            self.runtime._report(ErrorReport(name, failure.kind, failure.hook, failure.error))
         stored = ImmutableState({c: values[c] for c in self.binding.data_columns if c in values})
         return RowResult(key, self.spec.initial, 0 if self.binding.version else None, stored, None)
 
@@ -309,11 +332,11 @@ class RowMachines:
                 actor = _RowActor(self, key)
                 self._actors[key] = actor
                 self.runtime.timer.call_later(self.idle_timeout, lambda: self._idle(key, actor))
-            actor.last_used = time.monotonic()
+            actor.last_used = self.runtime.timer.monotonic()
         return actor
 
     def _idle(self, key: Any, actor: _RowActor) -> None:
-        idle_for = time.monotonic() - actor.last_used
+        idle_for = self.runtime.timer.monotonic() - actor.last_used
         if idle_for < self.idle_timeout or actor._cell.mailbox.qsize():
             remaining = max(0.01, self.idle_timeout - idle_for)
             self.runtime.timer.call_later(remaining, lambda: self._idle(key, actor))
@@ -341,6 +364,14 @@ class RowMachines:
         raise RuntimeError(f"row {self.binding.name}[{key!r}]: its actor kept stopping")
 
     # -- the transaction -------------------------------------------------------------------
+
+    def _found_state(self, key: Any, row: Mapping[str, Any]) -> str:
+        """The state a row read after a lost race is in (its raw value if unknown)."""
+        value = row[self.binding.state]
+        try:
+            return self.binding.state_of(key, value, self.spec.states)
+        except UnknownStateValue:
+            return str(value)
 
     def _transact(
         self,
@@ -412,7 +443,7 @@ class RowMachines:
                 )
                 if written != 1:
                     found_row = tx.read(key, lock=False)
-                    found = None if found_row is None else str(found_row[binding.state])
+                    found = None if found_row is None else self._found_state(key, found_row)
                     raise ConcurrentTransition(binding.name, key, state, found)
                 if self.audit:
                     tx.audit(

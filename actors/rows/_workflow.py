@@ -73,6 +73,22 @@ def _validate_dataclass(schema: type, value: Mapping[str, Any]) -> tuple[Any, li
         return None, [str(exc)]
 
 
+def _pydantic_problems(exc: Exception) -> list[str]:
+    """One line per invalid field of a pydantic ``ValidationError``, worded like
+    the dataclass checks (pydantic's own text spreads each over three lines)."""
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return [str(exc)]
+    problems = []
+    for error in errors(include_url=False):
+        where = ".".join(map(str, error.get("loc", ()))) or "(the whole dict)"
+        if error.get("type") == "missing":
+            problems.append(f"missing field {where!r}")
+        else:
+            problems.append(f"field {where!r}: {error['msg']} (got {error.get('input')!r})")
+    return problems
+
+
 class WorkflowContext:
     """Declared, typed requirements checked on entry, plus a history summary.
 
@@ -156,7 +172,7 @@ class WorkflowContext:
             try:
                 self.values[req.name] = schema.model_validate(dict(value))
             except Exception as exc:  # pydantic's ValidationError
-                return [f"{req.name!r}: {line}" for line in str(exc).splitlines()[1:] if line]
+                return [f"{req.name!r}: {p}" for p in _pydantic_problems(exc)]
             return []
         validated, problems = _validate_dataclass(schema, value)
         if problems:

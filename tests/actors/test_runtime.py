@@ -274,14 +274,17 @@ def test_done_callbacks_run_once_done_and_their_errors_are_reported(runtime: Run
 def test_default_runtime_never_keeps_the_interpreter_alive_and_drains_at_exit() -> None:
     script = textwrap.dedent(
         """
+        import os
+
         from stateward.actors import StateManager
 
+        # One write per line: two threads write, and print() may split a line.
         counter = StateManager({"n": 0})
         counter.add_observer(
-            lambda old, new: print("final", new.n, flush=True) if new.n == 300 else None)
+            lambda old, new: os.write(1, b"final 300\\n") if new.n == 300 else None)
         for _ in range(300):
             counter.request_modify(lambda s: s.update(n=s.n + 1))
-        print("main done", flush=True)
+        os.write(1, b"main done\\n")
         """
     )
     result = subprocess.run(
@@ -293,9 +296,8 @@ def test_default_runtime_never_keeps_the_interpreter_alive_and_drains_at_exit() 
         stdin=subprocess.DEVNULL,
     )
     assert result.returncode == 0, result.stderr
-    # Two threads print, so the lines may interleave: look for both, not an order.
-    assert "main done" in result.stdout
-    assert "final 300" in result.stdout
+    # Two threads write, so the lines may come in either order.
+    assert sorted(result.stdout.splitlines()) == ["final 300", "main done"]
     assert "Traceback" not in result.stderr
 
 

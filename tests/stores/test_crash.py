@@ -1,0 +1,692 @@
+"""Durable state across ``kill -9``: what was acknowledged survives, nothing wrong is loaded.
+
+A child process (``crash_child.py``) commits as fast as it can and prints a
+line for every acknowledged commit; the test kills it with SIGKILL at a
+seeded point, reopens the store with the same definitions and checks the
+recovered actors against what the child acknowledged and against the model
+of what it does (a counter's ``n`` equals its version; the door's state,
+data and history follow from its version).
+
+Then the store file itself is damaged (truncated, bits flipped in stored
+records): recovery either falls back to an older snapshot plus the journal or
+fails with a clear `StatewardError`; it never loads wrong data.
+
+Every wait is bounded, every child is killed and reaped in a ``finally``, and
+every random choice comes from a seed (``STATEWARD_CRASH_SEED``, printed in
+failure messages). ``STATEWARD_CRASH_TRIALS`` sets the kills per mode (100 by
+default, as in CI).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import queue
+import random
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from stateward.actors import RecoveryReport, Runtime, StoreError
+from stateward.core import StatewardError
+
+HERE = Path(__file__).resolve().parent
+CHILD = HERE / "crash_child.py"
+DAEMON = HERE.parent.parent / "examples" / "daemon.py"
+
+TRIALS = int(os.environ.get("STATEWARD_CRASH_TRIALS", "100"))
+SEED = int(os.environ.get("STATEWARD_CRASH_SEED", "20240501"))
+#: Children run side by side: interpreter start-up dominates a trial, and it is CPU-bound.
+PARALLEL = max(2, min(4, os.cpu_count() or 2))
+
+#: Seconds a child may take to start and print READY (interpreter start-up included).
+READY_TIMEOUT = 60.0
+#: Seconds a child may take to print the acknowledgements a trial waits for.
+ACK_TIMEOUT = 30.0
+#: Seconds to reap a killed child and to see the end of its output.
+REAP_TIMEOUT = 10.0
+
+ACK = re.compile(r"ACK (\S+) (\d+)")
+
+
+def _load_child() -> ModuleType:
+    """``crash_child.py`` as a module: the test recovers with the child's own definitions."""
+    spec = importlib.util.spec_from_file_location("stateward_crash_child", CHILD)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+child_program = _load_child()
+
+
+# -- running a child -------------------------------------------------------------------------
+
+
+@dataclass
+class Output:
+    """What a killed child printed."""
+
+    ready: dict[str, int] = field(default_factory=dict)
+    #: (arrival time in the parent, actor, version), in arrival order.
+    acks: list[tuple[float, str, int]] = field(default_factory=list)
+    other: list[str] = field(default_factory=list)
+    killed_at: float | None = None
+    stderr: str = ""
+
+    def last_acked(self) -> dict[str, int]:
+        """The newest acknowledged version of each actor (READY's version if none)."""
+        last = dict(self.ready)
+        for _, actor, version in self.acks:
+            last[actor] = max(last.get(actor, 0), version)
+        return last
+
+    def ack_problems(self) -> list[str]:
+        """Acknowledgements out of order: each actor's must count up by one from READY."""
+        problems = []
+        expected = {actor: version + 1 for actor, version in self.ready.items()}
+        for _, actor, version in self.acks:
+            if expected.get(actor) != version:
+                problems.append(f"{actor}: ACK {version}, expected {expected.get(actor)}")
+            expected[actor] = version + 1
+        return problems
+
+    def describe(self) -> str:
+        tail = [f"ACK {a} {v}" for _, a, v in self.acks[-5:]]
+        return (
+            f"READY {self.ready}, {len(self.acks)} ACKs (last: {tail}), other lines: "
+            f"{self.other[-5:]}, stderr: {self.stderr[-2000:]!r}"
+        )
+
+
+class Child:
+    """One child process; its stdout read line by line on a thread, timed on arrival.
+
+    Use it as a context manager: leaving the block kills and reaps the process
+    (if it still runs), closes its pipes and joins the reader thread.
+    """
+
+    def __init__(self, args: list[str], stderr_path: Path) -> None:
+        self.output = Output()
+        self._lines: queue.Queue[tuple[float, str] | None] = queue.Queue()
+        self._eof = False
+        self._stderr_path = stderr_path
+        self._stderr = open(stderr_path, "wb")  # noqa: SIM115 - closed in close()
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, *args],
+                stdin=subprocess.PIPE,  # the child exits at its end of file: no orphans
+                stdout=subprocess.PIPE,
+                stderr=self._stderr,
+                text=True,
+                bufsize=1,
+            )
+        except BaseException:
+            self._stderr.close()
+            raise
+        self._reader = threading.Thread(target=self._read, name="crash-child-reader", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        try:
+            for line in self.proc.stdout:
+                self._lines.put((time.monotonic(), line.rstrip("\n")))
+        except ValueError:  # the pipe was closed under us: the child is gone anyway
+            pass
+        finally:
+            self._lines.put(None)
+
+    def _take(self, item: tuple[float, str] | None) -> None:
+        if item is None:
+            self._eof = True
+            return
+        at, line = item
+        out = self.output
+        if line.startswith("ACK "):
+            match = ACK.fullmatch(line)
+            assert match, f"malformed line {line!r}"
+            out.acks.append((at, match[1], int(match[2])))
+        elif line.startswith("READY"):
+            out.ready = {k: int(v) for k, v in (p.split("=") for p in line.split()[1:])}
+        else:
+            out.other.append(line)
+
+    def next_line(self, deadline: float, waiting_for: str) -> None:
+        """Take one line, or fail if none comes before ``deadline`` or the child ended."""
+        if self._eof:
+            self._fail(f"the child ended while the test waited for {waiting_for}")
+        try:
+            item = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            self._fail(f"no output for {waiting_for} in time")
+        self._take(item)
+        if self.output.other and self.output.other[-1].startswith("ERROR"):
+            self._fail(f"the child failed while the test waited for {waiting_for}")
+
+    def _fail(self, problem: str) -> None:
+        self.kill()
+        self._stderr.flush()
+        self.output.stderr = self._stderr_path.read_text(errors="replace")
+        pytest.fail(f"{problem}: {self.output.describe()}")
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> dict[str, int]:
+        deadline = time.monotonic() + timeout
+        while not self.output.ready:
+            self.next_line(deadline, "READY")
+        return self.output.ready
+
+    def wait_acks(self, count: int, timeout: float = ACK_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.output.acks) < count:
+            self.next_line(deadline, f"{count} ACK lines")
+
+    def watch(self, seconds: float) -> None:
+        """Take lines for ``seconds``: a kill point in time, not a wait for an event."""
+        until = time.monotonic() + seconds
+        while not self._eof:
+            try:
+                item = self._lines.get(timeout=max(0.0, until - time.monotonic()))
+            except queue.Empty:
+                return
+            self._take(item)
+            if time.monotonic() >= until:
+                return
+
+    def kill(self) -> Output:
+        """SIGKILL the child, reap it, and take all it printed before it died."""
+        if self.proc.poll() is None:
+            self.output.killed_at = time.monotonic()
+            os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(REAP_TIMEOUT)
+        # The pipe ends when the process is gone: what it wrote before is still there.
+        deadline = time.monotonic() + REAP_TIMEOUT
+        while not self._eof:
+            try:
+                item = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            self._take(item)
+        assert self._eof, "the child's output did not end after it was killed"
+        return self.output
+
+    def close(self) -> None:
+        try:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait(REAP_TIMEOUT)
+        finally:
+            self._reader.join(REAP_TIMEOUT)
+            for pipe in (self.proc.stdin, self.proc.stdout):
+                if pipe is not None:
+                    with contextlib.suppress(OSError):
+                        pipe.close()
+            self._stderr.close()
+            self.output.stderr = self._stderr_path.read_text(errors="replace")
+        assert not self._reader.is_alive(), "the output reader thread did not end"
+
+    def __enter__(self) -> Child:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def start_child(folder: Path, path: Path, mode: str, seed: int) -> Child:
+    return Child([str(CHILD), str(path), mode, str(seed)], folder / f"{path.name}.stderr")
+
+
+# -- recovering and checking -------------------------------------------------------------------
+
+
+@dataclass
+class Recovered:
+    versions: dict[str, int]
+    problems: list[str]
+
+
+def recover(path: Path, mode: str, *, found: bool = True) -> Recovered:
+    """Reopen the store in this process, with a fresh runtime and the child's definitions.
+
+    ``found``: every actor must be in the store (a damaged store may have lost some).
+    """
+    with Runtime("recover", store=child_program.open_store(str(path), mode)) as runtime:
+        counters, door = child_program.open_actors(runtime, mode)
+        handles = [*counters.values(), door]
+        if found:
+            assert all(h.recovered for h in handles), "an actor was not found in the store"
+        return Recovered(
+            {h.name: h.version for h in handles}, child_program.model_problems(counters, door)
+        )
+
+
+def check_against_acks(
+    mode: str, out: Output, recovered: Recovered, before: dict[str, int] | None = None
+) -> list[str]:
+    """Every acknowledged version is there, and nothing beyond the one request in flight.
+
+    ``before``: the versions the store held when the child started (none: a new store).
+    """
+    problems = list(recovered.problems) + out.ack_problems()
+    if out.ready and before is not None and out.ready != before:
+        problems.append(f"the child recovered {out.ready}, the store held {before}")
+    acked = {**(before or {}), **out.last_acked()}
+    for actor, version in recovered.versions.items():
+        last = acked.get(actor, 0)
+        if version < last:
+            problems.append(f"{actor}: acknowledged version {last} lost, recovered {version}")
+        # Each actor has at most one request in flight (its one driver thread waits for
+        # each reply), and the child may die between a commit and printing its ACK.
+        if version > last + 1:
+            problems.append(
+                f"{actor}: recovered version {version}, but only {last} was acknowledged "
+                "and one request was in flight"
+            )
+    if mode == "strict":
+        # One thread drives every actor: one request in flight in the whole process.
+        ahead = sum(max(0, v - acked.get(a, 0)) for a, v in recovered.versions.items())
+        if ahead > 1:
+            problems.append(f"{ahead} unacknowledged commits recovered, at most 1 was in flight")
+    return problems
+
+
+def kill_at_a_seeded_point(child: Child, rng: random.Random) -> Output:
+    choice = rng.random()
+    if choice < 0.05:
+        # Maybe while it starts, opens the store, creates or recovers its actors.
+        child.watch(rng.uniform(0.0, 1.0))
+        return child.kill()
+    child.wait_ready()
+    if choice < 0.6:
+        child.wait_acks(rng.randint(0, 60))  # around the first snapshots
+    elif choice < 0.8:
+        child.wait_acks(rng.randint(60, 300))  # past the compaction of old snapshots
+    else:
+        child.watch(rng.uniform(0.0, 0.1))  # a point in time, maybe before any commit
+    return child.kill()
+
+
+def crash_and_check(
+    mode: str, path: Path, rng: random.Random, before: dict[str, int] | None
+) -> tuple[list[str], Recovered | None, Output]:
+    """Start the child on ``path``, kill it at a seeded point, recover, and check."""
+    with start_child(path.parent, path, mode, rng.randrange(2**31)) as child:
+        out = kill_at_a_seeded_point(child, rng)
+    try:
+        # Killed before READY, the child may not have stored its actors yet.
+        recovered = recover(path, mode, found=bool(out.ready) or before is not None)
+    except StatewardError as exc:
+        return [f"recovery failed: {exc!r}"], None, out
+    return check_against_acks(mode, out, recovered, before), recovered, out
+
+
+def crash_trial(mode: str, trial: int, folder: Path) -> str | None:
+    """One kill at a seeded point on a fresh store; the problems found, or None."""
+    rng = random.Random(f"{SEED}:{mode}:{trial}")
+    path = folder / f"{mode}-{trial}.db"
+    problems, recovered, out = crash_and_check(mode, path, rng, None)
+    if problems:
+        versions = recovered.versions if recovered else None
+        return f"trial {trial}: {problems}; recovered {versions}; {out.describe()}"
+    return None
+
+
+def run_trials(mode: str, folder: Path) -> list[str]:
+    with ThreadPoolExecutor(PARALLEL, thread_name_prefix=f"crash-{mode}") as pool:
+        results = list(pool.map(lambda t: crash_trial(mode, t, folder), range(TRIALS)))
+    return [r for r in results if r is not None]
+
+
+# -- kill -9 while committing ---------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(max(120, 30 + 3 * TRIALS))
+@pytest.mark.parametrize("mode", ["strict", "batched"])
+def test_kill_9_loses_no_acknowledged_commit_and_loads_no_wrong_data(
+    mode: str, tmp_path: Path
+) -> None:
+    failures = run_trials(mode, tmp_path)
+    assert not failures, (
+        f"{len(failures)} of {TRIALS} kill -9 trials in {mode} mode failed (seed {SEED}); "
+        f"first ones:\n" + "\n".join(failures[:5])
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["strict", "batched"])
+def test_kill_9_again_and_again_on_one_store(mode: str, tmp_path: Path) -> None:
+    """Each run recovers what the last one acknowledged and carries on, through snapshots,
+    compaction and kills during recovery itself."""
+    rng = random.Random(f"{SEED}:{mode}:again")
+    path = tmp_path / "store.db"
+    before: dict[str, int] | None = None
+    for run in range(6):
+        problems, recovered, out = crash_and_check(mode, path, rng, before)
+        assert not problems, f"run {run} (seed {SEED}): {problems}; {out.describe()}"
+        assert recovered is not None
+        before = recovered.versions
+
+
+@pytest.mark.slow
+def test_kill_9_in_snapshot_mode_loses_at_most_the_last_interval(tmp_path: Path) -> None:
+    """Snapshot mode loses recent commits by design, but only those of the last interval,
+    and what it recovers is a state the child committed, never wrong data."""
+    interval = child_program.SNAPSHOT_INTERVAL
+    slack = 1.5  # scheduling on a loaded CI machine, and the snapshot write itself
+
+    def trial(index: int) -> str | None:
+        rng = random.Random(f"{SEED}:snapshot:{index}")
+        path = tmp_path / f"snapshot-{index}.db"
+        with start_child(tmp_path, path, "snapshot", rng.randrange(2**31)) as child:
+            child.wait_ready()
+            child.watch(rng.uniform(2.0, 2.6))  # long enough for the bound to matter
+            out = child.kill()
+        assert out.killed_at is not None
+        recovered = recover(path, "snapshot")
+        problems = list(recovered.problems) + out.ack_problems()
+        acked = out.last_acked()
+        old_enough = out.killed_at - interval - slack
+        for actor, version in recovered.versions.items():
+            if version > acked.get(actor, 0) + 1:  # +1: a commit written before its ACK
+                problems.append(f"{actor}: recovered {version}, acknowledged {acked.get(actor)}")
+            durable = [v for at, a, v in out.acks if a == actor and at <= old_enough]
+            if durable and version < max(durable):
+                problems.append(
+                    f"{actor}: version {max(durable)}, acknowledged more than "
+                    f"{interval + slack:.2f} s before the kill, was lost (recovered {version})"
+                )
+        if not any(at <= old_enough for at, _, _ in out.acks):
+            problems.append("no ACK was old enough to check the bound: the run was too short")
+        if problems:
+            return f"trial {index}: {problems}; recovered {recovered.versions}; {out.describe()}"
+        return None
+
+    with ThreadPoolExecutor(PARALLEL, thread_name_prefix="crash-snapshot") as pool:
+        failures = [r for r in pool.map(trial, range(4)) if r is not None]
+    assert not failures, f"seed {SEED}:\n" + "\n".join(failures)
+
+
+# -- a damaged store file ------------------------------------------------------------------------
+
+
+def fill_store(path: Path, commits: int) -> dict[str, int]:
+    """``commits`` strict commits on each actor of the strict layout, closed cleanly."""
+    with Runtime("fill", store=child_program.open_store(str(path), "strict")) as runtime:
+        counters, door = child_program.open_actors(runtime, "strict")
+        counter = counters["counter"]
+        for _ in range(commits):
+            counter.modify(lambda s: s.update(n=s.n + 1))
+            door.transition("closed" if door.current_state == "open" else "open")
+        return {counter.name: counter.version, door.name: door.version}
+
+
+def try_recover(path: Path) -> tuple[Recovered | None, StatewardError | None]:
+    try:
+        return recover(path, "strict", found=False), None
+    except StatewardError as exc:
+        return None, exc
+
+
+def recover_with_report(
+    path: Path, actor: str
+) -> tuple[Recovered | None, RecoveryReport | None, StatewardError | None]:
+    """Recover the strict layout; also what the store reports about ``actor``'s recovery."""
+    store = child_program.open_store(str(path), "strict")
+    try:
+        with Runtime("recover", store=store) as runtime:
+            counters, door = child_program.open_actors(runtime, "strict")
+            recovered = Recovered(
+                {h.name: h.version for h in [*counters.values(), door]},
+                child_program.model_problems(counters, door),
+            )
+    except StatewardError as exc:
+        return None, None, exc
+    return recovered, store.recovery_report(actor), None
+
+
+def assert_fails_clearly(exc: BaseException, *words: str) -> None:
+    assert isinstance(exc, StatewardError), f"not a StatewardError: {exc!r}"
+    text = str(exc)
+    for word in words:
+        assert word in text, f"{text!r} does not name {word!r}"
+
+
+@pytest.mark.slow
+def test_a_store_file_truncated_after_a_clean_close_never_loads_wrong_data(
+    tmp_path: Path,
+) -> None:
+    pristine = tmp_path / "pristine.db"
+    full = fill_store(pristine, 40)
+    size = pristine.stat().st_size
+    rng = random.Random(f"{SEED}:truncate-db")
+    points = sorted({1, 50, 100, 4096, size // 2, size - 1, *rng.sample(range(1, size), 6)})
+    outcomes = []
+    for point in points:
+        path = tmp_path / f"cut-{point}.db"
+        shutil.copyfile(pristine, path)
+        with open(path, "r+b") as f:
+            f.truncate(point)
+        recovered, error = try_recover(path)
+        if recovered is not None:
+            assert not recovered.problems, f"cut at {point}: wrong data {recovered.problems}"
+            for actor, version in recovered.versions.items():
+                assert version <= full[actor], f"cut at {point}: {actor} at {version}"
+            outcomes.append((point, "recovered", recovered.versions))
+        else:
+            assert error is not None
+            assert isinstance(error, StoreError), f"cut at {point}: {error!r}"
+            outcomes.append((point, type(error).__name__, str(error)))
+    assert len(outcomes) == len(points)
+
+
+@pytest.mark.slow
+def test_garbage_over_any_page_of_the_store_file_never_loads_wrong_data(tmp_path: Path) -> None:
+    """A damaged page (of a table, an index or the schema) is refused, never misread."""
+    pristine = tmp_path / "pristine.db"
+    full = fill_store(pristine, 40)
+    db = sqlite3.connect(pristine)
+    page_size = db.execute("PRAGMA page_size").fetchone()[0]
+    db.close()
+    rng = random.Random(f"{SEED}:garbage")
+    pages = pristine.stat().st_size // page_size
+    # Over each page's header (its type, cell count, pointers) and somewhere inside it.
+    spots = [(p, rng.randrange(12)) for p in range(pages)]
+    spots += [(p, rng.randrange(page_size - 64)) for p in range(pages)]
+    for page, offset in spots:
+        path = tmp_path / f"page-{page}-{offset}.db"
+        shutil.copyfile(pristine, path)
+        with open(path, "r+b") as f:
+            f.seek(page * page_size + offset)
+            f.write(rng.randbytes(64))
+        where = f"64 random bytes at offset {offset} of page {page + 1}"
+        try:
+            recovered, error = try_recover(path)
+        except sqlite3.Error as exc:
+            pytest.fail(f"{where}: SQLite's error escaped, not a StatewardError: {exc!r}")
+        if recovered is not None:
+            assert not recovered.problems, f"{where}: wrong data {recovered.problems}"
+            for actor, version in recovered.versions.items():
+                assert version <= full[actor], f"{where}: {actor} at {version}"
+        else:
+            assert isinstance(error, StoreError), f"{where}: {error!r}"
+
+
+@pytest.mark.slow
+def test_a_wal_torn_by_kill_9_and_truncation_never_loads_wrong_data(tmp_path: Path) -> None:
+    """Kill the child, then cut its write-ahead log at seeded points, as a torn write would."""
+    rng = random.Random(f"{SEED}:truncate-wal")
+    pristine = tmp_path / "killed.db"
+    with start_child(tmp_path, pristine, "strict", rng.randrange(2**31)) as child:
+        child.wait_ready()
+        child.wait_acks(200)
+        out = child.kill()
+    wal = Path(f"{pristine}-wal")
+    assert wal.stat().st_size > 0, "the killed child left no write-ahead log to cut"
+    acked = out.last_acked()
+    size = wal.stat().st_size
+    for point in sorted({0, 32, size - 1, *rng.sample(range(1, size), 8)}):
+        path = tmp_path / f"wal-cut-{point}.db"
+        shutil.copyfile(pristine, path)
+        shutil.copyfile(wal, f"{path}-wal")
+        with open(f"{path}-wal", "r+b") as f:
+            f.truncate(point)
+        recovered, error = try_recover(path)
+        if recovered is not None:
+            assert not recovered.problems, f"WAL cut at {point}: wrong data {recovered.problems}"
+            for actor, version in recovered.versions.items():
+                assert version <= acked[actor] + 1, f"WAL cut at {point}: {actor} at {version}"
+        else:
+            assert isinstance(error, StoreError), f"WAL cut at {point}: {error!r}"
+
+
+def flip_bit(path: Path, table: str, name: str, version: int, rng: random.Random) -> int:
+    """Flip one seeded bit inside the payload of one stored record; return its bit index."""
+    db = sqlite3.connect(path)
+    try:
+        (payload,) = db.execute(
+            f"SELECT payload FROM {table} WHERE name = ? AND version = ?",
+            (name, version),
+        ).fetchone()
+        data = bytearray(payload)
+        bit = rng.randrange(len(data) * 8)
+        data[bit // 8] ^= 1 << (bit % 8)
+        with db:
+            db.execute(
+                f"UPDATE {table} SET payload = ? WHERE name = ? AND version = ?",
+                (bytes(data), name, version),
+            )
+        return bit
+    finally:
+        db.close()
+
+
+def stored_versions(path: Path, table: str, name: str) -> list[int]:
+    db = sqlite3.connect(path)
+    try:
+        rows = db.execute(
+            f"SELECT version FROM {table} WHERE name = ? ORDER BY version",
+            (name,),
+        ).fetchall()
+        return [row[0] for row in rows]
+    finally:
+        db.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("actor", ["counter", "door"])
+def test_a_flipped_bit_in_the_newest_snapshot_falls_back_or_fails_clearly(
+    actor: str, tmp_path: Path
+) -> None:
+    pristine = tmp_path / "pristine.db"
+    full = fill_store(pristine, 40)
+    snapshots = stored_versions(pristine, "snapshots", actor)
+    assert len(snapshots) >= 2, f"the store keeps one snapshot only: {snapshots}"
+    newest = snapshots[-1]
+    rng = random.Random(f"{SEED}:flip-snapshot:{actor}")
+    fell_back = 0
+    for attempt in range(12):
+        path = tmp_path / f"flip-{attempt}.db"
+        shutil.copyfile(pristine, path)
+        bit = flip_bit(path, "snapshots", actor, newest, rng)
+        recovered, report, error = recover_with_report(path, actor)
+        if error is not None:
+            # The payload header's schema byte is outside the checksum: a flipped bit
+            # there reads as a newer schema version, which is refused, not misread.
+            assert_fails_clearly(error, actor, f"snapshot {newest}", "schema version")
+            assert bit // 8 == 2, f"bit {bit}: {error!r}"
+            continue
+        assert recovered is not None
+        assert report is not None
+        problems, versions = recovered.problems, recovered.versions
+        assert not problems, f"bit {bit}: wrong data {problems}"
+        assert versions == full, f"bit {bit}: journal after the older snapshot not replayed"
+        assert [v for v, _ in report.skipped] == [newest], f"bit {bit}: {report}"
+        assert report.snapshot_version == snapshots[-2]
+        fell_back += 1
+    assert fell_back >= 6, "almost every flipped bit should be caught by the checksum"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("actor", ["counter", "door"])
+def test_a_flipped_bit_in_the_journal_fails_clearly_and_loads_nothing(
+    actor: str, tmp_path: Path
+) -> None:
+    pristine = tmp_path / "pristine.db"
+    fill_store(pristine, 40)
+    entries = stored_versions(pristine, "journal", actor)
+    newest_snapshot = stored_versions(pristine, "snapshots", actor)[-1]
+    needed = [v for v in entries if v > newest_snapshot]
+    assert needed, "no journal entry after the newest snapshot to damage"
+    rng = random.Random(f"{SEED}:flip-journal:{actor}")
+    for attempt in range(8):
+        path = tmp_path / f"flip-{attempt}.db"
+        shutil.copyfile(pristine, path)
+        version = rng.choice(needed)
+        flip_bit(path, "journal", actor, version, rng)
+        with pytest.raises(StatewardError) as caught:
+            recover(path, "strict")
+        assert_fails_clearly(caught.value, actor, f"journal entry {version}")
+
+
+@pytest.mark.slow
+def test_a_flipped_bit_in_every_snapshot_fails_clearly(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    fill_store(path, 40)
+    rng = random.Random(f"{SEED}:flip-all")
+    for version in stored_versions(path, "snapshots", "counter"):
+        flip_bit(path, "snapshots", "counter", version, rng)
+    with pytest.raises(StatewardError) as caught:
+        recover(path, "strict")
+    assert_fails_clearly(caught.value, "counter")
+
+
+# -- the daemon example ------------------------------------------------------------------------
+
+
+def test_the_daemon_example_survives_kill_9(tmp_path: Path) -> None:
+    store = tmp_path / "daemon.db"
+    with Child([str(DAEMON), "--store", str(store)], tmp_path / "daemon.stderr") as first:
+        _wait_for_ticks(first, count=8)
+        lines = first.kill().other
+    assert lines[0] == "fresh store", lines
+    done = [int(m[1]) for m in map(re.compile(r"tick: processed=(\d+)").match, lines) if m]
+    assert done, lines
+    acknowledged = max(done)
+    with Child(
+        [str(DAEMON), "--store", str(store), "--ticks", "5"], tmp_path / "daemon2.stderr"
+    ) as second:
+        second.proc.wait(READY_TIMEOUT)
+        second.kill()
+    out = second.output.other
+    assert second.proc.returncode == 0, (out, second.output.stderr)
+    match = re.fullmatch(
+        r"recovered: processed=(\d+) last_id=\S+ \(the last run did not stop cleanly\)", out[0]
+    )
+    assert match, out
+    recovered = int(match[1])
+    # Every acknowledged tick is there; at most the one in flight is there too.
+    assert acknowledged <= recovered <= acknowledged + 1, (acknowledged, out)
+    after = [int(m[1]) for m in map(re.compile(r"tick: processed=(\d+)").match, out) if m]
+    assert after == list(range(recovered + 1, recovered + 6)), out
+    assert out[-1] == f"stopped cleanly: processed={recovered + 5}", out
+
+
+def _wait_for_ticks(child: Child, count: int) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while sum(line.startswith("tick:") for line in child.output.other) < count:
+        child.next_line(deadline, f"{count} ticks of the daemon")
