@@ -252,6 +252,10 @@ class SQLiteStore:
             is corrupt.
         busy_timeout: seconds to wait for a lock held by another connection.
         upgrades: `RecordUpgrades` for records written by older code.
+        readonly: open for reading only (``stateward inspect``); nothing is
+            written, not even the tables of a new file.
+        check: run SQLite's ``quick_check`` at open and refuse a damaged file.
+            A damaged page can otherwise hide records instead of failing.
 
     Raises:
         StoreOpenError: the path cannot be written, is not a stateward store, or
@@ -269,6 +273,7 @@ class SQLiteStore:
         busy_timeout: float = 5.0,
         upgrades: RecordUpgrades | None = None,
         readonly: bool = False,
+        check: bool = True,
     ) -> None:
         if durability not in DURABILITY_MODES:
             raise ValueError(
@@ -287,6 +292,7 @@ class SQLiteStore:
         self.keep_snapshots = keep_snapshots
         self.upgrades = upgrades or RecordUpgrades()
         self.readonly = readonly
+        self.check = check
         self._lock = threading.RLock()
         self._closed = False
         self._reports: dict[str, RecoveryReport] = {}
@@ -386,6 +392,17 @@ class SQLiteStore:
                 )
             if found < 1:
                 raise StoreOpenError(path, f"its store schema {found} is not valid")
+        if tables and self.check:
+            try:
+                problems = [row[0] for row in db.execute("PRAGMA quick_check(5)")]
+            except sqlite3.DatabaseError as exc:
+                problems = [str(exc)]
+            if problems != ["ok"]:
+                raise StoreOpenError(
+                    path,
+                    "SQLite's integrity check found damage: " + "; ".join(problems),
+                    "restore it from a backup (SQLiteStore(check=False) opens it anyway)",
+                )
         if self.readonly:
             return
         db.execute("PRAGMA journal_mode = WAL")
@@ -463,15 +480,33 @@ class SQLiteStore:
                     raise DefinitionMismatch(
                         name, f"it was stored as a {row[0]}, not a {codec.kind}"
                     )
+                if row is None and self._has_records(db, name):
+                    # Records without their actor: a damaged index hid the actor.
+                    # Starting it afresh would silently drop what was acknowledged.
+                    raise RecoveryError(
+                        name,
+                        "its snapshots or journal are stored but the actor itself is "
+                        "not found: the store is damaged",
+                    )
                 db.execute(
                     "INSERT OR REPLACE INTO owners VALUES (?, ?, ?, ?, ?)",
                     (name, runtime_id, _MY_PID, _MY_START, time.time()),
                 )
-        except sqlite3.Error as exc:
+        except sqlite3.OperationalError as exc:
             raise StoreWriteError(name, f"SQLite refused to record the owner ({exc})", exc) from exc
+        except sqlite3.DatabaseError as exc:
+            raise RecoveryError(name, f"the store is damaged ({exc})") from exc
         if row is None:
             return None
         return self.recover(name, codec)
+
+    @staticmethod
+    def _has_records(db: sqlite3.Connection, name: str) -> bool:
+        for table in ("snapshots", "journal"):
+            found = db.execute(f"SELECT 1 FROM {table} WHERE name = ? LIMIT 1", (name,))
+            if found.fetchone() is not None:
+                return True
+        return False
 
     def create(self, name: str, codec: KindCodec, snapshot: Any) -> None:
         self._check_open()
@@ -696,7 +731,8 @@ class SQLiteStore:
                 skipped.append((version, exc.reason))
         if base is None:
             problem = (
-                "no snapshot is stored"
+                "no snapshot is stored for it (every actor has at least one: the store is "
+                "damaged, or its records were removed)"
                 if not snapshots
                 else "every stored snapshot is damaged: "
                 + "; ".join(f"version {v}: {r}" for v, r in skipped)

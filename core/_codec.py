@@ -2,7 +2,7 @@
 
 A payload is a small header followed by a msgpack body::
 
-    b"SW" | schema version (1 byte) | CRC-32 of the body (4 bytes, big-endian) | body
+    b"SW" | schema version (1 byte) | CRC-32 of version and body (4 bytes, big-endian) | body
 
 The header makes a stateward payload recognisable, the schema version lets a
 newer format be refused instead of misread, and the checksum means a torn or
@@ -196,7 +196,13 @@ def encode(value: Any) -> bytes:
         # Plain values: check every part (naming the path of a bad one) and
         # convert big ints and scalar subclasses on the way.
         body = _pack(_prepare(value, ""))
-    return _HEADER.pack(_MAGIC, SCHEMA_VERSION, zlib.crc32(body)) + body
+    return _HEADER.pack(_MAGIC, SCHEMA_VERSION, _checksum(SCHEMA_VERSION, body)) + body
+
+
+def _checksum(version: int, body: bytes) -> int:
+    """CRC-32 over the schema version byte and the body: a flipped version bit is
+    damage, not a newer format."""
+    return zlib.crc32(body, zlib.crc32(bytes((version,))))
 
 
 def _ext_hook(code: int, data: bytes) -> Any:
@@ -251,15 +257,18 @@ def decode(data: bytes | bytearray | memoryview) -> Any:
     magic, version, checksum = _HEADER.unpack_from(data)
     if magic != _MAGIC:
         raise DecodeError(f"not a stateward payload: starts with {data[:4]!r}, expected {_MAGIC!r}")
+    body = data[_HEADER.size :]
+    # The header (magic, version byte, CRC over version and body) is the one part
+    # of the format that every schema version keeps, so the checksum is checked
+    # first: only an intact payload can claim to be from a newer schema.
+    if _checksum(version, body) != checksum:
+        raise DecodeError(
+            f"payload corrupt or truncated: checksum mismatch over {len(body)} body bytes"
+        )
     if version > SCHEMA_VERSION:
         raise SchemaVersionError(version, SCHEMA_VERSION)
     if version < 1:
         raise DecodeError(f"invalid schema version {version} in payload header")
-    body = data[_HEADER.size :]
-    if zlib.crc32(body) != checksum:
-        raise DecodeError(
-            f"payload corrupt or truncated: checksum mismatch over {len(body)} body bytes"
-        )
     try:
         return _unpack(body)
     except Exception as exc:  # msgpack raises several types for bad input

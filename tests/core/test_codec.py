@@ -42,9 +42,14 @@ def body_of(payload: bytes) -> bytes:
     return payload[HEADER_SIZE:]
 
 
+def crc(version: int, body: bytes) -> int:
+    """The header's checksum: CRC-32 over the version byte, then the body."""
+    return zlib.crc32(body, zlib.crc32(bytes((version,))))
+
+
 def with_body(body: bytes, version: int = SCHEMA_VERSION) -> bytes:
     """A payload with a correct header around ``body``."""
-    return struct.pack(">2sBI", b"SW", version, zlib.crc32(body)) + body
+    return struct.pack(">2sBI", b"SW", version, crc(version, body)) + body
 
 
 SAMPLE = ImmutableState(
@@ -65,7 +70,7 @@ def test_a_payload_starts_with_magic_and_schema_version() -> None:
     assert payload[:2] == b"SW"
     assert payload[2] == SCHEMA_VERSION == 1
     (checksum,) = struct.unpack(">I", payload[3:7])
-    assert checksum == zlib.crc32(body_of(payload))
+    assert checksum == crc(SCHEMA_VERSION, body_of(payload))
 
 
 def test_encoding_is_deterministic() -> None:
@@ -307,8 +312,8 @@ def test_trailing_bytes_are_refused() -> None:
 
 
 def test_a_newer_schema_version_is_refused() -> None:
-    payload = bytearray(encode(SAMPLE))
-    payload[2] = SCHEMA_VERSION + 1
+    # An intact payload from a newer schema: its checksum covers its own version.
+    payload = with_body(body_of(encode(SAMPLE)), SCHEMA_VERSION + 1)
     with pytest.raises(
         SchemaVersionError, match=r"schema version 2.*up to version 1.*upgrade"
     ) as info:
@@ -321,10 +326,9 @@ def test_a_newer_schema_version_is_refused() -> None:
 
 
 def test_schema_version_zero_is_invalid() -> None:
-    payload = bytearray(encode(1))
-    payload[2] = 0
+    payload = with_body(body_of(encode(1)), 0)
     with pytest.raises(DecodeError, match="invalid schema version 0"):
-        decode(bytes(payload))
+        decode(payload)
 
 
 @pytest.mark.parametrize(
@@ -360,3 +364,11 @@ def test_decode_errors_survive_pickling() -> None:
     back = pickle.loads(pickle.dumps(info.value))
     assert back.reason == info.value.reason
     assert str(back) == str(info.value)
+
+
+def test_a_flipped_version_bit_is_damage_not_a_newer_schema() -> None:
+    payload = bytearray(encode(SAMPLE))
+    payload[2] ^= 0x08  # version 1 -> 9, checksum left as it was
+    with pytest.raises(DecodeError, match="checksum mismatch") as caught:
+        decode(bytes(payload))
+    assert not isinstance(caught.value, SchemaVersionError)

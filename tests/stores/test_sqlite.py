@@ -284,3 +284,30 @@ def test_a_record_from_a_newer_schema_is_refused_never_misread(tmp_path: Path) -
     _rewrite_snapshot(path, 3, 7, ImmutableState(state={"n": 3}, version=3))
     with pytest.raises(RecoveryError, match="schema version 7, but this stateward reads up to"):
         recover(path)
+
+
+def test_records_whose_actor_row_is_gone_are_never_started_afresh(tmp_path: Path) -> None:
+    path = tmp_path / "hidden.db"
+    fill(path, 7)
+    db = sqlite3.connect(path)
+    db.execute("DELETE FROM actors WHERE name = 'counter'")  # as a damaged index would
+    db.commit()
+    db.close()
+    with pytest.raises(RecoveryError, match="the store is damaged"):
+        recover(path)
+
+
+def test_a_damaged_page_is_refused_at_open(tmp_path: Path) -> None:
+    path = tmp_path / "damaged.db"
+    fill(path, 30)
+    db = sqlite3.connect(path)
+    page_size = db.execute("PRAGMA page_size").fetchone()[0]
+    root = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'journal'").fetchone()[0]
+    db.close()
+    with open(path, "r+b") as f:  # scribble over the journal's root page header
+        f.seek((root - 1) * page_size)
+        f.write(b"\xff" * 16)
+    with pytest.raises(StoreOpenError, match="integrity check found damage"):
+        SQLiteStore(path)
+    # check=False opens it anyway, for whoever wants to try their luck.
+    SQLiteStore(path, check=False).close()
