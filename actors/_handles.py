@@ -376,8 +376,9 @@ class StateMachine(ActorHandle):
 
     @property
     def current_state(self) -> str:
-        """The current state, as of the last commit."""
-        return self.snapshot.state
+        """The current state, as of the last commit: read with no lock and no message."""
+        state: str = self._cell.snapshot.state
+        return state
 
     @property
     def version(self) -> int:
