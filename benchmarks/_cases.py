@@ -1,0 +1,974 @@
+"""The benchmark cases: each one builds its systems and measures them round-robin.
+
+Every case function takes the `Sizes` of the run and the importable `Peers`,
+and returns ``{system name: JSON entry}``. Peers that are not installed are
+left out (the run lists them as missing); stateward is always measured.
+"""
+
+from __future__ import annotations
+
+import collections
+import statistics
+import tempfile
+import threading
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from _harness import Sample, System, percentile, rss_mib, run_case, run_rounds, summarize
+from _systems import (
+    CALL_TIMEOUT,
+    JOIN_TIMEOUT,
+    TOGGLE,
+    VALID,
+    A,
+    B,
+    Counter,
+    Peers,
+    Sizes,
+    ToggleActor,
+    check,
+    in_threads,
+    one_caller,
+    psm_toggle,
+    sample,
+    stateward_toggle,
+    transitions_toggle,
+)
+
+from stateward.actors import (
+    ActorCrashed,
+    MemoryStore,
+    Runtime,
+    SQLiteStore,
+    StateMachine,
+    StateManager,
+    Supervisor,
+)
+from stateward.core import ImmutableState, InvalidTransition
+
+# -- blocking_transition_1thread -----------------------------------------------------------
+
+
+def blocking_transition_1thread(sizes: Sizes, peers: Peers) -> dict[str, Any]:
+    n = sizes.calls_1thread
+
+    def stateward(inline: bool) -> Callable[[int], Sample]:
+        def build(counter: Counter) -> Any:
+            runtime = Runtime("bench-1thread", inline_calls=inline)
+            machine = stateward_toggle(runtime, counter)
+            transition = machine.transition
+
+            def call(i: int) -> Any:
+                return transition(B if i % 2 == 0 else A, timeout=CALL_TIMEOUT)
+
+            return call, lambda: machine.current_state, runtime.shutdown
+
+        return one_caller(build, n)
+
+    def transitions(cls: type) -> Callable[[int], Sample]:
+        def build(counter: Counter) -> Any:
+            model = transitions_toggle(cls, counter)
+            go_a, go_b = model.go_a, model.go_b  # type: ignore[attr-defined]
+
+            def call(i: int) -> Any:
+                return go_b() if i % 2 == 0 else go_a()
+
+            return call, lambda: model.state, lambda: None
+
+        return one_caller(build, n)
+
+    def psm(sm: ModuleType) -> Callable[[int], Sample]:
+        def build(counter: Counter) -> Any:
+            machine = psm_toggle(sm, counter)
+
+            def call(i: int) -> Any:
+                return machine.go_b() if i % 2 == 0 else machine.go_a()
+
+            return call, lambda: machine.current_state_value, lambda: None
+
+        return one_caller(build, n)
+
+    def build_pykka(counter: Counter) -> Any:
+        ref = ToggleActor.start(counter)
+        ask = ref.ask
+        last: list[Any] = [A]
+
+        def call(_i: int) -> Any:
+            last[0] = ask("toggle", timeout=CALL_TIMEOUT)
+            return last[0]
+
+        return call, lambda: last[0], lambda: ref.stop(timeout=CALL_TIMEOUT)
+
+    systems = [
+        System(
+            "stateward",
+            stateward(True),
+            "StateMachine.transition(), default Runtime (inline_calls=True: a call that "
+            "finds the actor idle runs on the caller's thread, in turn)",
+        ),
+        System(
+            "stateward-actor-thread",
+            stateward(False),
+            "the same with Runtime(inline_calls=False): every call is a hand-off to the "
+            "actor thread and back (for comparison with the pykka floor)",
+        ),
+    ]
+    if peers.locking is not None:
+        systems.append(
+            System(
+                "transitions-LockedMachine",
+                transitions(peers.locking.LockedMachine),
+                "model.go_b() / go_a() under the machine's lock",
+            )
+        )
+    if peers.statemachine is not None:
+        systems.append(
+            System(
+                "python-statemachine",
+                psm(peers.statemachine),
+                "sm.go_b() / go_a(); the hook is a listener's on_enter_state",
+            )
+        )
+    if peers.transitions is not None:
+        systems.append(
+            System(
+                "transitions-Machine",
+                transitions(peers.transitions.Machine),
+                "unsafe for threads: the ceiling with no locking at all",
+            )
+        )
+    systems.append(
+        System(
+            "pykka-ask",
+            one_caller(build_pykka, n),
+            "raw pykka ThreadingActor ask() round trip whose on_receive toggles a state and "
+            "runs the hook: the floor for any actor",
+        )
+    )
+    return run_case(systems, sizes.rounds)
+
+
+# -- blocking_transition_4threads ----------------------------------------------------------
+
+
+def blocking_transition_4threads(sizes: Sizes, peers: Peers) -> dict[str, Any]:
+    """Four callers, each reading the state and asking for the other one.
+
+    Two callers can read the same state and ask for the same move; the loser
+    is refused (InvalidTransition, MachineError, TransitionNotAllowed) and
+    counted as rejected. ops/s counts the transitions that committed.
+    """
+    threads, per_thread = 4, sizes.calls_per_thread_4
+    attempts = threads * per_thread
+
+    def measure_with(
+        build: Callable[[Counter], tuple[Any, Callable[[], str]]],
+        attempt: Callable[[Any], bool],
+        verify: Callable[[Any, Counter, int, list[str]], int],
+    ) -> Callable[[int], Sample]:
+        def measure(_round: int) -> Sample:
+            counter = Counter()
+            machine, close = build(counter)
+            try:
+
+                def work(_index: int) -> tuple[int, int, list[float]]:
+                    ok = rejected = 0
+                    latencies = []
+                    clock = time.perf_counter
+                    for _ in range(per_thread):
+                        started = clock()
+                        if attempt(machine):
+                            ok += 1
+                        else:
+                            rejected += 1
+                        latencies.append(clock() - started)
+                    return ok, rejected, latencies
+
+                elapsed, results, problems = in_threads(threads, work)
+                done = [r for r in results if r is not None]
+                returned = sum(r[0] for r in done)
+                rejected = sum(r[1] for r in done)
+                latencies = [x for r in done for x in r[2]]
+                # What the system itself shows happened (stateward: its version;
+                # peers: their enter hook's count), against what the callers saw.
+                committed = verify(machine, counter, returned, problems)
+            finally:
+                close()
+            median = statistics.median(latencies) * 1e6 if latencies else None
+            return sample(
+                committed / elapsed,
+                median,
+                problems,
+                committed=committed,
+                returned=returned,
+                rejected=rejected,
+            )
+
+        return measure
+
+    def detail(counts: dict[str, int], _values: dict[str, float]) -> str:
+        total = counts.get("returned", 0) + counts.get("rejected", 0)
+        return (
+            f"over all rounds: {total:,} calls, {counts.get('returned', 0):,} returned without "
+            f"error, {counts.get('rejected', 0):,} refused (lost the race to another caller), "
+            f"{counts.get('committed', 0):,} transitions happened (ops/s counts these)"
+        )
+
+    # stateward ----------------------------------------------------------------
+    def sw_build(limit: int) -> Callable[[Counter], Any]:
+        def build(counter: Counter) -> Any:
+            runtime = Runtime("bench-4threads")
+            machine = stateward_toggle(runtime, counter, history_limit=limit)
+            return machine, runtime.shutdown
+
+        return build
+
+    def sw_attempt(machine: StateMachine) -> bool:
+        target = B if machine.current_state == A else A
+        try:
+            machine.transition(target, timeout=CALL_TIMEOUT)
+        except InvalidTransition:
+            return False
+        return True
+
+    def sw_verify(machine: StateMachine, counter: Counter, returned: int, bad: list[str]) -> int:
+        committed = machine.version
+        check(bad, committed == returned, f"version {committed} != {returned} calls returned")
+        history = machine.history
+        versions = [r.version for r in history]
+        first = max(1, committed - machine.spec.history_limit + 1)
+        check(
+            bad,
+            versions == list(range(first, committed + 1)),
+            "the kept history's versions are not contiguous up to the version",
+        )
+        check(
+            bad,
+            all(r.from_state != r.to_state for r in history),
+            "the history has a transition to the same state",
+        )
+        check(bad, counter.n == committed, f"hook ran {counter.n} times, {committed} committed")
+        return committed
+
+    systems = [
+        System(
+            "stateward",
+            measure_with(sw_build(attempts), sw_attempt, sw_verify),
+            f"history_limit={attempts:,}, so the whole history is kept; checked: version == "
+            "calls that returned, history versions contiguous from 1 to the version, hook "
+            "count. Each commit copies the kept history (a tuple), so commits slow down as "
+            "it grows",
+            detail,
+        ),
+        System(
+            "stateward-history-100",
+            measure_with(sw_build(100), sw_attempt, sw_verify),
+            "the same with the default history_limit=100, for comparison; checked: version "
+            "== calls that returned, the last 100 history versions contiguous, hook count",
+            detail,
+        ),
+    ]
+
+    # peers: the enter hook counts the transitions, under each one's own locking
+    def peer_verify(state_of: Callable[[Any], str]) -> Callable[..., None]:
+        def verify(machine: Any, counter: Counter, returned: int, bad: list[str]) -> int:
+            committed = counter.n
+            check(
+                bad,
+                committed == returned,
+                "the enter hook's count differs from the calls that returned without error",
+            )
+            expected = A if committed % 2 == 0 else B
+            check(bad, state_of(machine) == expected, "final state disagrees with the count")
+            return committed
+
+        return verify
+
+    if peers.locking is not None:
+        locking = peers.locking
+        machine_error = peers.transitions.MachineError  # type: ignore[union-attr]
+
+        def tr_attempt(model: Any) -> bool:
+            try:
+                if model.state == A:
+                    model.go_b()
+                else:
+                    model.go_a()
+            except machine_error:
+                return False
+            return True
+
+        systems.append(
+            System(
+                "transitions-LockedMachine",
+                measure_with(
+                    lambda c: (transitions_toggle(locking.LockedMachine, c), lambda: None),
+                    tr_attempt,
+                    peer_verify(lambda m: m.state),
+                ),
+                "checked: enter-hook count (run under the machine's lock) == calls that "
+                "returned without error",
+                detail,
+            )
+        )
+    if peers.statemachine is not None:
+        sm = peers.statemachine
+        not_allowed = sm.exceptions.TransitionNotAllowed
+
+        def psm_attempt(machine: Any) -> bool:
+            try:
+                if machine.current_state_value == A:
+                    machine.go_b()
+                else:
+                    machine.go_a()
+            except not_allowed:
+                return False
+            return True
+
+        systems.append(
+            System(
+                "python-statemachine",
+                measure_with(
+                    lambda c: (psm_toggle(sm, c), lambda: None),
+                    psm_attempt,
+                    peer_verify(lambda m: m.current_state_value),
+                ),
+                "not thread-safe: reported as measured; checked: enter-hook count == calls "
+                "that returned without error. A call made while another thread is inside the "
+                "machine is queued and returns None at once; that other thread runs it, and "
+                "gets its error (statemachine/engines/sync.py, processing_loop)",
+                detail,
+            )
+        )
+    return run_case(systems, sizes.rounds)
+
+
+# -- pipelined_transitions -----------------------------------------------------------------
+
+
+def pipelined_transitions(sizes: Sizes, peers: Peers) -> dict[str, Any]:
+    n, window = sizes.pipelined, sizes.pipelined_window
+
+    def stateward(_round: int) -> Sample:
+        counter = Counter()
+        with Runtime("bench-pipelined") as runtime:
+            machine = stateward_toggle(runtime, counter)
+            in_flight: collections.deque[Any] = collections.deque()
+            request = machine.request_transition
+            wrong = 0
+            expected = 0
+            began = time.perf_counter()
+            for i in range(n):
+                if len(in_flight) >= window:
+                    expected += 1
+                    wrong += in_flight.popleft().result(CALL_TIMEOUT).version != expected
+                in_flight.append(request(B if i % 2 == 0 else A))
+            while in_flight:
+                expected += 1
+                wrong += in_flight.popleft().result(CALL_TIMEOUT).version != expected
+            elapsed = time.perf_counter() - began
+            problems: list[str] = []
+            check(problems, wrong == 0, f"{wrong} replies out of order")
+            check(problems, machine.version == n, f"version {machine.version} != {n}")
+            check(problems, counter.n == n, f"hook ran {counter.n} times for {n}")
+        return sample(n / elapsed, None, problems)
+
+    systems = [
+        System(
+            "stateward",
+            stateward,
+            f"request_transition() with up to {window:,} replies in flight, then "
+            "reply.result(); checked: every reply's version in order, final version",
+        )
+    ]
+    if peers.locking is not None:
+        locked = peers.locking.LockedMachine
+
+        def build(counter: Counter) -> Any:
+            model = transitions_toggle(locked, counter)
+            return (
+                lambda i: model.go_b() if i % 2 == 0 else model.go_a(),  # type: ignore[attr-defined]
+                lambda: model.state,
+                lambda: None,
+            )
+
+        systems.append(
+            System(
+                "transitions-LockedMachine",
+                one_caller(build, sizes.locked_blocking),
+                "no pipelining exists in transitions: this is its blocking rate, one call "
+                "at a time",
+            )
+        )
+    return run_case(systems, sizes.rounds)
+
+
+# -- reads_under_write ---------------------------------------------------------------------
+
+
+def reads_under_write(sizes: Sizes, peers: Peers) -> dict[str, Any]:
+    readers, seconds = 4, sizes.read_seconds
+
+    def measure_with(
+        build: Callable[[], tuple[Any, Callable[[int], Any], Callable[[], None]]],
+        read_loop: Callable[[Any, list[bool]], tuple[int, int]],
+        written: Callable[[Any, int], str | None],
+    ) -> Callable[[int], Sample]:
+        def measure(_round: int) -> Sample:
+            machine, write, close = build()
+            stop = [False]
+            try:
+
+                def work(index: int) -> tuple[int, int]:
+                    if index == readers:  # the writer
+                        writes = 0
+                        while not stop[0]:
+                            write(writes)
+                            writes += 1
+                        return writes, 0
+                    return read_loop(machine, stop)
+
+                def stop_later() -> None:
+                    time.sleep(seconds)  # the measurement window, not synchronisation
+                    stop[0] = True
+
+                timer = threading.Thread(target=stop_later, daemon=True)
+                timer.start()
+                elapsed, results, problems = in_threads(readers + 1, work)
+                timer.join(JOIN_TIMEOUT)
+            finally:
+                close()
+            writes = results[readers][0] if results[readers] else 0
+            reads = sum(r[0] for r in results[:readers] if r)
+            invalid = sum(r[1] for r in results[:readers] if r)
+            check(problems, invalid == 0, f"{invalid} reads returned an unknown state")
+            mismatch = written(machine, writes)
+            if mismatch:
+                problems.append(mismatch)
+            return sample(reads / elapsed, None, problems, reads=reads, writes=writes)
+
+        return measure
+
+    def detail(counts: dict[str, int], _values: dict[str, float]) -> str:
+        return (
+            f"the writer committed {counts.get('writes', 0):,} transitions meanwhile (all rounds)"
+        )
+
+    def sw_build() -> Any:
+        runtime = Runtime("bench-reads")
+        machine = stateward_toggle(runtime, Counter())
+        transition = machine.transition
+
+        def write(i: int) -> Any:
+            return transition(B if i % 2 == 0 else A, timeout=CALL_TIMEOUT)
+
+        def close() -> None:
+            runtime.shutdown()
+
+        return machine, write, close
+
+    def sw_reads(machine: StateMachine, stop: list[bool]) -> tuple[int, int]:
+        reads = invalid = 0
+        valid = VALID
+        while not stop[0]:
+            for _ in range(100):
+                if machine.current_state not in valid:
+                    invalid += 1
+            reads += 100
+        return reads, invalid
+
+    def sw_written(machine: StateMachine, writes: int) -> str | None:
+        if machine.version != writes:
+            return f"version {machine.version} != {writes} writes"
+        return None
+
+    systems = [
+        System(
+            "stateward",
+            measure_with(sw_build, sw_reads, sw_written),
+            "machine.current_state: the last published snapshot, no lock, no message",
+            detail,
+        )
+    ]
+    if peers.locking is not None:
+        locked = peers.locking.LockedMachine
+
+        def tr_build() -> Any:
+            model = transitions_toggle(locked, Counter())
+
+            def write(i: int) -> Any:
+                return model.go_b() if i % 2 == 0 else model.go_a()  # type: ignore[attr-defined]
+
+            return model, write, lambda: None
+
+        def tr_reads(model: Any, stop: list[bool]) -> tuple[int, int]:
+            reads = invalid = 0
+            valid = VALID
+            while not stop[0]:
+                for _ in range(100):
+                    if model.state not in valid:
+                        invalid += 1
+                reads += 100
+            return reads, invalid
+
+        def tr_written(model: Any, writes: int) -> str | None:
+            expected = A if writes % 2 == 0 else B
+            return None if model.state == expected else "final state disagrees with the writes"
+
+        systems.append(
+            System(
+                "transitions-LockedMachine",
+                measure_with(tr_build, tr_reads, tr_written),
+                "model.state: a plain attribute that the machine sets; reading it takes no "
+                "lock (LockedMachine locks only machine methods and event triggers: "
+                "transitions/extensions/locking.py, LockedMachine.__getattribute__ and "
+                "LockedEvent.trigger)",
+                detail,
+            )
+        )
+    return run_case(systems, sizes.rounds)
+
+
+# -- modify_8threads -----------------------------------------------------------------------
+
+
+def modify_8threads(sizes: Sizes, peers: Peers) -> dict[str, Any]:
+    threads, per_thread = 8, sizes.modify_per_thread
+    total = threads * per_thread
+
+    def measure_with(
+        build: Callable[[], tuple[Callable[[], Any], Callable[[], int], Callable[[], None]]],
+        exact: bool,
+    ) -> Callable[[int], Sample]:
+        def measure(_round: int) -> Sample:
+            increment, final, close = build()
+            try:
+
+                def work(_index: int) -> list[float]:
+                    latencies = []
+                    clock = time.perf_counter
+                    for _ in range(per_thread):
+                        started = clock()
+                        increment()
+                        latencies.append(clock() - started)
+                    return latencies
+
+                elapsed, results, problems = in_threads(threads, work)
+                count = final()
+            finally:
+                close()
+            latencies = [x for r in results if r for x in r]
+            lost = total - count
+            if lost and exact:
+                problems.append("increments were lost")
+            elif lost:
+                problems.append(
+                    "updates were lost: another thread wrote between the read and the write"
+                )
+            median = statistics.median(latencies) * 1e6 if latencies else None
+            return sample(total / elapsed, median, problems, lost=lost, updates=total)
+
+        return measure
+
+    def sw_build() -> Any:
+        runtime = Runtime("bench-modify")
+        manager = StateManager({"n": 0}, runtime=runtime)
+
+        def bump(state: ImmutableState) -> ImmutableState:
+            return state.update(n=state.n + 1)
+
+        def increment() -> Any:
+            return manager.modify(bump, timeout=CALL_TIMEOUT)
+
+        def final() -> int:
+            n: int = manager.get_state().n
+            if manager.version != n:
+                return -1  # reported as lost updates
+            return n
+
+        return increment, final, runtime.shutdown
+
+    def lost_detail(counts: dict[str, int], _values: dict[str, float]) -> str:
+        return (
+            f"lost {counts.get('lost', 0):,} of {counts.get('updates', 0):,} updates (all rounds)"
+        )
+
+    systems = [
+        System(
+            "stateward",
+            measure_with(sw_build, exact=True),
+            "StateManager.modify(lambda s: s.update(n=s.n + 1)): the function runs inside "
+            "the actor; checked: final n and version == 8 x N",
+            lost_detail,
+        )
+    ]
+    if peers.foundation is not None and peers.attrs is not None:
+        foundation, attrs = peers.foundation, peers.attrs
+
+        @attrs.define(frozen=True, slots=True, kw_only=True)
+        class CounterState(foundation.ImmutableState):  # type: ignore[name-defined,misc]
+            n: int = 0
+
+        def pf_build() -> Any:
+            manager = foundation.StateManager(state=CounterState(n=0))
+
+            def increment() -> Any:
+                state = manager.current_state  # the guide's read ...
+                return manager.update_state(n=state.n + 1)  # ... then write
+
+            return increment, lambda: manager.current_state.n, lambda: None
+
+        systems.append(
+            System(
+                "provide-foundation",
+                measure_with(pf_build, exact=False),
+                "StateManager(state=ImmutableState subclass): read current_state, then "
+                "update_state(n=state.n + 1), as its guide does (its real API has no "
+                "get_state(); the read is the current_state property). Each call is locked, "
+                "the read-then-write is not",
+                lost_detail,
+            )
+        )
+
+    def dict_build() -> Any:
+        lock = threading.Lock()
+        counter = {"n": 0}
+
+        def increment() -> None:
+            with lock:
+                counter["n"] += 1
+
+        return increment, lambda: counter["n"], lambda: None
+
+    systems.append(
+        System(
+            "dict-with-lock",
+            measure_with(dict_build, exact=True),
+            "hand-written baseline: a dict under a threading.Lock",
+            lost_detail,
+        )
+    )
+    return run_case(systems, sizes.rounds)
+
+
+# -- durable_transitions -------------------------------------------------------------------
+
+DURABLE_MODES = ("memory", "strict", "batched", "snapshot")
+
+
+def _filesystem(path: Path) -> str:
+    """The file system type holding ``path`` (from /proc/mounts), or ``unknown``."""
+    best, kind = "", "unknown"
+    try:
+        with open("/proc/mounts") as mounts:
+            for line in mounts:
+                parts = line.split()
+                if len(parts) > 2 and str(path).startswith(parts[1]) and len(parts[1]) > len(best):
+                    best, kind = parts[1], parts[2]
+    except OSError:
+        pass
+    return kind
+
+
+def durable_transitions(sizes: Sizes, peers: Peers, folder: Path | None = None) -> dict[str, Any]:
+    """benchmarks/durable.py's measurement, as systems of one case."""
+    seconds = sizes.durable_seconds
+    with tempfile.TemporaryDirectory(prefix="stateward-bench-", dir=folder) as tmp:
+        where = Path(tmp)
+        fs = _filesystem(where.resolve())
+
+        def system(mode: str, callers: int) -> System:
+            def measure(round_no: int) -> Sample:
+                store: MemoryStore | SQLiteStore
+                if mode == "memory":
+                    store = MemoryStore()
+                else:
+                    store = SQLiteStore(where / f"{mode}-{callers}-{round_no}.db", durability=mode)
+                with Runtime(f"bench-durable-{mode}", store=store) as runtime:
+                    machines = [
+                        StateMachine(A, TOGGLE, name=f"m{i}", runtime=runtime)
+                        for i in range(callers)
+                    ]
+                    stop_at = [0.0]
+
+                    def drive(index: int) -> tuple[int, list[float]]:
+                        machine = machines[index]
+                        clock = time.perf_counter
+                        latencies = []
+                        done = 0
+                        while clock() < stop_at[0]:
+                            started = clock()
+                            machine.transition(B if done % 2 == 0 else A, timeout=CALL_TIMEOUT)
+                            latencies.append(clock() - started)
+                            done += 1
+                        return done, latencies
+
+                    stop_at[0] = time.perf_counter() + seconds + 0.05  # threads start first
+                    elapsed, results, problems = in_threads(callers, drive)
+                    counts = [r[0] if r else 0 for r in results]
+                    for machine, count in zip(machines, counts, strict=True):
+                        if machine.version != count:
+                            problems.append(f"{machine.name}: version {machine.version} != {count}")
+                latencies = [x for r in results if r for x in r[1]]
+                median = statistics.median(latencies) * 1e6 if latencies else None
+                done = sum(counts)
+                return sample(done / elapsed, median, problems, transitions=done)
+
+            if mode == "memory":
+                where_note = "MemoryStore (no disk)"
+            else:
+                where_note = f"SQLiteStore durability={mode!r} on {fs}"
+            return System(
+                f"stateward-{mode}-{callers}",
+                measure,
+                f"{where_note}; {callers} caller(s), one machine each; checked: every "
+                "machine's version == its caller's count",
+            )
+
+        systems = [system(mode, callers) for callers in (1, 32) for mode in DURABLE_MODES]
+        return run_case(systems, sizes.durable_rounds)
+
+
+# -- spawn_machines ------------------------------------------------------------------------
+
+
+def spawn_machines(sizes: Sizes, peers: Peers) -> dict[str, Any]:
+    """Create ``sizes.spawn`` machines: time per machine, memory and threads.
+
+    The timed rounds run without tracemalloc (it slows allocation down); one
+    more pass per system afterwards measures the tracemalloc peak.
+    """
+    n = sizes.spawn
+
+    def measure_with(
+        create: Callable[[Any], Any],
+        open_: Callable[[], Any],
+        close: Callable[[Any], float],
+        inspect_made: Callable[[list[Any]], str | None],
+    ) -> Callable[[int], Sample]:
+        def measure(round_no: int) -> Sample:
+            owner = open_()
+            threads_before = threading.active_count()
+            rss_before = rss_mib()
+            made: list[Any] = []
+            latencies = [0.0] * n
+            clock = time.perf_counter
+            began = clock()
+            for i in range(n):
+                started = clock()
+                made.append(create(owner))
+                latencies[i] = clock() - started
+            elapsed = clock() - began
+            rss_after = rss_mib()
+            threads = threading.active_count() - threads_before
+            problems: list[str] = []
+            wrong = inspect_made(made)
+            if wrong:
+                problems.append(wrong)
+            del made
+            shutdown_s = close(owner)
+            left = threading.active_count() - threads_before
+            check(problems, left <= 0, f"{left} threads still alive after shutdown")
+            values = {"threads": float(threads), "shutdown_s": shutdown_s}
+            if rss_before is not None and rss_after is not None:
+                values["rss_delta_mib"] = rss_after - rss_before
+                if round_no == 0:
+                    values["rss_delta_first_round_mib"] = rss_after - rss_before
+            result = sample(n / elapsed, statistics.median(latencies) * 1e6, problems)
+            result.values.update(values)
+            return result
+
+        def memory() -> float:
+            owner = open_()
+            tracemalloc.start()
+            try:
+                made = [create(owner) for _ in range(n)]
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+            del made
+            close(owner)
+            return peak / 2**20
+
+        measure.memory = memory  # type: ignore[attr-defined]
+        return measure
+
+    def detail(_counts: dict[str, int], values: dict[str, float]) -> str:
+        parts = [
+            f"tracemalloc peak {values.get('tracemalloc_peak_mib', float('nan')):.1f} MiB",
+        ]
+        if "rss_delta_mib" in values:
+            parts.append(
+                f"RSS +{values.get('rss_delta_first_round_mib', float('nan')):.1f} MiB in the "
+                f"first round (median of rounds +{values['rss_delta_mib']:.1f} MiB: freed "
+                "memory is reused)"
+            )
+        parts.append(f"threads +{values.get('threads', 0):,.0f}")
+        if values.get("shutdown_s"):
+            parts.append(f"runtime.shutdown() {values['shutdown_s']:.2f} s")
+        return ", ".join(parts)
+
+    def sw_open() -> Runtime:
+        return Runtime("bench-spawn", default_timeout=120)
+
+    def sw_close(runtime: Runtime) -> float:
+        began = time.perf_counter()
+        runtime.shutdown(timeout=600)
+        return time.perf_counter() - began
+
+    def sw_check(made: list[StateMachine]) -> str | None:
+        alive = sum(1 for m in made if m.alive and m.current_state == A)
+        if alive != n:
+            return f"{n - alive} machines not alive in state 'a'"
+        made[-1].transition(B, timeout=CALL_TIMEOUT)
+        return None if made[-1].current_state == B else "the last machine did not transition"
+
+    def none() -> None:
+        return None
+
+    def no_close(_owner: Any) -> float:
+        return 0.0
+
+    def peer_check(state_of: Callable[[Any], str]) -> Callable[[list[Any]], str | None]:
+        def check(made: list[Any]) -> str | None:
+            good = sum(1 for m in made if state_of(m) == A)
+            return None if good == n else f"{n - good} machines not in state 'a'"
+
+        return check
+
+    systems = [
+        System(
+            "stateward",
+            measure_with(
+                lambda rt: StateMachine(A, TOGGLE, runtime=rt), sw_open, sw_close, sw_check
+            ),
+            "StateMachine(...) in one Runtime: one actor thread per machine today",
+            detail,
+        )
+    ]
+    if peers.transitions is not None:
+        machine_cls = peers.transitions.Machine
+        systems.append(
+            System(
+                "transitions-Machine",
+                measure_with(
+                    lambda _o: transitions_toggle(machine_cls, None),
+                    none,
+                    no_close,
+                    peer_check(lambda m: m.state),
+                ),
+                "Machine(model=..., states, transitions): a plain object, no thread",
+                detail,
+            )
+        )
+    if peers.statemachine is not None:
+        sm = peers.statemachine
+        systems.append(
+            System(
+                "python-statemachine",
+                measure_with(
+                    lambda _o: psm_toggle(sm, None),
+                    none,
+                    no_close,
+                    peer_check(lambda m: m.current_state_value),
+                ),
+                "an instance of a StateMachine subclass: a plain object, no thread",
+                detail,
+            )
+        )
+    samples = run_rounds(systems, sizes.spawn_rounds)
+    for system in systems:  # the memory pass, untimed
+        peak = system.measure.memory()  # type: ignore[attr-defined]
+        samples[system.name][0].values["tracemalloc_peak_mib"] = peak
+    return {s.name: summarize(s, samples[s.name]) for s in systems}
+
+
+# -- restart_latency -----------------------------------------------------------------------
+
+
+def restart_latency(sizes: Sizes, peers: Peers) -> dict[str, Any]:
+    """benchmarks/restart_latency.py's measurement, round by round.
+
+    A crashing request is queued with one behind it; the time runs from the
+    moment the crashing handler raises to the moment the next handler starts,
+    in a new incarnation restored from the last committed snapshot.
+    """
+    crashes = sizes.crashes_per_round
+    pooled: list[float] = []
+
+    def measure(round_no: int) -> Sample:
+        samples: list[float] = []
+        problems: list[str] = []
+        with Runtime(f"bench-restart-{round_no}") as runtime:
+            sup = Supervisor("bench", runtime=runtime, max_restarts=crashes + 1, within=3600.0)
+            store = StateManager({"n": 0}, runtime=runtime, supervisor=sup, on_error="restart")
+            marks: dict[str, float] = {}
+
+            def crash(state: ImmutableState) -> ImmutableState:
+                marks["crash"] = time.perf_counter()
+                raise RuntimeError("injected")
+
+            def next_message(state: ImmutableState) -> ImmutableState:
+                marks["next"] = time.perf_counter()
+                return state.update(n=state.n + 1)
+
+            began = time.perf_counter()
+            for _ in range(crashes):
+                failing = store.request_modify(crash)
+                following = store.request_modify(next_message)
+                try:
+                    failing.result(timeout=CALL_TIMEOUT)
+                    problems.append("a crashing request did not fail")
+                except ActorCrashed:
+                    pass
+                following.result(timeout=CALL_TIMEOUT)
+                samples.append(marks["next"] - marks["crash"])
+            elapsed = time.perf_counter() - began
+            check(problems, store.restarts == crashes, f"{store.restarts} restarts != {crashes}")
+            check(problems, store.get_state().n == crashes, "a message after a crash was lost")
+        pooled.extend(samples)
+        ordered = sorted(samples)
+        result = sample(crashes / elapsed, statistics.median(samples) * 1e6, problems)
+        result.values["p99_us"] = percentile(ordered, 0.99) * 1e6
+        return result
+
+    def detail(_counts: dict[str, int], _values: dict[str, float]) -> str:
+        ordered = sorted(pooled)
+        if not ordered:
+            return ""
+        return (
+            f"ops/s = crash-and-recover cycles per second; over all {len(ordered)} crashes: "
+            f"median {statistics.median(ordered) * 1e3:.3f} ms, "
+            f"p99 {percentile(ordered, 0.99) * 1e3:.3f} ms, max {ordered[-1] * 1e3:.3f} ms"
+        )
+
+    system = System(
+        "stateward",
+        measure,
+        "StateManager(on_error='restart') under a Supervisor; time from the crashing "
+        "handler's raise to the next handler's start, in the new incarnation",
+        detail,
+    )
+    result = run_case([system], sizes.rounds)
+    ordered = sorted(pooled)
+    entry = result["stateward"]
+    entry["median_ms"] = round(statistics.median(ordered) * 1e3, 3)
+    entry["p99_ms"] = round(percentile(ordered, 0.99) * 1e3, 3)
+    entry["max_ms"] = round(ordered[-1] * 1e3, 3)
+    return result
+
+
+CASES: dict[str, Callable[..., dict[str, Any]]] = {
+    "blocking_transition_1thread": blocking_transition_1thread,
+    "blocking_transition_4threads": blocking_transition_4threads,
+    "pipelined_transitions": pipelined_transitions,
+    "reads_under_write": reads_under_write,
+    "modify_8threads": modify_8threads,
+    "durable_transitions": durable_transitions,
+    "spawn_machines": spawn_machines,
+    "restart_latency": restart_latency,
+}

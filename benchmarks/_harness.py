@@ -1,0 +1,152 @@
+"""The measuring loop shared by every case: systems, samples and round-robin rounds.
+
+A case builds a list of `System` objects (one per library or configuration).
+`run_rounds` measures them round-robin, ``for round in rounds: for system in
+systems: measure once``, so slow drifts of a shared machine (frequency scaling,
+other tenants) hit every system alike. `summarize` turns the samples into the
+JSON entry of one system: the median over the rounds, the spread, correctness
+and notes.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Sample:
+    """One measurement of one system in one round.
+
+    Attributes:
+        ops_per_s: operations completed per second in this measurement.
+        median_us: median latency of one operation, or None where one operation
+            has no latency of its own (pipelined requests).
+        correct: whether the checks after the measurement passed.
+        problems: why it was not correct, in words.
+        counts: numbers summed over the rounds (rejected calls, lost updates).
+        values: numbers whose median over the rounds is reported (memory).
+    """
+
+    ops_per_s: float
+    median_us: float | None
+    correct: bool = True
+    problems: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    values: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class System:
+    """One contender in a case.
+
+    Attributes:
+        name: the key in the JSON output.
+        measure: takes the round number, returns one `Sample`.
+        note: what the system is and what it does, for the notes column.
+        detail: builds the measured part of the notes from the summed counts
+            and the median values.
+    """
+
+    name: str
+    measure: Callable[[int], Sample]
+    note: str = ""
+    detail: Callable[[dict[str, int], dict[str, float]], str] | None = None
+
+
+def run_rounds(systems: list[System], rounds: int) -> dict[str, list[Sample]]:
+    """Measure every system once per round, round-robin."""
+    samples: dict[str, list[Sample]] = {s.name: [] for s in systems}
+    for round_no in range(rounds):
+        for system in systems:
+            gc.collect()  # garbage of the previous measurement is not this one's cost
+            samples[system.name].append(system.measure(round_no))
+    return samples
+
+
+def summarize(system: System, samples: list[Sample]) -> dict[str, Any]:
+    """The JSON entry of one system from its samples."""
+    rates = [s.ops_per_s for s in samples]
+    latencies = [s.median_us for s in samples if s.median_us is not None]
+    counts: dict[str, int] = {}
+    for sample in samples:
+        for key, value in sample.counts.items():
+            counts[key] = counts.get(key, 0) + value
+    keys = {key for sample in samples for key in sample.values}
+    values = {
+        key: statistics.median(s.values[key] for s in samples if key in s.values)
+        for key in sorted(keys)
+    }
+    problems = list(dict.fromkeys(p for s in samples for p in s.problems))
+    notes = [system.note] if system.note else []
+    if system.detail is not None:
+        detail = system.detail(counts, values)
+        if detail:
+            notes.append(detail)
+    notes += problems
+    entry: dict[str, Any] = {
+        "ops_per_s": round(statistics.median(rates), 1),
+        "median_us": round(statistics.median(latencies), 2) if latencies else None,
+        "correct": all(s.correct for s in samples),
+        "notes": "; ".join(notes),
+        "spread": {
+            "ops_per_s_min": round(min(rates), 1),
+            "ops_per_s_max": round(max(rates), 1),
+            "median_us_min": round(min(latencies), 2) if latencies else None,
+            "median_us_max": round(max(latencies), 2) if latencies else None,
+            "rounds": len(samples),
+        },
+        "rounds": {
+            "ops_per_s": [round(r, 1) for r in rates],
+            "median_us": [None if s.median_us is None else round(s.median_us, 2) for s in samples],
+        },
+    }
+    if counts:
+        entry["counts"] = counts
+    if values:
+        entry["values"] = {key: round(value, 3) for key, value in values.items()}
+    return entry
+
+
+def run_case(systems: list[System], rounds: int) -> dict[str, dict[str, Any]]:
+    """Measure ``systems`` round-robin and summarize each one."""
+    samples = run_rounds(systems, rounds)
+    return {s.name: summarize(s, samples[s.name]) for s in systems}
+
+
+def timed_calls(call: Callable[[int], Any], count: int) -> tuple[float, float]:
+    """Run ``call(i)`` for i in range(count); return (calls per second, median µs).
+
+    Every call is timed on its own; the rate counts the timing overhead too,
+    which is the same for every system.
+    """
+    samples = [0.0] * count
+    clock = time.perf_counter
+    began = clock()
+    for i in range(count):
+        started = clock()
+        call(i)
+        samples[i] = clock() - started
+    elapsed = clock() - began
+    return count / elapsed, statistics.median(samples) * 1e6
+
+
+def rss_mib() -> float | None:
+    """The resident set size of this process in MiB (Linux /proc), or None."""
+    try:
+        with open("/proc/self/statm") as statm:
+            pages = int(statm.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def percentile(ordered: list[float], fraction: float) -> float:
+    """The value at ``fraction`` (0..1) of an ascending list (nearest rank)."""
+    index = min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))
+    return ordered[index]

@@ -1,0 +1,272 @@
+"""What the cases measure: the sizes of a run, the peers, the machines under test
+and the threads that drive them.
+
+The machines toggle between two states, ``a`` and ``b``. Where a case has a
+hook, it is the same trivial enter hook in every system (`Counter.hook`, one
+attribute increment), registered for both states.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import pykka
+from _harness import Sample, timed_calls
+
+from stateward.actors import Runtime, StateMachine
+from stateward.core import MachineBuilder
+
+A, B = "a", "b"
+VALID = frozenset((A, B))
+TOGGLE = {A: [B], B: [A]}
+#: How long any single blocking call in a case may wait, in seconds.
+CALL_TIMEOUT = 30.0
+#: How long a case waits for its worker threads, in seconds.
+JOIN_TIMEOUT = 300.0
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much work each case does (full run or ``--quick``)."""
+
+    rounds: int
+    calls_1thread: int
+    calls_per_thread_4: int
+    pipelined: int
+    pipelined_window: int
+    locked_blocking: int
+    read_seconds: float
+    modify_per_thread: int
+    durable_seconds: float
+    durable_rounds: int
+    spawn: int
+    spawn_rounds: int
+    crashes_per_round: int
+
+
+FULL = Sizes(
+    rounds=5,
+    calls_1thread=5000,
+    calls_per_thread_4=2000,
+    pipelined=20000,
+    pipelined_window=1000,
+    locked_blocking=3000,
+    read_seconds=1.0,
+    modify_per_thread=2000,
+    durable_seconds=2.0,
+    durable_rounds=3,
+    spawn=10000,
+    spawn_rounds=3,
+    crashes_per_round=100,
+)
+QUICK = Sizes(
+    rounds=2,
+    calls_1thread=300,
+    calls_per_thread_4=100,
+    pipelined=2000,
+    pipelined_window=1000,
+    locked_blocking=300,
+    read_seconds=0.2,
+    modify_per_thread=100,
+    durable_seconds=0.25,
+    durable_rounds=2,
+    spawn=1000,
+    spawn_rounds=2,
+    crashes_per_round=15,
+)
+
+
+def _optional(module: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        return None
+
+
+class Peers:
+    """The peer libraries that could be imported (None where not installed)."""
+
+    def __init__(self) -> None:
+        self.transitions = _optional("transitions")
+        self.locking = _optional("transitions.extensions.locking")
+        self.statemachine = _optional("statemachine")
+        self.foundation = _optional("provide.foundation.state")
+        self.attrs = _optional("attrs")
+
+    @property
+    def missing(self) -> list[str]:
+        """Distribution names of the peers that are not installed."""
+        found = {
+            "transitions": self.transitions is not None and self.locking is not None,
+            "python-statemachine": self.statemachine is not None,
+            "provide-foundation": self.foundation is not None and self.attrs is not None,
+        }
+        return [name for name, ok in found.items() if not ok]
+
+
+# -- the machines under test ---------------------------------------------------------------
+
+
+class Counter:
+    """Counts the enter hook's calls: the same trivial hook in every system."""
+
+    __slots__ = ("n",)
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def hook(self, *_args: Any) -> None:
+        self.n += 1
+
+    # python-statemachine finds listener callbacks by name.
+    on_enter_state = hook
+
+
+class _Model:
+    """A transitions model: the machine sets ``state`` and the trigger methods."""
+
+    state: str
+
+
+def stateward_toggle(
+    runtime: Runtime, counter: Counter | None, history_limit: int | None = None
+) -> StateMachine:
+    builder = MachineBuilder(A, TOGGLE)
+    if history_limit is not None:
+        builder.history_limit = history_limit
+    if counter is not None:
+        builder.on_enter(counter.hook)  # bare: every state
+    return StateMachine(builder, runtime=runtime)
+
+
+def transitions_toggle(machine_cls: type, counter: Counter | None) -> _Model:
+    model = _Model()
+    hook = [] if counter is None else [counter.hook]
+    machine_cls(
+        model=model,
+        states=[{"name": A, "on_enter": hook}, {"name": B, "on_enter": hook}],
+        initial=A,
+        transitions=[
+            {"trigger": "go_b", "source": A, "dest": B},
+            {"trigger": "go_a", "source": B, "dest": A},
+        ],
+        auto_transitions=False,
+    )
+    if counter is not None:
+        counter.n = 0
+    return model
+
+
+_psm_classes: dict[int, type] = {}
+
+
+def psm_toggle(sm: ModuleType, counter: Counter | None) -> Any:
+    cls = _psm_classes.get(id(sm))
+    if cls is None:
+
+        class Toggle(sm.StateMachine):  # type: ignore[name-defined,misc]
+            a = sm.State(initial=True)
+            b = sm.State()
+            go_b = a.to(b)
+            go_a = b.to(a)
+
+        cls = _psm_classes[id(sm)] = Toggle
+    machine = cls(listeners=[] if counter is None else [counter])
+    if counter is not None:
+        counter.n = 0  # entering the initial state called the hook once
+    return machine
+
+
+class ToggleActor(pykka.ThreadingActor):
+    """The floor for any actor: an ask() round trip whose handler toggles a state."""
+
+    use_daemon_thread = True
+
+    def __init__(self, counter: Counter) -> None:
+        super().__init__()
+        self.state = A
+        self.counter = counter
+
+    def on_receive(self, message: Any) -> Any:
+        self.state = B if self.state == A else A
+        self.counter.hook()
+        return self.state
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def in_threads(count: int, work: Callable[[int], Any]) -> tuple[float, list[Any], list[str]]:
+    """Run ``work(i)`` on ``count`` threads started together.
+
+    Returns the elapsed seconds, each thread's result, and the errors raised.
+    """
+    barrier = threading.Barrier(count + 1, timeout=60)
+    results: list[Any] = [None] * count
+    errors: list[str] = []
+
+    def run(index: int) -> None:
+        try:
+            barrier.wait()
+            results[index] = work(index)
+        except BaseException as exc:  # reported as a problem of the sample
+            errors.append(f"thread {index} raised {exc!r}")
+
+    threads = [
+        threading.Thread(target=run, args=(i,), name=f"bench-{i}", daemon=True)
+        for i in range(count)
+    ]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    began = time.perf_counter()
+    deadline = began + JOIN_TIMEOUT
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.perf_counter()))
+    elapsed = time.perf_counter() - began
+    stuck = [t.name for t in threads if t.is_alive()]
+    if stuck:
+        errors.append(f"threads still running after {JOIN_TIMEOUT:g} s: {stuck}")
+    return elapsed, results, errors
+
+
+def sample(ops: float, latency_us: float | None, problems: list[str], **counts: int) -> Sample:
+    """A `Sample` that is correct exactly when ``problems`` is empty."""
+    return Sample(ops, latency_us, not problems, problems, dict(counts))
+
+
+def check(problems: list[str], ok: bool, text: str) -> None:
+    """Record ``text`` as a problem unless ``ok``."""
+    if not ok:
+        problems.append(text)
+
+
+def one_caller(
+    build: Callable[[Counter], tuple[Callable[[int], Any], Callable[[], str], Callable[[], None]]],
+    calls: int,
+) -> Callable[[int], Sample]:
+    """A measure function: one caller toggling ``calls`` times.
+
+    ``build(counter)`` returns (call(i), current state, close).
+    """
+
+    def measure(_round: int) -> Sample:
+        counter = Counter()
+        call, state, close = build(counter)
+        try:
+            rate, median = timed_calls(call, calls)
+            problems: list[str] = []
+            check(problems, counter.n == calls, f"hook ran {counter.n} times for {calls} calls")
+            expected = A if calls % 2 == 0 else B
+            check(problems, state() == expected, f"ended in {state()!r}, not {expected!r}")
+        finally:
+            close()
+        return sample(rate, median, problems)
+
+    return measure

@@ -1,0 +1,310 @@
+"""stateward side by side with transitions, python-statemachine, provide-foundation
+and raw pykka, in one process.
+
+    python -m pip install -e '.[bench]'
+    python benchmarks/run.py [--quick] [--out results.json] [--markdown docs/benchmarks.md]
+
+Every case runs every system interleaved over several rounds (round-robin), and
+reports each system's median and spread. Ratios stateward/peer are taken round
+by round within this run, and the issue's targets are checked against them.
+The JSON document goes to ``--out`` (or stdout); ``--markdown`` renders it as
+the page docs/benchmarks.md. ``--from results.json --markdown PATH`` renders a
+saved run again without measuring. ``--quick`` uses tiny counts: it checks that
+the harness works and that stateward is correct, and says nothing about speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from _cases import CASES
+from _report import render_markdown
+from _systems import FULL, QUICK, Peers
+
+#: Distributions whose versions the results record.
+VERSIONED = ("stateward", "pykka", "transitions", "python-statemachine", "provide-foundation")
+
+
+def _ratios(case: dict[str, Any], top: str, bottom: str, key: str) -> dict[str, float] | None:
+    """Median, min and max of the per-round ratios ``top / bottom`` of ``key``."""
+    if top not in case or bottom not in case:
+        return None
+    pairs = zip(case[top]["rounds"][key], case[bottom]["rounds"][key], strict=True)
+    ratios = [a / b for a, b in pairs if a is not None and b]
+    if not ratios:
+        return None
+    return {
+        "median": round(statistics.median(ratios), 3),
+        "min": round(min(ratios), 3),
+        "max": round(max(ratios), 3),
+    }
+
+
+def all_ratios(cases: dict[str, Any]) -> dict[str, Any]:
+    """stateward / every other system, ops per second, for each case that has both."""
+    out: dict[str, Any] = {}
+    for name, case in cases.items():
+        if "stateward" not in case:
+            continue
+        ratios = {
+            f"stateward/{peer}": _ratios(case, "stateward", peer, "ops_per_s")
+            for peer in case
+            if peer != "stateward"
+        }
+        ratios = {k: v for k, v in ratios.items() if v is not None}
+        if ratios:
+            out[name] = ratios
+    return out
+
+
+def _target(
+    text: str,
+    case: str,
+    measured: dict[str, float] | float | None,
+    passes: Callable[[float], bool],
+    unit: str,
+    *,
+    also: bool = True,
+    why_not: str = "",
+) -> dict[str, Any]:
+    spread = measured if isinstance(measured, dict) else None
+    value = spread["median"] if spread else measured
+    entry: dict[str, Any] = {"target": text, "case": case, "measured": value, "unit": unit}
+    if spread:
+        entry["spread"] = [spread["min"], spread["max"]]
+    if value is None:
+        entry.update(met=False, status="n/a")
+    else:
+        met = bool(passes(value)) and also
+        entry.update(met=met, status="met" if met else "missed")
+    if why_not and value is not None and not also:
+        entry["why"] = why_not
+    return entry
+
+
+def check_targets(cases: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets, each measured within this run."""
+    targets: list[dict[str, Any]] = []
+    one = cases.get("blocking_transition_1thread", {})
+    if one:
+        targets += [
+            _target(
+                "blocking_transition_1thread: ≥ 1.5x transitions LockedMachine's throughput",
+                "blocking_transition_1thread",
+                _ratios(one, "stateward", "transitions-LockedMachine", "ops_per_s"),
+                lambda r: r >= 1.5,
+                "x",
+            ),
+            _target(
+                "blocking_transition_1thread: ≥ 2.5x python-statemachine's throughput",
+                "blocking_transition_1thread",
+                _ratios(one, "stateward", "python-statemachine", "ops_per_s"),
+                lambda r: r >= 2.5,
+                "x",
+            ),
+            _target(
+                "blocking_transition_1thread: median latency ≤ 1.5x raw pykka ask()",
+                "blocking_transition_1thread",
+                _ratios(one, "stateward", "pykka-ask", "median_us"),
+                lambda r: r <= 1.5,
+                "x",
+            ),
+        ]
+    four = cases.get("blocking_transition_4threads", {})
+    if four:
+        correct = bool(four.get("stateward", {}).get("correct"))
+        targets.append(
+            _target(
+                "blocking_transition_4threads: ≥ 2x LockedMachine's throughput, and correct",
+                "blocking_transition_4threads",
+                _ratios(four, "stateward", "transitions-LockedMachine", "ops_per_s"),
+                lambda r: r >= 2.0,
+                "x",
+                also=correct,
+                why_not="stateward's checks failed",
+            )
+        )
+    piped = cases.get("pipelined_transitions", {})
+    if piped:
+        targets += [
+            _target(
+                "pipelined_transitions: ≥ 150,000 transitions per second",
+                "pipelined_transitions",
+                piped.get("stateward", {}).get("ops_per_s"),
+                lambda r: r >= 150_000,
+                " /s",
+            ),
+            _target(
+                "pipelined_transitions: ≥ 7x LockedMachine",
+                "pipelined_transitions",
+                _ratios(piped, "stateward", "transitions-LockedMachine", "ops_per_s"),
+                lambda r: r >= 7.0,
+                "x",
+            ),
+        ]
+    reads = cases.get("reads_under_write", {})
+    if reads:
+        targets.append(
+            _target(
+                "reads_under_write: ≥ 50x LockedMachine's reads",
+                "reads_under_write",
+                _ratios(reads, "stateward", "transitions-LockedMachine", "ops_per_s"),
+                lambda r: r >= 50.0,
+                "x",
+            )
+        )
+    modify = cases.get("modify_8threads", {})
+    if modify and "stateward" in modify:
+        targets.append(
+            _target(
+                "modify_8threads: exact, and ≥ 30,000 per second",
+                "modify_8threads",
+                modify["stateward"]["ops_per_s"],
+                lambda r: r >= 30_000,
+                " /s",
+                also=bool(modify["stateward"]["correct"]),
+                why_not="updates were lost",
+            )
+        )
+    durable = cases.get("durable_transitions", {})
+    if durable:
+        targets.append(
+            _target(
+                "durable_transitions: batched with 32 callers ≥ 20x strict with 1 caller",
+                "durable_transitions",
+                _ratios(durable, "stateward-batched-32", "stateward-strict-1", "ops_per_s"),
+                lambda r: r >= 20.0,
+                "x",
+            )
+        )
+    restart = cases.get("restart_latency", {}).get("stateward")
+    if restart:
+        targets.append(
+            _target(
+                "restart_latency: median < 5 ms",
+                "restart_latency",
+                restart.get("median_ms"),
+                lambda r: r < 5.0,
+                " ms",
+            )
+        )
+    return targets
+
+
+def _versions() -> dict[str, str]:
+    found = {}
+    for name in VERSIONED:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _load() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages: other work on the machine skews results."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def run(quick: bool, only: list[str] | None, tmp_dir: Path | None, command: str) -> dict[str, Any]:
+    """Measure every case (or ``only`` these) and return the results document."""
+    sizes = QUICK if quick else FULL
+    peers = Peers()
+    results: dict[str, Any] = {
+        "python": platform.python_version(),
+        "cpus": _cpus(),
+        "platform": f"{platform.system()} {platform.machine()}",
+        "mode": "quick" if quick else "full",
+        "command": command,
+        "versions": _versions(),
+        "missing": peers.missing,
+        "load_average_at_start": _load(),
+        "cases": {},
+        "case_info": {},
+    }
+    began = time.perf_counter()
+    for name, case in CASES.items():
+        if only and name not in only:
+            continue
+        started = time.perf_counter()
+        load = _load()
+        print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+        if name == "durable_transitions":
+            results["cases"][name] = case(sizes, peers, tmp_dir)
+        else:
+            results["cases"][name] = case(sizes, peers)
+        seconds = time.perf_counter() - started
+        results["case_info"][name] = {"seconds": round(seconds, 1), "load_average_at_start": load}
+        print(f"[bench] {name}: {seconds:.1f} s", file=sys.stderr, flush=True)
+    results["seconds"] = round(time.perf_counter() - began, 1)
+    results["load_average_at_end"] = _load()
+    results["ratios"] = all_ratios(results["cases"])
+    results["targets"] = check_targets(results["cases"])
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny counts (checks, not speed)")
+    parser.add_argument("--out", type=Path, help="write the JSON here (default: stdout)")
+    parser.add_argument("--markdown", type=Path, help="write the Markdown page here")
+    parser.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        help="render this saved JSON instead of measuring",
+    )
+    parser.add_argument(
+        "--cases", help=f"comma-separated subset of: {', '.join(CASES)}", default=None
+    )
+    parser.add_argument(
+        "--tmp-dir", type=Path, help="where durable_transitions puts its SQLite files"
+    )
+    args = parser.parse_args(argv)
+    if args.source is not None:
+        results = json.loads(args.source.read_text())
+    else:
+        only = [c.strip() for c in args.cases.split(",")] if args.cases else None
+        unknown = [c for c in only or [] if c not in CASES]
+        if unknown:
+            parser.error(f"unknown case(s) {unknown}; choose from {', '.join(CASES)}")
+        command = shlex.join(["python", "benchmarks/run.py", *(argv or sys.argv[1:])])
+        results = run(args.quick, only, args.tmp_dir, command)
+        text = json.dumps(results, indent=2, ensure_ascii=False)
+        if args.out is not None:
+            args.out.write_text(text + "\n")
+        else:
+            print(text)
+    if args.markdown is not None:
+        args.markdown.write_text(render_markdown(results))
+    for target in results.get("targets", []):
+        measured = target.get("measured")
+        status = target.get("status", "met" if target.get("met") else "missed")
+        shown = "n/a" if measured is None else f"{measured:,.3f}{target.get('unit', '')}"
+        print(f"[bench] {status:>6}  {shown:>14}  {target['target']}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
