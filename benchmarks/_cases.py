@@ -675,7 +675,7 @@ def _filesystem(path: Path) -> str:
 
 
 def durable_transitions(sizes: Sizes, peers: Peers, folder: Path | None = None) -> dict[str, Any]:
-    """benchmarks/durable.py's measurement, as systems of one case."""
+    """Durable transitions per second by store mode, as systems of one case."""
     seconds = sizes.durable_seconds
     with tempfile.TemporaryDirectory(prefix="stateward-bench-", dir=folder) as tmp:
         where = Path(tmp)
@@ -891,7 +891,7 @@ def spawn_machines(sizes: Sizes, peers: Peers) -> dict[str, Any]:
 
 
 def restart_latency(sizes: Sizes, peers: Peers) -> dict[str, Any]:
-    """benchmarks/restart_latency.py's measurement, round by round.
+    """The time from a crash to the next message handled, round by round.
 
     A crashing request is queued with one behind it; the time runs from the
     moment the crashing handler raises to the moment the next handler starts,
