@@ -21,7 +21,7 @@ import logging
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import pykka
 
@@ -56,13 +56,16 @@ REFUSALS: tuple[type[BaseException], ...] = (
 )
 
 
-class Commit(NamedTuple):
+class Commit:
     """What an operation returns: the snapshot to publish, the caller's answer,
     and optional work to run once the snapshot is published."""
 
-    snapshot: Any
-    reply: Any
-    after: Callable[[], None] | None = None
+    __slots__ = ("after", "reply", "snapshot")
+
+    def __init__(self, snapshot: Any, reply: Any, after: Callable[[], None] | None = None) -> None:
+        self.snapshot = snapshot
+        self.reply = reply
+        self.after = after
 
 
 @dataclass(frozen=True, slots=True)
@@ -518,34 +521,54 @@ class StateActor(pykka.ThreadingActor):
         self.on_stop()
 
     def on_receive(self, message: Any) -> Any:
+        self._handle(message)
+        # Then whatever else is queued, without a trip back through pykka's
+        # loop for each message: still one at a time, in order, and only while
+        # this incarnation may take requests (a retire or a stop message of
+        # its own ends the run; pykka's loop takes over from there).
+        inbox = self._inbox
+        control = inbox.control
+        queue = self._cell.mailbox.queue
+        handle = self._handle
+        while not control and not inbox.retired:
+            try:
+                envelope = queue.popleft()
+            except IndexError:
+                return None
+            handle(envelope.message)
+        return None
+
+    def _handle(self, message: Any) -> None:
         if type(message) is not Reply or not message.claim():
-            return None  # a withdrawn request: its caller already gave up on it
+            return  # a withdrawn request: its caller already gave up on it
         cell = self._cell
         op = message.op
         if type(op) is _Stop:
-            cell.messages += 1
-            supervisor = cell.supervisor
-            if op.exit and supervisor is not None and cell.restart_type == "permanent":
-                # Stopped on its own, to be restarted: keep the mailbox open so
-                # what is sent meanwhile waits for the next incarnation.
-                cell.ready = False
-                self.retire()
-                message.set_result(None)
-                supervisor._child_exited(cell)
-                return None
-            if op.terminal:
-                cell.stop_reason = op.reason
-            cell.mailbox.close(op.reason)
-            cell.ready = False
-            self.retire()
-            message.set_result(None)
-            if op.exit and supervisor is not None:
-                supervisor._child_exited(cell)
-            return None
+            self._stop_for(cell, op, message)
+            return
         try:
             crash = cell.process(message, self.generation)
         except BaseException as exc:  # an error in the runtime itself
             crash = exc
         if crash is not None:
             cell.crashed(crash)
-        return None
+
+    def _stop_for(self, cell: Cell, op: _Stop, message: Reply[Any]) -> None:
+        cell.messages += 1
+        supervisor = cell.supervisor
+        if op.exit and supervisor is not None and cell.restart_type == "permanent":
+            # Stopped on its own, to be restarted: keep the mailbox open so
+            # what is sent meanwhile waits for the next incarnation.
+            cell.ready = False
+            self.retire()
+            message.set_result(None)
+            supervisor._child_exited(cell)
+            return
+        if op.terminal:
+            cell.stop_reason = op.reason
+        cell.mailbox.close(op.reason)
+        cell.ready = False
+        self.retire()
+        message.set_result(None)
+        if op.exit and supervisor is not None:
+            supervisor._child_exited(cell)

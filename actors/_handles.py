@@ -23,10 +23,11 @@ from stateward.core import (
     MachineSnapshot,
     MachineSpec,
     StoreSnapshot,
+    TransitionOutcome,
     TransitionRecord,
-    apply_transition,
     run_after_commit,
 )
+from stateward.core._machine import transition_step
 from stateward.core._persist import ConfigCodec, KindCodec, MachineCodec, ManagerCodec
 
 from ._cell import Cell, Commit
@@ -451,23 +452,25 @@ class StateMachine(ActorHandle):
     def _transition(
         self, cell: Cell, target: str | None, event: str | None, payload: Mapping[str, Any] | None
     ) -> Commit:
-        outcome = apply_transition(
+        old = cell.snapshot
+        new, record, ctx, after_commit = transition_step(
             self._spec,
-            cell.snapshot,
+            old,
             target,
-            event=event,
-            payload=payload,
-            clock=cell.runtime.clock,
-            machine=cell.name,
-            run_async=cell.run_async,
+            event,
+            payload,
+            cell.runtime.clock(),
+            cell.name,
+            cell.run_async,
         )
-        after = None
-        if outcome.after_commit:
+        if not after_commit:
+            return Commit(new, new)
+        outcome = TransitionOutcome(old, new, record, ctx, after_commit)
 
-            def after() -> None:
-                cell.report_failures(run_after_commit(outcome, cell.run_async))
+        def after() -> None:
+            cell.report_failures(run_after_commit(outcome, cell.run_async))
 
-        return Commit(outcome.snapshot, outcome.snapshot, after)
+        return Commit(new, new, after)
 
 
 class StateManager(ActorHandle):

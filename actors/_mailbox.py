@@ -55,7 +55,7 @@ class Mailbox:
     """FIFO of envelopes (objects with ``.message`` and ``.reply_to``)."""
 
     def __init__(self, refuse: Callable[[Reply[Any]], None]) -> None:
-        self._queue: collections.deque[Any] = collections.deque()
+        self.queue: collections.deque[Any] = collections.deque()
         self._mutex = threading.Lock()
         self._sleeper: Inbox | None = None
         self._refuse = refuse
@@ -68,7 +68,7 @@ class Mailbox:
         if self.closed_reason is not None:
             self._refuse(item.message)
             return
-        self._queue.append(item)
+        self.queue.append(item)
         if self.closed_reason is not None:
             # close() may have drained the queue between our check and our
             # append: whoever sees it closed after appending drains again.
@@ -90,7 +90,7 @@ class Mailbox:
 
     def take(self, inbox: Inbox) -> Any:
         """The next envelope for ``inbox``; sleeps (without the turn) while there is none."""
-        queue = self._queue
+        queue = self.queue
         control = inbox.control
         while True:
             if control:
@@ -119,10 +119,10 @@ class Mailbox:
                 turn.acquire()
 
     def empty(self) -> bool:
-        return not self._queue
+        return not self.queue
 
     def qsize(self) -> int:
-        return len(self._queue)
+        return len(self.queue)
 
     # -- closing -------------------------------------------------------------------------
 
@@ -139,7 +139,7 @@ class Mailbox:
     def refuse_queued(self) -> None:
         while True:
             try:
-                item = self._queue.popleft()
+                item = self.queue.popleft()
             except IndexError:
                 return
             self._refuse(item.message)

@@ -56,9 +56,10 @@ class Reply(Generic[T]):
         self.args = args
         self._status = _PENDING
         self._outcome: Any = None
-        # Held until the answer is set; waiters acquire it, then pass it on.
-        self._done = threading.Lock()
-        self._done.acquire()
+        # Made by the first thread that has to wait (most replies are done
+        # before anyone looks), held until the answer is set; waiters acquire
+        # it, then pass it on.
+        self._done: threading.Lock | None = None
         # Whoever pops it first decides: the actor (to run the request) or a
         # caller whose wait timed out (to withdraw it). list.pop is atomic.
         self._claim = [True]
@@ -85,7 +86,12 @@ class Reply(Generic[T]):
         self._finish()
 
     def _finish(self) -> None:
-        self._done.release()
+        # The status is set first, the lock read second; a waiter installs the
+        # lock first and reads the status second (`_wait`): one of the two
+        # always sees the other.
+        done = self._done
+        if done is not None:
+            done.release()
         callbacks = self._callbacks
         if callbacks:
             self._run_callbacks(callbacks)
@@ -127,8 +133,18 @@ class Reply(Generic[T]):
             return
         self._refuse_self_wait()
         seconds = self._cell.default_timeout if timeout is None else timeout
-        if self._done.acquire(True, seconds):
-            self._done.release()
+        done = self._done
+        if done is None:
+            fresh = threading.Lock()
+            fresh.acquire()
+            with self._cell.callback_lock:
+                done = self._done
+                if done is None:
+                    self._done = done = fresh
+            if self._status != _PENDING:
+                return
+        if done.acquire(True, seconds):
+            done.release()
             return
         # Timed out: withdraw the request if the actor has not started it.
         withdrawn = self.claim()

@@ -14,10 +14,11 @@ from __future__ import annotations
 import datetime as _dt
 import inspect
 from collections.abc import Awaitable, Callable, Generator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ._errors import InvalidTransition, Reject, StatewardError, TransitionRejected
+from ._quick import quick_init
 from ._spec import Hook, MachineSpec, MovePlan
 from ._state import ImmutableState
 
@@ -46,9 +47,13 @@ AsyncRunner = Callable[[Awaitable[Any]], Any]
 _EMPTY = ImmutableState()
 
 
+_now = _dt.datetime.now
+_UTC = _dt.timezone.utc
+
+
 def utc_now() -> _dt.datetime:
     """The default clock: the current time, timezone-aware, in UTC."""
-    return _dt.datetime.now(_dt.timezone.utc)
+    return _now(_UTC)
 
 
 class HookReturnError(StatewardError, TypeError):
@@ -67,6 +72,7 @@ class HookReturnError(StatewardError, TypeError):
         super().__init__(f"{kind} hook {hook!r} returned {value!r}; {expected}")
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class TransitionRecord:
     """One committed transition, as kept in a machine's history.
@@ -105,6 +111,7 @@ class TransitionRecord:
         return cls(version, from_state, to_state, event, at, tuple(keys))
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class MachineSnapshot:
     """The complete, immutable state of one machine at one version.
@@ -119,7 +126,7 @@ class MachineSnapshot:
 
     state: str
     version: int = 0
-    data: ImmutableState = field(default_factory=lambda: _EMPTY)
+    data: ImmutableState = _EMPTY
     history: tuple[TransitionRecord, ...] = ()
 
     @classmethod
@@ -149,6 +156,7 @@ class MachineSnapshot:
         )
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class TransitionContext:
     """What every hook receives: the move being made and the values around it.
@@ -198,6 +206,7 @@ class TransitionContext:
         )
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class TransitionOutcome:
     """A transition that passed every check, ready to commit.
@@ -233,15 +242,14 @@ class HookFailure:
 
 
 # -- the algorithm ------------------------------------------------------------------
+#
+# The hooks run in one of two ways: `_run_hooks_now` calls them in plain code
+# (running a coroutine hook's awaitable through ``run_async`` on the spot), and
+# `_run_hooks` is a generator that yields each awaitable to an async driver.
+# Both read hook results through the same helpers below, so they agree on
+# every veto, error and change; tests run every hook behaviour through both.
 
 _Steps = Generator[Awaitable[Any], Any, Any]
-
-
-def _call(fn: Callable[..., Any], ctx: TransitionContext) -> _Steps:
-    result = fn(ctx)
-    if inspect.isawaitable(result):
-        result = yield result
-    return result
 
 
 def _veto_reason(fn: Callable[..., Any]) -> str:
@@ -308,62 +316,100 @@ def _annotate(exc: BaseException, ctx: TransitionContext, kind: str, hook: str) 
         exc.add_note(f"raised by {kind} hook {hook!r} during {ctx.source!r} -> {ctx.target!r}")
 
 
-def _run_hook(
-    spec: MachineSpec, ctx: TransitionContext, kind: str, name: str, fn: Callable[..., Any]
-) -> _Steps:
-    """Call one hook: `Reject` becomes a veto, any other error gets a note naming it."""
+def _enriched(ctx: TransitionContext, hook: Hook, result: Any) -> TransitionContext:
+    """The context after a pre-transition hook returned ``result``."""
+    if result is None:
+        return ctx
+    if not isinstance(result, Mapping):
+        raise HookReturnError(
+            hook.name, hook.kind, result, "return None or a mapping of payload additions"
+        )
+    return ctx.with_payload(ctx.payload.update(result))
+
+
+def _changed(
+    spec: MachineSpec,
+    ctx: TransitionContext,
+    stage: tuple[str, str, Callable[..., Any]],
+    result: Any,
+) -> TransitionContext:
+    """The context after an exit hook, event effect or enter hook returned ``result``."""
+    kind, name, fn = stage
+    if result is False:
+        raise _rejected(ctx, spec, name, _veto_reason(fn))
+    changes = _data_changes(name, kind, result)
+    return ctx.with_data(ctx.data.update(changes)) if changes else ctx
+
+
+def _call_now(
+    spec: MachineSpec,
+    ctx: TransitionContext,
+    kind: str,
+    name: str,
+    fn: Callable[..., Any],
+    run_async: AsyncRunner,
+) -> Any:
     try:
-        return (yield from _call(fn, ctx))
+        result = fn(ctx)
+        if result is not None and inspect.isawaitable(result):
+            result = run_async(result)
     except Reject as veto:
         raise _rejected(ctx, spec, name, veto.reason) from veto
     except Exception as exc:
         _annotate(exc, ctx, kind, name)
         raise
+    return result
 
 
-def _run_hooks(spec: MachineSpec, plan: MovePlan, ctx: TransitionContext) -> _Steps:
-    """Run a move's hooks up to the commit; return the final context.
-
-    Each stage runs its hooks in order: Reject or False vetoes, any other error
-    propagates unchanged (with a note naming the hook).
-    """
-    if not plan.before_commit:
-        return ctx
+def _run_hooks_now(
+    spec: MachineSpec, plan: MovePlan, ctx: TransitionContext, run_async: AsyncRunner
+) -> TransitionContext:
+    """Run a move's hooks up to the commit, in plain code; return the final context."""
     for hook in plan.pre_transition:
-        result = yield from _run_hook(spec, ctx, hook.kind, hook.name, hook.fn)
-        if result is None:
-            continue
-        if not isinstance(result, Mapping):
-            raise HookReturnError(
-                hook.name, hook.kind, result, "return None or a mapping of payload additions"
-            )
-        ctx = ctx.with_payload(ctx.payload.update(result))
+        ctx = _enriched(ctx, hook, _call_now(spec, ctx, hook.kind, hook.name, hook.fn, run_async))
     for hook in plan.guards:
-        result = yield from _run_hook(spec, ctx, hook.kind, hook.name, hook.fn)
-        if result is False:
+        if _call_now(spec, ctx, hook.kind, hook.name, hook.fn, run_async) is False:
             raise _rejected(ctx, spec, hook.name, _veto_reason(hook.fn))
-    for kind, name, fn in plan.stages:
-        result = yield from _run_hook(spec, ctx, kind, name, fn)
-        if result is False:
-            raise _rejected(ctx, spec, name, _veto_reason(fn))
-        changes = _data_changes(name, kind, result)
-        if changes:
-            ctx = ctx.with_data(ctx.data.update(changes))
+    for stage in plan.stages:
+        ctx = _changed(spec, ctx, stage, _call_now(spec, ctx, *stage, run_async))
     return ctx
 
 
-def _transition_steps(
-    spec: MachineSpec,
-    snapshot: MachineSnapshot,
-    target: str | None,
-    event: str | None,
-    payload: Mapping[str, Any] | None,
-    at: _dt.datetime,
-    machine: str | None,
+def _call(
+    spec: MachineSpec, ctx: TransitionContext, kind: str, name: str, fn: Callable[..., Any]
 ) -> _Steps:
-    source = snapshot.state
-    name = machine if machine is not None else spec.name
+    try:
+        result = fn(ctx)
+        if result is not None and inspect.isawaitable(result):
+            result = yield result
+    except Reject as veto:
+        raise _rejected(ctx, spec, name, veto.reason) from veto
+    except Exception as exc:
+        _annotate(exc, ctx, kind, name)
+        raise
+    return result
 
+
+def _run_hooks(spec: MachineSpec, plan: MovePlan, ctx: TransitionContext) -> _Steps:
+    """`_run_hooks_now` for an async driver: yields each hook's awaitable."""
+    for hook in plan.pre_transition:
+        ctx = _enriched(ctx, hook, (yield from _call(spec, ctx, hook.kind, hook.name, hook.fn)))
+    for hook in plan.guards:
+        if (yield from _call(spec, ctx, hook.kind, hook.name, hook.fn)) is False:
+            raise _rejected(ctx, spec, hook.name, _veto_reason(hook.fn))
+    for stage in plan.stages:
+        ctx = _changed(spec, ctx, stage, (yield from _call(spec, ctx, *stage)))
+    return ctx
+
+
+def _resolve_move(
+    spec: MachineSpec, source: str, target: str | None, event: str | None, name: str | None
+) -> tuple[str, str | None, MovePlan]:
+    """The move a request names, checked: its target, its event and its hooks.
+
+    A move named by its target is the event that makes it, if one does: its
+    effect and event hooks run, and the history names it.
+    """
     if event is not None:
         ev = spec.event_for(event, source)
         if ev is None:
@@ -382,8 +428,6 @@ def _transition_steps(
         note = "" if target in spec.states else f"{target!r} is not a state of this machine"
         raise _invalid(spec, source, target, event, name, note)
     else:
-        # A move named by its target is the event that makes it, if one does:
-        # its effect and event hooks run, and the history names it.
         via = spec.events_between(source, target)
         if len(via) == 1:
             event = via[0]
@@ -396,26 +440,91 @@ def _transition_steps(
                 name,
                 f"events {', '.join(map(repr, via))} all lead there: name one with trigger(event)",
             )
+    return target, event, spec.plan(source, target, event)
 
+
+def _begin(
+    spec: MachineSpec,
+    snapshot: MachineSnapshot,
+    target: str | None,
+    event: str | None,
+    payload: Mapping[str, Any] | None,
+    at: _dt.datetime,
+    machine: str | None,
+) -> tuple[TransitionContext, MovePlan, bool]:
+    """Check the move and build its first context; also say whether any hook
+    runs before the commit."""
+    source = snapshot.state
+    name = machine if machine is not None else spec.name
+    moves = spec._moves
+    key = (source, target, event)
+    try:
+        target, event, plan, hooked = moves[key]
+    except KeyError:
+        target, event, plan = _resolve_move(spec, source, target, event, name)
+        hooked = plan.before_commit
+        # Allowed moves only: a bounded table, and the spec never changes.
+        moves[key] = (target, event, plan, hooked)
     if payload is None or isinstance(payload, ImmutableState):
         frozen_payload = payload or _EMPTY
     else:
         frozen_payload = ImmutableState(payload) if payload else _EMPTY
-    plan = spec.plan(source, target, event)
     ctx = TransitionContext(
         source, target, event, frozen_payload, snapshot.data, snapshot.version + 1, name, at
     )
+    return ctx, plan, hooked
 
-    ctx = yield from _run_hooks(spec, plan, ctx)
 
-    keys = tuple(sorted(ctx.payload._data)) if ctx.payload else ()
-    record = TransitionRecord(ctx.version, source, target, event, at, keys)
+def _after(
+    spec: MachineSpec, snapshot: MachineSnapshot, ctx: TransitionContext
+) -> tuple[MachineSnapshot, TransitionRecord]:
+    """The snapshot a move whose hooks all passed creates, and its history entry."""
+    payload = ctx.payload
+    keys = tuple(sorted(payload._data)) if payload._data else ()
+    record = TransitionRecord(ctx.version, snapshot.state, ctx.target, ctx.event, ctx.at, keys)
     limit = spec.history_limit
-    if limit == 0:
-        history: tuple[TransitionRecord, ...] = ()
+    if limit > 1:
+        history: tuple[TransitionRecord, ...] = (*snapshot.history[1 - limit :], record)
+    elif limit:
+        history = (record,)
     else:
-        history = (*snapshot.history[-(limit - 1) :], record) if limit > 1 else (record,)
-    new = MachineSnapshot(target, ctx.version, ctx.data, history)
+        history = ()
+    return MachineSnapshot(ctx.target, ctx.version, ctx.data, history), record
+
+
+def transition_step(
+    spec: MachineSpec,
+    snapshot: MachineSnapshot,
+    target: str | None,
+    event: str | None,
+    payload: Mapping[str, Any] | None,
+    at: _dt.datetime,
+    machine: str | None,
+    run_async: AsyncRunner,
+) -> tuple[MachineSnapshot, TransitionRecord, TransitionContext, tuple[Hook, ...]]:
+    """`apply_transition` for the actors' hot path: the same checks and hooks,
+    returning ``(snapshot, record, context, after_commit)`` with no outcome
+    object (build one only when there are after-commit hooks to run)."""
+    ctx, plan, hooked = _begin(spec, snapshot, target, event, payload, at, machine)
+    if hooked:
+        ctx = _run_hooks_now(spec, plan, ctx, run_async)
+    new, record = _after(spec, snapshot, ctx)
+    return new, record, ctx, plan.after_commit
+
+
+def _transition_steps(
+    spec: MachineSpec,
+    snapshot: MachineSnapshot,
+    target: str | None,
+    event: str | None,
+    payload: Mapping[str, Any] | None,
+    at: _dt.datetime,
+    machine: str | None,
+) -> _Steps:
+    ctx, plan, hooked = _begin(spec, snapshot, target, event, payload, at, machine)
+    if hooked:
+        ctx = yield from _run_hooks(spec, plan, ctx)
+    new, record = _after(spec, snapshot, ctx)
     return TransitionOutcome(snapshot, new, record, ctx, plan.after_commit)
 
 
@@ -439,20 +548,6 @@ def _run_here(awaitable: Awaitable[Any]) -> Any:
         return loop.run_until_complete(awaitable)
     finally:
         loop.close()
-
-
-def _drive(steps: _Steps, run_async: AsyncRunner) -> Any:
-    try:
-        awaitable = next(steps)
-        while True:
-            try:
-                value = run_async(awaitable)
-            except Exception as exc:
-                awaitable = steps.throw(exc)
-            else:
-                awaitable = steps.send(value)
-    except StopIteration as stop:
-        return stop.value
 
 
 async def _drive_async(steps: _Steps) -> Any:
@@ -500,9 +595,10 @@ def apply_transition(
         HookReturnError: a hook returned something unusable.
         Exception: whatever a hook raised, unchanged.
     """
-    steps = _transition_steps(spec, snapshot, target, event, payload, clock(), machine)
-    outcome: TransitionOutcome = _drive(steps, run_async or _run_here)
-    return outcome
+    new, record, ctx, after_commit = transition_step(
+        spec, snapshot, target, event, payload, clock(), machine, run_async or _run_here
+    )
+    return TransitionOutcome(snapshot, new, record, ctx, after_commit)
 
 
 async def apply_transition_async(
@@ -521,6 +617,7 @@ async def apply_transition_async(
     return outcome
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class CreationOutcome:
     """A new machine that passed its creation hooks, ready to commit.
@@ -537,19 +634,20 @@ class CreationOutcome:
     after_commit: tuple[Hook, ...]
 
 
-def _creation_steps(
+def _creation(
     spec: MachineSpec,
     payload: Mapping[str, Any] | None,
     data: Mapping[str, Any] | None,
     at: _dt.datetime,
     machine: str | None,
-) -> _Steps:
+    run_async: AsyncRunner,
+) -> CreationOutcome:
     frozen_payload = ImmutableState(payload) if payload else _EMPTY
     frozen_data = data if isinstance(data, ImmutableState) else ImmutableState(data or {})
     name = machine if machine is not None else spec.name
     ctx = TransitionContext(None, spec.initial, None, frozen_payload, frozen_data, 0, name, at)
     plan = spec.plan(None, spec.initial, None)
-    ctx = yield from _run_hooks(spec, plan, ctx)
+    ctx = _run_hooks_now(spec, plan, ctx, run_async)
     return CreationOutcome(MachineSnapshot(spec.initial, 0, ctx.data, ()), ctx, plan.after_commit)
 
 
@@ -569,9 +667,7 @@ def apply_creation(
     the payload (generating an order id, say), guards may veto, enter hooks may
     set the data. This is how a database row is created in its start state.
     """
-    steps = _creation_steps(spec, payload, data, clock(), machine)
-    outcome: CreationOutcome = _drive(steps, run_async or _run_here)
-    return outcome
+    return _creation(spec, payload, data, clock(), machine, run_async or _run_here)
 
 
 def run_after_commit(

@@ -206,6 +206,7 @@ class MachineSpec:
         "_events_from",
         "_events_to",
         "_hooks_by_kind",
+        "_moves",
         "_plans",
         "events",
         "history_limit",
@@ -228,6 +229,8 @@ class MachineSpec:
     _events_from: dict[str, tuple[str, ...]]
     _hooks_by_kind: dict[str, tuple[Hook, ...]]
     _plans: dict[tuple[str | None, str, str | None], MovePlan]
+    #: checked moves, by (source, target or None, event or None) as requested
+    _moves: dict[tuple[str, str | None, str | None], tuple[str, str | None, MovePlan]]
     _events_to: dict[tuple[str, str], tuple[str, ...]]
 
     def __init__(
@@ -329,6 +332,7 @@ class MachineSpec:
         put(self, "_events_from", events_from)
         put(self, "_hooks_by_kind", by_kind)
         put(self, "_plans", {})
+        put(self, "_moves", {})
         put(self, "_events_to", events_to)
 
     @staticmethod
