@@ -129,9 +129,11 @@ class Counter:
 
 
 class _Model:
-    """A transitions model: the machine sets ``state`` and the trigger methods."""
+    """A transitions model: the machine sets ``state`` and the trigger methods.
+    ``machine`` is the machine that drives it."""
 
     state: str
+    machine: Any
 
 
 def stateward_toggle(
@@ -148,7 +150,7 @@ def stateward_toggle(
 def transitions_toggle(machine_cls: type, counter: Counter | None) -> _Model:
     model = _Model()
     hook = [] if counter is None else [counter.hook]
-    machine_cls(
+    model.machine = machine_cls(
         model=model,
         states=[{"name": A, "on_enter": hook}, {"name": B, "on_enter": hook}],
         initial=A,

@@ -155,15 +155,22 @@ def check_targets(cases: dict[str, Any]) -> list[dict[str, Any]]:
         ]
     reads = cases.get("reads_under_write", {})
     if reads:
-        targets.append(
+        targets += [
             _target(
-                "reads_under_write: ≥ 50x LockedMachine's reads",
+                "reads_under_write: ≥ 50x LockedMachine's consistent reads (under its lock)",
+                "reads_under_write",
+                _ratios(reads, "stateward", "transitions-LockedMachine-locked", "ops_per_s"),
+                lambda r: r >= 50.0,
+                "x",
+            ),
+            _target(
+                "reads_under_write: ≥ 50x LockedMachine's lock-free attribute reads (torn)",
                 "reads_under_write",
                 _ratios(reads, "stateward", "transitions-LockedMachine", "ops_per_s"),
                 lambda r: r >= 50.0,
                 "x",
-            )
-        )
+            ),
+        ]
     modify = cases.get("modify_8threads", {})
     if modify and "stateward" in modify:
         targets.append(
