@@ -23,7 +23,6 @@ from stateward.actors import Runtime, StateMachine
 from stateward.core import MachineBuilder
 
 A, B = "a", "b"
-VALID = frozenset((A, B))
 TOGGLE = {A: [B], B: [A]}
 #: How long any single blocking call in a case may wait, in seconds.
 CALL_TIMEOUT = 30.0
