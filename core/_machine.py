@@ -316,6 +316,18 @@ def _annotate(exc: BaseException, ctx: TransitionContext, kind: str, hook: str) 
         exc.add_note(f"raised by {kind} hook {hook!r} during {ctx.source!r} -> {ctx.target!r}")
 
 
+def _stopped(ctx: TransitionContext, kind: str, name: str) -> RuntimeError:
+    """The error for a hook that raised StopIteration.
+
+    A generator cannot let StopIteration out (PEP 479), so the async driver's
+    path turns it into this RuntimeError; the plain-code path raises the same,
+    as both did before it existed. Raised ``from`` the StopIteration.
+    """
+    error = RuntimeError("generator raised StopIteration")
+    _annotate(error, ctx, kind, name)
+    return error
+
+
 def _enriched(ctx: TransitionContext, hook: Hook, result: Any) -> TransitionContext:
     """The context after a pre-transition hook returned ``result``."""
     if result is None:
@@ -355,6 +367,8 @@ def _call_now(
             result = run_async(result)
     except Reject as veto:
         raise _rejected(ctx, spec, name, veto.reason) from veto
+    except StopIteration as stop:
+        raise _stopped(ctx, kind, name) from stop
     except Exception as exc:
         _annotate(exc, ctx, kind, name)
         raise
@@ -384,6 +398,8 @@ def _call(
             result = yield result
     except Reject as veto:
         raise _rejected(ctx, spec, name, veto.reason) from veto
+    except StopIteration as stop:
+        raise _stopped(ctx, kind, name) from stop
     except Exception as exc:
         _annotate(exc, ctx, kind, name)
         raise
@@ -451,20 +467,18 @@ def _begin(
     payload: Mapping[str, Any] | None,
     at: _dt.datetime,
     machine: str | None,
-) -> tuple[TransitionContext, MovePlan, bool]:
-    """Check the move and build its first context; also say whether any hook
-    runs before the commit."""
+) -> tuple[TransitionContext, MovePlan]:
+    """Check the move and build its first context."""
     source = snapshot.state
     name = machine if machine is not None else spec.name
     moves = spec._moves
     key = (source, target, event)
     try:
-        target, event, plan, hooked = moves[key]
+        target, event, plan = moves[key]
     except KeyError:
         target, event, plan = _resolve_move(spec, source, target, event, name)
-        hooked = plan.before_commit
         # Allowed moves only: a bounded table, and the spec never changes.
-        moves[key] = (target, event, plan, hooked)
+        moves[key] = (target, event, plan)
     if payload is None or isinstance(payload, ImmutableState):
         frozen_payload = payload or _EMPTY
     else:
@@ -472,7 +486,7 @@ def _begin(
     ctx = TransitionContext(
         source, target, event, frozen_payload, snapshot.data, snapshot.version + 1, name, at
     )
-    return ctx, plan, hooked
+    return ctx, plan
 
 
 def _after(
@@ -505,8 +519,8 @@ def transition_step(
     """`apply_transition` for the actors' hot path: the same checks and hooks,
     returning ``(snapshot, record, context, after_commit)`` with no outcome
     object (build one only when there are after-commit hooks to run)."""
-    ctx, plan, hooked = _begin(spec, snapshot, target, event, payload, at, machine)
-    if hooked:
+    ctx, plan = _begin(spec, snapshot, target, event, payload, at, machine)
+    if plan.before_commit:
         ctx = _run_hooks_now(spec, plan, ctx, run_async)
     new, record = _after(spec, snapshot, ctx)
     return new, record, ctx, plan.after_commit
@@ -521,8 +535,8 @@ def _transition_steps(
     at: _dt.datetime,
     machine: str | None,
 ) -> _Steps:
-    ctx, plan, hooked = _begin(spec, snapshot, target, event, payload, at, machine)
-    if hooked:
+    ctx, plan = _begin(spec, snapshot, target, event, payload, at, machine)
+    if plan.before_commit:
         ctx = yield from _run_hooks(spec, plan, ctx)
     new, record = _after(spec, snapshot, ctx)
     return TransitionOutcome(snapshot, new, record, ctx, plan.after_commit)

@@ -12,26 +12,48 @@ class stays a frozen dataclass in every other way: `dataclasses.fields`,
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from typing import Any, TypeVar
 
 __all__ = ["quick_init"]
 
 C = TypeVar("C", bound=type)
+_POSITIONAL = inspect.Parameter.POSITIONAL_OR_KEYWORD
 
 
 def quick_init(cls: C) -> C:
-    """Replace the ``__init__`` of a frozen, slotted dataclass; see the module."""
-    params = cls.__dataclass_params__  # type: ignore[attr-defined]
-    if not (params.frozen and "__slots__" in cls.__dict__) or hasattr(cls, "__post_init__"):
+    """Replace the ``__init__`` of a frozen, slotted dataclass; see the module.
+
+    Raises:
+        TypeError: ``cls`` is not a frozen dataclass made with ``slots=True``, has
+            a ``__post_init__``, or an ``__init__`` that does not take each field
+            in order (``init=False``, ``kw_only``, ``InitVar``), which this
+            ``__init__`` could not reproduce.
+    """
+    params = getattr(cls, "__dataclass_params__", None)
+    original = cls.__dict__.get("__init__")
+    if (
+        params is None
+        or original is None
+        or not (params.frozen and "__slots__" in cls.__dict__)
+        or hasattr(cls, "__post_init__")
+    ):
         raise TypeError(
             f"{cls.__qualname__} must be a frozen dataclass with slots=True and no __post_init__"
         )
-    names: dict[str, Any] = {}
+    fields = dataclasses.fields(cls)
+    taken = list(inspect.signature(original).parameters.values())[1:]
+    if [(p.name, p.kind) for p in taken] != [(f.name, _POSITIONAL) for f in fields]:
+        raise TypeError(
+            f"{cls.__qualname__}.__init__ must take every field, in order, by position or "
+            "keyword (no init=False, kw_only or InitVar)"
+        )
+    names: dict[str, Any] = {"__name__": cls.__module__}  # the new function's __module__
     signature: list[str] = []
     body: list[str] = []
-    for f in dataclasses.fields(cls):
+    for f in fields:
         setter = f"_set_{f.name}"
-        names[setter] = cls.__dict__[f.name].__set__
+        names[setter] = getattr(cls, f.name).__set__  # the slot's descriptor
         if f.default is not dataclasses.MISSING:
             names[f"_default_{f.name}"] = f.default
             signature.append(f"{f.name}=_default_{f.name}")
@@ -44,7 +66,7 @@ def quick_init(cls: C) -> C:
     exec(source, names)  # the way dataclasses writes its own __init__
     init = names["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
-    init.__doc__ = cls.__init__.__doc__
-    init.__annotations__ = dict(cls.__init__.__annotations__)
-    cls.__init__ = init
+    init.__doc__ = original.__doc__
+    init.__annotations__ = dict(original.__annotations__)
+    cls.__init__ = init  # type: ignore[misc]
     return cls
