@@ -92,6 +92,13 @@ class Reply(Generic[T]):
         done = self._done
         if done is not None:
             done.release()
+        # `add_done_callback` checks the status and appends under the callback
+        # lock: if someone holds it now, wait until they are out, so that their
+        # callback is either in the list read below or run by themselves.
+        lock = self._cell.callback_lock
+        if lock.locked():
+            with lock:
+                pass
         callbacks = self._callbacks
         if callbacks:
             self._run_callbacks(callbacks)
@@ -141,8 +148,10 @@ class Reply(Generic[T]):
                 done = self._done
                 if done is None:
                     self._done = done = fresh
-            if self._status != _PENDING:
-                return
+        # Re-read the status once the lock is there, also when another waiter
+        # installed it: an answer set before that saw no lock to release.
+        if self._status != _PENDING:
+            return
         if done.acquire(True, seconds):
             done.release()
             return
