@@ -20,6 +20,7 @@ from ._errors import (
     UnencodableValueError,
     UnknownVersionError,
 )
+from ._history import History
 from ._machine import (
     CreationOutcome,
     HookFailure,
@@ -63,6 +64,7 @@ __all__ = [
     "FrozenDict",
     "FrozenList",
     "FrozenStateError",
+    "History",
     "Hook",
     "HookFailure",
     "HookReturnError",

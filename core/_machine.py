@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import inspect
-from collections.abc import Awaitable, Callable, Generator, Mapping
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ._errors import InvalidTransition, Reject, StatewardError, TransitionRejected
+from ._history import EMPTY_HISTORY, History, extend_history
 from ._quick import quick_init
 from ._spec import Hook, MachineSpec, MovePlan
 from ._state import ImmutableState
@@ -121,19 +122,21 @@ class MachineSnapshot:
         version: how many transitions have been committed (0 for a new machine).
         data: the machine's own data, changed by event effects and enter/exit hooks.
         history: the last `TransitionRecord` entries, oldest first, at most the
-            spec's ``history_limit``.
+            spec's ``history_limit``: a `History`, a read-only sequence that
+            shares its older records with the snapshots before it (any
+            sequence of records is accepted when building one by hand).
     """
 
     state: str
     version: int = 0
     data: ImmutableState = _EMPTY
-    history: tuple[TransitionRecord, ...] = ()
+    history: Sequence[TransitionRecord] = EMPTY_HISTORY
 
     @classmethod
     def initial(cls, spec: MachineSpec, data: Mapping[str, Any] | None = None) -> MachineSnapshot:
         """A new machine of ``spec``: its initial state, version 0, no history."""
         frozen = data if isinstance(data, ImmutableState) else ImmutableState(data or {})
-        return cls(spec.initial, 0, frozen, ())
+        return cls(spec.initial, 0, frozen, EMPTY_HISTORY)
 
     def to_state(self) -> ImmutableState:
         """An encodable form, for the codec (see `from_state`)."""
@@ -152,7 +155,7 @@ class MachineSnapshot:
             value["state"],
             value["version"],
             data if isinstance(data, ImmutableState) else ImmutableState(data),
-            tuple(TransitionRecord.from_tuple(tuple(r)) for r in value["history"]),
+            History(TransitionRecord.from_tuple(tuple(r)) for r in value["history"]),
         )
 
 
@@ -496,13 +499,7 @@ def _after(
     payload = ctx.payload
     keys = tuple(sorted(payload._data)) if payload._data else ()
     record = TransitionRecord(ctx.version, snapshot.state, ctx.target, ctx.event, ctx.at, keys)
-    limit = spec.history_limit
-    if limit > 1:
-        history: tuple[TransitionRecord, ...] = (*snapshot.history[1 - limit :], record)
-    elif limit:
-        history = (record,)
-    else:
-        history = ()
+    history = extend_history(snapshot.history, record, spec.history_limit)
     return MachineSnapshot(ctx.target, ctx.version, ctx.data, history), record
 
 
@@ -662,7 +659,8 @@ def _creation(
     ctx = TransitionContext(None, spec.initial, None, frozen_payload, frozen_data, 0, name, at)
     plan = spec.plan(None, spec.initial, None)
     ctx = _run_hooks_now(spec, plan, ctx, run_async)
-    return CreationOutcome(MachineSnapshot(spec.initial, 0, ctx.data, ()), ctx, plan.after_commit)
+    new = MachineSnapshot(spec.initial, 0, ctx.data, EMPTY_HISTORY)
+    return CreationOutcome(new, ctx, plan.after_commit)
 
 
 def apply_creation(

@@ -13,12 +13,13 @@ record from a newer schema than this code knows is refused, never misread.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ._config import ConfigChange, ConfigHistory
 from ._errors import StatewardError
+from ._history import EMPTY_HISTORY, extend_history
 from ._machine import MachineSnapshot, TransitionRecord
 from ._spec import MachineSpec
 from ._state import ImmutableState
@@ -147,9 +148,9 @@ class MachineCodec:
                 f"the machine (states: {', '.join(map(repr, self.spec.states))})",
             )
         limit = self.spec.history_limit
-        history: tuple[TransitionRecord, ...] = ()
+        history: Sequence[TransitionRecord] = EMPTY_HISTORY
         if limit and record.at is not None:
-            history = (*snapshot.history[-(limit - 1) :], record) if limit > 1 else (record,)
+            history = extend_history(snapshot.history, record, limit)
         return MachineSnapshot(
             record.to_state,
             record.version,

@@ -489,11 +489,14 @@ class MachineSpec:
             stages += [
                 ("enter", h.name, h.fn) for h in self.hooks_for("enter", source, target, event)
             ]
+            pre = self.hooks_for("pre_transition", source, target, event)
+            guards = self.hooks_for("guard", source, target, event)
             plan = MovePlan(
-                self.hooks_for("pre_transition", source, target, event),
-                self.hooks_for("guard", source, target, event),
+                pre,
+                guards,
                 tuple(stages),
                 self.hooks_for("after_commit", source, target, event),
+                bool(pre or guards or stages),
             )
             self._plans[key] = plan  # idempotent: a race computes the same plan twice
         return plan
@@ -553,11 +556,8 @@ class MovePlan(NamedTuple):
     #: exit hooks, the event's effect, then enter hooks: (kind, name, function)
     stages: tuple[tuple[str, str, Callable[..., Any]], ...]
     after_commit: tuple[Hook, ...]
-
-    @property
-    def before_commit(self) -> bool:
-        """Whether anything runs before the commit."""
-        return bool(self.pre_transition or self.guards or self.stages)
+    #: whether anything runs before the commit
+    before_commit: bool
 
 
 class _ReadOnlyTable(Mapping[str, tuple[str, ...]]):
