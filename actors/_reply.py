@@ -36,7 +36,8 @@ class Reply(Generic[T]):
     - ``await reply`` waits without blocking the event loop.
 
     A request whose wait timed out before the actor started it is withdrawn and
-    never runs (see `ActorTimeout`).
+    never runs (see `ActorTimeout`); the reply is then answered with that
+    error, so every other waiter and done-callback learns of it at once.
     """
 
     __slots__ = (
@@ -155,9 +156,17 @@ class Reply(Generic[T]):
         if done.acquire(True, seconds):
             done.release()
             return
-        # Timed out: withdraw the request if the actor has not started it.
+        raise self._timed_out(seconds)
+
+    def _timed_out(self, seconds: float) -> ActorTimeout:
+        """The error for a wait that timed out. A request the actor has not
+        started is withdrawn: it never runs, and the reply is answered with this
+        error, so other waiters and done-callbacks learn it too."""
         withdrawn = self.claim()
-        raise ActorTimeout(self._cell.name, self.describe(), seconds, started=not withdrawn)
+        error = ActorTimeout(self._cell.name, self.describe(), seconds, started=not withdrawn)
+        if withdrawn:
+            self.set_exception(error)
+        return error
 
     def result(self, timeout: float | None = None) -> T:
         """Wait for the answer and return it, or raise the handler's exception.
@@ -205,17 +214,17 @@ class Reply(Generic[T]):
             waiter: asyncio.Future[None] = loop.create_future()
 
             def wake(_: Reply[T]) -> None:
-                loop.call_soon_threadsafe(_resolve, waiter)
+                try:
+                    loop.call_soon_threadsafe(_resolve, waiter)
+                except RuntimeError:  # the loop has closed: its wait ended long ago
+                    pass
 
             self.add_done_callback(wake)
             seconds = self._cell.default_timeout if timeout is None else timeout
             try:
                 await asyncio.wait_for(asyncio.shield(waiter), seconds)
             except asyncio.TimeoutError:
-                withdrawn = self.claim()
-                raise ActorTimeout(
-                    self._cell.name, self.describe(), seconds, started=not withdrawn
-                ) from None
+                raise self._timed_out(seconds) from None
         if self._status == _ERROR:
             raise self._outcome
         return self._outcome  # type: ignore[no-any-return]

@@ -412,8 +412,50 @@ def test_a_timed_out_wait_withdraws_a_queued_request_which_never_runs(
     assert before.result(timeout=WAIT).seen == [1]
     assert after.result(timeout=WAIT).seen == [1, 3]
     assert log.numbers == [1, 3]
-    assert not withdrawn.done()
+    assert withdrawn.done()  # answered with the timeout: it will never run
+    assert withdrawn.exception(timeout=0) is caught.value
     assert manager.version == 3  # the holding modify, 1 and 3
+
+
+def test_a_withdrawal_answers_the_other_waiters_and_the_callbacks(
+    runtime: Runtime, workers: Workers
+) -> None:
+    manager = StateManager({"n": 0, "seen": []}, runtime=runtime)
+    log = Log()
+    release, held = hold(manager)
+    queued = manager.request_modify(log.op(1))
+    called: list[BaseException | None] = []
+    queued.add_done_callback(lambda reply: called.append(reply.exception(timeout=0)))
+    pause = PauseAt(Reply._wait, "if done.acquire(True, seconds):")
+    seen: list[BaseException | None] = []
+    workers.start(lambda: seen.append(pause.run(queued.exception, WAIT)), name="other waiter")
+    pause.wait_reached()  # the other waiter is about to block for up to WAIT
+    with pytest.raises(ActorTimeout) as caught:
+        queued.result(timeout=0.05)
+    pause.resume.set()
+    workers.join(WAIT)
+    assert seen == [caught.value]  # the withdrawal itself, not a timeout of its own
+    assert called == [caught.value]
+    release.set()
+    assert held.result(timeout=WAIT) == {"n": 0, "seen": []}
+    assert manager.request_modify(log.op(2)).result(timeout=WAIT).seen == [2]
+    assert log.numbers == [2]
+
+
+def test_an_await_that_timed_out_on_a_loop_since_closed_reports_nothing_later(
+    runtime: Runtime,
+) -> None:
+    manager = StateManager({"n": 0}, runtime=runtime)
+    release, held = hold(manager)
+
+    async def impatient() -> None:
+        with pytest.raises(ActorTimeout):
+            await held.wait(timeout=0.05)
+
+    asyncio.run(impatient())  # the loop is closed when this returns
+    release.set()
+    assert held.result(timeout=WAIT) == {"n": 0}
+    assert manager.stats().hook_errors == 0
 
 
 def test_a_waiter_that_timed_out_on_a_started_request_leaves_a_lock_the_answer_releases(
