@@ -532,10 +532,10 @@ class StateActor(pykka.ThreadingActor):
         handle = self._handle
         while not control and not inbox.retired:
             try:
-                envelope = queue.popleft()
+                message = queue.popleft()
             except IndexError:
                 return None
-            handle(envelope.message)
+            handle(message)
         return None
 
     def _handle(self, message: Any) -> None:

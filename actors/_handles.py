@@ -34,7 +34,7 @@ from ._cell import Cell, Commit
 from ._context import current_cell
 from ._errors import SelfCallError
 from ._reply import Reply
-from ._runtime import Envelope, Runtime, default_runtime, send, stop_request
+from ._runtime import Runtime, default_runtime, stop_request
 from ._supervisor import Supervisor
 
 T = TypeVar("T")
@@ -128,7 +128,7 @@ class ActorHandle:
         if turn is not None:
             cell.process_inline(reply, turn)  # the actor was idle: run it here, in turn
         else:
-            cell.mailbox.put(Envelope(reply))
+            cell.mailbox.put(reply)
         return reply.result(timeout)
 
     def _request(
@@ -137,7 +137,9 @@ class ActorHandle:
         args: tuple[Any, ...],
         callback: Callable[[Reply[Any]], Any] | None,
     ) -> Reply[Any]:
-        reply = send(self._cell, op, args)
+        cell = self._cell
+        reply: Reply[Any] = Reply(cell, op, args)
+        cell.mailbox.put(reply)
         if callback is not None:
             reply.add_done_callback(callback)
         return reply

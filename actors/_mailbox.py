@@ -51,8 +51,19 @@ class Inbox:
         return len(self.control) + (0 if self.retired else self.mailbox.qsize())
 
 
+class Envelope:
+    """What pykka's loop takes from an inbox: the message and no pykka future
+    (the `Reply` is our own future)."""
+
+    __slots__ = ("message",)
+    reply_to = None
+
+    def __init__(self, message: Reply[Any]) -> None:
+        self.message = message
+
+
 class Mailbox:
-    """FIFO of envelopes (objects with ``.message`` and ``.reply_to``)."""
+    """FIFO of requests (`Reply` objects), in the order sent."""
 
     def __init__(self, refuse: Callable[[Reply[Any]], None]) -> None:
         self.queue: collections.deque[Any] = collections.deque()
@@ -63,10 +74,10 @@ class Mailbox:
 
     # -- senders ---------------------------------------------------------------------
 
-    def put(self, item: Any) -> None:
+    def put(self, item: Reply[Any]) -> None:
         """Queue ``item``; a request put after `close` is answered as refused."""
         if self.closed_reason is not None:
-            self._refuse(item.message)
+            self._refuse(item)
             return
         self.queue.append(item)
         if self.closed_reason is not None:
@@ -89,7 +100,8 @@ class Mailbox:
     # -- the incarnation's side ----------------------------------------------------------
 
     def take(self, inbox: Inbox) -> Any:
-        """The next envelope for ``inbox``; sleeps (without the turn) while there is none."""
+        """The next envelope for ``inbox`` (what pykka's loop takes: a request
+        is wrapped in one); sleeps (without the turn) while there is none."""
         queue = self.queue
         control = inbox.control
         while True:
@@ -97,7 +109,7 @@ class Mailbox:
                 return control.popleft()
             if not inbox.retired:
                 try:
-                    return queue.popleft()
+                    return Envelope(queue.popleft())
                 except IndexError:
                     pass
             # Register as the sleeper first, then look again: a sender that
@@ -142,4 +154,4 @@ class Mailbox:
                 item = self.queue.popleft()
             except IndexError:
                 return
-            self._refuse(item.message)
+            self._refuse(item)

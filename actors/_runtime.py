@@ -383,19 +383,8 @@ class Runtime:
 def send(cell: Cell, op: Callable[..., Any], args: tuple[Any, ...]) -> Reply[Any]:
     """Queue one request on ``cell``'s actor; never blocks."""
     reply: Reply[Any] = Reply(cell, op, args)
-    cell.mailbox.put(Envelope(reply))
+    cell.mailbox.put(reply)
     return reply
-
-
-class Envelope:
-    """What pykka's loop takes from an inbox: the message and no pykka future
-    (the `Reply` is our own future)."""
-
-    __slots__ = ("message",)
-    reply_to = None
-
-    def __init__(self, message: Reply[Any]) -> None:
-        self.message = message
 
 
 def stop_request(

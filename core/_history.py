@@ -34,25 +34,27 @@ class History(Sequence["TransitionRecord"]):
     tuple or another `History` holding the same records.
     """
 
-    __slots__ = ("_chunks", "_len", "_start", "_tail")
+    # One slot, set once: (chunks, tail, start, size). ``chunks`` are full
+    # tuples of CHUNK records, ``tail`` the newest records (fewer than CHUNK),
+    # ``start`` how many records at the front of the first chunk (or of the
+    # tail, when there are no chunks) are no longer kept, ``size`` how many are.
+    __slots__ = ("_parts",)
 
-    _chunks: _Chunks
-    _tail: tuple[TransitionRecord, ...]
-    _start: int  # records hidden at the front of the first chunk (or of the tail)
-    _len: int
+    _parts: tuple[_Chunks, tuple[TransitionRecord, ...], int, int]
 
     def __init__(self, records: Iterable[TransitionRecord] = ()) -> None:
         items = tuple(records)
         full = len(items) - len(items) % CHUNK
         chunks = tuple(items[i : i + CHUNK] for i in range(0, full, CHUNK))
-        _fill(self, chunks, items[full:], 0, len(items))
+        _set_parts(self, (chunks, items[full:], 0, len(items)))
 
     def appended(self, record: TransitionRecord, limit: int) -> History:
         """This history plus ``record``, keeping the last ``limit`` records."""
         if limit <= 0:
             return EMPTY_HISTORY
-        chunks, start, size = self._chunks, self._start, self._len + 1
-        tail = (*self._tail, record)
+        chunks, tail, start, size = self._parts
+        tail = (*tail, record)
+        size += 1
         if len(tail) == CHUNK:
             chunks, tail = (*chunks, tail), ()
         if size > limit:
@@ -63,18 +65,19 @@ class History(Sequence["TransitionRecord"]):
                 start -= CHUNK
             if not chunks and start:
                 tail, start = tail[start:], 0
-        made: History = History.__new__(History)
-        _fill(made, chunks, tail, start, size)
+        made: History = _new(History)
+        _set_parts(made, (chunks, tail, start, size))
         return made
 
     # -- the sequence ------------------------------------------------------------------
 
     def __len__(self) -> int:
-        return self._len
+        return self._parts[3]
 
     def __iter__(self) -> Iterator[TransitionRecord]:
-        flat = itertools.chain(itertools.chain.from_iterable(self._chunks), self._tail)
-        return itertools.islice(flat, self._start, None)
+        chunks, tail, start, _ = self._parts
+        flat = itertools.chain(itertools.chain.from_iterable(chunks), tail)
+        return itertools.islice(flat, start, None)
 
     @overload
     def __getitem__(self, index: int) -> TransitionRecord: ...
@@ -85,25 +88,25 @@ class History(Sequence["TransitionRecord"]):
     def __getitem__(self, index: int | slice) -> Any:
         if isinstance(index, slice):
             return tuple(self)[index]
-        size = self._len
+        chunks, tail, start, size = self._parts
         i = index.__index__()
         if i < 0:
             i += size
         if not 0 <= i < size:
             raise IndexError("history index out of range")
-        at = self._start + i
+        at = start + i
         chunk, offset = divmod(at, CHUNK)
-        if chunk < len(self._chunks):
-            return self._chunks[chunk][offset]
-        return self._tail[at - len(self._chunks) * CHUNK]
+        if chunk < len(chunks):
+            return chunks[chunk][offset]
+        return tail[at - len(chunks) * CHUNK]
 
     # -- value behaviour ---------------------------------------------------------------
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, History):
-            return self._len == other._len and tuple(self) == tuple(other)
+            return len(self) == len(other) and tuple(self) == tuple(other)
         if isinstance(other, tuple):
-            return self._len == len(other) and tuple(self) == other
+            return len(self) == len(other) and tuple(self) == other
         return NotImplemented
 
     def __hash__(self) -> int:
@@ -122,23 +125,8 @@ class History(Sequence["TransitionRecord"]):
         raise FrozenStateError("History", name, operation="delete")
 
 
-_set_chunks = History._chunks.__set__  # type: ignore[attr-defined]
-_set_tail = History._tail.__set__  # type: ignore[attr-defined]
-_set_start = History._start.__set__  # type: ignore[attr-defined]
-_set_len = History._len.__set__  # type: ignore[attr-defined]
-
-
-def _fill(
-    history: History,
-    chunks: _Chunks,
-    tail: tuple[TransitionRecord, ...],
-    start: int,
-    size: int,
-) -> None:
-    _set_chunks(history, chunks)
-    _set_tail(history, tail)
-    _set_start(history, start)
-    _set_len(history, size)
+_new = object.__new__
+_set_parts = History._parts.__set__  # type: ignore[attr-defined]
 
 
 EMPTY_HISTORY = History()

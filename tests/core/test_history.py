@@ -70,8 +70,9 @@ def test_indexes_and_slices_like_a_tuple() -> None:
 def test_snapshots_share_their_older_records() -> None:
     history = History(record(v) for v in range(1, 3 * CHUNK + 1))
     nxt = history.appended(record(3 * CHUNK + 1), 10 * CHUNK)
-    assert len(history._chunks) == 3 and len(nxt._chunks) == 3
-    assert all(a is b for a, b in zip(nxt._chunks, history._chunks, strict=True))
+    chunks, later = history._parts[0], nxt._parts[0]
+    assert len(chunks) == 3 and len(later) == 3
+    assert all(a is b for a, b in zip(later, chunks, strict=True))
     assert history == tuple(record(v) for v in range(1, 3 * CHUNK + 1))  # unchanged
 
 
@@ -89,9 +90,9 @@ def test_equality_hash_repr_pickle_and_copy() -> None:
 def test_is_frozen() -> None:
     history = History([record(1)])
     with pytest.raises(FrozenStateError):
-        history._len = 5  # type: ignore[misc]
+        history._parts = ((), (), 0, 0)  # type: ignore[misc]
     with pytest.raises(FrozenStateError):
-        del history._tail
+        del history._parts
 
 
 def test_a_plain_sequence_is_taken_in() -> None:
