@@ -210,9 +210,13 @@ _MY_START = _process_start(_MY_PID)
 
 
 class _Pending:
-    """One commit waiting for a batched write."""
+    """One commit waiting for a batched write.
 
-    __slots__ = ("done", "error", "name", "payload", "snapshot", "version")
+    ``wake`` is held until its committer may go on: either its entry was
+    written (``done``), or it is handed the lead of the next write.
+    """
+
+    __slots__ = ("done", "error", "name", "payload", "snapshot", "version", "wake")
 
     def __init__(self, name: str, version: int, payload: bytes, snapshot: bytes | None) -> None:
         self.name = name
@@ -220,7 +224,9 @@ class _Pending:
         self.payload = payload
         self.snapshot = snapshot
         self.error: BaseException | None = None
-        self.done = threading.Event()
+        self.done = False
+        self.wake = threading.Lock()
+        self.wake.acquire()
 
 
 class SQLiteStore:
@@ -604,36 +610,43 @@ class SQLiteStore:
     # -- batched mode --------------------------------------------------------------------
 
     def _write_batched(self, item: _Pending) -> None:
-        """Group commit: the first waiting committer writes everyone's entries.
+        """Group commit: one committer at a time writes everyone's entries.
 
-        Whoever finds no write under way becomes the leader: it takes every
-        pending entry, writes them in one transaction (one fsync), and wakes
-        their committers. Entries that arrive meanwhile wait for the next
-        leader, one of their own committers.
+        The first committer to find no write under way leads: it takes every
+        pending entry, writes them in one statement (one fsync), wakes each of
+        their committers, and hands the lead to the committer of the oldest
+        entry that arrived meanwhile. Every committer is woken exactly once,
+        by its own lock: no crowd wakes up to find it has nothing to do.
         """
         cond = self._cond
         with cond:
             self._check_open()
             self._pending.append(item)
-        while True:
-            with cond:
-                while self._leading and not item.done.is_set():
-                    cond.wait()
-                if item.done.is_set():
-                    break
-                self._leading = True
-                batch, self._pending = self._pending, []
-            try:
-                self._write(batch)
-            except BaseException as exc:
-                for pending in batch:
-                    pending.error = exc
-            finally:
-                with cond:
-                    for pending in batch:
-                        pending.done.set()
-                    self._leading = False
-                    cond.notify_all()
+            lead = not self._leading
+            self._leading = True
+        if not lead:
+            item.wake.acquire()
+            if item.done:
+                if item.error is not None:
+                    raise item.error
+                return
+        # Leading: this entry is still pending, so it is in the batch taken here.
+        with cond:
+            batch, self._pending = self._pending, []
+        try:
+            self._write(batch)
+        except BaseException as exc:
+            for pending in batch:
+                pending.error = exc
+        for pending in batch:
+            pending.done = True
+            if pending is not item:
+                pending.wake.release()
+        with cond:
+            if self._pending:
+                self._pending[0].wake.release()  # not done: its committer leads next
+            else:
+                self._leading = False
         if item.error is not None:
             raise item.error
 
