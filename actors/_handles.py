@@ -455,7 +455,7 @@ class StateMachine(ActorHandle):
         self, cell: Cell, target: str | None, event: str | None, payload: Mapping[str, Any] | None
     ) -> Commit:
         old = cell.snapshot
-        new, record, ctx, after_commit = transition_step(
+        new, entry, ctx, after_commit = transition_step(
             self._spec,
             old,
             target,
@@ -467,7 +467,7 @@ class StateMachine(ActorHandle):
         )
         if not after_commit:
             return Commit(new, new)
-        outcome = TransitionOutcome(old, new, record, ctx, after_commit)
+        outcome = TransitionOutcome(old, new, TransitionRecord(*entry), ctx, after_commit)
 
         def after() -> None:
             cell.report_failures(run_after_commit(outcome, cell.run_async))

@@ -1,30 +1,73 @@
-"""A machine's kept history: an immutable sequence that shares its past.
+"""A machine's kept history: its transition records, in a sequence that shares its past.
 
 Every transition makes a new snapshot whose history is the old one plus one
 record, trimmed to the spec's ``history_limit``. Copying a tuple for that costs
 time in proportion to the limit on every transition (and freeing the old copy
-as much again). A `History` keeps its records in full chunks of `CHUNK` plus a
-short tail: adding a record copies only the tail, and a chunk list once per
-`CHUNK` records, and every snapshot shares the chunks with the one before.
+as much again). A `History` keeps its entries in full chunks of `CHUNK` plus a
+short tail: adding one copies only the tail, and a chunk list once per `CHUNK`
+entries, and every snapshot shares the chunks with the one before. Entries are
+kept as plain tuples (`TransitionRecord.to_tuple`'s form); a `TransitionRecord`
+is made when one is read.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, overload
+from dataclasses import dataclass
+from typing import Any, overload
 
 from ._errors import FrozenStateError
+from ._quick import quick_init
 
-if TYPE_CHECKING:
-    from ._machine import TransitionRecord
+__all__ = ["CHUNK", "Entry", "History", "TransitionRecord"]
 
-__all__ = ["CHUNK", "History"]
-
-#: Records per shared chunk.
+#: Entries per shared chunk.
 CHUNK = 32
 
-_Chunks = tuple[tuple["TransitionRecord", ...], ...]
+#: A record as kept: (version, from_state, to_state, event, at, payload_keys).
+Entry = tuple[int, str, str, "str | None", _dt.datetime, tuple[str, ...]]
+_Chunks = tuple[tuple[Entry, ...], ...]
+
+
+@quick_init
+@dataclass(frozen=True, slots=True)
+class TransitionRecord:
+    """One committed transition, as kept in a machine's history.
+
+    Attributes:
+        version: the machine version this transition created.
+        from_state: the state it left.
+        to_state: the state it entered.
+        event: the event that fired, or None for a move by target.
+        at: when it was committed (the clock's time, UTC by default).
+        payload_keys: the keys of the payload after enrichment, sorted.
+    """
+
+    version: int
+    from_state: str
+    to_state: str
+    event: str | None
+    at: _dt.datetime
+    payload_keys: tuple[str, ...] = ()
+
+    def to_tuple(self) -> tuple[Any, ...]:
+        """An encodable form, for snapshots (see `from_tuple`)."""
+        return (
+            self.version,
+            self.from_state,
+            self.to_state,
+            self.event,
+            self.at,
+            self.payload_keys,
+        )
+
+    @classmethod
+    def from_tuple(cls, value: tuple[Any, ...]) -> TransitionRecord:
+        """Rebuild a record from `to_tuple`'s form."""
+        version, from_state, to_state, event, at, keys = value
+        return cls(version, from_state, to_state, event, at, tuple(keys))
 
 
 class History(Sequence["TransitionRecord"]):
@@ -35,25 +78,36 @@ class History(Sequence["TransitionRecord"]):
     """
 
     # One slot, set once: (chunks, tail, start, size). ``chunks`` are full
-    # tuples of CHUNK records, ``tail`` the newest records (fewer than CHUNK),
-    # ``start`` how many records at the front of the first chunk (or of the
+    # tuples of CHUNK entries, ``tail`` the newest entries (fewer than CHUNK),
+    # ``start`` how many entries at the front of the first chunk (or of the
     # tail, when there are no chunks) are no longer kept, ``size`` how many are.
     __slots__ = ("_parts",)
 
-    _parts: tuple[_Chunks, tuple[TransitionRecord, ...], int, int]
+    _parts: tuple[_Chunks, tuple[Entry, ...], int, int]
 
     def __init__(self, records: Iterable[TransitionRecord] = ()) -> None:
-        items = tuple(records)
-        full = len(items) - len(items) % CHUNK
-        chunks = tuple(items[i : i + CHUNK] for i in range(0, full, CHUNK))
-        _set_parts(self, (chunks, items[full:], 0, len(items)))
+        _set_parts(self, _layout(tuple(r.to_tuple() for r in records)))
 
-    def appended(self, record: TransitionRecord, limit: int) -> History:
-        """This history plus ``record``, keeping the last ``limit`` records."""
+    @classmethod
+    def from_entries(cls, entries: Iterable[Entry]) -> History:
+        """A history of records given in `TransitionRecord.to_tuple`'s form."""
+        made: History = _new(cls)
+        _set_parts(made, _layout(tuple(entries)))
+        return made
+
+    def entries(self) -> Iterator[Entry]:
+        """The records in `TransitionRecord.to_tuple`'s form, oldest first,
+        without making record objects."""
+        chunks, tail, start, _ = self._parts
+        flat = itertools.chain(itertools.chain.from_iterable(chunks), tail)
+        return itertools.islice(flat, start, None)
+
+    def appended(self, entry: Entry, limit: int) -> History:
+        """This history plus ``entry``, keeping the last ``limit`` records."""
         if limit <= 0:
             return EMPTY_HISTORY
         chunks, tail, start, size = self._parts
-        tail = (*tail, record)
+        tail = (*tail, entry)
         size += 1
         if len(tail) == CHUNK:
             chunks, tail = (*chunks, tail), ()
@@ -75,9 +129,7 @@ class History(Sequence["TransitionRecord"]):
         return self._parts[3]
 
     def __iter__(self) -> Iterator[TransitionRecord]:
-        chunks, tail, start, _ = self._parts
-        flat = itertools.chain(itertools.chain.from_iterable(chunks), tail)
-        return itertools.islice(flat, start, None)
+        return itertools.starmap(TransitionRecord, self.entries())
 
     @overload
     def __getitem__(self, index: int) -> TransitionRecord: ...
@@ -97,14 +149,14 @@ class History(Sequence["TransitionRecord"]):
         at = start + i
         chunk, offset = divmod(at, CHUNK)
         if chunk < len(chunks):
-            return chunks[chunk][offset]
-        return tail[at - len(chunks) * CHUNK]
+            return TransitionRecord(*chunks[chunk][offset])
+        return TransitionRecord(*tail[at - len(chunks) * CHUNK])
 
     # -- value behaviour ---------------------------------------------------------------
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, History):
-            return len(self) == len(other) and tuple(self) == tuple(other)
+            return len(self) == len(other) and tuple(self.entries()) == tuple(other.entries())
         if isinstance(other, tuple):
             return len(self) == len(other) and tuple(self) == other
         return NotImplemented
@@ -116,7 +168,7 @@ class History(Sequence["TransitionRecord"]):
         return f"History({list(self)!r})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (History, (tuple(self),))
+        return (History.from_entries, (tuple(self.entries()),))
 
     def __setattr__(self, name: str, value: object) -> None:
         raise FrozenStateError("History", name)
@@ -129,13 +181,18 @@ _new = object.__new__
 _set_parts = History._parts.__set__  # type: ignore[attr-defined]
 
 
+def _layout(entries: tuple[Entry, ...]) -> tuple[_Chunks, tuple[Entry, ...], int, int]:
+    full = len(entries) - len(entries) % CHUNK
+    chunks = tuple(entries[i : i + CHUNK] for i in range(0, full, CHUNK))
+    return chunks, entries[full:], 0, len(entries)
+
+
 EMPTY_HISTORY = History()
 
 
-def extend_history(
-    history: Sequence[TransitionRecord], record: TransitionRecord, limit: int
-) -> History:
-    """``history`` (a `History` or any sequence) plus ``record``, the last ``limit`` kept."""
+def extend_history(history: Sequence[TransitionRecord], entry: Entry, limit: int) -> History:
+    """``history`` (a `History` or any sequence of records) plus ``entry``, the
+    last ``limit`` kept."""
     if type(history) is not History:
         history = History(history[-limit:] if limit > 0 else ())
-    return history.appended(record, limit)
+    return history.appended(entry, limit)

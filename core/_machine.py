@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import inspect
-from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ._errors import InvalidTransition, Reject, StatewardError, TransitionRejected
-from ._history import EMPTY_HISTORY, History, extend_history
+from ._history import EMPTY_HISTORY, Entry, History, TransitionRecord, extend_history
 from ._quick import quick_init
 from ._spec import Hook, MachineSpec, MovePlan
 from ._state import ImmutableState
@@ -73,43 +73,10 @@ class HookReturnError(StatewardError, TypeError):
         super().__init__(f"{kind} hook {hook!r} returned {value!r}; {expected}")
 
 
-@quick_init
-@dataclass(frozen=True, slots=True)
-class TransitionRecord:
-    """One committed transition, as kept in a machine's history.
-
-    Attributes:
-        version: the machine version this transition created.
-        from_state: the state it left.
-        to_state: the state it entered.
-        event: the event that fired, or None for a move by target.
-        at: when it was committed (the clock's time, UTC by default).
-        payload_keys: the keys of the payload after enrichment, sorted.
-    """
-
-    version: int
-    from_state: str
-    to_state: str
-    event: str | None
-    at: _dt.datetime
-    payload_keys: tuple[str, ...] = ()
-
-    def to_tuple(self) -> tuple[Any, ...]:
-        """An encodable form, for snapshots (see `from_tuple`)."""
-        return (
-            self.version,
-            self.from_state,
-            self.to_state,
-            self.event,
-            self.at,
-            self.payload_keys,
-        )
-
-    @classmethod
-    def from_tuple(cls, value: tuple[Any, ...]) -> TransitionRecord:
-        """Rebuild a record from `to_tuple`'s form."""
-        version, from_state, to_state, event, at, keys = value
-        return cls(version, from_state, to_state, event, at, tuple(keys))
+def _entries(history: Sequence[TransitionRecord]) -> Iterable[Entry]:
+    if type(history) is History:
+        return history.entries()
+    return (r.to_tuple() for r in history)
 
 
 @quick_init
@@ -144,7 +111,7 @@ class MachineSnapshot:
             state=self.state,
             version=self.version,
             data=self.data,
-            history=tuple(r.to_tuple() for r in self.history),
+            history=tuple(_entries(self.history)),
         )
 
     @classmethod
@@ -388,7 +355,9 @@ def _run_hooks_now(
         if _call_now(spec, ctx, hook.kind, hook.name, hook.fn, run_async) is False:
             raise _rejected(ctx, spec, hook.name, _veto_reason(hook.fn))
     for stage in plan.stages:
-        ctx = _changed(spec, ctx, stage, _call_now(spec, ctx, *stage, run_async))
+        result = _call_now(spec, ctx, *stage, run_async)
+        if result is not None:  # None, the usual answer, changes nothing
+            ctx = _changed(spec, ctx, stage, result)
     return ctx
 
 
@@ -417,7 +386,9 @@ def _run_hooks(spec: MachineSpec, plan: MovePlan, ctx: TransitionContext) -> _St
         if (yield from _call(spec, ctx, hook.kind, hook.name, hook.fn)) is False:
             raise _rejected(ctx, spec, hook.name, _veto_reason(hook.fn))
     for stage in plan.stages:
-        ctx = _changed(spec, ctx, stage, (yield from _call(spec, ctx, *stage)))
+        result = yield from _call(spec, ctx, *stage)
+        if result is not None:
+            ctx = _changed(spec, ctx, stage, result)
     return ctx
 
 
@@ -494,13 +465,14 @@ def _begin(
 
 def _after(
     spec: MachineSpec, snapshot: MachineSnapshot, ctx: TransitionContext
-) -> tuple[MachineSnapshot, TransitionRecord]:
-    """The snapshot a move whose hooks all passed creates, and its history entry."""
+) -> tuple[MachineSnapshot, Entry]:
+    """The snapshot a move whose hooks all passed creates, and its history entry
+    (in `TransitionRecord.to_tuple`'s form)."""
     payload = ctx.payload
     keys = tuple(sorted(payload._data)) if payload._data else ()
-    record = TransitionRecord(ctx.version, snapshot.state, ctx.target, ctx.event, ctx.at, keys)
-    history = extend_history(snapshot.history, record, spec.history_limit)
-    return MachineSnapshot(ctx.target, ctx.version, ctx.data, history), record
+    entry: Entry = (ctx.version, snapshot.state, ctx.target, ctx.event, ctx.at, keys)
+    history = extend_history(snapshot.history, entry, spec.history_limit)
+    return MachineSnapshot(ctx.target, ctx.version, ctx.data, history), entry
 
 
 def transition_step(
@@ -512,15 +484,16 @@ def transition_step(
     at: _dt.datetime,
     machine: str | None,
     run_async: AsyncRunner,
-) -> tuple[MachineSnapshot, TransitionRecord, TransitionContext, tuple[Hook, ...]]:
+) -> tuple[MachineSnapshot, Entry, TransitionContext, tuple[Hook, ...]]:
     """`apply_transition` for the actors' hot path: the same checks and hooks,
-    returning ``(snapshot, record, context, after_commit)`` with no outcome
-    object (build one only when there are after-commit hooks to run)."""
+    returning ``(snapshot, entry, context, after_commit)`` with no outcome or
+    record object (``TransitionRecord(*entry)`` makes the record, when there
+    are after-commit hooks to give it to)."""
     ctx, plan = _begin(spec, snapshot, target, event, payload, at, machine)
     if plan.before_commit:
         ctx = _run_hooks_now(spec, plan, ctx, run_async)
-    new, record = _after(spec, snapshot, ctx)
-    return new, record, ctx, plan.after_commit
+    new, entry = _after(spec, snapshot, ctx)
+    return new, entry, ctx, plan.after_commit
 
 
 def _transition_steps(
@@ -535,8 +508,8 @@ def _transition_steps(
     ctx, plan = _begin(spec, snapshot, target, event, payload, at, machine)
     if plan.before_commit:
         ctx = yield from _run_hooks(spec, plan, ctx)
-    new, record = _after(spec, snapshot, ctx)
-    return TransitionOutcome(snapshot, new, record, ctx, plan.after_commit)
+    new, entry = _after(spec, snapshot, ctx)
+    return TransitionOutcome(snapshot, new, TransitionRecord(*entry), ctx, plan.after_commit)
 
 
 def _run_here(awaitable: Awaitable[Any]) -> Any:
@@ -606,10 +579,10 @@ def apply_transition(
         HookReturnError: a hook returned something unusable.
         Exception: whatever a hook raised, unchanged.
     """
-    new, record, ctx, after_commit = transition_step(
+    new, entry, ctx, after_commit = transition_step(
         spec, snapshot, target, event, payload, clock(), machine, run_async or _run_here
     )
-    return TransitionOutcome(snapshot, new, record, ctx, after_commit)
+    return TransitionOutcome(snapshot, new, TransitionRecord(*entry), ctx, after_commit)
 
 
 async def apply_transition_async(

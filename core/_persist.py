@@ -150,7 +150,7 @@ class MachineCodec:
         limit = self.spec.history_limit
         history: Sequence[TransitionRecord] = EMPTY_HISTORY
         if limit and record.at is not None:
-            history = extend_history(snapshot.history, record, limit)
+            history = extend_history(snapshot.history, record.to_tuple(), limit)
         return MachineSnapshot(
             record.to_state,
             record.version,

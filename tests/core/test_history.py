@@ -39,7 +39,7 @@ def test_appending_keeps_the_last_limit_records_like_a_tuple(limit: int, count: 
     history: History = History()
     model: tuple[TransitionRecord, ...] = ()
     for version in range(1, count + 1):
-        history = history.appended(record(version), limit)
+        history = history.appended(record(version).to_tuple(), limit)
         model = (*model, record(version))[-limit:] if limit else ()
         assert len(history) == len(model)
     assert tuple(history) == model
@@ -69,7 +69,7 @@ def test_indexes_and_slices_like_a_tuple() -> None:
 
 def test_snapshots_share_their_older_records() -> None:
     history = History(record(v) for v in range(1, 3 * CHUNK + 1))
-    nxt = history.appended(record(3 * CHUNK + 1), 10 * CHUNK)
+    nxt = history.appended(record(3 * CHUNK + 1).to_tuple(), 10 * CHUNK)
     chunks, later = history._parts[0], nxt._parts[0]
     assert len(chunks) == 3 and len(later) == 3
     assert all(a is b for a, b in zip(later, chunks, strict=True))
@@ -96,9 +96,11 @@ def test_is_frozen() -> None:
 
 
 def test_a_plain_sequence_is_taken_in() -> None:
-    extended = extend_history((record(1), record(2), record(3)), record(4), 2)
+    extended = extend_history((record(1), record(2), record(3)), record(4).to_tuple(), 2)
     assert type(extended) is History and extended == (record(3), record(4))
-    assert extend_history([record(1)], record(2), 0) == ()
+    assert list(extended.entries()) == [record(3).to_tuple(), record(4).to_tuple()]
+    assert History.from_entries(extended.entries()) == extended
+    assert extend_history([record(1)], record(2).to_tuple(), 0) == ()
 
 
 def test_machine_history_over_a_long_run_and_through_the_codec() -> None:
