@@ -141,6 +141,9 @@ class Cell:
         self.name = name
         self.kind = kind
         self.snapshot = snapshot
+        #: The handle's ``__dict__``, when the handle shows ``snapshot`` as a
+        #: plain attribute: every publish writes it there too.
+        self.mirror: dict[str, Any] | None = None
         self.view = view
         self.version_of = version_of
         self.on_error = on_error
@@ -208,6 +211,13 @@ class Cell:
     def report_failures(self, failures: tuple[HookFailure, ...]) -> None:
         for failure in failures:
             self.report(failure.kind, failure.hook, failure.error)
+
+    def publish(self, snapshot: Any) -> None:
+        """Make ``snapshot`` the one readers see (outside a request: at start)."""
+        self.snapshot = snapshot
+        mirror = self.mirror
+        if mirror is not None:
+            mirror["snapshot"] = snapshot
 
     def notify_observers(self, old: Any, new: Any) -> None:
         observers = self.observers
@@ -292,7 +302,11 @@ class Cell:
                 crashed.__cause__ = exc
                 message.set_exception(crashed)
                 return exc
-        self.snapshot = commit.snapshot  # publish: readers see it from now on
+        new = commit.snapshot
+        self.snapshot = new  # publish: readers see it from now on
+        mirror = self.mirror
+        if mirror is not None:
+            mirror["snapshot"] = new
         try:
             if commit.after is not None:
                 commit.after()
@@ -485,7 +499,7 @@ class StateActor(pykka.ThreadingActor):
         try:
             if self.generation > 1 and cell.store is not None:
                 # A restart recovers the way a reboot does: from the store.
-                cell.snapshot = cell.store.recover(cell.name, cell.codec)  # type: ignore[arg-type]
+                cell.publish(cell.store.recover(cell.name, cell.codec))  # type: ignore[arg-type]
             hook = cell.on_start
             if hook is not None:
                 result = hook(cell.view(cell.snapshot))

@@ -45,6 +45,9 @@ class ActorHandle:
     """What every handle has: a name, its runtime, observers, stats and stop."""
 
     _kind = "actor"
+    #: Whether ``snapshot`` is a plain attribute of the handle, kept current by
+    #: the actor (a read is then one attribute lookup: no property call).
+    _mirrored = False
 
     def __init__(
         self,
@@ -74,7 +77,23 @@ class ActorHandle:
             on_start=options.on_start,
             codec=codec,
         )
+        if self._mirrored:
+            self.__dict__["snapshot"] = snapshot
+            self._cell.mirror = self.__dict__
         runtime._start(self, self._cell, supervisor, options.restart)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name == "snapshot":
+            raise AttributeError(
+                f"{type(self).__name__}.snapshot is read-only: it is the last committed "
+                "snapshot, changed only by the actor's requests"
+            )
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if name == "snapshot":
+            raise AttributeError(f"{type(self).__name__}.snapshot cannot be deleted")
+        object.__delattr__(self, name)
 
     @property
     def recovered(self) -> bool:
@@ -336,6 +355,7 @@ class StateMachine(ActorHandle):
     """
 
     _kind = "machine"
+    _mirrored = True
 
     def __init__(
         self,
@@ -371,17 +391,15 @@ class StateMachine(ActorHandle):
         """The machine's definition."""
         return self._spec
 
-    @property
-    def snapshot(self) -> MachineSnapshot:
-        """The last committed `MachineSnapshot` (state, version, data, history)."""
-        snapshot: MachineSnapshot = self._cell.snapshot
-        return snapshot
+    snapshot: MachineSnapshot
+    """The last committed `MachineSnapshot` (state, version, data, history): a
+    plain attribute that the actor replaces at each commit, read with no lock
+    and no message. Read-only."""
 
     @property
     def current_state(self) -> str:
         """The current state, as of the last commit: read with no lock and no message."""
-        state: str = self._cell.snapshot.state
-        return state
+        return self.snapshot.state
 
     @property
     def version(self) -> int:
@@ -501,6 +519,7 @@ class StateManager(ActorHandle):
     """
 
     _kind = "manager"
+    _mirrored = True
 
     def __init__(
         self,
@@ -530,14 +549,11 @@ class StateManager(ActorHandle):
 
     def get_state(self) -> ImmutableState:
         """The values as of the last commit (an `ImmutableState`)."""
-        state: ImmutableState = self._cell.snapshot.state
-        return state
+        return self.snapshot.state
 
-    @property
-    def snapshot(self) -> StoreSnapshot:
-        """The last committed `StoreSnapshot` (state and version)."""
-        snapshot: StoreSnapshot = self._cell.snapshot
-        return snapshot
+    snapshot: StoreSnapshot
+    """The last committed `StoreSnapshot` (state and version): a plain attribute
+    that the actor replaces at each commit. Read-only."""
 
     @property
     def version(self) -> int:

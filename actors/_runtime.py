@@ -195,7 +195,7 @@ class Runtime:
         if stored is None:
             store.create(cell.name, codec, cell.snapshot)
         else:
-            cell.snapshot = stored
+            cell.publish(stored)
             cell.recovered = True
 
     def _forget_cell(self, cell: Cell) -> None:
