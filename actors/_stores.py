@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from stateward.core import DecodeError, SchemaVersionError, decode, encode
+from stateward.core._codec import encode_checked
 from stateward.core._persist import RECORD_SCHEMA, DefinitionMismatch, KindCodec, RecordUpgrades
 
 from ._errors import ActorOwned, RecoveryError, StoreOpenError, StoreWriteError
@@ -445,7 +446,7 @@ class SQLiteStore:
 
     @staticmethod
     def _record(name: str, kind: str, version: int, body: Any) -> bytes:
-        return encode((name, kind, version, RECORD_SCHEMA, body))
+        return encode_checked((name, kind, version, RECORD_SCHEMA, body))
 
     def _read(self, name: str, kind: str, version: int, what: str, payload: bytes) -> Any:
         """Decode a record and check it belongs where it was found; upgrade it."""

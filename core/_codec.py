@@ -48,16 +48,51 @@ _TZ_NAIVE = 0
 _TZ_FIXED = 1
 _TZ_ZONE = 2
 
+
 # Frozen values were checked on the way in; None, bool, float and bytes always
 # encode. (A plain str is not here: it may hold a lone surrogate, which UTF-8 cannot.)
+def _ext(code: int, data: bytes) -> msgpack.ExtType:
+    """An ExtType, made directly: its own constructor re-checks both types in
+    Python, which our callers already guarantee (an int code, bytes data)."""
+    return _new_tuple(msgpack.ExtType, (code, data))
+
+
+_new_tuple = tuple.__new__
+
 _TRUSTED = frozenset({ImmutableState, FrozenDict, FrozenList, type(None), bool, float, bytes})
 
 _INT_MIN = -(2**63)
 _INT_MAX = 2**64 - 1
 
 
+#: Idle packers. A packer packs one value at a time, and ``_default`` packs
+#: nested values while the outer one is still packing, so each call takes its
+#: own from here (list.pop and list.append are atomic: threads share the pool
+#: safely) and puts it back when done. Making a packer per call cost more than
+#: the packing (msgpack's first buffer is 256 KiB; ours starts small).
+_packers: list[msgpack.Packer] = []
+
+
 def _pack(value: Any) -> bytes:
-    return msgpack.packb(value, default=_default, strict_types=True, use_bin_type=True)  # type: ignore[no-any-return]
+    try:
+        packer = _packers.pop()
+    except IndexError:
+        packer = msgpack.Packer(
+            default=_default, strict_types=True, use_bin_type=True, buf_size=1024
+        )
+    packed: bytes = packer.pack(value)  # on an error the packer is dropped, not reused
+    if len(_packers) < _POOL_SIZE:
+        _packers.append(packer)
+    return packed
+
+
+_POOL_SIZE = 64
+
+
+_UTC = _dt.timezone.utc
+#: How UTC itself is written: a fixed offset of 0 with its default name (the
+#: general branch below gives the same).
+_UTC_FIELDS = (_TZ_FIXED, [0, None])
 
 
 def _encode_datetime(value: _dt.datetime) -> list[Any]:
@@ -74,6 +109,8 @@ def _encode_datetime(value: _dt.datetime) -> list[Any]:
     tz = value.tzinfo
     if tz is None:
         fields += [_TZ_NAIVE, None]
+    elif tz is _UTC:
+        fields += _UTC_FIELDS
     elif type(tz) is _dt.timezone:
         offset = tz.utcoffset(None)
         name = tz.tzname(None)
@@ -108,21 +145,21 @@ def _decode_datetime(fields: list[Any]) -> _dt.datetime:
 def _default(value: Any) -> msgpack.ExtType:
     kind = type(value)
     if kind is ImmutableState:
-        return msgpack.ExtType(_EXT_STATE, _pack(value._data))
+        return _ext(_EXT_STATE, _pack(value._data))
     if kind is FrozenDict:
-        return msgpack.ExtType(_EXT_FROZENDICT, _pack(value._data))
+        return _ext(_EXT_FROZENDICT, _pack(value._data))
     if kind is FrozenList:
-        return msgpack.ExtType(_EXT_FROZENLIST, _pack(list(value._items)))
+        return _ext(_EXT_FROZENLIST, _pack(list(value._items)))
     if kind is tuple:
-        return msgpack.ExtType(_EXT_TUPLE, _pack(list(value)))
+        return _ext(_EXT_TUPLE, _pack(list(value)))
     if kind is set:
-        return msgpack.ExtType(_EXT_SET, _pack(list(value)))
+        return _ext(_EXT_SET, _pack(list(value)))
     if kind is frozenset:
-        return msgpack.ExtType(_EXT_FROZENSET, _pack(list(value)))
+        return _ext(_EXT_FROZENSET, _pack(list(value)))
     if kind is _dt.datetime:
-        return msgpack.ExtType(_EXT_DATETIME, _pack(_encode_datetime(value)))
+        return _ext(_EXT_DATETIME, _pack(_encode_datetime(value)))
     if kind is int:  # out of msgpack's 64-bit range
-        return msgpack.ExtType(_EXT_BIGINT, str(value).encode("ascii"))
+        return _ext(_EXT_BIGINT, str(value).encode("ascii"))
     raise TypeError(f"cannot encode {kind.__qualname__}")
 
 
@@ -137,7 +174,7 @@ def _prepare(value: Any, path: str) -> Any:
         return (
             value
             if _INT_MIN <= value <= _INT_MAX
-            else msgpack.ExtType(_EXT_BIGINT, str(value).encode("ascii"))
+            else _ext(_EXT_BIGINT, str(value).encode("ascii"))
         )
     if kind is dict:
         out: dict[str, Any] = {}
@@ -148,17 +185,17 @@ def _prepare(value: Any, path: str) -> Any:
     if kind is list:
         return [_prepare(v, f"{path}[{i}]") for i, v in enumerate(value)]
     if kind is tuple:
-        return msgpack.ExtType(_EXT_TUPLE, _pack_checked(list(value), path))
+        return _ext(_EXT_TUPLE, _pack_checked(list(value), path))
     if kind is set:
-        return msgpack.ExtType(_EXT_SET, _pack_checked(list(value), path))
+        return _ext(_EXT_SET, _pack_checked(list(value), path))
     if kind is frozenset:
-        return msgpack.ExtType(_EXT_FROZENSET, _pack_checked(list(value), path))
+        return _ext(_EXT_FROZENSET, _pack_checked(list(value), path))
     if kind is ImmutableState:
-        return msgpack.ExtType(_EXT_STATE, _pack_checked(value._data, path))
+        return _ext(_EXT_STATE, _pack_checked(value._data, path))
     if kind is FrozenDict:
-        return msgpack.ExtType(_EXT_FROZENDICT, _pack_checked(value._data, path))
+        return _ext(_EXT_FROZENDICT, _pack_checked(value._data, path))
     if kind is FrozenList:
-        return msgpack.ExtType(_EXT_FROZENLIST, _pack_checked(list(value._items), path))
+        return _ext(_EXT_FROZENLIST, _pack_checked(list(value._items), path))
     # Everything else must be a scalar that freeze() accepts: it raises the
     # path-naming error otherwise, and normalises str/int subclasses.
     return freeze(value, path)
@@ -195,6 +232,18 @@ def encode(value: Any) -> bytes:
     if body is None:
         # Plain values: check every part (naming the path of a bad one) and
         # convert big ints and scalar subclasses on the way.
+        body = _pack(_prepare(value, ""))
+    return _HEADER.pack(_MAGIC, SCHEMA_VERSION, _checksum(SCHEMA_VERSION, body)) + body
+
+
+def encode_checked(value: Any) -> bytes:
+    """`encode` for a value built only from parts that were checked already
+    (the stores' records: names, versions, and values taken from frozen state).
+    It packs them as they are; only if that fails does it check every part, as
+    `encode` does, to name what is wrong."""
+    try:
+        body = _pack(value)
+    except (OverflowError, TypeError, ValueError):
         body = _pack(_prepare(value, ""))
     return _HEADER.pack(_MAGIC, SCHEMA_VERSION, _checksum(SCHEMA_VERSION, body)) + body
 
