@@ -641,13 +641,16 @@ class SQLiteStore:
                 pending.error = exc
         for pending in batch:
             pending.done = True
-            if pending is not item:
-                pending.wake.release()
+        # Hand the lead on first, so the next write starts while the committers
+        # of this one wake up and go on.
         with cond:
             if self._pending:
                 self._pending[0].wake.release()  # not done: its committer leads next
             else:
                 self._leading = False
+        for pending in batch:
+            if pending is not item:
+                pending.wake.release()
         if item.error is not None:
             raise item.error
 
