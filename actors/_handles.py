@@ -95,6 +95,12 @@ class ActorHandle:
             raise AttributeError(f"{type(self).__name__}.snapshot cannot be deleted")
         object.__delattr__(self, name)
 
+    def __copy__(self: T) -> T:
+        # A handle stands for its actor: a copy is the handle itself. A new
+        # object with a __dict__ of its own would keep the snapshot it was
+        # copied with, since the actor writes only this handle's __dict__.
+        return self
+
     @property
     def recovered(self) -> bool:
         """Whether the actor picked up a state stored under its name."""

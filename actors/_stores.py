@@ -626,7 +626,11 @@ class SQLiteStore:
             lead = not self._leading
             self._leading = True
         if not lead:
-            item.wake.acquire()
+            try:
+                item.wake.acquire()
+            except BaseException:  # KeyboardInterrupt: this committer goes away
+                self._withdraw(item)
+                raise
             if item.done:
                 if item.error is not None:
                     raise item.error
@@ -653,6 +657,25 @@ class SQLiteStore:
                 pending.wake.release()
         if item.error is not None:
             raise item.error
+
+    def _withdraw(self, item: _Pending) -> None:
+        """Take back the entry of a committer whose wait was interrupted (a
+        KeyboardInterrupt in the main thread, committing inline), so that no
+        lead is ever handed to a committer that is gone: every later commit
+        would wait for it. An entry that a write has taken is left to it."""
+        with self._cond:  # the lead is handed on under it: no race with that
+            if not item.wake.acquire(False):
+                if any(p is item for p in self._pending):
+                    self._pending.remove(item)  # still queued: it is never written
+                return  # else a write under way has it (and will wake no one)
+            if item.done:
+                return
+            # It was handed the lead: its entry heads the queue. Pass the lead on.
+            self._pending.remove(item)
+            if self._pending:
+                self._pending[0].wake.release()
+            else:
+                self._leading = False
 
     def _ensure_writer(self) -> None:
         if self._writer is None:
