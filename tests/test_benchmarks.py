@@ -39,7 +39,10 @@ PEER_SYSTEMS: dict[str, dict[str, str | None]] = {
         "python-statemachine": "statemachine",
     },
     "pipelined_transitions": {"transitions-LockedMachine": "transitions"},
-    "reads_under_write": {"transitions-LockedMachine": "transitions"},
+    "reads_under_write": {
+        "transitions-LockedMachine": "transitions",
+        "transitions-LockedMachine-locked": "transitions",
+    },
     "modify_8threads": {"provide-foundation": "provide.foundation", "dict-with-lock": None},
     "spawn_machines": {"transitions-Machine": "transitions", "python-statemachine": "statemachine"},
 }
@@ -143,6 +146,18 @@ def test_quick_run_stateward_is_correct(quick_results: dict[str, Any]) -> None:
         if system.startswith("stateward") and not entry["correct"]
     }
     assert not wrong
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(QUICK_RUN_TIMEOUT_S + 30)
+def test_the_consistent_read_baseline_is_consistent(quick_results: dict[str, Any]) -> None:
+    """The reads target compares with LockedMachine's reads under its lock:
+    those must never be torn, or the baseline is not what it claims."""
+    if not _installed("transitions"):
+        pytest.skip("transitions is not installed")
+    entry = quick_results["cases"]["reads_under_write"]["transitions-LockedMachine-locked"]
+    assert entry["correct"], entry["notes"]
+    assert " 0 of " in entry["notes"]  # "0 of N reads torn"
 
 
 @pytest.mark.slow
