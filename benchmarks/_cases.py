@@ -259,8 +259,8 @@ def blocking_transition_4threads(sizes: Sizes, peers: Peers) -> dict[str, Any]:
             measure_with(sw_build(attempts), sw_attempt, sw_verify),
             f"history_limit={attempts:,}, so the whole history is kept; checked: version == "
             "calls that returned, history versions contiguous from 1 to the version, hook "
-            "count. Each commit copies the kept history (a tuple), so commits slow down as "
-            "it grows",
+            "count. A commit adds one entry to the history and shares the rest with the "
+            "snapshot before, so the kept length costs memory, not time",
             detail,
         ),
         System(
