@@ -284,7 +284,16 @@ class SQLAlchemyAdapter:
         return None
 
     def create_audit_table(self) -> None:
-        _AUDIT_METADATA.create_all(self.engine, checkfirst=True)
+        try:
+            _AUDIT_METADATA.create_all(self.engine, checkfirst=True)
+        except sa.exc.DBAPIError:
+            # Several processes starting at once may all find the table missing
+            # and all create it: the ones that lose fail ("already exists", or a
+            # unique violation in PostgreSQL's catalog). That is success, if
+            # the table is there now; anything else is a real error.
+            with self.engine.connect() as conn:
+                if not sa.inspect(conn).has_table(AUDIT_TABLE.name):
+                    raise
 
     def audit_entries(self, table: str, key: Any) -> list[dict[str, Any]]:
         query = (
