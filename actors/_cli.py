@@ -377,7 +377,7 @@ def _summary(kind: str, value: Any) -> str:
 
 
 def _when(epoch: float) -> str:
-    return _dt.datetime.fromtimestamp(epoch, _dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.fromtimestamp(epoch, _dt.UTC).isoformat(timespec="seconds")
 
 
 def run_inspect(args: argparse.Namespace, out: TextIO) -> int:

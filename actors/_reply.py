@@ -223,7 +223,7 @@ class Reply(Generic[T]):
             seconds = self._cell.default_timeout if timeout is None else timeout
             try:
                 await asyncio.wait_for(asyncio.shield(waiter), seconds)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise self._timed_out(seconds) from None
         if self._status == _ERROR:
             raise self._outcome

@@ -89,7 +89,7 @@ def _pack(value: Any) -> bytes:
 _POOL_SIZE = 64
 
 
-_UTC = _dt.timezone.utc
+_UTC = _dt.UTC
 #: How UTC itself is written: a fixed offset of 0 with its default name (the
 #: general branch below gives the same).
 _UTC_FIELDS = (_TZ_FIXED, [0, None])

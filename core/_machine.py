@@ -49,7 +49,7 @@ _EMPTY = ImmutableState()
 
 
 _now = _dt.datetime.now
-_UTC = _dt.timezone.utc
+_UTC = _dt.UTC
 
 
 def utc_now() -> _dt.datetime:
@@ -282,8 +282,7 @@ def _rejected(
 
 
 def _annotate(exc: BaseException, ctx: TransitionContext, kind: str, hook: str) -> None:
-    if hasattr(exc, "add_note"):  # Python 3.11+
-        exc.add_note(f"raised by {kind} hook {hook!r} during {ctx.source!r} -> {ctx.target!r}")
+    exc.add_note(f"raised by {kind} hook {hook!r} during {ctx.source!r} -> {ctx.target!r}")
 
 
 def _stopped(ctx: TransitionContext, kind: str, name: str) -> RuntimeError:

@@ -44,7 +44,7 @@ spec = cats.build()
 NEWBORN = {"can_meow": False, "time_of_death": None}
 
 # A clock that starts at a fixed time and moves one minute per reading.
-_START = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.timezone.utc)
+_START = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
 _minutes = itertools.count()
 
 

@@ -63,7 +63,7 @@ from stateward.core._machine import transition_step
 WAIT = 20.0
 SEED = 20261122
 TOGGLE = {"a": ["b"], "b": ["a"]}
-T0 = dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=dt.UTC)
 
 
 class Fixed:
@@ -450,7 +450,7 @@ RECORD_PARTS = [
     dt.datetime(2026, 10, 25, 2, 30, tzinfo=PARIS, fold=1),
     dt.datetime(2026, 1, 1),
     dt.datetime(2026, 1, 1, tzinfo=Odd()),
-    SubDatetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+    SubDatetime(2026, 1, 1, tzinfo=dt.UTC),
     ImmutableState(a=1),
     FrozenDict({"a": (1, 2)}),
 ]

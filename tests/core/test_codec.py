@@ -115,7 +115,7 @@ def test_text_and_bytes_are_distinct(value: str | bytes) -> None:
         dt.datetime(2024, 5, 1, 12, 30, fold=1),
         dt.datetime(1, 1, 1),
         dt.datetime(9999, 12, 31, 23, 59, 59, 999999),
-        dt.datetime(2024, 5, 1, tzinfo=dt.timezone.utc),
+        dt.datetime(2024, 5, 1, tzinfo=dt.UTC),
         dt.datetime(2024, 5, 1, tzinfo=dt.timezone(dt.timedelta(hours=5, minutes=30))),
         dt.datetime(2024, 5, 1, tzinfo=dt.timezone(-dt.timedelta(hours=23, minutes=59))),
         dt.datetime(2024, 5, 1, tzinfo=dt.timezone(dt.timedelta(microseconds=1))),

@@ -10,7 +10,7 @@ import pytest
 from stateward.core import ImmutableState, UnencodableValueError, decode, encode
 from stateward.core._codec import _packers, encode_checked
 
-AT = dt.datetime(2026, 1, 2, 3, 4, 5, 6789, tzinfo=dt.timezone.utc)
+AT = dt.datetime(2026, 1, 2, 3, 4, 5, 6789, tzinfo=dt.UTC)
 AT_PLUS_2 = AT.astimezone(dt.timezone(dt.timedelta(hours=2)))
 
 

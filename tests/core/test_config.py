@@ -23,7 +23,7 @@ from stateward.core import (
     encode,
 )
 
-T0 = dt.datetime(2024, 3, 1, 9, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2024, 3, 1, 9, 0, tzinfo=dt.UTC)
 INITIAL = {"debug": False, "workers": 4, "features": {"auth": True, "beta": False}}
 
 
@@ -99,9 +99,9 @@ def test_each_change_records_metadata_and_time(history: ConfigHistory) -> None:
 
 
 def test_the_default_clock_is_utc_now() -> None:
-    before = dt.datetime.now(dt.timezone.utc)
+    before = dt.datetime.now(dt.UTC)
     h = ConfigHistory.start({}).update({"a": 1})
-    assert h.current.at.tzinfo is dt.timezone.utc
+    assert h.current.at.tzinfo is dt.UTC
     assert h.current.at >= before
 
 

@@ -36,7 +36,7 @@ from stateward.core import (
 from stateward.core._machine import _run_here, transition_step
 from stateward.core._quick import quick_init
 
-T0 = dt.datetime(2024, 1, 1, 12, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2024, 1, 1, 12, 0, tzinfo=dt.UTC)
 
 
 def at_t0() -> dt.datetime:

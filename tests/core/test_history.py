@@ -24,7 +24,7 @@ from stateward.core import (
 )
 from stateward.core._history import CHUNK, extend_history
 
-T0 = dt.datetime(2024, 1, 1, 12, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2024, 1, 1, 12, 0, tzinfo=dt.UTC)
 
 
 def record(version: int) -> TransitionRecord:

@@ -419,7 +419,7 @@ def test_a_lone_surrogate_cannot_be_stored() -> None:
 
 def test_datetimes_naive_or_with_a_supported_tzinfo() -> None:
     naive = dt.datetime(2024, 5, 1, 12, 0)
-    utc = dt.datetime(2024, 5, 1, tzinfo=dt.timezone.utc)
+    utc = dt.datetime(2024, 5, 1, tzinfo=dt.UTC)
     paris = dt.datetime(2024, 5, 1, tzinfo=zoneinfo.ZoneInfo("Europe/Paris"))
     s = ImmutableState(naive=naive, utc=utc, paris=paris)
     assert s.naive is naive
