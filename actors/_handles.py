@@ -43,7 +43,7 @@ from ._cell import Cell, Commit
 from ._context import current_cell
 from ._errors import SelfCallError
 from ._reply import Reply
-from ._runtime import Runtime, default_runtime, stop_request
+from ._runtime import Runtime, current_runtime, stop_request
 from ._supervisor import Supervisor
 
 T = TypeVar("T")
@@ -70,7 +70,7 @@ class ActorHandle:
     ) -> None:
         supervisor = options.supervisor
         if runtime is None:
-            runtime = supervisor.runtime if supervisor is not None else default_runtime()
+            runtime = supervisor.runtime if supervisor is not None else current_runtime()
         if name is not None and (not isinstance(name, str) or not name):
             raise ValueError(f"an actor name must be a non-empty str, got {name!r}")
         self._runtime = runtime
@@ -362,7 +362,8 @@ class StateMachine(ActorHandle):
         initial_state: the starting state, or a `MachineSpec` / `MachineBuilder`.
         transitions: ``{state: [allowed next states]}``, or a spec / builder.
         name: unique in the runtime; generated when omitted.
-        runtime: the owning `Runtime`; the default runtime when omitted.
+        runtime: the owning `Runtime`; when omitted, the current one (that of the
+            enclosing ``with Runtime(...)`` block), else the default runtime.
         data: the machine's initial data (changed by event effects and hooks).
         events: named events, as `MachineSpec` takes them.
         history_limit: how many transitions the history keeps (default 100).
@@ -542,7 +543,8 @@ class StateManager(ActorHandle):
     Args:
         initial_state: the starting values.
         name: unique in the runtime; generated when omitted.
-        runtime: the owning `Runtime`; the default runtime when omitted.
+        runtime: the owning `Runtime`; when omitted, the current one (that of the
+            enclosing ``with Runtime(...)`` block), else the default runtime.
         supervisor: the `Supervisor` to run under; the runtime's root by default.
         restart: ``permanent`` (default), ``transient`` or ``temporary``.
         on_error: ``"fail"`` (default): an exception from a hook fails only its
@@ -669,7 +671,8 @@ class ConfigManager(ActorHandle):
         history_limit: keep only this many versions (all of them by default);
             older ones can no longer be read, diffed or rolled back to.
         name: unique in the runtime; generated when omitted.
-        runtime: the owning `Runtime`; the default runtime when omitted.
+        runtime: the owning `Runtime`; when omitted, the current one (that of the
+            enclosing ``with Runtime(...)`` block), else the default runtime.
         supervisor: the `Supervisor` to run under; the runtime's root by default.
         restart: ``permanent`` (default), ``transient`` or ``temporary``.
         on_error: ``"fail"`` (default): an exception from a hook fails only its
@@ -702,7 +705,7 @@ class ConfigManager(ActorHandle):
             raise TypeError(
                 f"initial_config must be a mapping, got {type(initial_config).__qualname__}"
             )
-        owner = runtime or (supervisor.runtime if supervisor is not None else default_runtime())
+        owner = runtime or (supervisor.runtime if supervisor is not None else current_runtime())
         history = ConfigHistory.start(
             initial_config or {}, metadata, clock=owner.clock, limit=history_limit
         )

@@ -42,7 +42,7 @@ from stateward.core import (
 from .._cell import Cell, Commit, ErrorReport
 from .._errors import ActorStopped
 from .._handles import ActorHandle, ActorOptions
-from .._runtime import Runtime, default_runtime
+from .._runtime import Runtime, current_runtime
 from ._binding import ORMAdapter, RowBinding, SQLAlchemyAdapter, audit_entry
 from ._errors import ConcurrentTransition, RowBusy, RowNotFound, UnknownStateValue
 
@@ -149,7 +149,8 @@ class RowMachines:
         retry: a `RetryPolicy`, to retry lost races and locked rows; off by default.
         audit: write every committed transition to the ``stateward_audit`` table
             (created if missing) in the same transaction.
-        runtime: the runtime whose actors serialize each row in this process.
+        runtime: the runtime whose actors serialize each row in this process;
+            the current one (see `Runtime`) when omitted.
         idle_timeout: seconds after which a row's idle actor stops.
     """
 
@@ -189,7 +190,7 @@ class RowMachines:
         self.lock_timeout = lock_timeout
         self.retry = retry
         self.audit = audit
-        self.runtime = runtime if runtime is not None else default_runtime()
+        self.runtime = runtime if runtime is not None else current_runtime()
         self.idle_timeout = idle_timeout
         self._rng = random.Random(retry.seed if retry is not None else None)
         self._lock = threading.Lock()
