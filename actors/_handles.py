@@ -469,7 +469,8 @@ class StateMachine(ActorHandle):
         """
         if type(target) is not str or data is not None:  # a plain str target needs no more
             where = self._where("transition")
-            target = check_name(target, where, "target")
+            if type(target) is not str:
+                target = check_name(target, where, "target")
             data = check_payload(data, where)
         result: MachineSnapshot = self._call(self._transition, (target, None, data), timeout)
         return result

@@ -54,9 +54,10 @@ def check_payload(value: Any, call: str, argument: str = "data") -> ImmutableSta
 
 def check_changes(value: Any, call: str, argument: str) -> ImmutableState:
     """A required mapping argument, frozen now (see `check_payload`)."""
-    if type(value) is ImmutableState:
+    kind = type(value)
+    if kind is ImmutableState:
         return value
-    if not isinstance(value, Mapping):
+    if kind is not dict and not isinstance(value, Mapping):  # a dict needs no ABC check
         raise ArgumentTypeError(
             call,
             argument,
