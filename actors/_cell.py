@@ -27,6 +27,7 @@ import pykka
 
 from stateward.core import (
     HookFailure,
+    InvalidArgument,
     InvalidTransition,
     UnencodableValueError,
     UnknownVersionError,
@@ -48,8 +49,11 @@ logger = logging.getLogger("stateward.actors")
 
 
 #: Errors that refuse a request (bad input, a veto) rather than reveal a fault:
-#: they never crash an actor, whatever its ``on_error``.
+#: they never crash an actor, whatever its ``on_error``. They describe the
+#: request's content; anything else raised while handling it comes from code
+#: (a hook, a guard, a ``modify`` function) and ``on_error`` decides.
 REFUSALS: tuple[type[BaseException], ...] = (
+    InvalidArgument,
     InvalidTransition,
     UnencodableValueError,
     UnknownVersionError,

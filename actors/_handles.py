@@ -27,6 +27,15 @@ from stateward.core import (
     TransitionRecord,
     run_after_commit,
 )
+from stateward.core._arguments import (
+    check_callable,
+    check_changes,
+    check_move,
+    check_name,
+    check_payload,
+    check_timeout,
+    check_version,
+)
 from stateward.core._machine import transition_step
 from stateward.core._persist import ConfigCodec, KindCodec, MachineCodec, ManagerCodec
 
@@ -34,7 +43,7 @@ from ._cell import Cell, Commit
 from ._context import current_cell
 from ._errors import SelfCallError
 from ._reply import Reply
-from ._runtime import Runtime, default_runtime, stop_request
+from ._runtime import Runtime, current_runtime, stop_request
 from ._supervisor import Supervisor
 
 T = TypeVar("T")
@@ -61,7 +70,7 @@ class ActorHandle:
     ) -> None:
         supervisor = options.supervisor
         if runtime is None:
-            runtime = supervisor.runtime if supervisor is not None else default_runtime()
+            runtime = supervisor.runtime if supervisor is not None else current_runtime()
         if name is not None and (not isinstance(name, str) or not name):
             raise ValueError(f"an actor name must be a non-empty str, got {name!r}")
         self._runtime = runtime
@@ -138,7 +147,15 @@ class ActorHandle:
 
     # -- messaging -------------------------------------------------------------------
 
+    def _where(self, method: str) -> str:
+        """``StateMachine.transition``: how errors name a call of this handle."""
+        return f"{type(self).__name__}.{method}"
+
     def _call(self, op: Callable[..., Any], args: tuple[Any, ...], timeout: float | None) -> Any:
+        # Every argument is checked before the message exists: a bad one is
+        # refused here, in the caller's thread, and never reaches the actor.
+        if timeout is not None:
+            timeout = check_timeout(timeout, self._where(op.__name__.lstrip("_")))
         cell = self._cell
         if current_cell.get() is cell:
             raise SelfCallError(cell.name, Reply(cell, op, args).describe())
@@ -162,6 +179,8 @@ class ActorHandle:
         args: tuple[Any, ...],
         callback: Callable[[Reply[Any]], Any] | None,
     ) -> Reply[Any]:
+        if callback is not None:
+            check_callable(callback, self._where(f"request_{op.__name__.lstrip('_')}"), "callback")
         cell = self._cell
         reply: Reply[Any] = Reply(cell, op, args)
         cell.mailbox.put(reply)
@@ -209,6 +228,8 @@ class ActorHandle:
         cannot wait for itself) and counts as the actor stopping on its own: a
         ``permanent`` actor is then restarted by its supervisor.
         """
+        if timeout is not None:
+            timeout = check_timeout(timeout, self._where("stop"))
         cell = self._cell
         if current_cell.get() is cell:
             stop_request(cell, "stopped itself", terminal=False, exit=True)
@@ -341,7 +362,8 @@ class StateMachine(ActorHandle):
         initial_state: the starting state, or a `MachineSpec` / `MachineBuilder`.
         transitions: ``{state: [allowed next states]}``, or a spec / builder.
         name: unique in the runtime; generated when omitted.
-        runtime: the owning `Runtime`; the default runtime when omitted.
+        runtime: the owning `Runtime`; when omitted, the current one (that of the
+            enclosing ``with Runtime(...)`` block), else the default runtime.
         data: the machine's initial data (changed by event effects and hooks).
         events: named events, as `MachineSpec` takes them.
         history_limit: how many transitions the history keeps (default 100).
@@ -435,12 +457,21 @@ class StateMachine(ActorHandle):
         """Move to ``target`` and wait for the commit; return the new snapshot.
 
         Raises:
+            InvalidArgument: ``target`` is not a str, ``data`` not a mapping, or
+                ``timeout`` not a number of seconds; checked in the caller's
+                thread, nothing is sent.
+            UnencodableValueError: a value in ``data`` cannot be stored.
             InvalidTransition: not allowed from the state the actor finds (the
                 message names it, the target and the allowed targets).
             TransitionRejected: a guard or hook vetoed it.
             ActorTimeout: no answer within ``timeout`` (the runtime default).
             ActorStopped: the actor has stopped.
         """
+        if type(target) is not str or data is not None:  # a plain str target needs no more
+            where = self._where("transition")
+            if type(target) is not str:
+                target = check_name(target, where, "target")
+            data = check_payload(data, where)
         result: MachineSnapshot = self._call(self._transition, (target, None, data), timeout)
         return result
 
@@ -454,6 +485,9 @@ class StateMachine(ActorHandle):
         self, event: str, data: Mapping[str, Any] | None = None, *, timeout: float | None = None
     ) -> MachineSnapshot:
         """Fire the named ``event`` from the current state and wait for the commit."""
+        where = self._where("trigger")
+        event = check_name(event, where, "event", "an event")
+        data = check_payload(data, where)
         result: MachineSnapshot = self._call(self._transition, (None, event, data), timeout)
         return result
 
@@ -471,8 +505,7 @@ class StateMachine(ActorHandle):
         runs when it is done. Await the reply from asyncio, or call
         ``reply.result(timeout)`` from a thread.
         """
-        if target is None and event is None:
-            raise TypeError("request_transition() needs a target state or event=")
+        target, event, data = check_move(target, event, data, self._where("request_transition"))
         return self._request(self._transition, (target, event, data), callback)
 
     def _transition(
@@ -511,7 +544,8 @@ class StateManager(ActorHandle):
     Args:
         initial_state: the starting values.
         name: unique in the runtime; generated when omitted.
-        runtime: the owning `Runtime`; the default runtime when omitted.
+        runtime: the owning `Runtime`; when omitted, the current one (that of the
+            enclosing ``with Runtime(...)`` block), else the default runtime.
         supervisor: the `Supervisor` to run under; the runtime's root by default.
         restart: ``permanent`` (default), ``transient`` or ``temporary``.
         on_error: ``"fail"`` (default): an exception from a hook fails only its
@@ -573,7 +607,12 @@ class StateManager(ActorHandle):
 
         Note that computing ``changes`` from an earlier `get_state` is a race:
         another thread may commit in between. Use `modify` for that.
+
+        Raises:
+            InvalidArgument: ``changes`` is not a mapping (nothing is sent).
+            UnencodableValueError: a value cannot be stored (nothing is sent).
         """
+        changes = check_changes(changes, self._where("update_state"), "changes")
         result: ImmutableState = self._call(self._update, (changes,), timeout)
         return result
 
@@ -585,6 +624,7 @@ class StateManager(ActorHandle):
         ``fn`` returns the new state (``state.update(...)``) or a mapping. If it
         raises, nothing changes and the error comes back here.
         """
+        check_callable(fn, self._where("modify"), "fn")
         result: ImmutableState = self._call(self._modify, (fn,), timeout)
         return result
 
@@ -595,6 +635,7 @@ class StateManager(ActorHandle):
         callback: Callable[[Reply[ImmutableState]], Any] | None = None,
     ) -> Reply[ImmutableState]:
         """Queue `update_state` and return its `Reply` at once."""
+        changes = check_changes(changes, self._where("request_update"), "changes")
         return self._request(self._update, (changes,), callback)
 
     def request_modify(
@@ -604,6 +645,7 @@ class StateManager(ActorHandle):
         callback: Callable[[Reply[ImmutableState]], Any] | None = None,
     ) -> Reply[ImmutableState]:
         """Queue `modify` and return its `Reply` at once."""
+        check_callable(fn, self._where("request_modify"), "fn")
         return self._request(self._modify, (fn,), callback)
 
     @staticmethod
@@ -630,7 +672,8 @@ class ConfigManager(ActorHandle):
         history_limit: keep only this many versions (all of them by default);
             older ones can no longer be read, diffed or rolled back to.
         name: unique in the runtime; generated when omitted.
-        runtime: the owning `Runtime`; the default runtime when omitted.
+        runtime: the owning `Runtime`; when omitted, the current one (that of the
+            enclosing ``with Runtime(...)`` block), else the default runtime.
         supervisor: the `Supervisor` to run under; the runtime's root by default.
         restart: ``permanent`` (default), ``transient`` or ``temporary``.
         on_error: ``"fail"`` (default): an exception from a hook fails only its
@@ -663,7 +706,7 @@ class ConfigManager(ActorHandle):
             raise TypeError(
                 f"initial_config must be a mapping, got {type(initial_config).__qualname__}"
             )
-        owner = runtime or (supervisor.runtime if supervisor is not None else default_runtime())
+        owner = runtime or (supervisor.runtime if supervisor is not None else current_runtime())
         history = ConfigHistory.start(
             initial_config or {}, metadata, clock=owner.clock, limit=history_limit
         )
@@ -701,12 +744,20 @@ class ConfigManager(ActorHandle):
 
     def get_versioned(self, version: int | None = None) -> Any:
         """A `VersionedConfig` for ``version`` (the current one by default)."""
+        if version is not None:
+            version = check_version(version, self._where("get_versioned"))
         history = self._history
         return history.get(history.version if version is None else version).to_versioned()
 
     def diff(self, a: int, b: int) -> ConfigDiff:
-        """What changed from version ``a`` to version ``b``."""
-        return self._history.diff(a, b)
+        """What changed from version ``a`` to version ``b``.
+
+        Raises:
+            InvalidArgument: a version is not an int.
+            UnknownVersionError: a version is not in the history.
+        """
+        where = self._where("diff")
+        return self._history.diff(check_version(a, where, "a"), check_version(b, where, "b"))
 
     def update_config(
         self,
@@ -715,7 +766,16 @@ class ConfigManager(ActorHandle):
         *,
         timeout: float | None = None,
     ) -> ConfigChange:
-        """Set top-level keys as a new version and wait for the commit."""
+        """Set top-level keys as a new version and wait for the commit.
+
+        Raises:
+            InvalidArgument: ``changes`` or ``metadata`` is not a mapping
+                (nothing is sent).
+            UnencodableValueError: a value cannot be stored (nothing is sent).
+        """
+        where = self._where("update_config")
+        changes = check_changes(changes, where, "changes")
+        metadata = check_payload(metadata, where, "metadata")
         result: ConfigChange = self._call(self._update, (changes, metadata), timeout)
         return result
 
@@ -729,8 +789,13 @@ class ConfigManager(ActorHandle):
         """Restore ``version``'s config as a new version and wait for the commit.
 
         Raises:
+            InvalidArgument: ``version`` is not an int, or ``metadata`` not a
+                mapping (nothing is sent).
             UnknownVersionError: no such version.
         """
+        where = self._where("rollback")
+        version = check_version(version, where)
+        metadata = check_payload(metadata, where, "metadata")
         result: ConfigChange = self._call(self._rollback, (version, metadata), timeout)
         return result
 
@@ -742,6 +807,9 @@ class ConfigManager(ActorHandle):
         callback: Callable[[Reply[ConfigChange]], Any] | None = None,
     ) -> Reply[ConfigChange]:
         """Queue `update_config` and return its `Reply` at once."""
+        where = self._where("request_update")
+        changes = check_changes(changes, where, "changes")
+        metadata = check_payload(metadata, where, "metadata")
         return self._request(self._update, (changes, metadata), callback)
 
     def request_rollback(
@@ -752,6 +820,9 @@ class ConfigManager(ActorHandle):
         callback: Callable[[Reply[ConfigChange]], Any] | None = None,
     ) -> Reply[ConfigChange]:
         """Queue `rollback` and return its `Reply` at once."""
+        where = self._where("request_rollback")
+        version = check_version(version, where)
+        metadata = check_payload(metadata, where, "metadata")
         return self._request(self._rollback, (version, metadata), callback)
 
     @staticmethod

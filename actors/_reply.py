@@ -13,6 +13,8 @@ import threading
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from stateward.core import ImmutableState
+
 from ._context import current_cell
 from ._errors import ActorTimeout, SelfCallError
 
@@ -258,5 +260,7 @@ def describe_call(op: Callable[..., Any], args: tuple[Any, ...]) -> str:
 
 def _short(value: object, limit: int = 60) -> str:
     text = getattr(value, "__qualname__", None) if callable(value) else None
+    if isinstance(value, ImmutableState):  # a request's frozen payload: show what was passed
+        text = repr(value.to_dict())
     text = text or repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."

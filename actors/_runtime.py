@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import collections
+import contextvars
 import itertools
 import threading
 import time
@@ -33,6 +34,13 @@ DEFAULT_SHUTDOWN_TIMEOUT = 30.0
 
 _names = itertools.count(1)
 _live_runtimes: weakref.WeakSet[Runtime] = weakref.WeakSet()
+
+#: The runtime of the innermost ``with Runtime(...)`` block of this context, and
+#: the value it replaced (so nested blocks restore the outer one): a pair, or
+#: None. Threads start with an empty context; asyncio tasks copy theirs.
+_current: contextvars.ContextVar[tuple[Runtime, Any] | None] = contextvars.ContextVar(
+    "stateward_current_runtime", default=None
+)
 
 
 class _AsyncHost:
@@ -85,7 +93,14 @@ class Runtime:
             ...
         # every mailbox drained, every actor stopped, every thread gone
 
-    Handles created without ``runtime=`` use a process-wide default runtime
+    Inside ``with Runtime(...) as rt:``, ``rt`` is the *current runtime*: a
+    handle created there without ``runtime=`` (or ``supervisor=``) belongs to
+    it, in that thread and in the asyncio tasks created there (they copy the
+    context). A nested ``with`` makes its runtime current until it ends, then
+    the outer one is current again. A thread started in the block does not
+    inherit it (threads start with a fresh context): pass ``runtime=``, or run
+    the thread's function in ``contextvars.copy_context().run(...)``. With no
+    current runtime, handles use a process-wide default runtime
     (`default_runtime`) that shuts down at interpreter exit. Actor threads are
     daemon threads, so no runtime ever keeps the interpreter alive.
 
@@ -370,9 +385,15 @@ class Runtime:
             )
 
     def __enter__(self) -> Runtime:
+        """Make this the current runtime of the calling context (see above)."""
+        _current.set((self, _current.get()))
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """Shut down, and make the runtime that was current before current again."""
+        entry = _current.get()
+        if entry is not None and entry[0] is self:
+            _current.set(entry[1])
         self.shutdown()
 
     def __repr__(self) -> str:
@@ -419,6 +440,14 @@ class RuntimeStats(dict):  # type: ignore[type-arg]
 
 _default: Runtime | None = None
 _default_lock = threading.Lock()
+
+
+def current_runtime() -> Runtime:
+    """The runtime a handle created without ``runtime=`` belongs to: the one of
+    the innermost ``with Runtime(...)`` block of the calling context, else the
+    process-wide `default_runtime`."""
+    entry = _current.get()
+    return default_runtime() if entry is None else entry[0]
 
 
 def default_runtime() -> Runtime:

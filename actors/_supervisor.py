@@ -140,7 +140,7 @@ class Supervisor:
         within: the window, in seconds.
         backoff: a `Backoff` for delayed restarts; None restarts at once.
         parent: the supervisor above this one; the runtime's root by default.
-        runtime: the owning runtime; the default runtime by default.
+        runtime: the owning runtime; the current one by default (see `Runtime`).
         restart: this supervisor's own restart type under its parent.
         shutdown_timeout: how long each child gets to stop, in seconds.
     """
@@ -159,7 +159,7 @@ class Supervisor:
         shutdown_timeout: float = 5.0,
         _root: bool = False,
     ) -> None:
-        from ._runtime import default_runtime
+        from ._runtime import current_runtime
 
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
@@ -172,7 +172,7 @@ class Supervisor:
         if not within > 0:
             raise ValueError(f"within must be > 0 seconds, got {within!r}")
         if runtime is None:
-            runtime = parent.runtime if parent is not None else default_runtime()
+            runtime = parent.runtime if parent is not None else current_runtime()
         self.runtime: Runtime = runtime
         self.name = name or f"supervisor-{next(_names)}"
         self.strategy = strategy

@@ -9,8 +9,11 @@ logs: errors are raised or returned, and the actors report them.
 from ._codec import SCHEMA_VERSION, decode, encode
 from ._config import ConfigChange, ConfigDiff, ConfigHistory, VersionedConfig
 from ._errors import (
+    ArgumentTypeError,
+    ArgumentValueError,
     DecodeError,
     FrozenStateError,
+    InvalidArgument,
     InvalidTransition,
     MachineDefinitionError,
     Reject,
@@ -53,6 +56,8 @@ __all__ = [
     "ANY",
     "RECORD_SCHEMA",
     "SCHEMA_VERSION",
+    "ArgumentTypeError",
+    "ArgumentValueError",
     "ConfigChange",
     "ConfigCodec",
     "ConfigDiff",
@@ -69,6 +74,7 @@ __all__ = [
     "HookFailure",
     "HookReturnError",
     "ImmutableState",
+    "InvalidArgument",
     "InvalidTransition",
     "KindCodec",
     "MachineBuilder",

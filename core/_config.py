@@ -15,7 +15,7 @@ from typing import Any
 
 from ._errors import UnknownVersionError
 from ._machine import Clock, utc_now
-from ._state import FrozenDict, ImmutableState, _key_path
+from ._state import FrozenDict, ImmutableState, _fields_of, _key_path
 
 __all__ = ["ConfigChange", "ConfigDiff", "ConfigHistory", "VersionedConfig"]
 
@@ -268,7 +268,7 @@ class ConfigHistory:
             if k not in current or current[k] != v or type(current[k]) is not type(v)
         }
         removed = tuple(k for k in current if k not in target)
-        meta = _frozen({"reason": f"rollback to version {version}", **(metadata or {})})
+        meta = _frozen({"reason": f"rollback to version {version}", **_fields_of(metadata or {})})
         entry = ConfigChange(
             self.version + 1, ImmutableState(changes), target, meta, clock(), removed, version
         )

@@ -275,3 +275,52 @@ class UnknownVersionError(StatewardError, LookupError):
     def __str__(self) -> str:
         # LookupError/KeyError would show the repr of the args; keep the sentence.
         return str(self.args[0])
+
+
+def _shown(value: object, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class InvalidArgument(StatewardError):
+    """A call made with an argument it cannot use; nothing was sent or changed.
+
+    Handles check their arguments in the caller's thread, before any message
+    is built, so a bad argument never reaches (let alone crashes) an actor.
+    Raised as `ArgumentTypeError` (a `TypeError`) or `ArgumentValueError` (a
+    `ValueError`).
+
+    Attributes:
+        call: what was called, such as ``StateMachine.transition``.
+        argument: the argument's name.
+        expected: what it must be, in words.
+        value: what was given.
+    """
+
+    def __init__(
+        self, call: str, argument: str, expected: str, value: object, fix: str = ""
+    ) -> None:
+        self.call = call
+        self.argument = argument
+        self.expected = expected
+        self.value = value
+        self.fix = fix
+        text = (
+            f"{call}(): {argument!r} must be {expected} "
+            f"(got {_shown(value)}, of type {type(value).__qualname__}); nothing was sent"
+        )
+        super().__init__(f"{text}. {fix}" if fix else text)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # The value itself may not pickle (that may be why it was refused).
+        state = {**self.__dict__, "value": _shown(self.value)}
+        return (_restore, (type(self), self.args, state))
+
+
+class ArgumentTypeError(InvalidArgument, TypeError):
+    """An argument of the wrong type (see `InvalidArgument`)."""
+
+
+class ArgumentValueError(InvalidArgument, ValueError):
+    """An argument of the right type with a value that cannot be used (see
+    `InvalidArgument`)."""

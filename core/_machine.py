@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, S
 from dataclasses import dataclass
 from typing import Any
 
+from ._arguments import check_move
 from ._errors import InvalidTransition, Reject, StatewardError, TransitionRejected
 from ._history import EMPTY_HISTORY, Entry, History, TransitionRecord, extend_history
 from ._quick import quick_init
@@ -573,11 +574,15 @@ def apply_transition(
             running loop: use `apply_transition_async` there).
 
     Raises:
+        InvalidArgument: ``target``/``event`` not a str, neither given, or a
+            payload that is not a mapping (checked before anything runs).
         InvalidTransition: the definition does not allow the move.
         TransitionRejected: a guard or hook vetoed it.
         HookReturnError: a hook returned something unusable.
         Exception: whatever a hook raised, unchanged.
     """
+    if target is not None or event is not None:  # neither: _resolve_move says one is needed
+        target, event, payload = check_move(target, event, payload, "apply_transition")
     new, entry, ctx, after_commit = transition_step(
         spec, snapshot, target, event, payload, clock(), machine, run_async or _run_here
     )
@@ -595,6 +600,8 @@ async def apply_transition_async(
     machine: str | None = None,
 ) -> TransitionOutcome:
     """`apply_transition` for coroutines: awaits coroutine hooks on the running loop."""
+    if target is not None or event is not None:  # neither: _resolve_move says one is needed
+        target, event, payload = check_move(target, event, payload, "apply_transition_async")
     steps = _transition_steps(spec, snapshot, target, event, payload, clock(), machine)
     outcome: TransitionOutcome = await _drive_async(steps)
     return outcome

@@ -12,6 +12,7 @@ one actor's mailbox.
 from ._binding import AUDIT_TABLE, ORMAdapter, RowBinding, RowTransaction, SQLAlchemyAdapter
 from ._errors import (
     ConcurrentTransition,
+    InvalidRowKey,
     RequirementError,
     RowBusy,
     RowNotFound,
@@ -24,6 +25,7 @@ from ._workflow import WorkflowContext
 __all__ = [
     "AUDIT_TABLE",
     "ConcurrentTransition",
+    "InvalidRowKey",
     "ORMAdapter",
     "RequirementError",
     "RetryPolicy",

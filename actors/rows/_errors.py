@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stateward.core import StatewardError
+from stateward.core import InvalidArgument, StatewardError
 
 
 class ConcurrentTransition(StatewardError):
@@ -103,3 +103,24 @@ class RequirementError(StatewardError, ValueError):
         self.problems = problems
         lines = "\n".join(f"  - {p}" for p in problems)
         super().__init__(f"workflow {workflow} cannot start:\n{lines}")
+
+
+class InvalidRowKey(InvalidArgument, TypeError, ValueError):
+    """A row key that cannot be a value of the table's key column; nothing was
+    read or written.
+
+    It is both a `TypeError` and a `ValueError`: a key can be wrong by its type
+    (``"abc"`` for an integer column) or by its value (``1.5``, or ``2**70``,
+    out of the column's range).
+
+    Attributes:
+        table: the table.
+        column: the key column.
+    """
+
+    def __init__(
+        self, call: str, table: str, column: str, expected: str, key: object, fix: str = ""
+    ) -> None:
+        self.table = table
+        self.column = column
+        super().__init__(call, "key", f"{expected} for {table}.{column}", key, fix)

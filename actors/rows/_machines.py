@@ -38,13 +38,15 @@ from stateward.core import (
     apply_transition,
     run_after_commit,
 )
+from stateward.core._arguments import check_move, check_payload, check_timeout
 
 from .._cell import Cell, Commit, ErrorReport
 from .._errors import ActorStopped
 from .._handles import ActorHandle, ActorOptions
-from .._runtime import Runtime, default_runtime
+from .._runtime import Runtime, current_runtime
 from ._binding import ORMAdapter, RowBinding, SQLAlchemyAdapter, audit_entry
 from ._errors import ConcurrentTransition, RowBusy, RowNotFound, UnknownStateValue
+from ._keys import normalize_key
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +151,8 @@ class RowMachines:
         retry: a `RetryPolicy`, to retry lost races and locked rows; off by default.
         audit: write every committed transition to the ``stateward_audit`` table
             (created if missing) in the same transaction.
-        runtime: the runtime whose actors serialize each row in this process.
+        runtime: the runtime whose actors serialize each row in this process;
+            the current one (see `Runtime`) when omitted.
         idle_timeout: seconds after which a row's idle actor stops.
     """
 
@@ -189,7 +192,7 @@ class RowMachines:
         self.lock_timeout = lock_timeout
         self.retry = retry
         self.audit = audit
-        self.runtime = runtime if runtime is not None else default_runtime()
+        self.runtime = runtime if runtime is not None else current_runtime()
         self.idle_timeout = idle_timeout
         self._rng = random.Random(retry.seed if retry is not None else None)
         self._lock = threading.Lock()
@@ -199,6 +202,7 @@ class RowMachines:
         self._supervisor = Supervisor(
             f"rows:{binding.name}", runtime=self.runtime, max_restarts=1000, within=1.0
         )
+        self._key_column = binding.table.c[binding.key]  # type: ignore[index]
         if audit:
             self.adapter.create_audit_table()
 
@@ -215,6 +219,9 @@ class RowMachines:
         """Move row ``key`` to ``target``; return the committed `RowResult`.
 
         Raises:
+            InvalidRowKey: ``key`` cannot be a value of the key column (see
+                `normalize_key`); nothing is read or written.
+            InvalidArgument: ``target`` is not a str, or ``data`` not a mapping.
             RowNotFound: no such row.
             UnknownStateValue: the row's state column holds an unknown value.
             InvalidTransition: the row's current state does not allow it.
@@ -222,7 +229,7 @@ class RowMachines:
             ConcurrentTransition: optimistic mode lost a race (after retries).
             RowBusy: the row stayed locked (after retries).
         """
-        return self._call(key, target, None, data, timeout)
+        return self._call("transition", key, target, None, data, timeout)
 
     def trigger(
         self,
@@ -233,7 +240,7 @@ class RowMachines:
         timeout: float | None = None,
     ) -> RowResult:
         """Fire ``event`` on row ``key``; return the committed `RowResult`."""
-        return self._call(key, None, event, data, timeout)
+        return self._call("trigger", key, None, event, data, timeout)
 
     transition_to = transition
 
@@ -243,13 +250,18 @@ class RowMachines:
         Pre-transition hooks into the initial state (registered without a
         source) enrich ``data`` first, generating an id, say; guards may veto;
         enter hooks may set columns. Every key of the enriched data must be a
-        column of the table.
+        column of the table. A key given in ``data`` is read as the key
+        column's type, as `transition` reads one.
         """
+        data = check_payload(data, "RowMachines.create")
         outcome = apply_creation(
             self.spec, data, clock=self.runtime.clock, machine=self.binding.name
         )
         values = {**outcome.context.payload.to_dict(), **outcome.snapshot.data.to_dict()}
         self.binding.check_columns(list(values), "create()")
+        key_column = self.binding.key
+        if key_column is not None and key_column in values:
+            values[key_column] = self.key_of(values[key_column], "RowMachines.create")
         values[self.binding.state] = self.binding.value_of(self.spec.initial)
         if self.binding.version is not None:
             values[self.binding.version] = 0
@@ -294,8 +306,10 @@ class RowMachines:
         """The row's current state, read now (no lock).
 
         Raises:
+            InvalidRowKey: ``key`` cannot be a value of the key column.
             RowNotFound: no such row.
         """
+        key = self.key_of(key, "RowMachines.state_of")
         with self.adapter.transaction(self.binding, lock=None, lock_timeout=None) as tx:
             row = tx.read(key, lock=False)
         if row is None:
@@ -303,10 +317,30 @@ class RowMachines:
         return self.binding.state_of(key, row[self.binding.state], self.spec.states)
 
     def history(self, key: Any) -> list[dict[str, Any]]:
-        """The row's audit entries, oldest first (needs ``audit=True``)."""
+        """The row's audit entries, oldest first (needs ``audit=True``).
+
+        Raises:
+            InvalidRowKey: ``key`` cannot be a value of the key column.
+        """
         if not self.audit:
             raise ValueError("this RowMachines was created with audit=False: no history")
-        return self.adapter.audit_entries(self.binding.name, key)
+        return self.adapter.audit_entries(
+            self.binding.name, self.key_of(key, "RowMachines.history")
+        )
+
+    def key_of(self, key: Any, call: str = "RowMachines.key_of") -> Any:
+        """``key`` as the key column holds it: the one spelling under which the
+        row's actor, its queries, its audit entries and its errors know it.
+
+        Integer columns take ints within the column's range on this database
+        (``1.0`` and ``Decimal(1)`` are ``1``; ``1.5``, ``"1"`` and bools are
+        refused), text columns take str, UUID columns a UUID or its text, other
+        typed columns an instance of the column's Python type.
+
+        Raises:
+            InvalidRowKey: ``key`` cannot be a value of the key column.
+        """
+        return normalize_key(self._key_column, key, self.adapter.dialect, call)
 
     def close(self) -> None:
         """Stop every row actor."""
@@ -348,12 +382,23 @@ class RowMachines:
 
     def _call(
         self,
+        method: str,
         key: Any,
         target: str | None,
         event: str | None,
         data: Mapping[str, Any] | None,
         timeout: float | None,
     ) -> RowResult:
+        # Everything is checked here, in the caller's thread, before the row's
+        # actor is even looked up: a bad argument reaches neither it nor the database.
+        call = f"RowMachines.{method}"
+        key = self.key_of(key, call)
+        if event is None:
+            target, event, data = check_move(target, None, data, call)
+        else:
+            _, event, data = check_move(None, event, data, call)
+        if timeout is not None:
+            timeout = check_timeout(timeout, call)
         for _ in range(3):
             actor = self._actor(key)
             try:

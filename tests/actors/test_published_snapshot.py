@@ -77,9 +77,11 @@ def test_recovered_and_restarted_actors_publish_what_the_store_holds(tmp_path: P
         with pytest.raises(ActorCrashed):
             counter.modify(lambda s: 1 / 0)
         # A refused request (no commit) is handled by the restarted incarnation,
-        # which read its snapshot back from the store and published that.
+        # which read its snapshot back from the store and published that. (Its
+        # function's result is refused in the actor: a bad argument would be
+        # refused in this thread, before reaching it.)
         with pytest.raises(UnencodableValueError):
-            counter.update_state({"x": object()})
+            counter.modify(lambda s: {"x": object()})
         assert counter.restarts == 1
         assert counter.snapshot is counter._cell.snapshot
         assert counter.snapshot is not published and counter.snapshot == published
