@@ -84,7 +84,8 @@ class ActorStats:
         queue_depth: messages waiting in the mailbox.
         version: the published snapshot's version.
         last_error: the most recent failure or hook error, as ``repr``.
-        restarts: how many times its supervisor restarted it.
+        restarts: how many restarts its supervisor decided on; counted before
+            the request that crashed it is answered.
         generation: the current incarnation's number: 1 for the first, one more
             for each restart, and one more again for an incarnation fenced off.
     """
@@ -201,7 +202,10 @@ class Cell:
         return self.runtime.default_timeout
 
     def stopped_error(self) -> ActorStopped:
-        return ActorStopped(self.name, self.stop_reason or self.mailbox.closed_reason or "stopped")
+        # The mailbox keeps the first reason it was closed for (a supervisor
+        # giving up, say), which a later stop of the same actor must not hide.
+        reason = self.mailbox.closed_reason or self.stop_reason or "stopped"
+        return ActorStopped(self.name, reason)
 
     def run_async(self, awaitable: Awaitable[Any]) -> Any:
         """Run a hook's awaitable on the runtime's event loop, to completion.
@@ -525,12 +529,14 @@ class Cell:
         """
         with self.commit_lock:
             self.generation += 1
-            self.inflight = None
+            inflight, self.inflight = self.inflight, None
             awaiting = self.awaiting
         if self.stop_reason is None:
             self.stop_reason = reason
         self.mailbox.close(reason)
         self.retire()
+        if inflight is not None:  # watched by a deadline: no one else answers it now
+            self._answer_fenced(inflight)
         if awaiting is not None:
             awaiting.cancel()
         self.release()
@@ -623,8 +629,15 @@ class StateActor(pykka.ThreadingActor):
 
     def on_start(self) -> None:
         cell = self._cell
-        turn = cell.turn
-        turn.acquire()  # waits for an inline caller to finish
+        # Wait for the previous incarnation (or an inline caller) to finish. A
+        # fence gives the cell a new turn while the hung thread keeps the old
+        # one, so look again now and then: this is no path a request takes.
+        while True:
+            turn = cell.turn
+            if turn.acquire(timeout=0.1):
+                if turn is cell.turn:
+                    break
+                turn.release()  # replaced meanwhile: that one is the hung thread's
         self._turn = turn
         self._inbox.turn = turn
         thread = threading.current_thread()

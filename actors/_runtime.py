@@ -472,8 +472,13 @@ def default_runtime() -> Runtime:
     return runtime
 
 
+#: How long the runtimes still running at interpreter exit get, in all.
+EXIT_SHUTDOWN_TIMEOUT = 5.0
+
+
 @atexit.register
 def _shutdown_at_exit() -> None:
+    deadline = time.monotonic() + EXIT_SHUTDOWN_TIMEOUT
     for runtime in list(_live_runtimes):
         if not runtime.closed:
-            runtime.shutdown(timeout=5.0)
+            runtime.shutdown(timeout=max(0.0, deadline - time.monotonic()))

@@ -635,7 +635,7 @@ class Supervisor:
 
 
 def _epoch(child: _Child) -> int | None:
-    return None if child.is_supervisor else child.target.epoch  # type: ignore[no-any-return]
+    return None if child.is_supervisor else child.target.epoch
 
 
 def _count_restart(child: _Child) -> None:
