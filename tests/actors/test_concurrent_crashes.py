@@ -106,6 +106,16 @@ def test_simultaneous_crashes_leave_one_incarnation_and_fail_no_innocent_request
             assert sorted(items) == sorted(acked), "the final state differs from the acks"
         for child in children:  # both still answer, from one live incarnation each
             assert child.modify(appending("last"))["items"][-1] == "last"
+        for child in children:  # the threads of replaced incarnations end
+            current = child._cell.thread
+            replaced = [
+                t
+                for t in threading.enumerate()
+                if t.name == prefix + child.name and t is not current
+            ]
+            for thread in replaced:
+                thread.join(5)
+            assert not [t for t in replaced if t.is_alive()], f"zombies of {child.name}"
         report = runtime.shutdown(timeout=10.0)
         assert report.clean, report.describe()
     finally:
