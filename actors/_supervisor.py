@@ -380,13 +380,21 @@ class Supervisor:
         stopped_for_good: str | None = None
         with self._lock:
             child = self._find(target)
-            if child is None:
-                return
             if epoch is not None and epoch != target.epoch:
                 # That incarnation is already being replaced by an earlier
                 # decision (a sibling's crash): nothing more to decide.
                 return
-            if self._stopping:
+            if child is None:
+                if not crashed or epoch is None:
+                    return
+                # Being stopped from outside (handle.stop) and crashed while
+                # draining: no restart, so it stops for good now, and its stop
+                # and queued requests are answered.
+                stopped_for_good = (
+                    f"it crashed while stopping ({cause!r}), so the requests still queued "
+                    "were not handled"
+                )
+            elif self._stopping:
                 if not crashed or child.is_supervisor:
                     return
                 # Not restarted while stopping: it stops for good now, so that

@@ -237,3 +237,43 @@ def test_shutdown_cancels_an_async_hook_of_an_abandoned_actor() -> None:
     assert cancelled.wait(5)
     assert isinstance(running.exception(timeout=5), ActorStopped)
     assert join_new_threads(before) == []
+
+
+def test_an_actor_that_crashes_while_its_handle_stops_it_answers_at_once(
+    monkeypatch: pytest.MonkeyPatch, releases: list[threading.Event]
+) -> None:
+    asked = threading.Event()
+    original = Cell.request_stop
+
+    def noting(self: Cell, reason: str, *, terminal: bool = True) -> None:
+        original(self, reason, terminal=terminal)
+        asked.set()
+
+    monkeypatch.setattr(Cell, "request_stop", noting)
+    with Runtime("handle-stop", default_timeout=30.0) as runtime:
+        fragile = StateManager({"n": 0}, name="fragile", runtime=runtime, on_error="restart")
+        entered, release = threading.Event(), threading.Event()
+        releases.append(release)
+
+        def crash_when_released(state: ImmutableState) -> ImmutableState:
+            entered.set()
+            assert release.wait(30)
+            raise RuntimeError("lost the connection while draining")
+
+        crashing = fragile.request_modify(crash_when_released)
+        assert entered.wait(10)
+        behind = [fragile.request_modify(bump) for _ in range(3)]
+        workers = Workers()
+        started = time.monotonic()
+        workers.start(lambda: fragile.stop(timeout=20.0))
+        assert asked.wait(10)  # its stop request is queued behind the others
+        release.set()
+        workers.join(30)
+        elapsed = time.monotonic() - started
+        assert elapsed < 10.0, f"stop() waited {elapsed:.2f} s for an actor that had crashed"
+        assert isinstance(crashing.exception(timeout=0), ActorCrashed)
+        for reply in behind:
+            error = reply.exception(timeout=0)
+            assert isinstance(error, ActorStopped)
+            assert "crashed while stopping" in str(error)
+        assert fragile.restarts == 0 and not fragile.alive
