@@ -4,6 +4,9 @@ an answer for every request, and no thread left behind."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -277,3 +280,43 @@ def test_an_actor_that_crashes_while_its_handle_stops_it_answers_at_once(
             assert isinstance(error, ActorStopped)
             assert "crashed while stopping" in str(error)
         assert fragile.restarts == 0 and not fragile.alive
+
+
+def test_at_interpreter_exit_busy_actors_share_one_deadline() -> None:
+    script = textwrap.dedent(
+        """
+        import logging
+        import threading
+
+        import stateward.actors._runtime as runtime_module
+        from stateward.actors import StateManager
+
+        logging.basicConfig()
+        runtime_module.EXIT_SHUTDOWN_TIMEOUT = 0.5
+        never = threading.Event()
+        for i in range(4):
+            entered = threading.Event()
+
+            def hold(state, entered=entered):
+                entered.set()
+                never.wait(60)
+                return state
+
+            StateManager({"n": 0}, name=f"busy{i}").request_modify(hold)
+            assert entered.wait(10)
+        """
+    )
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    # Waiting per actor took 4 x 5 s; one shared deadline takes 0.5 s.
+    assert elapsed < 5.0, f"the interpreter took {elapsed:.2f} s to exit"
+    assert "abandoned 4 actor(s)" in result.stderr
