@@ -372,6 +372,8 @@ class Runtime:
         logged as an error); ``report.check()`` raises `ShutdownIncomplete`
         if there were any. Calling it again returns a clean, empty report.
         """
+        if not timeout >= 0:
+            raise ValueError(f"shutdown timeout must be >= 0 seconds, got {timeout!r}")
         started = time.monotonic()
         deadline = started + timeout
         reason = f"runtime {self.name!r} shut down"
@@ -408,7 +410,7 @@ class Runtime:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.shutdown()  # what it abandons is logged; call shutdown() for the report
+        self.shutdown()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "running"

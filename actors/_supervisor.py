@@ -241,6 +241,8 @@ class Supervisor:
             raise ValueError(f"max_restarts must be an int >= 0, got {max_restarts!r}")
         if not within > 0:
             raise ValueError(f"within must be > 0 seconds, got {within!r}")
+        if not shutdown_timeout >= 0:
+            raise ValueError(f"shutdown_timeout must be >= 0 seconds, got {shutdown_timeout!r}")
         if runtime is None:
             runtime = parent.runtime if parent is not None else default_runtime()
         self.runtime: Runtime = runtime
@@ -586,8 +588,10 @@ class Supervisor:
     def _shutdown(
         self, timeout: float | None, reason: str, *, terminal: bool = True
     ) -> ShutdownReport:
-        started = time.monotonic()
         budget = self.shutdown_timeout if timeout is None else timeout
+        if not budget >= 0:
+            raise ValueError(f"stop timeout must be >= 0 seconds, got {budget!r}")
+        started = time.monotonic()
         self._ask_to_stop(reason, terminal=terminal)
         abandoned, crashed = self._await_stop(started + budget, reason, budget)
         report = ShutdownReport(

@@ -320,3 +320,15 @@ def test_at_interpreter_exit_busy_actors_share_one_deadline() -> None:
     # Waiting per actor took 4 x 5 s; one shared deadline takes 0.5 s.
     assert elapsed < 5.0, f"the interpreter took {elapsed:.2f} s to exit"
     assert "abandoned 4 actor(s)" in result.stderr
+
+
+def test_a_negative_stop_timeout_is_refused_and_changes_nothing(runtime: Runtime) -> None:
+    counter = StateManager({"n": 0}, runtime=runtime)
+    with pytest.raises(ValueError, match=r"shutdown timeout must be >= 0 seconds, got -1"):
+        runtime.shutdown(timeout=-1)
+    with pytest.raises(ValueError, match=r"shutdown_timeout must be >= 0 seconds"):
+        Supervisor("s", runtime=runtime, shutdown_timeout=-0.5)
+    sup = Supervisor("t", runtime=runtime)
+    with pytest.raises(ValueError, match=r"stop timeout must be >= 0 seconds, got -2"):
+        sup.stop(timeout=-2)
+    assert not runtime.closed and counter.modify(bump).n == 1
