@@ -19,6 +19,7 @@ from ._errors import (
     RecoveryError,
     RuntimeStopped,
     SelfCallError,
+    ShutdownIncomplete,
     StoreError,
     StoreOpenError,
     StoreWriteError,
@@ -28,7 +29,7 @@ from ._handles import ActorHandle, ConfigManager, StateMachine, StateManager
 from ._reply import Reply
 from ._runtime import Runtime, RuntimeStats, default_runtime
 from ._stores import MemoryStore, RecoveryReport, SQLiteStore, Store, StoredActor
-from ._supervisor import Backoff, Supervisor, SupervisorEvent
+from ._supervisor import Backoff, ShutdownReport, Supervisor, SupervisorEvent
 
 _logging.getLogger("stateward").addHandler(_logging.NullHandler())
 
@@ -54,6 +55,8 @@ __all__ = [
     "RuntimeStopped",
     "SQLiteStore",
     "SelfCallError",
+    "ShutdownIncomplete",
+    "ShutdownReport",
     "StateMachine",
     "StateManager",
     "Store",

@@ -16,9 +16,11 @@ operation that raises leaves the snapshot exactly as it was.
 
 from __future__ import annotations
 
+import concurrent.futures
 import inspect
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -86,7 +88,8 @@ class ActorStats:
         queue_depth: messages waiting in the mailbox.
         version: the published snapshot's version.
         last_error: the most recent failure or hook error, as ``repr``.
-        restarts: how many times its supervisor restarted it.
+        restarts: how many restarts its supervisor decided on; counted before
+            the request that crashed it is answered.
         generation: the current incarnation's number: 1 for the first, one more
             for each restart, and one more again for an incarnation fenced off.
     """
@@ -167,7 +170,18 @@ class Cell:
         self.supervisor: Supervisor | None = None
         self.restart_type = "permanent"
         self.generation = 0
+        #: The supervisor's count of restarts decided for this actor: each
+        #: incarnation is born with the epoch of the decision that started it,
+        #: so a failure of an incarnation already being replaced is told apart.
+        self.epoch = 0
+        #: The newest incarnation; starting another retires it first, so at
+        #: most one incarnation takes requests.
         self.incarnation: StateActor | None = None
+        #: The incarnation that owns ``generation`` (the one holding the turn).
+        self.running: StateActor | None = None
+        self.lifecycle = threading.Lock()
+        #: The async hook the turn's holder is waiting for, if any.
+        self.awaiting: concurrent.futures.Future[Any] | None = None
         self.thread: threading.Thread | None = None
         self.ready = False
         self.inflight: Reply[Any] | None = None
@@ -192,11 +206,25 @@ class Cell:
         return self.runtime.default_timeout
 
     def stopped_error(self) -> ActorStopped:
-        return ActorStopped(self.name, self.stop_reason or self.mailbox.closed_reason or "stopped")
+        # The mailbox keeps the first reason it was closed for (a supervisor
+        # giving up, say), which a later stop of the same actor must not hide.
+        reason = self.mailbox.closed_reason or self.stop_reason or "stopped"
+        return ActorStopped(self.name, reason)
 
     def run_async(self, awaitable: Awaitable[Any]) -> Any:
-        """Run a hook's awaitable on the runtime's event loop, to completion."""
-        return self.runtime._async_host().run(awaitable, self)
+        """Run a hook's awaitable on the runtime's event loop, to completion.
+
+        A fence (a missed deadline) or a shutdown that gives up on the actor
+        cancels it: the coroutine sees `asyncio.CancelledError` and this thread
+        goes on.
+        """
+        future = self.runtime._async_host().submit(awaitable, self)
+        self.awaiting = future
+        try:
+            return future.result()
+        finally:
+            if self.awaiting is future:
+                self.awaiting = None
 
     def report(self, source: str, name: str, error: BaseException) -> None:
         """Report an error that has no caller to go to: log, count, hand on."""
@@ -265,6 +293,10 @@ class Cell:
     def process(self, message: Reply[Any], generation: int) -> BaseException | None:
         """Run one claimed request. Returns the cause if it crashed the actor.
 
+        A request that crashed the actor is left unanswered here: `crashed`
+        answers it once the supervisor has decided what follows, so that a
+        caller who sees `ActorCrashed` also sees the restart counted.
+
         Runs with the turn held, on the incarnation's thread or inline on a
         blocked caller's thread.
         """
@@ -278,22 +310,20 @@ class Cell:
         except BaseException as exc:  # the snapshot is untouched
             if watched and not self._unwatch(message, generation):
                 return None  # fenced meanwhile: the watchdog answered the caller
+            if generation != self.generation:
+                self._answer_fenced(message)
+                return None
             self.failures += 1
             self.last_error = exc
             if self.is_crash(exc):
-                crashed = ActorCrashed(self.name, message.describe(), exc)
-                crashed.__cause__ = exc
-                message.set_exception(crashed)
                 return exc
             message.set_exception(exc)
             return None
         if watched:
             if not self._unwatch(message, generation):
                 return None  # fenced: this incarnation may no longer commit
-        elif generation != self.generation:  # pragma: no cover - only fencing changes it
-            message.set_exception(
-                ActorCrashed(self.name, message.describe(), RuntimeError("incarnation fenced"))
-            )
+        elif generation != self.generation:  # fenced: a shutdown gave up on it
+            self._answer_fenced(message)
             return None
         store = self.store
         if store is not None:
@@ -302,9 +332,6 @@ class Cell:
             except BaseException as exc:  # not durable: not committed, and a crash
                 self.failures += 1
                 self.last_error = exc
-                crashed = ActorCrashed(self.name, message.describe(), exc)
-                crashed.__cause__ = exc
-                message.set_exception(crashed)
                 return exc
         new = commit.snapshot
         self.snapshot = new  # publish: readers see it from now on
@@ -319,6 +346,32 @@ class Cell:
         finally:
             message.set_result(commit.reply)
         return None
+
+    def _answer_fenced(self, message: Reply[Any]) -> None:
+        """Answer a request that an incarnation fenced off meanwhile ran: it
+        committed nothing."""
+        reason = self.stop_reason or self.mailbox.closed_reason
+        error: BaseException
+        if reason is not None:
+            error = ActorStopped(
+                self.name,
+                f"{reason}; it was still handling {message.describe()} when the time to "
+                "stop ran out, so nothing of that request was committed",
+            )
+        else:
+            error = ActorCrashed(
+                self.name,
+                message.describe(),
+                RuntimeError("this incarnation was replaced while it handled the request"),
+            )
+        message.set_exception(error)
+
+    def _answer_crash(self, message: Reply[Any], cause: BaseException) -> None:
+        if message.done():
+            return
+        crashed = ActorCrashed(self.name, message.describe(), cause)
+        crashed.__cause__ = cause
+        message.set_exception(crashed)
 
     # -- the deadline watchdog -------------------------------------------------------------
 
@@ -348,41 +401,55 @@ class Cell:
             self.generation += 1  # fence: the hung incarnation can no longer commit
             self.inflight = None
             self.turn = threading.Lock()  # the hung thread keeps the old one
+            hung = self.running
+            awaiting = self.awaiting
+        if awaiting is not None:
+            awaiting.cancel()  # an async hook: cancel it, so its thread is freed
         cause = DeadlineExceeded(self.name, message.describe(), deadline)
         self.failures += 1
         self.last_error = cause
-        crashed = ActorCrashed(self.name, message.describe(), cause)
-        crashed.__cause__ = cause
-        message.set_exception(crashed)
-        incarnation = self.incarnation
-        if incarnation is not None:
-            incarnation.retire()
-        self.ready = False
-        self.crashed(cause, fenced=True)
+        self.crashed(cause, hung, message)
 
     # -- incarnations ------------------------------------------------------------------------
 
     def start_incarnation(self) -> None:
         """Start a new incarnation (a pykka actor and its thread).
 
-        It takes its generation number once it holds the turn, that is once the
-        previous incarnation has finished its last message.
+        The previous one is retired first, so at most one incarnation takes
+        requests. The new one takes its generation number once it holds the
+        turn, that is once the previous incarnation has finished its last
+        message.
         """
-        StateActor.start(self)  # its __init__ makes it the cell's incarnation
+        with self.lifecycle:
+            previous = self.incarnation
+            if previous is not None:
+                previous.retire()
+            StateActor.start(self)  # its __init__ makes it the cell's incarnation
 
-    def crashed(self, cause: BaseException, *, fenced: bool = False) -> None:
-        """An incarnation failed: end it and let the supervisor decide.
+    def crashed(
+        self,
+        cause: BaseException,
+        incarnation: StateActor | None,
+        message: Reply[Any] | None = None,
+    ) -> None:
+        """``incarnation`` failed: retire it, let the supervisor decide, then
+        answer ``message`` (the request that crashed it) with `ActorCrashed`.
 
-        The failing incarnation retires itself (it commits nothing more), so only
-        a fenced one, still running elsewhere, needed its generation moved on.
+        The answer comes last, so that its caller finds the restart already
+        decided and counted.
         """
-        self.ready = False
-        incarnation = self.incarnation
-        if incarnation is not None:
-            incarnation.retire()
-        supervisor = self.supervisor
-        if supervisor is not None:
-            supervisor._child_failed(self, cause)
+        try:
+            if incarnation is not None:
+                incarnation.retire()
+                if self.incarnation is incarnation:
+                    self.ready = False
+            supervisor = self.supervisor
+            if supervisor is not None:
+                epoch = None if incarnation is None else incarnation.epoch
+                supervisor._child_failed(self, cause, epoch)
+        finally:
+            if message is not None:
+                self._answer_crash(message, cause)
 
     def release(self) -> None:
         """Give the actor's name back to the store (it stopped for good)."""
@@ -397,9 +464,86 @@ class Cell:
     def retire(self) -> None:
         """End the current incarnation after its current message (for restarts and stops)."""
         self.ready = False
+        with self.lifecycle:
+            incarnation = self.incarnation
+            if incarnation is not None:
+                incarnation.retire()
+
+    # -- stopping ----------------------------------------------------------------------------
+
+    def is_running(self) -> bool:
+        """Whether an incarnation takes requests (or is starting to)."""
         incarnation = self.incarnation
-        if incarnation is not None:
-            incarnation.retire()
+        return incarnation is not None and not incarnation._inbox.retired
+
+    def request_stop(self, reason: str, *, terminal: bool = True) -> None:
+        """Ask the actor to stop once it has handled what is queued now.
+
+        With no incarnation running (a crashed one waiting for its restart, or
+        one already stopped), it stops at once and what is queued is refused.
+        Does not wait: see `wait_stopped`.
+        """
+        if self.is_running() and self.mailbox.closed_reason is None:
+            self.mailbox.put(Reply(self, _Stop(reason, terminal=terminal), ()))
+            return
+        self.stop_now(reason, terminal=terminal)
+
+    def stop_now(self, reason: str, *, terminal: bool = True) -> None:
+        """Refuse what is queued and anything sent from now on, and end the
+        incarnation after its current message."""
+        if terminal and self.stop_reason is None:
+            self.stop_reason = reason
+        running = self.is_running()
+        self.mailbox.close(reason)
+        self.retire()
+        if not running:
+            if terminal:
+                self.release()
+            self.stopped.set()
+
+    def wait_stopped(self, deadline: float) -> bool:
+        """Wait until the actor has stopped and its thread ended, at the latest
+        until ``deadline`` (on `time.monotonic`). True if it stopped."""
+        self.stopped.wait(max(0.0, deadline - time.monotonic()))
+        thread = self.thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return self.stopped.is_set()
+
+    def stop(self, reason: str, timeout: float, *, wait: bool, terminal: bool = True) -> None:
+        """Stop the actor: after draining its mailbox when ``wait`` and it runs,
+        waiting up to ``timeout`` seconds; at once otherwise.
+
+        A ``terminal`` stop is for good; otherwise (a supervisor giving up) its
+        supervisor's parent may restart it later.
+        """
+        if wait and self.is_running() and self.mailbox.closed_reason is None:
+            self.request_stop(reason, terminal=terminal)
+            if current_cell.get() is not self:  # it cannot wait for itself
+                self.wait_stopped(time.monotonic() + timeout)
+            return
+        self.stop_now(reason, terminal=terminal)
+
+    def abandon(self, reason: str) -> None:
+        """Give up on an actor that did not stop in time.
+
+        Its running incarnation is fenced (whatever it still runs commits
+        nothing and is answered with `ActorStopped`), an async hook it awaits
+        is cancelled, and every queued request is refused with ``reason``.
+        """
+        with self.commit_lock:
+            self.generation += 1
+            inflight, self.inflight = self.inflight, None
+            awaiting = self.awaiting
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self.mailbox.close(reason)
+        self.retire()
+        if inflight is not None:  # watched by a deadline: no one else answers it now
+            self._answer_fenced(inflight)
+        if awaiting is not None:
+            awaiting.cancel()
+        self.release()
 
     # -- inline calls ----------------------------------------------------------------------
 
@@ -420,6 +564,7 @@ class Cell:
         """Run ``message`` on the calling thread, which holds ``turn``."""
         token = current_cell.set(self)
         crash = None
+        owner = self.running  # stays the turn's owner while we hold the turn
         try:
             if message.claim():
                 crash = self.process(message, self.generation)
@@ -429,7 +574,7 @@ class Cell:
             if not self.mailbox.empty():
                 self.mailbox.wake(None)  # something arrived while we ran
         if crash is not None:
-            self.crashed(crash)
+            self.crashed(crash, owner, message)
 
 
 class _Stop:
@@ -463,6 +608,7 @@ class StateActor(pykka.ThreadingActor):
     def __init__(self, cell: Cell) -> None:
         self._cell = cell
         self.generation = -1  # taken in on_start, with the turn
+        self.epoch = cell.epoch
         self._inbox = Inbox(cell.mailbox)
         self._turn: threading.Lock | None = None
         self._planned_stop = False
@@ -487,17 +633,29 @@ class StateActor(pykka.ThreadingActor):
 
     def on_start(self) -> None:
         cell = self._cell
-        turn = cell.turn
-        turn.acquire()  # waits for an inline caller to finish
+        # Wait for the previous incarnation (or an inline caller) to finish. A
+        # fence gives the cell a new turn while the hung thread keeps the old
+        # one, so look again now and then: this is no path a request takes.
+        while True:
+            turn = cell.turn
+            if turn.acquire(timeout=0.1):
+                if turn is cell.turn:
+                    break
+                turn.release()  # replaced meanwhile: that one is the hung thread's
         self._turn = turn
         self._inbox.turn = turn
         thread = threading.current_thread()
         thread.name = f"stateward:{cell.runtime.name}:{cell.name}"
         if self._inbox.retired or cell.incarnation is not self:
+            self.retire()  # replaced before it started: it takes no request
+            return
+        if cell.mailbox.closed_reason is not None:
+            self.retire()  # stopped while it was starting: on_stop marks it stopped
             return
         with cell.commit_lock:
             cell.generation += 1
             self.generation = cell.generation
+            cell.running = self
         cell.thread = thread
         current_cell.set(cell)
         try:
@@ -512,7 +670,7 @@ class StateActor(pykka.ThreadingActor):
         except BaseException as exc:
             cell.last_error = exc
             logger.error("actor %r: starting failed: %r", cell.name, exc, exc_info=exc)
-            cell.crashed(exc)
+            cell.crashed(exc, self)
             return
         cell.ready = True
         cell.started.set()
@@ -529,7 +687,9 @@ class StateActor(pykka.ThreadingActor):
         if not self._planned_stop:
             # pykka stopped us on its own (an error in the loop itself): that
             # is a crash of this incarnation, and the mailbox is kept.
-            cell.crashed(RuntimeError(f"the actor thread of {cell.name!r} stopped unexpectedly"))
+            cell.crashed(
+                RuntimeError(f"the actor thread of {cell.name!r} stopped unexpectedly"), self
+            )
         if cell.incarnation is self and cell.mailbox.closed_reason is not None:
             if cell.stop_reason is not None:
                 cell.release()
@@ -569,7 +729,7 @@ class StateActor(pykka.ThreadingActor):
         except BaseException as exc:  # an error in the runtime itself
             crash = exc
         if crash is not None:
-            cell.crashed(crash)
+            cell.crashed(crash, self, message)
 
     def _stop_for(self, cell: Cell, op: _Stop, message: Reply[Any]) -> None:
         cell.messages += 1
@@ -580,7 +740,7 @@ class StateActor(pykka.ThreadingActor):
             cell.ready = False
             self.retire()
             message.set_result(None)
-            supervisor._child_exited(cell)
+            supervisor._child_exited(cell, self.epoch)
             return
         if op.terminal:
             cell.stop_reason = op.reason
@@ -589,4 +749,4 @@ class StateActor(pykka.ThreadingActor):
         self.retire()
         message.set_result(None)
         if op.exit and supervisor is not None:
-            supervisor._child_exited(cell)
+            supervisor._child_exited(cell, self.epoch)

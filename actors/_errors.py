@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from stateward.core import StatewardError
+
+if TYPE_CHECKING:
+    from ._supervisor import ShutdownReport
 
 
 class ActorStopped(StatewardError, RuntimeError):
@@ -83,6 +88,22 @@ class RuntimeStopped(StatewardError, RuntimeError):
             f"runtime {runtime!r} has shut down; create actors in a new Runtime(), or omit "
             "runtime= to use the default one"
         )
+
+
+class ShutdownIncomplete(StatewardError, RuntimeError):
+    """A shutdown that did not stop every actor cleanly (`ShutdownReport.check`).
+
+    Attributes:
+        report: the `ShutdownReport`.
+        abandoned: actors still busy when the time ran out.
+        crashed: actors that crashed while stopping.
+    """
+
+    def __init__(self, report: ShutdownReport) -> None:
+        self.report = report
+        self.abandoned = report.abandoned
+        self.crashed = report.crashed
+        super().__init__(report.describe())
 
 
 class DuplicateActorName(StatewardError, ValueError):

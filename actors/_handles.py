@@ -8,8 +8,6 @@ finite timeout), ``request_*`` calls return a `Reply` at once.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -240,7 +238,7 @@ class ActorHandle:
         cell = self._cell
         if cell.supervisor is not None:
             cell.supervisor._remove(cell)
-        stop_cell(cell, reason, cell.default_timeout if timeout is None else timeout, wait=wait)
+        cell.stop(reason, cell.default_timeout if timeout is None else timeout, wait=wait)
         self._runtime._forget_cell(cell)
 
     def __enter__(self: T) -> T:
@@ -252,41 +250,6 @@ class ActorHandle:
     def __repr__(self) -> str:
         state = "alive" if self.alive else "stopped"
         return f"<{type(self).__name__} {self.name!r} {state}>"
-
-
-def stop_cell(
-    cell: Cell, reason: str, timeout: float, *, wait: bool, terminal: bool = True
-) -> None:
-    """Stop ``cell``'s actor: drain its mailbox first when ``wait`` and it runs.
-
-    A ``terminal`` stop is for good; otherwise (a supervisor giving up) its
-    supervisor's parent may restart it later.
-    """
-    incarnation = cell.incarnation
-    running = incarnation is not None and not incarnation._inbox.retired
-    own_thread = current_cell.get() is cell
-    if wait and running and cell.mailbox.closed_reason is None:
-        reply = stop_request(cell, reason, terminal=terminal)
-        if own_thread:
-            return
-        deadline = time.monotonic() + timeout
-        try:
-            reply.result(timeout)
-        except Exception:  # already stopping: wait for the thread below
-            pass
-        cell.stopped.wait(max(0.0, deadline - time.monotonic()))
-        thread = cell.thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(max(0.0, deadline - time.monotonic()))
-        return
-    if terminal and cell.stop_reason is None:
-        cell.stop_reason = reason
-    cell.mailbox.close(reason)
-    cell.retire()
-    if not running:
-        if terminal:
-            cell.release()
-        cell.stopped.set()
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import collections
+import concurrent.futures
 import contextvars
 import itertools
 import threading
@@ -22,14 +23,14 @@ from ._context import current_cell
 from ._errors import DuplicateActorName, RuntimeStopped
 from ._reply import Reply
 from ._stores import MemoryStore, Store, new_runtime_id, runtime_ended, runtime_started
-from ._supervisor import EVENT_KINDS, Supervisor, SupervisorEvent
+from ._supervisor import EVENT_KINDS, ShutdownReport, Supervisor, SupervisorEvent
 
 if TYPE_CHECKING:
     from ._handles import ActorHandle
 
 #: How long a blocking call waits by default, in seconds.
 DEFAULT_TIMEOUT = 30.0
-#: How long `Runtime.shutdown` waits by default for each actor to drain.
+#: How long `Runtime.shutdown` waits by default, in total, for its actors to drain.
 DEFAULT_SHUTDOWN_TIMEOUT = 30.0
 
 _names = itertools.count(1)
@@ -71,16 +72,33 @@ class _AsyncHost:
         self.loop.run_until_complete(self.loop.shutdown_asyncgens())
         self.loop.close()
 
-    def run(self, awaitable: Awaitable[Any], cell: Cell) -> Any:
+    def submit(self, awaitable: Awaitable[Any], cell: Cell) -> concurrent.futures.Future[Any]:
+        """Start ``awaitable`` on the loop; cancelling the future cancels it."""
+
         async def as_actor() -> Any:
             current_cell.set(cell)  # in this task's context only
             return await awaitable
 
-        return asyncio.run_coroutine_threadsafe(as_actor(), self.loop).result()
+        return asyncio.run_coroutine_threadsafe(as_actor(), self.loop)
 
     def close(self, timeout: float) -> None:
+        """Cancel the hooks still awaiting (their actors were abandoned), give
+        them up to ``timeout`` seconds to unwind, then stop the loop."""
+        deadline = time.monotonic() + timeout
+
+        async def cancel_all() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.wait(tasks, timeout=max(0.0, deadline - time.monotonic()))
+
+        try:
+            asyncio.run_coroutine_threadsafe(cancel_all(), self.loop).result(timeout)
+        except Exception:  # timed out, or the loop is gone: stop it all the same
+            pass
         self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout)
+        self.thread.join(max(0.0, deadline - time.monotonic()))
 
 
 class Runtime:
@@ -349,40 +367,59 @@ class Runtime:
         """Whether `shutdown` has begun: no new actors can start."""
         return self._closed
 
-    def shutdown(self, timeout: float = DEFAULT_SHUTDOWN_TIMEOUT) -> None:
-        """Drain every mailbox and stop the actors, newest first.
+    def shutdown(self, timeout: float = DEFAULT_SHUTDOWN_TIMEOUT) -> ShutdownReport:
+        """Drain every mailbox and stop every actor within ``timeout`` seconds in
+        all, then close the store; return a `ShutdownReport`.
 
-        Each actor handles everything already in its mailbox, then stops;
-        requests sent after that get `ActorStopped`. Waits at most ``timeout``
-        seconds in all, then returns; actors still busy then are reported in the
-        log and left to finish on their (daemon) threads.
+        Every actor is asked first to stop once it has handled what is already
+        in its mailbox (so they drain at the same time); requests sent after
+        that get `ActorStopped`. Then shutdown waits for them, newest first,
+        until one deadline shared by all. An actor still busy at the deadline
+        is *abandoned*: the request it is running commits nothing and is
+        answered with `ActorStopped`, so are the requests still queued, an
+        async hook it awaits is cancelled, and its daemon thread is left to
+        end on its own. An actor that crashes while stopping is not
+        restarted; its queued requests get `ActorStopped` too. Every request
+        gets an answer, none waits for its own timeout.
+
+        It returns within ``timeout`` plus a small constant whatever the
+        actors do. The report names the actors abandoned or crashed (also
+        logged as an error); ``report.check()`` raises `ShutdownIncomplete`
+        if there were any. Calling it again returns a clean, empty report.
         """
+        if not timeout >= 0:
+            raise ValueError(f"shutdown timeout must be >= 0 seconds, got {timeout!r}")
+        started = time.monotonic()
+        deadline = started + timeout
+        reason = f"runtime {self.name!r} shut down"
         with self._lock:
             if self._closed and not self._actors:
-                return
+                return ShutdownReport(self.name, timeout, 0.0)
             self._closed = True
             handles = list(self._actors.values())
-        deadline = time.monotonic() + timeout
-        self.root._shutdown(timeout, reason=f"runtime {self.name!r} shut down")
+        self.root._ask_to_stop(reason)
+        abandoned, crashed = self.root._await_stop(deadline, reason, timeout)
         for handle in reversed(handles):  # any left outside the tree
-            remaining = max(0.0, deadline - time.monotonic())
-            handle._stop(f"runtime {self.name!r} shut down", remaining, wait=True)
+            cell = handle._cell
+            handle._stop(reason, max(0.0, deadline - time.monotonic()), wait=True)
+            if not cell.stopped.is_set() and handle.name not in abandoned:
+                cell.abandon(reason)
+                abandoned.append(handle.name)
         host = self._host
         if host is not None:
-            host.close(max(0.1, deadline - time.monotonic()))
+            # Unwinding cancelled hooks gets a moment even when time is up.
+            host.close(max(0.2, deadline - time.monotonic()))
         self.timer.close()
         try:
             self.store.close()
         finally:
             runtime_ended(self.runtime_id)
-        busy = [h.name for h in handles if not h._cell.stopped.is_set()]
-        if busy:
-            logger.error(
-                "runtime %r: actors still busy after %g s of shutdown: %s",
-                self.name,
-                timeout,
-                ", ".join(busy),
-            )
+        report = ShutdownReport(
+            self.name, timeout, time.monotonic() - started, tuple(abandoned), tuple(crashed)
+        )
+        if not report.clean:
+            logger.error("runtime %s", report.describe())
+        return report
 
     def __enter__(self) -> Runtime:
         """Make this the current runtime of the calling context (see above)."""
@@ -466,8 +503,13 @@ def default_runtime() -> Runtime:
     return runtime
 
 
+#: How long the runtimes still running at interpreter exit get, in all.
+EXIT_SHUTDOWN_TIMEOUT = 5.0
+
+
 @atexit.register
 def _shutdown_at_exit() -> None:
+    deadline = time.monotonic() + EXIT_SHUTDOWN_TIMEOUT
     for runtime in list(_live_runtimes):
         if not runtime.closed:
-            runtime.shutdown(timeout=5.0)
+            runtime.shutdown(timeout=max(0.0, deadline - time.monotonic()))

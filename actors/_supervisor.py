@@ -18,6 +18,18 @@ A restarted actor keeps its mailbox and starts from its last committed
 snapshot; only the request that crashed it fails (`ActorCrashed`), and it is
 never delivered again. A supervisor never holds its lock while user code runs,
 so it answers stop requests even while a child keeps failing to start.
+
+One failure, one decision: each restart it decides moves the child's *epoch*
+on, and each incarnation carries the epoch it was started under. A failure
+reported by an incarnation that a decision has already replaced (two siblings
+crashing at once under ``one_for_all``) is stale and changes nothing, so two
+crashes never start two incarnations of one child. Starting an incarnation
+retires the one before it, whatever happens.
+
+Stopping asks every child (the whole subtree) to stop first, then waits for
+them, newest first, until one deadline shared by all; children still busy at
+the deadline are abandoned: fenced, so they commit nothing more, and their
+queued requests refused.
 """
 
 from __future__ import annotations
@@ -27,12 +39,13 @@ import itertools
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._clock import Cancel, Clock
-from ._errors import SupervisorGaveUp
+from ._errors import ShutdownIncomplete, SupervisorGaveUp
 
 if TYPE_CHECKING:
     from ._cell import Cell
@@ -102,6 +115,62 @@ class SupervisorEvent:
     at: float
 
 
+@dataclass(frozen=True, slots=True)
+class ShutdownReport:
+    """What stopping a runtime or a supervisor did, as `Runtime.shutdown` and
+    `Supervisor.stop` return it.
+
+    Attributes:
+        name: the runtime or supervisor that was stopped.
+        timeout: the seconds it was given, in all.
+        seconds: how long it took.
+        abandoned: actors still busy when the time ran out, newest first. Each
+            was fenced (nothing it still runs is committed; that request is
+            answered with `ActorStopped`), its queued requests were answered
+            with `ActorStopped`, and its daemon thread is left to end on its
+            own.
+        crashed: actors that crashed while stopping. They were not restarted;
+            the requests still queued were answered with `ActorStopped`.
+    """
+
+    name: str
+    timeout: float
+    seconds: float
+    abandoned: tuple[str, ...] = ()
+    crashed: tuple[str, ...] = ()
+
+    @property
+    def clean(self) -> bool:
+        """Whether every actor drained its mailbox and stopped in time."""
+        return not self.abandoned and not self.crashed
+
+    def describe(self) -> str:
+        """One sentence: what was abandoned or crashed, and what to do."""
+        if self.clean:
+            return f"{self.name!r} stopped cleanly in {self.seconds:.2f} s"
+        parts = []
+        if self.abandoned:
+            parts.append(
+                f"abandoned {len(self.abandoned)} actor(s) still busy after "
+                f"{self.timeout:g} s: {', '.join(self.abandoned)} (nothing they still run "
+                "is committed, their queued requests were refused)"
+            )
+        if self.crashed:
+            parts.append(
+                f"{len(self.crashed)} actor(s) crashed while stopping: "
+                f"{', '.join(self.crashed)} (their queued requests were refused)"
+            )
+        return (
+            f"{self.name!r} did not stop cleanly: {'; '.join(parts)}. Give it a longer "
+            "timeout=, bound slow handlers with deadline=, or look at the actors' last_error"
+        )
+
+    def check(self) -> None:
+        """Raise `ShutdownIncomplete` unless every actor stopped cleanly."""
+        if not self.clean:
+            raise ShutdownIncomplete(self)
+
+
 @dataclass(eq=False)
 class _Child:
     name: str
@@ -142,7 +211,8 @@ class Supervisor:
         parent: the supervisor above this one; the runtime's root by default.
         runtime: the owning runtime; the current one by default (see `Runtime`).
         restart: this supervisor's own restart type under its parent.
-        shutdown_timeout: how long each child gets to stop, in seconds.
+        shutdown_timeout: how long `stop` waits by default for all the
+            children to stop, in seconds, in total.
     """
 
     def __init__(
@@ -171,6 +241,8 @@ class Supervisor:
             raise ValueError(f"max_restarts must be an int >= 0, got {max_restarts!r}")
         if not within > 0:
             raise ValueError(f"within must be > 0 seconds, got {within!r}")
+        if not shutdown_timeout >= 0:
+            raise ValueError(f"shutdown_timeout must be >= 0 seconds, got {shutdown_timeout!r}")
         if runtime is None:
             runtime = parent.runtime if parent is not None else current_runtime()
         self.runtime: Runtime = runtime
@@ -187,6 +259,9 @@ class Supervisor:
         self._subscribers: list[Callable[[SupervisorEvent], Any]] = []
         self._rng = random.Random(backoff.seed if backoff is not None else None)
         self._stopping = False
+        self._stop_reason = ""
+        #: Children that crashed while this supervisor was stopping them.
+        self._crashed_in_stop: list[str] = []
         self.gave_up = False
         self.restarts = 0
         self.parent: Supervisor | None = None
@@ -291,47 +366,80 @@ class Supervisor:
 
     # -- failures -------------------------------------------------------------------------
 
-    def _child_failed(self, target: Any, cause: BaseException) -> None:
-        """A child crashed (``target``: its Cell or Supervisor)."""
-        self._handle_exit(target, cause, crashed=True)
+    def _child_failed(self, target: Any, cause: BaseException, epoch: int | None = None) -> None:
+        """A child crashed (``target``: its Cell or Supervisor; ``epoch``: the
+        epoch of the incarnation that crashed, for a Cell)."""
+        self._handle_exit(target, cause, crashed=True, epoch=epoch)
 
-    def _child_exited(self, target: Any) -> None:
+    def _child_exited(self, target: Any, epoch: int | None = None) -> None:
         """A child stopped on its own, normally."""
-        self._handle_exit(target, None, crashed=False)
+        self._handle_exit(target, None, crashed=False, epoch=epoch)
 
-    def _handle_exit(self, target: Any, cause: BaseException | None, *, crashed: bool) -> None:
+    def _handle_exit(
+        self, target: Any, cause: BaseException | None, *, crashed: bool, epoch: int | None
+    ) -> None:
         plan = _Plan()
+        stopped_for_good: str | None = None
         with self._lock:
             child = self._find(target)
-            if child is None or self._stopping:
+            if epoch is not None and epoch != target.epoch:
+                # That incarnation is already being replaced by an earlier
+                # decision (a sibling's crash): nothing more to decide.
                 return
-            child.running = False
-            if crashed:
-                plan.events.append(self._event("failed", child.name, cause))
-            restart = child.restart == "permanent" or (child.restart == "transient" and crashed)
-            if not restart:
-                self._children.remove(child)
-                why = (
-                    f"crashed and is a {child.restart} child, so it is not restarted "
-                    f"(cause: {cause!r})"
-                    if crashed
-                    else f"stopped on its own and is a {child.restart} child"
+            if child is None:
+                if not crashed or epoch is None:
+                    return
+                # Being stopped from outside (handle.stop) and crashed while
+                # draining: no restart, so it stops for good now, and its stop
+                # and queued requests are answered.
+                stopped_for_good = (
+                    f"it crashed while stopping ({cause!r}), so the requests still queued "
+                    "were not handled"
                 )
-                plan.drop.append((child, why))
-                plan.events.append(self._event("stopped", child.name, cause))
+            elif self._stopping:
+                if not crashed or child.is_supervisor:
+                    return
+                # Not restarted while stopping: it stops for good now, so that
+                # its queued requests and its stop request are answered.
+                self._crashed_in_stop.append(child.name)
+                stopped_for_good = (
+                    f"{self._stop_reason or f'supervisor {self.name!r} stopped'}; it crashed "
+                    f"while stopping ({cause!r}), so the requests still queued were not handled"
+                )
             else:
-                now = self.clock.monotonic()
-                self._restart_times.append(now)
-                while self._restart_times and self._restart_times[0] <= now - self.within:
-                    self._restart_times.popleft()
-                if len(self._restart_times) > self.max_restarts:
-                    plan.give_up = SupervisorGaveUp(
-                        self.name, self.max_restarts, self.within, cause
-                    )
-                    self._stopping = True
-                else:
-                    self._plan_restart(child, now, plan)
+                child.running = False
+                self._decide(child, cause, crashed, plan)
+        if stopped_for_good is not None:
+            target.stop_now(stopped_for_good)
+            return
         self._carry_out(plan)
+
+    def _decide(
+        self, child: _Child, cause: BaseException | None, crashed: bool, plan: _Plan
+    ) -> None:
+        """Plan what follows a child's exit (under the lock)."""
+        if crashed:
+            plan.events.append(self._event("failed", child.name, cause))
+        restart = child.restart == "permanent" or (child.restart == "transient" and crashed)
+        if not restart:
+            self._children.remove(child)
+            why = (
+                f"crashed and is a {child.restart} child, so it is not restarted (cause: {cause!r})"
+                if crashed
+                else f"stopped on its own and is a {child.restart} child"
+            )
+            plan.drop.append((child, why))
+            plan.events.append(self._event("stopped", child.name, cause))
+            return
+        now = self.clock.monotonic()
+        self._restart_times.append(now)
+        while self._restart_times and self._restart_times[0] <= now - self.within:
+            self._restart_times.popleft()
+        if len(self._restart_times) > self.max_restarts:
+            plan.give_up = SupervisorGaveUp(self.name, self.max_restarts, self.within, cause)
+            self._stopping = True
+        else:
+            self._plan_restart(child, now, plan)
 
     def _plan_restart(self, failed: _Child, now: float, plan: _Plan) -> None:
         index = self._children.index(failed)
@@ -353,12 +461,20 @@ class Supervisor:
             if child is not failed:
                 plan.retire.append(child)
             plan.start.append(child)
+            self._count_restart(child)
         backoff = self.backoff
         if backoff is not None:
             if now - failed.last_start >= backoff.reset_after:
                 failed.consecutive = 0
             plan.delay = backoff.delay(failed.consecutive, self._rng)
             failed.consecutive += 1
+
+    def _count_restart(self, child: _Child) -> None:
+        """Decide one restart of ``child`` (under the lock): counted now, so a
+        caller answered with `ActorCrashed` already sees it, and the child's
+        epoch moves on, so failures of the incarnations it replaces are stale."""
+        self.restarts += 1
+        _count_restart(child)
 
     def _carry_out(self, plan: _Plan) -> None:
         for child, why in plan.drop:
@@ -371,34 +487,35 @@ class Supervisor:
             return
         for child in reversed(plan.retire):
             _retire_child(child)
-        if plan.start and plan.delay > 0:
+        # Each child with the epoch of this decision: a later decision about
+        # the same child supersedes this one.
+        group = [(child, _epoch(child)) for child in plan.start]
+        if group and plan.delay > 0:
             # Registered before the events go out, so that whoever hears of the
             # failure finds the restart already scheduled on the clock.
-            group = plan.start
 
             def later() -> None:
                 self._restart_now(group)
 
             cancel = self.clock.call_later(plan.delay, later)
             with self._lock:
-                for child in group:
+                for child, _ in group:
                     child.pending = cancel
         self._emit(plan.events)
-        if plan.start and plan.delay <= 0:
-            self._restart_now(plan.start)
+        if group and plan.delay <= 0:
+            self._restart_now(group)
 
-    def _restart_now(self, group: list[_Child]) -> None:
+    def _restart_now(self, group: list[tuple[_Child, int | None]]) -> None:
         events = []
         with self._lock:
             if self._stopping:
                 return
             now = self.clock.monotonic()
-            live = [c for c in group if c in self._children]
+            live = [c for c, epoch in group if c in self._children and _epoch(c) == epoch]
             for child in live:
                 child.pending = None
                 child.last_start = now
                 child.running = True
-                self.restarts += 1
                 events.append(self._event("restarted", child.name))
         for child in live:
             _restart_child(child)
@@ -412,7 +529,8 @@ class Supervisor:
         for child in reversed(children):
             if child.pending is not None:
                 child.pending.cancel()
-            _stop_child(child, f"supervisor {self.name!r} gave up", wait=False)
+            # Not for good: the parent may restart this supervisor, children and all.
+            _stop_child(child, f"supervisor {self.name!r} gave up", wait=False, terminal=False)
         events = [self._event("gave_up", None, error)]
         if self.parent is not None:
             events.append(self._event("escalated", None, error))
@@ -430,12 +548,14 @@ class Supervisor:
             self._stopping = False
             self.gave_up = False
             self._restart_times.clear()
+            self._crashed_in_stop.clear()
             children = list(self._children)
             now = self.clock.monotonic()
             for child in children:
                 child.last_start = now
                 child.consecutive = 0
                 child.running = True
+                _count_restart(child)
         for child in children:
             _restart_child(child)
 
@@ -447,32 +567,95 @@ class Supervisor:
 
     # -- stopping -----------------------------------------------------------------------
 
-    def stop(self, timeout: float | None = None) -> None:
-        """Stop every child, newest first, each within ``shutdown_timeout``.
+    def stop(self, timeout: float | None = None) -> ShutdownReport:
+        """Stop every child within ``timeout`` seconds in all
+        (``shutdown_timeout`` when None), and return what happened.
 
-        Children are not restarted; pending restarts are cancelled. The
-        supervisor leaves its parent for good.
+        Every child (the whole subtree) is asked first to stop once it has
+        handled what it has queued; then the supervisor waits for them, newest
+        first, until one deadline shared by all. A child still busy at the
+        deadline is abandoned: it commits nothing more, its queued requests
+        are answered with `ActorStopped`, and it is named in the report. A
+        child that crashes while stopping is not restarted; its queued
+        requests are answered the same way. Pending restarts are cancelled.
+        The supervisor leaves its parent for good.
         """
-        self._shutdown(timeout, reason=f"supervisor {self.name!r} stopped")
+        report = self._shutdown(timeout, reason=f"supervisor {self.name!r} stopped")
         if self.parent is not None:
             self.parent._remove(self)
+        return report
 
-    def _shutdown(self, timeout: float | None, reason: str) -> None:
+    def _shutdown(
+        self, timeout: float | None, reason: str, *, terminal: bool = True
+    ) -> ShutdownReport:
+        budget = self.shutdown_timeout if timeout is None else timeout
+        if not budget >= 0:
+            raise ValueError(f"stop timeout must be >= 0 seconds, got {budget!r}")
+        started = time.monotonic()
+        self._ask_to_stop(reason, terminal=terminal)
+        abandoned, crashed = self._await_stop(started + budget, reason, budget)
+        report = ShutdownReport(
+            self.name, budget, time.monotonic() - started, tuple(abandoned), tuple(crashed)
+        )
+        if not report.clean:
+            logger.error("%s", report.describe())
+        return report
+
+    def _ask_to_stop(self, reason: str, *, terminal: bool = True) -> None:
+        """Stop restarting, and queue a stop behind every child's requests."""
         with self._lock:
             self._stopping = True
+            self._stop_reason = reason
             children = list(self._children)
-        budget = self.shutdown_timeout if timeout is None else timeout
         for child in reversed(children):
             if child.pending is not None:
                 child.pending.cancel()
-            _stop_child(child, reason, wait=True, timeout=budget)
+            if child.is_supervisor:
+                child.target._ask_to_stop(reason, terminal=terminal)
+            else:
+                child.target.request_stop(reason, terminal=terminal)
+
+    def _await_stop(
+        self, deadline: float, reason: str, budget: float
+    ) -> tuple[list[str], list[str]]:
+        """Wait for the children, newest first, until ``deadline``; abandon
+        those still busy then. Returns the abandoned and the crashed."""
+        with self._lock:
+            children = list(self._children)
+        abandoned: list[str] = []
+        crashed: list[str] = []
+        for child in reversed(children):
+            if child.is_supervisor:
+                more_abandoned, more_crashed = child.target._await_stop(deadline, reason, budget)
+                abandoned += more_abandoned
+                crashed += more_crashed
+            elif not child.target.wait_stopped(deadline):
+                child.target.abandon(
+                    f"{reason}, and it was still busy when the {budget:g} s given to stop ran out"
+                )
+                abandoned.append(child.name)
             with self._lock:
                 if child in self._children:
                     self._children.remove(child)
             if not child.is_supervisor:
                 self.runtime._forget_cell(child.target)
             self._emit([self._event("stopped", child.name)])
+        with self._lock:
+            crashed += [name for name in self._crashed_in_stop if name not in abandoned]
         self._emit([self._event("stopped", None)])
+        return abandoned, crashed
+
+
+def _epoch(child: _Child) -> int | None:
+    return None if child.is_supervisor else child.target.epoch
+
+
+def _count_restart(child: _Child) -> None:
+    """Count a decided restart on a child actor and move its epoch on (under
+    its supervisor's lock)."""
+    if not child.is_supervisor:
+        child.target.epoch += 1
+        child.target.restarts += 1
 
 
 def _retire_child(child: _Child) -> None:
@@ -489,17 +672,16 @@ def _restart_child(child: _Child) -> None:
         target._restart_as_child()
         return
     cell = target
-    cell.restarts += 1
     if cell.stop_reason is None:
         cell.mailbox.reopen()
     cell.start_incarnation()
 
 
-def _stop_child(child: _Child, reason: str, *, wait: bool, timeout: float = 5.0) -> None:
+def _stop_child(
+    child: _Child, reason: str, *, wait: bool, timeout: float | None = None, terminal: bool = True
+) -> None:
     target = child.target
     if child.is_supervisor:
-        target._shutdown(timeout, reason)
+        target._shutdown(timeout, reason, terminal=terminal)
         return
-    from ._handles import stop_cell
-
-    stop_cell(target, reason, timeout, wait=wait)
+    target.stop(reason, 5.0 if timeout is None else timeout, wait=wait, terminal=terminal)

@@ -56,7 +56,8 @@ def check_changes(value: Any, call: str, argument: str) -> ImmutableState:
     """A required mapping argument, frozen now (see `check_payload`)."""
     kind = type(value)
     if kind is ImmutableState:
-        return value
+        frozen: ImmutableState = value
+        return frozen
     if kind is not dict and not isinstance(value, Mapping):  # a dict needs no ABC check
         raise ArgumentTypeError(
             call,

@@ -15,10 +15,15 @@ from stateward.actors import ActorCrashed, ActorStopped, Runtime, StateManager, 
 connections = []
 
 
+def say(text):
+    """print() in one write: actor threads print too, and print() may split lines."""
+    print(text + "\n", end="")
+
+
 def open_connection(state):
     """on_start: runs on the actor's thread for every incarnation."""
     connections.append(f"connection-{len(connections) + 1}")
-    print(f"  on_start: opened {connections[-1]} (state: {state.processed} processed)")
+    say(f"  on_start: opened {connections[-1]} (state: {state.processed} processed)")
 
 
 def pay(amount):
@@ -34,7 +39,7 @@ def pay(amount):
 with Runtime("payments") as runtime:
     runtime.subscribe(
         lambda e: (
-            print(f"  [{e.supervisor}] {e.kind} {e.child or ''}".rstrip())
+            say(f"  [{e.supervisor}] {e.kind} {e.child or ''}".rstrip())
             if e.kind in ("failed", "restarted", "gave_up", "escalated")
             else None
         )
@@ -42,7 +47,7 @@ with Runtime("payments") as runtime:
     workers = Supervisor(
         "workers", runtime=runtime, strategy="one_for_one", max_restarts=3, within=10.0
     )
-    print("starting the payment worker")
+    say("starting the payment worker")
     payments = StateManager(
         {"processed": 0, "total": 0},
         name="payments",
@@ -53,18 +58,18 @@ with Runtime("payments") as runtime:
     )
     payments.modify(pay(10))
 
-    print("sending four payments at once; the second one crashes the worker")
+    say("sending four payments at once; the second one crashes the worker")
     replies = [payments.request_modify(pay(amount)) for amount in (20, -1, 30, 40)]
     for amount, reply in zip((20, -1, 30, 40), replies, strict=True):
         try:
             state = reply.result(timeout=10)
-            print(f"  pay({amount}): ok, {state.processed} processed, total {state.total}")
+            say(f"  pay({amount}): ok, {state.processed} processed, total {state.total}")
         except ActorCrashed as crash:
-            print(f"  pay({amount}): ActorCrashed, cause: {crash.cause!r}")
-    print(f"after the crash: {dict(payments.get_state())}, restarts: {payments.restarts}")
+            say(f"  pay({amount}): ActorCrashed, cause: {crash.cause!r}")
+    say(f"after the crash: {dict(payments.get_state())}, restarts: {payments.restarts}")
     assert payments.get_state().total == 100 and payments.restarts == 1
 
-    print("a second worker that fails on every request")
+    say("a second worker that fails on every request")
     flaky = StateManager(
         {"n": 0},
         name="flaky",
@@ -78,11 +83,11 @@ with Runtime("payments") as runtime:
         try:
             flaky.modify(lambda state: 1 / 0)
         except ActorCrashed:
-            print(f"  attempt {attempt + 1}: crashed")
+            say(f"  attempt {attempt + 1}: crashed")
     try:
         flaky.modify(lambda state: state)
     except ActorStopped as stopped:
-        print(f"  then: ActorStopped ({stopped.reason})")
+        say(f"  then: ActorStopped ({stopped.reason})")
     stats = runtime.stats()
-    print(f"events: {stats.events}")
-    print(f"payments still running: {payments.alive}, fatal: {runtime.fatal}")
+    say(f"events: {stats.events}")
+    say(f"payments still running: {payments.alive}, fatal: {runtime.fatal}")

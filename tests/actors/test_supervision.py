@@ -360,6 +360,39 @@ def test_a_hung_handler_is_fenced_and_can_never_commit(clock: ManualClock) -> No
         assert counter.stats().generation >= 2
 
 
+def test_a_restart_decided_while_a_handler_hangs_takes_over_once_it_is_fenced(
+    clock: ManualClock,
+) -> None:
+    with Runtime("fence-pair", timer=clock, default_timeout=10.0) as runtime:
+        sup = Supervisor("pair", strategy="one_for_all", runtime=runtime, max_restarts=10)
+        slow = StateManager({"n": 0}, name="slow", runtime=runtime, supervisor=sup, deadline=2.0)
+        other = StateManager({"n": 0}, runtime=runtime, supervisor=sup, on_error="restart")
+        release, entered = threading.Event(), threading.Event()
+
+        def hang(state: ImmutableState) -> ImmutableState:
+            entered.set()
+            assert release.wait(10)
+            return state.update(n=999)
+
+        try:
+            hung = slow.request_modify(hang)
+            assert entered.wait(10)
+            behind = slow.request_modify(bump)
+            # The sibling's crash restarts both: slow's next incarnation must
+            # wait for the hung handler's turn...
+            with pytest.raises(ActorCrashed):
+                other.modify(boom)
+            clock.advance(2.5)  # ...until the watchdog fences the hung handler
+            with pytest.raises(ActorCrashed) as caught:
+                hung.result(timeout=5)
+            assert isinstance(caught.value.cause, DeadlineExceeded)
+            assert behind.result(timeout=5).n == 1  # taken over, on the fresh turn
+        finally:
+            release.set()
+        assert slow.modify(bump).n == 2  # the hung handler's n=999 never commits
+        assert slow.restarts == 1  # the fence of a replaced incarnation decides nothing
+
+
 def test_children_start_in_order_and_stop_in_reverse(rt: Runtime) -> None:
     seen = events_of(rt)
     sup = Supervisor("ordered", runtime=rt)

@@ -1,0 +1,334 @@
+"""Shutdown: one deadline for all the actors, a report of those it gave up on,
+an answer for every request, and no thread left behind."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from support import Workers
+
+from stateward.actors import (
+    ActorCrashed,
+    ActorStopped,
+    DeadlineExceeded,
+    Reply,
+    Runtime,
+    ShutdownIncomplete,
+    ShutdownReport,
+    StateManager,
+    Supervisor,
+)
+from stateward.actors._cell import Cell
+from stateward.core import ImmutableState
+
+
+def bump(state: ImmutableState) -> ImmutableState:
+    return state.update(n=state.n + 1)
+
+
+def holding(entered: threading.Event, release: threading.Event) -> Callable[..., ImmutableState]:
+    def hold(state: ImmutableState) -> ImmutableState:
+        entered.set()
+        assert release.wait(30), "the test never released the actor"
+        return state.update(n=state.n + 100)
+
+    return hold
+
+
+def join_new_threads(before: set[threading.Thread], timeout: float = 10.0) -> list[str]:
+    """Join the threads started since ``before`` within one shared deadline;
+    return the names of those still alive."""
+    deadline = time.monotonic() + timeout
+    new = [t for t in threading.enumerate() if t not in before]
+    for thread in new:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return [t.name for t in new if t.is_alive()]
+
+
+@pytest.fixture
+def releases() -> Iterator[list[threading.Event]]:
+    """Events that hold actors busy; all set at teardown, whatever happened."""
+    events: list[threading.Event] = []
+    yield events
+    for event in events:
+        event.set()
+
+
+def test_shutdown_waits_its_timeout_in_total_and_reports_the_actors_it_abandoned(
+    releases: list[threading.Event],
+) -> None:
+    # Eight actors busy for longer than the timeout: waiting the timeout per
+    # actor would take 8 s; the bound leaves room for a loaded machine.
+    count, timeout = 8, 1.0
+    before = set(threading.enumerate())
+    runtime = Runtime("busy", default_timeout=30.0)
+    actors = [StateManager({"n": 0}, name=f"busy{i}", runtime=runtime) for i in range(count)]
+    running: list[Reply[ImmutableState]] = []
+    for actor in actors:
+        entered, release = threading.Event(), threading.Event()
+        releases.append(release)
+        running.append(actor.request_modify(holding(entered, release)))
+        assert entered.wait(10)
+    queued = [actor.request_modify(bump) for actor in actors for _ in range(3)]
+
+    started = time.monotonic()
+    report = runtime.shutdown(timeout=timeout)
+    elapsed = time.monotonic() - started
+
+    assert elapsed < timeout + 2.0, f"shutdown took {elapsed:.2f} s"
+    assert isinstance(report, ShutdownReport)
+    assert sorted(report.abandoned) == sorted(a.name for a in actors)
+    assert report.crashed == () and not report.clean and report.timeout == timeout
+    with pytest.raises(ShutdownIncomplete, match=r"abandoned 8 actor\(s\).*busy0") as caught:
+        report.check()
+    assert caught.value.report is report
+    # Every queued request already has its answer: none waits for its timeout.
+    for reply in queued:
+        assert reply.done()
+        error = reply.exception(timeout=0)
+        assert isinstance(error, ActorStopped)
+        assert "runtime 'busy' shut down" in str(error)
+        assert "still busy when the 1 s given to stop ran out" in str(error)
+    assert not any(actor.alive for actor in actors)
+    # What they were running when abandoned commits nothing, and says so.
+    for release in releases:
+        release.set()
+    for reply in running:
+        error = reply.exception(timeout=10)
+        assert isinstance(error, ActorStopped)
+        assert "nothing of that request was committed" in str(error)
+    assert all(actor.get_state().n == 0 for actor in actors)
+    assert join_new_threads(before) == []
+    assert runtime.shutdown(timeout=1.0).clean  # again: nothing left to do
+
+
+def test_an_actor_that_crashes_while_stopping_answers_its_queue_at_once(
+    monkeypatch: pytest.MonkeyPatch, releases: list[threading.Event]
+) -> None:
+    before = set(threading.enumerate())
+    asked = threading.Event()
+    original = Cell.request_stop
+
+    def noting(self: Cell, reason: str, *, terminal: bool = True) -> None:
+        original(self, reason, terminal=terminal)
+        if self.name == "fragile":
+            asked.set()
+
+    monkeypatch.setattr(Cell, "request_stop", noting)
+    runtime = Runtime("crashy", default_timeout=30.0)
+    fragile = StateManager({"n": 0}, name="fragile", runtime=runtime, on_error="restart")
+    steady = StateManager({"n": 0}, name="steady", runtime=runtime)
+    entered, release = threading.Event(), threading.Event()
+    releases.append(release)
+
+    def crash_when_released(state: ImmutableState) -> ImmutableState:
+        entered.set()
+        assert release.wait(30)
+        raise RuntimeError("lost the connection while draining")
+
+    crashing = fragile.request_modify(crash_when_released)
+    assert entered.wait(10)
+    behind = [fragile.request_modify(bump) for _ in range(3)]
+    steady_replies = [steady.request_modify(bump) for _ in range(3)]
+    reports: list[ShutdownReport] = []
+    workers = Workers()
+    started = time.monotonic()
+    workers.start(lambda: reports.append(runtime.shutdown(timeout=20.0)))
+    assert asked.wait(10)  # its stop request is queued behind the others
+    release.set()  # now it crashes, while stopping
+    workers.join(30)
+    elapsed = time.monotonic() - started
+
+    assert elapsed < 10.0, f"shutdown waited {elapsed:.2f} s for an actor that had crashed"
+    (report,) = reports
+    assert report.crashed == ("fragile",) and report.abandoned == ()
+    assert isinstance(crashing.exception(timeout=0), ActorCrashed)
+    for reply in behind:
+        error = reply.exception(timeout=0)
+        assert isinstance(error, ActorStopped)
+        assert "crashed while stopping" in str(error)
+        assert "lost the connection" in str(error)
+    assert fragile.restarts == 0  # never restarted during shutdown
+    assert [r.result(timeout=0).n for r in steady_replies] == [1, 2, 3]  # drained
+    assert join_new_threads(before) == []
+
+
+def test_supervisor_stop_shares_one_deadline_across_its_subtree(
+    releases: list[threading.Event],
+) -> None:
+    with Runtime("tree", default_timeout=30.0) as runtime:
+        top = Supervisor("top", runtime=runtime)
+        inner = Supervisor("inner", parent=top)
+        busy = [
+            StateManager({"n": 0}, name=f"t{i}", runtime=runtime, supervisor=sup)
+            for i, sup in enumerate([top, inner, inner, top])
+        ]
+        idle = StateManager({"n": 0}, name="idle", runtime=runtime, supervisor=inner)
+        for actor in busy:
+            entered, release = threading.Event(), threading.Event()
+            releases.append(release)
+            actor.request_modify(holding(entered, release))
+            assert entered.wait(10)
+        idle_reply = idle.request_modify(bump)
+        started = time.monotonic()
+        report = top.stop(timeout=0.5)
+        elapsed = time.monotonic() - started
+        assert elapsed < 0.5 + 2.0, f"stop took {elapsed:.2f} s"
+        assert sorted(report.abandoned) == ["t0", "t1", "t2", "t3"]
+        assert idle_reply.result(timeout=0).n == 1  # it drained in time
+        assert not idle.alive
+
+
+def test_an_async_hook_past_its_deadline_is_cancelled_and_its_thread_ends() -> None:
+    before = set(threading.enumerate())
+    entered, cancelled = threading.Event(), threading.Event()
+    outcome: list[str] = []
+
+    async def await_forever(state: ImmutableState) -> ImmutableState:
+        entered.set()
+        try:
+            await asyncio.Event().wait()  # nobody ever sets it
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+            raise
+        finally:
+            cancelled.set()
+        return state  # pragma: no cover - never reached
+
+    with Runtime("async-deadline", default_timeout=10.0) as runtime:
+        sup = Supervisor("s", runtime=runtime, max_restarts=10, within=60.0)
+        counter = StateManager(
+            {"n": 0}, name="waiter", runtime=runtime, supervisor=sup, deadline=0.2
+        )
+        with pytest.raises(ActorCrashed) as caught:
+            counter.modify(await_forever)
+        assert isinstance(caught.value.cause, DeadlineExceeded)
+        assert cancelled.wait(5), "the coroutine was never cancelled"
+        assert outcome == ["cancelled"]
+        assert counter.modify(bump).n == 1  # the next incarnation took over
+        assert counter.restarts == 1
+        report = runtime.shutdown(timeout=5.0)
+        assert report.clean, report.describe()
+    assert join_new_threads(before) == []
+
+
+def test_shutdown_cancels_an_async_hook_of_an_abandoned_actor() -> None:
+    before = set(threading.enumerate())
+    entered, cancelled = threading.Event(), threading.Event()
+
+    async def await_forever(state: ImmutableState) -> ImmutableState:
+        entered.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cancelled.set()
+        return state  # pragma: no cover - never reached
+
+    runtime = Runtime("async-abandoned", default_timeout=10.0)
+    counter = StateManager({"n": 0}, name="stuck", runtime=runtime)
+    running = counter.request_modify(await_forever)
+    assert entered.wait(10)
+    report = runtime.shutdown(timeout=0.3)
+    assert report.abandoned == ("stuck",)
+    assert cancelled.wait(5)
+    assert isinstance(running.exception(timeout=5), ActorStopped)
+    assert join_new_threads(before) == []
+
+
+def test_an_actor_that_crashes_while_its_handle_stops_it_answers_at_once(
+    monkeypatch: pytest.MonkeyPatch, releases: list[threading.Event]
+) -> None:
+    asked = threading.Event()
+    original = Cell.request_stop
+
+    def noting(self: Cell, reason: str, *, terminal: bool = True) -> None:
+        original(self, reason, terminal=terminal)
+        asked.set()
+
+    monkeypatch.setattr(Cell, "request_stop", noting)
+    with Runtime("handle-stop", default_timeout=30.0) as runtime:
+        fragile = StateManager({"n": 0}, name="fragile", runtime=runtime, on_error="restart")
+        entered, release = threading.Event(), threading.Event()
+        releases.append(release)
+
+        def crash_when_released(state: ImmutableState) -> ImmutableState:
+            entered.set()
+            assert release.wait(30)
+            raise RuntimeError("lost the connection while draining")
+
+        crashing = fragile.request_modify(crash_when_released)
+        assert entered.wait(10)
+        behind = [fragile.request_modify(bump) for _ in range(3)]
+        workers = Workers()
+        started = time.monotonic()
+        workers.start(lambda: fragile.stop(timeout=20.0))
+        assert asked.wait(10)  # its stop request is queued behind the others
+        release.set()
+        workers.join(30)
+        elapsed = time.monotonic() - started
+        assert elapsed < 10.0, f"stop() waited {elapsed:.2f} s for an actor that had crashed"
+        assert isinstance(crashing.exception(timeout=0), ActorCrashed)
+        for reply in behind:
+            error = reply.exception(timeout=0)
+            assert isinstance(error, ActorStopped)
+            assert "crashed while stopping" in str(error)
+        assert fragile.restarts == 0 and not fragile.alive
+
+
+def test_at_interpreter_exit_busy_actors_share_one_deadline() -> None:
+    script = textwrap.dedent(
+        """
+        import logging
+        import threading
+
+        import stateward.actors._runtime as runtime_module
+        from stateward.actors import StateManager
+
+        logging.basicConfig()
+        runtime_module.EXIT_SHUTDOWN_TIMEOUT = 0.5
+        never = threading.Event()
+        for i in range(4):
+            entered = threading.Event()
+
+            def hold(state, entered=entered):
+                entered.set()
+                never.wait(60)
+                return state
+
+            StateManager({"n": 0}, name=f"busy{i}").request_modify(hold)
+            assert entered.wait(10)
+        """
+    )
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    # Waiting per actor took 4 x 5 s; one shared deadline takes 0.5 s.
+    assert elapsed < 5.0, f"the interpreter took {elapsed:.2f} s to exit"
+    assert "abandoned 4 actor(s)" in result.stderr
+
+
+def test_a_negative_stop_timeout_is_refused_and_changes_nothing(runtime: Runtime) -> None:
+    counter = StateManager({"n": 0}, runtime=runtime)
+    with pytest.raises(ValueError, match=r"shutdown timeout must be >= 0 seconds, got -1"):
+        runtime.shutdown(timeout=-1)
+    with pytest.raises(ValueError, match=r"shutdown_timeout must be >= 0 seconds"):
+        Supervisor("s", runtime=runtime, shutdown_timeout=-0.5)
+    sup = Supervisor("t", runtime=runtime)
+    with pytest.raises(ValueError, match=r"stop timeout must be >= 0 seconds, got -2"):
+        sup.stop(timeout=-2)
+    assert not runtime.closed and counter.modify(bump).n == 1
