@@ -24,7 +24,17 @@ from typing import Any
 import msgpack
 
 from ._errors import DecodeError, SchemaVersionError
-from ._state import FrozenDict, FrozenList, ImmutableState, _check_key, _key_path, freeze
+from ._state import (
+    MAX_DEPTH,
+    FrozenDict,
+    FrozenList,
+    ImmutableState,
+    _check_key,
+    _depth_of,
+    _freeze,
+    _key_path,
+    _too_deep,
+)
 
 __all__ = ["SCHEMA_VERSION", "decode", "encode"]
 
@@ -163,11 +173,24 @@ def _default(value: Any) -> msgpack.ExtType:
     raise TypeError(f"cannot encode {kind.__qualname__}")
 
 
-def _prepare(value: Any, path: str) -> Any:
+#: How deep a store's record may nest: a value of `MAX_DEPTH` levels, plus the
+#: levels the stores wrap around it (the record tuple, a document or delta, a
+#: config's list of entries; 4 at most today, 8 leaves room to grow).
+RECORD_DEPTH = MAX_DEPTH + 8
+
+#: The ext-wrapped containers and what each one counts as.
+_EXT_CONTAINERS = frozenset(
+    {_EXT_TUPLE, _EXT_SET, _EXT_FROZENSET, _EXT_STATE, _EXT_FROZENDICT, _EXT_FROZENLIST}
+)
+
+
+def _prepare(value: Any, path: str, room: int) -> Any:
     """Check ``value`` and turn big ints and scalar subclasses into encodable forms.
 
     Plain containers keep their types (a list stays a list, a dict a dict), so
-    that what is decoded has the types that were encoded.
+    that what is decoded has the types that were encoded. ``value`` may nest
+    ``room`` containers deep (each one counts, whether msgpack or an ext type
+    carries it).
     """
     kind = type(value)
     if kind is int:
@@ -176,38 +199,44 @@ def _prepare(value: Any, path: str) -> Any:
             if _INT_MIN <= value <= _INT_MAX
             else _ext(_EXT_BIGINT, str(value).encode("ascii"))
         )
-    if kind is dict:
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            key = _check_key(key, path)
-            out[key] = _prepare(item, _key_path(path, key))
-        return out
-    if kind is list:
-        return [_prepare(v, f"{path}[{i}]") for i, v in enumerate(value)]
-    if kind is tuple:
-        return _ext(_EXT_TUPLE, _pack_checked(list(value), path))
-    if kind is set:
-        return _ext(_EXT_SET, _pack_checked(list(value), path))
-    if kind is frozenset:
-        return _ext(_EXT_FROZENSET, _pack_checked(list(value), path))
-    if kind is ImmutableState:
-        return _ext(_EXT_STATE, _pack_checked(value._data, path))
-    if kind is FrozenDict:
-        return _ext(_EXT_FROZENDICT, _pack_checked(value._data, path))
-    if kind is FrozenList:
-        return _ext(_EXT_FROZENLIST, _pack_checked(list(value._items), path))
-    # Everything else must be a scalar that freeze() accepts: it raises the
-    # path-naming error otherwise, and normalises str/int subclasses.
-    return freeze(value, path)
+    if kind in _PREPARED:
+        if room < 1:
+            raise _too_deep(path, kind, room)
+        room -= 1
+        if kind is dict:
+            return _prepare_fields(value, path, room)
+        if kind is list:
+            return _prepare_items(value, path, room)
+        if kind is tuple:
+            return _ext(_EXT_TUPLE, _pack(_prepare_items(value, path, room)))
+        if kind is set:
+            return _ext(_EXT_SET, _pack(_prepare_items(value, path, room)))
+        if kind is frozenset:
+            return _ext(_EXT_FROZENSET, _pack(_prepare_items(value, path, room)))
+        if kind is ImmutableState:
+            return _ext(_EXT_STATE, _pack(_prepare_fields(value._data, path, room)))
+        if kind is FrozenDict:
+            return _ext(_EXT_FROZENDICT, _pack(_prepare_fields(value._data, path, room)))
+        return _ext(_EXT_FROZENLIST, _pack(_prepare_items(value._items, path, room)))
+    # Everything else must be a scalar (or a subclass) that freeze() accepts: it
+    # raises the path-naming error otherwise, and normalises str/int subclasses.
+    return _freeze(value, path, room)
 
 
-def _pack_checked(value: Any, path: str) -> bytes:
+_PREPARED = frozenset({dict, list, tuple, set, frozenset, ImmutableState, FrozenDict, FrozenList})
+
+
+def _prepare_fields(value: Any, path: str, room: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        key = _check_key(key, path)
+        out[key] = _prepare(item, _key_path(path, key), room)
+    return out
+
+
+def _prepare_items(value: Any, path: str, room: int) -> list[Any]:
     # Items of a tuple or set are listed under the container's own path.
-    if type(value) is list:
-        value = [_prepare(v, f"{path}[{i}]") for i, v in enumerate(value)]
-    else:
-        value = _prepare(value, path)
-    return _pack(value)
+    return [_prepare(v, f"{path}[{i}]", room) for i, v in enumerate(value)]
 
 
 def encode(value: Any) -> bytes:
@@ -223,8 +252,9 @@ def encode(value: Any) -> bytes:
             message names its path (``order.items[2]``) and type.
     """
     body = None
-    if type(value) in _TRUSTED:
-        # Frozen values were checked on the way in: let msgpack walk them.
+    if type(value) in _TRUSTED and _depth_of(value) <= MAX_DEPTH:
+        # Frozen values were checked on the way in (their depth is kept on
+        # them): let msgpack walk them.
         try:
             body = _pack(value)
         except OverflowError:  # an int beyond 64 bits somewhere inside
@@ -232,7 +262,7 @@ def encode(value: Any) -> bytes:
     if body is None:
         # Plain values: check every part (naming the path of a bad one) and
         # convert big ints and scalar subclasses on the way.
-        body = _pack(_prepare(value, ""))
+        body = _pack(_prepare(value, "", MAX_DEPTH))
     return _HEADER.pack(_MAGIC, SCHEMA_VERSION, _checksum(SCHEMA_VERSION, body)) + body
 
 
@@ -240,11 +270,16 @@ def encode_checked(value: Any) -> bytes:
     """`encode` for a value built only from parts that were checked already
     (the stores' records: names, versions, and values taken from frozen state).
     It packs them as they are; only if that fails does it check every part, as
-    `encode` does, to name what is wrong."""
-    try:
-        body = _pack(value)
-    except (OverflowError, TypeError, ValueError):
-        body = _pack(_prepare(value, ""))
+    `encode` does, to name what is wrong. A record may nest `RECORD_DEPTH`
+    levels (`decode_record` reads it back)."""
+    body = None
+    if _depth_of(value) <= RECORD_DEPTH:
+        try:
+            body = _pack(value)
+        except (OverflowError, TypeError, ValueError):
+            body = None
+    if body is None:
+        body = _pack(_prepare(value, "", RECORD_DEPTH))
     return _HEADER.pack(_MAGIC, SCHEMA_VERSION, _checksum(SCHEMA_VERSION, body)) + body
 
 
@@ -255,45 +290,103 @@ def _checksum(version: int, body: bytes) -> int:
 
 
 def _ext_hook(code: int, data: bytes) -> Any:
+    return _from_ext(code, data, _unpack)
+
+
+def _ext_hook_deep(code: int, data: bytes) -> Any:
+    return _from_ext(code, data, _unpack_deep)
+
+
+def _from_ext(code: int, data: bytes, unpack: Any) -> Any:
     if code == _EXT_BIGINT:
         return int(data.decode("ascii"))
-    inner = _unpack(data)
+    if code not in _EXT_CONTAINERS and code != _EXT_DATETIME:
+        raise ValueError(f"unknown extension type {code}")
+    inner = unpack(data)
     if code == _EXT_STATE:
         return ImmutableState._wrap(_as_frozen_fields(inner))
     if code == _EXT_FROZENDICT:
         return FrozenDict._wrap(_as_frozen_fields(inner))
+    if type(inner) is not list:
+        raise ValueError(f"expected an array inside extension type {code}")
     if code == _EXT_FROZENLIST:
-        return FrozenList._wrap(tuple(freeze(v) for v in inner))
+        return FrozenList._wrap(tuple(_frozen(v) for v in inner))
     if code == _EXT_TUPLE:
         return tuple(inner)
     if code == _EXT_SET:
         return set(inner)
     if code == _EXT_FROZENSET:
         return frozenset(inner)
-    if code == _EXT_DATETIME:
-        return _decode_datetime(inner)
-    raise ValueError(f"unknown extension type {code}")
+    return _decode_datetime(inner)
+
+
+#: What decoding finds already frozen inside a state: kept as it is.
+_FROZEN_KINDS = frozenset(
+    {type(None), bool, int, float, str, bytes, _dt.datetime, ImmutableState, FrozenDict, FrozenList}
+)
+
+
+def _frozen(value: Any) -> Any:
+    # The payload's depth was checked before unpacking, so no limit applies here
+    # (a store's record nests deeper than a value may).
+    return value if type(value) in _FROZEN_KINDS else _freeze(value, "", RECORD_DEPTH)
 
 
 def _as_frozen_fields(inner: Any) -> dict[str, Any]:
     if type(inner) is not dict:
         raise ValueError(f"expected a map inside a state, found {type(inner).__qualname__}")
-    return {key: freeze(value) for key, value in inner.items()}
+    return {key: _frozen(value) for key, value in inner.items()}
 
 
 def _unpack(body: bytes) -> Any:
     return msgpack.unpackb(body, ext_hook=_ext_hook, raw=False, strict_map_key=True, use_list=True)
 
 
+def _unpack_deep(body: bytes) -> Any:
+    """`_unpack` for a payload with many ext levels, one inside the other.
+
+    Each ext's body is unpacked by a nested call; ``unpackb`` keeps its parser
+    (about 40 KB) on the C stack, so some tens of levels would overflow a
+    thread's stack. An ``Unpacker`` keeps its parser on the heap.
+    """
+    unpacker = msgpack.Unpacker(
+        ext_hook=_ext_hook_deep,
+        raw=False,
+        strict_map_key=True,
+        use_list=True,
+        max_buffer_size=max(len(body), 1),
+    )
+    unpacker.feed(body)
+    return unpacker.unpack()
+
+
+#: Up to this many ext levels, one inside the other, decode with ``unpackb``.
+_SHALLOW_EXTS = 8
+
+
 def decode(data: bytes | bytearray | memoryview) -> Any:
     """Decode a payload made by `encode`.
 
+    A payload nesting more than `MAX_DEPTH` containers is refused before it is
+    unpacked, counting them as `ImmutableState` does.
+
     Raises:
-        DecodeError: ``data`` is not a stateward payload, is truncated, or does
-            not match its checksum. Nothing is returned in that case.
+        DecodeError: ``data`` is not a stateward payload, is truncated, does
+            not match its checksum, or nests too deep. Nothing is returned in
+            that case.
         SchemaVersionError: the payload was written by a newer stateward.
         TypeError: ``data`` is not bytes-like.
     """
+    return _decode(data, MAX_DEPTH)
+
+
+def decode_record(data: bytes | bytearray | memoryview) -> Any:
+    """`decode` for a store's record (see `encode_checked`): it may nest
+    `RECORD_DEPTH` levels."""
+    return _decode(data, RECORD_DEPTH)
+
+
+def _decode(data: bytes | bytearray | memoryview, limit: int) -> Any:
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"decode() needs bytes, got {type(data).__qualname__}")
     data = bytes(data)
@@ -318,7 +411,178 @@ def decode(data: bytes | bytearray | memoryview) -> Any:
         raise SchemaVersionError(version, SCHEMA_VERSION)
     if version < 1:
         raise DecodeError(f"invalid schema version {version} in payload header")
+    exts = _scan(body, limit)
     try:
-        return _unpack(body)
+        return (_unpack if exts <= _SHALLOW_EXTS else _unpack_deep)(body)
     except Exception as exc:  # msgpack raises several types for bad input
         raise DecodeError(f"payload body is not valid: {exc}") from exc
+
+
+# -- the depth scan ----------------------------------------------------------------------
+#
+# msgpack's C unpacker is not recursive (past 1024 levels it refuses), but every
+# ext type's body is unpacked by a nested call through the ext hook, so ext levels
+# recurse on the C stack; and what a payload decodes to must fit MAX_DEPTH as a
+# value does. `_scan` walks the msgpack bytes with a loop and a list, never
+# recursing, and counts levels as `freeze` does: an array or a map is one; an ext
+# container (tuple, set, frozenset, state, FrozenDict, FrozenList) is one with the
+# array or map that is its body; a datetime or big int counts nothing.
+
+_FIXED, _SIZED, _ARRAY, _MAP, _FIXEXT, _EXT, _BAD = range(7)
+_KIND = [_FIXED] * 256
+#: For _FIXED: bytes after the first; for _SIZED, _ARRAY, _MAP, _EXT: bytes of the
+#: length (0: the length is in the first byte); for _FIXEXT: bytes of data.
+_SIZE = [0] * 256
+for _b in range(0x80, 0x90):
+    _KIND[_b] = _MAP
+for _b in range(0x90, 0xA0):
+    _KIND[_b] = _ARRAY
+for _b in range(0xA0, 0xC0):
+    _KIND[_b] = _SIZED
+for _b, (_k, _n) in {
+    0xC1: (_BAD, 0),
+    0xC4: (_SIZED, 1),
+    0xC5: (_SIZED, 2),
+    0xC6: (_SIZED, 4),  # bin
+    0xC7: (_EXT, 1),
+    0xC8: (_EXT, 2),
+    0xC9: (_EXT, 4),
+    0xCA: (_FIXED, 4),
+    0xCB: (_FIXED, 8),  # floats
+    0xCC: (_FIXED, 1),
+    0xCD: (_FIXED, 2),
+    0xCE: (_FIXED, 4),
+    0xCF: (_FIXED, 8),  # uint
+    0xD0: (_FIXED, 1),
+    0xD1: (_FIXED, 2),
+    0xD2: (_FIXED, 4),
+    0xD3: (_FIXED, 8),  # int
+    0xD4: (_FIXEXT, 1),
+    0xD5: (_FIXEXT, 2),
+    0xD6: (_FIXEXT, 4),
+    0xD7: (_FIXEXT, 8),
+    0xD8: (_FIXEXT, 16),
+    0xD9: (_SIZED, 1),
+    0xDA: (_SIZED, 2),
+    0xDB: (_SIZED, 4),  # str
+    0xDC: (_ARRAY, 2),
+    0xDD: (_ARRAY, 4),
+    0xDE: (_MAP, 2),
+    0xDF: (_MAP, 4),
+}.items():
+    _KIND[_b], _SIZE[_b] = _k, _n
+
+# What an open frame is: a container that counts a level, an ext container (its
+# body's array or map adds nothing), a datetime ext, or an array inside one.
+_LEVEL, _IN_EXT, _DATETIME, _IN_DATETIME = range(4)
+
+
+def _scan(body: bytes, limit: int) -> int:
+    """Check that ``body`` (one msgpack object) nests at most ``limit`` levels and
+    that every ext holds exactly one object; return the deepest ext nesting.
+
+    Raises:
+        DecodeError: it nests deeper, or it is malformed.
+    """
+    end = len(body)
+    pos = 0
+    depth = 0  # levels open
+    exts = deepest = 0  # ext containers open, and the most ever open
+    left = 1  # objects still to read in the innermost open frame
+    frame, frame_end, counted = _LEVEL, end, 0
+    stack: list[tuple[int, int, int, int]] = []
+    try:
+        while True:
+            if not left:
+                if frame != _LEVEL and frame != _IN_DATETIME:
+                    if pos != frame_end:
+                        raise DecodeError(
+                            f"payload body is not valid: an extension type at byte {pos} "
+                            "does not hold exactly one value"
+                        )
+                    if frame == _IN_EXT:
+                        exts -= 1
+                if not stack:
+                    break
+                depth -= counted
+                left, frame, frame_end, counted = stack.pop()
+                continue
+            left -= 1
+            first = body[pos]
+            pos += 1
+            kind = _KIND[first]
+            if kind == _FIXED:
+                pos += _SIZE[first]
+                continue
+            size = _SIZE[first]
+            if kind == _SIZED:
+                if size:
+                    pos += size + int.from_bytes(body[pos : pos + size], "big")
+                else:
+                    pos += first & 0x1F
+                continue
+            if kind in (_ARRAY, _MAP):
+                if size:
+                    items = int.from_bytes(body[pos : pos + size], "big")
+                    pos += size
+                else:
+                    items = first & 0x0F
+                if kind == _MAP:
+                    items *= 2
+                stack.append((left, frame, frame_end, counted))
+                if frame in (_DATETIME, _IN_DATETIME):
+                    # A datetime is [8 ints, tz kind, tz data], tz data at most [int, str].
+                    if kind == _MAP or (frame == _IN_DATETIME and stack[-2][1] == _IN_DATETIME):
+                        raise DecodeError("payload body is not valid: a malformed datetime")
+                    left, frame, frame_end, counted = items, _IN_DATETIME, end, 0
+                    continue
+                # The array or map that is an ext container's body is the ext's level.
+                counted = 0 if frame == _IN_EXT else 1
+                left, frame, frame_end = items, _LEVEL, end
+                depth += counted
+                if depth > limit:
+                    raise _nests_too_deep(limit)
+                continue
+            if kind == _BAD:
+                raise DecodeError(f"payload body is not valid: byte {first:#x} at {pos - 1}")
+            if kind == _FIXEXT:
+                length = size
+            else:
+                length = int.from_bytes(body[pos : pos + size], "big")
+                pos += size
+            code = body[pos]
+            pos += 1
+            if code == _EXT_BIGINT:
+                pos += length
+                continue
+            if frame in (_DATETIME, _IN_DATETIME):
+                raise DecodeError("payload body is not valid: a malformed datetime")
+            stack.append((left, frame, frame_end, counted))
+            if code == _EXT_DATETIME:
+                left, frame, frame_end, counted = 1, _DATETIME, pos + length, 0
+                continue
+            if code not in _EXT_CONTAINERS:
+                raise DecodeError(f"payload body is not valid: unknown extension type {code}")
+            depth += 1
+            if depth > limit:
+                raise _nests_too_deep(limit)
+            exts += 1
+            deepest = max(deepest, exts)
+            left, frame, frame_end, counted = 1, _IN_EXT, pos + length, 1
+    except IndexError:
+        raise DecodeError("payload body is not valid: truncated") from None
+    if pos != end:
+        raise DecodeError(
+            f"payload body is not valid: {end - pos} bytes after the value"
+            if pos < end
+            else "payload body is not valid: truncated"
+        )
+    return deepest
+
+
+def _nests_too_deep(limit: int) -> DecodeError:
+    return DecodeError(
+        f"payload nests deeper than {limit} levels, so it was not unpacked: stateward "
+        f"never writes one (a value nests at most {MAX_DEPTH} levels); it is damaged or "
+        "was not made by stateward"
+    )
