@@ -71,6 +71,8 @@ _new_tuple = tuple.__new__
 
 _TRUSTED = frozenset({ImmutableState, FrozenDict, FrozenList, type(None), bool, float, bytes})
 
+_FROZEN_CONTAINERS = frozenset({ImmutableState, FrozenDict, FrozenList})
+
 _INT_MIN = -(2**63)
 _INT_MAX = 2**64 - 1
 
@@ -252,7 +254,10 @@ def encode(value: Any) -> bytes:
             message names its path (``order.items[2]``) and type.
     """
     body = None
-    if type(value) in _TRUSTED and _depth_of(value) <= MAX_DEPTH:
+    kind = type(value)
+    if kind in _TRUSTED and (
+        kind not in _FROZEN_CONTAINERS or (value._depth or _depth_of(value)) <= MAX_DEPTH
+    ):
         # Frozen values were checked on the way in (their depth is kept on
         # them): let msgpack walk them.
         try:
@@ -428,49 +433,43 @@ def _decode(data: bytes | bytearray | memoryview, limit: int) -> Any:
 # container (tuple, set, frozenset, state, FrozenDict, FrozenList) is one with the
 # array or map that is its body; a datetime or big int counts nothing.
 
-_FIXED, _SIZED, _ARRAY, _MAP, _FIXEXT, _EXT, _BAD = range(7)
-_KIND = [_FIXED] * 256
-#: For _FIXED: bytes after the first; for _SIZED, _ARRAY, _MAP, _EXT: bytes of the
-#: length (0: the length is in the first byte); for _FIXEXT: bytes of data.
-_SIZE = [0] * 256
-for _b in range(0x80, 0x90):
-    _KIND[_b] = _MAP
-for _b in range(0x90, 0xA0):
-    _KIND[_b] = _ARRAY
-for _b in range(0xA0, 0xC0):
-    _KIND[_b] = _SIZED
-for _b, (_k, _n) in {
-    0xC1: (_BAD, 0),
-    0xC4: (_SIZED, 1),
-    0xC5: (_SIZED, 2),
-    0xC6: (_SIZED, 4),  # bin
-    0xC7: (_EXT, 1),
-    0xC8: (_EXT, 2),
-    0xC9: (_EXT, 4),
-    0xCA: (_FIXED, 4),
-    0xCB: (_FIXED, 8),  # floats
-    0xCC: (_FIXED, 1),
-    0xCD: (_FIXED, 2),
-    0xCE: (_FIXED, 4),
-    0xCF: (_FIXED, 8),  # uint
-    0xD0: (_FIXED, 1),
-    0xD1: (_FIXED, 2),
-    0xD2: (_FIXED, 4),
-    0xD3: (_FIXED, 8),  # int
-    0xD4: (_FIXEXT, 1),
-    0xD5: (_FIXEXT, 2),
-    0xD6: (_FIXEXT, 4),
-    0xD7: (_FIXEXT, 8),
-    0xD8: (_FIXEXT, 16),
-    0xD9: (_SIZED, 1),
-    0xDA: (_SIZED, 2),
-    0xDB: (_SIZED, 4),  # str
-    0xDC: (_ARRAY, 2),
-    0xDD: (_ARRAY, 4),
-    0xDE: (_MAP, 2),
-    0xDF: (_MAP, 4),
-}.items():
-    _KIND[_b], _SIZE[_b] = _k, _n
+
+def _format_tables() -> tuple[list[int], list[int], list[int]]:
+    """What the first byte of a msgpack object says, as three tables of 256.
+
+    ``skip``: the whole object's size, for one whose size that byte gives
+    (ints, floats, nil, booleans, short strs), else 0. ``kind``: for the rest,
+    a sized str/bin, an array, a map, a fixext, an ext, or the unused byte.
+    ``size``: how many bytes after the first hold its length (0: the first byte
+    holds it), or for a fixext how many bytes of data it has.
+    """
+    skip, kind, size = [1] * 256, [_BAD] * 256, [0] * 256
+    for first in range(0x80, 0xA0):  # fixmap, fixarray
+        skip[first], kind[first] = 0, _MAP if first < 0x90 else _ARRAY
+    for first in range(0xA0, 0xC0):  # fixstr
+        skip[first] = 1 + (first & 0x1F)
+    for first, extra in {0xCA: 4, 0xCB: 8, 0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8}.items():
+        skip[first] = 1 + extra  # float32/64, uint8..64
+    for first, extra in {0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8}.items():
+        skip[first] = 1 + extra  # int8..64
+    layout = {
+        0xC1: (_BAD, 0),
+        **{first: (_SIZED, n) for first, n in ((0xC4, 1), (0xC5, 2), (0xC6, 4))},  # bin
+        **{first: (_EXT, n) for first, n in ((0xC7, 1), (0xC8, 2), (0xC9, 4))},
+        **{0xD4 + i: (_FIXEXT, 1 << i) for i in range(5)},
+        **{first: (_SIZED, n) for first, n in ((0xD9, 1), (0xDA, 2), (0xDB, 4))},  # str
+        0xDC: (_ARRAY, 2),
+        0xDD: (_ARRAY, 4),
+        0xDE: (_MAP, 2),
+        0xDF: (_MAP, 4),
+    }
+    for first, (what, n) in layout.items():
+        skip[first], kind[first], size[first] = 0, what, n
+    return skip, kind, size
+
+
+_SIZED, _ARRAY, _MAP, _FIXEXT, _EXT, _BAD = range(6)
+_SKIP, _KIND, _SIZE = _format_tables()
 
 # What an open frame is: a container that counts a level, an ext container (its
 # body's array or map adds nothing), a datetime ext, or an array inside one.
@@ -484,6 +483,7 @@ def _scan(body: bytes, limit: int) -> int:
     Raises:
         DecodeError: it nests deeper, or it is malformed.
     """
+    skip_of, kind_of, size_of = _SKIP, _KIND, _SIZE
     end = len(body)
     pos = 0
     depth = 0  # levels open
@@ -493,82 +493,81 @@ def _scan(body: bytes, limit: int) -> int:
     stack: list[tuple[int, int, int, int]] = []
     try:
         while True:
-            if not left:
-                if frame != _LEVEL and frame != _IN_DATETIME:
-                    if pos != frame_end:
-                        raise DecodeError(
-                            f"payload body is not valid: an extension type at byte {pos} "
-                            "does not hold exactly one value"
-                        )
-                    if frame == _IN_EXT:
-                        exts -= 1
-                if not stack:
-                    break
-                depth -= counted
-                left, frame, frame_end, counted = stack.pop()
-                continue
-            left -= 1
-            first = body[pos]
-            pos += 1
-            kind = _KIND[first]
-            if kind == _FIXED:
-                pos += _SIZE[first]
-                continue
-            size = _SIZE[first]
-            if kind == _SIZED:
-                if size:
-                    pos += size + int.from_bytes(body[pos : pos + size], "big")
-                else:
-                    pos += first & 0x1F
-                continue
-            if kind in (_ARRAY, _MAP):
-                if size:
-                    items = int.from_bytes(body[pos : pos + size], "big")
-                    pos += size
-                else:
-                    items = first & 0x0F
-                if kind == _MAP:
-                    items *= 2
-                stack.append((left, frame, frame_end, counted))
-                if frame in (_DATETIME, _IN_DATETIME):
-                    # A datetime is [8 ints, tz kind, tz data], tz data at most [int, str].
-                    if kind == _MAP or (frame == _IN_DATETIME and stack[-2][1] == _IN_DATETIME):
-                        raise DecodeError("payload body is not valid: a malformed datetime")
-                    left, frame, frame_end, counted = items, _IN_DATETIME, end, 0
+            if left:
+                left -= 1
+                first = body[pos]
+                skip = skip_of[first]
+                if skip:
+                    pos += skip
                     continue
-                # The array or map that is an ext container's body is the ext's level.
-                counted = 0 if frame == _IN_EXT else 1
-                left, frame, frame_end = items, _LEVEL, end
-                depth += counted
+                pos += 1
+                kind = kind_of[first]
+                size = size_of[first]
+                if kind == _SIZED:
+                    pos += size + int.from_bytes(body[pos : pos + size], "big")
+                    continue
+                if kind in (_ARRAY, _MAP):
+                    if size:
+                        items = int.from_bytes(body[pos : pos + size], "big")
+                        pos += size
+                    else:
+                        items = first & 0x0F
+                    if kind == _MAP:
+                        items *= 2
+                    stack.append((left, frame, frame_end, counted))
+                    if frame in (_DATETIME, _IN_DATETIME):
+                        # [8 ints, tz kind, tz data]; the tz data at most [int, str].
+                        if kind == _MAP or (frame == _IN_DATETIME and stack[-2][1] != _DATETIME):
+                            raise DecodeError("payload body is not valid: a malformed datetime")
+                        left, frame, counted = items, _IN_DATETIME, 0
+                        continue
+                    # The array or map that is an ext container's body is the ext's level.
+                    counted = 0 if frame == _IN_EXT else 1
+                    left, frame = items, _LEVEL
+                    depth += counted
+                    if depth > limit:
+                        raise _nests_too_deep(limit)
+                    continue
+                if kind == _BAD:
+                    raise DecodeError(f"payload body is not valid: byte {first:#x} at {pos - 1}")
+                if kind == _FIXEXT:
+                    length = size
+                else:
+                    length = int.from_bytes(body[pos : pos + size], "big")
+                    pos += size
+                code = body[pos]
+                pos += 1
+                if code == _EXT_BIGINT:
+                    pos += length
+                    continue
+                if frame in (_DATETIME, _IN_DATETIME):
+                    raise DecodeError("payload body is not valid: a malformed datetime")
+                stack.append((left, frame, frame_end, counted))
+                if code == _EXT_DATETIME:
+                    left, frame, frame_end, counted = 1, _DATETIME, pos + length, 0
+                    continue
+                if code not in _EXT_CONTAINERS:
+                    raise DecodeError(f"payload body is not valid: unknown extension type {code}")
+                depth += 1
                 if depth > limit:
                     raise _nests_too_deep(limit)
+                exts += 1
+                deepest = max(deepest, exts)
+                left, frame, frame_end, counted = 1, _IN_EXT, pos + length, 1
                 continue
-            if kind == _BAD:
-                raise DecodeError(f"payload body is not valid: byte {first:#x} at {pos - 1}")
-            if kind == _FIXEXT:
-                length = size
-            else:
-                length = int.from_bytes(body[pos : pos + size], "big")
-                pos += size
-            code = body[pos]
-            pos += 1
-            if code == _EXT_BIGINT:
-                pos += length
-                continue
-            if frame in (_DATETIME, _IN_DATETIME):
-                raise DecodeError("payload body is not valid: a malformed datetime")
-            stack.append((left, frame, frame_end, counted))
-            if code == _EXT_DATETIME:
-                left, frame, frame_end, counted = 1, _DATETIME, pos + length, 0
-                continue
-            if code not in _EXT_CONTAINERS:
-                raise DecodeError(f"payload body is not valid: unknown extension type {code}")
-            depth += 1
-            if depth > limit:
-                raise _nests_too_deep(limit)
-            exts += 1
-            deepest = max(deepest, exts)
-            left, frame, frame_end, counted = 1, _IN_EXT, pos + length, 1
+            # The innermost frame is complete: close it.
+            if frame in (_IN_EXT, _DATETIME):
+                if pos != frame_end:
+                    raise DecodeError(
+                        f"payload body is not valid: an extension type ending at byte "
+                        f"{frame_end} does not hold exactly one value"
+                    )
+                if frame == _IN_EXT:
+                    exts -= 1
+            if not stack:
+                break
+            depth -= counted
+            left, frame, frame_end, counted = stack.pop()
     except IndexError:
         raise DecodeError("payload body is not valid: truncated") from None
     if pos != end:

@@ -213,7 +213,7 @@ def _depth_of(value: Any) -> int:
         if depth is None:
             items = value._data.values() if isinstance(value, _FrozenMapping) else value._items
             depth = 1 + max(map(_depth_of, items), default=0)
-            object.__setattr__(value, "_depth", depth)
+            (_set_depth if isinstance(value, _FrozenMapping) else _set_list_depth)(value, depth)
         return depth
     if isinstance(value, Mapping):
         return 1 + max(map(_depth_of, value.values()), default=0)
@@ -308,9 +308,9 @@ class _FrozenMapping(Mapping[str, Any]):
     def _wrap(cls: type[_M], data: dict[str, Any]) -> _M:
         # Internal: ``data`` is already frozen and owned by the new value.
         self = object.__new__(cls)
-        object.__setattr__(self, "_data", data)
-        object.__setattr__(self, "_hash", None)
-        object.__setattr__(self, "_depth", None)
+        _set_data(self, data)
+        _set_hash(self, None)
+        _set_depth(self, None)
         return self
 
     def __getitem__(self, key: str) -> Any:
@@ -373,6 +373,12 @@ class _FrozenMapping(Mapping[str, Any]):
 
 
 _M = TypeVar("_M", bound=_FrozenMapping)
+
+# The slots' own setters: quicker than object.__setattr__, which the frozen
+# classes' __setattr__ leaves as the only other way in.
+_set_data = _FrozenMapping._data.__set__  # type: ignore[attr-defined]
+_set_hash = _FrozenMapping._hash.__set__  # type: ignore[attr-defined]
+_set_depth = _FrozenMapping._depth.__set__  # type: ignore[attr-defined]
 
 
 #: Reads the ``_data`` slot without falling back on ``__getattr__`` when it is unset.
@@ -441,9 +447,9 @@ class FrozenDict(_FrozenMapping):
         self, mapping: Mapping[str, Any] | Iterable[tuple[str, Any]] = (), /, **items: Any
     ) -> None:
         data = dict(_fields_of(mapping) if isinstance(mapping, Mapping) else mapping, **items)
-        object.__setattr__(self, "_data", _freeze_mapping(data, "", MAX_DEPTH - 1))
-        object.__setattr__(self, "_hash", None)
-        object.__setattr__(self, "_depth", None)
+        _set_data(self, _freeze_mapping(data, "", MAX_DEPTH - 1))
+        _set_hash(self, None)
+        _set_depth(self, None)
 
     def copy(self) -> dict[str, Any]:
         """Return a plain, shallow ``dict`` with the same items."""
@@ -488,9 +494,9 @@ class ImmutableState(_FrozenMapping):
 
     def __init__(self, fields: Mapping[str, Any] | None = None, /, **more: Any) -> None:
         data: Mapping[str, Any] = more if fields is None else {**_fields_of(fields), **more}
-        object.__setattr__(self, "_data", _freeze_mapping(data, "", MAX_DEPTH - 1))
-        object.__setattr__(self, "_hash", None)
-        object.__setattr__(self, "_depth", None)
+        _set_data(self, _freeze_mapping(data, "", MAX_DEPTH - 1))
+        _set_hash(self, None)
+        _set_depth(self, None)
 
     def __getattr__(self, name: str) -> Any:
         return _field(self, name)
@@ -557,16 +563,16 @@ class FrozenList(Sequence[Any]):
     def __init__(self, items: Iterable[Any] = (), /) -> None:
         room = MAX_DEPTH - 1
         frozen = tuple(_freeze(v, f"[{i}]", room) for i, v in enumerate(items))
-        object.__setattr__(self, "_items", frozen)
-        object.__setattr__(self, "_hash", None)
-        object.__setattr__(self, "_depth", None)
+        _set_items(self, frozen)
+        _set_list_hash(self, None)
+        _set_list_depth(self, None)
 
     @classmethod
     def _wrap(cls, items: tuple[Any, ...], depth: int | None = None) -> FrozenList:
         self = object.__new__(cls)
-        object.__setattr__(self, "_items", items)
-        object.__setattr__(self, "_hash", None)
-        object.__setattr__(self, "_depth", depth)
+        _set_items(self, items)
+        _set_list_hash(self, None)
+        _set_list_depth(self, depth)
         return self
 
     @overload
@@ -607,10 +613,16 @@ class FrozenList(Sequence[Any]):
 
     def __add__(self, other: Iterable[Any]) -> FrozenList:
         if isinstance(other, (list, FrozenList)):
-            added = tuple(_freeze(v, f"[{i}]", MAX_DEPTH - 1) for i, v in enumerate(other))
+            room = MAX_DEPTH - 1
+            added = tuple(_freeze(v, "", room) for v in other)
             # Keep the depth when it is known, so that a list grown one item
             # at a time is never walked again to find it.
-            depth = max(_depth_of(self), 1 + max(map(_depth_of, added), default=0))
+            depth = self._depth
+            if depth is None:
+                depth = _depth_of(self)
+            for item in added:
+                if type(item) not in _SCALARS:
+                    depth = max(depth, 1 + _depth_of(item))
             return FrozenList._wrap(self._items + added, depth)
         return NotImplemented
 
@@ -641,3 +653,8 @@ class FrozenList(Sequence[Any]):
 
     def __repr__(self) -> str:
         return f"FrozenList({list(self._items)!r})"
+
+
+_set_items = FrozenList._items.__set__  # type: ignore[attr-defined]
+_set_list_hash = FrozenList._hash.__set__  # type: ignore[attr-defined]
+_set_list_depth = FrozenList._depth.__set__  # type: ignore[attr-defined]
