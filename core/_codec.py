@@ -246,12 +246,12 @@ def encode(value: Any) -> bytes:
 
     Supported: None, bool, int (any size), float, str, bytes, datetime, list,
     tuple, dict with str keys, set, frozenset, `ImmutableState`, `FrozenDict`,
-    `FrozenList`, nested in any way. ``decode(encode(x)) == x`` and the types
-    are the same.
+    `FrozenList`, nested in any way up to `MAX_DEPTH` containers deep.
+    ``decode(encode(x)) == x`` and the types are the same.
 
     Raises:
-        UnencodableValueError: something in ``value`` is not supported; the
-            message names its path (``order.items[2]``) and type.
+        UnencodableValueError: something in ``value`` is not supported, or it
+            nests too deep; the message names its path (``order.items[2]``) and type.
     """
     body = None
     kind = type(value)

@@ -374,11 +374,17 @@ class _FrozenMapping(Mapping[str, Any]):
 
 _M = TypeVar("_M", bound=_FrozenMapping)
 
-# The slots' own setters: quicker than object.__setattr__, which the frozen
-# classes' __setattr__ leaves as the only other way in.
-_set_data = _FrozenMapping._data.__set__  # type: ignore[attr-defined]
-_set_hash = _FrozenMapping._hash.__set__  # type: ignore[attr-defined]
-_set_depth = _FrozenMapping._depth.__set__  # type: ignore[attr-defined]
+
+def _slot_setter(cls: type, name: str) -> Callable[[Any, Any], None]:
+    """A slot's own setter: quicker than object.__setattr__, the only other way in
+    past the frozen classes' __setattr__."""
+    setter: Callable[[Any, Any], None] = cls.__dict__[name].__set__
+    return setter
+
+
+_set_data = _slot_setter(_FrozenMapping, "_data")
+_set_hash = _slot_setter(_FrozenMapping, "_hash")
+_set_depth = _slot_setter(_FrozenMapping, "_depth")
 
 
 #: Reads the ``_data`` slot without falling back on ``__getattr__`` when it is unset.
@@ -475,9 +481,10 @@ class ImmutableState(_FrozenMapping):
     with a ``datetime.timezone`` or a ``zoneinfo.ZoneInfo``), list, tuple, dict
     with str keys, set, frozenset and nested ImmutableState. Dicts, lists and
     sets are frozen on the way in (`FrozenDict`, `FrozenList`, ``frozenset``).
-    Anything else raises `UnencodableValueError` (a `TypeError`) naming the key
-    path and the type. Setting an attribute or an item raises `FrozenStateError`
-    (an `AttributeError`).
+    A value may nest at most `MAX_DEPTH` containers, this state included.
+    Anything else, or anything deeper, raises `UnencodableValueError` (a
+    `TypeError`) naming the key path and the type. Setting an attribute or an
+    item raises `FrozenStateError` (an `AttributeError`).
 
     A field named like one of the mapping helpers (``keys``, ``items``,
     ``values``, ``get``) hides that helper on attribute access, so
@@ -655,6 +662,6 @@ class FrozenList(Sequence[Any]):
         return f"FrozenList({list(self._items)!r})"
 
 
-_set_items = FrozenList._items.__set__  # type: ignore[attr-defined]
-_set_list_hash = FrozenList._hash.__set__  # type: ignore[attr-defined]
-_set_list_depth = FrozenList._depth.__set__  # type: ignore[attr-defined]
+_set_items = _slot_setter(FrozenList, "_items")
+_set_list_hash = _slot_setter(FrozenList, "_hash")
+_set_list_depth = _slot_setter(FrozenList, "_depth")
