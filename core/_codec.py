@@ -277,13 +277,13 @@ def encode_checked(value: Any) -> bytes:
     It packs them as they are; only if that fails does it check every part, as
     `encode` does, to name what is wrong. A record may nest `RECORD_DEPTH`
     levels (`decode_record` reads it back)."""
-    body = None
-    if _depth_of(value) <= RECORD_DEPTH:
-        try:
-            body = _pack(value)
-        except (OverflowError, TypeError, ValueError):
-            body = None
-    if body is None:
+    try:
+        body = _pack(value)
+    except (OverflowError, TypeError, ValueError):
+        body = None
+    # Every level takes at least one byte of msgpack, so a short body cannot nest
+    # too deep: most journal records are, and skip the walk.
+    if body is None or (len(body) > RECORD_DEPTH and _depth_of(value) > RECORD_DEPTH):
         body = _pack(_prepare(value, "", RECORD_DEPTH))
     return _HEADER.pack(_MAGIC, SCHEMA_VERSION, _checksum(SCHEMA_VERSION, body)) + body
 

@@ -208,18 +208,34 @@ def _depth_of(value: Any) -> int:
     kind = type(value)
     if kind in _SCALARS:
         return 0
-    if isinstance(value, (_FrozenMapping, FrozenList)):
-        depth = value._depth
+    # Exact types first: isinstance() against these ABC-derived classes is slow.
+    if kind is ImmutableState or kind is FrozenDict or kind is FrozenList:
+        depth: int | None = value._depth
         if depth is None:
-            items = value._data.values() if isinstance(value, _FrozenMapping) else value._items
-            depth = 1 + max(map(_depth_of, items), default=0)
-            (_set_depth if isinstance(value, _FrozenMapping) else _set_list_depth)(value, depth)
+            depth = _deepest(value._items if kind is FrozenList else value._data.values())
+            (_set_list_depth if kind is FrozenList else _set_depth)(value, depth)
         return depth
+    if kind in _CONTAINERS:
+        return _deepest(value.values() if kind is dict else value)
+    if isinstance(value, (_FrozenMapping, FrozenList)):  # a subclass
+        return _deepest(value._items if isinstance(value, FrozenList) else value._data.values())
     if isinstance(value, Mapping):
-        return 1 + max(map(_depth_of, value.values()), default=0)
+        return _deepest(value.values())
     if isinstance(value, (list, tuple, set, frozenset)):
-        return 1 + max(map(_depth_of, value), default=0)
+        return _deepest(value)
     return 0
+
+
+def _deepest(items: Iterable[Any]) -> int:
+    """The depth of a container holding ``items``: one more than the deepest item."""
+    deepest = 0
+    scalars = _SCALARS
+    for item in items:
+        if type(item) not in scalars:  # a scalar adds nothing: skip the call
+            depth = _depth_of(item)
+            if depth > deepest:
+                deepest = depth
+    return deepest + 1
 
 
 _DOUBLE = struct.Struct(">d")
