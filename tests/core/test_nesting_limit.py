@@ -352,3 +352,21 @@ def build_chain(chain: list[str]) -> Any:
         value = WRAPS[kind](value)
         hashable = kind in ("frozenset", "state") or (kind == "tuple" and hashable)
     return value
+
+
+def test_a_store_record_may_nest_a_few_levels_more_and_no_further() -> None:
+    # A store wraps a value in its record (a tuple, a document, a list of config
+    # entries), so records get RECORD_DEPTH; what one writes, it reads back.
+    from stateward.core._codec import RECORD_DEPTH, decode_record, encode_checked
+
+    assert RECORD_DEPTH > MAX_DEPTH
+    record = decode_record(payload(states_body(RECORD_DEPTH)))
+    assert_identical(decode_record(encode_checked(record)), record)
+    with pytest.raises(DecodeError, match=f"deeper than {MAX_DEPTH} levels"):
+        decode(payload(states_body(RECORD_DEPTH)))
+    with pytest.raises(DecodeError, match=f"deeper than {RECORD_DEPTH} levels"):
+        decode_record(payload(states_body(RECORD_DEPTH + 1)))
+    with pytest.raises(UnencodableValueError):
+        encode_checked((record,))  # one level more than a record may have
+    with pytest.raises(UnencodableValueError):
+        encode(record)  # and encode keeps to MAX_DEPTH
