@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from stateward.core import DecodeError, SchemaVersionError, decode, encode
-from stateward.core._codec import encode_checked
+from stateward.core._codec import decode_record, encode_checked
 from stateward.core._persist import RECORD_SCHEMA, DefinitionMismatch, KindCodec, RecordUpgrades
 
 from ._errors import ActorOwned, RecoveryError, StoreOpenError, StoreWriteError
@@ -450,7 +450,7 @@ class SQLiteStore:
 
     def _read(self, name: str, kind: str, version: int, what: str, payload: bytes) -> Any:
         """Decode a record and check it belongs where it was found; upgrade it."""
-        record = decode(payload)
+        record = decode_record(payload)
         if type(record) is not tuple or len(record) != 5:
             raise DecodeError(f"the {what} record is not a stateward record")
         r_name, r_kind, r_version, schema, body = record

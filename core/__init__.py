@@ -21,6 +21,7 @@ from ._errors import (
     StatewardError,
     TransitionRejected,
     UnencodableValueError,
+    UninitializedStateError,
     UnknownVersionError,
 )
 from ._history import History
@@ -49,11 +50,12 @@ from ._persist import (
     RecordUpgrades,
 )
 from ._spec import ANY, Event, Hook, MachineBuilder, MachineSpec
-from ._state import FrozenDict, FrozenList, ImmutableState, freeze, thaw
+from ._state import MAX_DEPTH, FrozenDict, FrozenList, ImmutableState, freeze, thaw
 from ._store import StoreSnapshot
 
 __all__ = [
     "ANY",
+    "MAX_DEPTH",
     "RECORD_SCHEMA",
     "SCHEMA_VERSION",
     "ArgumentTypeError",
@@ -93,6 +95,7 @@ __all__ = [
     "TransitionRecord",
     "TransitionRejected",
     "UnencodableValueError",
+    "UninitializedStateError",
     "UnknownVersionError",
     "VersionedConfig",
     "apply_creation",

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._errors import ArgumentTypeError, ArgumentValueError, UnencodableValueError
-from ._state import ImmutableState, _freeze_mapping
+from ._state import MAX_DEPTH, ImmutableState, _freeze_mapping
 
 __all__ = [
     "check_callable",
@@ -69,11 +69,11 @@ def check_changes(value: Any, call: str, argument: str) -> ImmutableState:
     if isinstance(value, ImmutableState):  # a subclass: stored as the plain type
         return ImmutableState._wrap(value._data)
     try:
-        return ImmutableState._wrap(_freeze_mapping(value, ""))
+        return ImmutableState._wrap(_freeze_mapping(value, "", MAX_DEPTH - 1))
     except UnencodableValueError:
         # Again, to name the value's path from the argument (``data.items[2]``);
         # building those paths on every call would slow the usual, valid one.
-        _freeze_mapping(value, argument)
+        _freeze_mapping(value, argument, MAX_DEPTH - 1)
         raise
 
 

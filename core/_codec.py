@@ -24,7 +24,17 @@ from typing import Any
 import msgpack
 
 from ._errors import DecodeError, SchemaVersionError
-from ._state import FrozenDict, FrozenList, ImmutableState, _check_key, _key_path, freeze
+from ._state import (
+    MAX_DEPTH,
+    FrozenDict,
+    FrozenList,
+    ImmutableState,
+    _check_key,
+    _depth_of,
+    _freeze,
+    _key_path,
+    _too_deep,
+)
 
 __all__ = ["SCHEMA_VERSION", "decode", "encode"]
 
@@ -60,6 +70,8 @@ def _ext(code: int, data: bytes) -> msgpack.ExtType:
 _new_tuple = tuple.__new__
 
 _TRUSTED = frozenset({ImmutableState, FrozenDict, FrozenList, type(None), bool, float, bytes})
+
+_FROZEN_CONTAINERS = frozenset({ImmutableState, FrozenDict, FrozenList})
 
 _INT_MIN = -(2**63)
 _INT_MAX = 2**64 - 1
@@ -163,11 +175,24 @@ def _default(value: Any) -> msgpack.ExtType:
     raise TypeError(f"cannot encode {kind.__qualname__}")
 
 
-def _prepare(value: Any, path: str) -> Any:
+#: How deep a store's record may nest: a value of `MAX_DEPTH` levels, plus the
+#: levels the stores wrap around it (the record tuple, a document or delta, a
+#: config's list of entries; 4 at most today, 8 leaves room to grow).
+RECORD_DEPTH = MAX_DEPTH + 8
+
+#: The ext-wrapped containers and what each one counts as.
+_EXT_CONTAINERS = frozenset(
+    {_EXT_TUPLE, _EXT_SET, _EXT_FROZENSET, _EXT_STATE, _EXT_FROZENDICT, _EXT_FROZENLIST}
+)
+
+
+def _prepare(value: Any, path: str, room: int) -> Any:
     """Check ``value`` and turn big ints and scalar subclasses into encodable forms.
 
     Plain containers keep their types (a list stays a list, a dict a dict), so
-    that what is decoded has the types that were encoded.
+    that what is decoded has the types that were encoded. ``value`` may nest
+    ``room`` containers deep (each one counts, whether msgpack or an ext type
+    carries it).
     """
     kind = type(value)
     if kind is int:
@@ -176,38 +201,44 @@ def _prepare(value: Any, path: str) -> Any:
             if _INT_MIN <= value <= _INT_MAX
             else _ext(_EXT_BIGINT, str(value).encode("ascii"))
         )
-    if kind is dict:
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            key = _check_key(key, path)
-            out[key] = _prepare(item, _key_path(path, key))
-        return out
-    if kind is list:
-        return [_prepare(v, f"{path}[{i}]") for i, v in enumerate(value)]
-    if kind is tuple:
-        return _ext(_EXT_TUPLE, _pack_checked(list(value), path))
-    if kind is set:
-        return _ext(_EXT_SET, _pack_checked(list(value), path))
-    if kind is frozenset:
-        return _ext(_EXT_FROZENSET, _pack_checked(list(value), path))
-    if kind is ImmutableState:
-        return _ext(_EXT_STATE, _pack_checked(value._data, path))
-    if kind is FrozenDict:
-        return _ext(_EXT_FROZENDICT, _pack_checked(value._data, path))
-    if kind is FrozenList:
-        return _ext(_EXT_FROZENLIST, _pack_checked(list(value._items), path))
-    # Everything else must be a scalar that freeze() accepts: it raises the
-    # path-naming error otherwise, and normalises str/int subclasses.
-    return freeze(value, path)
+    if kind in _PREPARED:
+        if room < 1:
+            raise _too_deep(path, kind, room)
+        room -= 1
+        if kind is dict:
+            return _prepare_fields(value, path, room)
+        if kind is list:
+            return _prepare_items(value, path, room)
+        if kind is tuple:
+            return _ext(_EXT_TUPLE, _pack(_prepare_items(value, path, room)))
+        if kind is set:
+            return _ext(_EXT_SET, _pack(_prepare_items(value, path, room)))
+        if kind is frozenset:
+            return _ext(_EXT_FROZENSET, _pack(_prepare_items(value, path, room)))
+        if kind is ImmutableState:
+            return _ext(_EXT_STATE, _pack(_prepare_fields(value._data, path, room)))
+        if kind is FrozenDict:
+            return _ext(_EXT_FROZENDICT, _pack(_prepare_fields(value._data, path, room)))
+        return _ext(_EXT_FROZENLIST, _pack(_prepare_items(value._items, path, room)))
+    # Everything else must be a scalar (or a subclass) that freeze() accepts: it
+    # raises the path-naming error otherwise, and normalises str/int subclasses.
+    return _freeze(value, path, room)
 
 
-def _pack_checked(value: Any, path: str) -> bytes:
+_PREPARED = frozenset({dict, list, tuple, set, frozenset, ImmutableState, FrozenDict, FrozenList})
+
+
+def _prepare_fields(value: Any, path: str, room: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        key = _check_key(key, path)
+        out[key] = _prepare(item, _key_path(path, key), room)
+    return out
+
+
+def _prepare_items(value: Any, path: str, room: int) -> list[Any]:
     # Items of a tuple or set are listed under the container's own path.
-    if type(value) is list:
-        value = [_prepare(v, f"{path}[{i}]") for i, v in enumerate(value)]
-    else:
-        value = _prepare(value, path)
-    return _pack(value)
+    return [_prepare(v, f"{path}[{i}]", room) for i, v in enumerate(value)]
 
 
 def encode(value: Any) -> bytes:
@@ -215,16 +246,20 @@ def encode(value: Any) -> bytes:
 
     Supported: None, bool, int (any size), float, str, bytes, datetime, list,
     tuple, dict with str keys, set, frozenset, `ImmutableState`, `FrozenDict`,
-    `FrozenList`, nested in any way. ``decode(encode(x)) == x`` and the types
-    are the same.
+    `FrozenList`, nested in any way up to `MAX_DEPTH` containers deep.
+    ``decode(encode(x)) == x`` and the types are the same.
 
     Raises:
-        UnencodableValueError: something in ``value`` is not supported; the
-            message names its path (``order.items[2]``) and type.
+        UnencodableValueError: something in ``value`` is not supported, or it
+            nests too deep; the message names its path (``order.items[2]``) and type.
     """
     body = None
-    if type(value) in _TRUSTED:
-        # Frozen values were checked on the way in: let msgpack walk them.
+    kind = type(value)
+    if kind in _TRUSTED and (
+        kind not in _FROZEN_CONTAINERS or (value._depth or _depth_of(value)) <= MAX_DEPTH
+    ):
+        # Frozen values were checked on the way in (their depth is kept on
+        # them): let msgpack walk them.
         try:
             body = _pack(value)
         except OverflowError:  # an int beyond 64 bits somewhere inside
@@ -232,7 +267,7 @@ def encode(value: Any) -> bytes:
     if body is None:
         # Plain values: check every part (naming the path of a bad one) and
         # convert big ints and scalar subclasses on the way.
-        body = _pack(_prepare(value, ""))
+        body = _pack(_prepare(value, "", MAX_DEPTH))
     return _HEADER.pack(_MAGIC, SCHEMA_VERSION, _checksum(SCHEMA_VERSION, body)) + body
 
 
@@ -240,11 +275,16 @@ def encode_checked(value: Any) -> bytes:
     """`encode` for a value built only from parts that were checked already
     (the stores' records: names, versions, and values taken from frozen state).
     It packs them as they are; only if that fails does it check every part, as
-    `encode` does, to name what is wrong."""
+    `encode` does, to name what is wrong. A record may nest `RECORD_DEPTH`
+    levels (`decode_record` reads it back)."""
     try:
         body = _pack(value)
     except (OverflowError, TypeError, ValueError):
-        body = _pack(_prepare(value, ""))
+        body = None
+    # Every level takes at least one byte of msgpack, so a short body cannot nest
+    # too deep: most journal records are, and skip the walk.
+    if body is None or (len(body) > RECORD_DEPTH and _depth_of(value) > RECORD_DEPTH):
+        body = _pack(_prepare(value, "", RECORD_DEPTH))
     return _HEADER.pack(_MAGIC, SCHEMA_VERSION, _checksum(SCHEMA_VERSION, body)) + body
 
 
@@ -255,45 +295,103 @@ def _checksum(version: int, body: bytes) -> int:
 
 
 def _ext_hook(code: int, data: bytes) -> Any:
+    return _from_ext(code, data, _unpack)
+
+
+def _ext_hook_deep(code: int, data: bytes) -> Any:
+    return _from_ext(code, data, _unpack_deep)
+
+
+def _from_ext(code: int, data: bytes, unpack: Any) -> Any:
     if code == _EXT_BIGINT:
         return int(data.decode("ascii"))
-    inner = _unpack(data)
+    if code not in _EXT_CONTAINERS and code != _EXT_DATETIME:
+        raise ValueError(f"unknown extension type {code}")
+    inner = unpack(data)
     if code == _EXT_STATE:
         return ImmutableState._wrap(_as_frozen_fields(inner))
     if code == _EXT_FROZENDICT:
         return FrozenDict._wrap(_as_frozen_fields(inner))
+    if type(inner) is not list:
+        raise ValueError(f"expected an array inside extension type {code}")
     if code == _EXT_FROZENLIST:
-        return FrozenList._wrap(tuple(freeze(v) for v in inner))
+        return FrozenList._wrap(tuple(_frozen(v) for v in inner))
     if code == _EXT_TUPLE:
         return tuple(inner)
     if code == _EXT_SET:
         return set(inner)
     if code == _EXT_FROZENSET:
         return frozenset(inner)
-    if code == _EXT_DATETIME:
-        return _decode_datetime(inner)
-    raise ValueError(f"unknown extension type {code}")
+    return _decode_datetime(inner)
+
+
+#: What decoding finds already frozen inside a state: kept as it is.
+_FROZEN_KINDS = frozenset(
+    {type(None), bool, int, float, str, bytes, _dt.datetime, ImmutableState, FrozenDict, FrozenList}
+)
+
+
+def _frozen(value: Any) -> Any:
+    # The payload's depth was checked before unpacking, so no limit applies here
+    # (a store's record nests deeper than a value may).
+    return value if type(value) in _FROZEN_KINDS else _freeze(value, "", RECORD_DEPTH)
 
 
 def _as_frozen_fields(inner: Any) -> dict[str, Any]:
     if type(inner) is not dict:
         raise ValueError(f"expected a map inside a state, found {type(inner).__qualname__}")
-    return {key: freeze(value) for key, value in inner.items()}
+    return {key: _frozen(value) for key, value in inner.items()}
 
 
 def _unpack(body: bytes) -> Any:
     return msgpack.unpackb(body, ext_hook=_ext_hook, raw=False, strict_map_key=True, use_list=True)
 
 
+def _unpack_deep(body: bytes) -> Any:
+    """`_unpack` for a payload with many ext levels, one inside the other.
+
+    Each ext's body is unpacked by a nested call; ``unpackb`` keeps its parser
+    (about 40 KB) on the C stack, so some tens of levels would overflow a
+    thread's stack. An ``Unpacker`` keeps its parser on the heap.
+    """
+    unpacker = msgpack.Unpacker(
+        ext_hook=_ext_hook_deep,
+        raw=False,
+        strict_map_key=True,
+        use_list=True,
+        max_buffer_size=max(len(body), 1),
+    )
+    unpacker.feed(body)
+    return unpacker.unpack()
+
+
+#: Up to this many ext levels, one inside the other, decode with ``unpackb``.
+_SHALLOW_EXTS = 8
+
+
 def decode(data: bytes | bytearray | memoryview) -> Any:
     """Decode a payload made by `encode`.
 
+    A payload nesting more than `MAX_DEPTH` containers is refused before it is
+    unpacked, counting them as `ImmutableState` does.
+
     Raises:
-        DecodeError: ``data`` is not a stateward payload, is truncated, or does
-            not match its checksum. Nothing is returned in that case.
+        DecodeError: ``data`` is not a stateward payload, is truncated, does
+            not match its checksum, or nests too deep. Nothing is returned in
+            that case.
         SchemaVersionError: the payload was written by a newer stateward.
         TypeError: ``data`` is not bytes-like.
     """
+    return _decode(data, MAX_DEPTH)
+
+
+def decode_record(data: bytes | bytearray | memoryview) -> Any:
+    """`decode` for a store's record (see `encode_checked`): it may nest
+    `RECORD_DEPTH` levels."""
+    return _decode(data, RECORD_DEPTH)
+
+
+def _decode(data: bytes | bytearray | memoryview, limit: int) -> Any:
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"decode() needs bytes, got {type(data).__qualname__}")
     data = bytes(data)
@@ -318,7 +416,172 @@ def decode(data: bytes | bytearray | memoryview) -> Any:
         raise SchemaVersionError(version, SCHEMA_VERSION)
     if version < 1:
         raise DecodeError(f"invalid schema version {version} in payload header")
+    exts = _scan(body, limit)
     try:
-        return _unpack(body)
+        return (_unpack if exts <= _SHALLOW_EXTS else _unpack_deep)(body)
     except Exception as exc:  # msgpack raises several types for bad input
         raise DecodeError(f"payload body is not valid: {exc}") from exc
+
+
+# -- the depth scan ----------------------------------------------------------------------
+#
+# msgpack's C unpacker is not recursive (past 1024 levels it refuses), but every
+# ext type's body is unpacked by a nested call through the ext hook, so ext levels
+# recurse on the C stack; and what a payload decodes to must fit MAX_DEPTH as a
+# value does. `_scan` walks the msgpack bytes with a loop and a list, never
+# recursing, and counts levels as `freeze` does: an array or a map is one; an ext
+# container (tuple, set, frozenset, state, FrozenDict, FrozenList) is one with the
+# array or map that is its body; a datetime or big int counts nothing.
+
+
+def _format_tables() -> tuple[list[int], list[int], list[int]]:
+    """What the first byte of a msgpack object says, as three tables of 256.
+
+    ``skip``: the whole object's size, for one whose size that byte gives
+    (ints, floats, nil, booleans, short strs), else 0. ``kind``: for the rest,
+    a sized str/bin, an array, a map, a fixext, an ext, or the unused byte.
+    ``size``: how many bytes after the first hold its length (0: the first byte
+    holds it), or for a fixext how many bytes of data it has.
+    """
+    skip, kind, size = [1] * 256, [_BAD] * 256, [0] * 256
+    for first in range(0x80, 0xA0):  # fixmap, fixarray
+        skip[first], kind[first] = 0, _MAP if first < 0x90 else _ARRAY
+    for first in range(0xA0, 0xC0):  # fixstr
+        skip[first] = 1 + (first & 0x1F)
+    for first, extra in {0xCA: 4, 0xCB: 8, 0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8}.items():
+        skip[first] = 1 + extra  # float32/64, uint8..64
+    for first, extra in {0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8}.items():
+        skip[first] = 1 + extra  # int8..64
+    layout = {
+        0xC1: (_BAD, 0),
+        **{first: (_SIZED, n) for first, n in ((0xC4, 1), (0xC5, 2), (0xC6, 4))},  # bin
+        **{first: (_EXT, n) for first, n in ((0xC7, 1), (0xC8, 2), (0xC9, 4))},
+        **{0xD4 + i: (_FIXEXT, 1 << i) for i in range(5)},
+        **{first: (_SIZED, n) for first, n in ((0xD9, 1), (0xDA, 2), (0xDB, 4))},  # str
+        0xDC: (_ARRAY, 2),
+        0xDD: (_ARRAY, 4),
+        0xDE: (_MAP, 2),
+        0xDF: (_MAP, 4),
+    }
+    for first, (what, n) in layout.items():
+        skip[first], kind[first], size[first] = 0, what, n
+    return skip, kind, size
+
+
+_SIZED, _ARRAY, _MAP, _FIXEXT, _EXT, _BAD = range(6)
+_SKIP, _KIND, _SIZE = _format_tables()
+
+# What an open frame is: a container that counts a level, an ext container (its
+# body's array or map adds nothing), a datetime ext, or an array inside one.
+_LEVEL, _IN_EXT, _DATETIME, _IN_DATETIME = range(4)
+
+
+def _scan(body: bytes, limit: int) -> int:
+    """Check that ``body`` (one msgpack object) nests at most ``limit`` levels and
+    that every ext holds exactly one object; return the deepest ext nesting.
+
+    Raises:
+        DecodeError: it nests deeper, or it is malformed.
+    """
+    skip_of, kind_of, size_of = _SKIP, _KIND, _SIZE
+    end = len(body)
+    pos = 0
+    depth = 0  # levels open
+    exts = deepest = 0  # ext containers open, and the most ever open
+    left = 1  # objects still to read in the innermost open frame
+    frame, frame_end, counted = _LEVEL, end, 0
+    stack: list[tuple[int, int, int, int]] = []
+    try:
+        while True:
+            if left:
+                left -= 1
+                first = body[pos]
+                skip = skip_of[first]
+                if skip:
+                    pos += skip
+                    continue
+                pos += 1
+                kind = kind_of[first]
+                size = size_of[first]
+                if kind == _SIZED:
+                    pos += size + int.from_bytes(body[pos : pos + size], "big")
+                    continue
+                if kind in (_ARRAY, _MAP):
+                    if size:
+                        items = int.from_bytes(body[pos : pos + size], "big")
+                        pos += size
+                    else:
+                        items = first & 0x0F
+                    if kind == _MAP:
+                        items *= 2
+                    stack.append((left, frame, frame_end, counted))
+                    if frame in (_DATETIME, _IN_DATETIME):
+                        # [8 ints, tz kind, tz data]; the tz data at most [int, str].
+                        if kind == _MAP or (frame == _IN_DATETIME and stack[-2][1] != _DATETIME):
+                            raise DecodeError("payload body is not valid: a malformed datetime")
+                        left, frame, counted = items, _IN_DATETIME, 0
+                        continue
+                    # The array or map that is an ext container's body is the ext's level.
+                    counted = 0 if frame == _IN_EXT else 1
+                    left, frame = items, _LEVEL
+                    depth += counted
+                    if depth > limit:
+                        raise _nests_too_deep(limit)
+                    continue
+                if kind == _BAD:
+                    raise DecodeError(f"payload body is not valid: byte {first:#x} at {pos - 1}")
+                if kind == _FIXEXT:
+                    length = size
+                else:
+                    length = int.from_bytes(body[pos : pos + size], "big")
+                    pos += size
+                code = body[pos]
+                pos += 1
+                if code == _EXT_BIGINT:
+                    pos += length
+                    continue
+                if frame in (_DATETIME, _IN_DATETIME):
+                    raise DecodeError("payload body is not valid: a malformed datetime")
+                stack.append((left, frame, frame_end, counted))
+                if code == _EXT_DATETIME:
+                    left, frame, frame_end, counted = 1, _DATETIME, pos + length, 0
+                    continue
+                if code not in _EXT_CONTAINERS:
+                    raise DecodeError(f"payload body is not valid: unknown extension type {code}")
+                depth += 1
+                if depth > limit:
+                    raise _nests_too_deep(limit)
+                exts += 1
+                deepest = max(deepest, exts)
+                left, frame, frame_end, counted = 1, _IN_EXT, pos + length, 1
+                continue
+            # The innermost frame is complete: close it.
+            if frame in (_IN_EXT, _DATETIME):
+                if pos != frame_end:
+                    raise DecodeError(
+                        f"payload body is not valid: an extension type ending at byte "
+                        f"{frame_end} does not hold exactly one value"
+                    )
+                if frame == _IN_EXT:
+                    exts -= 1
+            if not stack:
+                break
+            depth -= counted
+            left, frame, frame_end, counted = stack.pop()
+    except IndexError:
+        raise DecodeError("payload body is not valid: truncated") from None
+    if pos != end:
+        raise DecodeError(
+            f"payload body is not valid: {end - pos} bytes after the value"
+            if pos < end
+            else "payload body is not valid: truncated"
+        )
+    return deepest
+
+
+def _nests_too_deep(limit: int) -> DecodeError:
+    return DecodeError(
+        f"payload nests deeper than {limit} levels, so it was not unpacked: stateward "
+        f"never writes one (a value nests at most {MAX_DEPTH} levels); it is damaged or "
+        "was not made by stateward"
+    )

@@ -15,7 +15,7 @@ from typing import Any
 
 from ._errors import UnknownVersionError
 from ._machine import Clock, utc_now
-from ._state import FrozenDict, ImmutableState, _fields_of, _key_path
+from ._state import FrozenDict, ImmutableState, _fields_of, _key_path, same
 
 __all__ = ["ConfigChange", "ConfigDiff", "ConfigHistory", "VersionedConfig"]
 
@@ -152,7 +152,7 @@ def _walk_diff(
         path = _key_path(prefix, key)
         if key not in new:
             removed[path] = old[key]
-        elif old[key] != new[key] or type(old[key]) is not type(new[key]):
+        elif not same(old[key], new[key]):
             a, b = old[key], new[key]
             if isinstance(a, Mapping) and isinstance(b, Mapping):
                 _walk_diff(a, b, path, added, removed, changed)
@@ -263,9 +263,7 @@ class ConfigHistory:
         target = self.get(version).config
         current = self.config
         changes = {
-            k: v
-            for k, v in target._data.items()
-            if k not in current or current[k] != v or type(current[k]) is not type(v)
+            k: v for k, v in target._data.items() if k not in current or not same(current[k], v)
         }
         removed = tuple(k for k in current if k not in target)
         meta = _frozen({"reason": f"rollback to version {version}", **_fields_of(metadata or {})})

@@ -199,6 +199,30 @@ class FrozenStateError(StatewardError, AttributeError, TypeError):
         super().__init__(f"{type_name} is immutable: cannot {operation} {key!r}; {fix}")
 
 
+class UninitializedStateError(StatewardError, AttributeError):
+    """A subclass of ImmutableState (or FrozenDict) whose ``__init__`` never ran
+    the base class's, so it holds no fields.
+
+    Attributes:
+        type_name: the subclass's name.
+        name: the attribute that was asked for.
+    """
+
+    def __init__(self, cls: type, name: str) -> None:
+        self.type_name = cls.__qualname__
+        self.name = name
+        base = (
+            "FrozenDict"
+            if any(c.__name__ == "FrozenDict" for c in cls.__mro__)
+            else ("ImmutableState")
+        )
+        super().__init__(
+            f"{self.type_name} has no fields (looking up {name!r}): its __init__ never called "
+            f"{base}.__init__. Call super().__init__(...) from it; a class made by attrs or "
+            f"dataclasses cannot subclass {base}, so hold one in a field instead"
+        )
+
+
 class UnencodableValueError(StatewardError, TypeError):
     """A value that stateward cannot freeze or encode.
 

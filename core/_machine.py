@@ -22,7 +22,7 @@ from ._errors import InvalidTransition, Reject, StatewardError, TransitionReject
 from ._history import EMPTY_HISTORY, Entry, History, TransitionRecord, extend_history
 from ._quick import quick_init
 from ._spec import Hook, MachineSpec, MovePlan
-from ._state import ImmutableState
+from ._state import ImmutableState, record
 
 __all__ = [
     "AsyncRunner",
@@ -108,7 +108,7 @@ class MachineSnapshot:
 
     def to_state(self) -> ImmutableState:
         """An encodable form, for the codec (see `from_state`)."""
-        return ImmutableState(
+        return record(
             state=self.state,
             version=self.version,
             data=self.data,
@@ -447,12 +447,14 @@ def _begin(
     name = machine if machine is not None else spec.name
     moves = spec._moves
     key = (source, target, event)
-    try:
-        target, event, plan = moves[key]
-    except KeyError:
-        target, event, plan = _resolve_move(spec, source, target, event, name)
+    move = moves.get(key)
+    if move is None:
+        # Resolved outside any ``except`` block, so that a refusal raised here
+        # carries no internal KeyError as its context.
+        move = _resolve_move(spec, source, target, event, name)
         # Allowed moves only: a bounded table, and the spec never changes.
-        moves[key] = (target, event, plan)
+        moves[key] = move
+    target, event, plan = move
     if payload is None or isinstance(payload, ImmutableState):
         frozen_payload = payload or _EMPTY
     else:

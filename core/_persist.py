@@ -22,7 +22,7 @@ from ._errors import StatewardError
 from ._history import EMPTY_HISTORY, extend_history
 from ._machine import MachineSnapshot, TransitionRecord
 from ._spec import MachineSpec
-from ._state import ImmutableState
+from ._state import ImmutableState, record, same
 from ._store import StoreSnapshot
 
 __all__ = [
@@ -84,16 +84,23 @@ class KindCodec(Protocol):
 
 
 def _changes(old: ImmutableState, new: ImmutableState) -> tuple[dict[str, Any], list[str]]:
-    """Top-level keys whose values differ (by identity first, then value), and removed keys."""
+    """Top-level keys whose values are not the `same` (types, signs and timezones
+    included: ``True`` replacing ``1`` is a change), and removed keys."""
     old_data, new_data = old._data, new._data
+    missing = _MISSING
     changed = {
         k: v
         for k, v in new_data.items()
-        if k not in old_data
-        or (old_data[k] is not v and (old_data[k] != v or type(old_data[k]) is not type(v)))
+        # ``!=`` first: it settles most changes at C speed; only equal values
+        # need the walk that tells an equal twin from the same value.
+        if (was := old_data.get(k, missing)) is not v
+        and (was is missing or was != v or not same(was, v))
     }
     removed = [k for k in old_data if k not in new_data]
     return changed, removed
+
+
+_MISSING = object()
 
 
 def _apply_changes(
@@ -176,7 +183,7 @@ class ManagerCodec:
         return snapshot.version
 
     def document(self, snapshot: StoreSnapshot) -> ImmutableState:
-        return ImmutableState(state=snapshot.state, version=snapshot.version)
+        return record(state=snapshot.state, version=snapshot.version)
 
     def from_document(self, name: str, document: Mapping[str, Any]) -> StoreSnapshot:
         state = document["state"]
@@ -208,8 +215,8 @@ class ConfigCodec:
         return snapshot.version
 
     def document(self, snapshot: ConfigHistory) -> ImmutableState:
-        return ImmutableState(
-            version=snapshot.version, entries=[e.to_tuple() for e in snapshot.entries]
+        return record(
+            version=snapshot.version, entries=tuple(e.to_tuple() for e in snapshot.entries)
         )
 
     def from_document(self, name: str, document: Mapping[str, Any]) -> ConfigHistory:

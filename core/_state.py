@@ -10,13 +10,26 @@ top-level table and shares every value that did not change.
 from __future__ import annotations
 
 import datetime as _dt
+import struct
 import zoneinfo
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NoReturn, TypeVar, overload
 
-from ._errors import FrozenStateError, UnencodableValueError
+from ._errors import FrozenStateError, UnencodableValueError, UninitializedStateError
 
-__all__ = ["FrozenDict", "FrozenList", "ImmutableState", "freeze", "thaw"]
+__all__ = ["MAX_DEPTH", "FrozenDict", "FrozenList", "ImmutableState", "freeze", "thaw"]
+
+#: The deepest a value may nest: at most this many containers, one inside the
+#: other, counting every dict, list, tuple, set, frozenset and ImmutableState
+#: (a FrozenDict or FrozenList too), the outermost included. An ImmutableState
+#: counts itself, so its fields may nest ``MAX_DEPTH - 1`` levels. Scalars
+#: (a datetime too) count nothing. `ImmutableState`, `freeze`, `encode` and
+#: `decode` all keep to it: a deeper value is refused with
+#: `UnencodableValueError`, a deeper payload with `DecodeError`. It is far
+#: below the depth where Python's recursion limit or msgpack's C stack give
+#: out, so every value that is accepted can be compared, hashed, encoded and
+#: decoded, in any thread.
+MAX_DEPTH = 100
 
 
 #: Types stored as they are: immutable, and encodable by the codec.
@@ -70,11 +83,12 @@ def _check_key(key: object, path: str) -> str:
     return _check_text(key, f"{path}[{key!r}]" if path else f"[{key!r}]")
 
 
-def _freeze_mapping(value: Mapping[Any, Any], path: str) -> dict[str, Any]:
+def _freeze_mapping(value: Mapping[Any, Any], path: str, room: int) -> dict[str, Any]:
+    """The items of ``value``, checked and frozen; each may nest ``room`` levels."""
     frozen: dict[str, Any] = {}
     for key, item in value.items():
         key = _check_key(key, path)
-        frozen[key] = freeze(item, _key_path(path, key))
+        frozen[key] = _freeze(item, _key_path(path, key), room)
     return frozen
 
 
@@ -84,17 +98,39 @@ def _fields_of(value: Mapping[str, Any]) -> Mapping[str, Any]:
     return value._data if isinstance(value, _FrozenMapping) else value
 
 
+def _too_deep(path: str, kind: type, room: int, depth: int | None = None) -> UnencodableValueError:
+    """The error for a container at ``path`` that does not fit in ``room`` more levels."""
+    what = (
+        f"{kind.__qualname__} nests {depth} levels where {room} fit"
+        if depth
+        else (f"{kind.__qualname__} is nested too deep")
+    )
+    return UnencodableValueError(
+        path,
+        kind,
+        f"{what}: a value may nest at most {MAX_DEPTH} containers (dict, list, tuple, set, "
+        "frozenset, ImmutableState), counting the outermost state; flatten it (for example "
+        "key the inner parts by a path string) or store the deep part as bytes or str",
+    )
+
+
 def freeze(value: Any, path: str = "") -> Any:
     """Return ``value`` checked and deeply frozen, sharing parts already frozen.
 
     Args:
-        value: any supported value (see `ImmutableState`).
+        value: any supported value (see `ImmutableState`), nesting at most
+            `MAX_DEPTH` containers.
         path: where the value sits, used in error messages (``order.items[2]``).
 
     Raises:
-        UnencodableValueError: the value, or something inside it, is not supported.
-            The message names its path and type.
+        UnencodableValueError: the value, or something inside it, is not supported
+            or nests too deep. The message names its path and type.
     """
+    return _freeze(value, path, MAX_DEPTH)
+
+
+def _freeze(value: Any, path: str, room: int) -> Any:
+    """`freeze`, for a value that may nest ``room`` containers deep."""
     kind = type(value)
     if kind in _SCALARS:
         if kind is _dt.datetime:
@@ -103,23 +139,39 @@ def freeze(value: Any, path: str = "") -> Any:
             return _check_text(value, path)
         return value
     if kind is FrozenDict or kind is FrozenList or kind is ImmutableState:
+        # Frozen already: shared as it is, if it fits. Its depth is worked out
+        # once and kept on it, so sharing it again costs nothing.
+        depth = value._depth
+        if depth is None:
+            depth = _depth_of(value)
+        if depth > room:
+            raise _too_deep(path, kind, room, depth)
         return value
+    if room < 1 and kind in _CONTAINERS:
+        raise _too_deep(path, kind, room)
     if kind is dict:
-        return FrozenDict._wrap(_freeze_mapping(value, path))
+        return FrozenDict._wrap(_freeze_mapping(value, path, room - 1))
     if kind is list:
-        return FrozenList._wrap(tuple(freeze(v, f"{path}[{i}]") for i, v in enumerate(value)))
+        room -= 1
+        return FrozenList._wrap(
+            tuple(_freeze(v, f"{path}[{i}]", room) for i, v in enumerate(value))
+        )
     if kind is tuple:
-        return tuple(freeze(v, f"{path}[{i}]") for i, v in enumerate(value))
+        room -= 1
+        return tuple(_freeze(v, f"{path}[{i}]", room) for i, v in enumerate(value))
     if kind is set or kind is frozenset:
-        return frozenset(freeze(v, f"{path}{{{v!r}}}") for v in value)
+        room -= 1
+        return frozenset(_freeze(v, f"{path}{{{v!r}}}", room) for v in value)
     # Subclasses of ImmutableState and FrozenDict are stored as the plain type,
     # as str and int subclasses are below: that is what the codec can bring back.
     if isinstance(value, ImmutableState):
-        return ImmutableState._wrap(value._data)
+        return _freeze(ImmutableState._wrap(value._data), path, room)
     if isinstance(value, FrozenDict):
-        return FrozenDict._wrap(value._data)
+        return _freeze(FrozenDict._wrap(value._data), path, room)
     if isinstance(value, Mapping):
-        return FrozenDict._wrap(_freeze_mapping(value, path))
+        if room < 1:
+            raise _too_deep(path, kind, room)
+        return FrozenDict._wrap(_freeze_mapping(value, path, room - 1))
     # Subclasses of the basic scalars (str and int enums, for instance) are
     # stored as the plain value: that is what the codec can bring back.
     if isinstance(value, bool):
@@ -140,6 +192,105 @@ def freeze(value: Any, path: str = "") -> Any:
             "pass a plain tuple, a dict or an ImmutableState",
         )
     raise UnencodableValueError(path, kind)
+
+
+#: The plain containers freeze() turns into frozen ones, each a nesting level.
+_CONTAINERS: frozenset[type] = frozenset({dict, list, tuple, set, frozenset})
+
+
+def _depth_of(value: Any) -> int:
+    """How many containers deep ``value`` nests (0 for a scalar).
+
+    Kept on a frozen container once worked out (its contents never change).
+    Only called on values that are already bounded (frozen ones, and the
+    records built from them), so the recursion is bounded too.
+    """
+    kind = type(value)
+    if kind in _SCALARS:
+        return 0
+    # Exact types first: isinstance() against these ABC-derived classes is slow.
+    if kind is ImmutableState or kind is FrozenDict or kind is FrozenList:
+        depth: int | None = value._depth
+        if depth is None:
+            depth = _deepest(value._items if kind is FrozenList else value._data.values())
+            (_set_list_depth if kind is FrozenList else _set_depth)(value, depth)
+        return depth
+    if kind in _CONTAINERS:
+        return _deepest(value.values() if kind is dict else value)
+    if isinstance(value, (_FrozenMapping, FrozenList)):  # a subclass
+        return _deepest(value._items if isinstance(value, FrozenList) else value._data.values())
+    if isinstance(value, Mapping):
+        return _deepest(value.values())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return _deepest(value)
+    return 0
+
+
+def _deepest(items: Iterable[Any]) -> int:
+    """The depth of a container holding ``items``: one more than the deepest item."""
+    deepest = 0
+    scalars = _SCALARS
+    for item in items:
+        if type(item) not in scalars:  # a scalar adds nothing: skip the call
+            depth = _depth_of(item)
+            if depth > deepest:
+                deepest = depth
+    return deepest + 1
+
+
+_DOUBLE = struct.Struct(">d")
+
+
+def same(a: Any, b: Any) -> bool:
+    """Whether ``a`` and ``b`` are the same value in every way the codec keeps.
+
+    Equality is not enough to decide that a value is unchanged: ``True == 1``,
+    ``1.0 == 1``, ``-0.0 == 0.0``, and two datetimes are equal when they are
+    the same instant in different timezones. This compares types all the way
+    down, floats bit for bit, a datetime's wall time, fold and timezone, and
+    the order of a mapping's keys. Use it wherever "unchanged" decides what is
+    written or reported (journal deltas, config changes and diffs).
+    """
+    if a is b:
+        return True
+    kind = type(a)
+    if kind is not type(b):
+        return False
+    if kind is float:
+        return _DOUBLE.pack(a) == _DOUBLE.pack(b)
+    if kind is _dt.datetime:
+        return (
+            a.replace(tzinfo=None) == b.replace(tzinfo=None)
+            and a.fold == b.fold
+            and _tz_identity(a.tzinfo) == _tz_identity(b.tzinfo)
+        )
+    if isinstance(a, _FrozenMapping) or kind is dict:
+        a_items = a._data.items() if isinstance(a, _FrozenMapping) else a.items()
+        b_items = b._data.items() if isinstance(b, _FrozenMapping) else b.items()
+        return len(a_items) == len(b_items) and all(
+            ka == kb and same(va, vb) for (ka, va), (kb, vb) in zip(a_items, b_items, strict=True)
+        )
+    if kind is FrozenList or kind is tuple or kind is list:
+        return len(a) == len(b) and all(map(same, a, b))
+    if kind is frozenset or kind is set:
+        if a != b:
+            return False
+        # Each item of ``a`` has exactly one equal item in ``b`` (a set cannot
+        # hold two equal items); it must be the same one, not just an equal one.
+        in_b = {item: item for item in b}
+        return all(same(item, in_b[item]) for item in a)
+    return bool(a == b)
+
+
+def _tz_identity(tz: _dt.tzinfo | None) -> object:
+    """What the codec keeps of a timezone: its offset and name, or its key."""
+    if tz is None:
+        return None
+    if type(tz) is _dt.timezone:
+        return (tz.utcoffset(None), tz.tzname(None))
+    if type(tz) is zoneinfo.ZoneInfo:
+        return ("zone", tz.key)
+    return tz
 
 
 def thaw(value: Any) -> Any:
@@ -164,16 +315,18 @@ def thaw(value: Any) -> Any:
 class _FrozenMapping(Mapping[str, Any]):
     """The shared machinery of FrozenDict and ImmutableState."""
 
-    __slots__ = ("_data", "_hash")
+    __slots__ = ("_data", "_depth", "_hash")
     _data: dict[str, Any]
     _hash: int | None
+    _depth: int | None
 
     @classmethod
     def _wrap(cls: type[_M], data: dict[str, Any]) -> _M:
         # Internal: ``data`` is already frozen and owned by the new value.
         self = object.__new__(cls)
-        object.__setattr__(self, "_data", data)
-        object.__setattr__(self, "_hash", None)
+        _set_data(self, data)
+        _set_hash(self, None)
+        _set_depth(self, None)
         return self
 
     def __getitem__(self, key: str) -> Any:
@@ -238,11 +391,33 @@ class _FrozenMapping(Mapping[str, Any]):
 _M = TypeVar("_M", bound=_FrozenMapping)
 
 
+def _slot_setter(cls: type, name: str) -> Callable[[Any, Any], None]:
+    """A slot's own setter: quicker than object.__setattr__, the only other way in
+    past the frozen classes' __setattr__."""
+    setter: Callable[[Any, Any], None] = cls.__dict__[name].__set__
+    return setter
+
+
+_set_data = _slot_setter(_FrozenMapping, "_data")
+_set_hash = _slot_setter(_FrozenMapping, "_hash")
+_set_depth = _slot_setter(_FrozenMapping, "_depth")
+
+
+#: Reads the ``_data`` slot without falling back on ``__getattr__`` when it is unset.
+_data_of = _FrozenMapping._data.__get__  # type: ignore[attr-defined]
+
+
 def _field(value: _FrozenMapping, name: str) -> Any:
     """Attribute access to a key; only called when normal lookup fails, so methods
     and slots win."""
     try:
-        return value._data[name]
+        data = _data_of(value)
+    except AttributeError:
+        # A subclass whose __init__ never ran ImmutableState.__init__ (an attrs
+        # class, say): reading ``value._data`` here would call this again.
+        raise UninitializedStateError(type(value), name) from None
+    try:
+        return data[name]
     except KeyError:
         if name.startswith("__"):
             raise AttributeError(name) from None
@@ -294,8 +469,9 @@ class FrozenDict(_FrozenMapping):
         self, mapping: Mapping[str, Any] | Iterable[tuple[str, Any]] = (), /, **items: Any
     ) -> None:
         data = dict(_fields_of(mapping) if isinstance(mapping, Mapping) else mapping, **items)
-        object.__setattr__(self, "_data", _freeze_mapping(data, ""))
-        object.__setattr__(self, "_hash", None)
+        _set_data(self, _freeze_mapping(data, "", MAX_DEPTH - 1))
+        _set_hash(self, None)
+        _set_depth(self, None)
 
     def copy(self) -> dict[str, Any]:
         """Return a plain, shallow ``dict`` with the same items."""
@@ -321,9 +497,10 @@ class ImmutableState(_FrozenMapping):
     with a ``datetime.timezone`` or a ``zoneinfo.ZoneInfo``), list, tuple, dict
     with str keys, set, frozenset and nested ImmutableState. Dicts, lists and
     sets are frozen on the way in (`FrozenDict`, `FrozenList`, ``frozenset``).
-    Anything else raises `UnencodableValueError` (a `TypeError`) naming the key
-    path and the type. Setting an attribute or an item raises `FrozenStateError`
-    (an `AttributeError`).
+    A value may nest at most `MAX_DEPTH` containers, this state included.
+    Anything else, or anything deeper, raises `UnencodableValueError` (a
+    `TypeError`) naming the key path and the type. Setting an attribute or an
+    item raises `FrozenStateError` (an `AttributeError`).
 
     A field named like one of the mapping helpers (``keys``, ``items``,
     ``values``, ``get``) hides that helper on attribute access, so
@@ -340,8 +517,9 @@ class ImmutableState(_FrozenMapping):
 
     def __init__(self, fields: Mapping[str, Any] | None = None, /, **more: Any) -> None:
         data: Mapping[str, Any] = more if fields is None else {**_fields_of(fields), **more}
-        object.__setattr__(self, "_data", _freeze_mapping(data, ""))
-        object.__setattr__(self, "_hash", None)
+        _set_data(self, _freeze_mapping(data, "", MAX_DEPTH - 1))
+        _set_hash(self, None)
+        _set_depth(self, None)
 
     def __getattr__(self, name: str) -> Any:
         return _field(self, name)
@@ -354,7 +532,7 @@ class ImmutableState(_FrozenMapping):
         if changes is not None:
             more = {**_fields_of(changes), **more}
         data = dict(self._data)
-        data.update(_freeze_mapping(more, ""))
+        data.update(_freeze_mapping(more, "", MAX_DEPTH - 1))
         return ImmutableState._wrap(data)
 
     def without(self, *keys: str) -> ImmutableState:
@@ -381,6 +559,17 @@ class ImmutableState(_FrozenMapping):
         return f"ImmutableState({self._data!r})"
 
 
+def record(**fields: Any) -> ImmutableState:
+    """An ImmutableState of values that are frozen already, built without checks.
+
+    For the documents that wrap a value for the codec (a machine's snapshot, a
+    store's state and version): they nest a level or two deeper than the value
+    they hold, which may itself be `MAX_DEPTH` deep. The codec's record limit
+    (`RECORD_DEPTH`) leaves room for them.
+    """
+    return ImmutableState._wrap(fields)
+
+
 class FrozenList(Sequence[Any]):
     """An immutable, hashable list; what a list becomes inside a state.
 
@@ -389,20 +578,24 @@ class FrozenList(Sequence[Any]):
     returns a plain ``list``.
     """
 
-    __slots__ = ("_hash", "_items")
+    __slots__ = ("_depth", "_hash", "_items")
     _items: tuple[Any, ...]
     _hash: int | None
+    _depth: int | None
 
     def __init__(self, items: Iterable[Any] = (), /) -> None:
-        frozen = tuple(freeze(v, f"[{i}]") for i, v in enumerate(items))
-        object.__setattr__(self, "_items", frozen)
-        object.__setattr__(self, "_hash", None)
+        room = MAX_DEPTH - 1
+        frozen = tuple(_freeze(v, f"[{i}]", room) for i, v in enumerate(items))
+        _set_items(self, frozen)
+        _set_list_hash(self, None)
+        _set_list_depth(self, None)
 
     @classmethod
-    def _wrap(cls, items: tuple[Any, ...]) -> FrozenList:
+    def _wrap(cls, items: tuple[Any, ...], depth: int | None = None) -> FrozenList:
         self = object.__new__(cls)
-        object.__setattr__(self, "_items", items)
-        object.__setattr__(self, "_hash", None)
+        _set_items(self, items)
+        _set_list_hash(self, None)
+        _set_list_depth(self, depth)
         return self
 
     @overload
@@ -443,7 +636,17 @@ class FrozenList(Sequence[Any]):
 
     def __add__(self, other: Iterable[Any]) -> FrozenList:
         if isinstance(other, (list, FrozenList)):
-            return FrozenList._wrap(self._items + tuple(freeze(v) for v in other))
+            room = MAX_DEPTH - 1
+            added = tuple(_freeze(v, "", room) for v in other)
+            # Keep the depth when it is known, so that a list grown one item
+            # at a time is never walked again to find it.
+            depth = self._depth
+            if depth is None:
+                depth = _depth_of(self)
+            for item in added:
+                if type(item) not in _SCALARS:
+                    depth = max(depth, 1 + _depth_of(item))
+            return FrozenList._wrap(self._items + added, depth)
         return NotImplemented
 
     def __setattr__(self, name: str, value: object) -> NoReturn:
@@ -473,3 +676,8 @@ class FrozenList(Sequence[Any]):
 
     def __repr__(self) -> str:
         return f"FrozenList({list(self._items)!r})"
+
+
+_set_items = _slot_setter(FrozenList, "_items")
+_set_list_hash = _slot_setter(FrozenList, "_hash")
+_set_list_depth = _slot_setter(FrozenList, "_depth")

@@ -803,3 +803,18 @@ def test_snapshot_round_trips_through_the_codec() -> None:
 def test_from_state_accepts_a_plain_mapping() -> None:
     snap = MachineSnapshot.from_state({"state": "a", "version": 2, "data": {"x": 1}, "history": []})
     assert snap == MachineSnapshot("a", 2, ImmutableState(x=1), ())
+
+
+def test_a_refused_transition_carries_no_internal_exception() -> None:
+    # The move table is a cache: a miss once showed a chained KeyError
+    # ('paid', 'paid', None) above the InvalidTransition in every traceback.
+    spec = MachineSpec("pending", ORDER_FLOW)
+    paid = apply_transition(spec, MachineSnapshot.initial(spec), "paid").snapshot
+    for target in ("paid", "pending", "nowhere"):
+        with pytest.raises(InvalidTransition) as caught:
+            apply_transition(spec, paid, target)
+        assert caught.value.__context__ is None
+        assert caught.value.__cause__ is None
+        with pytest.raises(InvalidTransition) as again:  # the second time, too
+            apply_transition(spec, paid, target)
+        assert again.value.__context__ is None

@@ -18,6 +18,7 @@ from stateward.core import (
     ImmutableState,
     StatewardError,
     UnencodableValueError,
+    UninitializedStateError,
     freeze,
     thaw,
 )
@@ -518,3 +519,54 @@ def test_frozen_list_checks_its_items() -> None:
     with pytest.raises(UnencodableValueError) as info:
         FrozenList([1, Widget()])
     assert info.value.path == "[1]"
+
+
+# -- subclasses that never ran ImmutableState.__init__ -------------------------------------
+
+
+class SkipsInit(ImmutableState):
+    """Keeps its own slot and never calls ImmutableState.__init__."""
+
+    __slots__ = ("own",)
+
+    def __init__(self, own: int) -> None:
+        object.__setattr__(self, "own", own)
+
+
+class DictSkipsInit(FrozenDict):
+    def __init__(self) -> None:
+        pass
+
+
+def test_a_subclass_that_skips_init_gives_a_clear_error_not_endless_recursion() -> None:
+    state = SkipsInit(1)
+    assert state.own == 1  # its own slot works
+    assert not hasattr(state, "missing")  # once recursed until RecursionError
+    with pytest.raises(UninitializedStateError) as caught:
+        state.missing  # noqa: B018 - the attribute access is what is tested
+    error = caught.value
+    assert isinstance(error, AttributeError)
+    assert isinstance(error, StatewardError)
+    assert error.name == "missing"
+    assert "SkipsInit" in str(error)
+    assert "super().__init__" in str(error)
+    for use in (operator.itemgetter("own"), len, repr, hash, ImmutableState, freeze):
+        with pytest.raises(UninitializedStateError):
+            use(state)
+    assert not hasattr(DictSkipsInit(), "missing")
+    with pytest.raises(UninitializedStateError, match=r"FrozenDict\.__init__"):
+        DictSkipsInit()["k"]
+
+
+def test_an_attrs_frozen_subclass_gives_a_clear_error() -> None:
+    attrs = pytest.importorskip("attrs", reason="attrs is not installed")
+
+    @attrs.define(frozen=True, slots=True)
+    class Order(ImmutableState):
+        number: int
+
+    order = Order(7)
+    assert order.number == 7
+    assert not hasattr(order, "missing")
+    with pytest.raises(UninitializedStateError):
+        order["number"]
