@@ -20,9 +20,12 @@ from a seeded plan (`planned`), so several threads often wait on one actor
 and the store writes snapshots and compacts all the time (`MANY_SNAPSHOT_EVERY`).
 Update ``SEQ`` of thread ``T`` records ``[count, SEQ]`` under the key ``tT`` of
 its actor, ``count`` being how many of ``T``'s updates that actor has taken.
-After each acknowledged update the thread prints ``UPD T SEQ <actor> <version>``.
+It prints ``OPENING <actor>`` before it creates or recovers each actor, and
+after each acknowledged update the thread prints ``UPD T SEQ <actor> <version>``.
 The test replays the plan, so it knows what was sent, and checks that
-acknowledged ⊆ recovered ⊆ sent, update by update (`many_model`).
+acknowledged ⊆ recovered ⊆ sent, update by update (`many_model`). A sixth
+argument ``FIRST`` numbers the threads from ``FIRST`` on (default 0), so that
+successive runs on one store have threads of their own.
 
 Every line is written with one ``write`` call on the pipe (atomic up to
 ``PIPE_BUF`` bytes) as soon as its commit is acknowledged; the test still
@@ -43,7 +46,7 @@ import random
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from itertools import count as numbers
 from itertools import pairwise
@@ -185,11 +188,18 @@ def kind_of(name: str) -> str:
     return name.split("-", 1)[0]
 
 
-def open_many_actors(runtime: Runtime) -> dict[str, Any]:
-    """Create or recover every actor of the many-actors layout in ``runtime``."""
+def open_many_actors(
+    runtime: Runtime, opening: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """Create or recover every actor of the many-actors layout in ``runtime``.
+
+    ``opening(name)`` is called before each one.
+    """
     spec = switch_spec()
     handles: dict[str, Any] = {}
     for name in MANY_ACTORS:
+        if opening is not None:
+            opening(name)
         kind = kind_of(name)
         if kind == "manager":
             handles[name] = StateManager({"n": 0}, name=name, runtime=runtime)
@@ -283,7 +293,7 @@ def many_model(handles: Mapping[str, Any]) -> ManyModel:
         applied = {}
         for key, value in values.items():
             thread = int(key[1:]) if key[:1] == "t" and key[1:].isdigit() else -1
-            if not 0 <= thread < MANY_THREADS or not _is_pair(value):
+            if thread < 0 or not _is_pair(value):
                 model.problems.append(f"{name}: unexpected value {key}={value!r}")
                 continue
             applied[thread] = (value[0], value[1])
@@ -417,12 +427,13 @@ def _jitter(rng: random.Random) -> None:
 def main(argv: list[str]) -> None:
     path, mode, seed = argv[1], argv[2], int(argv[3])
     layout = argv[4] if len(argv) > 4 else "few"
+    first_thread = int(argv[5]) if len(argv) > 5 else 0
     out = _Output()
     runtime = Runtime(
         "crash-child", store=open_store(path, mode, layout), default_timeout=COMMIT_TIMEOUT
     )
     if layout == "many":
-        _run_many(out, runtime, seed)
+        _run_many(out, runtime, seed, first_thread)
     else:
         _run_few(out, runtime, mode, seed)
     # The drivers run until SIGKILL. Waiting here on stdin is not synchronisation:
@@ -431,10 +442,11 @@ def main(argv: list[str]) -> None:
     os._exit(3)
 
 
-def _run_many(out: _Output, runtime: Runtime, seed: int) -> None:
-    handles = open_many_actors(runtime)
+def _run_many(out: _Output, runtime: Runtime, seed: int, first_thread: int) -> None:
+    # The test may kill it while it recovers the actors: say how far it got.
+    handles = open_many_actors(runtime, lambda name: out.line(f"OPENING {name}"))
     out.line("READY " + " ".join(f"{name}={h.version}" for name, h in handles.items()))
-    for thread in range(MANY_THREADS):
+    for thread in range(first_thread, first_thread + MANY_THREADS):
         threading.Thread(
             target=_drive_many,
             args=(out, seed, thread, handles),

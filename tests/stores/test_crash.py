@@ -22,11 +22,12 @@ Every wait is bounded, every child is killed and reaped in a ``finally``, and
 every random choice comes from a seed (``STATEWARD_CRASH_SEED``, printed in
 failure messages). ``STATEWARD_CRASH_TRIALS`` sets the kills per mode (100 by
 default, as in CI). ``STATEWARD_CRASH_MANY_TRIALS`` sets the kills per mode
-with many actors: 3 by default (CI); for a soak run, e.g.::
+with many actors: that many on new stores, and twice as many in a row on one
+store; 3 by default (CI). For a soak run, e.g.::
 
     STATEWARD_CRASH_MANY_TRIALS=100 python -m pytest tests/stores/test_crash.py -k many -rP
 
-(``-rP`` shows what each mode checked: kills, acknowledged updates, snapshots
+(``-rP`` shows what each test checked: kills, acknowledged updates, snapshots
 and compactions before the kills.)
 """
 
@@ -228,6 +229,11 @@ class Child:
         while len(self.output.acks) < count:
             self.next_line(deadline, f"{count} ACK lines")
 
+    def wait_line(self, text: str, timeout: float = READY_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.output.other:
+            self.next_line(deadline, repr(text))
+
     def wait_updates(self, count: int, timeout: float = ACK_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout
         while len(self.output.updates) < count:
@@ -284,8 +290,13 @@ class Child:
         self.close()
 
 
-def start_child(folder: Path, path: Path, mode: str, seed: int, layout: str = "few") -> Child:
-    return Child([str(CHILD), str(path), mode, str(seed), layout], folder / f"{path.name}.stderr")
+def start_child(
+    folder: Path, path: Path, mode: str, seed: int, layout: str = "few", first_thread: int = 0
+) -> Child:
+    return Child(
+        [str(CHILD), str(path), mode, str(seed), layout, str(first_thread)],
+        folder / f"{path.name}.stderr",
+    )
 
 
 # -- recovering and checking -------------------------------------------------------------------
@@ -466,6 +477,8 @@ MANY_TRIALS = int(os.environ.get("STATEWARD_CRASH_MANY_TRIALS", "3"))
 #: Acknowledged updates before a kill: past the first snapshots and compactions of
 #: the busiest actors, and up to where every actor has been compacted several times.
 MANY_PROGRESS = (200, 1500)
+#: What a new many-actors store holds.
+NEW_STORE = dict.fromkeys(child_program.MANY_ACTORS, 0)
 
 
 @dataclass
@@ -511,7 +524,22 @@ def store_activity(path: Path, folder: Path) -> tuple[int, int]:
     return snapshots, compacted
 
 
-def check_many(seed: int, out: Output, model: Any) -> ManyTrial:
+@dataclass
+class ManyRun:
+    """One run of the many-actors child, killed: its seed, its threads, what it printed."""
+
+    seed: int
+    first_thread: int
+    out: Output
+    #: The versions the store held when it started (all 0: a new store).
+    before: dict[str, int]
+
+    @property
+    def threads(self) -> range:
+        return range(self.first_thread, self.first_thread + child_program.MANY_THREADS)
+
+
+def check_many(runs: list[ManyRun], model: Any) -> ManyTrial:
     """Acknowledged ⊆ recovered ⊆ sent, update by update, for every actor and thread.
 
     The child's threads send their planned updates one after the other, each
@@ -519,26 +547,40 @@ def check_many(seed: int, out: Output, model: Any) -> ManyTrial:
     where ``a`` is its last acknowledged one (``a+1`` maybe not, or maybe in
     flight). Each actor holds, per thread, how many of its updates it took and
     the last one's number: that must be a prefix of what the thread sent it,
-    at least as long as what was acknowledged.
+    at least as long as what was acknowledged. ``runs``: every run on the
+    store, each with threads of its own.
     """
     planned = child_program.planned
-    threads = range(child_program.MANY_THREADS)
-    trial = ManyTrial(list(model.problems), acknowledged=len(out.updates))
+    trial = ManyTrial(list(model.problems))
     problems = trial.problems
-    if out.ready != dict.fromkeys(child_program.MANY_ACTORS, 0):
-        problems.append(f"the child did not start on a new store: {out.ready}")
-    last_seq = dict.fromkeys(threads, -1)
+    seed_of: dict[int, int] = {}
+    last_seq: dict[int, int] = {}
     acked_at: dict[str, dict[int, tuple[int, int]]] = {}
-    for thread, seq, name, version in out.updates:
-        if seq != last_seq.get(thread, -2) + 1:
-            problems.append(f"thread {thread}: UPD {seq} after {last_seq.get(thread)}")
-        last_seq[thread] = seq
-        if planned(seed, thread, seq)[0] != name:
-            problems.append(f"thread {thread}: update {seq} went to {name}, not as planned")
-        first = acked_at.setdefault(name, {}).setdefault(version, (thread, seq))
-        if first != (thread, seq):
-            problems.append(f"{name}: version {version} acknowledged to {first} and {thread, seq}")
-    for thread in threads:
+    for run in runs:
+        if run.out.ready and run.out.ready != run.before:
+            problems.append(f"the child recovered {run.out.ready}, the store held {run.before}")
+        trial.acknowledged += len(run.out.updates)
+        for thread in run.threads:
+            seed_of[thread], last_seq[thread] = run.seed, -1
+        for thread, seq, name, version in run.out.updates:
+            if seq != last_seq.get(thread, -2) + 1:
+                problems.append(f"thread {thread}: UPD {seq} after {last_seq.get(thread)}")
+            last_seq[thread] = seq
+            if planned(run.seed, thread, seq)[0] != name:
+                problems.append(f"thread {thread}: update {seq} went to {name}, not as planned")
+            first = acked_at.setdefault(name, {}).setdefault(version, (thread, seq))
+            if first != (thread, seq):
+                problems.append(
+                    f"{name}: version {version} acknowledged to {first} and {thread, seq}"
+                )
+    unknown = {t for held in model.applied.values() for t in held} - set(seed_of)
+    if unknown:
+        problems.append(f"updates of threads {sorted(unknown)}, which never ran")
+
+    def planned_update(thread: int, seq: int) -> tuple[str, str]:
+        return planned(seed_of[thread], thread, seq)
+
+    for thread, seed in seed_of.items():
         sent: dict[str, list[int]] = {}
         for seq in range(last_seq[thread] + 2):
             sent.setdefault(planned(seed, thread, seq)[0], []).append(seq)
@@ -572,7 +614,7 @@ def check_many(seed: int, out: Output, model: Any) -> ManyTrial:
                     f"{name}: version {version} was acknowledged, {recovered} recovered"
                 )
             elif version in history:
-                expected = planned(seed, thread, seq)[1] if machine else (thread, seq)
+                expected = planned_update(thread, seq)[1] if machine else (thread, seq)
                 if history[version] != expected:
                     problems.append(
                         f"{name}: history says version {version} is {history[version]!r}, "
@@ -582,7 +624,11 @@ def check_many(seed: int, out: Output, model: Any) -> ManyTrial:
         if child_program.kind_of(name) != "config":
             continue
         for version, (thread, seq) in history.items():
-            if seq > last_seq.get(thread, -2) + 1 or planned(seed, thread, seq)[0] != name:
+            if (
+                thread not in seed_of
+                or seq > last_seq[thread] + 1
+                or planned_update(thread, seq)[0] != name
+            ):
                 problems.append(f"{name}: version {version} is an update never sent to it")
     recovered_total = sum(model.versions.values())
     if recovered_total != trial.acknowledged + trial.in_flight_recovered:
@@ -629,7 +675,7 @@ def many_trial(mode: str, trial: int, folder: Path) -> ManyTrial:
         model, damage = recover_many(path, mode)
     except StatewardError as exc:
         return ManyTrial([f"trial {trial}: recovery failed: {exc!r}; {out.describe()}"])
-    result = check_many(seed, out, model)
+    result = check_many([ManyRun(seed, 0, out, NEW_STORE)], model)
     result.problems += damage
     result.snapshots, result.compacted = snapshots, compacted
     if not snapshots or not compacted:
@@ -668,6 +714,43 @@ def test_kill_9_with_many_actors_and_threads_loses_no_acknowledged_update(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(max(120, 30 + 10 * MANY_TRIALS))
+@pytest.mark.parametrize("mode", ["strict", "batched"])
+def test_kill_9_again_and_again_with_many_actors_on_one_store(mode: str, tmp_path: Path) -> None:
+    """Each run recovers the 60 actors, snapshotted and compacted, that the last one
+    left, and carries on with threads of its own; every other kill lands while it
+    recovers them. After each kill, every update of every run so far is accounted for."""
+    rng = random.Random(f"{SEED}:many:{mode}:again")
+    path = tmp_path / "store.db"
+    runs: list[ManyRun] = []
+    before = NEW_STORE
+    in_recovery = 0
+    for index in range(2 * MANY_TRIALS):
+        seed, first = rng.randrange(2**31), index * child_program.MANY_THREADS
+        early = index % 2 == 1  # every other run
+        with start_child(tmp_path, path, mode, seed, "many", first) as child:
+            if early:  # while it recovers the actors (unless this process falls behind)
+                child.wait_line(f"OPENING {rng.choice(child_program.MANY_ACTORS[:45])}")
+            else:
+                child.wait_ready()
+                child.wait_updates(rng.randint(50, 600))
+            out = child.kill()
+        in_recovery += early and not out.ready
+        runs.append(ManyRun(seed, first, out, before))
+        model, damage = recover_many(path, mode)
+        problems = check_many(runs, model).problems + damage
+        assert not problems, f"run {index} (seed {SEED}): {problems[:10]}; {out.describe()}"
+        before = model.versions
+    snapshots, compacted = store_activity(path, tmp_path)
+    assert snapshots and compacted, (snapshots, compacted)
+    print(
+        f"{mode}: {len(runs)} kills on one store ({in_recovery} while it recovered the "
+        f"actors), {sum(before.values())} updates recovered, "
+        f"{sum(len(run.out.updates) for run in runs)} of them acknowledged, none lost"
+    )
+
+
+@pytest.mark.slow
 def test_the_many_actors_check_finds_a_lost_and_an_unsent_update(tmp_path: Path) -> None:
     """The check above can fail: remove an acknowledged update from a killed child's
     store, or add one no thread sent, and it says so."""
@@ -680,7 +763,8 @@ def test_the_many_actors_check_finds_a_lost_and_an_unsent_update(tmp_path: Path)
         out = child.kill()
     model, damage = recover_many(path, "strict")
     assert not damage
-    assert not check_many(seed, out, model).problems
+    runs = [ManyRun(seed, 0, out, NEW_STORE)]
+    assert not check_many(runs, model).problems
 
     # Lost: the newest entry of an actor whose newest version was acknowledged.
     acked: dict[str, int] = {}
@@ -694,7 +778,7 @@ def test_the_many_actors_check_finds_a_lost_and_an_unsent_update(tmp_path: Path)
         for table in ("journal", "snapshots"):
             db.execute(f"DELETE FROM {table} WHERE name = ? AND version = ?", (name, acked[name]))
     db.close()
-    problems = check_many(seed, out, recover_many(lost, "strict")[0]).problems
+    problems = check_many(runs, recover_many(lost, "strict")[0]).problems
     assert any(f"{name}: thread" in p and "are lost" in p for p in problems), problems
     assert any(f"{name}: version {acked[name]} was acknowledged" in p for p in problems)
 
@@ -706,7 +790,7 @@ def test_the_many_actors_check_finds_a_lost_and_an_unsent_update(tmp_path: Path)
         handle = child_program.open_many_actors(runtime)["manager-00"]
         held = model.applied["manager-00"].get(0, (0, 0))[0]
         child_program.apply_update(handle, 0, 10**6, held + 1, "red")
-    problems = check_many(seed, out, recover_many(unsent, "strict")[0]).problems
+    problems = check_many(runs, recover_many(unsent, "strict")[0]).problems
     assert any("manager-00" in p and "thread 0" in p for p in problems), problems
     assert any("add up to" in p for p in problems), problems
 
