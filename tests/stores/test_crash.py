@@ -11,10 +11,24 @@ Then the store file itself is damaged (truncated, bits flipped in stored
 records): recovery either falls back to an older snapshot plus the journal or
 fails with a clear `StatewardError`; it never loads wrong data.
 
+With many actors at once, the child drives 60 actors (state managers,
+machines and configs) from 8 threads, and snapshots and compaction happen all
+through the run (the test reads the killed store to check that they did).
+Every update carries its thread and number, recorded in the actor's state and
+history, and the test replays the child's seeded plan of what each thread sent:
+acknowledged ⊆ recovered ⊆ sent, update by update.
+
 Every wait is bounded, every child is killed and reaped in a ``finally``, and
 every random choice comes from a seed (``STATEWARD_CRASH_SEED``, printed in
 failure messages). ``STATEWARD_CRASH_TRIALS`` sets the kills per mode (100 by
-default, as in CI).
+default, as in CI). ``STATEWARD_CRASH_MANY_TRIALS`` sets the kills per mode
+with many actors: that many on new stores, and twice as many in a row on one
+store; 3 by default (CI). For a soak run, e.g.::
+
+    STATEWARD_CRASH_MANY_TRIALS=100 python -m pytest tests/stores/test_crash.py -k many -rP
+
+(``-rP`` shows what each test checked: kills, acknowledged updates, snapshots
+and compactions before the kills.)
 """
 
 from __future__ import annotations
@@ -36,6 +50,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -59,6 +74,8 @@ ACK_TIMEOUT = 30.0
 REAP_TIMEOUT = 10.0
 
 ACK = re.compile(r"ACK (\S+) (\d+)")
+#: The many-actors layout's acknowledgement: thread, its update's number, actor, version.
+UPD = re.compile(r"UPD (\d+) (\d+) (\S+) (\d+)")
 
 
 def _load_child() -> ModuleType:
@@ -84,6 +101,10 @@ class Output:
     ready: dict[str, int] = field(default_factory=dict)
     #: (arrival time in the parent, actor, version), in arrival order.
     acks: list[tuple[float, str, int]] = field(default_factory=list)
+    #: The many-actors layout's (thread, seq, actor, version), in arrival order.
+    updates: list[tuple[int, int, str, int]] = field(default_factory=list)
+    #: The last line, if the kill cut it before its newline: never an acknowledgement.
+    torn: str | None = None
     other: list[str] = field(default_factory=list)
     killed_at: float | None = None
     stderr: str = ""
@@ -107,9 +128,11 @@ class Output:
 
     def describe(self) -> str:
         tail = [f"ACK {a} {v}" for _, a, v in self.acks[-5:]]
+        tail += [f"UPD {t} {s} {a} {v}" for t, s, a, v in self.updates[-5:]]
         return (
-            f"READY {self.ready}, {len(self.acks)} ACKs (last: {tail}), other lines: "
-            f"{self.other[-5:]}, stderr: {self.stderr[-2000:]!r}"
+            f"READY {self.ready}, {len(self.acks) + len(self.updates)} acknowledgements "
+            f"(last: {tail}), torn line: {self.torn!r}, other lines: {self.other[-5:]}, "
+            f"stderr: {self.stderr[-2000:]!r}"
         )
 
 
@@ -144,8 +167,8 @@ class Child:
     def _read(self) -> None:
         assert self.proc.stdout is not None
         try:
-            for line in self.proc.stdout:
-                self._lines.put((time.monotonic(), line.rstrip("\n")))
+            for line in self.proc.stdout:  # with its newline: a torn last line has none
+                self._lines.put((time.monotonic(), line))
         except ValueError:  # the pipe was closed under us: the child is gone anyway
             pass
         finally:
@@ -157,7 +180,18 @@ class Child:
             return
         at, line = item
         out = self.output
-        if line.startswith("ACK "):
+        assert out.torn is None, f"a line after the torn line {out.torn!r}: {line!r}"
+        if not line.endswith("\n"):
+            # Cut by the kill (the child writes each line at once, but never trust
+            # that): "ACK counter 12" may be the start of "ACK counter 123".
+            out.torn = line
+            return
+        line = line[:-1]
+        if line.startswith("UPD "):
+            match = UPD.fullmatch(line)
+            assert match, f"malformed line {line!r}"
+            out.updates.append((int(match[1]), int(match[2]), match[3], int(match[4])))
+        elif line.startswith("ACK "):
             match = ACK.fullmatch(line)
             assert match, f"malformed line {line!r}"
             out.acks.append((at, match[1], int(match[2])))
@@ -194,6 +228,16 @@ class Child:
         deadline = time.monotonic() + timeout
         while len(self.output.acks) < count:
             self.next_line(deadline, f"{count} ACK lines")
+
+    def wait_line(self, text: str, timeout: float = READY_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.output.other:
+            self.next_line(deadline, repr(text))
+
+    def wait_updates(self, count: int, timeout: float = ACK_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.output.updates) < count:
+            self.next_line(deadline, f"{count} UPD lines")
 
     def watch(self, seconds: float) -> None:
         """Take lines for ``seconds``: a kill point in time, not a wait for an event."""
@@ -246,8 +290,13 @@ class Child:
         self.close()
 
 
-def start_child(folder: Path, path: Path, mode: str, seed: int) -> Child:
-    return Child([str(CHILD), str(path), mode, str(seed)], folder / f"{path.name}.stderr")
+def start_child(
+    folder: Path, path: Path, mode: str, seed: int, layout: str = "few", first_thread: int = 0
+) -> Child:
+    return Child(
+        [str(CHILD), str(path), mode, str(seed), layout, str(first_thread)],
+        folder / f"{path.name}.stderr",
+    )
 
 
 # -- recovering and checking -------------------------------------------------------------------
@@ -419,6 +468,343 @@ def test_kill_9_in_snapshot_mode_loses_at_most_the_last_interval(tmp_path: Path)
     with ThreadPoolExecutor(PARALLEL, thread_name_prefix="crash-snapshot") as pool:
         failures = [r for r in pool.map(trial, range(4)) if r is not None]
     assert not failures, f"seed {SEED}:\n" + "\n".join(failures)
+
+
+# -- kill -9 with many actors and threads at once ------------------------------------------------
+
+#: Kills per mode with many actors; 3 in CI, more for a local soak (see the module docstring).
+MANY_TRIALS = int(os.environ.get("STATEWARD_CRASH_MANY_TRIALS", "3"))
+#: Acknowledged updates before a kill: past the first snapshots and compactions of
+#: the busiest actors, and up to where every actor has been compacted several times.
+MANY_PROGRESS = (200, 1500)
+#: What a new many-actors store holds.
+NEW_STORE = dict.fromkeys(child_program.MANY_ACTORS, 0)
+
+
+@dataclass
+class ManyTrial:
+    """What one many-actors trial checked, and the problems it found."""
+
+    problems: list[str]
+    acknowledged: int = 0
+    #: Updates applied and recovered whose acknowledgement the kill cut off.
+    in_flight_recovered: int = 0
+    #: Snapshots the child wrote before the kill, and actors it had compacted.
+    snapshots: int = 0
+    compacted: int = 0
+
+
+def copy_store(path: Path, copy: Path) -> None:
+    """Copy a store file with its write-ahead log, as a kill left them."""
+    shutil.copyfile(path, copy)
+    if Path(f"{path}-wal").exists():
+        shutil.copyfile(f"{path}-wal", f"{copy}-wal")
+
+
+def store_activity(path: Path, folder: Path) -> tuple[int, int]:
+    """How many snapshots the killed child wrote, and how many actors it compacted.
+
+    Read from a copy of the files, so the store under test is recovered as the
+    kill left it. Snapshots are written at every `MANY_SNAPSHOT_EVERY`-th version,
+    so an actor's newest one tells how many it took; an actor whose oldest kept
+    snapshot is not its first (version 0) was compacted.
+    """
+    copy = folder / f"inspect-{path.name}"
+    copy_store(path, copy)
+    db = sqlite3.connect(copy)
+    try:
+        rows = db.execute(
+            "SELECT name, min(version), max(version) FROM snapshots GROUP BY name"
+        ).fetchall()
+    finally:
+        db.close()
+    every = child_program.MANY_SNAPSHOT_EVERY
+    snapshots = sum(newest // every for _, _, newest in rows)
+    compacted = sum(1 for _, oldest, _ in rows if oldest > 0)
+    return snapshots, compacted
+
+
+@dataclass
+class ManyRun:
+    """One run of the many-actors child, killed: its seed, its threads, what it printed."""
+
+    seed: int
+    first_thread: int
+    out: Output
+    #: The versions the store held when it started (all 0: a new store).
+    before: dict[str, int]
+
+    @property
+    def threads(self) -> range:
+        return range(self.first_thread, self.first_thread + child_program.MANY_THREADS)
+
+
+def check_many(runs: list[ManyRun], model: Any) -> ManyTrial:
+    """Acknowledged ⊆ recovered ⊆ sent, update by update, for every actor and thread.
+
+    The child's threads send their planned updates one after the other, each
+    after the last one's acknowledgement: thread ``t`` sent updates ``0..a+1``
+    where ``a`` is its last acknowledged one (``a+1`` maybe not, or maybe in
+    flight). Each actor holds, per thread, how many of its updates it took and
+    the last one's number: that must be a prefix of what the thread sent it,
+    at least as long as what was acknowledged. ``runs``: every run on the
+    store, each with threads of its own.
+    """
+    planned = child_program.planned
+    trial = ManyTrial(list(model.problems))
+    problems = trial.problems
+    seed_of: dict[int, int] = {}
+    last_seq: dict[int, int] = {}
+    acked_at: dict[str, dict[int, tuple[int, int]]] = {}
+    for run in runs:
+        if run.out.ready and run.out.ready != run.before:
+            problems.append(f"the child recovered {run.out.ready}, the store held {run.before}")
+        trial.acknowledged += len(run.out.updates)
+        for thread in run.threads:
+            seed_of[thread], last_seq[thread] = run.seed, -1
+        for thread, seq, name, version in run.out.updates:
+            if seq != last_seq.get(thread, -2) + 1:
+                problems.append(f"thread {thread}: UPD {seq} after {last_seq.get(thread)}")
+            last_seq[thread] = seq
+            if planned(run.seed, thread, seq)[0] != name:
+                problems.append(f"thread {thread}: update {seq} went to {name}, not as planned")
+            first = acked_at.setdefault(name, {}).setdefault(version, (thread, seq))
+            if first != (thread, seq):
+                problems.append(
+                    f"{name}: version {version} acknowledged to {first} and {thread, seq}"
+                )
+    unknown = {t for held in model.applied.values() for t in held} - set(seed_of)
+    if unknown:
+        problems.append(f"updates of threads {sorted(unknown)}, which never ran")
+
+    def planned_update(thread: int, seq: int) -> tuple[str, str]:
+        return planned(seed_of[thread], thread, seq)
+
+    for thread, seed in seed_of.items():
+        sent: dict[str, list[int]] = {}
+        for seq in range(last_seq[thread] + 2):
+            sent.setdefault(planned(seed, thread, seq)[0], []).append(seq)
+        for name in child_program.MANY_ACTORS:
+            seqs = sent.get(name, [])
+            acked = [seq for seq in seqs if seq <= last_seq[thread]]
+            held, last = model.applied[name].get(thread, (0, None))
+            if held < len(acked):
+                problems.append(
+                    f"{name}: thread {thread}'s acknowledged updates {acked[held:]} are lost "
+                    f"(it holds {held} of the thread's updates, up to number {last})"
+                )
+            elif held > len(seqs):
+                problems.append(
+                    f"{name}: holds {held} updates of thread {thread}, which sent it {len(seqs)}"
+                )
+            elif held and seqs[held - 1] != last:
+                problems.append(
+                    f"{name}: its update {held} from thread {thread} is number {last}, "
+                    f"but the thread sent number {seqs[held - 1]}"
+                )
+            elif held > len(acked):
+                trial.in_flight_recovered += 1
+    for name, acked_versions in acked_at.items():
+        recovered = model.versions[name]
+        history = model.history.get(name, {})
+        machine = child_program.kind_of(name) == "machine"
+        for version, (thread, seq) in acked_versions.items():
+            if version > recovered:
+                problems.append(
+                    f"{name}: version {version} was acknowledged, {recovered} recovered"
+                )
+            elif version in history:
+                expected = planned_update(thread, seq)[1] if machine else (thread, seq)
+                if history[version] != expected:
+                    problems.append(
+                        f"{name}: history says version {version} is {history[version]!r}, "
+                        f"acknowledged as update {seq} of thread {thread} ({expected!r})"
+                    )
+    for name, history in model.history.items():
+        if child_program.kind_of(name) != "config":
+            continue
+        for version, (thread, seq) in history.items():
+            if (
+                thread not in seed_of
+                or seq > last_seq[thread] + 1
+                or planned_update(thread, seq)[0] != name
+            ):
+                problems.append(f"{name}: version {version} is an update never sent to it")
+    recovered_total = sum(model.versions.values())
+    if recovered_total != trial.acknowledged + trial.in_flight_recovered:
+        problems.append(
+            f"the actors' versions add up to {recovered_total} updates recovered, the "
+            f"threads' to {trial.acknowledged} acknowledged and "
+            f"{trial.in_flight_recovered} in flight"
+        )
+    return trial
+
+
+def recover_many(path: Path, mode: str) -> tuple[Any, list[str]]:
+    """Reopen a many-actors store in this process; the model and any damage reported."""
+    store = child_program.open_store(str(path), mode, "many")
+    with Runtime("recover-many", store=store) as runtime:
+        handles = child_program.open_many_actors(runtime)
+        damage = [f"{name} was not found" for name, h in handles.items() if not h.recovered]
+        stored = {actor.name: actor.version for actor in store.actors()}
+        damage += [
+            f"{name}: recovered version {h.version}, the store holds {stored.get(name)}"
+            for name, h in handles.items()
+            if stored.get(name) != h.version
+        ]
+        for name in handles:
+            report = store.recovery_report(name)
+            if report is not None and report.skipped:
+                damage.append(f"{name}: recovery skipped damaged snapshots {report.skipped}")
+        return child_program.many_model(handles), damage
+
+
+def many_trial(mode: str, trial: int, folder: Path) -> ManyTrial:
+    """Kill a child driving many actors at a seeded point after some progress; check all."""
+    rng = random.Random(f"{SEED}:many:{mode}:{trial}")
+    path = folder / f"many-{mode}-{trial}.db"
+    seed = rng.randrange(2**31)
+    with start_child(folder, path, mode, seed, "many") as child:
+        child.wait_ready()
+        child.wait_updates(rng.randint(*MANY_PROGRESS))
+        if rng.random() < 0.5:
+            child.watch(rng.uniform(0.0, 0.05))  # a moment past it, not a line
+        out = child.kill()
+    snapshots, compacted = store_activity(path, folder)
+    try:
+        model, damage = recover_many(path, mode)
+    except StatewardError as exc:
+        return ManyTrial([f"trial {trial}: recovery failed: {exc!r}; {out.describe()}"])
+    result = check_many([ManyRun(seed, 0, out, NEW_STORE)], model)
+    result.problems += damage
+    result.snapshots, result.compacted = snapshots, compacted
+    if not snapshots or not compacted:
+        result.problems.append(
+            f"only {snapshots} snapshots and {compacted} compacted actors before the kill: "
+            "the run was too short to kill it around them"
+        )
+    if result.problems:
+        result.problems = [f"trial {trial}: {result.problems[:10]}; {out.describe()}"]
+    return result
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(max(120, 30 + 10 * MANY_TRIALS))
+@pytest.mark.parametrize("mode", ["strict", "batched"])
+def test_kill_9_with_many_actors_and_threads_loses_no_acknowledged_update(
+    mode: str, tmp_path: Path
+) -> None:
+    """60 actors (managers, machines, configs) and 8 threads, snapshots and compaction
+    all the time: every acknowledged update is recovered, nothing unsent is, and every
+    history fits its state."""
+    with ThreadPoolExecutor(PARALLEL, thread_name_prefix=f"crash-many-{mode}") as pool:
+        trials = list(pool.map(lambda t: many_trial(mode, t, tmp_path), range(MANY_TRIALS)))
+    failures = [p for t in trials for p in t.problems]
+    assert not failures, (
+        f"{len(failures)} of {MANY_TRIALS} many-actors kill -9 trials in {mode} mode failed "
+        f"(seed {SEED}); first ones:\n" + "\n".join(failures[:3])
+    )
+    print(
+        f"{mode}: {MANY_TRIALS} kills, {sum(t.acknowledged for t in trials)} acknowledged "
+        f"updates checked, none lost; {sum(t.in_flight_recovered for t in trials)} "
+        f"unacknowledged updates in flight recovered; {sum(t.snapshots for t in trials)} "
+        f"snapshots written and {sum(t.compacted for t in trials)} actors compacted before "
+        "the kills"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(max(120, 30 + 10 * MANY_TRIALS))
+@pytest.mark.parametrize("mode", ["strict", "batched"])
+def test_kill_9_again_and_again_with_many_actors_on_one_store(mode: str, tmp_path: Path) -> None:
+    """Each run recovers the 60 actors, snapshotted and compacted, that the last one
+    left, and carries on with threads of its own; every other kill lands while it
+    recovers them. After each kill, every update of every run so far is accounted for."""
+    rng = random.Random(f"{SEED}:many:{mode}:again")
+    path = tmp_path / "store.db"
+    runs: list[ManyRun] = []
+    before = NEW_STORE
+    in_recovery = 0
+    for index in range(2 * MANY_TRIALS):
+        seed, first = rng.randrange(2**31), index * child_program.MANY_THREADS
+        early = index % 2 == 1  # every other run
+        with start_child(tmp_path, path, mode, seed, "many", first) as child:
+            if early:  # while it recovers the actors (unless this process falls behind)
+                child.wait_line(f"OPENING {rng.choice(child_program.MANY_ACTORS[:45])}")
+            else:
+                child.wait_ready()
+                child.wait_updates(rng.randint(50, 600))
+            out = child.kill()
+        in_recovery += early and not out.ready
+        runs.append(ManyRun(seed, first, out, before))
+        model, damage = recover_many(path, mode)
+        problems = check_many(runs, model).problems + damage
+        assert not problems, f"run {index} (seed {SEED}): {problems[:10]}; {out.describe()}"
+        before = model.versions
+    snapshots, compacted = store_activity(path, tmp_path)
+    assert snapshots and compacted, (snapshots, compacted)
+    print(
+        f"{mode}: {len(runs)} kills on one store ({in_recovery} while it recovered the "
+        f"actors), {sum(before.values())} updates recovered, "
+        f"{sum(len(run.out.updates) for run in runs)} of them acknowledged, none lost"
+    )
+
+
+@pytest.mark.slow
+def test_the_many_actors_check_finds_a_lost_and_an_unsent_update(tmp_path: Path) -> None:
+    """The check above can fail: remove an acknowledged update from a killed child's
+    store, or add one no thread sent, and it says so."""
+    rng = random.Random(f"{SEED}:many:check")
+    path = tmp_path / "killed.db"
+    seed = rng.randrange(2**31)
+    with start_child(tmp_path, path, "strict", seed, "many") as child:
+        child.wait_ready()
+        child.wait_updates(400)
+        out = child.kill()
+    model, damage = recover_many(path, "strict")
+    assert not damage
+    runs = [ManyRun(seed, 0, out, NEW_STORE)]
+    assert not check_many(runs, model).problems
+
+    # Lost: the newest entry of an actor whose newest version was acknowledged.
+    acked: dict[str, int] = {}
+    for _, _, name, version in out.updates:
+        acked[name] = max(acked.get(name, 0), version)
+    name = next(n for n, v in sorted(acked.items()) if v == model.versions[n] and v >= 8)
+    lost = tmp_path / "lost.db"
+    copy_store(path, lost)
+    db = sqlite3.connect(lost)
+    with db:
+        for table in ("journal", "snapshots"):
+            db.execute(f"DELETE FROM {table} WHERE name = ? AND version = ?", (name, acked[name]))
+    db.close()
+    problems = check_many(runs, recover_many(lost, "strict")[0]).problems
+    assert any(f"{name}: thread" in p and "are lost" in p for p in problems), problems
+    assert any(f"{name}: version {acked[name]} was acknowledged" in p for p in problems)
+
+    # Unsent: one more update, as if thread 0 had sent it.
+    unsent = tmp_path / "unsent.db"
+    copy_store(path, unsent)
+    store = child_program.open_store(str(unsent), "strict", "many")
+    with Runtime("unsent", store=store) as runtime:
+        handle = child_program.open_many_actors(runtime)["manager-00"]
+        held = model.applied["manager-00"].get(0, (0, 0))[0]
+        child_program.apply_update(handle, 0, 10**6, held + 1, "red")
+    problems = check_many(runs, recover_many(unsent, "strict")[0]).problems
+    assert any("manager-00" in p and "thread 0" in p for p in problems), problems
+    assert any("add up to" in p for p in problems), problems
+
+
+def test_a_torn_last_line_is_not_taken_for_an_acknowledgement(tmp_path: Path) -> None:
+    """A kill can cut the child's last line: "ACK counter 12" may be "ACK counter 123"."""
+    lines = "ACK counter 1\\nUPD 0 0 manager-00 1\\nACK counter 12"
+    code = f"import sys; sys.stdout.write('{lines}'); sys.stdout.flush()"
+    with Child(["-c", code], tmp_path / "torn.stderr") as child:
+        child.proc.wait(READY_TIMEOUT)
+        out = child.kill()
+    assert [(a, v) for _, a, v in out.acks] == [("counter", 1)]
+    assert out.updates == [(0, 0, "manager-00", 1)]
+    assert out.torn == "ACK counter 12"
 
 
 # -- a damaged store file ------------------------------------------------------------------------
