@@ -9,7 +9,14 @@ from stepping on each other; in one process each row's transitions queue in
 one actor's mailbox.
 """
 
-from ._binding import AUDIT_TABLE, ORMAdapter, RowBinding, RowTransaction, SQLAlchemyAdapter
+from ._binding import (
+    AUDIT_KEY_LENGTH,
+    AUDIT_TABLE,
+    ORMAdapter,
+    RowBinding,
+    RowTransaction,
+    SQLAlchemyAdapter,
+)
 from ._errors import (
     ConcurrentTransition,
     InvalidRowKey,
@@ -23,6 +30,7 @@ from ._machines import RetryPolicy, RowMachines, RowResult
 from ._workflow import WorkflowContext
 
 __all__ = [
+    "AUDIT_KEY_LENGTH",
     "AUDIT_TABLE",
     "ConcurrentTransition",
     "InvalidRowKey",

@@ -28,6 +28,9 @@ from ._errors import UnknownStateValue, UnmappedColumn
 
 _AUDIT_METADATA = sa.MetaData()
 
+#: How many characters of a row's key the audit table keeps (its ``row_key``).
+AUDIT_KEY_LENGTH = 200
+
 #: The audit table: every committed transition of a bound row, written in the
 #: same database transaction as the row itself.
 AUDIT_TABLE = sa.Table(
@@ -35,7 +38,7 @@ AUDIT_TABLE = sa.Table(
     _AUDIT_METADATA,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("table_name", sa.String(200), nullable=False),
-    sa.Column("row_key", sa.String(200), nullable=False),
+    sa.Column("row_key", sa.String(AUDIT_KEY_LENGTH), nullable=False),
     sa.Column("from_state", sa.String(200), nullable=True),
     sa.Column("to_state", sa.String(200), nullable=False),
     sa.Column("event", sa.String(200), nullable=True),

@@ -39,13 +39,14 @@ from stateward.core import (
     run_after_commit,
 )
 from stateward.core._arguments import check_move, check_payload, check_timeout
+from stateward.core._state import same
 
 from .._cell import Cell, Commit, ErrorReport
 from .._errors import ActorStopped
 from .._handles import ActorHandle, ActorOptions
 from .._runtime import Runtime, current_runtime
-from ._binding import ORMAdapter, RowBinding, SQLAlchemyAdapter, audit_entry
-from ._errors import ConcurrentTransition, RowBusy, RowNotFound, UnknownStateValue
+from ._binding import AUDIT_KEY_LENGTH, ORMAdapter, RowBinding, SQLAlchemyAdapter, audit_entry
+from ._errors import ConcurrentTransition, InvalidRowKey, RowBusy, RowNotFound, UnknownStateValue
 from ._keys import normalize_key
 
 logger = logging.getLogger(__name__)
@@ -340,7 +341,18 @@ class RowMachines:
         Raises:
             InvalidRowKey: ``key`` cannot be a value of the key column.
         """
-        return normalize_key(self._key_column, key, self.adapter.dialect, call)
+        key = normalize_key(self._key_column, key, self.adapter.dialect, call)
+        if self.audit and len(str(key)) > AUDIT_KEY_LENGTH:
+            raise InvalidRowKey(
+                call,
+                self.binding.name,
+                self._key_column.name,
+                f"a key whose text is at most {AUDIT_KEY_LENGTH} characters (the audit "
+                "table's row_key)",
+                key,
+                "Use a shorter key, or audit=False",
+            )
+        return key
 
     def close(self) -> None:
         """Stop every row actor."""
@@ -473,7 +485,11 @@ class RowMachines:
                     run_async=run_async,
                 )
                 new = outcome.snapshot
-                changes = {k: v for k, v in new.data._data.items() if k not in data or data[k] != v}
+                # Exact sameness, not ==: a hook's -0.0 over 0.0, or True over 1, is
+                # a change the row must hold, as the reply says it does.
+                changes = {
+                    k: v for k, v in new.data._data.items() if k not in data or not same(data[k], v)
+                }
                 binding.check_columns(list(changes), f"a hook of {binding.name}[{key!r}]")
                 values = {**changes, binding.state: binding.value_of(new.state)}
                 if binding.version is not None:

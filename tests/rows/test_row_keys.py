@@ -15,7 +15,13 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from stateward.actors import Runtime
-from stateward.actors.rows import InvalidRowKey, RowBinding, RowMachines, RowNotFound
+from stateward.actors.rows import (
+    AUDIT_KEY_LENGTH,
+    InvalidRowKey,
+    RowBinding,
+    RowMachines,
+    RowNotFound,
+)
 from stateward.core import ArgumentTypeError, MachineSpec, StatewardError
 
 Databases = Any
@@ -192,3 +198,27 @@ def test_bad_arguments_to_a_row_transition_are_refused_before_the_database(
         orders.create(5)
     assert engines.row(1) == before
     assert runtime.names() == actors
+
+
+def test_a_text_key_longer_than_the_audit_keeps_is_refused_before_the_database(
+    engines: Databases, machines: MachinesFactory, ticket_model: Any
+) -> None:
+    # The audit table's row_key holds AUDIT_KEY_LENGTH characters: a longer key
+    # would pass on SQLite and fail the audit insert on PostgreSQL, after the
+    # row was read. Refused the same way on both, before anything is read.
+    binding = RowBinding(
+        ticket_model, state="state", version="rev", states={"open": 0, "closed": 1}
+    )
+    tickets = machines(MachineSpec("open", {"open": ["closed"], "closed": []}), binding)
+    longest = "T" * AUDIT_KEY_LENGTH
+    with pytest.raises(InvalidRowKey, match=f"at most {AUDIT_KEY_LENGTH} characters"):
+        tickets.create({"code": longest + "X", "title": "too long"})
+    with pytest.raises(InvalidRowKey, match=f"at most {AUDIT_KEY_LENGTH} characters"):
+        tickets.transition(longest + "X", "closed")
+    assert engines.count("tickets") == 0
+
+    unaudited = machines(
+        MachineSpec("open", {"open": ["closed"], "closed": []}), binding, audit=False
+    )
+    with pytest.raises(RowNotFound):  # without an audit, the key column alone decides
+        unaudited.transition(longest + "X", "closed")

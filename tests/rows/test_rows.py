@@ -11,6 +11,7 @@ in one actor per row. Raw SQL on a second engine plays the other process.
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import threading
 import time
@@ -863,6 +864,32 @@ def test_a_hook_returning_an_unmapped_column_writes_nothing(
     assert "nothing was written" in str(unmapped.value)
     nothing_written(engines, key, before, audit=1)
     assert flow.committed == []
+
+
+def test_pg_a_hook_changing_a_column_to_an_equal_twin_writes_it(
+    pg_db: Databases, pg_machines: MachinesFactory
+) -> None:
+    # -0.0 == 0.0, but they are different values and PostgreSQL keeps both:
+    # what the transition acknowledged is what the row holds afterwards.
+    # (SQLite stores -0.0 as 0.0 whatever is written, so this runs on PostgreSQL.)
+    flow = order_flow()
+
+    @flow.builder.on_enter("paid")
+    def settle(ctx):
+        return {"amount": 0.0}
+
+    @flow.builder.on_enter("shipped")
+    def refund_everything(ctx):
+        return {"amount": -0.0}
+
+    orders = pg_machines(flow.builder)
+    key = orders.create({"amount": 5.0}).key
+    assert orders.transition(key, "paid").data.amount == 0.0
+    shipped = orders.transition(key, "shipped")
+
+    assert math.copysign(1.0, shipped.data.amount) == -1.0
+    stored = pg_db.row(key)["amount"]
+    assert stored == 0.0 and math.copysign(1.0, stored) == -1.0
 
 
 def test_an_unknown_state_value_in_the_database_writes_nothing(
