@@ -401,7 +401,7 @@ class SQLiteStore:
                 )
         size = found.st_size if found is not None else 0
         # A store that was never checkpointed can have it all in its -wal file.
-        wal = _stat(Path(f"{path}-wal"), folder)
+        wal = _stat(Path(f"{os.path.realpath(path)}-wal"), folder)
         exists = size > 0 or (wal is not None and wal.st_size > 0)
         if self.readonly and not exists:
             raise StoreOpenError(path, "there is no such store (the file is missing or empty)")
@@ -454,20 +454,29 @@ class SQLiteStore:
 
     @staticmethod
     def _readonly_uri(path: Path, folder: Path, wal: os.stat_result | None) -> str:
-        uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
-        if _stat(Path(f"{path}-shm"), folder) is not None or os.access(folder, os.W_OK):
+        real = path.resolve()  # SQLite keeps the -wal and -shm files next to the real file
+        uri = f"file:{urllib.parse.quote(str(real))}?mode=ro"
+        if _stat(Path(f"{real}-shm"), folder) is not None or os.access(real.parent, os.W_OK):
             return uri
-        # SQLite reads a WAL-mode database through its -shm file, which it creates
-        # if it is missing; here it cannot (a read-only file system or folder).
-        # Every writer keeps a -wal and a -shm file while it has the store open,
-        # so with neither there is no writer, and the file holds everything:
-        # SQLite may read it as an immutable file, without a -shm file.
+        # SQLite reads a WAL-mode database through its -shm file, and creates it
+        # if it is missing: here it cannot.
+        if not _on_read_only_file_system(real.parent):
+            raise StoreOpenError(
+                path,
+                "SQLite reads it through a -shm file next to it, which this user may not "
+                "create in its folder",
+                "open it as a user that may write to the folder, or copy the store to a "
+                "folder of your own",
+            )
+        # On a read-only file system no writer can have the store open (a writer
+        # keeps a -wal and a -shm file): without a -wal, the file holds
+        # everything, and SQLite may read it as an immutable file, with no -shm.
         if wal is not None and wal.st_size > 0:
             raise StoreOpenError(
                 path,
                 "its write-ahead log (the -wal file) holds commits that SQLite can read only "
-                "through a -shm file, and none can be created in its folder (it is read-only)",
-                "copy the store file with its -wal file to a writable folder and open the copy",
+                "through a -shm file, and none can be created on this read-only file system",
+                "copy the store file with its -wal file to a writable place and open the copy",
             )
         return uri + "&immutable=1"
 

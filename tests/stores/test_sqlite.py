@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -109,6 +111,47 @@ def test_a_store_from_a_newer_stateward_is_refused(tmp_path: Path) -> None:
 def test_an_unopenable_path_gives_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(StoreOpenError, match="cannot open stateward store"):
         SQLiteStore("/proc/self/stateward-test.db")
+
+
+@pytest.mark.parametrize("schema", ["abc", "", "1.5", "0", "-1", " 1"])
+def test_a_schema_row_that_is_not_a_version_is_refused_as_damage(
+    tmp_path: Path, schema: str
+) -> None:
+    path = tmp_path / "odd.db"
+    SQLiteStore(path).close()
+    db = sqlite3.connect(path)
+    db.execute("UPDATE stateward_meta SET value = ? WHERE key = 'schema'", (schema,))
+    db.commit()
+    db.close()
+    said = f"its store schema version {schema!r} is not valid .*the store is damaged"
+    for readonly in (False, True):
+        with pytest.raises(StoreOpenError, match=said):
+            SQLiteStore(path, readonly=readonly)
+
+
+def test_a_store_without_a_schema_row_is_refused_as_damage(tmp_path: Path) -> None:
+    path = tmp_path / "odd.db"
+    SQLiteStore(path).close()
+    db = sqlite3.connect(path)
+    db.execute("DELETE FROM stateward_meta WHERE key = 'schema'")
+    db.commit()
+    db.close()
+    with pytest.raises(StoreOpenError, match="has no 'schema' row: the store is damaged"):
+        SQLiteStore(path)
+
+
+def test_a_new_store_file_and_its_wal_and_shm_are_private_to_their_owner(
+    tmp_path: Path,
+) -> None:
+    old_umask = os.umask(0o022)  # what would make them world-readable
+    try:
+        store = SQLiteStore(tmp_path / "private.db")
+        with Runtime("private", store=store) as runtime:
+            StateManager({"n": 0}, name="counter", runtime=runtime).update_state({"n": 1})
+            modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in sorted(tmp_path.iterdir())}
+    finally:
+        os.umask(old_umask)
+    assert modes == {"private.db": 0o600, "private.db-shm": 0o600, "private.db-wal": 0o600}
 
 
 def test_bad_options_are_refused(tmp_path: Path) -> None:
