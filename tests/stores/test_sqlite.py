@@ -224,6 +224,34 @@ def test_a_failed_write_fails_the_request_crashes_the_actor_and_publishes_nothin
     assert state.n == 2 and version == 2
 
 
+def test_a_snapshot_that_cannot_be_written_takes_its_journal_entry_with_it(
+    tmp_path: Path,
+) -> None:
+    """A commit with a snapshot due is written whole or not at all: the reply
+    says failed, and recovery agrees."""
+    store = SQLiteStore(tmp_path / "s.db", snapshot_every=2)
+    with Runtime("snap", store=store) as runtime:
+        sup = Supervisor("s", runtime=runtime, max_restarts=5)
+        counter = StateManager({"n": 0}, name="counter", runtime=runtime, supervisor=sup)
+        counter.modify(bump)
+        db = sqlite3.connect(store.path)
+        db.execute(
+            "CREATE TRIGGER refuse_snapshot BEFORE INSERT ON snapshots WHEN NEW.version > 0 "
+            "BEGIN SELECT RAISE(ABORT, 'no room for this snapshot'); END"
+        )
+        db.commit()
+        with pytest.raises(ActorCrashed, match="no room for this snapshot"):
+            counter.modify(bump)  # version 2: a snapshot is due
+        assert recover_from(runtime, store)[:2] == (ImmutableState(n=1), 1)
+        journal = db.execute("SELECT version FROM journal WHERE name = 'counter'").fetchall()
+        assert journal == [(1,)]
+        db.execute("DROP TRIGGER refuse_snapshot")
+        db.commit()
+        db.close()
+        assert counter.modify(bump).n == 2  # restarted from version 1
+    assert recover(tmp_path / "s.db")[:2] == (ImmutableState(n=2), 2)
+
+
 def recover_from(runtime: Runtime, store: SQLiteStore) -> tuple[ImmutableState, int, None]:
     snapshot = store.recover("counter", ManagerCodec())
     return snapshot.state, snapshot.version, None
