@@ -596,9 +596,7 @@ class SQLiteStore:
                 mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
                 break
             except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
-                    raise
-                if time.monotonic() >= deadline:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
                     raise
             time.sleep(pause)
             pause = min(2 * pause, 0.05)
@@ -648,7 +646,7 @@ class SQLiteStore:
 
     def claim(self, name: str, codec: KindCodec, runtime_id: str) -> Any | None:
         self._check_open((name,))
-        self._check_file((name,))
+        self._check_wal((name,))
         try:
             with self._transaction() as db:
                 owner = db.execute(
@@ -706,7 +704,7 @@ class SQLiteStore:
         payload = self._record(name, codec.kind, version, codec.document(snapshot))
         definition = encode(codec.definition())
         now = time.time()
-        self._check_file((name,))
+        self._check_wal((name,))
         try:
             with self._transaction() as db:
                 db.execute(
@@ -742,7 +740,8 @@ class SQLiteStore:
         transaction of its own: one trip out of Python (with many busy
         threads, every extra trip can wait a whole GIL switch interval to
         come back). Otherwise entries and snapshots share one transaction.
-        The store's file is checked before and after (`_check_file`).
+        The store's files are checked before and after the write
+        (`_check_wal`, `_check_file`).
         """
         self._check_open(item.name for item in items)
         now = time.time()
@@ -750,7 +749,7 @@ class SQLiteStore:
         for item in items:
             rows += (item.name, item.version, now, item.payload)
         due = [item for item in items if item.snapshot is not None]
-        self._check_file(item.name for item in items)
+        self._check_wal(item.name for item in items)
         try:
             if not due and len(items) <= _ROWS_PER_INSERT:
                 with self._lock:
@@ -767,7 +766,7 @@ class SQLiteStore:
                         )
                         self._compact(db, item.name)
         except sqlite3.Error as exc:
-            names = ", ".join(sorted({i.name for i in items}))
+            names = _listed(item.name for item in items)
             raise StoreWriteError(names, self._explain(exc), exc) from exc
         self._check_file(item.name for item in items)
 
@@ -778,21 +777,38 @@ class SQLiteStore:
         file = os.path.abspath(self.path)
         return file, _identity(file)
 
+    def _check_wal(self, names: Iterable[str]) -> None:
+        """Before a write: refuse it if the -wal was removed or replaced.
+
+        SQLite copies a -wal removed on its own into the database file when
+        the store closes: a write into it would be reported failed and found
+        all the same. One ``stat``, and the full check if it finds a change.
+        """
+        if self._wal_identity is not None:
+            try:
+                unchanged = _identity(self._wal_file) == self._wal_identity
+            except OSError:
+                unchanged = False
+            if not unchanged:
+                self._check_file(names)
+
     def _check_file(self, names: Iterable[str]) -> None:
-        """Fail a write into a file that is no longer at the store's path.
+        """After a write: fail it if its file is no longer at the store's path.
 
         Removing the file (and its -wal) or renaming another file over it
         while the store is open does not stop SQLite: it writes on into the
         old file through its open descriptors, and that file is gone at the
-        next open. So before and after each write (each group commit in
-        batched mode) the path must still lead to the file opened and to its
-        write-ahead log: two ``stat`` calls each time, next to an fsync.
-        Checked before, nothing is written once the file is gone. Checked
-        after, a write that raced with the change is not acknowledged either.
-        (One case is left: a -wal removed during that very write, with the
-        database file kept, is copied into it when the store is closed.)
-        Once a check fails, the store refuses every commit and every
-        recovery: what it holds is no longer what a restart would find.
+        next open. So after each write (each group commit in batched mode),
+        before anyone is told it succeeded, the path must still lead to the
+        file opened and to its write-ahead log: two ``stat`` calls, next to an
+        fsync (and one before the write, `_check_wal`). Once a check fails,
+        the store refuses every commit and every recovery: what it holds is
+        no longer what a restart would find.
+
+        What is left at the path then is beyond the store's reach: SQLite
+        reads a -wal left behind with whatever database file is put at the
+        path, which mixes two stores. Stop the runtime before moving,
+        replacing or removing its files.
         """
         problem = None
         try:
@@ -826,6 +842,11 @@ class SQLiteStore:
             return f"the database file is read-only ({text})"
         if "full" in text:
             return f"the disk is full ({text})"
+        if "disk I/O error" in text:
+            return (
+                f"the file system refused a read or write ({text}: a full disk, a file size "
+                "limit or a failing device)"
+            )
         return f"SQLite error: {text}"
 
     def _compact(self, db: sqlite3.Connection, name: str) -> None:
@@ -958,7 +979,7 @@ class SQLiteStore:
             rows.append(
                 (name, version, self._record(name, codec.kind, version, codec.document(snapshot)))
             )
-        self._check_file(dirty)
+        self._check_wal(dirty)
         try:
             with self._transaction() as db:
                 for name, version, payload in rows:
