@@ -330,9 +330,17 @@ class SQLiteStore:
         check: run SQLite's ``quick_check`` at open and refuse a damaged file.
             A damaged page can otherwise hide records instead of failing.
 
+    A commit's journal entry and the snapshot due with it, and in batched
+    mode every commit of a group commit, are one transaction: a commit that
+    fails with `StoreWriteError` is not found by recovery either. A new file
+    is created with mode 0600 (SQLite gives its -wal and -shm the same). If
+    the file is removed or replaced while the store is open, commits fail
+    with `StoreWriteError` from then on.
+
     Raises:
-        StoreOpenError: the path cannot be written, is not a stateward store, or
-            was written by a newer stateward. Nothing is written in that case.
+        StoreOpenError: the path cannot be reached or written, is not a
+            stateward store, or was written by a newer stateward. Nothing is
+            written in that case.
     """
 
     def __init__(
