@@ -204,21 +204,27 @@ class StoreOpenError(StoreError, OSError):
 
 
 class StoreWriteError(StoreError, OSError):
-    """A commit that could not be made durable. The request is not committed,
-    and the actor counts as crashed.
+    """A commit that could not be made durable. The request is not committed
+    (recovery will not find it either), and the actor counts as crashed.
 
     Attributes:
-        actor: the actor whose commit failed.
+        actor: the actor whose commit failed (in batched mode, every actor of
+            the failed write, comma-separated: none of them was committed).
+        problem: what went wrong.
         cause: the underlying error (disk full, read-only file, locked database).
+        fix: what happens next, or what to do.
     """
 
-    def __init__(self, actor: str, problem: str, cause: BaseException | None = None) -> None:
+    def __init__(
+        self, actor: str, problem: str, cause: BaseException | None = None, *, fix: str = ""
+    ) -> None:
         self.actor = actor
         self.problem = problem
         self.cause = cause
+        self.fix = fix or "the actor restarts from its last durable state"
         super().__init__(
             f"could not store the commit of actor {actor!r}: {problem}. It was not "
-            "committed; the actor restarts from its last durable state"
+            f"committed; {self.fix}"
         )
 
 

@@ -21,10 +21,12 @@ import contextlib
 import logging
 import os
 import sqlite3
+import stat
 import threading
 import time
+import urllib.parse
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -184,6 +186,10 @@ _SQLITE_HEADER = b"SQLite format 3\x00"
 _ROWS_PER_INSERT = 500
 
 
+def _insert_journal(rows: int) -> str:
+    return "INSERT INTO journal VALUES " + ", ".join(["(?, ?, ?, ?)"] * rows)
+
+
 def _process_start(pid: int) -> str:
     """An id for a process's life: its start time, so a reused pid is not taken for it."""
     try:
@@ -204,6 +210,66 @@ def _process_alive(pid: int, started: str) -> bool:
     except PermissionError:
         return True
     return not started or _process_start(pid) == started
+
+
+def _stat(path: Path, folder: Path) -> os.stat_result | None:
+    """``os.stat(path)``, or None if nothing is there; a `StoreOpenError` if the
+    path cannot be looked at (a folder on the way that this user may not enter)."""
+    try:
+        return os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except PermissionError as exc:
+        raise StoreOpenError(
+            path,
+            f"this user may not enter the folder {str(folder)!r} or one above it ({exc.strerror})",
+            "give the user that runs stateward search (x) permission on every folder of the "
+            "path, or choose another path",
+        ) from exc
+    except OSError as exc:
+        raise StoreOpenError(path, f"it cannot be looked up ({exc.strerror})") from exc
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """The file at ``path`` as ``(device, inode)``; None if there is none."""
+    try:
+        found = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return found.st_dev, found.st_ino
+
+
+#: What to do once a store's file was removed or replaced under it.
+_LOST_FIX = (
+    "nothing more can be committed to this store: stop the runtime, put the store file "
+    "back at its path (or restore it from a backup), and start again"
+)
+
+
+def _listed(names: Iterable[str]) -> str:
+    return ", ".join(sorted(set(names)))
+
+
+def _on_read_only_file_system(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def _create_private_file(path: Path) -> None:
+    """Create a new store file that only its owner may read and write (0600),
+    whatever the umask. SQLite gives its -wal and -shm files the same mode."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return  # another process made it meanwhile; the tables are made under SQLite's lock
+    except OSError as exc:
+        raise StoreOpenError(path, f"it cannot be created ({exc.strerror})") from exc
+    try:
+        os.fchmod(fd, 0o600)  # the umask may have taken away the owner's bits too
+    finally:
+        os.close(fd)
 
 
 _MY_PID = os.getpid()
@@ -264,9 +330,17 @@ class SQLiteStore:
         check: run SQLite's ``quick_check`` at open and refuse a damaged file.
             A damaged page can otherwise hide records instead of failing.
 
+    A commit's journal entry and the snapshot due with it, and in batched
+    mode every commit of a group commit, are one transaction: a commit that
+    fails with `StoreWriteError` is not found by recovery either. A new file
+    is created with mode 0600 (SQLite gives its -wal and -shm the same). If
+    the file is removed or replaced while the store is open, commits fail
+    with `StoreWriteError` from then on.
+
     Raises:
-        StoreOpenError: the path cannot be written, is not a stateward store, or
-            was written by a newer stateward. Nothing is written in that case.
+        StoreOpenError: the path cannot be reached or written, is not a
+            stateward store, or was written by a newer stateward. Nothing is
+            written in that case.
     """
 
     def __init__(
@@ -302,8 +376,13 @@ class SQLiteStore:
         self.check = check
         self._lock = threading.RLock()
         self._closed = False
+        # Why this store can no longer commit (its file was removed or replaced).
+        self._lost: str | None = None
         self._reports: dict[str, RecoveryReport] = {}
         self._db = self._open(busy_timeout)
+        self._file, self._identity = self._identify()
+        self._wal_file = os.path.realpath(self.path) + "-wal"
+        self._wal_identity = _identity(self._wal_file)
         # Batched mode: commits waiting for the writer thread.
         self._pending: list[_Pending] = []
         # Snapshot mode: the newest unsaved snapshot of each actor.
@@ -315,18 +394,26 @@ class SQLiteStore:
     # -- opening ---------------------------------------------------------------------
 
     def _open(self, busy_timeout: float) -> sqlite3.Connection:
+        """Check the path, create the file if it is new, connect, and check or
+        create the tables; nothing is written to a file that is refused."""
         path = self.path
-        if path.is_dir():
-            raise StoreOpenError(path, "it is a directory", "give the path of a file")
         folder = path.parent if str(path.parent) else Path(".")
-        if not folder.is_dir():
-            raise StoreOpenError(
-                path, f"the folder {str(folder)!r} does not exist", "create it first"
-            )
-        exists = path.exists() and path.stat().st_size > 0
+        found = _stat(path, folder)
+        if found is not None and stat.S_ISDIR(found.st_mode):
+            raise StoreOpenError(path, "it is a directory", "give the path of a file")
+        if found is None:
+            parent = _stat(folder, folder)
+            if parent is None or not stat.S_ISDIR(parent.st_mode):
+                raise StoreOpenError(
+                    path, f"the folder {str(folder)!r} does not exist", "create it first"
+                )
+        size = found.st_size if found is not None else 0
+        # A store that was never checkpointed can have it all in its -wal file.
+        wal = _stat(Path(f"{os.path.realpath(path)}-wal"), folder)
+        exists = size > 0 or (wal is not None and wal.st_size > 0)
         if self.readonly and not exists:
             raise StoreOpenError(path, "there is no such store (the file is missing or empty)")
-        if exists:
+        if size > 0:
             try:
                 with open(path, "rb") as f:
                     header = f.read(16)
@@ -338,13 +425,25 @@ class SQLiteStore:
                     "it is not a SQLite database",
                     "point SQLiteStore at a stateward store or a new file",
                 )
-        writable = os.access(folder, os.W_OK) and (not exists or os.access(path, os.W_OK))
-        if not self.readonly and not writable:
-            raise StoreOpenError(
-                path, "it is not writable", "check the file's and folder's permissions"
-            )
+        if self.readonly:
+            target = self._readonly_uri(path, folder, wal)
+        else:
+            writable = os.access(folder, os.W_OK) and (found is None or os.access(path, os.W_OK))
+            if not writable:
+                if _on_read_only_file_system(folder):
+                    raise StoreOpenError(
+                        path,
+                        "it is on a read-only file system",
+                        "open it with SQLiteStore(path, readonly=True) to read it, or copy it "
+                        "to a writable place",
+                    )
+                raise StoreOpenError(
+                    path, "it is not writable", "check the file's and folder's permissions"
+                )
+            if found is None:
+                _create_private_file(path)
+            target = str(path)
         try:
-            target = f"file:{path.resolve()}?mode=ro" if self.readonly else str(path)
             db = sqlite3.connect(
                 target,
                 timeout=busy_timeout,
@@ -355,51 +454,131 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreOpenError(path, f"SQLite cannot open it ({exc})") from exc
         try:
-            self._check_or_create(db, exists)
+            self._check_or_create(db, busy_timeout)
         except BaseException:
             db.close()
             raise
         return db
 
-    def _check_or_create(self, db: sqlite3.Connection, exists: bool) -> None:
+    @staticmethod
+    def _readonly_uri(path: Path, folder: Path, wal: os.stat_result | None) -> str:
+        real = path.resolve()  # SQLite keeps the -wal and -shm files next to the real file
+        uri = f"file:{urllib.parse.quote(str(real))}?mode=ro"
+        if _stat(Path(f"{real}-shm"), folder) is not None or os.access(real.parent, os.W_OK):
+            return uri
+        # SQLite reads a WAL-mode database through its -shm file, and creates it
+        # if it is missing: here it cannot.
+        if not _on_read_only_file_system(real.parent):
+            raise StoreOpenError(
+                path,
+                "SQLite reads it through a -shm file next to it, which this user may not "
+                "create in its folder",
+                "open it as a user that may write to the folder, or copy the store to a "
+                "folder of your own",
+            )
+        # On a read-only file system no writer can have the store open (a writer
+        # keeps a -wal and a -shm file): without a -wal, the file holds
+        # everything, and SQLite may read it as an immutable file, with no -shm.
+        if wal is not None and wal.st_size > 0:
+            raise StoreOpenError(
+                path,
+                "its write-ahead log (the -wal file) holds commits that SQLite can read only "
+                "through a -shm file, and none can be created on this read-only file system",
+                "copy the store file with its -wal file to a writable place and open the copy",
+            )
+        return uri + "&immutable=1"
+
+    def _check_or_create(self, db: sqlite3.Connection, busy_timeout: float) -> None:
         path = self.path
+        tables = self._tables(db)
+        if tables:
+            self._check_store(db, tables)
+        elif self.readonly:
+            raise StoreOpenError(path, "it is an empty SQLite database, not a stateward store")
+        if self.readonly:
+            return
+        # Nothing was written before this point.
         try:
-            tables = {
+            self._use_wal(db, busy_timeout)
+            db.execute(
+                "PRAGMA synchronous = " + ("NORMAL" if self.durability == "snapshot" else "FULL")
+            )
+            if tables:
+                return
+            # Another process may be creating the tables right now: look again
+            # under the write lock, and create them only if they are still missing.
+            with self._transaction(db):
+                tables = self._tables(db)
+                if not tables:
+                    for statement in _SCHEMA_SQL.strip().split(";"):
+                        if statement.strip():
+                            db.execute(statement)
+                    db.execute(
+                        "INSERT INTO stateward_meta VALUES ('schema', ?)", (str(STORE_SCHEMA),)
+                    )
+                    db.execute(
+                        "INSERT INTO stateward_meta VALUES ('created_at', ?)", (repr(time.time()),)
+                    )
+        except sqlite3.Error as exc:
+            raise StoreOpenError(
+                path, f"SQLite could not set it up: {self._explain(exc)}", "try again"
+            ) from exc
+        if tables:  # made by another process meanwhile
+            self._check_store(db, tables)
+
+    def _tables(self, db: sqlite3.Connection) -> set[str]:
+        try:
+            return {
                 row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
             }
         except sqlite3.DatabaseError as exc:
             raise StoreOpenError(
-                path, f"the database is damaged or unreadable ({exc})", "restore it from a backup"
+                self.path,
+                f"the database is damaged or unreadable ({exc})",
+                "restore it from a backup",
             ) from exc
-        if self.readonly and not tables:
-            raise StoreOpenError(path, "it is an empty SQLite database, not a stateward store")
-        if tables and "stateward_meta" not in tables:
+
+    def _check_store(self, db: sqlite3.Connection, tables: set[str]) -> None:
+        """Refuse a file that is not a stateward store this code can read."""
+        path = self.path
+        if "stateward_meta" not in tables:
             raise StoreOpenError(
                 path,
                 f"it is a SQLite database but not a stateward store (tables: "
                 f"{', '.join(sorted(tables))})",
                 "use a separate file for stateward",
             )
-        if tables:
-            try:
-                row = db.execute("SELECT value FROM stateward_meta WHERE key = 'schema'").fetchone()
-            except sqlite3.DatabaseError as exc:
-                raise StoreOpenError(
-                    path,
-                    f"the database is damaged or unreadable ({exc})",
-                    "restore it from a backup",
-                ) from exc
-            found = int(row[0]) if row else 0
-            if found > STORE_SCHEMA:
-                raise StoreOpenError(
-                    path,
-                    f"it was written by a newer stateward (store schema {found}; this "
-                    f"one reads up to {STORE_SCHEMA})",
-                    "upgrade stateward",
-                )
-            if found < 1:
-                raise StoreOpenError(path, f"its store schema {found} is not valid")
-        if tables and self.check:
+        try:
+            row = db.execute("SELECT value FROM stateward_meta WHERE key = 'schema'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise StoreOpenError(
+                path,
+                f"the database is damaged or unreadable ({exc})",
+                "restore it from a backup",
+            ) from exc
+        if row is None:
+            raise StoreOpenError(
+                path,
+                "its stateward_meta table has no 'schema' row: the store is damaged",
+                "restore it from a backup",
+            )
+        text = str(row[0])
+        if not (text.isascii() and text.isdigit()) or int(text) < 1:
+            raise StoreOpenError(
+                path,
+                f"its store schema version {text!r} is not valid (it must be a whole number "
+                "from 1 up): the store is damaged",
+                "restore it from a backup",
+            )
+        found = int(text)
+        if found > STORE_SCHEMA:
+            raise StoreOpenError(
+                path,
+                f"it was written by a newer stateward (store schema {found}; this "
+                f"one reads up to {STORE_SCHEMA})",
+                "upgrade stateward",
+            )
+        if self.check:
             try:
                 problems = [row[0] for row in db.execute("PRAGMA quick_check(5)")]
             except sqlite3.DatabaseError as exc:
@@ -410,21 +589,31 @@ class SQLiteStore:
                     "SQLite's integrity check found damage: " + "; ".join(problems),
                     "restore it from a backup (SQLiteStore(check=False) opens it anyway)",
                 )
-        if self.readonly:
-            return
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute(
-            "PRAGMA synchronous = " + ("NORMAL" if self.durability == "snapshot" else "FULL")
-        )
-        if not tables:
-            with self._transaction(db):
-                for statement in _SCHEMA_SQL.strip().split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                db.execute("INSERT INTO stateward_meta VALUES ('schema', ?)", (str(STORE_SCHEMA),))
-                db.execute(
-                    "INSERT INTO stateward_meta VALUES ('created_at', ?)", (repr(time.time()),)
-                )
+
+    def _use_wal(self, db: sqlite3.Connection, busy_timeout: float) -> None:
+        """Switch the file to WAL mode (kept in the file: a no-op once done).
+
+        When other processes open the same new file at the same moment, SQLite
+        answers "database is locked" at once, without waiting its busy timeout:
+        wait here instead, up to that timeout.
+        """
+        deadline = time.monotonic() + busy_timeout
+        pause = 0.001
+        while True:
+            try:
+                mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(2 * pause, 0.05)
+        if mode != "wal":
+            raise StoreOpenError(
+                self.path,
+                f"SQLite cannot keep a write-ahead log for it (its journal mode stays {mode!r})",
+                "put the store on a local file system",
+            )
 
     @contextlib.contextmanager
     def _transaction(self, db: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
@@ -464,7 +653,8 @@ class SQLiteStore:
     # -- the protocol ------------------------------------------------------------------------
 
     def claim(self, name: str, codec: KindCodec, runtime_id: str) -> Any | None:
-        self._check_open()
+        self._check_open((name,))
+        self._check_wal((name,))
         try:
             with self._transaction() as db:
                 owner = db.execute(
@@ -503,6 +693,7 @@ class SQLiteStore:
             raise StoreWriteError(name, f"SQLite refused to record the owner ({exc})", exc) from exc
         except sqlite3.DatabaseError as exc:
             raise RecoveryError(name, f"the store is damaged ({exc})") from exc
+        self._check_file((name,))
         if row is None:
             return None
         return self.recover(name, codec)
@@ -516,11 +707,12 @@ class SQLiteStore:
         return False
 
     def create(self, name: str, codec: KindCodec, snapshot: Any) -> None:
-        self._check_open()
+        self._check_open((name,))
         version = codec.version(snapshot)
         payload = self._record(name, codec.kind, version, codec.document(snapshot))
         definition = encode(codec.definition())
         now = time.time()
+        self._check_wal((name,))
         try:
             with self._transaction() as db:
                 db.execute(
@@ -531,6 +723,7 @@ class SQLiteStore:
                 )
         except sqlite3.Error as exc:
             raise StoreWriteError(name, f"SQLite refused the new actor ({exc})", exc) from exc
+        self._check_file((name,))
 
     def commit(self, name: str, codec: KindCodec, old: Any, new: Any) -> None:
         version = codec.version(new)
@@ -547,30 +740,33 @@ class SQLiteStore:
         self._write_batched(_Pending(name, version, payload, snapshot))
 
     def _write(self, items: list[_Pending]) -> None:
-        """Write journal entries in one statement (atomic, one fsync), then any due
-        snapshots in a transaction of their own.
+        """Write journal entries, and the snapshots due with them, atomically.
 
-        One statement means one trip out of Python: with many busy threads,
-        every extra trip can wait a whole GIL switch interval to come back. A
-        crash between the two writes loses only the snapshot, which recovery
-        does not need: the journal entries are there.
+        Either all of them are written, or (a `StoreWriteError`) none: a
+        commit reported as failed is never found by recovery. Without a
+        snapshot due, the entries go in one statement, which SQLite runs as a
+        transaction of its own: one trip out of Python (with many busy
+        threads, every extra trip can wait a whole GIL switch interval to
+        come back). Otherwise entries and snapshots share one transaction.
+        The store's files are checked before and after the write
+        (`_check_wal`, `_check_file`).
         """
-        self._check_open()
+        self._check_open(item.name for item in items)
         now = time.time()
         rows: list[Any] = []
         for item in items:
             rows += (item.name, item.version, now, item.payload)
+        due = [item for item in items if item.snapshot is not None]
+        self._check_wal(item.name for item in items)
         try:
-            with self._lock:
-                for start in range(0, len(items), _ROWS_PER_INSERT):
-                    count = min(_ROWS_PER_INSERT, len(items) - start)
-                    self._db.execute(
-                        "INSERT INTO journal VALUES " + ", ".join(["(?, ?, ?, ?)"] * count),
-                        rows[start * 4 : (start + count) * 4],
-                    )
-            due = [item for item in items if item.snapshot is not None]
-            if due:
+            if not due and len(items) <= _ROWS_PER_INSERT:
+                with self._lock:
+                    self._db.execute(_insert_journal(len(items)), rows)
+            else:
                 with self._transaction() as db:
+                    for start in range(0, len(items), _ROWS_PER_INSERT):
+                        count = min(_ROWS_PER_INSERT, len(items) - start)
+                        db.execute(_insert_journal(count), rows[start * 4 : (start + count) * 4])
                     for item in due:
                         db.execute(
                             "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?)",
@@ -578,8 +774,70 @@ class SQLiteStore:
                         )
                         self._compact(db, item.name)
         except sqlite3.Error as exc:
-            names = sorted({i.name for i in items})
-            raise StoreWriteError(", ".join(names), self._explain(exc), exc) from exc
+            names = _listed(item.name for item in items)
+            raise StoreWriteError(names, self._explain(exc), exc) from exc
+        self._check_file(item.name for item in items)
+
+    # -- the file under the store --------------------------------------------------------
+
+    def _identify(self) -> tuple[str, tuple[int, int] | None]:
+        """The file's absolute path (a later chdir changes nothing) and identity."""
+        file = os.path.abspath(self.path)
+        return file, _identity(file)
+
+    def _check_wal(self, names: Iterable[str]) -> None:
+        """Before a write: refuse it if the -wal was removed or replaced.
+
+        SQLite copies a -wal removed on its own into the database file when
+        the store closes: a write into it would be reported failed and found
+        all the same. One ``stat``, and the full check if it finds a change.
+        """
+        if self._wal_identity is not None:
+            try:
+                unchanged = _identity(self._wal_file) == self._wal_identity
+            except OSError:
+                unchanged = False
+            if not unchanged:
+                self._check_file(names)
+
+    def _check_file(self, names: Iterable[str]) -> None:
+        """After a write: fail it if its file is no longer at the store's path.
+
+        Removing the file (and its -wal) or renaming another file over it
+        while the store is open does not stop SQLite: it writes on into the
+        old file through its open descriptors, and that file is gone at the
+        next open. So after each write (each group commit in batched mode),
+        before anyone is told it succeeded, the path must still lead to the
+        file opened and to its write-ahead log: two ``stat`` calls, next to an
+        fsync (and one before the write, `_check_wal`). Once a check fails,
+        the store refuses every commit and every recovery: what it holds is
+        no longer what a restart would find.
+
+        What is left at the path then is beyond the store's reach: SQLite
+        reads a -wal left behind with whatever database file is put at the
+        path, which mixes two stores. Stop the runtime before moving,
+        replacing or removing its files.
+        """
+        problem = None
+        try:
+            found = _identity(self._file)
+            wal = _identity(self._wal_file)
+        except OSError as exc:
+            problem = f"its file {self._file!r} can no longer be looked up ({exc.strerror})"
+        else:
+            if found != self._identity:
+                change = "removed" if found is None else "replaced by another file"
+                problem = f"its file {self._file!r} was {change} while the store was open"
+            elif self._wal_identity is None:
+                self._wal_identity = wal  # SQLite makes it at the first write
+            elif wal != self._wal_identity:
+                change = "removed" if wal is None else "replaced by another file"
+                problem = (
+                    f"its write-ahead log {self._wal_file!r} was {change} while the store was open"
+                )
+        if problem is not None:
+            self._lost = problem
+            raise StoreWriteError(_listed(names), problem, fix=_LOST_FIX)
 
     @staticmethod
     def _explain(exc: sqlite3.Error) -> str:
@@ -592,6 +850,11 @@ class SQLiteStore:
             return f"the database file is read-only ({text})"
         if "full" in text:
             return f"the disk is full ({text})"
+        if "disk I/O error" in text:
+            return (
+                f"the file system refused a read or write ({text}: a full disk, a file size "
+                "limit or a failing device)"
+            )
         return f"SQLite error: {text}"
 
     def _compact(self, db: sqlite3.Connection, name: str) -> None:
@@ -621,7 +884,7 @@ class SQLiteStore:
         """
         cond = self._cond
         with cond:
-            self._check_open()
+            self._check_open((item.name,))
             self._pending.append(item)
             lead = not self._leading
             self._leading = True
@@ -688,7 +951,7 @@ class SQLiteStore:
 
     def _mark_dirty(self, name: str, codec: KindCodec, snapshot: Any) -> None:
         with self._cond:
-            self._check_open()
+            self._check_open((name,))
             _, _, unsaved = self._dirty.get(name, (codec, None, 0))
             self._dirty[name] = (codec, snapshot, unsaved + 1)
             self._ensure_writer()
@@ -724,6 +987,7 @@ class SQLiteStore:
             rows.append(
                 (name, version, self._record(name, codec.kind, version, codec.document(snapshot)))
             )
+        self._check_wal(dirty)
         try:
             with self._transaction() as db:
                 for name, version, payload in rows:
@@ -734,6 +998,7 @@ class SQLiteStore:
                     self._compact(db, name)
         except sqlite3.Error as exc:
             raise StoreWriteError(", ".join(sorted(dirty)), self._explain(exc), exc) from exc
+        self._check_file(dirty)
 
     # -- recovery -------------------------------------------------------------------------
 
@@ -746,6 +1011,8 @@ class SQLiteStore:
         snapshot is a `RecoveryError`: it held an acknowledged commit.
         """
         self._flush_dirty(name)
+        if self._lost is not None:
+            raise RecoveryError(name, self._lost)
         try:
             with self._lock:
                 snapshots = self._db.execute(
@@ -847,9 +1114,11 @@ class SQLiteStore:
         with self._lock:
             self._db.close()
 
-    def _check_open(self) -> None:
+    def _check_open(self, names: Iterable[str] = ("(any)",)) -> None:
         if self._closed:
-            raise StoreWriteError("(any)", f"the store {str(self.path)!r} is closed")
+            raise StoreWriteError(_listed(names), f"the store {str(self.path)!r} is closed")
+        if self._lost is not None:
+            raise StoreWriteError(_listed(names), self._lost, fix=_LOST_FIX)
 
     # -- reading for tools ---------------------------------------------------------------
 

@@ -150,6 +150,65 @@ def test_every_committer_of_a_failed_write_gets_the_error_and_the_lead_moves_on(
     assert stored == (COMMITTERS,)
 
 
+def refuse_snapshots_of(path: Path, name: str) -> None:
+    """Make SQLite refuse every snapshot write of actor ``name`` (as a full disk
+    would refuse the pages it needs), through a trigger in the store file."""
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TRIGGER refuse_snapshot BEFORE INSERT ON snapshots "
+        f"WHEN NEW.name = '{name}' AND NEW.version > 0 "
+        "BEGIN SELECT RAISE(ABORT, 'no room for this snapshot'); END"
+    )
+    db.commit()
+    db.close()
+
+
+def test_a_snapshot_that_cannot_be_written_fails_its_batch_and_recovery_agrees(
+    tmp_path: Path,
+) -> None:
+    """The journal entries of a batch are written with the snapshots due with
+    them, or not at all: every committer of the failed batch is told, and none
+    of their entries is found afterwards."""
+    store = SQLiteStore(tmp_path / "g.db", durability="batched", snapshot_every=2)
+    runtime = Runtime("group", store=store, default_timeout=WAIT)
+    try:
+        managers = counters(runtime, COMMITTERS)
+        managers[5].modify(bump)  # its next commit is version 2: a snapshot is due
+        refuse_snapshots_of(store.path, "c5")
+        held = HeldWrites(store)
+        outcomes: dict[str, str] = {}
+        lock = threading.Lock()
+
+        def commit(manager: StateManager) -> None:
+            try:
+                manager.modify(bump)
+                outcome = "ack"
+            except ActorCrashed as exc:
+                outcome = "failed" if isinstance(exc.cause, StoreWriteError) else repr(exc)
+            with lock:
+                outcomes[manager.name] = outcome
+
+        workers = Workers()
+        workers.start(commit, managers[0], name="leader")
+        queued = held.queue_behind_the_first(COMMITTERS - 1)
+        for manager in managers[1:]:
+            workers.start(commit, manager, name=manager.name)
+        assert queued.full.wait(WAIT)
+        held.release.set()
+        workers.join(WAIT)
+        assert held.sizes == [1, COMMITTERS - 1]
+        assert outcomes == {m.name: "ack" if m is managers[0] else "failed" for m in managers}
+        expected = {m.name: 1 if m in (managers[0], managers[5]) else 0 for m in managers}
+        assert {m.name: store.recover(m.name, ManagerCodec()).state.n for m in managers} == (
+            expected
+        )
+        journal = sqlite3.connect(store.path).execute("SELECT name, version FROM journal")
+        assert sorted(journal.fetchall()) == [("c0", 1), ("c5", 1)]
+        assert {m.name: m.get_state().n for m in managers} == expected  # nothing published
+    finally:
+        runtime.shutdown()
+
+
 def test_seeded_committers_lose_nothing(batched: tuple[Runtime, SQLiteStore]) -> None:
     runtime, store = batched
     managers = counters(runtime, 8)

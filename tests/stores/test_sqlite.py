@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -111,6 +113,47 @@ def test_an_unopenable_path_gives_a_clear_error(tmp_path: Path) -> None:
         SQLiteStore("/proc/self/stateward-test.db")
 
 
+@pytest.mark.parametrize("schema", ["abc", "", "1.5", "0", "-1", " 1"])
+def test_a_schema_row_that_is_not_a_version_is_refused_as_damage(
+    tmp_path: Path, schema: str
+) -> None:
+    path = tmp_path / "odd.db"
+    SQLiteStore(path).close()
+    db = sqlite3.connect(path)
+    db.execute("UPDATE stateward_meta SET value = ? WHERE key = 'schema'", (schema,))
+    db.commit()
+    db.close()
+    said = f"its store schema version {schema!r} is not valid .*the store is damaged"
+    for readonly in (False, True):
+        with pytest.raises(StoreOpenError, match=said):
+            SQLiteStore(path, readonly=readonly)
+
+
+def test_a_store_without_a_schema_row_is_refused_as_damage(tmp_path: Path) -> None:
+    path = tmp_path / "odd.db"
+    SQLiteStore(path).close()
+    db = sqlite3.connect(path)
+    db.execute("DELETE FROM stateward_meta WHERE key = 'schema'")
+    db.commit()
+    db.close()
+    with pytest.raises(StoreOpenError, match="has no 'schema' row: the store is damaged"):
+        SQLiteStore(path)
+
+
+def test_a_new_store_file_and_its_wal_and_shm_are_private_to_their_owner(
+    tmp_path: Path,
+) -> None:
+    old_umask = os.umask(0o022)  # what would make them world-readable
+    try:
+        store = SQLiteStore(tmp_path / "private.db")
+        with Runtime("private", store=store) as runtime:
+            StateManager({"n": 0}, name="counter", runtime=runtime).update_state({"n": 1})
+            modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in sorted(tmp_path.iterdir())}
+    finally:
+        os.umask(old_umask)
+    assert modes == {"private.db": 0o600, "private.db-shm": 0o600, "private.db-wal": 0o600}
+
+
 def test_bad_options_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="durability must be one of strict, batched, snapshot"):
         SQLiteStore(tmp_path / "x.db", durability="sometimes")
@@ -179,6 +222,34 @@ def test_a_failed_write_fails_the_request_crashes_the_actor_and_publishes_nothin
     assert counter.restarts == 1
     state, version, _ = recover_from(runtime, store)
     assert state.n == 2 and version == 2
+
+
+def test_a_snapshot_that_cannot_be_written_takes_its_journal_entry_with_it(
+    tmp_path: Path,
+) -> None:
+    """A commit with a snapshot due is written whole or not at all: the reply
+    says failed, and recovery agrees."""
+    store = SQLiteStore(tmp_path / "s.db", snapshot_every=2)
+    with Runtime("snap", store=store) as runtime:
+        sup = Supervisor("s", runtime=runtime, max_restarts=5)
+        counter = StateManager({"n": 0}, name="counter", runtime=runtime, supervisor=sup)
+        counter.modify(bump)
+        db = sqlite3.connect(store.path)
+        db.execute(
+            "CREATE TRIGGER refuse_snapshot BEFORE INSERT ON snapshots WHEN NEW.version > 0 "
+            "BEGIN SELECT RAISE(ABORT, 'no room for this snapshot'); END"
+        )
+        db.commit()
+        with pytest.raises(ActorCrashed, match="no room for this snapshot"):
+            counter.modify(bump)  # version 2: a snapshot is due
+        assert recover_from(runtime, store)[:2] == (ImmutableState(n=1), 1)
+        journal = db.execute("SELECT version FROM journal WHERE name = 'counter'").fetchall()
+        assert journal == [(1,)]
+        db.execute("DROP TRIGGER refuse_snapshot")
+        db.commit()
+        db.close()
+        assert counter.modify(bump).n == 2  # restarted from version 1
+    assert recover(tmp_path / "s.db")[:2] == (ImmutableState(n=2), 2)
 
 
 def recover_from(runtime: Runtime, store: SQLiteStore) -> tuple[ImmutableState, int, None]:
