@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from stateward.core import utc_now
-from stateward.core._machine import Clock as WallClock
+from stateward.core._machine import WallClock
 
 from ._cell import ActorStats, Cell, ErrorReport, logger, stop_operation
 from ._clock import Clock, SystemClock

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._errors import UnknownVersionError
-from ._machine import Clock, utc_now
 from ._state import FrozenDict, ImmutableState, _fields_of, _key_path, same
+from ._wallclock import WallClock, utc_now
 
 __all__ = ["ConfigChange", "ConfigDiff", "ConfigHistory", "VersionedConfig"]
 
@@ -192,7 +192,7 @@ class ConfigHistory:
         config: Mapping[str, Any],
         metadata: Mapping[str, Any] | None = None,
         *,
-        clock: Clock = utc_now,
+        clock: WallClock = utc_now,
         limit: int | None = None,
     ) -> ConfigHistory:
         """A history holding only the initial config, as version 0; it keeps at
@@ -236,7 +236,7 @@ class ConfigHistory:
         changes: Mapping[str, Any],
         metadata: Mapping[str, Any] | None = None,
         *,
-        clock: Clock = utc_now,
+        clock: WallClock = utc_now,
     ) -> ConfigHistory:
         """Set top-level keys (a shallow merge) as a new version.
 
@@ -253,7 +253,7 @@ class ConfigHistory:
         return self._append(entry)
 
     def rollback(
-        self, version: int, metadata: Mapping[str, Any] | None = None, *, clock: Clock = utc_now
+        self, version: int, metadata: Mapping[str, Any] | None = None, *, clock: WallClock = utc_now
     ) -> ConfigHistory:
         """Restore ``version``'s config as a new version; the history is kept.
 

@@ -1,0 +1,199 @@
+"""The transition algorithm: a move's hooks, up to the commit, written once.
+
+It is written here as generators that yield each awaitable a coroutine hook
+returns, so that one text serves both drivers: `apply_transition_async` awaits
+what they yield; the plain-code fast path (`apply_transition`, the actors'
+`transition_step`) runs from `_generated_hooks`, which
+``python -m stateward.core._generate`` writes from this module's source (each
+``yield`` becomes a call to the caller's ``run_async``, each ``yield from`` a
+call to the plain twin) and `tests/core/test_one_algorithm.py` checks is
+current. Why generate rather than drive these generators from plain code: a
+generator costs a frame and a ``send`` per hook, measurable on a path that runs
+a transition in a few microseconds; why generate rather than keep two
+hand-written copies: two copies drift, and a check that they agree only covers
+the cases someone thought of.
+
+Change the algorithm here, then run the generator.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import inspect
+from collections.abc import Awaitable, Callable, Generator, Mapping
+from typing import Any
+
+from ._errors import Reject, StatewardError, TransitionRejected
+from ._history import Entry
+from ._moves import begin_move, snapshot_after
+from ._snapshot import MachineSnapshot, TransitionContext
+from ._spec import Hook, MachineSpec, MovePlan
+
+__all__ = ["AsyncRunner", "HookReturnError"]
+
+#: Runs one awaitable to completion and returns its result (or raises its error).
+AsyncRunner = Callable[[Awaitable[Any]], Any]
+
+
+class HookReturnError(StatewardError, TypeError):
+    """A hook returned something its kind cannot use.
+
+    Attributes:
+        hook: the hook's name.
+        kind: the hook's kind.
+        value: what it returned.
+    """
+
+    def __init__(self, hook: str, kind: str, value: object, expected: str) -> None:
+        self.hook = hook
+        self.kind = kind
+        self.value = value
+        super().__init__(f"{kind} hook {hook!r} returned {value!r}; {expected}")
+
+
+def _veto_reason(fn: Callable[..., Any]) -> str:
+    doc = inspect.getdoc(fn)
+    if doc:
+        return doc.strip().splitlines()[0]
+    return "returned False"
+
+
+def _data_changes(hook: str, kind: str, result: Any) -> Mapping[str, Any] | None:
+    """Read the return of an exit/enter/effect hook: changes, or None; False vetoes."""
+    if result is None or result is True:
+        return None
+    if isinstance(result, Mapping):
+        return result
+    raise HookReturnError(
+        hook,
+        kind,
+        result,
+        "return None, a mapping of changes to the machine's data, or False to veto",
+    )
+
+
+def _rejected(
+    ctx: TransitionContext, spec: MachineSpec, hook: str, reason: str
+) -> TransitionRejected:
+    if ctx.source is None:  # a creation: the only way in is the initial state
+        return TransitionRejected(
+            "(new)", ctx.target, (spec.initial,), guard=hook, reason=reason, machine=ctx.machine
+        )
+    return TransitionRejected(
+        ctx.source,
+        ctx.target,
+        spec.allowed_targets(ctx.source),
+        guard=hook,
+        reason=reason,
+        event=ctx.event,
+        allowed_events=spec.allowed_events(ctx.source),
+        machine=ctx.machine,
+    )
+
+
+def _annotate(exc: BaseException, ctx: TransitionContext, kind: str, hook: str) -> None:
+    exc.add_note(f"raised by {kind} hook {hook!r} during {ctx.source!r} -> {ctx.target!r}")
+
+
+def _stopped(ctx: TransitionContext, kind: str, name: str) -> RuntimeError:
+    """The error for a hook that raised StopIteration.
+
+    A generator cannot let StopIteration out (PEP 479), so the async driver's
+    path turns it into this RuntimeError; the plain-code path raises the same,
+    as both did before it existed. Raised ``from`` the StopIteration.
+    """
+    error = RuntimeError("generator raised StopIteration")
+    _annotate(error, ctx, kind, name)
+    return error
+
+
+def _enriched(ctx: TransitionContext, hook: Hook, result: Any) -> TransitionContext:
+    """The context after a pre-transition hook returned ``result``."""
+    if result is None:
+        return ctx
+    if not isinstance(result, Mapping):
+        raise HookReturnError(
+            hook.name, hook.kind, result, "return None or a mapping of payload additions"
+        )
+    return ctx.with_payload(ctx.payload.update(result))
+
+
+def _changed(
+    spec: MachineSpec,
+    ctx: TransitionContext,
+    stage: tuple[str, str, Callable[..., Any]],
+    result: Any,
+) -> TransitionContext:
+    """The context after an exit hook, event effect or enter hook returned ``result``."""
+    kind, name, fn = stage
+    if result is False:
+        raise _rejected(ctx, spec, name, _veto_reason(fn))
+    changes = _data_changes(name, kind, result)
+    return ctx.with_data(ctx.data.update(changes)) if changes else ctx
+
+
+# -- the algorithm: the generated module has a plain-code twin of each function below --
+
+
+def _call(
+    spec: MachineSpec, ctx: TransitionContext, kind: str, name: str, fn: Callable[..., Any]
+) -> Generator[Awaitable[Any], Any, Any]:
+    """Call one hook with ``ctx`` and return its result, awaited if it is awaitable.
+
+    A `Reject` becomes the `TransitionRejected` that names the hook; any other
+    exception is noted with the hook and the move and raised unchanged.
+    """
+    try:
+        result = fn(ctx)
+        if result is not None and inspect.isawaitable(result):
+            result = yield result
+    except Reject as veto:
+        raise _rejected(ctx, spec, name, veto.reason) from veto
+    except StopIteration as stop:
+        raise _stopped(ctx, kind, name) from stop
+    except Exception as exc:
+        _annotate(exc, ctx, kind, name)
+        raise
+    return result
+
+
+def _run_hooks(
+    spec: MachineSpec, plan: MovePlan, ctx: TransitionContext
+) -> Generator[Awaitable[Any], Any, TransitionContext]:
+    """Run a move's hooks up to the commit, in order; return the final context."""
+    for hook in plan.pre_transition:
+        ctx = _enriched(ctx, hook, (yield from _call(spec, ctx, hook.kind, hook.name, hook.fn)))
+    for hook in plan.guards:
+        if (yield from _call(spec, ctx, hook.kind, hook.name, hook.fn)) is False:
+            raise _rejected(ctx, spec, hook.name, _veto_reason(hook.fn))
+    for stage in plan.stages:
+        result = yield from _call(spec, ctx, *stage)
+        if result is not None:  # None, the usual answer, changes nothing
+            ctx = _changed(spec, ctx, stage, result)
+    return ctx
+
+
+def _transition_steps(
+    spec: MachineSpec,
+    snapshot: MachineSnapshot,
+    target: str | None,
+    event: str | None,
+    payload: Mapping[str, Any] | None,
+    at: _dt.datetime,
+    machine: str | None,
+) -> Generator[
+    Awaitable[Any], Any, tuple[MachineSnapshot, Entry, TransitionContext, tuple[Hook, ...]]
+]:
+    """One transition: the checks, the hooks up to the commit, the new snapshot.
+
+    Returns ``(snapshot, entry, context, after_commit)``: the new snapshot, its
+    history entry in `TransitionRecord.to_tuple`'s form (``TransitionRecord(*entry)``
+    makes the record), the final context and the after-commit hooks to run
+    once the caller has committed. No outcome object: the actors' hot path
+    needs none.
+    """
+    ctx, plan = begin_move(spec, snapshot, target, event, payload, at, machine)
+    if plan.before_commit:
+        ctx = yield from _run_hooks(spec, plan, ctx)
+    new, entry = snapshot_after(spec, snapshot, ctx)
+    return new, entry, ctx, plan.after_commit

@@ -1,0 +1,128 @@
+"""Checking a move, and the table of moves already checked.
+
+`begin_move` turns a request (a target, an event, or both) into the move it
+names and the first `TransitionContext`, or refuses it with `InvalidTransition`.
+A move named by its target is the event that makes it, if exactly one does.
+Each allowed move is resolved once per spec and kept in the spec's table
+(``spec._moves``): a bounded table, since only allowed moves enter it and the
+spec never changes. `snapshot_after` builds the snapshot a move creates once
+its hooks have all passed.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Mapping
+from typing import Any
+
+from ._errors import InvalidTransition
+from ._history import Entry, extend_history
+from ._snapshot import EMPTY, MachineSnapshot, TransitionContext
+from ._spec import MachineSpec, MovePlan
+from ._state import ImmutableState
+
+__all__ = ["begin_move", "snapshot_after"]
+
+
+def _invalid(
+    spec: MachineSpec,
+    source: str,
+    target: str | None,
+    event: str | None,
+    machine: str | None,
+    note: str = "",
+) -> InvalidTransition:
+    return InvalidTransition(
+        source,
+        target,
+        spec.allowed_targets(source),
+        event=event,
+        allowed_events=spec.allowed_events(source),
+        machine=machine,
+        note=note,
+    )
+
+
+def _resolve_move(
+    spec: MachineSpec, source: str, target: str | None, event: str | None, name: str | None
+) -> tuple[str, str | None, MovePlan]:
+    """The move a request names, checked: its target, its event and its hooks.
+
+    A move named by its target is the event that makes it, if one does: its
+    effect and event hooks run, and the history names it.
+    """
+    if event is not None:
+        ev = spec.event_for(event, source)
+        if ev is None:
+            spec.allowed_targets(source)  # an unknown state raises here
+            note = "" if spec.has_event(event) else f"there is no event named {event!r}"
+            raise _invalid(spec, source, target, event, name, note)
+        if target is not None and target != ev.target:
+            raise _invalid(
+                spec, source, target, event, name, f"event {event!r} leads to {ev.target!r}"
+            )
+        target = ev.target
+    elif target is None:
+        raise TypeError("a transition needs a target state or an event")
+    elif not spec.allows(source, target):
+        spec.allowed_targets(source)  # an unknown state raises here
+        note = "" if target in spec.states else f"{target!r} is not a state of this machine"
+        raise _invalid(spec, source, target, event, name, note)
+    else:
+        via = spec.events_between(source, target)
+        if len(via) == 1:
+            event = via[0]
+        elif via:
+            raise _invalid(
+                spec,
+                source,
+                target,
+                None,
+                name,
+                f"events {', '.join(map(repr, via))} all lead there: name one with trigger(event)",
+            )
+    return target, event, spec.plan(source, target, event)
+
+
+def begin_move(
+    spec: MachineSpec,
+    snapshot: MachineSnapshot,
+    target: str | None,
+    event: str | None,
+    payload: Mapping[str, Any] | None,
+    at: _dt.datetime,
+    machine: str | None,
+) -> tuple[TransitionContext, MovePlan]:
+    """Check the move and build its first context."""
+    source = snapshot.state
+    name = machine if machine is not None else spec.name
+    moves = spec._moves
+    key = (source, target, event)
+    move = moves.get(key)
+    if move is None:
+        # Resolved outside any ``except`` block, so that a refusal raised here
+        # carries no internal KeyError as its context.
+        move = _resolve_move(spec, source, target, event, name)
+        # Allowed moves only: a bounded table, and the spec never changes.
+        moves[key] = move
+    target, event, plan = move
+    if payload is None or isinstance(payload, ImmutableState):
+        frozen_payload = payload or EMPTY
+    else:
+        frozen_payload = ImmutableState(payload) if payload else EMPTY
+    ctx = TransitionContext(
+        source, target, event, frozen_payload, snapshot.data, snapshot.version + 1, name, at
+    )
+    return ctx, plan
+
+
+def snapshot_after(
+    spec: MachineSpec, snapshot: MachineSnapshot, ctx: TransitionContext
+) -> tuple[MachineSnapshot, Entry]:
+    """The snapshot a move whose hooks all passed creates, and its history entry
+    (in `TransitionRecord.to_tuple`'s form)."""
+    payload = ctx.payload
+    keys = tuple(sorted(payload._data)) if payload._data else ()
+    entry: Entry = (ctx.version, snapshot.state, ctx.target, ctx.event, ctx.at, keys)
+    history = extend_history(snapshot.history, entry, spec.history_limit)
+    return MachineSnapshot(ctx.target, ctx.version, ctx.data, history), entry
