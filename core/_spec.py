@@ -11,6 +11,11 @@ Hooks run in this order for one transition (see `apply_transition`)::
 
 Every hook takes one argument, a `TransitionContext`, and may be a plain
 function or a coroutine function.
+
+The parts a spec is made of (hooks, events, their checks) are in `_parts`; the
+decorators `MachineBuilder` registers hooks with are in `_decorators`. The
+builder itself stays here, beside the spec: it builds one, and
+`MachineSpec.to_builder` turns a spec back into one.
 """
 
 from __future__ import annotations
@@ -18,162 +23,25 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple, TypeVar, overload
+from typing import Any
 
+from ._decorators import Decorators
 from ._errors import MachineDefinitionError
+from ._parts import (
+    ANY,
+    Event,
+    Hook,
+    HookKind,
+    MovePlan,
+    ReadOnlyTable,
+    check_events,
+    check_hook,
+    declared_states,
+    describe,
+    parse_events,
+)
 
-__all__ = ["ANY", "Event", "Hook", "HookKind", "MachineBuilder", "MachineSpec"]
-
-HookKind = Literal["pre_transition", "guard", "exit", "enter", "after_commit"]
-HOOK_KINDS: tuple[HookKind, ...] = ("pre_transition", "guard", "exit", "enter", "after_commit")
-
-#: The source that stands for every state, in events (``"* -> cancelled"``).
-ANY = "*"
-
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def _names(value: str | Iterable[str] | None, what: str) -> frozenset[str] | None:
-    """Normalise a filter: None, one name, ``"a|b"``, or an iterable of names."""
-    if value is None:
-        return None
-    parts = [p.strip() for p in value.split("|")] if isinstance(value, str) else list(value)
-    for part in parts:
-        if not isinstance(part, str) or not part:
-            raise MachineDefinitionError(
-                f"{what} must be non-empty state or event names, got {part!r}"
-            )
-    return frozenset(parts)
-
-
-def _describe(fn: Callable[..., Any]) -> str:
-    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
-
-
-@dataclass(frozen=True, slots=True)
-class Hook:
-    """One registered hook: what it is, when it runs, and the function.
-
-    Attributes:
-        kind: ``pre_transition``, ``guard``, ``exit``, ``enter`` or ``after_commit``.
-        fn: called with a `TransitionContext`; may be a coroutine function.
-        name: shown in errors (a guard's veto names it); the function's name by default.
-        to: run only for transitions into one of these states (None: any).
-        source: run only for transitions out of one of these states (None: any).
-        event: run only for these events (None: any, including no event).
-        order: hooks of one kind run by ascending order, then registration order.
-    """
-
-    kind: HookKind
-    fn: Callable[..., Any]
-    name: str
-    to: frozenset[str] | None = None
-    source: frozenset[str] | None = None
-    event: frozenset[str] | None = None
-    order: int = 0
-
-    def __post_init__(self) -> None:
-        if self.kind not in HOOK_KINDS:
-            raise MachineDefinitionError(
-                f"unknown hook kind {self.kind!r}; use one of {', '.join(HOOK_KINDS)}"
-            )
-        if not callable(self.fn):
-            raise MachineDefinitionError(
-                f"{self.kind} hook {self.name!r} is not callable: {self.fn!r}"
-            )
-
-    @property
-    def is_async(self) -> bool:
-        """Whether the hook is a coroutine function."""
-        return inspect.iscoroutinefunction(self.fn)
-
-    def applies(self, source: str | None, target: str, event: str | None) -> bool:
-        """Whether this hook runs for the move ``source -> target`` (by ``event``)."""
-        return (
-            (self.to is None or target in self.to)
-            and (self.source is None or source in self.source)
-            and (self.event is None or event in self.event)
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """A named move from one or more source states to one target state.
-
-    Attributes:
-        name: the event's name, as passed to ``trigger(name)``.
-        sources: the states it can fire from (``ANY`` in the input means all).
-        target: the state it leads to.
-        effect: optional function run between exit and enter hooks; it may
-            return a mapping of changes to the machine's data.
-    """
-
-    name: str
-    sources: frozenset[str]
-    target: str
-    effect: Callable[..., Any] | None = None
-
-    @classmethod
-    def parse(
-        cls, name: str, definition: object, effect: Callable[..., Any] | None = None
-    ) -> Event:
-        """Build an event from ``"a|b -> c"``, ``("a|b", "c")`` or ``(["a", "b"], "c")``."""
-        if isinstance(definition, Event):
-            return definition
-        if isinstance(definition, str):
-            source_text, arrow, target = definition.partition("->")
-            if not arrow:
-                raise MachineDefinitionError(
-                    f"event {name!r}: {definition!r} is not of the form 'source -> target' "
-                    "(several sources as 'a|b')",
-                    event=name,
-                )
-            sources: object = source_text.strip()
-            target = target.strip()
-        elif isinstance(definition, (tuple, list)) and len(definition) == 2:
-            sources, target = definition
-        else:
-            raise MachineDefinitionError(
-                f"event {name!r}: expected 'source -> target' or (sources, target), "
-                f"got {definition!r}",
-                event=name,
-            )
-        if not isinstance(target, str) or not target:
-            raise MachineDefinitionError(
-                f"event {name!r}: target must be a state name, got {target!r}", event=name
-            )
-        parsed = _names(sources, f"event {name!r} sources")  # type: ignore[arg-type]
-        if not parsed:
-            raise MachineDefinitionError(f"event {name!r} has no source state", event=name)
-        return cls(name, parsed, target, effect)
-
-
-def _parse_events(events: Mapping[str, object] | Iterable[Event | str] | None) -> list[Event]:
-    if events is None:
-        return []
-    parsed: list[Event] = []
-    if isinstance(events, Mapping):
-        for name, definition in events.items():
-            if not isinstance(name, str) or not name:
-                raise MachineDefinitionError(f"event names must be non-empty str, got {name!r}")
-            parsed.append(Event.parse(name, definition))
-        return parsed
-    for item in events:
-        if isinstance(item, Event):
-            parsed.append(item)
-        elif isinstance(item, str):
-            name, colon, rest = item.partition(":")
-            if not colon:
-                raise MachineDefinitionError(
-                    f"event {item!r} is not of the form 'name: source -> target'"
-                )
-            parsed.append(Event.parse(name.strip(), rest.strip()))
-        else:
-            raise MachineDefinitionError(
-                f"cannot read an event from {item!r}; use an Event, "
-                "'name: source -> target', or a mapping"
-            )
-    return parsed
+__all__ = ["ANY", "Event", "Hook", "HookKind", "MachineBuilder", "MachineSpec", "MovePlan"]
 
 
 class MachineSpec:
@@ -244,8 +112,8 @@ class MachineSpec:
         history_limit: int = 100,
         name: str | None = None,
     ) -> None:
-        declared = self._declared_states(transitions, states)
-        event_list = _parse_events(events)
+        declared = declared_states(transitions, states)
+        event_list = parse_events(events)
         ordered = list(declared)
         if transitions is None:
             # Without a mapping, states are whatever the initial state and the
@@ -283,7 +151,7 @@ class MachineSpec:
                     )
             table[state] = listed
 
-        event_table = self._check_events(event_list, known, ordered)
+        event_table = check_events(event_list, known, ordered)
         allowed: dict[str, frozenset[str]] = {}
         events_from: dict[str, tuple[str, ...]] = {}
         events_to: dict[tuple[str, str], tuple[str, ...]] = {}
@@ -303,7 +171,7 @@ class MachineSpec:
 
         hook_list = list(hooks)
         for hook in hook_list:
-            self._check_hook(hook, known, {ev.name for ev in event_list})
+            check_hook(hook, known, {ev.name for ev in event_list})
         if (
             not isinstance(history_limit, int)
             or isinstance(history_limit, bool)
@@ -322,7 +190,7 @@ class MachineSpec:
         put = object.__setattr__
         put(self, "initial", initial)
         put(self, "states", tuple(ordered))
-        put(self, "transitions", _ReadOnlyTable(table))
+        put(self, "transitions", ReadOnlyTable(table))
         put(self, "events", tuple(event_list))
         put(self, "hooks", tuple(h for kind in by_kind.values() for h in kind))
         put(self, "history_limit", history_limit)
@@ -334,93 +202,6 @@ class MachineSpec:
         put(self, "_plans", {})
         put(self, "_moves", {})
         put(self, "_events_to", events_to)
-
-    @staticmethod
-    def _declared_states(
-        transitions: Mapping[str, Iterable[str]] | None, states: Iterable[str]
-    ) -> list[str]:
-        if transitions is not None and not isinstance(transitions, Mapping):
-            raise MachineDefinitionError(
-                "transitions must be a mapping {state: [allowed next states]}, got "
-                f"{type(transitions).__qualname__}"
-            )
-        declared: list[str] = []
-        for state in [*(transitions or {}), *states]:
-            if not isinstance(state, str) or not state or state == ANY:
-                raise MachineDefinitionError(
-                    f"state names must be non-empty str other than {ANY!r}, got {state!r}",
-                    state=str(state),
-                )
-            if state not in declared:
-                declared.append(state)
-        return declared
-
-    @staticmethod
-    def _check_events(
-        events: list[Event], known: set[str], ordered: list[str]
-    ) -> dict[tuple[str, str], Event]:
-        table: dict[tuple[str, str], Event] = {}
-        seen: set[tuple[str, frozenset[str], str]] = set()
-        for ev in events:
-            identity = (ev.name, ev.sources, ev.target)
-            if identity in seen:
-                raise MachineDefinitionError(
-                    f"duplicate event {ev.name!r}: {'|'.join(sorted(ev.sources))} -> "
-                    f"{ev.target} is defined twice",
-                    event=ev.name,
-                )
-            seen.add(identity)
-            for state in [*ev.sources, ev.target]:
-                if state != ANY and state not in known:
-                    raise MachineDefinitionError(
-                        f"event {ev.name!r} names unknown state {state!r}; states: "
-                        f"{', '.join(map(repr, ordered))}",
-                        state=state,
-                        event=ev.name,
-                    )
-            if ev.target == ANY:
-                raise MachineDefinitionError(
-                    f"event {ev.name!r} needs one target state, not {ANY!r}", event=ev.name
-                )
-            sources = ordered if ANY in ev.sources else sorted(ev.sources)
-            for source in sources:
-                other = table.get((ev.name, source))
-                if other is not None and other.target == ev.target:
-                    raise MachineDefinitionError(
-                        f"duplicate event {ev.name!r}: the move {source!r} -> {ev.target!r} "
-                        "is defined twice",
-                        state=source,
-                        event=ev.name,
-                    )
-                if other is not None:
-                    raise MachineDefinitionError(
-                        f"ambiguous event {ev.name!r}: from {source!r} it leads both to "
-                        f"{other.target!r} and to {ev.target!r}",
-                        state=source,
-                        event=ev.name,
-                    )
-                table[(ev.name, source)] = ev
-        return table
-
-    @staticmethod
-    def _check_hook(hook: Hook, known: set[str], event_names: set[str]) -> None:
-        if not isinstance(hook, Hook):
-            raise MachineDefinitionError(f"hooks must be Hook objects, got {hook!r}")
-        for label, names in (("to", hook.to), ("source", hook.source)):
-            for state in names or ():
-                if state not in known:
-                    raise MachineDefinitionError(
-                        f"{hook.kind} hook {hook.name!r} is registered on unknown state "
-                        f"{state!r} ({label}=); states: {', '.join(sorted(known))}",
-                        state=state,
-                    )
-        for ev_name in hook.event or ():
-            if ev_name not in event_names:
-                raise MachineDefinitionError(
-                    f"{hook.kind} hook {hook.name!r} is registered on unknown event "
-                    f"{ev_name!r}; events: {', '.join(sorted(event_names)) or 'none'}",
-                    event=ev_name,
-                )
 
     # -- queries ----------------------------------------------------------------
 
@@ -485,7 +266,7 @@ class MachineSpec:
             ]
             ev = self.event_for(event, source) if event is not None and source is not None else None
             if ev is not None and ev.effect is not None:
-                stages.append(("effect", _describe(ev.effect), ev.effect))
+                stages.append(("effect", describe(ev.effect), ev.effect))
             stages += [
                 ("enter", h.name, h.fn) for h in self.hooks_for("enter", source, target, event)
             ]
@@ -548,44 +329,8 @@ class MachineSpec:
         return builder
 
 
-class MovePlan(NamedTuple):
-    """The hooks of one move, by stage; see `MachineSpec.plan`."""
-
-    pre_transition: tuple[Hook, ...]
-    guards: tuple[Hook, ...]
-    #: exit hooks, the event's effect, then enter hooks: (kind, name, function)
-    stages: tuple[tuple[str, str, Callable[..., Any]], ...]
-    after_commit: tuple[Hook, ...]
-    #: whether anything runs before the commit
-    before_commit: bool
-
-
-class _ReadOnlyTable(Mapping[str, tuple[str, ...]]):
-    """A read-only view of the transitions mapping."""
-
-    __slots__ = ("_table",)
-
-    def __init__(self, table: dict[str, tuple[str, ...]]) -> None:
-        self._table = table
-
-    def __getitem__(self, key: str) -> tuple[str, ...]:
-        return self._table[key]
-
-    def __iter__(self) -> Any:
-        return iter(self._table)
-
-    def __len__(self) -> int:
-        return len(self._table)
-
-    def __repr__(self) -> str:
-        return repr(self._table)
-
-
-_Filter = str | Iterable[str] | None
-
-
 @dataclass
-class MachineBuilder:
+class MachineBuilder(Decorators):
     """Collects a machine definition and its hooks; `build` makes the `MachineSpec`.
 
     Hooks register by decorator, with or without parentheses, in the module that
@@ -624,7 +369,7 @@ class MachineBuilder:
         Raises:
             MachineDefinitionError: see `MachineSpec`.
         """
-        events = _parse_events(self.events)
+        events = parse_events(self.events)
         with_effects = [
             Event(ev.name, ev.sources, ev.target, self._effects.get(ev.name, ev.effect))
             for ev in events
@@ -643,220 +388,3 @@ class MachineBuilder:
             history_limit=self.history_limit,
             name=self.name,
         )
-
-    def _register(
-        self,
-        kind: HookKind,
-        fn_or_states: Any,
-        positional: str,
-        to: _Filter,
-        source: _Filter,
-        event: _Filter,
-        order: int,
-        name: str | None,
-    ) -> Any:
-        bare = callable(fn_or_states) and not isinstance(fn_or_states, str)
-        states = None if bare else fn_or_states
-
-        def register(fn: _F) -> _F:
-            filters = {"to": to, "source": source}
-            if states is not None:
-                filters[positional] = states
-            self._hooks.append(
-                Hook(
-                    kind,
-                    fn,
-                    name or _describe(fn),
-                    to=_names(filters["to"], f"{kind} 'to'"),
-                    source=_names(filters["source"], f"{kind} 'source'"),
-                    event=_names(event, f"{kind} 'event'"),
-                    order=order,
-                )
-            )
-            return fn
-
-        return register(fn_or_states) if bare else register
-
-    # Each decorator works bare (@b.guard) or called (@b.guard("paid", order=1)).
-    # The positional argument names states: the target for pre_transition, guard,
-    # enter and after_commit; the state being left for exit.
-
-    @overload
-    def pre_transition(self, fn: _F, /) -> _F: ...
-    @overload
-    def pre_transition(
-        self,
-        states: _Filter = None,
-        /,
-        *,
-        to: _Filter = None,
-        source: _Filter = None,
-        event: _Filter = None,
-        order: int = 0,
-        name: str | None = None,
-    ) -> Callable[[_F], _F]: ...
-    def pre_transition(
-        self,
-        fn_or_states: Any = None,
-        /,
-        *,
-        to: _Filter = None,
-        source: _Filter = None,
-        event: _Filter = None,
-        order: int = 0,
-        name: str | None = None,
-    ) -> Any:
-        """Register a hook that may enrich the payload: it returns a mapping of
-        additions, or None. Runs first, before guards."""
-        return self._register("pre_transition", fn_or_states, "to", to, source, event, order, name)
-
-    @overload
-    def guard(self, fn: _F, /) -> _F: ...
-    @overload
-    def guard(
-        self,
-        states: _Filter = None,
-        /,
-        *,
-        to: _Filter = None,
-        source: _Filter = None,
-        event: _Filter = None,
-        order: int = 0,
-        name: str | None = None,
-    ) -> Callable[[_F], _F]: ...
-    def guard(
-        self,
-        fn_or_states: Any = None,
-        /,
-        *,
-        to: _Filter = None,
-        source: _Filter = None,
-        event: _Filter = None,
-        order: int = 0,
-        name: str | None = None,
-    ) -> Any:
-        """Register a guard (validator). It vetoes by returning ``False`` or by
-        raising `Reject` with a reason; anything else lets the move go on."""
-        return self._register("guard", fn_or_states, "to", to, source, event, order, name)
-
-    validator = guard
-
-    @overload
-    def on_exit(self, fn: _F, /) -> _F: ...
-    @overload
-    def on_exit(
-        self,
-        states: _Filter = None,
-        /,
-        *,
-        to: _Filter = None,
-        source: _Filter = None,
-        event: _Filter = None,
-        order: int = 0,
-        name: str | None = None,
-    ) -> Callable[[_F], _F]: ...
-    def on_exit(
-        self,
-        fn_or_states: Any = None,
-        /,
-        *,
-        to: _Filter = None,
-        source: _Filter = None,
-        event: _Filter = None,
-        order: int = 0,
-        name: str | None = None,
-    ) -> Any:
-        """Register a hook run when leaving a state. It may return a mapping of
-        changes to the machine's data, or veto like a guard."""
-        return self._register("exit", fn_or_states, "source", to, source, event, order, name)
-
-    @overload
-    def on_enter(self, fn: _F, /) -> _F: ...
-    @overload
-    def on_enter(
-        self,
-        states: _Filter = None,
-        /,
-        *,
-        to: _Filter = None,
-        source: _Filter = None,
-        event: _Filter = None,
-        order: int = 0,
-        name: str | None = None,
-    ) -> Callable[[_F], _F]: ...
-    def on_enter(
-        self,
-        fn_or_states: Any = None,
-        /,
-        *,
-        to: _Filter = None,
-        source: _Filter = None,
-        event: _Filter = None,
-        order: int = 0,
-        name: str | None = None,
-    ) -> Any:
-        """Register a hook run when entering a state. It may return a mapping of
-        changes to the machine's data, or veto like a guard."""
-        return self._register("enter", fn_or_states, "to", to, source, event, order, name)
-
-    @overload
-    def after_commit(self, fn: _F, /) -> _F: ...
-    @overload
-    def after_commit(
-        self,
-        states: _Filter = None,
-        /,
-        *,
-        to: _Filter = None,
-        source: _Filter = None,
-        event: _Filter = None,
-        order: int = 0,
-        name: str | None = None,
-    ) -> Callable[[_F], _F]: ...
-    def after_commit(
-        self,
-        fn_or_states: Any = None,
-        /,
-        *,
-        to: _Filter = None,
-        source: _Filter = None,
-        event: _Filter = None,
-        order: int = 0,
-        name: str | None = None,
-    ) -> Any:
-        """Register a hook run once the move is committed: for side effects. It
-        cannot undo the commit; its errors are reported, not raised to the caller."""
-        return self._register("after_commit", fn_or_states, "to", to, source, event, order, name)
-
-    def event(
-        self, name: str, source: str | Iterable[str] | None = None, target: str | None = None
-    ) -> Callable[[_F], _F]:
-        """Register the effect of an event: a function run between the exit and enter
-        hooks that may return a mapping of changes to the machine's data.
-
-        With ``source`` and ``target`` the event is defined here as well;
-        without them it must already be defined in ``events``::
-
-            @cats.event("survive", "unknown", "alive")
-            def survive(ctx):
-                return {"can_meow": True}
-        """
-
-        def register(fn: _F) -> _F:
-            if source is None and target is None:
-                if name in self._effects:
-                    raise MachineDefinitionError(
-                        f"event {name!r} already has an effect", event=name
-                    )
-                self._effects[name] = fn
-            elif source is None or target is None:
-                raise MachineDefinitionError(
-                    f"event {name!r}: give both source and target, or neither", event=name
-                )
-            else:
-                sources = _names(source, f"event {name!r} sources")
-                assert sources is not None
-                self._extra_events.append(Event(name, sources, target, fn))
-            return fn
-
-        return register

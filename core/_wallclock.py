@@ -2,7 +2,7 @@
 
 Only a way to read the time: a `WallClock` is any callable returning an aware
 `datetime`; `utc_now` is the default one. Sleeping, timers and deadlines are
-the actors' business (``stateward.actors``' `SystemClock` and `ManualClock`).
+the business of the actors (their `SystemClock` and `ManualClock`).
 """
 
 from __future__ import annotations
