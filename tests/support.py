@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import struct
 import threading
 import zoneinfo
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, NamedTuple
 
-from stateward.core import FrozenDict, FrozenList, ImmutableState
+from stateward.core import (
+    CreationOutcome,
+    FrozenDict,
+    FrozenList,
+    ImmutableState,
+    MachineSnapshot,
+    MachineSpec,
+    TransitionOutcome,
+    TransitionRecord,
+    apply_transition,
+    apply_transition_async,
+)
+from stateward.core._machine import _run_here, transition_step
 
 
 class Workers:
@@ -74,3 +87,108 @@ def assert_identical(a: Any, b: Any) -> None:
             assert a.tzinfo.tzname(None) == b.tzinfo.tzname(None)
     else:
         assert a == b
+
+
+# -- transitions: every way into the algorithm, and what came out ---------------------------
+#
+# Every way into the transition algorithm, as one signature: the generated
+# plain-code path (through apply_transition with its private loop or a caller's
+# runner, and through the actors' transition_step) and the generators behind
+# apply_transition_async. Tests run each case through each of them.
+
+#: A fixed transition time, for outcomes that compare equal.
+T0 = dt.datetime(2024, 1, 1, 12, 0, tzinfo=dt.UTC)
+#: The smallest machine: one move, from "a" to "b".
+FLOW = {"a": ["b"], "b": []}
+
+
+def at_t0() -> dt.datetime:
+    """A clock stopped at `T0`."""
+    return T0
+
+
+def _via_apply(spec: MachineSpec, snap: MachineSnapshot, **kw: Any) -> TransitionOutcome:
+    return apply_transition(spec, snap, clock=at_t0, **kw)
+
+
+def _via_async(spec: MachineSpec, snap: MachineSnapshot, **kw: Any) -> TransitionOutcome:
+    return asyncio.run(apply_transition_async(spec, snap, clock=at_t0, **kw))
+
+
+def _via_runner(spec: MachineSpec, snap: MachineSnapshot, **kw: Any) -> TransitionOutcome:
+    def runner(awaitable: Awaitable[Any]) -> Any:
+        async def wait() -> Any:
+            return await awaitable
+
+        return asyncio.run(wait())
+
+    return apply_transition(spec, snap, clock=at_t0, run_async=runner, **kw)
+
+
+def _via_step(spec: MachineSpec, snap: MachineSnapshot, **kw: Any) -> TransitionOutcome:
+    target = kw.pop("target", None)
+    new, entry, ctx, after = transition_step(
+        spec, snap, target, kw.get("event"), kw.get("payload"), T0, kw.get("machine"), _run_here
+    )
+    return TransitionOutcome(snap, new, TransitionRecord(*entry), ctx, after)
+
+
+Driver = Callable[..., TransitionOutcome]
+DRIVERS: dict[str, Driver] = {
+    "apply_transition": _via_apply,
+    "apply_transition_async": _via_async,
+    "apply_transition+run_async": _via_runner,
+    "transition_step": _via_step,
+}
+#: One plain-code driver and the async one, for the slower cases.
+BOTH = ["apply_transition", "apply_transition_async"]
+
+
+class Raised(NamedTuple):
+    """An exception, described: its type, message, notes and chain, for comparison."""
+
+    type: type[BaseException]
+    message: str
+    notes: tuple[str, ...] = ()
+    cause: Raised | None = None
+    context: Raised | None = None
+    suppress_context: bool = False
+
+
+def raised(exc: BaseException | None, depth: int = 0) -> Raised | None:
+    """Describe ``exc`` and the exceptions chained to it."""
+    if exc is None:
+        return None
+    assert depth < 5, "an exception chain this long is not what these tests make"
+    return Raised(
+        type(exc),
+        str(exc),
+        tuple(getattr(exc, "__notes__", ())),
+        raised(exc.__cause__, depth + 1),
+        raised(exc.__context__, depth + 1),
+        exc.__suppress_context__,
+    )
+
+
+class Done(NamedTuple):
+    """A transition or creation that passed: where it went and what it carried."""
+
+    state: str
+    payload: dict[str, Any]
+    data: dict[str, Any]
+    payload_keys: tuple[str, ...]
+
+
+def observe(run: Callable[[], TransitionOutcome | CreationOutcome]) -> Done | Raised | None:
+    """Run ``run`` and describe what it returned or raised (any BaseException)."""
+    try:
+        outcome = run()
+    except BaseException as exc:  # KeyboardInterrupt included: it is one of the behaviours
+        return raised(exc)
+    keys = outcome.record.payload_keys if isinstance(outcome, TransitionOutcome) else ()
+    return Done(
+        outcome.snapshot.state,
+        dict(outcome.context.payload),
+        dict(outcome.context.data),
+        keys,
+    )
