@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 from stateward.actors import ConfigManager, Runtime, SQLiteStore, StateManager
-from stateward.actors import _cli as cli
+from stateward.actors.cli import _demo, _main, main
 
 
 def run(*argv: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     try:
-        code = cli.main(list(argv), out=out, err=err)
+        code = main(list(argv), out=out, err=err)
     except SystemExit as exit_:  # argparse's own usage errors and --help
         code = int(exit_.code or 0)
     return code, out.getvalue(), err.getvalue()
@@ -82,7 +82,7 @@ def test_demo_json_report(tmp_path: Path) -> None:
 def test_demo_exits_nonzero_when_a_check_fails(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli, "_check_history", lambda machine: "history was tampered with")
+    monkeypatch.setattr(_demo, "_check_history", lambda machine: "history was tampered with")
     code, out, _ = run(
         "demo",
         "--machines",
@@ -213,7 +213,7 @@ def test_every_command_has_complete_help(command: str, capsys: pytest.CaptureFix
     out = capsys.readouterr().out
     assert code == 0
     assert f"usage: stateward {command}" in out
-    for action in cli._SUBPARSERS[command]._actions:
+    for action in _main._SUBPARSERS[command]._actions:
         for option in action.option_strings:
             assert option in out
 
@@ -236,9 +236,20 @@ def test_bad_arguments_exit_2(argv: list[str]) -> None:
 
 
 def test_the_console_script_and_module_entry_points() -> None:
-    for command in (["stateward"], [sys.executable, "-m", "stateward.actors"]):
+    # The script pip installed next to this interpreter, not whichever one PATH finds.
+    script = Path(sys.executable).with_name("stateward")
+    assert script.is_file(), f"no console script at {script}: pip install -e ."
+    helps = []
+    for command in (
+        [str(script)],
+        [sys.executable, "-m", "stateward.actors.cli"],
+        [sys.executable, "-m", "stateward.actors"],
+    ):
         result = subprocess.run(
             [*command, "--help"], capture_output=True, text=True, timeout=60, check=False
         )
         assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith("usage: stateward ")
         assert "demo" in result.stdout and "inspect" in result.stdout
+        helps.append(result.stdout)
+    assert helps[0] == helps[1] == helps[2]  # one program
