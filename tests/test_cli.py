@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -153,30 +153,44 @@ def test_inspect_unknown_history_name_is_a_usage_error(filled_store: Path) -> No
     assert "usage: stateward inspect" in err and "no actor named 'nope'" in err
 
 
-FLOWS = textwrap.dedent(
-    """
-    from stateward.core import MachineBuilder
+GETTING_STARTED = Path(__file__).resolve().parent.parent / "docs" / "getting-started.md"
 
-    orders = MachineBuilder("pending", events={
-        "pay": "pending -> paid",
-        "ship": "paid -> shipped",
-        "cancel": "pending|paid -> cancelled",
-    })
-    not_a_machine = 42
-    """
-)
+
+def documented_graph() -> tuple[str, str]:
+    """The getting-started page's ``stateward graph`` section: its ``flows.py``
+    and the output it shows for ``stateward graph flows:orders``."""
+    section = GETTING_STARTED.read_text().split("## `stateward graph`\n")[1].split("\n## ")[0]
+    module = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)[0]
+    (shown,) = re.findall(
+        r"```text\n\$ stateward graph flows:orders\n(.*?)```", section, flags=re.DOTALL
+    )
+    # test_docs.py runs the block and checks its "# -> " line; drawn, the module stays quiet.
+    quiet = "".join(line for line in module.splitlines(keepends=True) if "# -> " not in line)
+    return quiet, shown
+
+
+#: The page's flows.py (one definition of the scenario), plus a name that is no machine.
+FLOWS = documented_graph()[0] + "not_a_machine = 42\n"
 
 
 @pytest.fixture
 def flows_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "demo_flows.py").write_text(FLOWS)
+    (tmp_path / "flows.py").write_text(FLOWS)
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "flows", raising=False)  # imported afresh, forgotten after
+
+
+@pytest.mark.usefixtures("flows_module")
+def test_graph_prints_what_the_getting_started_page_shows() -> None:
+    code, out, err = run("graph", "flows:orders")
+    assert (code, err) == (0, "")
+    assert out == documented_graph()[1]
 
 
 @pytest.mark.usefixtures("flows_module")
 def test_graph_mermaid_and_dot() -> None:
-    code, out, _ = run("graph", "demo_flows:orders")
+    code, out, _ = run("graph", "flows:orders")
     assert code == 0
     lines = out.splitlines()
     assert lines[0] == "stateDiagram-v2"
@@ -184,7 +198,7 @@ def test_graph_mermaid_and_dot() -> None:
     assert "    pending --> paid : pay" in lines
     assert "    paid --> cancelled : cancel" in lines
     assert "    shipped --> [*]" in lines and "    cancelled --> [*]" in lines
-    code, out, _ = run("graph", "demo_flows:orders", "--format", "dot")
+    code, out, _ = run("graph", "flows:orders", "--format", "dot")
     assert out.startswith('digraph "orders" {')
     assert '"__start__" -> "pending";' in out
     assert '"shipped" [shape=doublecircle];' in out
@@ -195,10 +209,10 @@ def test_graph_mermaid_and_dot() -> None:
 @pytest.mark.parametrize(
     ("target", "message"),
     [
-        ("demo_flows", "expected MODULE:ATTR"),
+        ("flows", "expected MODULE:ATTR"),
         ("no_such_module:x", "cannot import module 'no_such_module'"),
-        ("demo_flows:missing", "has no attribute 'missing'"),
-        ("demo_flows:not_a_machine", "is a int, not a machine definition"),
+        ("flows:missing", "has no attribute 'missing'"),
+        ("flows:not_a_machine", "is a int, not a machine definition"),
     ],
 )
 def test_graph_bad_targets_are_usage_errors(target: str, message: str) -> None:
