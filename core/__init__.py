@@ -24,6 +24,7 @@ from ._errors import (
     UninitializedStateError,
     UnknownVersionError,
 )
+from ._graph import to_dot, to_mermaid
 from ._history import History
 from ._machine import (
     CreationOutcome,
@@ -107,5 +108,7 @@ __all__ = [
     "run_after_commit",
     "run_after_commit_async",
     "thaw",
+    "to_dot",
+    "to_mermaid",
     "utc_now",
 ]

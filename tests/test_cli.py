@@ -4,21 +4,29 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from stateward.actors import ConfigManager, Runtime, SQLiteStore, StateManager
-from stateward.actors import _cli as cli
+from stateward.actors.cli import _demo, _main, main
+
+#: The checks the demo reports, in its order (its output's own words).
+DEMO_CHECKS = (
+    "every acknowledged transition is stored",
+    "no update was lost",
+    "each history is consistent with its state",
+    "restarts match the crashes injected",
+)
 
 
 def run(*argv: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     try:
-        code = cli.main(list(argv), out=out, err=err)
+        code = main(list(argv), out=out, err=err)
     except SystemExit as exit_:  # argparse's own usage errors and --help
         code = int(exit_.code or 0)
     return code, out.getvalue(), err.getvalue()
@@ -42,12 +50,7 @@ def test_demo_runs_verifies_and_reports(tmp_path: Path) -> None:
     assert code == 0, out
     assert "stateward demo: 20 order machines, 3 clients" in out
     assert "progress: " in out  # not a terminal: plain progress lines
-    for check in (
-        "every acknowledged transition is stored",
-        "no update was lost",
-        "each history is consistent with its state",
-        "restarts match the crashes injected",
-    ):
+    for check in DEMO_CHECKS:
         assert f"[ok] {check}" in out
     assert out.rstrip().endswith("all checks passed")
     assert store.exists()  # a given store is kept
@@ -70,19 +73,14 @@ def test_demo_json_report(tmp_path: Path) -> None:
     report = json.loads(out)
     assert report["ok"] is True and report["machines"] == 10
     assert report["restarts"] == report["crashes_injected"]
-    assert set(report["checks"]) == {
-        "every acknowledged transition is stored",
-        "no update was lost",
-        "each history is consistent with its state",
-        "restarts match the crashes injected",
-    }
+    assert list(report["checks"]) == list(DEMO_CHECKS)
     assert "progress: " in err
 
 
 def test_demo_exits_nonzero_when_a_check_fails(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli, "_check_history", lambda machine: "history was tampered with")
+    monkeypatch.setattr(_demo, "_check_history", lambda machine: "history was tampered with")
     code, out, _ = run(
         "demo",
         "--machines",
@@ -153,30 +151,44 @@ def test_inspect_unknown_history_name_is_a_usage_error(filled_store: Path) -> No
     assert "usage: stateward inspect" in err and "no actor named 'nope'" in err
 
 
-FLOWS = textwrap.dedent(
-    """
-    from stateward.core import MachineBuilder
+GETTING_STARTED = Path(__file__).resolve().parent.parent / "docs" / "getting-started.md"
 
-    orders = MachineBuilder("pending", events={
-        "pay": "pending -> paid",
-        "ship": "paid -> shipped",
-        "cancel": "pending|paid -> cancelled",
-    })
-    not_a_machine = 42
-    """
-)
+
+def documented_graph() -> tuple[str, str]:
+    """The getting-started page's ``stateward graph`` section: its ``flows.py``
+    and the output it shows for ``stateward graph flows:orders``."""
+    section = GETTING_STARTED.read_text().split("## `stateward graph`\n")[1].split("\n## ")[0]
+    module = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)[0]
+    (shown,) = re.findall(
+        r"```text\n\$ stateward graph flows:orders\n(.*?)```", section, flags=re.DOTALL
+    )
+    # test_docs.py runs the block and checks its "# -> " line; drawn, the module stays quiet.
+    quiet = "".join(line for line in module.splitlines(keepends=True) if "# -> " not in line)
+    return quiet, shown
+
+
+#: The page's flows.py (one definition of the scenario), plus a name that is no machine.
+FLOWS = documented_graph()[0] + "not_a_machine = 42\n"
 
 
 @pytest.fixture
 def flows_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "demo_flows.py").write_text(FLOWS)
+    (tmp_path / "flows.py").write_text(FLOWS)
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "flows", raising=False)  # imported afresh, forgotten after
+
+
+@pytest.mark.usefixtures("flows_module")
+def test_graph_prints_what_the_getting_started_page_shows() -> None:
+    code, out, err = run("graph", "flows:orders")
+    assert (code, err) == (0, "")
+    assert out == documented_graph()[1]
 
 
 @pytest.mark.usefixtures("flows_module")
 def test_graph_mermaid_and_dot() -> None:
-    code, out, _ = run("graph", "demo_flows:orders")
+    code, out, _ = run("graph", "flows:orders")
     assert code == 0
     lines = out.splitlines()
     assert lines[0] == "stateDiagram-v2"
@@ -184,7 +196,7 @@ def test_graph_mermaid_and_dot() -> None:
     assert "    pending --> paid : pay" in lines
     assert "    paid --> cancelled : cancel" in lines
     assert "    shipped --> [*]" in lines and "    cancelled --> [*]" in lines
-    code, out, _ = run("graph", "demo_flows:orders", "--format", "dot")
+    code, out, _ = run("graph", "flows:orders", "--format", "dot")
     assert out.startswith('digraph "orders" {')
     assert '"__start__" -> "pending";' in out
     assert '"shipped" [shape=doublecircle];' in out
@@ -195,10 +207,10 @@ def test_graph_mermaid_and_dot() -> None:
 @pytest.mark.parametrize(
     ("target", "message"),
     [
-        ("demo_flows", "expected MODULE:ATTR"),
+        ("flows", "expected MODULE:ATTR"),
         ("no_such_module:x", "cannot import module 'no_such_module'"),
-        ("demo_flows:missing", "has no attribute 'missing'"),
-        ("demo_flows:not_a_machine", "is a int, not a machine definition"),
+        ("flows:missing", "has no attribute 'missing'"),
+        ("flows:not_a_machine", "is a int, not a machine definition"),
     ],
 )
 def test_graph_bad_targets_are_usage_errors(target: str, message: str) -> None:
@@ -213,7 +225,7 @@ def test_every_command_has_complete_help(command: str, capsys: pytest.CaptureFix
     out = capsys.readouterr().out
     assert code == 0
     assert f"usage: stateward {command}" in out
-    for action in cli._SUBPARSERS[command]._actions:
+    for action in _main._SUBPARSERS[command]._actions:
         for option in action.option_strings:
             assert option in out
 
@@ -236,9 +248,20 @@ def test_bad_arguments_exit_2(argv: list[str]) -> None:
 
 
 def test_the_console_script_and_module_entry_points() -> None:
-    for command in (["stateward"], [sys.executable, "-m", "stateward.actors"]):
+    # The script pip installed next to this interpreter, not whichever one PATH finds.
+    script = Path(sys.executable).with_name("stateward")
+    assert script.is_file(), f"no console script at {script}: pip install -e ."
+    helps = []
+    for command in (
+        [str(script)],
+        [sys.executable, "-m", "stateward.actors.cli"],
+        [sys.executable, "-m", "stateward.actors"],
+    ):
         result = subprocess.run(
             [*command, "--help"], capture_output=True, text=True, timeout=60, check=False
         )
         assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith("usage: stateward ")
         assert "demo" in result.stdout and "inspect" in result.stdout
+        helps.append(result.stdout)
+    assert helps[0] == helps[1] == helps[2]  # one program

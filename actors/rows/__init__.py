@@ -9,6 +9,26 @@ from stepping on each other; in one process each row's transitions queue in
 one actor's mailbox.
 """
 
+# Before anything imports SQLAlchemy for real: without the extra, say which one to install.
+try:
+    import sqlalchemy as _sqlalchemy
+except ModuleNotFoundError as _missing:
+    if _missing.name != "sqlalchemy":
+        raise  # SQLAlchemy is there, something it needs is not: its own error says what
+    raise ModuleNotFoundError(
+        "stateward.actors.rows needs SQLAlchemy 2.0 or newer, which is not installed: "
+        "pip install 'stateward[sqlalchemy]' (or 'stateward[postgresql]' for the "
+        "PostgreSQL driver too)",
+        name="sqlalchemy",
+    ) from None
+if int(_sqlalchemy.__version__.split(".")[0]) < 2:
+    raise ImportError(
+        f"stateward.actors.rows needs SQLAlchemy 2.0 or newer, found "
+        f"{_sqlalchemy.__version__}: pip install 'stateward[sqlalchemy]' (or "
+        "pip install --upgrade 'sqlalchemy>=2.0')",
+        name="sqlalchemy",
+    )
+
 from ._binding import (
     AUDIT_KEY_LENGTH,
     AUDIT_TABLE,

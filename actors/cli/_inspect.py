@@ -1,0 +1,143 @@
+"""``stateward inspect``: the actors in a SQLite store, or one actor's history.
+
+The store is opened read-only, so this is safe next to a running daemon.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+from typing import Any, TextIO
+
+from stateward.actors import SQLiteStore
+from stateward.core import ConfigCodec, MachineCodec, MachineSpec, ManagerCodec, thaw
+
+from ._usage import UsageError
+
+
+def _codec_for(store: SQLiteStore, name: str, kind: str) -> Any:
+    if kind == "manager":
+        return ManagerCodec()
+    if kind == "config":
+        return ConfigCodec()
+    definition = store.definition(name)
+    spec = MachineSpec(
+        definition["initial"],
+        thaw(definition["transitions"]),
+        states=list(definition["states"]),
+        history_limit=1_000_000,
+    )
+    return MachineCodec(spec)
+
+
+def _summary(kind: str, value: Any) -> str:
+    if kind == "machine":
+        return f"state {value.state!r}"
+    if kind == "manager":
+        return "keys " + ", ".join(sorted(value.state)) if value.state else "empty"
+    return f"config {', '.join(sorted(value.config))}" if value.config else "empty config"
+
+
+def _when(epoch: float) -> str:
+    return _dt.datetime.fromtimestamp(epoch, _dt.UTC).isoformat(timespec="seconds")
+
+
+def run_inspect(args: argparse.Namespace, out: TextIO) -> int:
+    store = SQLiteStore(args.path, readonly=True)
+    try:
+        listed = store.actors()
+        if args.history is not None:
+            return _print_history(store, listed, args, out)
+        rows = []
+        for actor in listed:
+            value = store.recover(actor.name, _codec_for(store, actor.name, actor.kind))
+            rows.append(
+                {
+                    "name": actor.name,
+                    "kind": actor.kind,
+                    "version": actor.version,
+                    "current": _summary(actor.kind, value),
+                    "last_change": _when(actor.updated_at),
+                    "owner": actor.owner,
+                }
+            )
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps({"store": str(args.path), "actors": rows}, indent=2), file=out)
+        return 0
+    print(f"{len(rows)} actors in {args.path}", file=out)
+    widths = [
+        max([len(h)] + [len(str(r[k])) for r in rows])
+        for h, k in (
+            ("NAME", "name"),
+            ("KIND", "kind"),
+            ("VERSION", "version"),
+            ("CURRENT", "current"),
+        )
+    ]
+    header = ("NAME", "KIND", "VERSION", "CURRENT", "LAST CHANGE")
+    print(
+        "  ".join(h.ljust(w) for h, w in zip(header, [*widths, 0], strict=True)).rstrip(), file=out
+    )
+    for r in rows:
+        cells = (r["name"], r["kind"], str(r["version"]), r["current"], r["last_change"])
+        print(
+            "  ".join(str(c).ljust(w) for c, w in zip(cells, [*widths, 0], strict=True)).rstrip(),
+            file=out,
+        )
+    return 0
+
+
+def _print_history(
+    store: SQLiteStore, listed: list[Any], args: argparse.Namespace, out: TextIO
+) -> int:
+    found = [a for a in listed if a.name == args.history]
+    if not found:
+        names = ", ".join(a.name for a in listed[:10]) or "none"
+        raise UsageError(f"no actor named {args.history!r} in {args.path} (actors: {names})")
+    actor = found[0]
+    value = store.recover(actor.name, _codec_for(store, actor.name, actor.kind))
+    entries: list[dict[str, Any]] = []
+    if actor.kind == "machine":
+        entries = [
+            {
+                "version": r.version,
+                "from": r.from_state,
+                "to": r.to_state,
+                "event": r.event,
+                "at": r.at.isoformat() if r.at else None,
+                "payload_keys": list(r.payload_keys),
+            }
+            for r in value.history
+        ]
+    elif actor.kind == "config":
+        entries = [
+            {
+                "version": e.version,
+                "changes": thaw(e.changes),
+                "removed": list(e.removed),
+                "metadata": thaw(e.metadata),
+                "at": e.at.isoformat(),
+            }
+            for e in value.entries
+        ]
+    else:
+        entries = [{"version": value.version, "state": thaw(value.state)}]
+    if args.json:
+        print(
+            json.dumps(
+                {"name": actor.name, "kind": actor.kind, "history": entries}, indent=2, default=str
+            ),
+            file=out,
+        )
+        return 0
+    print(
+        f"{actor.kind} {actor.name!r}, version {actor.version}, {_summary(actor.kind, value)}",
+        file=out,
+    )
+    for entry in entries:
+        detail = ", ".join(f"{k}={v}" for k, v in entry.items() if k != "version")
+        print(f"  v{entry['version']}: {detail}", file=out)
+    return 0

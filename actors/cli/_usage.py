@@ -1,0 +1,7 @@
+"""The error a command raises for a bad argument that argparse cannot check."""
+
+from __future__ import annotations
+
+
+class UsageError(Exception):
+    """A bad argument: exit code 2 and the command's usage, like argparse's own."""
