@@ -37,8 +37,8 @@ from stateward.core._persist import ConfigCodec, MachineCodec, ManagerCodec
 from ._errors import ActorCrashed, StoreError
 from ._handles import StateMachine, StateManager
 from ._runtime import Runtime
-from ._stores import DURABILITY_MODES, SQLiteStore
 from ._supervisor import Supervisor
+from .stores._sqlite import DURABILITY_MODES, SQLiteStore
 
 # -- the demo's order machine ---------------------------------------------------------
 

@@ -9,7 +9,12 @@ from pathlib import Path
 import pytest
 
 PINNED = Path(__file__).with_name("public_api.txt")
-PACKAGES = ("stateward.core", "stateward.actors", "stateward.actors.rows")
+PACKAGES = (
+    "stateward.core",
+    "stateward.actors",
+    "stateward.actors.rows",
+    "stateward.actors.stores",
+)
 
 
 def _pinned() -> dict[str, list[str]]:

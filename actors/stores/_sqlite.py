@@ -35,7 +35,7 @@ from stateward.core import DecodeError, SchemaVersionError, decode, encode
 from stateward.core._codec import decode_record, encode_checked
 from stateward.core._persist import RECORD_SCHEMA, DefinitionMismatch, KindCodec, RecordUpgrades
 
-from ._errors import ActorOwned, RecoveryError, StoreOpenError, StoreWriteError
+from .._errors import ActorOwned, RecoveryError, StoreOpenError, StoreWriteError
 
 logger = logging.getLogger("stateward.actors")
 
