@@ -24,7 +24,7 @@ from ._errors import DuplicateActorName, RuntimeStopped
 from ._reply import Reply
 from ._supervisor import EVENT_KINDS, ShutdownReport, Supervisor, SupervisorEvent
 from .stores import MemoryStore, Store
-from .stores._sqlite import new_runtime_id, runtime_ended, runtime_started
+from .stores._ownership import new_runtime_id, runtime_ended, runtime_started
 
 if TYPE_CHECKING:
     from ._handles import ActorHandle

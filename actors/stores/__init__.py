@@ -15,7 +15,9 @@ the actor, and `release` the name when the actor stops for good.
 The same names are exported by `stateward.actors`.
 """
 
-from ._sqlite import MemoryStore, RecoveryReport, SQLiteStore, Store, StoredActor
+from ._memory import MemoryStore
+from ._protocol import RecoveryReport, Store, StoredActor
+from ._sqlite import SQLiteStore
 
 __all__ = [
     "MemoryStore",
