@@ -28,8 +28,8 @@ from ._errors import (
 from ._handles import ActorHandle, ConfigManager, StateMachine, StateManager
 from ._reply import Reply
 from ._runtime import Runtime, RuntimeStats, default_runtime
-from ._stores import MemoryStore, RecoveryReport, SQLiteStore, Store, StoredActor
 from ._supervisor import Backoff, ShutdownReport, Supervisor, SupervisorEvent
+from .stores import MemoryStore, RecoveryReport, SQLiteStore, Store, StoredActor
 
 _logging.getLogger("stateward").addHandler(_logging.NullHandler())
 

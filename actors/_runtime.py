@@ -22,8 +22,9 @@ from ._clock import Clock, SystemClock
 from ._context import current_cell
 from ._errors import DuplicateActorName, RuntimeStopped
 from ._reply import Reply
-from ._stores import MemoryStore, Store, new_runtime_id, runtime_ended, runtime_started
 from ._supervisor import EVENT_KINDS, ShutdownReport, Supervisor, SupervisorEvent
+from .stores import MemoryStore, Store
+from .stores._ownership import new_runtime_id, runtime_ended, runtime_started
 
 if TYPE_CHECKING:
     from ._handles import ActorHandle

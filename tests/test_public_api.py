@@ -14,6 +14,7 @@ PACKAGES = (
     "stateward.actors",
     "stateward.actors.cli",
     "stateward.actors.rows",
+    "stateward.actors.stores",
 )
 
 

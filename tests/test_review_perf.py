@@ -37,8 +37,8 @@ from stateward.actors import (
     StateManager,
     StoreWriteError,
     Supervisor,
-    _stores,
 )
+from stateward.actors.stores import _group_commit, _records
 from stateward.core import (
     FrozenDict,
     FrozenList,
@@ -478,7 +478,7 @@ def test_encode_checked_accepts_and_refuses_what_encode_does(part: Any) -> None:
 def test_every_record_a_store_writes_is_what_encode_makes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, durability: str
 ) -> None:
-    real = _stores.encode_checked
+    real = _records.encode_checked
     written: list[Any] = []
     mismatches: list[str] = []
 
@@ -504,7 +504,7 @@ def test_every_record_a_store_writes_is_what_encode_makes(
                 mismatches.append(f"different bytes for {value!r}")
         return got
 
-    monkeypatch.setattr(_stores, "encode_checked", spy)
+    monkeypatch.setattr(_records, "encode_checked", spy)
 
     class S(str, enum.Enum):
         A = "a"
@@ -718,7 +718,7 @@ class InterruptedWake:
 
 
 def entry(name: str, wake: InterruptedWake | None = None) -> Any:
-    item = _stores._Pending(name, 1, b"payload-" + name.encode(), None)
+    item = _group_commit.Pending(name, 1, b"payload-" + name.encode(), None)
     if wake is not None:
         item.wake = wake
     return item
@@ -869,7 +869,7 @@ def test_seeded_direct_committers_each_return_once_and_lose_nothing(
     def run(n: int, times: int) -> None:
         barrier.wait(WAIT)
         for v in range(1, times + 1):
-            store._write_batched(_stores._Pending(f"w{n}", v, b"p", None))
+            store._write_batched(_group_commit.Pending(f"w{n}", v, b"p", None))
             with lock:
                 returned.append(f"w{n}:{v}")
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from stateward.actors import StoreError
-from stateward.actors._stores import DURABILITY_MODES
+from stateward.actors.stores._sqlite import DURABILITY_MODES
 from stateward.core import StatewardError
 
 from ._demo import run_demo

@@ -1,0 +1,65 @@
+"""The memory store: each actor's last committed snapshot, kept as the value itself."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from stateward.core._persist import DefinitionMismatch, KindCodec
+
+from .._errors import ActorOwned
+from ._ownership import runtime_is_live
+
+
+class MemoryStore:
+    """Keeps each actor's last committed snapshot in memory, as the value itself.
+
+    A supervisor restart starts from it, and a new handle with the name of a
+    stopped actor picks up where that one stopped. Nothing survives the process.
+    """
+
+    durability = "memory"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._latest: dict[str, Any] = {}
+        self._kinds: dict[str, str] = {}
+        self._owners: dict[str, str] = {}
+
+    def claim(self, name: str, codec: KindCodec, runtime_id: str) -> Any | None:
+        with self._lock:
+            owner = self._owners.get(name)
+            if owner is not None and owner != runtime_id and runtime_is_live(owner):
+                raise ActorOwned(name, f"runtime {owner} in this process")
+            kind = self._kinds.get(name)
+            if kind is not None and kind != codec.kind:
+                raise DefinitionMismatch(name, f"it was stored as a {kind}, not a {codec.kind}")
+            self._owners[name] = runtime_id
+            stored = self._latest.get(name)
+        if stored is None:
+            return None
+        return codec.from_document(name, codec.document(stored))
+
+    def create(self, name: str, codec: KindCodec, snapshot: Any) -> None:
+        with self._lock:
+            self._latest[name] = snapshot
+            self._kinds[name] = codec.kind
+
+    def commit(self, name: str, codec: KindCodec, old: Any, new: Any) -> None:
+        self._latest[name] = new
+
+    def recover(self, name: str, codec: KindCodec) -> Any:
+        return self._latest[name]
+
+    def release(self, name: str, runtime_id: str) -> None:
+        with self._lock:
+            if self._owners.get(name) == runtime_id:
+                del self._owners[name]
+
+    def close(self) -> None:
+        pass
+
+    def names(self) -> list[str]:
+        """The names stored here."""
+        with self._lock:
+            return sorted(self._latest)
