@@ -290,25 +290,48 @@ class SQLiteStore(GroupCommit):
             self._writer.start()
 
     def _snapshot_loop(self) -> None:
+        failed = False  # after a failed write, the next try waits a whole interval
         while True:
             with self._cond:
                 due = time.monotonic() + self.snapshot_interval
                 while not self._closed:
-                    if any(n >= self.snapshot_every for _, _, n in self._dirty.values()):
+                    if not failed and any(
+                        n >= self.snapshot_every for _, _, n in self._dirty.values()
+                    ):
                         break
                     remaining = due - time.monotonic()
                     if remaining <= 0:
                         break
                     self._cond.wait(remaining)
-                dirty, self._dirty = self._dirty, {}
+                # A copy: what is taken stays on the unsaved list until it is
+                # written, so a recovery meanwhile finds it there (and writes
+                # it itself) instead of reading an older snapshot.
+                dirty = dict(self._dirty)
                 closing = self._closed
             if dirty:
                 try:
                     self._write_snapshots(dirty)
                 except StoreWriteError as exc:
-                    logger.error("%s", exc)
+                    logger.error("%s", exc)  # kept unsaved: the next write tries again
+                    failed = True
+                else:
+                    self._saved(dirty)
+                    failed = False
             if closing:
                 return
+
+    def _saved(self, written: dict[str, tuple[KindCodec, Any, int]]) -> None:
+        """Take what was written off the unsaved list; a newer snapshot of the
+        same actor stays, counting only the commits made since."""
+        with self._cond:
+            for name, (_, snapshot, count) in written.items():
+                entry = self._dirty.get(name)
+                if entry is None:
+                    continue
+                if entry[1] is snapshot:
+                    del self._dirty[name]
+                else:
+                    self._dirty[name] = (entry[0], entry[1], max(entry[2] - count, 1))
 
     def _write_snapshots(self, dirty: dict[str, tuple[KindCodec, Any, int]]) -> None:
         now = time.time()
@@ -370,9 +393,10 @@ class SQLiteStore(GroupCommit):
 
     def _flush_dirty(self, name: str) -> None:
         with self._cond:
-            entry = self._dirty.pop(name, None)
+            entry = self._dirty.get(name)
         if entry is not None:
             self._write_snapshots({name: entry})
+            self._saved({name: entry})
 
     def recovery_report(self, name: str) -> RecoveryReport | None:
         """What the last recovery of ``name`` found, if it was recovered."""
