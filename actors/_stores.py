@@ -975,9 +975,24 @@ class SQLiteStore:
                 try:
                     self._write_snapshots(dirty)
                 except StoreWriteError as exc:
-                    logger.error("%s", exc)
+                    self._keep_unsaved(dirty)
+                    logger.error(
+                        "could not save the snapshot of actor %r: %s. It is kept and "
+                        "written again in %s s, or when the store closes",
+                        exc.actor,
+                        exc.problem,
+                        self.snapshot_interval,
+                    )
             if closing:
                 return
+
+    def _keep_unsaved(self, dirty: dict[str, tuple[KindCodec, Any, int]]) -> None:
+        """Put back snapshots whose write failed, unless a newer one is waiting:
+        they are written by the next round (after ``snapshot_interval``, as their
+        count starts again at 0) or when the store closes."""
+        with self._cond:
+            for name, (codec, snapshot, _) in dirty.items():
+                self._dirty.setdefault(name, (codec, snapshot, 0))
 
     def _write_snapshots(self, dirty: dict[str, tuple[KindCodec, Any, int]]) -> None:
         now = time.time()
@@ -1089,7 +1104,11 @@ class SQLiteStore:
         with self._cond:
             entry = self._dirty.pop(name, None)
         if entry is not None:
-            self._write_snapshots({name: entry})
+            try:
+                self._write_snapshots({name: entry})
+            except StoreWriteError:
+                self._keep_unsaved({name: entry})  # the writer tries again
+                raise
 
     def recovery_report(self, name: str) -> RecoveryReport | None:
         """What the last recovery of ``name`` found, if it was recovered."""
