@@ -129,8 +129,10 @@ class ShutdownReport:
             answered with `ActorStopped`), its queued requests were answered
             with `ActorStopped`, and its daemon thread is left to end on its
             own.
-        crashed: actors that crashed while stopping. They were not restarted;
-            the requests still queued were answered with `ActorStopped`.
+        crashed: actors that crashed while stopping, or crashed before and
+            still waited for a delayed restart (with requests queued). They
+            were not restarted; the requests still queued were answered with
+            `ActorStopped`.
     """
 
     name: str
@@ -610,6 +612,10 @@ class Supervisor:
         for child in reversed(children):
             if child.pending is not None:
                 child.pending.cancel()
+                if not child.is_supervisor and child.target.mailbox.queue:
+                    # Crashed, and now never restarted: what it has queued is refused.
+                    with self._lock:
+                        self._crashed_in_stop.append(child.name)
             if child.is_supervisor:
                 child.target._ask_to_stop(reason, terminal=terminal)
             else:
