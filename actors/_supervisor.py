@@ -37,6 +37,7 @@ from __future__ import annotations
 import collections
 import itertools
 import logging
+import math
 import random
 import threading
 import time
@@ -243,8 +244,10 @@ class Supervisor:
             raise ValueError(f"max_restarts must be an int >= 0, got {max_restarts!r}")
         if not within > 0:
             raise ValueError(f"within must be > 0 seconds, got {within!r}")
-        if not shutdown_timeout >= 0:
-            raise ValueError(f"shutdown_timeout must be >= 0 seconds, got {shutdown_timeout!r}")
+        if not 0 <= shutdown_timeout < math.inf:
+            raise ValueError(
+                f"shutdown_timeout must be >= 0 seconds, got {shutdown_timeout!r}; and finite"
+            )
         if runtime is None:
             runtime = parent.runtime if parent is not None else current_runtime()
         self.runtime: Runtime = runtime
@@ -591,8 +594,11 @@ class Supervisor:
         self, timeout: float | None, reason: str, *, terminal: bool = True
     ) -> ShutdownReport:
         budget = self.shutdown_timeout if timeout is None else timeout
-        if not budget >= 0:
-            raise ValueError(f"stop timeout must be >= 0 seconds, got {budget!r}")
+        if not 0 <= budget < math.inf:
+            raise ValueError(
+                f"stop timeout must be >= 0 seconds, got {budget!r}; and finite: "
+                "nothing waits forever"
+            )
         started = time.monotonic()
         self._ask_to_stop(reason, terminal=terminal)
         abandoned, crashed = self._await_stop(started + budget, reason, budget)

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from stateward.actors import Runtime, StateManager
+from stateward.actors import Runtime, StateManager, Supervisor
 from stateward.core import ArgumentTypeError, ArgumentValueError, ImmutableState
 
 HUGE = [1e300, 10**30]
@@ -118,3 +118,12 @@ def test_a_reply_refuses_a_timeout_it_cannot_keep_without_waiting(
 def test_a_reply_timeout_of_the_wrong_type_is_refused(counter: StateManager) -> None:
     with pytest.raises(ArgumentTypeError, match="timeout"):
         counter.request_update({"n": 1}).result("5")  # type: ignore[arg-type]
+
+
+def test_an_endless_supervisor_shutdown_timeout_is_refused_when_it_is_made() -> None:
+    runtime = Runtime("supervised")
+    try:
+        with pytest.raises(ValueError, match="shutdown_timeout"):
+            Supervisor("endless", runtime=runtime, shutdown_timeout=math.inf)
+    finally:
+        runtime.shutdown(5)

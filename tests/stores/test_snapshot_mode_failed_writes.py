@@ -40,12 +40,16 @@ class _Failures(logging.Handler):
 def _saved_version(path: Path, name: str) -> int | None:
     db = sqlite3.connect(path)
     try:
-        return db.execute("SELECT max(version) FROM snapshots WHERE name = ?", (name,)).fetchone()[0]
+        return db.execute("SELECT max(version) FROM snapshots WHERE name = ?", (name,)).fetchone()[
+            0
+        ]
     finally:
         db.close()
 
 
-def _refused_snapshot_write(tmp_path: Path) -> tuple[Path, Runtime, StateManager, sqlite3.Connection]:
+def _refused_snapshot_write(
+    tmp_path: Path,
+) -> tuple[Path, Runtime, StateManager, sqlite3.Connection]:
     """A runtime whose last acknowledged update's snapshot write was refused."""
     path = tmp_path / "snap.db"
     store = SQLiteStore(path, durability="snapshot", snapshot_every=1, snapshot_interval=0.05)
@@ -80,7 +84,7 @@ def test_a_refused_snapshot_is_written_once_the_store_can_write_again(tmp_path: 
 
 
 def test_a_refused_snapshot_is_saved_by_a_clean_shutdown(tmp_path: Path) -> None:
-    path, runtime, counter, db = _refused_snapshot_write(tmp_path)
+    path, runtime, _, db = _refused_snapshot_write(tmp_path)
     db.execute("DROP TRIGGER refuse_snapshot")
     db.commit()
     db.close()
