@@ -393,6 +393,8 @@ class SQLiteStore:
         # Snapshot mode: the newest unsaved snapshot of each actor.
         self._dirty: dict[str, tuple[KindCodec, Any, int]] = {}
         self._cond = threading.Condition(threading.Lock())
+        # Snapshot mode: held from taking unsaved snapshots until they are written.
+        self._saving = threading.Lock()
         self._leading = False
         self._writer: threading.Thread | None = None
 
@@ -974,20 +976,24 @@ class SQLiteStore:
                     if remaining <= 0:
                         break
                     self._cond.wait(remaining)
-                dirty, self._dirty = self._dirty, {}
-                closing = self._closed
-            if dirty:
-                try:
-                    self._write_snapshots(dirty)
-                except StoreWriteError as exc:
-                    self._keep_unsaved(dirty)
-                    logger.error(
-                        "could not save the snapshot of actor %r: %s. It is kept and "
-                        "written again in %s s, or when the store closes",
-                        exc.actor,
-                        exc.problem,
-                        self.snapshot_interval,
-                    )
+            # Held until what is taken is written: a recovery (`_flush_dirty`)
+            # waits for it rather than read the store without it.
+            with self._saving:
+                with self._cond:
+                    dirty, self._dirty = self._dirty, {}
+                    closing = self._closed
+                if dirty:
+                    try:
+                        self._write_snapshots(dirty)
+                    except StoreWriteError as exc:
+                        self._keep_unsaved(dirty)
+                        logger.error(
+                            "could not save the snapshot of actor %r: %s. It is kept and "
+                            "written again in %s s, or when the store closes",
+                            exc.actor,
+                            exc.problem,
+                            self.snapshot_interval,
+                        )
             if closing:
                 return
 
@@ -1106,14 +1112,15 @@ class SQLiteStore:
         return snapshot
 
     def _flush_dirty(self, name: str) -> None:
-        with self._cond:
-            entry = self._dirty.pop(name, None)
-        if entry is not None:
-            try:
-                self._write_snapshots({name: entry})
-            except StoreWriteError:
-                self._keep_unsaved({name: entry})  # the writer tries again
-                raise
+        with self._saving:  # after a write of the writer thread that took it
+            with self._cond:
+                entry = self._dirty.pop(name, None)
+            if entry is not None:
+                try:
+                    self._write_snapshots({name: entry})
+                except StoreWriteError:
+                    self._keep_unsaved({name: entry})  # the writer tries again
+                    raise
 
     def recovery_report(self, name: str) -> RecoveryReport | None:
         """What the last recovery of ``name`` found, if it was recovered."""
