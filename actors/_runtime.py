@@ -170,6 +170,11 @@ class Runtime:
                 f"default_timeout must be > 0 seconds, got {default_timeout!r}; and finite: "
                 "nothing waits forever"
             )
+        if getattr(store, "readonly", False):
+            raise ValueError(
+                f"store {getattr(store, 'path', store)!s} was opened with readonly=True: it can "
+                "be read (stateward inspect) but cannot run actors; open it without readonly=True"
+            )
         self.name = name or f"runtime-{next(_names)}"
         self.default_timeout = float(default_timeout)
         self.error_handler = error_handler
