@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from stateward.core import utc_now
+from stateward.core._arguments import check_callable
 from stateward.core._machine import Clock as WallClock
 
 from ._cell import ActorStats, Cell, ErrorReport, logger, stop_operation
@@ -298,6 +299,7 @@ class Runtime:
 
     def subscribe(self, fn: Callable[[SupervisorEvent], Any]) -> None:
         """Call ``fn(event)`` for every `SupervisorEvent` of every supervisor here."""
+        check_callable(fn, "Runtime.subscribe", "fn")
         with self._lock:
             self._subscribers.append(fn)
 

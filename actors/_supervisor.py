@@ -45,6 +45,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from stateward.core._arguments import check_callable
+
 from ._clock import Cancel, Clock
 from ._errors import ShutdownIncomplete, SupervisorGaveUp
 
@@ -295,6 +297,7 @@ class Supervisor:
         It runs on the thread where the event happened (an actor's thread, a
         timer thread, or a caller's), never under the supervisor's lock.
         """
+        check_callable(fn, "Supervisor.subscribe", "fn")
         with self._lock:
             self._subscribers.append(fn)
 
