@@ -504,10 +504,11 @@ class Cell:
     def wait_stopped(self, deadline: float) -> bool:
         """Wait until the actor has stopped and its thread ended, at the latest
         until ``deadline`` (on `time.monotonic`). True if it stopped."""
-        self.stopped.wait(max(0.0, deadline - time.monotonic()))
+        longest = threading.TIMEOUT_MAX  # a deadline of 1e300 s: wait that long
+        self.stopped.wait(min(longest, max(0.0, deadline - time.monotonic())))
         thread = self.thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join(max(0.0, deadline - time.monotonic()))
+            thread.join(min(longest, max(0.0, deadline - time.monotonic())))
         return self.stopped.is_set()
 
     def stop(self, reason: str, timeout: float, *, wait: bool, terminal: bool = True) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from stateward.core import (
+    ArgumentValueError,
     ConfigChange,
     ConfigDiff,
     ConfigHistory,
@@ -197,8 +198,7 @@ class ActorHandle:
         (logged, counted, passed to the runtime's error handler); they never
         undo the commit.
         """
-        if not callable(fn):
-            raise TypeError(f"an observer must be callable, got {fn!r}")
+        check_callable(fn, self._where("add_observer"), "fn")
         with self._cell.observer_lock:
             self._cell.observers = (*self._cell.observers, fn)
 
@@ -206,14 +206,20 @@ class ActorHandle:
         """Stop calling ``fn``.
 
         Raises:
-            ValueError: ``fn`` is not registered.
+            ArgumentValueError: ``fn`` is not registered (a ValueError).
         """
         with self._cell.observer_lock:
             observers = list(self._cell.observers)
             try:
                 observers.remove(fn)
             except ValueError:
-                raise ValueError(f"{fn!r} is not an observer of {self.name!r}") from None
+                raise ArgumentValueError(
+                    self._where("remove_observer"),
+                    "fn",
+                    "an observer added to it",
+                    fn,
+                    f"That one is not an observer of {self.name!r}: pass what add_observer got",
+                ) from None
             self._cell.observers = tuple(observers)
 
     # -- stopping ------------------------------------------------------------------------
@@ -410,6 +416,7 @@ class StateMachine(ActorHandle):
     def can_transition(self, target: str) -> bool:
         """Whether the definition allows moving from the current state to
         ``target``. Guards are not run: a guard may still veto."""
+        target = check_name(target, self._where("can_transition"), "target")
         return self._spec.allows(self.snapshot.state, target)
 
     # -- writes ------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from stateward.core import ImmutableState
+from stateward.core._arguments import check_timeout
 
 from ._context import current_cell
 from ._errors import ActorTimeout, SelfCallError
@@ -142,7 +143,12 @@ class Reply(Generic[T]):
         if self._status != _PENDING:
             return
         self._refuse_self_wait()
-        seconds = self._cell.default_timeout if timeout is None else timeout
+        if timeout is not None:
+            check_timeout(timeout, "Reply.result", outcome=_NOT_WAITED)
+        # A wait longer than a lock can time (1e300 s) waits as long as it can.
+        seconds = min(
+            self._cell.default_timeout if timeout is None else timeout, threading.TIMEOUT_MAX
+        )
         done = self._done
         if done is None:
             fresh = threading.Lock()
@@ -222,6 +228,8 @@ class Reply(Generic[T]):
                     pass
 
             self.add_done_callback(wake)
+            if timeout is not None:
+                check_timeout(timeout, "Reply.wait", outcome=_NOT_WAITED)
             seconds = self._cell.default_timeout if timeout is None else timeout
             try:
                 await asyncio.wait_for(asyncio.shield(waiter), seconds)
@@ -234,6 +242,10 @@ class Reply(Generic[T]):
     def __repr__(self) -> str:
         state = {_PENDING: "pending", _RESULT: "done", _ERROR: "failed"}[self._status]
         return f"<Reply {self.describe()} to {self._cell.name!r}: {state}>"
+
+
+#: What a refused timeout of a reply left undone: only the wait.
+_NOT_WAITED = "nothing waited (the request itself was sent, and is answered as usual)"
 
 
 def _resolve(waiter: asyncio.Future[None]) -> None:

@@ -8,6 +8,7 @@ import collections
 import concurrent.futures
 import contextvars
 import itertools
+import math
 import threading
 import time
 import weakref
@@ -15,6 +16,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from stateward.core import utc_now
+from stateward.core._arguments import check_callable
 from stateward.core._machine import WallClock
 
 from ._cell import ActorStats, Cell, ErrorReport, logger, stop_operation
@@ -95,11 +97,13 @@ class _AsyncHost:
                 await asyncio.wait(tasks, timeout=max(0.0, deadline - time.monotonic()))
 
         try:
-            asyncio.run_coroutine_threadsafe(cancel_all(), self.loop).result(timeout)
+            asyncio.run_coroutine_threadsafe(cancel_all(), self.loop).result(
+                min(timeout, threading.TIMEOUT_MAX)
+            )
         except Exception:  # timed out, or the loop is gone: stop it all the same
             pass
         self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(max(0.0, deadline - time.monotonic()))
+        self.thread.join(min(threading.TIMEOUT_MAX, max(0.0, deadline - time.monotonic())))
 
 
 class Runtime:
@@ -163,8 +167,16 @@ class Runtime:
         max_restarts: int = 3,
         within: float = 5.0,
     ) -> None:
-        if not default_timeout > 0:
-            raise ValueError(f"default_timeout must be > 0 seconds, got {default_timeout!r}")
+        if not 0 < default_timeout < math.inf:
+            raise ValueError(
+                f"default_timeout must be > 0 seconds, got {default_timeout!r}; and finite: "
+                "nothing waits forever"
+            )
+        if getattr(store, "readonly", False):
+            raise ValueError(
+                f"store {getattr(store, 'path', store)!s} was opened with readonly=True: it can "
+                "be read (stateward inspect) but cannot run actors; open it without readonly=True"
+            )
         self.name = name or f"runtime-{next(_names)}"
         self.default_timeout = float(default_timeout)
         self.error_handler = error_handler
@@ -288,6 +300,7 @@ class Runtime:
 
     def subscribe(self, fn: Callable[[SupervisorEvent], Any]) -> None:
         """Call ``fn(event)`` for every `SupervisorEvent` of every supervisor here."""
+        check_callable(fn, "Runtime.subscribe", "fn")
         with self._lock:
             self._subscribers.append(fn)
 
@@ -388,8 +401,11 @@ class Runtime:
         logged as an error); ``report.check()`` raises `ShutdownIncomplete`
         if there were any. Calling it again returns a clean, empty report.
         """
-        if not timeout >= 0:
-            raise ValueError(f"shutdown timeout must be >= 0 seconds, got {timeout!r}")
+        if not 0 <= timeout < math.inf:
+            raise ValueError(
+                f"shutdown timeout must be >= 0 seconds, got {timeout!r}; and finite: "
+                "nothing waits forever"
+            )
         started = time.monotonic()
         deadline = started + timeout
         reason = f"runtime {self.name!r} shut down"

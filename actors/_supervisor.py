@@ -37,12 +37,15 @@ from __future__ import annotations
 import collections
 import itertools
 import logging
+import math
 import random
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from stateward.core._arguments import check_callable
 
 from ._clock import Cancel, Clock
 from ._errors import ShutdownIncomplete, SupervisorGaveUp
@@ -129,8 +132,10 @@ class ShutdownReport:
             answered with `ActorStopped`), its queued requests were answered
             with `ActorStopped`, and its daemon thread is left to end on its
             own.
-        crashed: actors that crashed while stopping. They were not restarted;
-            the requests still queued were answered with `ActorStopped`.
+        crashed: actors that crashed while stopping, or crashed before and
+            still waited for a delayed restart (with requests queued). They
+            were not restarted; the requests still queued were answered with
+            `ActorStopped`.
     """
 
     name: str
@@ -241,8 +246,10 @@ class Supervisor:
             raise ValueError(f"max_restarts must be an int >= 0, got {max_restarts!r}")
         if not within > 0:
             raise ValueError(f"within must be > 0 seconds, got {within!r}")
-        if not shutdown_timeout >= 0:
-            raise ValueError(f"shutdown_timeout must be >= 0 seconds, got {shutdown_timeout!r}")
+        if not 0 <= shutdown_timeout < math.inf:
+            raise ValueError(
+                f"shutdown_timeout must be >= 0 seconds, got {shutdown_timeout!r}; and finite"
+            )
         if runtime is None:
             runtime = parent.runtime if parent is not None else current_runtime()
         self.runtime: Runtime = runtime
@@ -290,6 +297,7 @@ class Supervisor:
         It runs on the thread where the event happened (an actor's thread, a
         timer thread, or a caller's), never under the supervisor's lock.
         """
+        check_callable(fn, "Supervisor.subscribe", "fn")
         with self._lock:
             self._subscribers.append(fn)
 
@@ -589,8 +597,11 @@ class Supervisor:
         self, timeout: float | None, reason: str, *, terminal: bool = True
     ) -> ShutdownReport:
         budget = self.shutdown_timeout if timeout is None else timeout
-        if not budget >= 0:
-            raise ValueError(f"stop timeout must be >= 0 seconds, got {budget!r}")
+        if not 0 <= budget < math.inf:
+            raise ValueError(
+                f"stop timeout must be >= 0 seconds, got {budget!r}; and finite: "
+                "nothing waits forever"
+            )
         started = time.monotonic()
         self._ask_to_stop(reason, terminal=terminal)
         abandoned, crashed = self._await_stop(started + budget, reason, budget)
@@ -610,6 +621,10 @@ class Supervisor:
         for child in reversed(children):
             if child.pending is not None:
                 child.pending.cancel()
+                if not child.is_supervisor and child.target.mailbox.queue:
+                    # Crashed, and now never restarted: what it has queued is refused.
+                    with self._lock:
+                        self._crashed_in_stop.append(child.name)
             if child.is_supervisor:
                 child.target._ask_to_stop(reason, terminal=terminal)
             else:

@@ -114,12 +114,15 @@ def check_callable(value: Any, call: str, argument: str) -> Callable[..., Any]:
     return value  # type: ignore[no-any-return]
 
 
-def check_timeout(value: Any, call: str) -> float | None:
-    """A ``timeout=``: None (the default), or a finite number of seconds >= 0."""
+def check_timeout(value: Any, call: str, *, outcome: str = "nothing was sent") -> float | None:
+    """A ``timeout=``: None (the default), or a finite number of seconds >= 0.
+    ``outcome`` says what the refusal left undone (see `InvalidArgument`)."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ArgumentTypeError(call, "timeout", "a number of seconds, or None", value)
+        raise ArgumentTypeError(
+            call, "timeout", "a number of seconds, or None", value, outcome=outcome
+        )
     if not (value >= 0 and math.isfinite(value)):
         raise ArgumentValueError(
             call,
@@ -127,5 +130,6 @@ def check_timeout(value: Any, call: str) -> float | None:
             "a finite number of seconds >= 0",
             value,
             "Nothing waits forever here: pass a finite timeout",
+            outcome=outcome,
         )
     return float(value)

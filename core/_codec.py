@@ -471,9 +471,10 @@ def _format_tables() -> tuple[list[int], list[int], list[int]]:
 _SIZED, _ARRAY, _MAP, _FIXEXT, _EXT, _BAD = range(6)
 _SKIP, _KIND, _SIZE = _format_tables()
 
-# What an open frame is: a container that counts a level, an ext container (its
-# body's array or map adds nothing), a datetime ext, or an array inside one.
-_LEVEL, _IN_EXT, _DATETIME, _IN_DATETIME = range(4)
+# What an open frame is: a container that counts a level (a map is told apart:
+# its keys must be str, as encode writes them), an ext container (its body's
+# array or map adds nothing), a datetime ext, or an array inside one.
+_LEVEL, _IN_EXT, _DATETIME, _IN_DATETIME, _MAP_LEVEL = range(5)
 
 
 def _scan(body: bytes, limit: int) -> int:
@@ -496,6 +497,12 @@ def _scan(body: bytes, limit: int) -> int:
             if left:
                 left -= 1
                 first = body[pos]
+                if (
+                    frame == _MAP_LEVEL
+                    and left & 1
+                    and not (0xA0 <= first <= 0xBF or 0xD9 <= first <= 0xDB)
+                ):
+                    raise DecodeError(f"payload body is not valid: a map key at {pos} is not a str")
                 skip = skip_of[first]
                 if skip:
                     pos += skip
@@ -523,7 +530,7 @@ def _scan(body: bytes, limit: int) -> int:
                         continue
                     # The array or map that is an ext container's body is the ext's level.
                     counted = 0 if frame == _IN_EXT else 1
-                    left, frame = items, _LEVEL
+                    left, frame = items, _MAP_LEVEL if kind == _MAP else _LEVEL
                     depth += counted
                     if depth > limit:
                         raise _nests_too_deep(limit)

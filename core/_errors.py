@@ -322,7 +322,14 @@ class InvalidArgument(StatewardError):
     """
 
     def __init__(
-        self, call: str, argument: str, expected: str, value: object, fix: str = ""
+        self,
+        call: str,
+        argument: str,
+        expected: str,
+        value: object,
+        fix: str = "",
+        *,
+        outcome: str = "nothing was sent",
     ) -> None:
         self.call = call
         self.argument = argument
@@ -331,7 +338,7 @@ class InvalidArgument(StatewardError):
         self.fix = fix
         text = (
             f"{call}(): {argument!r} must be {expected} "
-            f"(got {_shown(value)}, of type {type(value).__qualname__}); nothing was sent"
+            f"(got {_shown(value)}, of type {type(value).__qualname__}); {outcome}"
         )
         super().__init__(f"{text}. {fix}" if fix else text)
 

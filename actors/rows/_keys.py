@@ -46,7 +46,8 @@ def normalize_key(column: sa.Column[Any], key: Any, dialect: str, call: str) -> 
     - integer columns: an ``int`` within the column's range on this database;
       a float or Decimal with an integral value is that int (``1.0`` -> ``1``);
       ``1.5``, text (``"1"``) and bools are refused.
-    - text columns: a ``str`` (a subclass is read as its text); nothing else.
+    - text columns: a ``str`` (a subclass is read as its text) of UTF-8 text
+      without NUL; nothing else.
     - UUID columns: a ``uuid.UUID``, or its text form.
     - other typed columns: an instance of the column's Python type.
     - columns whose type does not say: the key as given.
@@ -62,7 +63,7 @@ def normalize_key(column: sa.Column[Any], key: Any, dialect: str, call: str) -> 
         return _int_key(column, key, dialect, call)
     if kind is str:
         if isinstance(key, str):
-            return str.__str__(key)
+            return _text_key(column, str.__str__(key), call)
         raise InvalidRowKey(call, *_where(column), "a str", key)
     if kind is uuid.UUID and isinstance(key, str):
         try:
@@ -72,6 +73,24 @@ def normalize_key(column: sa.Column[Any], key: Any, dialect: str, call: str) -> 
     if isinstance(key, kind):
         return key
     raise InvalidRowKey(call, *_where(column), _expected(kind), key)
+
+
+def _text_key(column: sa.Column[Any], key: str, call: str) -> str:
+    """``key`` if every database can hold it: UTF-8 text (no lone surrogate)
+    without NUL, which PostgreSQL's text cannot hold."""
+    if "\x00" in key or not (key.isascii() or _is_utf8(key)):
+        raise InvalidRowKey(
+            call, *_where(column), "a str of UTF-8 text without NUL characters", key
+        )
+    return key
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _where(column: sa.Column[Any]) -> tuple[str, str]:

@@ -109,8 +109,13 @@ class SQLiteStore(GroupCommit):
             )
         if not isinstance(snapshot_every, int) or snapshot_every < 1:
             raise ValueError(f"snapshot_every must be an int >= 1, got {snapshot_every!r}")
-        if not snapshot_interval > 0:
-            raise ValueError(f"snapshot_interval must be > 0 seconds, got {snapshot_interval!r}")
+        if not 0 < snapshot_interval <= threading.TIMEOUT_MAX:
+            raise ValueError(
+                f"snapshot_interval must be > 0 and at most {threading.TIMEOUT_MAX:g} seconds, "
+                f"got {snapshot_interval!r}"
+            )
+        if not busy_timeout >= 0:
+            raise ValueError(f"busy_timeout must be >= 0 seconds, got {busy_timeout!r}")
         if not isinstance(keep_snapshots, int) or keep_snapshots < 1:
             raise ValueError(f"keep_snapshots must be an int >= 1, got {keep_snapshots!r}")
         self.path = Path(path)
@@ -312,7 +317,13 @@ class SQLiteStore(GroupCommit):
                 try:
                     self._write_snapshots(dirty)
                 except StoreWriteError as exc:
-                    logger.error("%s", exc)  # kept unsaved: the next write tries again
+                    logger.error(
+                        "could not save the snapshot of actor %r: %s. It is kept and "
+                        "written again in %s s, or when the store closes",
+                        exc.actor,
+                        exc.problem,
+                        self.snapshot_interval,
+                    )
                     failed = True
                 else:
                     self._saved(dirty)
