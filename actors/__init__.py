@@ -7,10 +7,10 @@ actor handles one at a time, from any thread or awaited from asyncio.
 
 import logging as _logging
 
-from ._cell import ActorStats, ErrorReport
 from ._clock import ManualClock, SystemClock
 from ._errors import (
     ActorCrashed,
+    ActorNotFound,
     ActorOwned,
     ActorStopped,
     ActorTimeout,
@@ -24,18 +24,22 @@ from ._errors import (
     StoreOpenError,
     StoreWriteError,
     SupervisorGaveUp,
+    SupervisorStopped,
 )
 from ._handles import ActorHandle, ConfigManager, StateMachine, StateManager
 from ._reply import Reply
 from ._runtime import Runtime, RuntimeStats, default_runtime
+from ._stats import ActorStats, ErrorReport
 from ._stores import MemoryStore, RecoveryReport, SQLiteStore, Store, StoredActor
-from ._supervisor import Backoff, ShutdownReport, Supervisor, SupervisorEvent
+from ._supervision import Backoff, ShutdownReport, SupervisorEvent
+from ._supervisor import Supervisor
 
 _logging.getLogger("stateward").addHandler(_logging.NullHandler())
 
 __all__ = [
     "ActorCrashed",
     "ActorHandle",
+    "ActorNotFound",
     "ActorOwned",
     "ActorStats",
     "ActorStopped",
@@ -67,6 +71,7 @@ __all__ = [
     "Supervisor",
     "SupervisorEvent",
     "SupervisorGaveUp",
+    "SupervisorStopped",
     "SystemClock",
     "default_runtime",
 ]

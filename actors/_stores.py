@@ -129,8 +129,6 @@ class MemoryStore:
                 raise ActorOwned(name, f"runtime {owner} in this process")
             kind = self._kinds.get(name)
             if kind is not None and kind != codec.kind:
-                from stateward.core._persist import DefinitionMismatch
-
                 raise DefinitionMismatch(name, f"it was stored as a {kind}, not a {codec.kind}")
             self._owners[name] = runtime_id
             stored = self._latest.get(name)

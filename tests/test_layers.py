@@ -219,11 +219,11 @@ def test_modules_import_only_downward(edges: list[Import]) -> None:
     for edge in edges:
         mine, theirs = layer_of(edge.importer), layer_of(edge.imported)
         if mine is not None and theirs is not None and theirs > mine:
-            upward.append(
-                f"{edge} goes up from layer {LAYERS[mine][0]!r} to {LAYERS[theirs][0]!r}"
-            )
-    assert not upward, "imports that go upward:\n" + "\n".join(upward) + (
-        "\nDefine a Protocol in the lower module, or pass a callable down, instead"
+            upward.append(f"{edge} goes up from layer {LAYERS[mine][0]!r} to {LAYERS[theirs][0]!r}")
+    assert not upward, (
+        "imports that go upward:\n"
+        + "\n".join(upward)
+        + ("\nDefine a Protocol in the lower module, or pass a callable down, instead")
     )
 
 
@@ -238,9 +238,7 @@ def test_no_import_cycle_even_inside_functions_or_under_type_checking(
             "cycle: "
             + ", ".join(group)
             + "\n  "
-            + "\n  ".join(
-                str(e) for e in edges if e.importer in members and e.imported in members
-            )
+            + "\n  ".join(str(e) for e in edges if e.importer in members and e.imported in members)
         )
     assert not found, "\n".join(described)
 
