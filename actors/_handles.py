@@ -141,7 +141,8 @@ class ActorHandle:
     @property
     def supervisor(self) -> Supervisor | None:
         """The supervisor this actor runs under."""
-        return self._cell.supervisor
+        supervisor: Supervisor | None = self._cell.supervisor
+        return supervisor
 
     # -- messaging -------------------------------------------------------------------
 

@@ -60,6 +60,8 @@ class Handle(Protocol):
 
     _cell: Cell
 
+    def _stop(self, reason: str, timeout: float | None, *, wait: bool) -> None: ...
+
 
 class Runtime:
     """Owns actors, their names, their event loop for async hooks, and shutdown.

@@ -128,7 +128,8 @@ class Supervisor:
             raise ValueError(f"shutdown_timeout must be >= 0 seconds, got {shutdown_timeout!r}")
         if runtime is None:
             runtime = parent.runtime if parent is not None else current_runtime()
-        self.runtime: Owner = runtime
+        #: The owning `Runtime` (typed loosely: the runtime is a layer up).
+        self.runtime: Any = runtime
         self.name = name or f"supervisor-{next(_names)}"
         self.strategy = strategy
         self.max_restarts = max_restarts
@@ -159,7 +160,9 @@ class Supervisor:
 
     @property
     def clock(self) -> Timer:
-        return self.runtime.timer
+        """The runtime's timer (restart backoff)."""
+        timer: Timer = self.runtime.timer
+        return timer
 
     @property
     def children(self) -> list[str]:
