@@ -71,6 +71,7 @@ class _PykkaWorker(pykka.ThreadingActor):
                 run_turn(TURN_BUDGET)
         except BaseException:  # pragma: no cover - run_turn catches everything
             logger.exception("a stateward worker failed")
+            self.stop()  # then on_stop reports the incarnation as crashed
 
     def on_stop(self) -> None:
         """Runs on the worker's thread after its last turn."""
