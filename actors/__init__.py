@@ -8,6 +8,7 @@ actor handles one at a time, from any thread or awaited from asyncio.
 import logging as _logging
 
 from ._clock import ManualClock, SystemClock
+from ._default import default_runtime
 from ._errors import (
     ActorCrashed,
     ActorNotFound,
@@ -28,7 +29,7 @@ from ._errors import (
 )
 from ._handles import ActorHandle, ConfigManager, StateMachine, StateManager
 from ._reply import Reply
-from ._runtime import Runtime, RuntimeStats, default_runtime
+from ._runtime import Runtime, RuntimeStats
 from ._stats import ActorStats, ErrorReport
 from ._stores import MemoryStore, RecoveryReport, SQLiteStore, Store, StoredActor
 from ._supervision import Backoff, ShutdownReport, SupervisorEvent

@@ -3,7 +3,6 @@ hooks, the root supervisor, the store, and shutdown."""
 
 from __future__ import annotations
 
-import atexit
 import collections
 import concurrent.futures
 import itertools
@@ -12,20 +11,20 @@ import threading
 import time
 import types
 import weakref
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Protocol
 
 from stateward.core import utc_now
 from stateward.core._machine import Clock as WallClock
 
 from ._async_host import AsyncHost
-from ._cell import ActorStats, Cell, ErrorReport
+from ._cell import Cell, ErrorReport
 from ._clock import SystemClock, Timer
-from ._context import current_block, current_runtime, set_default_runtime
+from ._context import current_block, current_runtime
 from ._errors import ActorNotFound, DuplicateActorName, RuntimeStopped
 from ._host import Host
 from ._lifecycle import Lifecycle, stop_request
+from ._stats import RuntimeStats
 from ._stores import MemoryStore, Store, new_runtime_id, runtime_ended, runtime_started
 from ._supervision import EVENT_KINDS, ShutdownReport, SupervisorEvent
 from ._supervisor import Supervisor
@@ -39,7 +38,6 @@ __all__ = [
     "Runtime",
     "RuntimeStats",
     "current_runtime",
-    "default_runtime",
     "stop_request",
 ]
 
@@ -49,7 +47,7 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_SHUTDOWN_TIMEOUT = 30.0
 
 _names = itertools.count(1)
-_live_runtimes: weakref.WeakSet[Runtime] = weakref.WeakSet()
+live_runtimes: weakref.WeakSet[Runtime] = weakref.WeakSet()
 
 
 class Handle(Protocol):
@@ -161,7 +159,7 @@ class Runtime:
         self.root = Supervisor(
             "root", runtime=self, max_restarts=max_restarts, within=within, _root=True
         )
-        _live_runtimes.add(self)
+        live_runtimes.add(self)
 
     # -- actors ------------------------------------------------------------------
 
@@ -424,68 +422,3 @@ class Runtime:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "running"
         return f"<Runtime {self.name!r} {state}, {len(self._actors)} actors>"
-
-
-@dataclass(frozen=True, slots=True)
-class RuntimeStats(Mapping[str, ActorStats]):
-    """What `Runtime.stats` returns: each actor's `ActorStats`, and runtime-wide counts.
-
-    It also reads as a read-only mapping from actor name to `ActorStats`, as
-    it did when it was a dict: ``stats["orders"]``, ``stats.values()``,
-    ``"orders" in stats``, ``len(stats)``.
-
-    Attributes:
-        actors: `ActorStats` by actor name, in start order.
-        events: supervision events by kind (started, failed, restarted,
-            stopped, escalated, gave_up).
-        errors: errors reported with no caller to go to.
-        fatal: the fatal failure, as ``repr``, or None.
-    """
-
-    actors: Mapping[str, ActorStats]
-    events: Mapping[str, int]
-    errors: int
-    fatal: str | None
-
-    def __getitem__(self, name: str) -> ActorStats:
-        return self.actors[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.actors)
-
-    def __len__(self) -> int:
-        return len(self.actors)
-
-
-_default: Runtime | None = None
-_default_lock = threading.Lock()
-
-
-def default_runtime() -> Runtime:
-    """The process-wide runtime used by handles created without ``runtime=``.
-
-    Created on first use; shut down (mailboxes drained) at interpreter exit. If
-    it has been shut down, the next call creates a new one.
-    """
-    global _default
-    runtime = _default
-    if runtime is None or runtime.closed:
-        with _default_lock:
-            if _default is None or _default.closed:
-                _default = Runtime("default")
-            runtime = _default
-    return runtime
-
-
-set_default_runtime(default_runtime)
-
-#: How long the runtimes still running at interpreter exit get, in all.
-EXIT_SHUTDOWN_TIMEOUT = 5.0
-
-
-@atexit.register
-def _shutdown_at_exit() -> None:
-    deadline = time.monotonic() + EXIT_SHUTDOWN_TIMEOUT
-    for runtime in list(_live_runtimes):
-        if not runtime.closed:
-            runtime.shutdown(timeout=max(0.0, deadline - time.monotonic()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 
@@ -54,3 +55,34 @@ class ErrorReport:
     source: str
     name: str
     error: BaseException
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeStats(Mapping[str, ActorStats]):
+    """What `Runtime.stats` returns: each actor's `ActorStats`, and runtime-wide counts.
+
+    It also reads as a read-only mapping from actor name to `ActorStats`, as
+    it did when it was a dict: ``stats["orders"]``, ``stats.values()``,
+    ``"orders" in stats``, ``len(stats)``.
+
+    Attributes:
+        actors: `ActorStats` by actor name, in start order.
+        events: supervision events by kind (started, failed, restarted,
+            stopped, escalated, gave_up).
+        errors: errors reported with no caller to go to.
+        fatal: the fatal failure, as ``repr``, or None.
+    """
+
+    actors: Mapping[str, ActorStats]
+    events: Mapping[str, int]
+    errors: int
+    fatal: str | None
+
+    def __getitem__(self, name: str) -> ActorStats:
+        return self.actors[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.actors)
+
+    def __len__(self) -> int:
+        return len(self.actors)

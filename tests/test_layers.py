@@ -48,7 +48,10 @@ LAYERS: list[tuple[str, list[str]]] = [
         ["stateward.actors._host", "stateward.actors._lifecycle", "stateward.actors._thread_host"],
     ),
     ("actors: supervisor", ["stateward.actors._supervision", "stateward.actors._supervisor"]),
-    ("actors: runtime", ["stateward.actors._async_host", "stateward.actors._runtime"]),
+    (
+        "actors: runtime",
+        ["stateward.actors._async_host", "stateward.actors._runtime", "stateward.actors._default"],
+    ),
     ("actors: handles", ["stateward.actors._handles", "stateward.actors.handles"]),
     ("actors: public names", ["stateward.actors"]),
     (

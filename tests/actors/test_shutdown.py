@@ -288,7 +288,7 @@ def test_at_interpreter_exit_busy_actors_share_one_deadline() -> None:
         import logging
         import threading
 
-        import stateward.actors._runtime as runtime_module
+        import stateward.actors._default as runtime_module
         from stateward.actors import StateManager
 
         logging.basicConfig()
