@@ -9,7 +9,9 @@ supervisor.
 
 from __future__ import annotations
 
+import collections
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,6 +160,100 @@ class Plan:
     delay: float = 0.0
     drop: list[tuple[Child, str]] = field(default_factory=list)
     give_up: SupervisorGaveUp | None = None
+
+
+class RestartPolicy:
+    """Which children restart after a child's exit, and when: the strategy,
+    the children's restart types, the restart limit and the backoff.
+
+    `decide` runs under the supervisor's lock and changes only bookkeeping
+    (the children list, the restart times, each child's epoch and restart
+    count); the supervisor carries the plan out after releasing its lock.
+    """
+
+    def __init__(
+        self,
+        supervisor: str,
+        strategy: str,
+        max_restarts: int,
+        within: float,
+        backoff: Backoff | None,
+    ) -> None:
+        self.supervisor = supervisor
+        self.strategy = strategy
+        self.max_restarts = max_restarts
+        self.within = within
+        self.backoff = backoff
+        self.restart_times: collections.deque[float] = collections.deque()
+        self.rng = random.Random(backoff.seed if backoff is not None else None)
+
+    def decide(
+        self,
+        children: list[Child],
+        child: Child,
+        cause: BaseException | None,
+        crashed: bool,
+        now: float,
+        event: Callable[[str, str | None, BaseException | None], SupervisorEvent],
+    ) -> Plan:
+        """Plan what follows ``child``'s exit (``crashed``, or stopped on its own)."""
+        plan = Plan()
+        if crashed:
+            plan.events.append(event("failed", child.name, cause))
+        restart = child.restart == "permanent" or (child.restart == "transient" and crashed)
+        if not restart:
+            children.remove(child)
+            why = (
+                f"crashed and is a {child.restart} child, so it is not restarted (cause: {cause!r})"
+                if crashed
+                else f"stopped on its own and is a {child.restart} child"
+            )
+            plan.drop.append((child, why))
+            plan.events.append(event("stopped", child.name, cause))
+            return plan
+        self.restart_times.append(now)
+        while self.restart_times and self.restart_times[0] <= now - self.within:
+            self.restart_times.popleft()
+        if len(self.restart_times) > self.max_restarts:
+            plan.give_up = SupervisorGaveUp(self.supervisor, self.max_restarts, self.within, cause)
+        else:
+            self._plan_restart(children, child, now, plan)
+        return plan
+
+    def _plan_restart(self, children: list[Child], failed: Child, now: float, plan: Plan) -> None:
+        index = children.index(failed)
+        if self.strategy == "one_for_one":
+            affected = [failed]
+        elif self.strategy == "one_for_all":
+            affected = list(children)
+        else:
+            affected = children[index:]
+        for child in affected:
+            if child is not failed and child.restart == "temporary":
+                # A temporary sibling is stopped with the others and not restarted.
+                children.remove(child)
+                plan.retire.append(child)
+                plan.drop.append(
+                    (
+                        child,
+                        f"stopped by {self.supervisor!r} ({self.strategy}) and is a "
+                        "temporary child",
+                    )
+                )
+                continue
+            if child is not failed:
+                plan.retire.append(child)
+            # Counted now, so a caller answered with ActorCrashed already sees
+            # it, and the child's epoch moves on, so failures of the
+            # incarnations it replaces are stale.
+            plan.start.append(child)
+            count_restart(child)
+        backoff = self.backoff
+        if backoff is not None:
+            if now - failed.last_start >= backoff.reset_after:
+                failed.consecutive = 0
+            plan.delay = backoff.delay(failed.consecutive, self.rng)
+            failed.consecutive += 1
 
 
 def epoch_of(child: Child) -> int | None:

@@ -34,10 +34,8 @@ queued requests refused.
 
 from __future__ import annotations
 
-import collections
 import itertools
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -53,6 +51,7 @@ from ._supervision import (
     Backoff,
     Child,
     Plan,
+    RestartPolicy,
     ShutdownReport,
     SupervisorEvent,
     count_restart,
@@ -131,17 +130,12 @@ class Supervisor:
         #: The owning `Runtime` (typed loosely: the runtime is a layer up).
         self.runtime: Any = runtime
         self.name = name or f"supervisor-{next(_names)}"
-        self.strategy = strategy
-        self.max_restarts = max_restarts
-        self.within = float(within)
-        self.backoff = backoff
+        self._policy = RestartPolicy(self.name, strategy, max_restarts, float(within), backoff)
         self.shutdown_timeout = shutdown_timeout
         self.restart_type = restart
         self._lock = threading.Lock()
         self._children: list[Child] = []
-        self._restart_times: collections.deque[float] = collections.deque()
         self._subscribers: list[Callable[[SupervisorEvent], Any]] = []
-        self._rng = random.Random(backoff.seed if backoff is not None else None)
         self._stopping = False
         self._stop_reason = ""
         #: Children that crashed while this supervisor was stopping them.
@@ -157,6 +151,26 @@ class Supervisor:
             parent._add(self.name, self, restart)
 
     # -- reads ---------------------------------------------------------------------
+
+    @property
+    def strategy(self) -> str:
+        """``one_for_one``, ``one_for_all`` or ``rest_for_one``."""
+        return self._policy.strategy
+
+    @property
+    def max_restarts(self) -> int:
+        """Restarts allowed within `within` seconds."""
+        return self._policy.max_restarts
+
+    @property
+    def within(self) -> float:
+        """The window for `max_restarts`, in seconds."""
+        return self._policy.within
+
+    @property
+    def backoff(self) -> Backoff | None:
+        """The restart backoff, if any."""
+        return self._policy.backoff
 
     @property
     def clock(self) -> Timer:
@@ -299,71 +313,16 @@ class Supervisor:
                 )
             else:
                 child.running = False
-                self._decide(child, cause, crashed, plan)
+                plan = self._policy.decide(
+                    self._children, child, cause, crashed, self.clock.monotonic(), self._event
+                )
+                self.restarts += len(plan.start)
+                if plan.give_up is not None:
+                    self._stopping = True
         if stopped_for_good is not None:
             target.stop_now(stopped_for_good)
             return
         self._carry_out(plan)
-
-    def _decide(self, child: Child, cause: BaseException | None, crashed: bool, plan: Plan) -> None:
-        """Plan what follows a child's exit (under the lock)."""
-        if crashed:
-            plan.events.append(self._event("failed", child.name, cause))
-        restart = child.restart == "permanent" or (child.restart == "transient" and crashed)
-        if not restart:
-            self._children.remove(child)
-            why = (
-                f"crashed and is a {child.restart} child, so it is not restarted (cause: {cause!r})"
-                if crashed
-                else f"stopped on its own and is a {child.restart} child"
-            )
-            plan.drop.append((child, why))
-            plan.events.append(self._event("stopped", child.name, cause))
-            return
-        now = self.clock.monotonic()
-        self._restart_times.append(now)
-        while self._restart_times and self._restart_times[0] <= now - self.within:
-            self._restart_times.popleft()
-        if len(self._restart_times) > self.max_restarts:
-            plan.give_up = SupervisorGaveUp(self.name, self.max_restarts, self.within, cause)
-            self._stopping = True
-        else:
-            self._plan_restart(child, now, plan)
-
-    def _plan_restart(self, failed: Child, now: float, plan: Plan) -> None:
-        index = self._children.index(failed)
-        if self.strategy == "one_for_one":
-            affected = [failed]
-        elif self.strategy == "one_for_all":
-            affected = list(self._children)
-        else:
-            affected = self._children[index:]
-        for child in affected:
-            if child is not failed and child.restart == "temporary":
-                # A temporary sibling is stopped with the others and not restarted.
-                self._children.remove(child)
-                plan.retire.append(child)
-                plan.drop.append(
-                    (child, f"stopped by {self.name!r} ({self.strategy}) and is a temporary child")
-                )
-                continue
-            if child is not failed:
-                plan.retire.append(child)
-            plan.start.append(child)
-            self._count_restart(child)
-        backoff = self.backoff
-        if backoff is not None:
-            if now - failed.last_start >= backoff.reset_after:
-                failed.consecutive = 0
-            plan.delay = backoff.delay(failed.consecutive, self._rng)
-            failed.consecutive += 1
-
-    def _count_restart(self, child: Child) -> None:
-        """Decide one restart of ``child`` (under the lock): counted now, so a
-        caller answered with `ActorCrashed` already sees it, and the child's
-        epoch moves on, so failures of the incarnations it replaces are stale."""
-        self.restarts += 1
-        count_restart(child)
 
     def _carry_out(self, plan: Plan) -> None:
         for child, why in plan.drop:
@@ -436,7 +395,7 @@ class Supervisor:
         with self._lock:
             self._stopping = False
             self.gave_up = False
-            self._restart_times.clear()
+            self._policy.restart_times.clear()
             self._crashed_in_stop.clear()
             children = list(self._children)
             now = self.clock.monotonic()
