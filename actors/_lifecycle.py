@@ -201,10 +201,13 @@ class Incarnation:
             # The worker ended on its own (a fault in the host): a crash of
             # this incarnation, and the mailbox is kept.
             self.crashed(RuntimeError(f"the worker of actor {cell.name!r} stopped unexpectedly"))
-        if self.lifecycle.incarnation is self and cell.mailbox.closed_reason is not None:
-            if cell.stop_reason is not None:
-                cell.release()
-            cell.stopped.set()
+        lifecycle = self.lifecycle
+        with lifecycle._lock:  # against a restart reopening the mailbox meanwhile
+            stopped = lifecycle.incarnation is self and cell.mailbox.closed_reason is not None
+            if stopped:
+                cell.stopped.set()
+        if stopped and cell.stop_reason is not None:
+            cell.release()
 
     # -- ending -----------------------------------------------------------------------------
 
@@ -280,10 +283,14 @@ class Lifecycle:
         self.cell.mailbox.kick()
 
     def restart(self) -> None:
-        """Start again after a crash or a stop of its supervisor."""
+        """Start again after a crash, or after its supervisor gave up and was
+        restarted by its own parent: then the mailbox takes requests again and
+        the actor no longer counts as stopped."""
         cell = self.cell
-        if cell.stop_reason is None:
-            cell.mailbox.reopen()
+        with self._lock:
+            if cell.stop_reason is None:
+                cell.mailbox.reopen()
+                cell.stopped.clear()
         self.start()
 
     def retire(self) -> None:
