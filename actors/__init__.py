@@ -7,10 +7,11 @@ actor handles one at a time, from any thread or awaited from asyncio.
 
 import logging as _logging
 
-from ._cell import ActorStats, ErrorReport
 from ._clock import ManualClock, SystemClock
+from ._default import default_runtime
 from ._errors import (
     ActorCrashed,
+    ActorNotFound,
     ActorOwned,
     ActorStopped,
     ActorTimeout,
@@ -24,11 +25,14 @@ from ._errors import (
     StoreOpenError,
     StoreWriteError,
     SupervisorGaveUp,
+    SupervisorStopped,
 )
 from ._handles import ActorHandle, ConfigManager, StateMachine, StateManager
 from ._reply import Reply
-from ._runtime import Runtime, RuntimeStats, default_runtime
-from ._supervisor import Backoff, ShutdownReport, Supervisor, SupervisorEvent
+from ._runtime import Runtime, RuntimeStats
+from ._stats import ActorStats, ErrorReport
+from ._supervision import Backoff, ShutdownReport, SupervisorEvent
+from ._supervisor import Supervisor
 from .stores import MemoryStore, RecoveryReport, SQLiteStore, Store, StoredActor
 
 _logging.getLogger("stateward").addHandler(_logging.NullHandler())
@@ -36,6 +40,7 @@ _logging.getLogger("stateward").addHandler(_logging.NullHandler())
 __all__ = [
     "ActorCrashed",
     "ActorHandle",
+    "ActorNotFound",
     "ActorOwned",
     "ActorStats",
     "ActorStopped",
@@ -67,6 +72,7 @@ __all__ = [
     "Supervisor",
     "SupervisorEvent",
     "SupervisorGaveUp",
+    "SupervisorStopped",
     "SystemClock",
     "default_runtime",
 ]

@@ -1,5 +1,10 @@
 """Monotonic time and timers for supervision: restart backoff and handler deadlines.
 
+`Timer` is what the actors need of time: a monotonic clock and delayed
+callbacks (``Runtime(timer=...)``). It is not the *wall* clock that stamps
+histories with UTC datetimes (``Runtime(clock=...)``, from core): the two are
+unrelated and named apart on purpose.
+
 `SystemClock` is the real one: a single timer thread per runtime, started on
 first use. `ManualClock` is for tests: time stands still until `advance` moves
 it, and due callbacks then run in the caller's thread, in time order. Nothing
@@ -20,14 +25,15 @@ logger = logging.getLogger("stateward.actors")
 
 
 class Cancel(Protocol):
-    """What `Clock.call_later` returns."""
+    """What `Timer.call_later` returns."""
 
     def cancel(self) -> None:
         """Stop the callback from running, if it has not run yet."""
 
 
-class Clock(Protocol):
-    """Monotonic time and delayed callbacks."""
+class Timer(Protocol):
+    """Monotonic time and delayed callbacks: what ``Runtime(timer=...)`` takes
+    (`SystemClock` or `ManualClock`)."""
 
     def monotonic(self) -> float:
         """Seconds on a clock that never goes back."""

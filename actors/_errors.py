@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from stateward.core import StatewardError
 
-if TYPE_CHECKING:
-    from ._supervisor import ShutdownReport
+
+class _Report(Protocol):
+    """What `ShutdownIncomplete` reads of a `ShutdownReport` (defined higher up)."""
+
+    @property
+    def abandoned(self) -> tuple[str, ...]: ...
+
+    @property
+    def crashed(self) -> tuple[str, ...]: ...
+
+    def describe(self) -> str: ...
 
 
 class ActorStopped(StatewardError, RuntimeError):
@@ -90,6 +99,58 @@ class RuntimeStopped(StatewardError, RuntimeError):
         )
 
 
+class SupervisorStopped(RuntimeStopped):
+    """An actor or a supervisor was started under a supervisor that has stopped.
+
+    It subclasses `RuntimeStopped`, which it was raised as before, so existing
+    ``except RuntimeStopped`` clauses still catch it; the runtime itself may
+    well be running.
+
+    Attributes:
+        runtime: the runtime's name.
+        supervisor: the supervisor's name.
+        reason: why it stopped.
+    """
+
+    def __init__(self, runtime: str, supervisor: str, reason: str) -> None:
+        self.runtime = runtime
+        self.supervisor = supervisor
+        self.reason = reason
+        StatewardError.__init__(
+            self,
+            f"supervisor {supervisor!r} of runtime {runtime!r} has stopped ({reason}); "
+            "start the actor under another supervisor (the runtime's root by default), "
+            "or create a new Supervisor",
+        )
+
+
+class ActorNotFound(StatewardError, KeyError):
+    """`Runtime.get` with a name that no live actor of the runtime has.
+
+    Subclasses `KeyError`, as the lookup raised before.
+
+    Attributes:
+        name: the name asked for.
+        runtime: the runtime's name.
+        known: the names of its live actors.
+    """
+
+    def __init__(self, name: object, runtime: str, known: tuple[str, ...]) -> None:
+        self.name = name
+        self.runtime = runtime
+        self.known = known
+        self.message = (
+            f"runtime {runtime!r} has no actor {name!r}; actors: {', '.join(known) or 'none'}. "
+            "Check the name (runtime.names() lists them), or create the actor first; an "
+            "actor that stopped is no longer found"
+        )
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        # KeyError would show the message quoted, as a key.
+        return self.message
+
+
 class ShutdownIncomplete(StatewardError, RuntimeError):
     """A shutdown that did not stop every actor cleanly (`ShutdownReport.check`).
 
@@ -99,7 +160,7 @@ class ShutdownIncomplete(StatewardError, RuntimeError):
         crashed: actors that crashed while stopping.
     """
 
-    def __init__(self, report: ShutdownReport) -> None:
+    def __init__(self, report: _Report) -> None:
         self.report = report
         self.abandoned = report.abandoned
         self.crashed = report.crashed

@@ -142,7 +142,8 @@ class ActorHandle:
     @property
     def supervisor(self) -> Supervisor | None:
         """The supervisor this actor runs under."""
-        return self._cell.supervisor
+        supervisor: Supervisor | None = self._cell.supervisor
+        return supervisor
 
     # -- messaging -------------------------------------------------------------------
 
@@ -192,8 +193,10 @@ class ActorHandle:
     def add_observer(self, fn: Observer) -> None:
         """Call ``fn(old, new)`` after every commit, in commit order.
 
-        It runs on the actor's thread after the snapshot is published and
-        before the caller gets its answer, under no lock. It may be a coroutine
+        It runs after the snapshot is published and before the caller gets its
+        answer, under no lock, on the thread that ran the request: the actor's
+        worker thread, or the caller's own thread when a blocking call ran
+        inline (see ``Runtime(inline_calls=...)``). It may be a coroutine
         function (run on the runtime's event loop). Its errors are reported
         (logged, counted, passed to the runtime's error handler); they never
         undo the commit.
@@ -241,11 +244,7 @@ class ActorHandle:
         self._stop("stopped by stop()", timeout, wait=True)
 
     def _stop(self, reason: str, timeout: float | None, *, wait: bool) -> None:
-        cell = self._cell
-        if cell.supervisor is not None:
-            cell.supervisor._remove(cell)
-        cell.stop(reason, cell.default_timeout if timeout is None else timeout, wait=wait)
-        self._runtime._forget_cell(cell)
+        self._runtime._stop_actor(self._cell, reason, timeout, wait=wait)
 
     def __enter__(self: T) -> T:
         return self
@@ -344,8 +343,9 @@ class StateMachine(ActorHandle):
         deadline: seconds a single request may run; past it the actor counts as
             crashed and is restarted, and the late handler can no longer commit.
         on_start: called with the current value each time an incarnation
-            starts (after a restart too), on the actor's thread: set up here
-            what hooks need. If it raises, the start counts as a crash.
+            starts (after a restart too), on the actor's worker thread, before
+            it handles any request: set up here what hooks need. If it raises,
+            the start counts as a crash.
 
     Raises:
         MachineDefinitionError: the definition cannot work.
@@ -524,8 +524,9 @@ class StateManager(ActorHandle):
         deadline: seconds a single request may run; past it the actor counts as
             crashed and is restarted, and the late handler can no longer commit.
         on_start: called with the current value each time an incarnation
-            starts (after a restart too), on the actor's thread: set up here
-            what hooks need. If it raises, the start counts as a crash.
+            starts (after a restart too), on the actor's worker thread, before
+            it handles any request: set up here what hooks need. If it raises,
+            the start counts as a crash.
     """
 
     _kind = "manager"
@@ -652,8 +653,9 @@ class ConfigManager(ActorHandle):
         deadline: seconds a single request may run; past it the actor counts as
             crashed and is restarted, and the late handler can no longer commit.
         on_start: called with the current value each time an incarnation
-            starts (after a restart too), on the actor's thread: set up here
-            what hooks need. If it raises, the start counts as a crash.
+            starts (after a restart too), on the actor's worker thread, before
+            it handles any request: set up here what hooks need. If it raises,
+            the start counts as a crash.
     """
 
     _kind = "config"

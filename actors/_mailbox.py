@@ -1,18 +1,18 @@
-"""An actor's mailbox, kept across restarts, and each incarnation's view of it.
+"""An actor's mailbox, kept across restarts, and its *turn*.
 
-Sending is a deque append (atomic under the GIL) plus, only when the actor
-sleeps, a wake-up. The mailbox outlives the actor's incarnations: when one
-crashes, the requests queued behind the crashing one wait here for the next.
+Sending is a deque append (atomic under the GIL) plus one try-lock. The
+mailbox outlives the actor's incarnations: when one crashes, the requests
+queued behind the crashing one wait here for the next.
 
-Each incarnation (one pykka actor, one thread) reads the mailbox through its
-own `Inbox`. Retiring an incarnation gives its inbox a private stop message,
-so a retired or fenced incarnation never takes another request from the
-shared queue, and pykka's end-of-life drain of "its" inbox takes nothing.
-
-The *turn* (`Cell.turn`) is the right to run one of the actor's messages. An
-incarnation holds it while awake and gives it up to sleep; a blocking call
-that finds the mailbox empty and the actor idle may take it and run its
-message on the calling thread (see `Cell.try_inline`).
+The *turn* is the right to run the actor's messages: whoever holds it runs
+them, one at a time, in order. Nobody waits for it. A sender that appends to
+the queue and finds the turn free takes it and calls `Mailbox.dispatch` (set
+by the cell's lifecycle), which hands it to a host's worker: so a cell is
+scheduled when its mailbox goes from empty to non-empty. Whoever gives the
+turn up looks at the queue once more afterwards (`Mailbox.kick`), so a
+message appended while the turn was held is never left behind. A blocking
+call that finds the queue empty and the turn free may take the turn and run
+its message on its own thread (an inline call).
 """
 
 from __future__ import annotations
@@ -25,52 +25,25 @@ from typing import Any
 from ._reply import Reply
 
 
-class Inbox:
-    """One incarnation's view of the mailbox; what pykka sees as ``actor_inbox``."""
-
-    def __init__(self, mailbox: Mailbox) -> None:
-        self.mailbox = mailbox
-        self.turn: threading.Lock | None = None  # set by the incarnation when it starts
-        self.control: collections.deque[Any] = collections.deque()
-        self.retired = False
-        self.wakeup = threading.Lock()
-        self.wakeup.acquire()
-
-    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
-        # pykka's own messages (its stop) stay with this incarnation.
-        self.control.append(item)
-        self.mailbox.wake(self)
-
-    def get(self, block: bool = True, timeout: float | None = None) -> Any:
-        return self.mailbox.take(self)
-
-    def empty(self) -> bool:
-        return not self.control and (self.retired or self.mailbox.empty())
-
-    def qsize(self) -> int:
-        return len(self.control) + (0 if self.retired else self.mailbox.qsize())
-
-
-class Envelope:
-    """What pykka's loop takes from an inbox: the message and no pykka future
-    (the `Reply` is our own future)."""
-
-    __slots__ = ("message",)
-    reply_to = None
-
-    def __init__(self, message: Reply[Any]) -> None:
-        self.message = message
+def _nobody_serves(mailbox: Mailbox) -> None:
+    mailbox.turn.release()  # no lifecycle yet: the first start dispatches
 
 
 class Mailbox:
-    """FIFO of requests (`Reply` objects), in the order sent."""
+    """FIFO of requests (`Reply` objects), in the order sent, and the turn."""
+
+    __slots__ = ("_refuse", "closed_reason", "dispatch", "queue", "turn")
 
     def __init__(self, refuse: Callable[[Reply[Any]], None]) -> None:
         self.queue: collections.deque[Any] = collections.deque()
-        self._mutex = threading.Lock()
-        self._sleeper: Inbox | None = None
+        #: Held by whoever runs the actor's messages. A deadline fence gives
+        #: the mailbox a new one while the hung run keeps the old one.
+        self.turn = threading.Lock()
         self._refuse = refuse
         self.closed_reason: str | None = None
+        #: Called with the turn held when there may be work: hands the turn
+        #: to a worker, or releases it (and looks again) if nobody serves.
+        self.dispatch: Callable[[], None] = lambda: _nobody_serves(self)
 
     # -- senders ---------------------------------------------------------------------
 
@@ -85,50 +58,24 @@ class Mailbox:
             # append: whoever sees it closed after appending drains again.
             self.refuse_queued()
             return
-        if self._sleeper is not None:
-            self.wake(None)
-
-    def wake(self, inbox: Inbox | None) -> None:
-        """Wake the sleeping incarnation (only if it is ``inbox``, when given)."""
-        with self._mutex:
-            sleeper = self._sleeper
-            if sleeper is None or (inbox is not None and sleeper is not inbox):
-                return
-            self._sleeper = None
-            sleeper.wakeup.release()
-
-    # -- the incarnation's side ----------------------------------------------------------
-
-    def take(self, inbox: Inbox) -> Any:
-        """The next envelope for ``inbox`` (what pykka's loop takes: a request
-        is wrapped in one); sleeps (without the turn) while there is none."""
-        queue = self.queue
-        control = inbox.control
-        while True:
-            if control:
-                return control.popleft()
-            if not inbox.retired:
-                try:
-                    return Envelope(queue.popleft())
-                except IndexError:
-                    pass
-            # Register as the sleeper first, then look again: a sender that
-            # appends after our look sees us registered and wakes us.
-            with self._mutex:
-                self._sleeper = inbox
-            if control or (queue and not inbox.retired):
-                with self._mutex:
-                    if self._sleeper is inbox:
-                        self._sleeper = None
-                    else:
-                        inbox.wakeup.acquire()  # a sender already woke us: take that
-                continue
-            turn = inbox.turn
-            if turn is not None:
+        turn = self.turn
+        if turn.acquire(False):  # the actor was idle: schedule it
+            if turn is self.turn:
+                self.dispatch()
+            else:  # a turn replaced by a fence meanwhile: look at the new one
                 turn.release()
-            inbox.wakeup.acquire()
-            if turn is not None:
-                turn.acquire()
+                self.kick()
+
+    def kick(self) -> None:
+        """Take the turn for queued work if nobody holds it, and dispatch."""
+        while True:
+            turn = self.turn
+            if not turn.acquire(False):
+                return  # its holder looks at the queue when it gives the turn up
+            if turn is self.turn:
+                self.dispatch()
+                return
+            turn.release()
 
     def empty(self) -> bool:
         return not self.queue

@@ -11,7 +11,7 @@ import asyncio
 import inspect
 import threading
 from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from stateward.core import ImmutableState
 from stateward.core._arguments import check_timeout
@@ -19,10 +19,20 @@ from stateward.core._arguments import check_timeout
 from ._context import current_cell
 from ._errors import ActorTimeout, SelfCallError
 
-if TYPE_CHECKING:
-    from ._cell import Cell
-
 T = TypeVar("T")
+
+
+class Recipient(Protocol):
+    """What a reply needs of the actor it goes to (a `Cell`, one layer up)."""
+
+    name: str
+    callback_lock: threading.Lock
+
+    @property
+    def default_timeout(self) -> float: ...
+
+    def report(self, source: str, name: str, error: BaseException) -> None: ...
+
 
 _PENDING = 0
 _RESULT = 1
@@ -34,8 +44,11 @@ class Reply(Generic[T]):
 
     - ``result(timeout=None)`` waits (the runtime's default timeout when None)
       and returns the answer or raises the handler's exception.
-    - ``add_done_callback(fn)`` calls ``fn(reply)`` once it is done: at once if it
-      already is, else on the actor's thread right after the answer is set.
+    - ``add_done_callback(fn)`` calls ``fn(reply)`` once it is done: at once, on
+      the calling thread, if it already is; else on the thread that sets the
+      answer, right after it is set (the host's worker that ran the request,
+      a caller's thread that ran it inline, or the thread of a caller whose
+      wait timed out and withdrew it).
     - ``await reply`` waits without blocking the event loop.
 
     A request whose wait timed out before the actor started it is withdrawn and
@@ -54,7 +67,7 @@ class Reply(Generic[T]):
         "op",
     )
 
-    def __init__(self, cell: Cell, op: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    def __init__(self, cell: Recipient, op: Callable[..., Any], args: tuple[Any, ...]) -> None:
         self._cell = cell
         self.op = op
         self.args = args

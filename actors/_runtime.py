@@ -1,35 +1,48 @@
-"""The runtime: owns actors by name, their event loop for async hooks, and shutdown."""
+"""The runtime: owns actors by name, their host, their event loop for async
+hooks, the root supervisor, the store, and shutdown."""
 
 from __future__ import annotations
 
-import asyncio
-import atexit
 import collections
 import concurrent.futures
-import contextvars
 import itertools
+import logging
 import math
 import threading
 import time
+import types
 import weakref
 from collections.abc import Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from stateward.core import utc_now
 from stateward.core._arguments import check_callable
 from stateward.core._machine import WallClock
 
-from ._cell import ActorStats, Cell, ErrorReport, logger, stop_operation
-from ._clock import Clock, SystemClock
-from ._context import current_cell
-from ._errors import DuplicateActorName, RuntimeStopped
-from ._reply import Reply
-from ._supervisor import EVENT_KINDS, ShutdownReport, Supervisor, SupervisorEvent
+from ._async_host import AsyncHost
+from ._cell import Cell, ErrorReport
+from ._clock import SystemClock, Timer
+from ._context import current_block, current_runtime
+from ._errors import ActorNotFound, DuplicateActorName, RuntimeStopped
+from ._host import Host
+from ._lifecycle import Lifecycle, stop_request
+from ._stats import RuntimeStats
+from ._supervision import EVENT_KINDS, ShutdownReport, SupervisorEvent
+from ._supervisor import Supervisor
+from ._thread_host import ThreadHost
 from .stores import MemoryStore, Store
 from .stores._ownership import new_runtime_id, runtime_ended, runtime_started
 
-if TYPE_CHECKING:
-    from ._handles import ActorHandle
+logger = logging.getLogger("stateward.actors")
+
+__all__ = [
+    "DEFAULT_SHUTDOWN_TIMEOUT",
+    "DEFAULT_TIMEOUT",
+    "Runtime",
+    "RuntimeStats",
+    "current_runtime",
+    "stop_request",
+]
 
 #: How long a blocking call waits by default, in seconds.
 DEFAULT_TIMEOUT = 30.0
@@ -37,73 +50,18 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_SHUTDOWN_TIMEOUT = 30.0
 
 _names = itertools.count(1)
-_live_runtimes: weakref.WeakSet[Runtime] = weakref.WeakSet()
-
-#: The runtime of the innermost ``with Runtime(...)`` block of this context, and
-#: the value it replaced (so nested blocks restore the outer one): a pair, or
-#: None. Threads start with an empty context; asyncio tasks copy theirs.
-_current: contextvars.ContextVar[tuple[Runtime, Any] | None] = contextvars.ContextVar(
-    "stateward_current_runtime", default=None
-)
+live_runtimes: weakref.WeakSet[Runtime] = weakref.WeakSet()
 
 
-class _AsyncHost:
-    """An event loop in its own thread, where actors run their async hooks.
+class Handle(Protocol):
+    """What the runtime keeps of a handle (an `ActorHandle`, one layer up)."""
 
-    The actor thread submits the coroutine and waits for it, so the hook runs to
-    completion before the actor takes its next message, while the loop stays
-    free to run the async hooks of other actors meanwhile.
-    """
+    @property
+    def name(self) -> str: ...
 
-    def __init__(self, runtime_name: str) -> None:
-        self.loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        self.thread = threading.Thread(
-            target=self._run,
-            args=(ready,),
-            name=f"stateward:{runtime_name}:event-loop",
-            daemon=True,
-        )
-        self.thread.start()
-        if not ready.wait(10):  # pragma: no cover - the thread could not start
-            raise RuntimeError("the runtime's event loop thread did not start within 10 s")
+    _cell: Cell
 
-    def _run(self, ready: threading.Event) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.call_soon(ready.set)
-        self.loop.run_forever()
-        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
-        self.loop.close()
-
-    def submit(self, awaitable: Awaitable[Any], cell: Cell) -> concurrent.futures.Future[Any]:
-        """Start ``awaitable`` on the loop; cancelling the future cancels it."""
-
-        async def as_actor() -> Any:
-            current_cell.set(cell)  # in this task's context only
-            return await awaitable
-
-        return asyncio.run_coroutine_threadsafe(as_actor(), self.loop)
-
-    def close(self, timeout: float) -> None:
-        """Cancel the hooks still awaiting (their actors were abandoned), give
-        them up to ``timeout`` seconds to unwind, then stop the loop."""
-        deadline = time.monotonic() + timeout
-
-        async def cancel_all() -> None:
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            if tasks:
-                await asyncio.wait(tasks, timeout=max(0.0, deadline - time.monotonic()))
-
-        try:
-            asyncio.run_coroutine_threadsafe(cancel_all(), self.loop).result(
-                min(timeout, threading.TIMEOUT_MAX)
-            )
-        except Exception:  # timed out, or the loop is gone: stop it all the same
-            pass
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(min(threading.TIMEOUT_MAX, max(0.0, deadline - time.monotonic())))
+    def _stop(self, reason: str, timeout: float | None, *, wait: bool) -> None: ...
 
 
 class Runtime:
@@ -127,14 +85,21 @@ class Runtime:
     (`default_runtime`) that shuts down at interpreter exit. Actor threads are
     daemon threads, so no runtime ever keeps the interpreter alive.
 
+    Which thread runs what: an actor's requests, hooks and observers run on
+    its host's worker (today a thread of the actor's own, named
+    ``stateward:<runtime>:<actor>``), or, for an inline call, on the calling
+    thread; async hooks run on the runtime's event loop thread; timers
+    (backoff, deadlines) on the timer's thread.
+
     Args:
         name: a label for threads, logs and errors.
         default_timeout: seconds a blocking call waits when it is given no
             ``timeout=`` (finite: nothing here waits forever by default).
         error_handler: called with an `ErrorReport` for every error that has no
             caller to go to (after-commit hooks, observers, done-callbacks). It
-            runs on the actor's thread. Such errors are always logged and counted
-            as well.
+            runs on the thread that ran the failing function: the actor's
+            worker, or the caller's thread for an inline call. Such errors are
+            always logged and counted as well.
         clock: the source of timestamps in histories (UTC ``datetime``).
         inline_calls: let a blocking call that finds its actor idle, with an
             empty mailbox, run the message on the calling thread instead of
@@ -148,7 +113,9 @@ class Runtime:
             it. The runtime closes the store when it shuts down.
         timer: monotonic time and timers for restart backoff and handler
             deadlines; a `ManualClock` lets tests move time by hand.
-        fatal_handler: called with the error when the root supervisor gives up.
+        fatal_handler: called with the error when the root supervisor gives up,
+            on the thread where it gave up (the worker of the actor whose crash
+            crossed the limit, or the timer's thread for a delayed restart).
         max_restarts: the root supervisor's restart limit...
         within: ...within this many seconds.
     """
@@ -162,7 +129,7 @@ class Runtime:
         clock: WallClock = utc_now,
         inline_calls: bool = True,
         store: Store | None = None,
-        timer: Clock | None = None,
+        timer: Timer | None = None,
         fatal_handler: Callable[[BaseException], Any] | None = None,
         max_restarts: int = 3,
         within: float = 5.0,
@@ -183,13 +150,15 @@ class Runtime:
         self.clock = clock
         self.inline_calls = inline_calls
         self._lock = threading.Lock()
-        self._actors: dict[str, ActorHandle] = {}
+        self._actors: dict[str, Handle] = {}
         self._closed = False
-        self._host: _AsyncHost | None = None
+        self._host: AsyncHost | None = None
+        #: Runs the actors' turns: a thread of its own for each actor.
+        self.host: Host = ThreadHost()
         self._errors: collections.deque[ErrorReport] = collections.deque(maxlen=1000)
         self._error_count = 0
         self._counter = itertools.count(1)
-        self.timer: Clock = timer if timer is not None else SystemClock(self.name)
+        self.timer: Timer = timer if timer is not None else SystemClock(self.name)
         self.store: Store = store if store is not None else MemoryStore()
         self.runtime_id = new_runtime_id()
         runtime_started(self.runtime_id)
@@ -201,7 +170,7 @@ class Runtime:
         self.root = Supervisor(
             "root", runtime=self, max_restarts=max_restarts, within=within, _root=True
         )
-        _live_runtimes.add(self)
+        live_runtimes.add(self)
 
     # -- actors ------------------------------------------------------------------
 
@@ -209,9 +178,10 @@ class Runtime:
         return f"{kind}-{next(self._counter)}"
 
     def _start(
-        self, handle: ActorHandle, cell: Cell, supervisor: Supervisor | None, restart: str
+        self, handle: Handle, cell: Cell, supervisor: Supervisor | None, restart: str
     ) -> None:
-        """Register ``handle`` and start its actor under ``supervisor``."""
+        """Register ``handle`` and start its actor on the runtime's host,
+        under ``supervisor``."""
         supervisor = supervisor if supervisor is not None else self.root
         if supervisor.runtime is not self:
             raise ValueError(f"supervisor {supervisor.name!r} belongs to another runtime")
@@ -223,7 +193,7 @@ class Runtime:
             self._actors[cell.name] = handle
         try:
             self._recover_or_create(cell)
-            supervisor._add_actor(cell, restart)
+            supervisor._add_actor(Lifecycle(cell, self.host), restart)
         except BaseException:
             with self._lock:
                 self._actors.pop(cell.name, None)
@@ -250,25 +220,31 @@ class Runtime:
             if handle is not None and handle._cell is cell:
                 del self._actors[cell.name]
 
-    def _forget(self, name: str, handle: ActorHandle) -> None:
+    def _forget(self, name: str, handle: Handle) -> None:
         with self._lock:
             if self._actors.get(name) is handle:
                 del self._actors[name]
 
-    def get(self, name: str) -> ActorHandle:
-        """The live actor named ``name``.
+    def _stop_actor(self, cell: Cell, reason: str, timeout: float | None, *, wait: bool) -> None:
+        """Stop ``cell``'s actor for good (see `ActorHandle.stop`), and forget it."""
+        lifecycle: Lifecycle = cell.lifecycle
+        if cell.supervisor is not None:
+            cell.supervisor._remove(lifecycle)
+        lifecycle.stop(reason, self.default_timeout if timeout is None else timeout, wait=wait)
+        self._forget_cell(cell)
+
+    def get(self, name: str) -> Any:
+        """The live actor named ``name`` (its handle).
 
         Raises:
-            KeyError: no live actor has that name here.
+            ActorNotFound: no live actor has that name here (a `KeyError`).
         """
         with self._lock:
             try:
                 return self._actors[name]
-            except KeyError:
-                known = ", ".join(sorted(self._actors)) or "none"
-                raise KeyError(
-                    f"runtime {self.name!r} has no actor {name!r}; actors: {known}"
-                ) from None
+            except (KeyError, TypeError):
+                known = tuple(sorted(self._actors))
+        raise ActorNotFound(name, self.name, known)
 
     def __contains__(self, name: object) -> bool:
         with self._lock:
@@ -279,7 +255,7 @@ class Runtime:
         with self._lock:
             return list(self._actors)
 
-    def __iter__(self) -> Iterator[ActorHandle]:
+    def __iter__(self) -> Iterator[Any]:
         with self._lock:
             return iter(list(self._actors.values()))
 
@@ -290,8 +266,8 @@ class Runtime:
         with self._lock:
             events = dict(self._event_counts)
         return RuntimeStats(
-            {handle.name: handle._cell.stats() for handle in self},
-            events={kind: events.get(kind, 0) for kind in EVENT_KINDS},
+            types.MappingProxyType({handle.name: handle._cell.stats() for handle in self}),
+            events=types.MappingProxyType({kind: events.get(kind, 0) for kind in EVENT_KINDS}),
             errors=self._error_count,
             fatal=None if self._fatal_error is None else repr(self._fatal_error),
         )
@@ -299,7 +275,10 @@ class Runtime:
     # -- supervision ----------------------------------------------------------------
 
     def subscribe(self, fn: Callable[[SupervisorEvent], Any]) -> None:
-        """Call ``fn(event)`` for every `SupervisorEvent` of every supervisor here."""
+        """Call ``fn(event)`` for every `SupervisorEvent` of every supervisor here.
+
+        It runs on the thread where the event happened (see
+        `Supervisor.subscribe`)."""
         check_callable(fn, "Runtime.subscribe", "fn")
         with self._lock:
             self._subscribers.append(fn)
@@ -360,14 +339,18 @@ class Runtime:
 
     # -- the event loop for async hooks ----------------------------------------------
 
-    def _async_host(self) -> _AsyncHost:
+    def _submit_async(
+        self, awaitable: Awaitable[Any], cell: Cell
+    ) -> concurrent.futures.Future[Any]:
+        """Start a hook's ``awaitable`` on the runtime's event loop (made on
+        first use); cancelling the future cancels it."""
         host = self._host
         if host is None:
             with self._lock:
                 if self._host is None:
-                    self._host = _AsyncHost(self.name)
+                    self._host = AsyncHost(self.name)
                 host = self._host
-        return host
+        return host.submit(awaitable, cell)
 
     def in_event_loop_thread(self) -> bool:
         """Whether the calling thread is this runtime's event loop thread."""
@@ -420,8 +403,9 @@ class Runtime:
             cell = handle._cell
             handle._stop(reason, max(0.0, deadline - time.monotonic()), wait=True)
             if not cell.stopped.is_set() and handle.name not in abandoned:
-                cell.abandon(reason)
+                cell.lifecycle.abandon(reason)
                 abandoned.append(handle.name)
+        self.host.close(max(0.0, deadline - time.monotonic()))
         host = self._host
         if host is not None:
             # Unwinding cancelled hooks gets a moment even when time is up.
@@ -440,93 +424,16 @@ class Runtime:
 
     def __enter__(self) -> Runtime:
         """Make this the current runtime of the calling context (see above)."""
-        _current.set((self, _current.get()))
+        current_block.set((self, current_block.get()))
         return self
 
     def __exit__(self, *exc: object) -> None:
         """Shut down, and make the runtime that was current before current again."""
-        entry = _current.get()
+        entry = current_block.get()
         if entry is not None and entry[0] is self:
-            _current.set(entry[1])
+            current_block.set(entry[1])
         self.shutdown()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "running"
         return f"<Runtime {self.name!r} {state}, {len(self._actors)} actors>"
-
-
-def send(cell: Cell, op: Callable[..., Any], args: tuple[Any, ...]) -> Reply[Any]:
-    """Queue one request on ``cell``'s actor; never blocks."""
-    reply: Reply[Any] = Reply(cell, op, args)
-    cell.mailbox.put(reply)
-    return reply
-
-
-def stop_request(
-    cell: Cell, reason: str, *, terminal: bool = True, exit: bool = False
-) -> Reply[Any]:
-    return send(cell, stop_operation(reason, terminal=terminal, exit=exit), ())
-
-
-class RuntimeStats(dict):  # type: ignore[type-arg]
-    """`ActorStats` by actor name, plus runtime-wide counts as attributes.
-
-    Attributes:
-        events: supervision events by kind (started, failed, restarted,
-            stopped, escalated, gave_up).
-        errors: errors reported with no caller to go to.
-        fatal: the fatal failure, as ``repr``, or None.
-    """
-
-    def __init__(
-        self,
-        actors: dict[str, ActorStats],
-        *,
-        events: dict[str, int],
-        errors: int,
-        fatal: str | None,
-    ) -> None:
-        super().__init__(actors)
-        self.events = events
-        self.errors = errors
-        self.fatal = fatal
-
-
-_default: Runtime | None = None
-_default_lock = threading.Lock()
-
-
-def current_runtime() -> Runtime:
-    """The runtime a handle created without ``runtime=`` belongs to: the one of
-    the innermost ``with Runtime(...)`` block of the calling context, else the
-    process-wide `default_runtime`."""
-    entry = _current.get()
-    return default_runtime() if entry is None else entry[0]
-
-
-def default_runtime() -> Runtime:
-    """The process-wide runtime used by handles created without ``runtime=``.
-
-    Created on first use; shut down (mailboxes drained) at interpreter exit. If
-    it has been shut down, the next call creates a new one.
-    """
-    global _default
-    runtime = _default
-    if runtime is None or runtime.closed:
-        with _default_lock:
-            if _default is None or _default.closed:
-                _default = Runtime("default")
-            runtime = _default
-    return runtime
-
-
-#: How long the runtimes still running at interpreter exit get, in all.
-EXIT_SHUTDOWN_TIMEOUT = 5.0
-
-
-@atexit.register
-def _shutdown_at_exit() -> None:
-    deadline = time.monotonic() + EXIT_SHUTDOWN_TIMEOUT
-    for runtime in list(_live_runtimes):
-        if not runtime.closed:
-            runtime.shutdown(timeout=max(0.0, deadline - time.monotonic()))

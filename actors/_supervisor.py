@@ -34,173 +34,55 @@ queued requests refused.
 
 from __future__ import annotations
 
-import collections
 import itertools
 import logging
 import math
-import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from stateward.core._arguments import check_callable
 
-from ._clock import Cancel, Clock
-from ._errors import ShutdownIncomplete, SupervisorGaveUp
-
-if TYPE_CHECKING:
-    from ._cell import Cell
-    from ._runtime import Runtime
+from ._clock import Timer
+from ._context import current_runtime
+from ._errors import SupervisorGaveUp, SupervisorStopped
+from ._lifecycle import Lifecycle
+from ._supervision import (
+    RESTART_TYPES,
+    STRATEGIES,
+    Backoff,
+    Child,
+    Plan,
+    RestartPolicy,
+    ShutdownReport,
+    SupervisorEvent,
+    count_restart,
+    epoch_of,
+    restart_child,
+    retire_child,
+    stop_child,
+)
 
 logger = logging.getLogger("stateward.actors")
-
-STRATEGIES = ("one_for_one", "one_for_all", "rest_for_one")
-RESTART_TYPES = ("permanent", "transient", "temporary")
-EVENT_KINDS = ("started", "failed", "restarted", "stopped", "escalated", "gave_up")
 
 _names = itertools.count(1)
 
 
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Exponential restart backoff with jitter.
-
-    The n-th consecutive restart of a child waits ``min * factor**n`` seconds,
-    at most ``max``, times a random factor in ``[1 - jitter, 1 + jitter]``.
-    The count starts again once the child has run ``reset_after`` seconds
-    without failing.
-    """
-
-    min: float = 0.01
-    max: float = 5.0
-    factor: float = 2.0
-    jitter: float = 0.2
-    reset_after: float = 30.0
-    seed: int | None = None
-
-    def __post_init__(self) -> None:
-        if not (0 <= self.min <= self.max):
-            raise ValueError(f"backoff needs 0 <= min <= max, got min={self.min}, max={self.max}")
-        if self.factor < 1:
-            raise ValueError(f"backoff factor must be >= 1, got {self.factor}")
-        if not (0 <= self.jitter < 1):
-            raise ValueError(f"backoff jitter must be in [0, 1), got {self.jitter}")
-        if self.reset_after < 0:
-            raise ValueError(f"backoff reset_after must be >= 0, got {self.reset_after}")
-
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        """The wait before the ``attempt``-th consecutive restart (from 0)."""
-        base = min(self.max, self.min * self.factor ** min(attempt, 64))
-        if self.jitter:
-            base *= 1 + rng.uniform(-self.jitter, self.jitter)
-        return max(0.0, min(self.max, base))
-
-
-@dataclass(frozen=True, slots=True)
-class SupervisorEvent:
-    """Something a supervisor did or saw.
-
-    Attributes:
-        kind: ``started``, ``failed``, ``restarted``, ``stopped``, ``escalated``
-            or ``gave_up``.
-        supervisor: the supervisor's name.
-        child: the child concerned (None for the supervisor's own events).
-        cause: the failure, for ``failed``, ``escalated`` and ``gave_up``.
-        at: the supervisor clock's time.
-    """
-
-    kind: str
-    supervisor: str
-    child: str | None
-    cause: BaseException | None
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class ShutdownReport:
-    """What stopping a runtime or a supervisor did, as `Runtime.shutdown` and
-    `Supervisor.stop` return it.
-
-    Attributes:
-        name: the runtime or supervisor that was stopped.
-        timeout: the seconds it was given, in all.
-        seconds: how long it took.
-        abandoned: actors still busy when the time ran out, newest first. Each
-            was fenced (nothing it still runs is committed; that request is
-            answered with `ActorStopped`), its queued requests were answered
-            with `ActorStopped`, and its daemon thread is left to end on its
-            own.
-        crashed: actors that crashed while stopping, or crashed before and
-            still waited for a delayed restart (with requests queued). They
-            were not restarted; the requests still queued were answered with
-            `ActorStopped`.
-    """
+class Owner(Protocol):
+    """What a supervisor needs of its runtime (a `Runtime`, one layer up)."""
 
     name: str
-    timeout: float
-    seconds: float
-    abandoned: tuple[str, ...] = ()
-    crashed: tuple[str, ...] = ()
+    timer: Timer
 
     @property
-    def clean(self) -> bool:
-        """Whether every actor drained its mailbox and stopped in time."""
-        return not self.abandoned and not self.crashed
+    def root(self) -> Supervisor: ...
 
-    def describe(self) -> str:
-        """One sentence: what was abandoned or crashed, and what to do."""
-        if self.clean:
-            return f"{self.name!r} stopped cleanly in {self.seconds:.2f} s"
-        parts = []
-        if self.abandoned:
-            parts.append(
-                f"abandoned {len(self.abandoned)} actor(s) still busy after "
-                f"{self.timeout:g} s: {', '.join(self.abandoned)} (nothing they still run "
-                "is committed, their queued requests were refused)"
-            )
-        if self.crashed:
-            parts.append(
-                f"{len(self.crashed)} actor(s) crashed while stopping: "
-                f"{', '.join(self.crashed)} (their queued requests were refused)"
-            )
-        return (
-            f"{self.name!r} did not stop cleanly: {'; '.join(parts)}. Give it a longer "
-            "timeout=, bound slow handlers with deadline=, or look at the actors' last_error"
-        )
+    def _count_event(self, event: SupervisorEvent) -> None: ...
 
-    def check(self) -> None:
-        """Raise `ShutdownIncomplete` unless every actor stopped cleanly."""
-        if not self.clean:
-            raise ShutdownIncomplete(self)
+    def _forget_cell(self, cell: Any) -> None: ...
 
-
-@dataclass(eq=False)
-class _Child:
-    name: str
-    target: Any  # a Cell, or a Supervisor
-    restart: str
-    consecutive: int = 0
-    last_start: float = 0.0
-    pending: Cancel | None = None
-    running: bool = True
-
-    @property
-    def is_supervisor(self) -> bool:
-        return isinstance(self.target, Supervisor)
-
-
-@dataclass
-class _Plan:
-    """What to do once the lock is released."""
-
-    events: list[SupervisorEvent] = field(default_factory=list)
-    retire: list[_Child] = field(default_factory=list)
-    start: list[_Child] = field(default_factory=list)
-    delay: float = 0.0
-    drop: list[tuple[_Child, str]] = field(default_factory=list)
-    give_up: SupervisorGaveUp | None = None
+    def _fatal(self, error: BaseException) -> None: ...
 
 
 class Supervisor:
@@ -229,13 +111,11 @@ class Supervisor:
         within: float = 5.0,
         backoff: Backoff | None = None,
         parent: Supervisor | None = None,
-        runtime: Runtime | None = None,
+        runtime: Owner | None = None,
         restart: str = "permanent",
         shutdown_timeout: float = 5.0,
         _root: bool = False,
     ) -> None:
-        from ._runtime import current_runtime
-
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
         if restart not in RESTART_TYPES:
@@ -252,19 +132,15 @@ class Supervisor:
             )
         if runtime is None:
             runtime = parent.runtime if parent is not None else current_runtime()
-        self.runtime: Runtime = runtime
+        #: The owning `Runtime` (typed loosely: the runtime is a layer up).
+        self.runtime: Any = runtime
         self.name = name or f"supervisor-{next(_names)}"
-        self.strategy = strategy
-        self.max_restarts = max_restarts
-        self.within = float(within)
-        self.backoff = backoff
+        self._policy = RestartPolicy(self.name, strategy, max_restarts, float(within), backoff)
         self.shutdown_timeout = shutdown_timeout
         self.restart_type = restart
         self._lock = threading.Lock()
-        self._children: list[_Child] = []
-        self._restart_times: collections.deque[float] = collections.deque()
+        self._children: list[Child] = []
         self._subscribers: list[Callable[[SupervisorEvent], Any]] = []
-        self._rng = random.Random(backoff.seed if backoff is not None else None)
         self._stopping = False
         self._stop_reason = ""
         #: Children that crashed while this supervisor was stopping them.
@@ -282,8 +158,30 @@ class Supervisor:
     # -- reads ---------------------------------------------------------------------
 
     @property
-    def clock(self) -> Clock:
-        return self.runtime.timer
+    def strategy(self) -> str:
+        """``one_for_one``, ``one_for_all`` or ``rest_for_one``."""
+        return self._policy.strategy
+
+    @property
+    def max_restarts(self) -> int:
+        """Restarts allowed within `within` seconds."""
+        return self._policy.max_restarts
+
+    @property
+    def within(self) -> float:
+        """The window for `max_restarts`, in seconds."""
+        return self._policy.within
+
+    @property
+    def backoff(self) -> Backoff | None:
+        """The restart backoff, if any."""
+        return self._policy.backoff
+
+    @property
+    def clock(self) -> Timer:
+        """The runtime's timer (restart backoff)."""
+        timer: Timer = self.runtime.timer
+        return timer
 
     @property
     def children(self) -> list[str]:
@@ -294,8 +192,9 @@ class Supervisor:
     def subscribe(self, fn: Callable[[SupervisorEvent], Any]) -> None:
         """Call ``fn(event)`` for each `SupervisorEvent` of this supervisor.
 
-        It runs on the thread where the event happened (an actor's thread, a
-        timer thread, or a caller's), never under the supervisor's lock.
+        It runs on the thread where the event happened (the worker that ran a
+        crashing turn, a timer thread, or a caller's thread for an inline call
+        or a stop), never under the supervisor's lock.
         """
         check_callable(fn, "Supervisor.subscribe", "fn")
         with self._lock:
@@ -319,20 +218,24 @@ class Supervisor:
             raise ValueError(
                 f"unknown restart type {restart!r}; use one of {', '.join(RESTART_TYPES)}"
             )
-        child = _Child(name, target, restart, last_start=self.clock.monotonic())
+        child = Child(name, target, restart, last_start=self.clock.monotonic())
         with self._lock:
             if self._stopping:
-                from ._errors import RuntimeStopped
-
-                raise RuntimeStopped(f"{self.runtime.name}/{self.name}")
+                raise SupervisorStopped(
+                    self.runtime.name,
+                    self.name,
+                    self._stop_reason
+                    or (f"it gave up after {self.max_restarts} restarts" if self.gave_up else "")
+                    or f"supervisor {self.name!r} stopped",
+                )
             self._children.append(child)
         self._emit([self._event("started", child.name)])
 
-    def _add_actor(self, cell: Cell, restart: str) -> None:
-        cell.supervisor = self
-        cell.restart_type = restart
-        self._add(cell.name, cell, restart)
-        cell.start_incarnation()
+    def _add_actor(self, actor: Lifecycle, restart: str) -> None:
+        actor.cell.supervisor = self
+        actor.restart_type = restart
+        self._add(actor.name, actor, restart)
+        actor.start()
 
     def _remove(self, target: Any) -> None:
         with self._lock:
@@ -343,7 +246,7 @@ class Supervisor:
             if child.pending is not None:
                 child.pending.cancel()
 
-    def _find(self, target: Any) -> _Child | None:
+    def _find(self, target: Any) -> Child | None:
         for child in self._children:
             if child.target is target:
                 return child
@@ -365,17 +268,17 @@ class Supervisor:
                 except Exception:
                     logger.exception("supervisor %r: an event subscriber raised", self.name)
 
-    def _child_started(self, cell: Cell) -> None:
-        """A child's incarnation finished starting (called on its thread)."""
+    def _child_started(self, target: Any) -> None:
+        """A child's incarnation finished starting (called on its worker)."""
         with self._lock:
-            child = self._find(cell)
+            child = self._find(target)
             if child is not None:
                 child.running = True
 
     # -- failures -------------------------------------------------------------------------
 
     def _child_failed(self, target: Any, cause: BaseException, epoch: int | None = None) -> None:
-        """A child crashed (``target``: its Cell or Supervisor; ``epoch``: the
+        """A child crashed (``target``: its Lifecycle or Supervisor; ``epoch``: the
         epoch of the incarnation that crashed, for a Cell)."""
         self._handle_exit(target, cause, crashed=True, epoch=epoch)
 
@@ -386,7 +289,7 @@ class Supervisor:
     def _handle_exit(
         self, target: Any, cause: BaseException | None, *, crashed: bool, epoch: int | None
     ) -> None:
-        plan = _Plan()
+        plan = Plan()
         stopped_for_good: str | None = None
         with self._lock:
             child = self._find(target)
@@ -416,88 +319,31 @@ class Supervisor:
                 )
             else:
                 child.running = False
-                self._decide(child, cause, crashed, plan)
+                plan = self._policy.decide(
+                    self._children, child, cause, crashed, self.clock.monotonic(), self._event
+                )
+                self.restarts += len(plan.start)
+                if plan.give_up is not None:
+                    self._stopping = True
         if stopped_for_good is not None:
             target.stop_now(stopped_for_good)
             return
         self._carry_out(plan)
 
-    def _decide(
-        self, child: _Child, cause: BaseException | None, crashed: bool, plan: _Plan
-    ) -> None:
-        """Plan what follows a child's exit (under the lock)."""
-        if crashed:
-            plan.events.append(self._event("failed", child.name, cause))
-        restart = child.restart == "permanent" or (child.restart == "transient" and crashed)
-        if not restart:
-            self._children.remove(child)
-            why = (
-                f"crashed and is a {child.restart} child, so it is not restarted (cause: {cause!r})"
-                if crashed
-                else f"stopped on its own and is a {child.restart} child"
-            )
-            plan.drop.append((child, why))
-            plan.events.append(self._event("stopped", child.name, cause))
-            return
-        now = self.clock.monotonic()
-        self._restart_times.append(now)
-        while self._restart_times and self._restart_times[0] <= now - self.within:
-            self._restart_times.popleft()
-        if len(self._restart_times) > self.max_restarts:
-            plan.give_up = SupervisorGaveUp(self.name, self.max_restarts, self.within, cause)
-            self._stopping = True
-        else:
-            self._plan_restart(child, now, plan)
-
-    def _plan_restart(self, failed: _Child, now: float, plan: _Plan) -> None:
-        index = self._children.index(failed)
-        if self.strategy == "one_for_one":
-            affected = [failed]
-        elif self.strategy == "one_for_all":
-            affected = list(self._children)
-        else:
-            affected = self._children[index:]
-        for child in affected:
-            if child is not failed and child.restart == "temporary":
-                # A temporary sibling is stopped with the others and not restarted.
-                self._children.remove(child)
-                plan.retire.append(child)
-                plan.drop.append(
-                    (child, f"stopped by {self.name!r} ({self.strategy}) and is a temporary child")
-                )
-                continue
-            if child is not failed:
-                plan.retire.append(child)
-            plan.start.append(child)
-            self._count_restart(child)
-        backoff = self.backoff
-        if backoff is not None:
-            if now - failed.last_start >= backoff.reset_after:
-                failed.consecutive = 0
-            plan.delay = backoff.delay(failed.consecutive, self._rng)
-            failed.consecutive += 1
-
-    def _count_restart(self, child: _Child) -> None:
-        """Decide one restart of ``child`` (under the lock): counted now, so a
-        caller answered with `ActorCrashed` already sees it, and the child's
-        epoch moves on, so failures of the incarnations it replaces are stale."""
-        self.restarts += 1
-        _count_restart(child)
-
-    def _carry_out(self, plan: _Plan) -> None:
+    def _carry_out(self, plan: Plan) -> None:
         for child, why in plan.drop:
-            _stop_child(child, why, wait=False)
+            stop_child(child, why, wait=False)
             if not child.is_supervisor:
-                self.runtime._forget_cell(child.target)
+                self.runtime._forget_cell(child.target.cell)
         if plan.give_up is not None:
             self._emit(plan.events)
             self._give_up(plan.give_up)
             return
         for child in reversed(plan.retire):
-            _retire_child(child)
+            retire_child(child)
         # Each child with the epoch of this decision: a later decision about
         # the same child supersedes this one.
-        group = [(child, _epoch(child)) for child in plan.start]
+        group = [(child, epoch_of(child)) for child in plan.start]
         if group and plan.delay > 0:
             # Registered before the events go out, so that whoever hears of the
             # failure finds the restart already scheduled on the clock.
@@ -513,20 +359,20 @@ class Supervisor:
         if group and plan.delay <= 0:
             self._restart_now(group)
 
-    def _restart_now(self, group: list[tuple[_Child, int | None]]) -> None:
+    def _restart_now(self, group: list[tuple[Child, int | None]]) -> None:
         events = []
         with self._lock:
             if self._stopping:
                 return
             now = self.clock.monotonic()
-            live = [c for c, epoch in group if c in self._children and _epoch(c) == epoch]
+            live = [c for c, epoch in group if c in self._children and epoch_of(c) == epoch]
             for child in live:
                 child.pending = None
                 child.last_start = now
                 child.running = True
                 events.append(self._event("restarted", child.name))
         for child in live:
-            _restart_child(child)
+            restart_child(child)
         self._emit(events)
 
     def _give_up(self, error: SupervisorGaveUp) -> None:
@@ -538,7 +384,7 @@ class Supervisor:
             if child.pending is not None:
                 child.pending.cancel()
             # Not for good: the parent may restart this supervisor, children and all.
-            _stop_child(child, f"supervisor {self.name!r} gave up", wait=False, terminal=False)
+            stop_child(child, f"supervisor {self.name!r} gave up", wait=False, terminal=False)
         events = [self._event("gave_up", None, error)]
         if self.parent is not None:
             events.append(self._event("escalated", None, error))
@@ -555,7 +401,7 @@ class Supervisor:
         with self._lock:
             self._stopping = False
             self.gave_up = False
-            self._restart_times.clear()
+            self._policy.restart_times.clear()
             self._crashed_in_stop.clear()
             children = list(self._children)
             now = self.clock.monotonic()
@@ -563,15 +409,15 @@ class Supervisor:
                 child.last_start = now
                 child.consecutive = 0
                 child.running = True
-                _count_restart(child)
+                count_restart(child)
         for child in children:
-            _restart_child(child)
+            restart_child(child)
 
     def _retire_children(self) -> None:
         with self._lock:
             children = list(self._children)
         for child in reversed(children):
-            _retire_child(child)
+            retire_child(child)
 
     # -- stopping -----------------------------------------------------------------------
 
@@ -621,7 +467,7 @@ class Supervisor:
         for child in reversed(children):
             if child.pending is not None:
                 child.pending.cancel()
-                if not child.is_supervisor and child.target.mailbox.queue:
+                if not child.is_supervisor and child.target.cell.mailbox.queue:
                     # Crashed, and now never restarted: what it has queued is refused.
                     with self._lock:
                         self._crashed_in_stop.append(child.name)
@@ -653,50 +499,9 @@ class Supervisor:
                 if child in self._children:
                     self._children.remove(child)
             if not child.is_supervisor:
-                self.runtime._forget_cell(child.target)
+                self.runtime._forget_cell(child.target.cell)
             self._emit([self._event("stopped", child.name)])
         with self._lock:
             crashed += [name for name in self._crashed_in_stop if name not in abandoned]
         self._emit([self._event("stopped", None)])
         return abandoned, crashed
-
-
-def _epoch(child: _Child) -> int | None:
-    return None if child.is_supervisor else child.target.epoch
-
-
-def _count_restart(child: _Child) -> None:
-    """Count a decided restart on a child actor and move its epoch on (under
-    its supervisor's lock)."""
-    if not child.is_supervisor:
-        child.target.epoch += 1
-        child.target.restarts += 1
-
-
-def _retire_child(child: _Child) -> None:
-    target = child.target
-    if child.is_supervisor:
-        target._retire_children()
-    else:
-        target.retire()
-
-
-def _restart_child(child: _Child) -> None:
-    target = child.target
-    if child.is_supervisor:
-        target._restart_as_child()
-        return
-    cell = target
-    if cell.stop_reason is None:
-        cell.mailbox.reopen()
-    cell.start_incarnation()
-
-
-def _stop_child(
-    child: _Child, reason: str, *, wait: bool, timeout: float | None = None, terminal: bool = True
-) -> None:
-    target = child.target
-    if child.is_supervisor:
-        target._shutdown(timeout, reason, terminal=terminal)
-        return
-    target.stop(reason, 5.0 if timeout is None else timeout, wait=wait, terminal=terminal)

@@ -45,6 +45,7 @@ from .._cell import Cell, Commit, ErrorReport
 from .._errors import ActorStopped
 from .._handles import ActorHandle, ActorOptions
 from .._runtime import Runtime, current_runtime
+from .._supervisor import Supervisor
 from ._binding import AUDIT_KEY_LENGTH, ORMAdapter, RowBinding, SQLAlchemyAdapter, audit_entry
 from ._errors import ConcurrentTransition, InvalidRowKey, RowBusy, RowNotFound, UnknownStateValue
 from ._keys import normalize_key
@@ -171,8 +172,6 @@ class RowMachines:
         runtime: Runtime | None = None,
         idle_timeout: float = 30.0,
     ) -> None:
-        from .._supervisor import Supervisor
-
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         if lock not in LOCKS:

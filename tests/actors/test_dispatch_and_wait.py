@@ -7,8 +7,9 @@ Two halves:
   look at the status and its lock, two waiters, a done-callback registered
   while the answer is set) are forced with `PauseAt`, which stops one thread
   at one line of the library's code until the test lets it go on.
-- `StateActor.on_receive` handles one message and then takes the rest of the
-  queue itself. A stop, a crash, a fence by the deadline watchdog, a retire by
+- An incarnation's turn (`Incarnation.run_turn`, run by its host's worker)
+  takes the queued messages one after another, up to a budget, then hands the
+  cell back. A stop, a crash, a fence by the deadline watchdog, a retire by
   a supervisor and an inline call each end or bypass that run: nothing may be
   handled twice, lost, handled by an incarnation that was retired or fenced,
   or handled out of its sender's order.

@@ -25,7 +25,7 @@ from stateward.actors import (
     StateManager,
     Supervisor,
 )
-from stateward.actors._cell import Cell
+from stateward.actors._lifecycle import Lifecycle
 from stateward.core import ImmutableState
 
 
@@ -114,14 +114,14 @@ def test_an_actor_that_crashes_while_stopping_answers_its_queue_at_once(
 ) -> None:
     before = set(threading.enumerate())
     asked = threading.Event()
-    original = Cell.request_stop
+    original = Lifecycle.request_stop
 
-    def noting(self: Cell, reason: str, *, terminal: bool = True) -> None:
+    def noting(self: Lifecycle, reason: str, *, terminal: bool = True) -> None:
         original(self, reason, terminal=terminal)
         if self.name == "fragile":
             asked.set()
 
-    monkeypatch.setattr(Cell, "request_stop", noting)
+    monkeypatch.setattr(Lifecycle, "request_stop", noting)
     runtime = Runtime("crashy", default_timeout=30.0)
     fragile = StateManager({"n": 0}, name="fragile", runtime=runtime, on_error="restart")
     steady = StateManager({"n": 0}, name="steady", runtime=runtime)
@@ -246,13 +246,13 @@ def test_an_actor_that_crashes_while_its_handle_stops_it_answers_at_once(
     monkeypatch: pytest.MonkeyPatch, releases: list[threading.Event]
 ) -> None:
     asked = threading.Event()
-    original = Cell.request_stop
+    original = Lifecycle.request_stop
 
-    def noting(self: Cell, reason: str, *, terminal: bool = True) -> None:
+    def noting(self: Lifecycle, reason: str, *, terminal: bool = True) -> None:
         original(self, reason, terminal=terminal)
         asked.set()
 
-    monkeypatch.setattr(Cell, "request_stop", noting)
+    monkeypatch.setattr(Lifecycle, "request_stop", noting)
     with Runtime("handle-stop", default_timeout=30.0) as runtime:
         fragile = StateManager({"n": 0}, name="fragile", runtime=runtime, on_error="restart")
         entered, release = threading.Event(), threading.Event()
@@ -288,7 +288,7 @@ def test_at_interpreter_exit_busy_actors_share_one_deadline() -> None:
         import logging
         import threading
 
-        import stateward.actors._runtime as runtime_module
+        import stateward.actors._default as runtime_module
         from stateward.actors import StateManager
 
         logging.basicConfig()

@@ -446,3 +446,17 @@ def test_an_actor_thread_that_dies_is_replaced_by_a_new_one(rt: Runtime) -> None
     assert len(threads) == 2 and threads[0] is not threads[1]
     threads[0].join(5)
     assert not threads[0].is_alive()
+
+
+def test_an_actor_restarted_with_its_supervisor_is_alive_again(rt: Runtime) -> None:
+    outer = Supervisor("outer", runtime=rt, max_restarts=10)
+    inner = Supervisor("inner", runtime=rt, parent=outer, max_restarts=0)
+    counter = StateManager({"n": 0}, runtime=rt, supervisor=inner, on_error="restart")
+    seen = events_of(rt)
+    with pytest.raises(ActorCrashed):
+        counter.modify(boom)  # inner gives up at once; outer restarts it, children and all
+    kinds = [(e.supervisor, e.kind, e.child) for e in seen]
+    assert ("inner", "gave_up", None) in kinds and ("outer", "restarted", "inner") in kinds
+    assert counter.alive and rt.stats()[counter.name].alive
+    assert counter.modify(bump).n == 1
+    assert counter.alive and inner.restarts == 0 and outer.restarts == 1

@@ -1,0 +1,72 @@
+"""The host protocol: what runs cells' turns.
+
+A *turn* is a run of one cell's messages by whoever holds the cell's turn
+lock (see `Mailbox`). A host gives turns a thread to run on. The contract:
+
+- `Host.attach` starts serving one incarnation of a cell and returns its
+  `Worker`.
+- `Worker.wake` is called by whoever took the cell's turn for queued work (a
+  sender that found the cell idle, or a previous turn handing back): the
+  worker must call `Turns.run_turn` soon, on a thread of the host's. The turn
+  travels with the wake-up: a worker that accepts one (returns True) runs it
+  exactly once; one that is retired refuses it (returns False) and the caller
+  keeps the turn.
+- `Turns.run_turn` runs at most ``budget`` messages and then gives the turn
+  back (looking at the queue once more, so the cell is scheduled again if
+  work is left): no cell holds a worker for long, which is what lets a host
+  with a few threads serve many cells fairly.
+- `Worker.retire` stops serving after the current turn; the worker then calls
+  `Turns.ended` once it runs nothing of that incarnation any more.
+
+Today's host is `ThreadHost` (`_thread_host.py`): one dedicated pykka thread
+per incarnation. A pooled host (a few workers for many cells) is one more
+implementation of the same protocol.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Protocol
+
+
+class Turns(Protocol):
+    """One incarnation of a cell, as a host sees it."""
+
+    #: A label for the worker's thread (``stateward:<runtime>:<actor>``).
+    label: str
+
+    def run_turn(self, budget: int) -> None:
+        """Run up to ``budget`` of the cell's messages; the caller holds the
+        cell's turn (it came with the wake-up), and this gives it back.
+        Never raises."""
+
+    def ended(self) -> None:
+        """Called by the worker once it will run nothing more of this incarnation."""
+
+
+class Worker(Protocol):
+    """What serves one incarnation's turns."""
+
+    def wake(self) -> bool:
+        """Run a turn soon (the caller hands over the cell's turn with this
+        call); False if retired: the caller keeps the turn."""
+
+    def retire(self) -> None:
+        """Serve no turn after the current one; then call `Turns.ended`."""
+
+    def join(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for its own thread, if any, to end."""
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        """The thread that runs this incarnation's turns, if it has one of its own."""
+
+
+class Host(Protocol):
+    """Runs cells' turns on its threads."""
+
+    def attach(self, turns: Turns) -> Worker:
+        """Start serving one incarnation."""
+
+    def close(self, timeout: float) -> None:
+        """Stop whatever the host runs of its own, within ``timeout`` seconds."""

@@ -1,0 +1,402 @@
+"""Start, restart, retire and stop of a cell's incarnations, in one place.
+
+An *incarnation* is one life of a cell between a start and a crash or a
+stop: a generation number (only the current generation may commit), the
+epoch of the supervisor's decision that started it, and a host's `Worker`
+that runs its turns. When one crashes, its supervisor starts the next from
+the last committed snapshot, on the same mailbox, so nothing queued is lost.
+
+The rules that keep this safe hold here by construction:
+
+- At most one incarnation takes requests: `Lifecycle.start` retires the
+  previous one before the next exists, and a retired incarnation runs
+  nothing more (a turn it is handed goes back to the cell).
+- One failure, one decision: an incarnation reports its failure with the
+  epoch it was started under, and the supervisor ignores a failure of an
+  incarnation that an earlier decision already replaces.
+- A new incarnation starts (recovers from the store, runs ``on_start``) in
+  its first turn, so after the previous one has finished its last message.
+- Stopping drains the mailbox in order (a stop request queued behind the
+  rest), or refuses what is queued at once; either way every request gets an
+  answer. Giving up on a busy actor fences it: it commits nothing more.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import threading
+import time
+from typing import Any, Protocol
+
+from ._cell import FENCED, Cell
+from ._context import current_cell
+from ._host import Host, Worker
+from ._reply import Reply
+
+logger = logging.getLogger("stateward.actors")
+
+
+class Parent(Protocol):
+    """What a lifecycle tells its supervisor (a `Supervisor`, one layer up).
+
+    Each call runs on the thread where it happened: the worker that ran the
+    turn, or a caller's thread for an inline call or a stop.
+    """
+
+    def _child_started(self, target: Any) -> None: ...
+
+    def _child_failed(
+        self, target: Any, cause: BaseException, epoch: int | None = None
+    ) -> None: ...
+
+    def _child_exited(self, target: Any, epoch: int | None = None) -> None: ...
+
+
+class Stop:
+    """The operation of a stop request: the actor stops once everything queued
+    before it is handled.
+
+    ``terminal``: for good (the handle is done). ``exit``: the actor stopped
+    itself, which its supervisor may answer with a restart (permanent children).
+    """
+
+    __name__ = "stop"
+
+    def __init__(self, reason: str, *, terminal: bool = True, exit: bool = False) -> None:
+        self.reason = reason
+        self.terminal = terminal
+        self.exit = exit
+
+    def __call__(self, cell: Cell) -> None:  # pragma: no cover - run by the incarnation
+        raise AssertionError("a stop request is handled by the incarnation itself")
+
+
+def stop_request(
+    cell: Cell, reason: str, *, terminal: bool = True, exit: bool = False
+) -> Reply[Any]:
+    """Queue a stop behind what ``cell`` has queued; never blocks."""
+    reply: Reply[Any] = Reply(cell, Stop(reason, terminal=terminal, exit=exit), ())
+    cell.mailbox.put(reply)
+    return reply
+
+
+class Incarnation:
+    """One life of a cell, served by one worker of a host."""
+
+    def __init__(self, lifecycle: Lifecycle, epoch: int) -> None:
+        self.lifecycle = lifecycle
+        self.cell = cell = lifecycle.cell
+        self.epoch = epoch
+        self.generation = -1  # taken in its first turn
+        self.started = False
+        self.retired = False
+        self.label = f"stateward:{cell.runtime.name}:{cell.name}"
+        self.worker: Worker = lifecycle.host.attach(self)
+
+    # -- turns (called by the host's worker) ---------------------------------------------
+
+    def run_turn(self, budget: int) -> None:
+        """Run up to ``budget`` messages, the start first if it has not run;
+        then give the turn back. The caller holds the cell's turn."""
+        cell = self.cell
+        mailbox = cell.mailbox
+        turn = mailbox.turn
+        token = current_cell.set(cell)
+        try:
+            if self.retired or (not self.started and not self._start()):
+                return
+            generation = self.generation
+            queue = mailbox.queue
+            process = cell.process
+            for _ in range(budget):
+                if self.retired:
+                    return
+                try:
+                    message = queue.popleft()
+                except IndexError:
+                    return
+                if not message.claim():
+                    continue  # withdrawn: its caller already gave up on it
+                if type(message.op) is Stop:
+                    self._stop_for(message.op, message)
+                    return
+                try:
+                    crash = process(message, generation)
+                except BaseException as exc:  # an error in the runtime itself
+                    crash = exc
+                if crash is not None:
+                    if crash is not FENCED:
+                        self.crashed(crash, message)
+                    return  # fenced or crashed: this incarnation takes nothing more
+        except BaseException as exc:  # pragma: no cover - a fault of the runtime itself
+            logger.exception("actor %r: a turn failed", cell.name)
+            self.crashed(exc)
+        finally:
+            current_cell.reset(token)
+            turn.release()
+            if mailbox.queue or not cell.ready:
+                mailbox.kick()  # work is left, or another incarnation waits to start
+
+    def _start(self) -> bool:
+        """The first turn: take the generation, recover, run ``on_start``."""
+        cell = self.cell
+        lifecycle = self.lifecycle
+        self.started = True
+        if cell.mailbox.closed_reason is not None:
+            self.retire()  # stopped while it was starting: it takes nothing
+            return False
+        with cell.commit_lock:
+            cell.generation += 1
+            self.generation = cell.generation
+            cell.running = self
+        cell.thread = threading.current_thread()
+        try:
+            if self.generation > 1 and cell.store is not None:
+                # A restart recovers the way a reboot does: from the store.
+                cell.publish(cell.store.recover(cell.name, cell.codec))  # type: ignore[arg-type]
+            hook = cell.on_start
+            if hook is not None:
+                result = hook(cell.view(cell.snapshot))
+                if inspect.isawaitable(result):
+                    cell.run_async(result)
+        except BaseException as exc:
+            cell.last_error = exc
+            logger.error("actor %r: starting failed: %r", cell.name, exc, exc_info=exc)
+            self.crashed(exc)
+            return False
+        with lifecycle.ready_lock:
+            if self.retired:
+                return False
+            cell.ready = True
+        cell.started.set()
+        supervisor = cell.supervisor
+        if supervisor is not None:
+            supervisor._child_started(lifecycle)
+        return True
+
+    def _stop_for(self, op: Stop, message: Reply[Any]) -> None:
+        cell = self.cell
+        cell.messages += 1
+        supervisor = cell.supervisor
+        if op.exit and supervisor is not None and self.lifecycle.restart_type == "permanent":
+            # Stopped on its own, to be restarted: keep the mailbox open so
+            # what is sent meanwhile waits for the next incarnation.
+            self.retire()
+            message.set_result(None)
+            supervisor._child_exited(self.lifecycle, self.epoch)
+            return
+        if op.terminal:
+            cell.stop_reason = op.reason
+        cell.mailbox.close(op.reason)
+        self.retire()
+        message.set_result(None)
+        if op.exit and supervisor is not None:
+            supervisor._child_exited(self.lifecycle, self.epoch)
+
+    def ended(self) -> None:
+        """The worker runs nothing more of this incarnation."""
+        cell = self.cell
+        if not self.retired:
+            # The worker ended on its own (a fault in the host): a crash of
+            # this incarnation, and the mailbox is kept.
+            self.crashed(RuntimeError(f"the worker of actor {cell.name!r} stopped unexpectedly"))
+        lifecycle = self.lifecycle
+        with lifecycle._lock:  # against a restart reopening the mailbox meanwhile
+            stopped = lifecycle.incarnation is self and cell.mailbox.closed_reason is not None
+            if stopped:
+                cell.stopped.set()
+        if stopped and cell.stop_reason is not None:
+            cell.release()
+
+    # -- ending -----------------------------------------------------------------------------
+
+    def retire(self) -> None:
+        """Run nothing after the current message; the worker then ends."""
+        lifecycle = self.lifecycle
+        with lifecycle.ready_lock:
+            if self.retired:
+                return
+            self.retired = True
+            if lifecycle.incarnation is self:
+                self.cell.ready = False
+        self.worker.retire()
+
+    def crashed(self, cause: BaseException, message: Reply[Any] | None = None) -> None:
+        """This incarnation failed: retire it, let the supervisor decide, then
+        answer ``message`` (the request that crashed it) with `ActorCrashed`.
+
+        The answer comes last, so that its caller finds the restart already
+        decided and counted.
+        """
+        try:
+            self.retire()
+            supervisor = self.cell.supervisor
+            if supervisor is not None:
+                supervisor._child_failed(self.lifecycle, cause, self.epoch)
+        finally:
+            if message is not None:
+                self.cell.answer_crash(message, cause)
+
+
+class Lifecycle:
+    """Starts, restarts, retires and stops one cell's incarnations on a host.
+
+    Its supervisor holds it as the child; the runtime and the handle stop the
+    actor through it.
+    """
+
+    def __init__(self, cell: Cell, host: Host) -> None:
+        self.cell = cell
+        self.host = host
+        self.name = cell.name
+        self.restart_type = "permanent"
+        #: The supervisor's count of restarts decided for this actor: each
+        #: incarnation is born with the epoch of the decision that started it,
+        #: so a failure of an incarnation already being replaced is told apart.
+        self.epoch = 0
+        #: The newest incarnation; starting another retires it first.
+        self.incarnation: Incarnation | None = None
+        self._lock = threading.Lock()
+        #: Orders `Incarnation.retire` against the end of a start (``cell.ready``).
+        self.ready_lock = threading.Lock()
+        cell.lifecycle = self
+        cell.mailbox.dispatch = self.dispatch
+
+    def __repr__(self) -> str:
+        return f"<Lifecycle of {self.name!r}>"
+
+    # -- starting ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start a new incarnation, retiring the previous one first.
+
+        It starts (takes its generation, recovers, runs ``on_start``) in its
+        first turn: once the previous incarnation, or an inline caller, has
+        finished its last message.
+        """
+        with self._lock:
+            previous = self.incarnation
+            if previous is not None:
+                previous.retire()
+            self.incarnation = Incarnation(self, self.epoch)
+        self.cell.mailbox.kick()
+
+    def restart(self) -> None:
+        """Start again after a crash, or after its supervisor gave up and was
+        restarted by its own parent: then the mailbox takes requests again and
+        the actor no longer counts as stopped."""
+        cell = self.cell
+        with self._lock:
+            if cell.stop_reason is None:
+                cell.mailbox.reopen()
+                cell.stopped.clear()
+        self.start()
+
+    def retire(self) -> None:
+        """End the current incarnation after its current message."""
+        with self._lock:
+            incarnation = self.incarnation
+        if incarnation is not None:
+            incarnation.retire()
+
+    def dispatch(self) -> None:
+        """Hand the cell's turn (held by the caller) to the incarnation that
+        should run, or give it back if none should."""
+        mailbox = self.cell.mailbox
+        incarnation = self.incarnation
+        if (
+            incarnation is not None
+            and not incarnation.retired
+            and (mailbox.queue or not incarnation.started)
+            and incarnation.worker.wake()
+        ):
+            return
+        mailbox.turn.release()
+        incarnation = self.incarnation
+        if (
+            incarnation is not None
+            and not incarnation.retired
+            and (mailbox.queue or not incarnation.started)
+        ):
+            mailbox.kick()  # it became runnable while we held the turn
+
+    # -- stopping ------------------------------------------------------------------------------
+
+    def is_running(self) -> bool:
+        """Whether an incarnation takes requests (or is starting to)."""
+        incarnation = self.incarnation
+        return incarnation is not None and not incarnation.retired
+
+    def request_stop(self, reason: str, *, terminal: bool = True) -> None:
+        """Ask the actor to stop once it has handled what is queued now.
+
+        With no incarnation running (a crashed one waiting for its restart, or
+        one already stopped), it stops at once and what is queued is refused.
+        Does not wait: see `wait_stopped`.
+        """
+        if self.is_running() and self.cell.mailbox.closed_reason is None:
+            stop_request(self.cell, reason, terminal=terminal)
+            return
+        self.stop_now(reason, terminal=terminal)
+
+    def stop_now(self, reason: str, *, terminal: bool = True) -> None:
+        """Refuse what is queued and anything sent from now on, and end the
+        incarnation after its current message."""
+        cell = self.cell
+        if terminal and cell.stop_reason is None:
+            cell.stop_reason = reason
+        running = self.is_running()
+        cell.mailbox.close(reason)
+        self.retire()
+        if not running:
+            if terminal:
+                cell.release()
+            cell.stopped.set()
+
+    def wait_stopped(self, deadline: float) -> bool:
+        """Wait until the actor has stopped and its worker ended, at the latest
+        until ``deadline`` (on `time.monotonic`). True if it stopped."""
+        cell = self.cell
+        longest = threading.TIMEOUT_MAX  # a deadline of 1e300 s: wait that long
+        cell.stopped.wait(min(longest, max(0.0, deadline - time.monotonic())))
+        incarnation = self.incarnation
+        if incarnation is not None:
+            incarnation.worker.join(min(longest, max(0.0, deadline - time.monotonic())))
+        return cell.stopped.is_set()
+
+    def stop(self, reason: str, timeout: float, *, wait: bool, terminal: bool = True) -> None:
+        """Stop the actor: after draining its mailbox when ``wait`` and it runs,
+        waiting up to ``timeout`` seconds; at once otherwise.
+
+        A ``terminal`` stop is for good; otherwise (a supervisor giving up) its
+        supervisor's parent may restart it later.
+        """
+        if wait and self.is_running() and self.cell.mailbox.closed_reason is None:
+            self.request_stop(reason, terminal=terminal)
+            if current_cell.get() is not self.cell:  # it cannot wait for itself
+                self.wait_stopped(time.monotonic() + timeout)
+            return
+        self.stop_now(reason, terminal=terminal)
+
+    def abandon(self, reason: str) -> None:
+        """Give up on an actor that did not stop in time.
+
+        Its running incarnation is fenced (whatever it still runs commits
+        nothing and is answered with `ActorStopped`), an async hook it awaits
+        is cancelled, and every queued request is refused with ``reason``.
+        """
+        cell = self.cell
+        with cell.commit_lock:
+            cell.generation += 1
+            inflight, cell.inflight = cell.inflight, None
+            awaiting = cell.awaiting
+        if cell.stop_reason is None:
+            cell.stop_reason = reason
+        cell.mailbox.close(reason)
+        self.retire()
+        if inflight is not None:  # watched by a deadline: no one else answers it now
+            cell._answer_fenced(inflight)
+        if awaiting is not None:
+            awaiting.cancel()
+        cell.release()

@@ -1,0 +1,88 @@
+"""What a cell reports about itself: its counters, and errors with no caller."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class ActorStats:
+    """Counters of one actor, as `Runtime.stats` returns them.
+
+    Attributes:
+        name: the actor's name.
+        kind: ``machine``, ``manager`` or ``config``.
+        alive: whether it still takes messages.
+        messages: requests handled (successful or not).
+        failures: requests whose operation raised (the caller got the error).
+        hook_errors: after-commit hooks, observers and callbacks that raised.
+        queue_depth: messages waiting in the mailbox.
+        version: the published snapshot's version.
+        last_error: the most recent failure or hook error, as ``repr``.
+        restarts: how many restarts its supervisor decided on; counted before
+            the request that crashed it is answered.
+        generation: the current incarnation's number: 1 for the first, one more
+            for each restart, and one more again for an incarnation fenced off.
+    """
+
+    name: str
+    kind: str
+    alive: bool
+    messages: int
+    failures: int
+    hook_errors: int
+    queue_depth: int
+    version: int
+    last_error: str | None
+    restarts: int = 0
+    generation: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReport:
+    """An error that could not go to a caller: an after-commit hook, observer or
+    done-callback that raised after the commit. The commit stands.
+
+    Attributes:
+        actor: the actor's name.
+        source: ``after_commit``, ``observer`` or ``callback``.
+        name: the function's name.
+        error: the exception.
+    """
+
+    actor: str
+    source: str
+    name: str
+    error: BaseException
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeStats(Mapping[str, ActorStats]):
+    """What `Runtime.stats` returns: each actor's `ActorStats`, and runtime-wide counts.
+
+    It also reads as a read-only mapping from actor name to `ActorStats`, as
+    it did when it was a dict: ``stats["orders"]``, ``stats.values()``,
+    ``"orders" in stats``, ``len(stats)``.
+
+    Attributes:
+        actors: `ActorStats` by actor name, in start order.
+        events: supervision events by kind (started, failed, restarted,
+            stopped, escalated, gave_up).
+        errors: errors reported with no caller to go to.
+        fatal: the fatal failure, as ``repr``, or None.
+    """
+
+    actors: Mapping[str, ActorStats]
+    events: Mapping[str, int]
+    errors: int
+    fatal: str | None
+
+    def __getitem__(self, name: str) -> ActorStats:
+        return self.actors[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.actors)
+
+    def __len__(self) -> int:
+        return len(self.actors)
