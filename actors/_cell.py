@@ -7,11 +7,12 @@ one pykka actor with its own thread and a generation number. When an
 incarnation crashes, its supervisor starts the next one from the last committed
 snapshot, on the same mailbox, so nothing queued is lost.
 
-For each request an incarnation runs the request's operation on the current
-snapshot. Only when the operation returns normally, and only while the
-incarnation's generation is still the cell's, is the new snapshot published;
-then the after-commit work and observers run, then the caller is answered. An
-operation that raises leaves the snapshot exactly as it was.
+For each request an incarnation runs the cell's behaviour (from core) on the
+current snapshot and the request's message. Only when the behaviour returns
+normally, and only while the incarnation's generation is still the cell's, is
+the outcome's snapshot published; then its after-commit work and the observers
+run, then the caller is answered. A behaviour that raises leaves the snapshot
+exactly as it was.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from stateward.core import (
     InvalidTransition,
     UnencodableValueError,
     UnknownVersionError,
+    run_after_commit,
 )
 
 from ._context import current_cell
@@ -41,6 +43,7 @@ from ._mailbox import Inbox, Mailbox
 from ._reply import Reply
 
 if TYPE_CHECKING:
+    from stateward.core._behaviours import Behaviour
     from stateward.core._persist import KindCodec
 
     from ._clock import Cancel
@@ -62,18 +65,6 @@ REFUSALS: tuple[type[BaseException], ...] = (
 )
 
 
-class Commit:
-    """What an operation returns: the snapshot to publish, the caller's answer,
-    and optional work to run once the snapshot is published."""
-
-    __slots__ = ("after", "reply", "snapshot")
-
-    def __init__(self, snapshot: Any, reply: Any, after: Callable[[], None] | None = None) -> None:
-        self.snapshot = snapshot
-        self.reply = reply
-        self.after = after
-
-
 @dataclass(frozen=True, slots=True)
 class ActorStats:
     """Counters of one actor, as `Runtime.stats` returns them.
@@ -83,7 +74,7 @@ class ActorStats:
         kind: ``machine``, ``manager`` or ``config``.
         alive: whether it still takes messages.
         messages: requests handled (successful or not).
-        failures: requests whose operation raised (the caller got the error).
+        failures: requests whose behaviour raised (the caller got the error).
         hook_errors: after-commit hooks, observers and callbacks that raised.
         queue_depth: messages waiting in the mailbox.
         version: the published snapshot's version.
@@ -129,6 +120,10 @@ class Cell:
     """What a handle and its actor share. Only the running incarnation (or a
     caller holding the turn) writes the snapshot and the counters; any thread
     may read them."""
+
+    #: The kind's behaviour from core, bound to this cell; set by the handle
+    #: right after it makes the cell, before the actor starts.
+    behaviour: Behaviour
 
     def __init__(
         self,
@@ -283,7 +278,7 @@ class Cell:
     # -- running requests ------------------------------------------------------------------
 
     def is_crash(self, error: BaseException) -> bool:
-        """Whether ``error``, raised by a request's operation, crashes the actor."""
+        """Whether ``error``, raised by the behaviour on a request, crashes the actor."""
         if not isinstance(error, Exception):
             return True  # SystemExit, KeyboardInterrupt...: never just a failed request
         if isinstance(error, REFUSALS):
@@ -306,7 +301,7 @@ class Cell:
         if watched:
             self._watch(message, generation)
         try:
-            commit = message.op(self, *message.args)
+            commit = self.behaviour(old, message.request)
         except BaseException as exc:  # the snapshot is untouched
             if watched and not self._unwatch(message, generation):
                 return None  # fenced meanwhile: the watchdog answered the caller
@@ -339,8 +334,9 @@ class Cell:
         if mirror is not None:
             mirror["snapshot"] = new
         try:
-            if commit.after is not None:
-                commit.after()
+            after = commit.after
+            if after is not None:
+                self.report_failures(run_after_commit(after, self.run_async))
             if self.observers:
                 self.notify_observers(old, commit.snapshot)
         finally:
@@ -484,7 +480,7 @@ class Cell:
         Does not wait: see `wait_stopped`.
         """
         if self.is_running() and self.mailbox.closed_reason is None:
-            self.mailbox.put(Reply(self, _Stop(reason, terminal=terminal), ()))
+            self.mailbox.put(Reply(self, _Stop(reason, terminal=terminal)))
             return
         self.stop_now(reason, terminal=terminal)
 
@@ -578,21 +574,19 @@ class Cell:
 
 
 class _Stop:
-    """The operation that stops an actor once everything before it is handled.
+    """The request that stops an actor once everything before it is handled.
 
     ``terminal``: for good (the handle is done). ``exit``: the actor stopped
     itself, which its supervisor may answer with a restart (permanent children).
     """
-
-    __name__ = "stop"
 
     def __init__(self, reason: str, *, terminal: bool = True, exit: bool = False) -> None:
         self.reason = reason
         self.terminal = terminal
         self.exit = exit
 
-    def __call__(self, cell: Cell) -> None:  # pragma: no cover - handled by the actor
-        raise AssertionError("the stop operation is handled by the actor itself")
+    def describe(self) -> str:
+        return "stop()"
 
 
 def stop_operation(reason: str, *, terminal: bool = True, exit: bool = False) -> _Stop:
@@ -720,7 +714,7 @@ class StateActor(pykka.ThreadingActor):
         if type(message) is not Reply or not message.claim():
             return  # a withdrawn request: its caller already gave up on it
         cell = self._cell
-        op = message.op
+        op = message.request
         if type(op) is _Stop:
             self._stop_for(cell, op, message)
             return

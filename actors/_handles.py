@@ -2,8 +2,10 @@
 
 Reads (``current_state``, ``get_state()``, ``get_config()``, ``snapshot``,
 ``history``) return the last published immutable snapshot: no message, no lock,
-never a wait. Writes are messages: blocking calls wait for the answer (with a
-finite timeout), ``request_*`` calls return a `Reply` at once.
+never a wait. Writes are messages: a handle checks the call's arguments, builds
+one frozen message (`stateward.core._messages`) and sends it; the actor's
+behaviour (`stateward.core._behaviours`) does the rest. Blocking calls wait for
+the answer (with a finite timeout), ``request_*`` calls return a `Reply` at once.
 """
 
 from __future__ import annotations
@@ -21,9 +23,7 @@ from stateward.core import (
     MachineSnapshot,
     MachineSpec,
     StoreSnapshot,
-    TransitionOutcome,
     TransitionRecord,
-    run_after_commit,
 )
 from stateward.core._arguments import (
     check_callable,
@@ -34,10 +34,16 @@ from stateward.core._arguments import (
     check_timeout,
     check_version,
 )
-from stateward.core._machine import transition_step
+from stateward.core._behaviours import (
+    Behaviour,
+    config_behaviour,
+    machine_behaviour,
+    manager_behaviour,
+)
+from stateward.core._messages import ConfigUpdate, Message, Modify, Move, Rollback, Update
 from stateward.core._persist import ConfigCodec, KindCodec, MachineCodec, ManagerCodec
 
-from ._cell import Cell, Commit
+from ._cell import Cell
 from ._context import current_cell
 from ._errors import SelfCallError
 from ._reply import Reply
@@ -84,10 +90,16 @@ class ActorHandle:
             on_start=options.on_start,
             codec=codec,
         )
+        self._cell.behaviour = self._behaviour(self._cell)
         if self._mirrored:
             self.__dict__["snapshot"] = snapshot
             self._cell.mirror = self.__dict__
         runtime._start(self, self._cell, supervisor, options.restart)
+
+    def _behaviour(self, cell: Cell) -> Behaviour:
+        """The kind's behaviour from core, bound to ``cell`` (its name, its
+        runtime's clock, its way of running a coroutine hook)."""
+        raise NotImplementedError(f"{type(self).__qualname__} gives its actor no behaviour")
 
     def __setattr__(self, name: str, value: object) -> None:
         if name == "snapshot":
@@ -149,21 +161,21 @@ class ActorHandle:
         """``StateMachine.transition``: how errors name a call of this handle."""
         return f"{type(self).__name__}.{method}"
 
-    def _call(self, op: Callable[..., Any], args: tuple[Any, ...], timeout: float | None) -> Any:
+    def _call(self, request: Message, timeout: float | None) -> Any:
         # Every argument is checked before the message exists: a bad one is
         # refused here, in the caller's thread, and never reaches the actor.
         if timeout is not None:
-            timeout = check_timeout(timeout, self._where(op.__name__.lstrip("_")))
+            timeout = check_timeout(timeout, self._where(request.call))
         cell = self._cell
         if current_cell.get() is cell:
-            raise SelfCallError(cell.name, Reply(cell, op, args).describe())
+            raise SelfCallError(cell.name, request.describe())
         if self._runtime.in_event_loop_thread():
             raise SelfCallError(
                 cell.name,
-                Reply(cell, op, args).describe(),
+                request.describe(),
                 where="an async hook on the runtime's event loop (await the request_* form there)",
             )
-        reply: Reply[Any] = Reply(cell, op, args)
+        reply: Reply[Any] = Reply(cell, request)
         turn = cell.try_inline() if self._runtime.inline_calls else None
         if turn is not None:
             cell.process_inline(reply, turn)  # the actor was idle: run it here, in turn
@@ -172,15 +184,12 @@ class ActorHandle:
         return reply.result(timeout)
 
     def _request(
-        self,
-        op: Callable[..., Any],
-        args: tuple[Any, ...],
-        callback: Callable[[Reply[Any]], Any] | None,
+        self, request: Message, callback: Callable[[Reply[Any]], Any] | None
     ) -> Reply[Any]:
         if callback is not None:
-            check_callable(callback, self._where(f"request_{op.__name__.lstrip('_')}"), "callback")
+            check_callable(callback, self._where(f"request_{request.call}"), "callback")
         cell = self._cell
-        reply: Reply[Any] = Reply(cell, op, args)
+        reply: Reply[Any] = Reply(cell, request)
         cell.mailbox.put(reply)
         if callback is not None:
             reply.add_done_callback(callback)
@@ -435,7 +444,7 @@ class StateMachine(ActorHandle):
             if type(target) is not str:
                 target = check_name(target, where, "target")
             data = check_payload(data, where)
-        result: MachineSnapshot = self._call(self._transition, (target, None, data), timeout)
+        result: MachineSnapshot = self._call(Move((target, None, data)), timeout)
         return result
 
     def transition_to(
@@ -451,7 +460,7 @@ class StateMachine(ActorHandle):
         where = self._where("trigger")
         event = check_name(event, where, "event", "an event")
         data = check_payload(data, where)
-        result: MachineSnapshot = self._call(self._transition, (None, event, data), timeout)
+        result: MachineSnapshot = self._call(Move((None, event, data)), timeout)
         return result
 
     def request_transition(
@@ -469,30 +478,12 @@ class StateMachine(ActorHandle):
         ``reply.result(timeout)`` from a thread.
         """
         target, event, data = check_move(target, event, data, self._where("request_transition"))
-        return self._request(self._transition, (target, event, data), callback)
+        return self._request(Move((target, event, data)), callback)
 
-    def _transition(
-        self, cell: Cell, target: str | None, event: str | None, payload: Mapping[str, Any] | None
-    ) -> Commit:
-        old = cell.snapshot
-        new, entry, ctx, after_commit = transition_step(
-            self._spec,
-            old,
-            target,
-            event,
-            payload,
-            cell.runtime.clock(),
-            cell.name,
-            cell.run_async,
+    def _behaviour(self, cell: Cell) -> Behaviour:
+        return machine_behaviour(
+            self._spec, machine=cell.name, clock=cell.runtime.clock, run_async=cell.run_async
         )
-        if not after_commit:
-            return Commit(new, new)
-        outcome = TransitionOutcome(old, new, TransitionRecord(*entry), ctx, after_commit)
-
-        def after() -> None:
-            cell.report_failures(run_after_commit(outcome, cell.run_async))
-
-        return Commit(new, new, after)
 
 
 class StateManager(ActorHandle):
@@ -576,7 +567,7 @@ class StateManager(ActorHandle):
             UnencodableValueError: a value cannot be stored (nothing is sent).
         """
         changes = check_changes(changes, self._where("update_state"), "changes")
-        result: ImmutableState = self._call(self._update, (changes,), timeout)
+        result: ImmutableState = self._call(Update((changes,)), timeout)
         return result
 
     def modify(
@@ -588,7 +579,7 @@ class StateManager(ActorHandle):
         raises, nothing changes and the error comes back here.
         """
         check_callable(fn, self._where("modify"), "fn")
-        result: ImmutableState = self._call(self._modify, (fn,), timeout)
+        result: ImmutableState = self._call(Modify((fn,)), timeout)
         return result
 
     def request_update(
@@ -599,7 +590,7 @@ class StateManager(ActorHandle):
     ) -> Reply[ImmutableState]:
         """Queue `update_state` and return its `Reply` at once."""
         changes = check_changes(changes, self._where("request_update"), "changes")
-        return self._request(self._update, (changes,), callback)
+        return self._request(Update((changes,)), callback)
 
     def request_modify(
         self,
@@ -609,17 +600,10 @@ class StateManager(ActorHandle):
     ) -> Reply[ImmutableState]:
         """Queue `modify` and return its `Reply` at once."""
         check_callable(fn, self._where("request_modify"), "fn")
-        return self._request(self._modify, (fn,), callback)
+        return self._request(Modify((fn,)), callback)
 
-    @staticmethod
-    def _update(cell: Cell, changes: Mapping[str, Any]) -> Commit:
-        new = cell.snapshot.update(changes)
-        return Commit(new, new.state)
-
-    @staticmethod
-    def _modify(cell: Cell, fn: Callable[[ImmutableState], Any]) -> Commit:
-        new = cell.snapshot.modify(fn, cell.run_async)
-        return Commit(new, new.state)
+    def _behaviour(self, cell: Cell) -> Behaviour:
+        return manager_behaviour(run_async=cell.run_async)
 
 
 class ConfigManager(ActorHandle):
@@ -739,7 +723,7 @@ class ConfigManager(ActorHandle):
         where = self._where("update_config")
         changes = check_changes(changes, where, "changes")
         metadata = check_payload(metadata, where, "metadata")
-        result: ConfigChange = self._call(self._update, (changes, metadata), timeout)
+        result: ConfigChange = self._call(ConfigUpdate((changes, metadata)), timeout)
         return result
 
     def rollback(
@@ -759,7 +743,7 @@ class ConfigManager(ActorHandle):
         where = self._where("rollback")
         version = check_version(version, where)
         metadata = check_payload(metadata, where, "metadata")
-        result: ConfigChange = self._call(self._rollback, (version, metadata), timeout)
+        result: ConfigChange = self._call(Rollback((version, metadata)), timeout)
         return result
 
     def request_update(
@@ -773,7 +757,7 @@ class ConfigManager(ActorHandle):
         where = self._where("request_update")
         changes = check_changes(changes, where, "changes")
         metadata = check_payload(metadata, where, "metadata")
-        return self._request(self._update, (changes, metadata), callback)
+        return self._request(ConfigUpdate((changes, metadata)), callback)
 
     def request_rollback(
         self,
@@ -786,19 +770,10 @@ class ConfigManager(ActorHandle):
         where = self._where("request_rollback")
         version = check_version(version, where)
         metadata = check_payload(metadata, where, "metadata")
-        return self._request(self._rollback, (version, metadata), callback)
+        return self._request(Rollback((version, metadata)), callback)
 
-    @staticmethod
-    def _update(
-        cell: Cell, changes: Mapping[str, Any], metadata: Mapping[str, Any] | None
-    ) -> Commit:
-        history = cell.snapshot.update(changes, metadata, clock=cell.runtime.clock)
-        return Commit(history, history.current)
-
-    @staticmethod
-    def _rollback(cell: Cell, version: int, metadata: Mapping[str, Any] | None) -> Commit:
-        history = cell.snapshot.rollback(version, metadata, clock=cell.runtime.clock)
-        return Commit(history, history.current)
+    def _behaviour(self, cell: Cell) -> Behaviour:
+        return config_behaviour(clock=cell.runtime.clock)
 
 
 def _identity(snapshot: Any) -> Any:

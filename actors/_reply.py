@@ -8,12 +8,9 @@ given done-callbacks, or awaited from asyncio without blocking the event loop.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import threading
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
-
-from stateward.core import ImmutableState
 
 from ._context import current_cell
 from ._errors import ActorTimeout, SelfCallError
@@ -49,14 +46,14 @@ class Reply(Generic[T]):
         "_done",
         "_outcome",
         "_status",
-        "args",
-        "op",
+        "request",
     )
 
-    def __init__(self, cell: Cell, op: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    def __init__(self, cell: Cell, request: Any) -> None:
         self._cell = cell
-        self.op = op
-        self.args = args
+        #: What was asked: a frozen message (`stateward.core._messages`) for the
+        #: cell's behaviour, or the cell's own stop request.
+        self.request = request
         self._status = _PENDING
         self._outcome: Any = None
         # Made by the first thread that has to wait (most replies are done
@@ -122,7 +119,8 @@ class Reply(Generic[T]):
 
     def describe(self) -> str:
         """The request as a short call, such as ``transition('paid')``."""
-        return describe_call(self.op, self.args)
+        description: str = self.request.describe()
+        return description
 
     def done(self) -> bool:
         """Whether the answer (or error) is set."""
@@ -239,28 +237,3 @@ class Reply(Generic[T]):
 def _resolve(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
-
-
-def describe_call(op: Callable[..., Any], args: tuple[Any, ...]) -> str:
-    """``op`` applied to ``args`` as a short call: the first argument by position,
-    the others by name, arguments that are None left out."""
-    name = getattr(op, "__name__", "request").lstrip("_")
-    try:
-        params = list(inspect.signature(op).parameters)[1:]  # after the cell
-    except (TypeError, ValueError):
-        params = []
-    shown = []
-    for i, arg in enumerate(args):
-        if arg is None:
-            continue
-        label = "" if i == 0 or i >= len(params) else f"{params[i]}="
-        shown.append(f"{label}{_short(arg)}")
-    return f"{name}({', '.join(shown)})"
-
-
-def _short(value: object, limit: int = 60) -> str:
-    text = getattr(value, "__qualname__", None) if callable(value) else None
-    if isinstance(value, ImmutableState):  # a request's frozen payload: show what was passed
-        text = repr(value.to_dict())
-    text = text or repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."

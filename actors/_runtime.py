@@ -438,9 +438,9 @@ class Runtime:
         return f"<Runtime {self.name!r} {state}, {len(self._actors)} actors>"
 
 
-def send(cell: Cell, op: Callable[..., Any], args: tuple[Any, ...]) -> Reply[Any]:
+def send(cell: Cell, request: Any) -> Reply[Any]:
     """Queue one request on ``cell``'s actor; never blocks."""
-    reply: Reply[Any] = Reply(cell, op, args)
+    reply: Reply[Any] = Reply(cell, request)
     cell.mailbox.put(reply)
     return reply
 
@@ -448,7 +448,7 @@ def send(cell: Cell, op: Callable[..., Any], args: tuple[Any, ...]) -> Reply[Any
 def stop_request(
     cell: Cell, reason: str, *, terminal: bool = True, exit: bool = False
 ) -> Reply[Any]:
-    return send(cell, stop_operation(reason, terminal=terminal, exit=exit), ())
+    return send(cell, stop_operation(reason, terminal=terminal, exit=exit))
 
 
 class RuntimeStats(dict):  # type: ignore[type-arg]
