@@ -2,12 +2,13 @@
 
 A `Cell` holds the published snapshot (read by any thread with no lock and no
 message), the mailbox, the counters and the observers, and runs one request
-at a time on its snapshot: the request's operation returns a `Commit` (the
-new snapshot, the caller's answer, the work to run after the commit). Only
-when the operation returns normally, and only while the running incarnation's
-generation is still the cell's, is the new snapshot stored, then published;
-then the after-commit work and observers run, then the caller is answered. An
-operation that raises leaves the snapshot exactly as it was.
+at a time on its snapshot: its behaviour (one per kind, from core) maps the
+snapshot and the request's message to an `Outcome` (the new snapshot, the
+caller's answer, the work to run after the commit). Only when the behaviour
+returns normally, and only while the running incarnation's generation is still
+the cell's, is the new snapshot stored, then published; then the after-commit
+work and observers run, then the caller is answered. A behaviour that raises
+leaves the snapshot exactly as it was.
 
 A cell knows nothing of threads or hosts: whoever holds its turn (see
 `Mailbox`) calls `Cell.process`. Its incarnations (start, restart, retire,
@@ -32,7 +33,9 @@ from stateward.core import (
     KindCodec,
     UnencodableValueError,
     UnknownVersionError,
+    run_after_commit,
 )
+from stateward.core._behaviours import Behaviour
 
 from ._clock import Cancel, Timer
 from ._context import current_cell
@@ -44,7 +47,7 @@ from .stores import Store
 
 logger = logging.getLogger("stateward.actors")
 
-__all__ = ["FENCED", "REFUSALS", "ActorStats", "Cell", "Commit", "ErrorReport", "Owner", "Running"]
+__all__ = ["FENCED", "REFUSALS", "ActorStats", "Cell", "ErrorReport", "Owner", "Running"]
 
 #: Errors that refuse a request (bad input, a veto) rather than reveal a fault:
 #: they never crash an actor, whatever its ``on_error``. They describe the
@@ -65,18 +68,6 @@ class _Fenced(Exception):
 
 #: Returned by `Cell.process` when the incarnation was fenced off meanwhile.
 FENCED = _Fenced("fenced")
-
-
-class Commit:
-    """What an operation returns: the snapshot to publish, the caller's answer,
-    and optional work to run once the snapshot is published."""
-
-    __slots__ = ("after", "reply", "snapshot")
-
-    def __init__(self, snapshot: Any, reply: Any, after: Callable[[], None] | None = None) -> None:
-        self.snapshot = snapshot
-        self.reply = reply
-        self.after = after
 
 
 class Owner(Protocol):
@@ -105,6 +96,10 @@ class Running(Protocol):
 class Cell:
     """What a handle and its actor share. Only the holder of the turn writes
     the snapshot and the counters; any thread may read them."""
+
+    #: The kind's behaviour from core, bound to this cell; set by the handle
+    #: right after it makes the cell, before the actor starts.
+    behaviour: Behaviour
 
     def __init__(
         self,
@@ -291,7 +286,7 @@ class Cell:
         if watched:
             self._watch(message, generation)
         try:
-            commit = message.op(self, *message.args)
+            commit = self.behaviour(old, message.request)
         except BaseException as exc:  # the snapshot is untouched
             if watched and not self._unwatch(message, generation):
                 return FENCED  # the watchdog answered the caller
@@ -324,8 +319,9 @@ class Cell:
         if mirror is not None:
             mirror["snapshot"] = new
         try:
-            if commit.after is not None:
-                commit.after()
+            after = commit.after
+            if after is not None:
+                self.report_failures(run_after_commit(after, self.run_async))
             if self.observers:
                 self.notify_observers(old, commit.snapshot)
         finally:

@@ -61,22 +61,20 @@ class Stop:
     itself, which its supervisor may answer with a restart (permanent children).
     """
 
-    __name__ = "stop"
-
     def __init__(self, reason: str, *, terminal: bool = True, exit: bool = False) -> None:
         self.reason = reason
         self.terminal = terminal
         self.exit = exit
 
-    def __call__(self, cell: Cell) -> None:  # pragma: no cover - run by the incarnation
-        raise AssertionError("a stop request is handled by the incarnation itself")
+    def describe(self) -> str:
+        return "stop()"
 
 
 def stop_request(
     cell: Cell, reason: str, *, terminal: bool = True, exit: bool = False
 ) -> Reply[Any]:
     """Queue a stop behind what ``cell`` has queued; never blocks."""
-    reply: Reply[Any] = Reply(cell, Stop(reason, terminal=terminal, exit=exit), ())
+    reply: Reply[Any] = Reply(cell, Stop(reason, terminal=terminal, exit=exit))
     cell.mailbox.put(reply)
     return reply
 
@@ -118,8 +116,8 @@ class Incarnation:
                     return
                 if not message.claim():
                     continue  # withdrawn: its caller already gave up on it
-                if type(message.op) is Stop:
-                    self._stop_for(message.op, message)
+                if type(message.request) is Stop:
+                    self._stop_for(message.request, message)
                     return
                 try:
                     crash = process(message, generation)

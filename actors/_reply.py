@@ -8,12 +8,10 @@ given done-callbacks, or awaited from asyncio without blocking the event loop.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import threading
 from collections.abc import Callable, Generator
 from typing import Any, Generic, Protocol, TypeVar
 
-from stateward.core import ImmutableState
 from stateward.core._arguments import check_timeout
 
 from ._context import current_cell
@@ -63,14 +61,14 @@ class Reply(Generic[T]):
         "_done",
         "_outcome",
         "_status",
-        "args",
-        "op",
+        "request",
     )
 
-    def __init__(self, cell: Recipient, op: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    def __init__(self, cell: Recipient, request: Any) -> None:
         self._cell = cell
-        self.op = op
-        self.args = args
+        #: What was asked: a frozen message (`stateward.core._messages`) for the
+        #: cell's behaviour, or a stop request.
+        self.request = request
         self._status = _PENDING
         self._outcome: Any = None
         # Made by the first thread that has to wait (most replies are done
@@ -136,7 +134,8 @@ class Reply(Generic[T]):
 
     def describe(self) -> str:
         """The request as a short call, such as ``transition('paid')``."""
-        return describe_call(self.op, self.args)
+        description: str = self.request.describe()
+        return description
 
     def done(self) -> bool:
         """Whether the answer (or error) is set."""
@@ -264,28 +263,3 @@ _NOT_WAITED = "nothing waited (the request itself was sent, and is answered as u
 def _resolve(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
-
-
-def describe_call(op: Callable[..., Any], args: tuple[Any, ...]) -> str:
-    """``op`` applied to ``args`` as a short call: the first argument by position,
-    the others by name, arguments that are None left out."""
-    name = getattr(op, "__name__", "request").lstrip("_")
-    try:
-        params = list(inspect.signature(op).parameters)[1:]  # after the cell
-    except (TypeError, ValueError):
-        params = []
-    shown = []
-    for i, arg in enumerate(args):
-        if arg is None:
-            continue
-        label = "" if i == 0 or i >= len(params) else f"{params[i]}="
-        shown.append(f"{label}{_short(arg)}")
-    return f"{name}({', '.join(shown)})"
-
-
-def _short(value: object, limit: int = 60) -> str:
-    text = getattr(value, "__qualname__", None) if callable(value) else None
-    if isinstance(value, ImmutableState):  # a request's frozen payload: show what was passed
-        text = repr(value.to_dict())
-    text = text or repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."

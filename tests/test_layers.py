@@ -32,7 +32,12 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("core: values", ["stateward.core._state"]),
     (
         "core: codec, histories, arguments",
-        ["stateward.core._codec", "stateward.core._history", "stateward.core._arguments"],
+        [
+            "stateward.core._codec",
+            "stateward.core._history",
+            "stateward.core._arguments",
+            "stateward.core._messages",
+        ],
     ),
     (
         "core: specs",
@@ -56,6 +61,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ),
     ("core: stores and configs", ["stateward.core._store", "stateward.core._config"]),
     ("core: persistence", ["stateward.core._persist"]),
+    ("core: behaviours", ["stateward.core._behaviours"]),
     ("core: public names", ["stateward.core"]),
     (
         "actors: errors and clocks",

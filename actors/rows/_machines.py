@@ -39,9 +39,11 @@ from stateward.core import (
     run_after_commit,
 )
 from stateward.core._arguments import check_move, check_payload, check_timeout
+from stateward.core._behaviours import Behaviour, Outcome, committed
+from stateward.core._messages import Move
 from stateward.core._state import same
 
-from .._cell import Cell, Commit, ErrorReport
+from .._cell import Cell, ErrorReport
 from .._errors import ActorStopped
 from .._handles import ActorHandle, ActorOptions
 from .._runtime import Runtime, current_runtime
@@ -123,17 +125,17 @@ class _RowActor(ActorHandle):
             None,  # type: ignore[arg-type]
         )
 
-    def _transition(
-        self, cell: Cell, target: str | None, event: str | None, payload: Mapping[str, Any] | None
-    ) -> Commit:
-        result, outcome = self._rows._transact(self._key, target, event, payload, cell.run_async)
-        after = None
-        if outcome.after_commit:
+    def _behaviour(self, cell: Cell) -> Behaviour:
+        """A machine's `Move`, made on the row as the database holds it: the
+        reply is the `RowResult`, the after-commit hooks are the cell's to run."""
+        rows, key, run_async = self._rows, self._key, cell.run_async
 
-            def after() -> None:
-                cell.report_failures(run_after_commit(outcome, cell.run_async))
+        def behaviour(snapshot: MachineSnapshot, message: Move) -> Outcome:
+            target, event, payload = message
+            result, outcome = rows._transact(key, target, event, payload, run_async)
+            return committed(outcome, result)
 
-        return Commit(outcome.snapshot, result, after)
+        return behaviour
 
 
 class RowMachines:
@@ -413,7 +415,7 @@ class RowMachines:
         for _ in range(3):
             actor = self._actor(key)
             try:
-                result: RowResult = actor._call(actor._transition, (target, event, data), timeout)
+                result: RowResult = actor._call(Move((target, event, data)), timeout)
                 return result
             except ActorStopped:
                 continue  # it went idle between our lookup and our call: take a new one

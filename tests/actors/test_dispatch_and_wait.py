@@ -45,6 +45,7 @@ from stateward.actors import (
 )
 from stateward.actors._runtime import stop_request
 from stateward.core import ImmutableState
+from stateward.core._messages import Modify
 
 SEED = 20261123
 WAIT = 10.0  # the bound on every wait that is expected to succeed
@@ -137,12 +138,12 @@ class FakeCell:
         self.reports.append((source, name, error))
 
 
-def noop(cell: Any) -> None:
-    """The operation of a reply made by hand (never run)."""
+def noop(state: Any) -> None:
+    """The function of a request made by hand (never run)."""
 
 
 def new_reply(cell: Any = None) -> Reply[Any]:
-    return Reply(cell if cell is not None else FakeCell(), noop, ())
+    return Reply(cell if cell is not None else FakeCell(), Modify((noop,)))
 
 
 def answer_from_a_thread(reply: Reply[Any], value: Any, workers: Workers) -> threading.Event:

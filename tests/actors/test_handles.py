@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import pytest
@@ -19,6 +20,7 @@ from stateward.core import (
     UnencodableValueError,
     UnknownVersionError,
 )
+from stateward.core._messages import ConfigUpdate, Move, Update
 
 DOC = {
     "draft": ["review", "archived"],
@@ -184,3 +186,69 @@ def test_stats_report_queue_depth_while_busy(runtime: Runtime) -> None:
         reply.result()
     stats = runtime.stats()["busy"]
     assert (stats.messages, stats.queue_depth, stats.version) == (4, 0, 4)
+
+
+def test_each_write_sends_one_frozen_message_that_later_changes_by_the_caller_cannot_reach(
+    runtime: Runtime,
+) -> None:
+    release = threading.Event()
+    entered = threading.Event()
+    manager = StateManager({"n": 0}, runtime=runtime)
+    machine = StateMachine(MachineBuilder("draft", DOC), runtime=runtime)
+    config = ConfigManager({"level": "INFO"}, runtime=runtime)
+
+    def hold(state: ImmutableState) -> ImmutableState:
+        entered.set()
+        assert release.wait(10)
+        return state
+
+    held = manager.request_modify(hold)
+    assert entered.wait(10)
+    changes = {"n": 1, "tags": ["a"]}
+    payload = {"by": ["ed"]}
+    metadata = {"author": "ops"}
+    update = manager.request_update(changes)
+    move = machine.request_transition("review", payload)
+    new_version = config.request_update({"level": "DEBUG"}, metadata)
+    # The caller changes its own values after sending: the messages are frozen copies.
+    changes["n"] = 99
+    changes["tags"].append("b")  # type: ignore[attr-defined]
+    payload["by"].append("al")
+    metadata["author"] = "someone else"
+
+    assert update.request == Update((ImmutableState(n=1, tags=["a"]),))
+    assert move.request == Move(("review", None, ImmutableState(by=["ed"])))
+    assert new_version.request == ConfigUpdate(
+        (ImmutableState(level="DEBUG"), ImmutableState(author="ops"))
+    )
+    release.set()
+    assert held.result(10) == {"n": 0}
+    assert update.result(10) == {"n": 1, "tags": ["a"]}
+    assert move.result(10).history[-1].payload_keys == ("by",)
+    assert new_version.result(10).metadata == {"author": "ops"}
+    assert config.rollback(0).rollback_of == 0
+
+
+def test_an_async_after_commit_hook_runs_after_the_commit_and_before_the_reply(
+    runtime: Runtime,
+) -> None:
+    flow = MachineBuilder("draft", DOC)
+    seen: list[tuple[str, str]] = []
+    machine: StateMachine
+
+    @flow.after_commit("review")
+    async def notify(ctx):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(0)
+        seen.append((ctx.target, machine.current_state))  # the commit is published
+
+    @flow.after_commit("review")
+    async def broken(ctx):  # type: ignore[no-untyped-def]
+        raise RuntimeError("notifier down")
+
+    machine = StateMachine(flow, runtime=runtime, name="doc")
+    assert machine.transition("review").state == "review"
+    assert seen == [("review", "review")]  # done before transition() returned
+    report = runtime.errors()[-1]
+    assert (report.actor, report.source) == ("doc", "after_commit")
+    assert str(report.error) == "notifier down"
+    assert machine.current_state == "review" and machine.version == 1

@@ -1,0 +1,276 @@
+"""The handle every kind shares: what users hold to reach one actor.
+
+Reads (``current_state``, ``get_state()``, ``get_config()``, ``snapshot``,
+``history``) return the last published immutable snapshot: no message, no lock,
+never a wait. Writes are messages: a handle checks the call's arguments, builds
+one frozen message (`stateward.core._messages`) and sends it; the actor's
+behaviour (`stateward.core._behaviours`) does the rest. Blocking calls wait for
+the answer (with a finite timeout), ``request_*`` calls return a `Reply` at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from stateward.core import ArgumentValueError
+from stateward.core._arguments import check_callable, check_timeout
+from stateward.core._behaviours import Behaviour
+from stateward.core._messages import Message
+from stateward.core._persist import KindCodec
+
+from .._cell import Cell
+from .._context import current_cell
+from .._errors import SelfCallError
+from .._reply import Reply
+from .._runtime import Runtime, current_runtime, stop_request
+from .._supervisor import Supervisor
+
+T = TypeVar("T")
+Observer = Callable[[Any, Any], Any]
+
+
+class ActorHandle:
+    """What every handle has: a name, its runtime, observers, stats and stop."""
+
+    _kind = "actor"
+    #: Whether ``snapshot`` is a plain attribute of the handle, kept current by
+    #: the actor (a read is then one attribute lookup: no property call).
+    _mirrored = False
+
+    def __init__(
+        self,
+        name: str | None,
+        runtime: Runtime | None,
+        snapshot: Any,
+        view: Callable[[Any], Any],
+        version_of: Callable[[Any], int],
+        options: ActorOptions,
+        codec: KindCodec,
+    ) -> None:
+        supervisor = options.supervisor
+        if runtime is None:
+            runtime = supervisor.runtime if supervisor is not None else current_runtime()
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ValueError(f"an actor name must be a non-empty str, got {name!r}")
+        self._runtime = runtime
+        self._cell = Cell(
+            runtime,
+            name or runtime._unique_name(self._kind),
+            self._kind,
+            snapshot,
+            view,
+            version_of,
+            on_error=options.on_error,
+            deadline=options.deadline,
+            on_start=options.on_start,
+            codec=codec,
+        )
+        self._cell.behaviour = self._behaviour(self._cell)
+        if self._mirrored:
+            self.__dict__["snapshot"] = snapshot
+            self._cell.mirror = self.__dict__
+        runtime._start(self, self._cell, supervisor, options.restart)
+
+    def _behaviour(self, cell: Cell) -> Behaviour:
+        """The kind's behaviour from core, bound to ``cell`` (its name, its
+        runtime's clock, its way of running a coroutine hook)."""
+        raise NotImplementedError(f"{type(self).__qualname__} gives its actor no behaviour")
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name == "snapshot":
+            raise AttributeError(
+                f"{type(self).__name__}.snapshot is read-only: it is the last committed "
+                "snapshot, changed only by the actor's requests"
+            )
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if name == "snapshot":
+            raise AttributeError(f"{type(self).__name__}.snapshot cannot be deleted")
+        object.__delattr__(self, name)
+
+    def __copy__(self: T) -> T:
+        # A handle stands for its actor: a copy is the handle itself. A new
+        # object with a __dict__ of its own would keep the snapshot it was
+        # copied with, since the actor writes only this handle's __dict__.
+        return self
+
+    @property
+    def recovered(self) -> bool:
+        """Whether the actor picked up a state stored under its name."""
+        return self._cell.recovered
+
+    @property
+    def name(self) -> str:
+        """The actor's name, unique in its runtime."""
+        return self._cell.name
+
+    @property
+    def runtime(self) -> Runtime:
+        """The runtime that owns the actor."""
+        return self._runtime
+
+    @property
+    def alive(self) -> bool:
+        """Whether the actor still takes requests."""
+        cell = self._cell
+        return cell.mailbox.closed_reason is None and not cell.stopped.is_set()
+
+    def stats(self) -> Any:
+        """This actor's `ActorStats`."""
+        return self._cell.stats()
+
+    @property
+    def restarts(self) -> int:
+        """How many times its supervisor has restarted this actor."""
+        return self._cell.restarts
+
+    @property
+    def supervisor(self) -> Supervisor | None:
+        """The supervisor this actor runs under."""
+        supervisor: Supervisor | None = self._cell.supervisor
+        return supervisor
+
+    # -- messaging -------------------------------------------------------------------
+
+    def _where(self, method: str) -> str:
+        """``StateMachine.transition``: how errors name a call of this handle."""
+        return f"{type(self).__name__}.{method}"
+
+    def _call(self, request: Message, timeout: float | None) -> Any:
+        # Every argument is checked before the message exists: a bad one is
+        # refused here, in the caller's thread, and never reaches the actor.
+        if timeout is not None:
+            timeout = check_timeout(timeout, self._where(request.call))
+        cell = self._cell
+        if current_cell.get() is cell:
+            raise SelfCallError(cell.name, request.describe())
+        if self._runtime.in_event_loop_thread():
+            raise SelfCallError(
+                cell.name,
+                request.describe(),
+                where="an async hook on the runtime's event loop (await the request_* form there)",
+            )
+        reply: Reply[Any] = Reply(cell, request)
+        turn = cell.try_inline() if self._runtime.inline_calls else None
+        if turn is not None:
+            cell.process_inline(reply, turn)  # the actor was idle: run it here, in turn
+        else:
+            cell.mailbox.put(reply)
+        return reply.result(timeout)
+
+    def _request(
+        self, request: Message, callback: Callable[[Reply[Any]], Any] | None
+    ) -> Reply[Any]:
+        if callback is not None:
+            check_callable(callback, self._where(f"request_{request.call}"), "callback")
+        cell = self._cell
+        reply: Reply[Any] = Reply(cell, request)
+        cell.mailbox.put(reply)
+        if callback is not None:
+            reply.add_done_callback(callback)
+        return reply
+
+    # -- observers ---------------------------------------------------------------------
+
+    def add_observer(self, fn: Observer) -> None:
+        """Call ``fn(old, new)`` after every commit, in commit order.
+
+        It runs after the snapshot is published and before the caller gets its
+        answer, under no lock, on the thread that ran the request: the actor's
+        worker thread, or the caller's own thread when a blocking call ran
+        inline (see ``Runtime(inline_calls=...)``). It may be a coroutine
+        function (run on the runtime's event loop). Its errors are reported
+        (logged, counted, passed to the runtime's error handler); they never
+        undo the commit.
+        """
+        check_callable(fn, self._where("add_observer"), "fn")
+        with self._cell.observer_lock:
+            self._cell.observers = (*self._cell.observers, fn)
+
+    def remove_observer(self, fn: Observer) -> None:
+        """Stop calling ``fn``.
+
+        Raises:
+            ArgumentValueError: ``fn`` is not registered (a ValueError).
+        """
+        with self._cell.observer_lock:
+            observers = list(self._cell.observers)
+            try:
+                observers.remove(fn)
+            except ValueError:
+                raise ArgumentValueError(
+                    self._where("remove_observer"),
+                    "fn",
+                    "an observer added to it",
+                    fn,
+                    f"That one is not an observer of {self.name!r}: pass what add_observer got",
+                ) from None
+            self._cell.observers = tuple(observers)
+
+    # -- stopping ------------------------------------------------------------------------
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Handle what is already queued, then stop the actor for good.
+
+        Later calls raise `ActorStopped`, and its supervisor does not restart
+        it. Called from the actor's own hooks, it only queues the stop (it
+        cannot wait for itself) and counts as the actor stopping on its own: a
+        ``permanent`` actor is then restarted by its supervisor.
+        """
+        if timeout is not None:
+            timeout = check_timeout(timeout, self._where("stop"))
+        cell = self._cell
+        if current_cell.get() is cell:
+            stop_request(cell, "stopped itself", terminal=False, exit=True)
+            return
+        self._stop("stopped by stop()", timeout, wait=True)
+
+    def _stop(self, reason: str, timeout: float | None, *, wait: bool) -> None:
+        self._runtime._stop_actor(self._cell, reason, timeout, wait=wait)
+
+    def __enter__(self: T) -> T:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "alive" if self.alive else "stopped"
+        return f"<{type(self).__name__} {self.name!r} {state}>"
+
+
+@dataclass(frozen=True)
+class ActorOptions:
+    """How an actor is supervised; every handle takes these as keywords."""
+
+    supervisor: Supervisor | None = None
+    restart: str = "permanent"
+    on_error: str = "fail"
+    deadline: float | None = None
+    on_start: Callable[[Any], Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.on_error not in ("fail", "restart"):
+            raise ValueError(f"on_error must be 'fail' or 'restart', got {self.on_error!r}")
+        if self.deadline is not None and not self.deadline > 0:
+            raise ValueError(f"deadline must be > 0 seconds, got {self.deadline!r}")
+        if self.restart not in ("permanent", "transient", "temporary"):
+            raise ValueError(
+                f"restart must be 'permanent', 'transient' or 'temporary', got {self.restart!r}"
+            )
+        if self.on_start is not None and not callable(self.on_start):
+            raise TypeError(f"on_start must be callable, got {self.on_start!r}")
+
+
+def identity(snapshot: Any) -> Any:
+    """The view of a kind whose observers see its snapshot itself."""
+    return snapshot
+
+
+def version_of(snapshot: Any) -> int:
+    """A snapshot's version, for `ActorStats`."""
+    version: int = snapshot.version
+    return version

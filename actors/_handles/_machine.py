@@ -1,0 +1,228 @@
+"""`StateMachine`: the handle of a machine actor."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from stateward.core import (
+    ImmutableState,
+    MachineBuilder,
+    MachineSnapshot,
+    MachineSpec,
+    TransitionRecord,
+)
+from stateward.core._arguments import check_move, check_name, check_payload
+from stateward.core._behaviours import Behaviour, machine_behaviour
+from stateward.core._messages import Move
+from stateward.core._persist import MachineCodec
+
+from .._cell import Cell
+from .._reply import Reply
+from .._runtime import Runtime
+from .._supervisor import Supervisor
+from ._base import ActorHandle, ActorOptions, identity, version_of
+
+
+def _as_spec(
+    initial_state: str | MachineSpec | MachineBuilder | None,
+    transitions: Mapping[str, Iterable[str]] | MachineSpec | MachineBuilder | None,
+    events: Any,
+    history_limit: int | None,
+    name: str | None,
+) -> MachineSpec:
+    """Read the ways a machine can be defined into one MachineSpec."""
+    spec_like = transitions if isinstance(transitions, (MachineSpec, MachineBuilder)) else None
+    if isinstance(initial_state, (MachineSpec, MachineBuilder)):
+        spec_like, initial_state = initial_state, None
+    if spec_like is not None:
+        spec = spec_like.build() if isinstance(spec_like, MachineBuilder) else spec_like
+        if events is not None:
+            raise TypeError("pass events= in the MachineSpec, not next to it")
+        if initial_state is not None and initial_state != spec.initial:
+            raise ValueError(
+                f"initial_state {initial_state!r} differs from the spec's initial state "
+                f"{spec.initial!r}; leave initial_state out or build the spec with it"
+            )
+        if history_limit is not None and history_limit != spec.history_limit:
+            builder = spec.to_builder()
+            builder.history_limit = history_limit
+            spec = builder.build()
+        return spec
+    assert not isinstance(transitions, (MachineSpec, MachineBuilder))
+    return MachineSpec(
+        initial_state,
+        transitions,
+        events=events,
+        history_limit=100 if history_limit is None else history_limit,
+        name=name,
+    )
+
+
+class StateMachine(ActorHandle):
+    """A finite state machine running as an actor.
+
+    Define it by the mapping of allowed moves, by a `MachineSpec` (events,
+    guards, hooks), or by a `MachineBuilder`::
+
+        machine = StateMachine("draft", {"draft": ["review"], "review": ["published"],
+                                         "published": []})
+        machine.transition("review")
+        machine.current_state            # "review": read with no lock and no message
+
+    Args:
+        initial_state: the starting state, or a `MachineSpec` / `MachineBuilder`.
+        transitions: ``{state: [allowed next states]}``, or a spec / builder.
+        name: unique in the runtime; generated when omitted.
+        runtime: the owning `Runtime`; when omitted, the current one (that of the
+            enclosing ``with Runtime(...)`` block), else the default runtime.
+        data: the machine's initial data (changed by event effects and hooks).
+        events: named events, as `MachineSpec` takes them.
+        history_limit: how many transitions the history keeps (default 100).
+        supervisor: the `Supervisor` to run under; the runtime's root by default.
+        restart: ``permanent`` (default), ``transient`` or ``temporary``.
+        on_error: ``"fail"`` (default): an exception from a hook fails only its
+            request. ``"restart"``: it also crashes the actor, which its
+            supervisor restarts from the last committed snapshot.
+        deadline: seconds a single request may run; past it the actor counts as
+            crashed and is restarted, and the late handler can no longer commit.
+        on_start: called with the current value each time an incarnation
+            starts (after a restart too), on the actor's worker thread, before
+            it handles any request: set up here what hooks need. If it raises,
+            the start counts as a crash.
+
+    Raises:
+        MachineDefinitionError: the definition cannot work.
+    """
+
+    _kind = "machine"
+    _mirrored = True
+
+    def __init__(
+        self,
+        initial_state: str | MachineSpec | MachineBuilder | None = None,
+        transitions: Mapping[str, Iterable[str]] | MachineSpec | MachineBuilder | None = None,
+        *,
+        name: str | None = None,
+        runtime: Runtime | None = None,
+        data: Mapping[str, Any] | None = None,
+        events: Any = None,
+        history_limit: int | None = None,
+        supervisor: Supervisor | None = None,
+        restart: str = "permanent",
+        on_error: str = "fail",
+        deadline: float | None = None,
+        on_start: Callable[[Any], Any] | None = None,
+    ) -> None:
+        self._spec = _as_spec(initial_state, transitions, events, history_limit, name)
+        super().__init__(
+            name,
+            runtime,
+            MachineSnapshot.initial(self._spec, data),
+            identity,
+            version_of,
+            ActorOptions(supervisor, restart, on_error, deadline, on_start),
+            MachineCodec(self._spec),
+        )
+
+    # -- reads -------------------------------------------------------------------------
+
+    @property
+    def spec(self) -> MachineSpec:
+        """The machine's definition."""
+        return self._spec
+
+    snapshot: MachineSnapshot
+    """The last committed `MachineSnapshot` (state, version, data, history): a
+    plain attribute that the actor replaces at each commit, read with no lock
+    and no message. Read-only."""
+
+    @property
+    def current_state(self) -> str:
+        """The current state, as of the last commit: read with no lock and no message."""
+        return self.snapshot.state
+
+    @property
+    def version(self) -> int:
+        """How many transitions have been committed."""
+        return self.snapshot.version
+
+    @property
+    def data(self) -> ImmutableState:
+        """The machine's data, as of the last commit."""
+        return self.snapshot.data
+
+    @property
+    def history(self) -> list[TransitionRecord]:
+        """The kept `TransitionRecord` entries, oldest first."""
+        return list(self.snapshot.history)
+
+    def can_transition(self, target: str) -> bool:
+        """Whether the definition allows moving from the current state to
+        ``target``. Guards are not run: a guard may still veto."""
+        target = check_name(target, self._where("can_transition"), "target")
+        return self._spec.allows(self.snapshot.state, target)
+
+    # -- writes ------------------------------------------------------------------------
+
+    def transition(
+        self, target: str, data: Mapping[str, Any] | None = None, *, timeout: float | None = None
+    ) -> MachineSnapshot:
+        """Move to ``target`` and wait for the commit; return the new snapshot.
+
+        Raises:
+            InvalidArgument: ``target`` is not a str, ``data`` not a mapping, or
+                ``timeout`` not a number of seconds; checked in the caller's
+                thread, nothing is sent.
+            UnencodableValueError: a value in ``data`` cannot be stored.
+            InvalidTransition: not allowed from the state the actor finds (the
+                message names it, the target and the allowed targets).
+            TransitionRejected: a guard or hook vetoed it.
+            ActorTimeout: no answer within ``timeout`` (the runtime default).
+            ActorStopped: the actor has stopped.
+        """
+        if type(target) is not str or data is not None:  # a plain str target needs no more
+            where = self._where("transition")
+            if type(target) is not str:
+                target = check_name(target, where, "target")
+            data = check_payload(data, where)
+        result: MachineSnapshot = self._call(Move((target, None, data)), timeout)
+        return result
+
+    def transition_to(
+        self, target: str, data: Mapping[str, Any] | None = None, *, timeout: float | None = None
+    ) -> MachineSnapshot:
+        """The same as `transition`."""
+        return self.transition(target, data, timeout=timeout)
+
+    def trigger(
+        self, event: str, data: Mapping[str, Any] | None = None, *, timeout: float | None = None
+    ) -> MachineSnapshot:
+        """Fire the named ``event`` from the current state and wait for the commit."""
+        where = self._where("trigger")
+        event = check_name(event, where, "event", "an event")
+        data = check_payload(data, where)
+        result: MachineSnapshot = self._call(Move((None, event, data)), timeout)
+        return result
+
+    def request_transition(
+        self,
+        target: str | None = None,
+        data: Mapping[str, Any] | None = None,
+        *,
+        event: str | None = None,
+        callback: Callable[[Reply[MachineSnapshot]], Any] | None = None,
+    ) -> Reply[MachineSnapshot]:
+        """Queue a move to ``target`` (or by ``event``) and return its `Reply` at once.
+
+        Requests from one thread are handled in the order sent. ``callback(reply)``
+        runs when it is done. Await the reply from asyncio, or call
+        ``reply.result(timeout)`` from a thread.
+        """
+        target, event, data = check_move(target, event, data, self._where("request_transition"))
+        return self._request(Move((target, event, data)), callback)
+
+    def _behaviour(self, cell: Cell) -> Behaviour:
+        return machine_behaviour(
+            self._spec, machine=cell.name, clock=cell.runtime.clock, run_async=cell.run_async
+        )

@@ -1,0 +1,183 @@
+"""Behaviours: what an actor of each kind does with one message.
+
+A behaviour maps the current snapshot and one message (`stateward.core._messages`)
+to an `Outcome`: the new snapshot, the caller's answer, and the work to run
+once the new snapshot is committed. It changes nothing itself: the cell that
+runs it commits the snapshot (stores it, then publishes it), runs the
+after-commit work, then answers the caller. A behaviour that raises leaves
+the snapshot as it was; the error goes to that caller alone.
+
+There is one behaviour per kind: `machine_behaviour`, `manager_behaviour`,
+`config_behaviour`. Each is made once per actor, bound to what it needs from
+its surroundings (the machine's name, the clock, how to run a coroutine
+hook's awaitable), and then called once per message: ``behaviour(snapshot,
+message) -> Outcome``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Callable
+from typing import Any
+
+from ._config import ConfigHistory
+from ._errors import ArgumentTypeError
+from ._machine import (
+    AsyncRunner,
+    MachineSnapshot,
+    TransitionOutcome,
+    TransitionRecord,
+    _run_here,
+    transition_step,
+    utc_now,
+)
+from ._messages import ConfigUpdate, Message, Modify, Move, Rollback, Update
+from ._spec import MachineSpec
+from ._store import StoreSnapshot
+
+__all__ = [
+    "Behaviour",
+    "Outcome",
+    "committed",
+    "config_behaviour",
+    "machine_behaviour",
+    "manager_behaviour",
+]
+
+
+class Outcome:
+    """What a behaviour returns for one message.
+
+    Attributes:
+        snapshot: the new snapshot, to commit (store, then publish).
+        reply: the caller's answer, sent once the after-commit work has run.
+        after: the after-commit work, or None: a `TransitionOutcome` whose
+            ``after_commit`` hooks run (`run_after_commit`) once ``snapshot``
+            is published. Their errors never undo the commit.
+    """
+
+    # A plain slotted class: one is made per message, and its fields are read
+    # once, by the cell that commits it.
+    __slots__ = ("after", "reply", "snapshot")
+
+    def __init__(self, snapshot: Any, reply: Any, after: TransitionOutcome | None = None) -> None:
+        self.snapshot = snapshot
+        self.reply = reply
+        self.after = after
+
+    def __repr__(self) -> str:
+        return f"Outcome(snapshot={self.snapshot!r}, reply={self.reply!r}, after={self.after!r})"
+
+
+#: ``behaviour(snapshot, message) -> Outcome``.
+Behaviour = Callable[[Any, Any], Outcome]
+#: Reads the time: a timezone-aware ``datetime``.
+Now = Callable[[], _dt.datetime]
+
+
+def committed(outcome: TransitionOutcome, reply: Any) -> Outcome:
+    """The `Outcome` of a transition computed by `apply_transition`: its
+    snapshot, ``reply``, and its after-commit hooks (if any) as the work to run."""
+    return Outcome(outcome.snapshot, reply, outcome if outcome.after_commit else None)
+
+
+def _refuse(kind: str, takes: str, message: object) -> ArgumentTypeError:
+    return ArgumentTypeError(
+        f"{kind}_behaviour", "message", f"a {takes} message", message, "The handles build them"
+    )
+
+
+def machine_behaviour(
+    spec: MachineSpec,
+    *,
+    machine: str | None = None,
+    clock: Now = utc_now,
+    run_async: AsyncRunner | None = None,
+) -> Behaviour:
+    """The behaviour of a machine of ``spec``: a `Move` makes one transition.
+
+    Its outcome's snapshot is also the reply. Checks and hooks are
+    `apply_transition`'s (the same algorithm, through `transition_step`).
+
+    Args:
+        machine: the machine's name, as hooks and errors see it.
+        clock: the time of each transition.
+        run_async: runs a coroutine hook's awaitable to completion (a private
+            event loop by default).
+
+    Raises (from the behaviour):
+        InvalidTransition: the definition does not allow the move.
+        TransitionRejected: a guard or hook vetoed it.
+        HookReturnError: a hook returned something unusable.
+        Exception: whatever a hook raised, unchanged.
+    """
+    run = run_async or _run_here
+
+    def behaviour(snapshot: MachineSnapshot, message: Move) -> Outcome:
+        if type(message) is not Move:
+            raise _refuse("machine", "Move", message)
+        target, event, payload = message
+        new, entry, ctx, after_commit = transition_step(
+            spec, snapshot, target, event, payload, clock(), machine, run
+        )
+        if not after_commit:
+            return Outcome(new, new)
+        # After-commit hooks get the record and the final context: only now
+        # are they worth building.
+        record = TransitionRecord(*entry)
+        return committed(TransitionOutcome(snapshot, new, record, ctx, after_commit), new)
+
+    return behaviour
+
+
+def manager_behaviour(*, run_async: AsyncRunner | None = None) -> Behaviour:
+    """The behaviour of a state manager: `Update` merges changes, `Modify` runs
+    its function on the state. The reply is the new state.
+
+    Args:
+        run_async: runs the awaitable of a coroutine ``modify`` function (a
+            private event loop by default).
+
+    Raises (from the behaviour):
+        HookReturnError: a ``modify`` function returned no state.
+        Exception: whatever a ``modify`` function raised, unchanged.
+    """
+    run = run_async or _run_here
+
+    def behaviour(snapshot: StoreSnapshot, message: Message) -> Outcome:
+        kind = type(message)
+        if kind is Update:
+            new = snapshot.update(message[0])
+        elif kind is Modify:
+            new = snapshot.modify(message[0], run)
+        else:
+            raise _refuse("manager", "Update or Modify", message)
+        return Outcome(new, new.state)
+
+    return behaviour
+
+
+def config_behaviour(*, clock: Now = utc_now) -> Behaviour:
+    """The behaviour of a config manager: `ConfigUpdate` and `Rollback` each
+    add a version. The reply is the new version's `ConfigChange`.
+
+    Args:
+        clock: the time of each version.
+
+    Raises (from the behaviour):
+        UnknownVersionError: a rollback to a version not in the history.
+    """
+
+    def behaviour(history: ConfigHistory, message: Message) -> Outcome:
+        kind = type(message)
+        if kind is ConfigUpdate:
+            changes, metadata = message
+            new = history.update(changes, metadata, clock=clock)
+        elif kind is Rollback:
+            version, metadata = message
+            new = history.rollback(version, metadata, clock=clock)
+        else:
+            raise _refuse("config", "ConfigUpdate or Rollback", message)
+        return Outcome(new, new.current)
+
+    return behaviour
