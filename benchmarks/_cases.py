@@ -1,24 +1,31 @@
-"""The benchmark cases: each one builds its systems and measures them round-robin.
+"""The benchmark cases: each one builds the systems that the harness measures.
 
-Every case function takes the `Sizes` of the run and the importable `Peers`,
-and returns ``{system name: JSON entry}``. Peers that are not installed are
-left out (the run lists them as missing); stateward is always measured.
+Every case function takes the `Sizes` of the run, the importable `Peers` and a
+scratch folder for its files, and returns its `System` list; `CASES` names them,
+with the number of rounds each one runs. Peers that are not installed are left
+out (the run lists them as missing); stateward is always measured. Building a
+case measures nothing: `_harness.run_case` does, round-robin, and
+``run.py --against`` measures the same stateward systems under two versions.
+
+Names that only newer versions of stateward have are imported inside the case
+that needs them, so that ``--against`` an older version skips that case alone.
 """
 
 from __future__ import annotations
 
 import collections
+import operator
 import statistics
-import tempfile
 import threading
 import time
 import tracemalloc
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from _harness import Sample, System, percentile, rss_mib, run_case, run_rounds, summarize
+from _harness import Sample, System, percentile, rss_mib
 from _systems import (
     CALL_TIMEOUT,
     JOIN_TIMEOUT,
@@ -52,7 +59,7 @@ from stateward.core import ImmutableState, InvalidTransition
 # -- blocking_transition_1thread -----------------------------------------------------------
 
 
-def blocking_transition_1thread(sizes: Sizes, peers: Peers) -> dict[str, Any]:
+def blocking_transition_1thread(sizes: Sizes, peers: Peers, scratch: Path) -> list[System]:
     n = sizes.calls_1thread
 
     def stateward(inline: bool) -> Callable[[int], Sample]:
@@ -148,13 +155,13 @@ def blocking_transition_1thread(sizes: Sizes, peers: Peers) -> dict[str, Any]:
             "runs the hook: the floor for any actor",
         )
     )
-    return run_case(systems, sizes.rounds)
+    return systems
 
 
 # -- blocking_transition_4threads ----------------------------------------------------------
 
 
-def blocking_transition_4threads(sizes: Sizes, peers: Peers) -> dict[str, Any]:
+def blocking_transition_4threads(sizes: Sizes, peers: Peers, scratch: Path) -> list[System]:
     """Four callers, each reading the state and asking for the other one.
 
     Two callers can read the same state and ask for the same move; the loser
@@ -343,13 +350,13 @@ def blocking_transition_4threads(sizes: Sizes, peers: Peers) -> dict[str, Any]:
                 detail,
             )
         )
-    return run_case(systems, sizes.rounds)
+    return systems
 
 
 # -- pipelined_transitions -----------------------------------------------------------------
 
 
-def pipelined_transitions(sizes: Sizes, peers: Peers) -> dict[str, Any]:
+def pipelined_transitions(sizes: Sizes, peers: Peers, scratch: Path) -> list[System]:
     n, window = sizes.pipelined, sizes.pipelined_window
 
     def stateward(_round: int) -> Sample:
@@ -403,13 +410,13 @@ def pipelined_transitions(sizes: Sizes, peers: Peers) -> dict[str, Any]:
                 "at a time",
             )
         )
-    return run_case(systems, sizes.rounds)
+    return systems
 
 
 # -- reads_under_write ---------------------------------------------------------------------
 
 
-def reads_under_write(sizes: Sizes, peers: Peers) -> dict[str, Any]:
+def reads_under_write(sizes: Sizes, peers: Peers, scratch: Path) -> list[System]:
     """Readers read the state together with the count of transitions behind it,
     and check the pair: after an odd count the state must be ``b``. A read that
     sees a transition half done (the new state, the old count) is torn."""
@@ -560,13 +567,13 @@ def reads_under_write(sizes: Sizes, peers: Peers) -> dict[str, Any]:
                 detail,
             ),
         ]
-    return run_case(systems, sizes.rounds)
+    return systems
 
 
 # -- modify_8threads -----------------------------------------------------------------------
 
 
-def modify_8threads(sizes: Sizes, peers: Peers) -> dict[str, Any]:
+def modify_8threads(sizes: Sizes, peers: Peers, scratch: Path) -> list[System]:
     threads, per_thread = 8, sizes.modify_per_thread
     total = threads * per_thread
 
@@ -682,7 +689,7 @@ def modify_8threads(sizes: Sizes, peers: Peers) -> dict[str, Any]:
             lost_detail,
         )
     )
-    return run_case(systems, sizes.rounds)
+    return systems
 
 
 # -- durable_transitions -------------------------------------------------------------------
@@ -704,69 +711,66 @@ def _filesystem(path: Path) -> str:
     return kind
 
 
-def durable_transitions(sizes: Sizes, peers: Peers, folder: Path | None = None) -> dict[str, Any]:
-    """Durable transitions per second by store mode, as systems of one case."""
+def durable_transitions(sizes: Sizes, peers: Peers, scratch: Path) -> list[System]:
+    """Durable transitions per second by store mode, as systems of one case.
+    The SQLite files go to ``scratch``, one per system and round."""
     seconds = sizes.durable_seconds
-    with tempfile.TemporaryDirectory(prefix="stateward-bench-", dir=folder) as tmp:
-        where = Path(tmp)
-        fs = _filesystem(where.resolve())
+    fs = _filesystem(scratch.resolve())
 
-        def system(mode: str, callers: int) -> System:
-            def measure(round_no: int) -> Sample:
-                store: MemoryStore | SQLiteStore
-                if mode == "memory":
-                    store = MemoryStore()
-                else:
-                    store = SQLiteStore(where / f"{mode}-{callers}-{round_no}.db", durability=mode)
-                with Runtime(f"bench-durable-{mode}", store=store) as runtime:
-                    machines = [
-                        StateMachine(A, TOGGLE, name=f"m{i}", runtime=runtime)
-                        for i in range(callers)
-                    ]
-                    stop_at = [0.0]
-
-                    def drive(index: int) -> tuple[int, list[float]]:
-                        machine = machines[index]
-                        clock = time.perf_counter
-                        latencies = []
-                        done = 0
-                        while clock() < stop_at[0]:
-                            started = clock()
-                            machine.transition(B if done % 2 == 0 else A, timeout=CALL_TIMEOUT)
-                            latencies.append(clock() - started)
-                            done += 1
-                        return done, latencies
-
-                    stop_at[0] = time.perf_counter() + seconds + 0.05  # threads start first
-                    elapsed, results, problems = in_threads(callers, drive)
-                    counts = [r[0] if r else 0 for r in results]
-                    for machine, count in zip(machines, counts, strict=True):
-                        if machine.version != count:
-                            problems.append(f"{machine.name}: version {machine.version} != {count}")
-                latencies = [x for r in results if r for x in r[1]]
-                median = statistics.median(latencies) * 1e6 if latencies else None
-                done = sum(counts)
-                return sample(done / elapsed, median, problems, transitions=done)
-
+    def system(mode: str, callers: int) -> System:
+        def measure(round_no: int) -> Sample:
+            store: MemoryStore | SQLiteStore
             if mode == "memory":
-                where_note = "MemoryStore (no disk)"
+                store = MemoryStore()
             else:
-                where_note = f"SQLiteStore durability={mode!r} on {fs}"
-            return System(
-                f"stateward-{mode}-{callers}",
-                measure,
-                f"{where_note}; {callers} caller(s), one machine each; checked: every "
-                "machine's version == its caller's count",
-            )
+                store = SQLiteStore(scratch / f"{mode}-{callers}-{round_no}.db", durability=mode)
+            with Runtime(f"bench-durable-{mode}", store=store) as runtime:
+                machines = [
+                    StateMachine(A, TOGGLE, name=f"m{i}", runtime=runtime) for i in range(callers)
+                ]
+                stop_at = [0.0]
 
-        systems = [system(mode, callers) for callers in (1, 32) for mode in DURABLE_MODES]
-        return run_case(systems, sizes.durable_rounds)
+                def drive(index: int) -> tuple[int, list[float]]:
+                    machine = machines[index]
+                    clock = time.perf_counter
+                    latencies = []
+                    done = 0
+                    while clock() < stop_at[0]:
+                        started = clock()
+                        machine.transition(B if done % 2 == 0 else A, timeout=CALL_TIMEOUT)
+                        latencies.append(clock() - started)
+                        done += 1
+                    return done, latencies
+
+                stop_at[0] = time.perf_counter() + seconds + 0.05  # threads start first
+                elapsed, results, problems = in_threads(callers, drive)
+                counts = [r[0] if r else 0 for r in results]
+                for machine, count in zip(machines, counts, strict=True):
+                    if machine.version != count:
+                        problems.append(f"{machine.name}: version {machine.version} != {count}")
+            latencies = [x for r in results if r for x in r[1]]
+            median = statistics.median(latencies) * 1e6 if latencies else None
+            done = sum(counts)
+            return sample(done / elapsed, median, problems, transitions=done)
+
+        if mode == "memory":
+            where_note = "MemoryStore (no disk)"
+        else:
+            where_note = f"SQLiteStore durability={mode!r} on {fs}"
+        return System(
+            f"stateward-{mode}-{callers}",
+            measure,
+            f"{where_note}; {callers} caller(s), one machine each; checked: every "
+            "machine's version == its caller's count",
+        )
+
+    return [system(mode, callers) for callers in (1, 32) for mode in DURABLE_MODES]
 
 
 # -- spawn_machines ------------------------------------------------------------------------
 
 
-def spawn_machines(sizes: Sizes, peers: Peers) -> dict[str, Any]:
+def spawn_machines(sizes: Sizes, peers: Peers, scratch: Path) -> list[System]:
     """Create ``sizes.spawn`` machines: time per machine, memory and threads.
 
     The timed rounds run without tracemalloc (it slows allocation down); one
@@ -774,12 +778,16 @@ def spawn_machines(sizes: Sizes, peers: Peers) -> dict[str, Any]:
     """
     n = sizes.spawn
 
-    def measure_with(
+    def system(
+        name: str,
+        note: str,
         create: Callable[[Any], Any],
         open_: Callable[[], Any],
         close: Callable[[Any], float],
         inspect_made: Callable[[list[Any]], str | None],
-    ) -> Callable[[int], Sample]:
+    ) -> System:
+        """Timed rounds, and one untimed memory pass after them (`System.finish`)."""
+
         def measure(round_no: int) -> Sample:
             owner = open_()
             threads_before = threading.active_count()
@@ -824,8 +832,12 @@ def spawn_machines(sizes: Sizes, peers: Peers) -> dict[str, Any]:
             close(owner)
             return peak / 2**20
 
-        measure.memory = memory  # type: ignore[attr-defined]
-        return measure
+        def finish(samples: list[Sample]) -> dict[str, Any]:
+            """The memory pass, untimed, once after the rounds."""
+            samples[0].values["tracemalloc_peak_mib"] = memory()
+            return {}
+
+        return System(name, measure, note, detail, finish)
 
     def detail(_counts: dict[str, int], values: dict[str, float]) -> str:
         parts = [
@@ -871,56 +883,46 @@ def spawn_machines(sizes: Sizes, peers: Peers) -> dict[str, Any]:
         return check
 
     systems = [
-        System(
+        system(
             "stateward",
-            measure_with(
-                lambda rt: StateMachine(A, TOGGLE, runtime=rt), sw_open, sw_close, sw_check
-            ),
             "StateMachine(...) in one Runtime: one actor thread per machine today",
-            detail,
+            lambda rt: StateMachine(A, TOGGLE, runtime=rt),
+            sw_open,
+            sw_close,
+            sw_check,
         )
     ]
     if peers.transitions is not None:
         machine_cls = peers.transitions.Machine
         systems.append(
-            System(
+            system(
                 "transitions-Machine",
-                measure_with(
-                    lambda _o: transitions_toggle(machine_cls, None),
-                    none,
-                    no_close,
-                    peer_check(lambda m: m.state),
-                ),
                 "Machine(model=..., states, transitions): a plain object, no thread",
-                detail,
+                lambda _o: transitions_toggle(machine_cls, None),
+                none,
+                no_close,
+                peer_check(lambda m: m.state),
             )
         )
     if peers.statemachine is not None:
         sm = peers.statemachine
         systems.append(
-            System(
+            system(
                 "python-statemachine",
-                measure_with(
-                    lambda _o: psm_toggle(sm, None),
-                    none,
-                    no_close,
-                    peer_check(lambda m: m.current_state_value),
-                ),
                 "an instance of a StateMachine subclass: a plain object, no thread",
-                detail,
+                lambda _o: psm_toggle(sm, None),
+                none,
+                no_close,
+                peer_check(lambda m: m.current_state_value),
             )
         )
-    samples = run_rounds(systems, sizes.spawn_rounds)
-    for system in systems:  # the memory pass, untimed
-        peak = system.measure.memory()  # type: ignore[attr-defined]
-        samples[system.name][0].values["tracemalloc_peak_mib"] = peak
-    return {s.name: summarize(s, samples[s.name]) for s in systems}
+    return systems
 
 
 # -- restart_latency -----------------------------------------------------------------------
 
 
-def restart_latency(sizes: Sizes, peers: Peers) -> dict[str, Any]:
+def restart_latency(sizes: Sizes, peers: Peers, scratch: Path) -> list[System]:
     """The time from a crash to the next message handled, round by round.
 
     A crashing request is queued with one behind it; the time runs from the
@@ -976,29 +978,41 @@ def restart_latency(sizes: Sizes, peers: Peers) -> dict[str, Any]:
             f"p99 {percentile(ordered, 0.99) * 1e3:.3f} ms, max {ordered[-1] * 1e3:.3f} ms"
         )
 
-    system = System(
-        "stateward",
-        measure,
-        "StateManager(on_error='restart') under a Supervisor; time from the crashing "
-        "handler's raise to the next handler's start, in the new incarnation",
-        detail,
-    )
-    result = run_case([system], sizes.rounds)
-    ordered = sorted(pooled)
-    entry = result["stateward"]
-    entry["median_ms"] = round(statistics.median(ordered) * 1e3, 3)
-    entry["p99_ms"] = round(percentile(ordered, 0.99) * 1e3, 3)
-    entry["max_ms"] = round(ordered[-1] * 1e3, 3)
-    return result
+    def finish(_samples: list[Sample]) -> dict[str, Any]:
+        ordered = sorted(pooled)
+        return {
+            "median_ms": round(statistics.median(ordered) * 1e3, 3),
+            "p99_ms": round(percentile(ordered, 0.99) * 1e3, 3),
+            "max_ms": round(ordered[-1] * 1e3, 3),
+        }
+
+    return [
+        System(
+            "stateward",
+            measure,
+            "StateManager(on_error='restart') under a Supervisor; time from the crashing "
+            "handler's raise to the next handler's start, in the new incarnation",
+            detail,
+            finish,
+        )
+    ]
 
 
-CASES: dict[str, Callable[..., dict[str, Any]]] = {
-    "blocking_transition_1thread": blocking_transition_1thread,
-    "blocking_transition_4threads": blocking_transition_4threads,
-    "pipelined_transitions": pipelined_transitions,
-    "reads_under_write": reads_under_write,
-    "modify_8threads": modify_8threads,
-    "durable_transitions": durable_transitions,
-    "spawn_machines": spawn_machines,
-    "restart_latency": restart_latency,
+@dataclass(frozen=True)
+class Case:
+    """A benchmark case: how to build its systems, and how many rounds it runs."""
+
+    build: Callable[[Sizes, Peers, Path], list[System]]
+    rounds: Callable[[Sizes], int] = operator.attrgetter("rounds")
+
+
+CASES: dict[str, Case] = {
+    "blocking_transition_1thread": Case(blocking_transition_1thread),
+    "blocking_transition_4threads": Case(blocking_transition_4threads),
+    "pipelined_transitions": Case(pipelined_transitions),
+    "reads_under_write": Case(reads_under_write),
+    "modify_8threads": Case(modify_8threads),
+    "durable_transitions": Case(durable_transitions, operator.attrgetter("durable_rounds")),
+    "spawn_machines": Case(spawn_machines, operator.attrgetter("spawn_rounds")),
+    "restart_latency": Case(restart_latency),
 }

@@ -51,12 +51,22 @@ class System:
         note: what the system is and what it does, for the notes column.
         detail: builds the measured part of the notes from the summed counts
             and the median values.
+        finish: runs once after the last round, with every sample: it may add
+            values to the samples (an untimed memory pass) and returns more
+            fields for the JSON entry.
     """
 
     name: str
     measure: Callable[[int], Sample]
     note: str = ""
     detail: Callable[[dict[str, int], dict[str, float]], str] | None = None
+    finish: Callable[[list[Sample]], dict[str, Any]] | None = None
+
+
+def measure_once(system: System, round_no: int) -> Sample:
+    """One measurement of ``system``, after a full garbage collection."""
+    gc.collect()  # garbage of the previous measurement is not this one's cost
+    return system.measure(round_no)
 
 
 def run_rounds(systems: list[System], rounds: int) -> dict[str, list[Sample]]:
@@ -64,13 +74,13 @@ def run_rounds(systems: list[System], rounds: int) -> dict[str, list[Sample]]:
     samples: dict[str, list[Sample]] = {s.name: [] for s in systems}
     for round_no in range(rounds):
         for system in systems:
-            gc.collect()  # garbage of the previous measurement is not this one's cost
-            samples[system.name].append(system.measure(round_no))
+            samples[system.name].append(measure_once(system, round_no))
     return samples
 
 
 def summarize(system: System, samples: list[Sample]) -> dict[str, Any]:
-    """The JSON entry of one system from its samples."""
+    """The JSON entry of one system from its samples (after its `System.finish`)."""
+    extra = system.finish(samples) if system.finish is not None else {}
     rates = [s.ops_per_s for s in samples]
     latencies = [s.median_us for s in samples if s.median_us is not None]
     counts: dict[str, int] = {}
@@ -110,6 +120,7 @@ def summarize(system: System, samples: list[Sample]) -> dict[str, Any]:
         entry["counts"] = counts
     if values:
         entry["values"] = {key: round(value, 3) for key, value in values.items()}
+    entry.update(extra)
     return entry
 
 

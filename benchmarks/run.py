@@ -23,12 +23,14 @@ import platform
 import shlex
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from _cases import CASES
+from _harness import run_case
 from _report import render_markdown
 from _systems import FULL, QUICK, Peers
 
@@ -257,10 +259,9 @@ def run(quick: bool, only: list[str] | None, tmp_dir: Path | None, command: str)
         started = time.perf_counter()
         load = _load()
         print(f"[bench] {name} ...", file=sys.stderr, flush=True)
-        if name == "durable_transitions":
-            results["cases"][name] = case(sizes, peers, tmp_dir)
-        else:
-            results["cases"][name] = case(sizes, peers)
+        with tempfile.TemporaryDirectory(prefix="stateward-bench-", dir=tmp_dir) as scratch:
+            systems = case.build(sizes, peers, Path(scratch))
+            results["cases"][name] = run_case(systems, case.rounds(sizes))
         seconds = time.perf_counter() - started
         results["case_info"][name] = {"seconds": round(seconds, 1), "load_average_at_start": load}
         print(f"[bench] {name}: {seconds:.1f} s", file=sys.stderr, flush=True)
@@ -286,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         "--cases", help=f"comma-separated subset of: {', '.join(CASES)}", default=None
     )
     parser.add_argument(
-        "--tmp-dir", type=Path, help="where durable_transitions puts its SQLite files"
+        "--tmp-dir", type=Path, help="where the cases put their files (durable_transitions' SQLite)"
     )
     args = parser.parse_args(argv)
     if args.source is not None:
