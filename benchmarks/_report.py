@@ -94,6 +94,8 @@ def _targets_table(targets: list[dict[str, Any]]) -> list[str]:
 
 def render_markdown(results: dict[str, Any]) -> str:
     """The Markdown page for ``results`` (the harness's JSON document)."""
+    if results.get("kind") == "comparison":
+        return render_comparison(results)
     command = results.get("command", "python benchmarks/run.py")
     machine = [f"Python {results['python']}", f"{results['cpus']} CPUs"]
     if results.get("platform"):
@@ -151,4 +153,84 @@ def render_markdown(results: dict[str, Any]) -> str:
     if targets:
         lines += ["", "## Targets", ""]
         lines += _targets_table(targets)
+    return "\n".join(lines) + "\n"
+
+
+# -- run.py --against ----------------------------------------------------------------------
+
+_VERDICTS = {"ok": "ok", "slower": "**slower**", "failed": "**failed**", "error": "**failed**"}
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _comparison_row(case: str, system: str, entry: dict[str, Any]) -> str:
+    ratio = entry.get("time_ratio")
+    new, old = entry.get("new") or {}, entry.get("old") or {}
+    status = entry["status"]
+    verdict = _VERDICTS.get(status, "**incorrect**" if status == "incorrect" else status)
+    if entry.get("why"):
+        verdict += ": " + entry["why"].strip().splitlines()[-1]
+    cells = [
+        f"`{case}`",
+        f"`{system}`",
+        _number(new.get("ops_per_s")),
+        _number(old.get("ops_per_s")),
+        _ratio(ratio["median"]) if ratio else "-",
+        f"{_ratio(ratio['min'])} to {_ratio(ratio['max'])}" if ratio else "-",
+        f"{_ratio(ratio['q1'])} to {_ratio(ratio['q3'])}" if ratio else "-",
+        _cell(verdict),
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+def render_comparison(results: dict[str, Any]) -> str:
+    """The Markdown report of ``run.py --against`` (its JSON document)."""
+    new, old = results["new"], results["old"]
+    changes = " with uncommitted changes" if new.get("uncommitted_changes") else ""
+    limit = results["max_slowdown"]
+    lines = [
+        f"# stateward against `{old['ref']}`",
+        "",
+        f"- New: this checkout, commit `{new['commit'][:12]}`{changes}.",
+        f"- Old: `{old['ref']}`, commit `{old['commit'][:12]}`.",
+        f"- Machine: Python {results['python']}, {results['cpus']} CPUs, {results['platform']}.",
+    ]
+    rounds = results.get("rounds")
+    shown = f"{rounds} rounds per case" if rounds else "each case's own rounds"
+    lines.append(
+        f"- Mode: {results['mode']}, {shown} after {results.get('warmup', 0)} warm-up "
+        f"round(s), {results.get('seconds', 0):,.0f} s."
+    )
+    start, end = results.get("load_average_at_start"), results.get("load_average_at_end")
+    if start and end:
+        lines.append(
+            f"- Load average (1, 5, 15 min) at the start: {', '.join(map(str, start))}; "
+            f"at the end: {', '.join(map(str, end))}."
+        )
+    lines += [
+        "",
+        "new/old time is the median over the rounds of new's time per operation over",
+        "old's, from the two measurements of that round (1.100 is 10% slower); the spread",
+        "is the lowest and highest round, the IQR the middle half of them.",
+        "",
+        "| case | system | new ops/s | old ops/s | new/old time | spread | IQR | verdict |",
+        "|---|---|---:|---:|---:|---|---|---|",
+    ]
+    for case, result in results["cases"].items():
+        if "systems" not in result:
+            why = _cell(result.get("why", ""))
+            lines.append(f"| `{case}` | - | - | - | - | - | - | {result['status']}: {why} |")
+            continue
+        for system, entry in result["systems"].items():
+            lines.append(_comparison_row(case, system, entry))
+    lines.append("")
+    if results.get("passed"):
+        lines.append(f"Passed: no system is more than {limit:.0%} slower.")
+    else:
+        lines.append(f"**Failed** (threshold {limit:.0%}).")
+    for key, text in (("slower", "Slower"), ("failed", "Failed"), ("skipped", "Skipped")):
+        if results.get(key):
+            lines.append(f"{text}: {', '.join(results[key])}.")
     return "\n".join(lines) + "\n"

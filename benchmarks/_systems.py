@@ -89,14 +89,21 @@ def _optional(module: str) -> ModuleType | None:
 
 
 class Peers:
-    """The peer libraries that could be imported (None where not installed)."""
+    """The peer libraries that could be imported (None where not installed).
 
-    def __init__(self) -> None:
-        self.transitions = _optional("transitions")
-        self.locking = _optional("transitions.extensions.locking")
-        self.statemachine = _optional("statemachine")
-        self.foundation = _optional("provide.foundation.state")
-        self.attrs = _optional("attrs")
+    ``Peers(load=False)`` has none of them: ``run.py --against`` measures
+    stateward's own systems only, and does not import the peers at all.
+    """
+
+    def __init__(self, *, load: bool = True) -> None:
+        def find(module: str) -> ModuleType | None:
+            return _optional(module) if load else None
+
+        self.transitions = find("transitions")
+        self.locking = find("transitions.extensions.locking")
+        self.statemachine = find("statemachine")
+        self.foundation = find("provide.foundation.state")
+        self.attrs = find("attrs")
 
     @property
     def missing(self) -> list[str]:
