@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import platform
 import queue
@@ -34,7 +35,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -48,10 +49,14 @@ WORKER = Path(__file__).resolve().parent / "_worker.py"
 REQUEST_TIMEOUT = 900.0
 #: The default threshold: a system more than 10% slower fails the comparison.
 MAX_SLOWDOWN = 0.10
-#: Rounds per case of a full comparison (``--quick`` runs each case's own rounds).
-DEFAULT_ROUNDS = 15
 #: Untimed rounds per case first, on both sides.
 WARMUP = 1
+#: The measures a comparison reports, by the `Sample` field of their rate: time
+#: on the wall clock, and CPU time of the worker process (every thread).
+MEASURES = {"wall": "ops_per_s", "cpu": "cpu_ops_per_s"}
+#: A full comparison measures each system for MIN_ROUNDS to MAX_ROUNDS rounds:
+#: it stops once the 95% interval of its median ratio is within ± PRECISION.
+MIN_ROUNDS, MAX_ROUNDS, PRECISION = 10, 30, 0.03
 
 
 class CompareError(Exception):
@@ -66,28 +71,43 @@ def time_ratios(new_rates: list[float], old_rates: list[float]) -> list[float]:
     return [old / new for new, old in zip(new_rates, old_rates, strict=True) if new > 0]
 
 
-def spread(ratios: list[float]) -> dict[str, float]:
-    """Median, min, max and the quartiles of the per-round ratios."""
+def median_interval(ratios: list[float]) -> tuple[float, float]:
+    """A 95% confidence interval of the median: two order statistics.
+
+    Distribution-free: the rounds' ratios are independent draws, and the
+    number of them below the true median is binomial(n, 1/2).
+    """
+    ordered = sorted(ratios)
+    n = len(ordered)
+    k = max(1, math.floor((n - 1.96 * math.sqrt(n)) / 2))
+    return ordered[k - 1], ordered[n - k]
+
+
+def spread(ratios: list[float]) -> dict[str, Any]:
+    """Median, min, max, quartiles and the median's 95% interval of the ratios."""
     if len(ratios) > 1:
         q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
     else:
         q1 = q3 = ratios[0]
+    low, high = median_interval(ratios)
     return {
         "median": round(statistics.median(ratios), 4),
         "min": round(min(ratios), 4),
         "max": round(max(ratios), 4),
         "q1": round(q1, 4),
         "q3": round(q3, 4),
+        "median_95": [round(low, 4), round(high, 4)],
     }
 
 
 def judge(
     new_rates: list[float], old_rates: list[float], max_slowdown: float = MAX_SLOWDOWN
 ) -> dict[str, Any]:
-    """The verdict on one system from its per-round rates (ops/s) on both sides.
+    """The verdict on one system by one measure, from its per-round rates on both sides.
 
     ``status`` is ``slower`` when the median per-round time ratio new/old is
-    above ``1 + max_slowdown``, else ``ok``.
+    above ``1 + max_slowdown``, else ``ok``; the ratio's median, min, max and
+    quartiles come with it, and the ratio of every round.
     """
     ratios = time_ratios(new_rates, old_rates)
     if not ratios:
@@ -96,12 +116,8 @@ def judge(
     slower = summary["median"] > 1 + max_slowdown
     return {
         "status": "slower" if slower else "ok",
-        "time_ratio": summary,
-        "rounds": {
-            "new_ops_per_s": [round(r, 1) for r in new_rates],
-            "old_ops_per_s": [round(r, 1) for r in old_rates],
-            "time_ratio": [round(r, 4) for r in ratios],
-        },
+        **summary,
+        "rounds": [round(r, 4) for r in ratios],
     }
 
 
@@ -157,6 +173,7 @@ class Side:
     name: str
     process: subprocess.Popen[str]
     answers: queue.Queue[str | None]
+    pump: threading.Thread
     hello: dict[str, Any]
 
     def ask(self, **request: Any) -> dict[str, Any]:
@@ -190,8 +207,9 @@ class Side:
 
 def _pump(stream: IO[str], answers: queue.Queue[str | None]) -> None:
     """Hand the worker's answer lines over; None once it has closed them."""
-    for line in stream:
-        answers.put(line)
+    with stream:
+        for line in stream:
+            answers.put(line)
     answers.put(None)
 
 
@@ -208,10 +226,11 @@ def start_side(name: str, root: Path, quick: bool, scratch: Path) -> Side:
     )
     answers: queue.Queue[str | None] = queue.Queue()
     assert process.stdout is not None
-    threading.Thread(
+    pump = threading.Thread(
         target=_pump, args=(process.stdout, answers), name=f"bench-{name}", daemon=True
-    ).start()
-    side = Side(name, process, answers, {})
+    )
+    pump.start()
+    side = Side(name, process, answers, pump, {})
     side.hello = side._read(None)
     return side
 
@@ -228,6 +247,7 @@ def stop_side(side: Side) -> None:
     except subprocess.TimeoutExpired:
         side.process.kill()
         side.process.wait(timeout=60)
+    side.pump.join(timeout=60)  # it closes the worker's stdout at its end
 
 
 @contextmanager
@@ -262,10 +282,59 @@ def _imported_under(side: Side, root: Path) -> None:
             raise CompareError(f"the {side.name} side imported {module} from {where}, not {root}")
 
 
+def _round_text(taken: dict[str, dict[str, Any]]) -> str:
+    """One round of one system, for the progress lines."""
+    parts = []
+    for measure, rate in MEASURES.items():
+        new_rate, old_rate = taken["new"][rate], taken["old"][rate]
+        ratio = old_rate / new_rate if new_rate else float("inf")
+        parts.append(f"{measure} new {new_rate:,.0f}/s old {old_rate:,.0f}/s ({ratio:.3f})")
+    return ", ".join(parts)
+
+
+@dataclass
+class _Tally:
+    """What one system of a case has gathered so far."""
+
+    judge_by: str
+    rates: dict[tuple[str, str], list[float]] = field(
+        default_factory=lambda: {(side, m): [] for side in ("new", "old") for m in MEASURES}
+    )
+    problems: list[str] = field(default_factory=list)
+
+    def ratios(self) -> list[float]:
+        measure = self.judge_by
+        return time_ratios(self.rates["new", measure], self.rates["old", measure])
+
+
+def _settled(tally: _Tally) -> tuple[float, float] | None:
+    """The 95% interval of the median ratio once it is narrow enough, else None."""
+    ratios = tally.ratios()
+    if len(ratios) < MIN_ROUNDS:
+        return None
+    low, high = median_interval(ratios)
+    return (low, high) if (high - low) / 2 <= PRECISION else None
+
+
 def compare_case(
-    case: str, new: Side, old: Side, rounds: int | None, warmup: int, max_slowdown: float
+    case: str,
+    new: Side,
+    old: Side,
+    *,
+    rounds: int | None,
+    adaptive: bool,
+    warmup: int,
+    max_slowdown: float,
+    judge_by: str | None,
 ) -> dict[str, Any]:
-    """Measure one case's stateward systems on both sides, interleaved."""
+    """Measure one case's stateward systems on both sides, interleaved.
+
+    With ``adaptive``, a system is measured for at least `MIN_ROUNDS` and at
+    most `MAX_ROUNDS` rounds, and stops once the 95% interval of its median
+    ratio is narrower than ``± PRECISION``; else for ``rounds`` rounds (or the
+    case's own number). ``judge_by`` (``cpu`` or ``wall``) overrides what each
+    system's definition says its verdict goes by.
+    """
     loaded = {side.name: side.ask(op="load", case=case) for side in (new, old)}
     for side in (new, old):
         answer = loaded[side.name]
@@ -275,18 +344,21 @@ def compare_case(
         return {"status": "failed", "why": f"the new side: {loaded['new']['skipped']}"}
     if "skipped" in loaded["old"]:
         return {"status": "skipped", "why": f"the old side: {loaded['old']['skipped']}"}
-    names = loaded["new"]["systems"]
-    count = rounds if rounds is not None else loaded["new"]["rounds"]
+    names: list[str] = list(loaded["new"]["systems"])
+    count = MAX_ROUNDS if adaptive else rounds or loaded["new"]["rounds"]
     systems: dict[str, dict[str, Any]] = {}
     for name in names:
         if name not in loaded["old"]["systems"]:
             systems[name] = {"status": "skipped", "why": "the old side has no such system"}
     live = [n for n in names if n not in systems]
-    rates: dict[str, dict[str, list[float]]] = {n: {"new": [], "old": []} for n in live}
-    problems: dict[str, list[str]] = {n: [] for n in live}
+    tallies = {n: _Tally(judge_by or loaded["new"]["systems"][n]) for n in live}
     for round_no in range(warmup + count):
+        if not live:
+            break
         keep = round_no >= warmup
         label = f"round {round_no - warmup + 1}/{count}" if keep else f"warm-up {round_no + 1}"
+        if keep and adaptive:
+            label = f"round {round_no - warmup + 1} ({MIN_ROUNDS} to {MAX_ROUNDS})"
         order = (new, old) if round_no % 2 == 0 else (old, new)
         for name in list(live):
             taken = {}
@@ -301,29 +373,50 @@ def compare_case(
                 taken[side.name] = answer["sample"]
             if len(taken) < 2:
                 continue
+            tally = tallies[name]
             if not taken["new"]["correct"]:
-                problems[name] += taken["new"]["problems"]
-            new_rate, old_rate = taken["new"]["ops_per_s"], taken["old"]["ops_per_s"]
-            if keep:
-                rates[name]["new"].append(new_rate)
-                rates[name]["old"].append(old_rate)
-            _progress(
-                f"{label}  {case}/{name}: new {new_rate:,.0f}/s, old {old_rate:,.0f}/s, "
-                f"new/old time {old_rate / new_rate if new_rate else float('inf'):.3f}"
-            )
+                tally.problems += taken["new"]["problems"]
+            if not taken["old"]["correct"]:  # this version cannot run it as the case expects
+                why = "; ".join(taken["old"]["problems"])
+                systems[name] = {"status": "skipped", "why": f"the old side's checks failed: {why}"}
+                live.remove(name)
+                continue
+            if not keep:
+                _progress(f"{label}  {case}/{name}: " + _round_text(taken))
+                continue
+            for (side_name, measure), kept in tally.rates.items():
+                kept.append(taken[side_name][MEASURES[measure]])
+            _progress(f"{label}  {case}/{name}: " + _round_text(taken))
+            interval = _settled(tally) if adaptive else None
+            if interval is not None:
+                live.remove(name)
+                _progress(
+                    f"{case}/{name}: settled after {len(tally.ratios())} rounds, "
+                    f"{tally.judge_by} new/old in {interval[0]:.3f} to {interval[1]:.3f} (95%)"
+                )
     summaries = {side.name: side.ask(op="summary", case=case) for side in (new, old)}
-    for name in live:
-        result = judge(rates[name]["new"], rates[name]["old"], max_slowdown)
-        if problems[name]:
+    for name, tally in tallies.items():
+        if name in systems:  # skipped or failed on the way
+            continue
+        result: dict[str, Any] = {"judged_by": tally.judge_by}
+        for measure in MEASURES:
+            result[measure] = judge(
+                tally.rates["new", measure], tally.rates["old", measure], max_slowdown
+            )
+        result["status"] = result[tally.judge_by]["status"]
+        result["rates"] = {
+            f"{side_name}_{MEASURES[measure]}": [round(r, 1) for r in values]
+            for (side_name, measure), values in tally.rates.items()
+        }
+        if tally.problems:
             result["status"] = "incorrect"
             result["why"] = "the new side's checks failed: " + "; ".join(
-                dict.fromkeys(problems[name])
+                dict.fromkeys(tally.problems)
             )
         for side_name in ("new", "old"):
             result[side_name] = summaries[side_name].get("entries", {}).get(name)
         systems[name] = result
-    systems = {name: systems[name] for name in names}
-    return {"status": "measured", "systems": systems}
+    return {"status": "measured", "systems": {name: systems[name] for name in names}}
 
 
 def compare(
@@ -334,6 +427,7 @@ def compare(
     rounds: int | None,
     warmup: int,
     max_slowdown: float,
+    judge_by: str | None = None,
     tmp_dir: Path | None,
     command: str,
 ) -> dict[str, Any]:
@@ -350,14 +444,15 @@ def compare(
         "new": {"checkout": str(ROOT), **this_checkout()},
         "old": {"ref": ref, "commit": commit},
         "max_slowdown": max_slowdown,
-        "rounds": rounds,
+        "judged_by": judge_by,
+        "rounds": rounds
+        or ("each case's own" if quick else {"min": MIN_ROUNDS, "max": MAX_ROUNDS}),
+        "precision": None if rounds or quick else PRECISION,
         "warmup": warmup,
         "load_average_at_start": load_average(),
         "cases": {},
         "case_info": {},
     }
-    if rounds is None and not quick:
-        rounds = DEFAULT_ROUNDS
     sides: list[Side] = []
     with (
         _terminate_as_interrupt(),
@@ -384,13 +479,26 @@ def compare(
                     continue
                 started, load = time.perf_counter(), load_average()
                 _progress(f"{name} ...")
-                results["cases"][name] = compare_case(name, new, old, rounds, warmup, max_slowdown)
+                results["cases"][name] = compare_case(
+                    name,
+                    new,
+                    old,
+                    rounds=rounds,
+                    adaptive=rounds is None and not quick,
+                    warmup=warmup,
+                    max_slowdown=max_slowdown,
+                    judge_by=judge_by,
+                )
                 seconds = time.perf_counter() - started
                 results["case_info"][name] = {
                     "seconds": round(seconds, 1),
                     "load_average_at_start": load,
                 }
                 _progress(f"{name}: {seconds:.1f} s")
+        except BaseException:  # interrupted or failed: no measurement to wait for
+            for side in sides:
+                side.process.kill()
+            raise
         finally:
             for side in sides:
                 stop_side(side)

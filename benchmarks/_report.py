@@ -165,24 +165,46 @@ def _ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+def _ratio_cells(judged: dict[str, Any] | None, verdict: bool) -> list[str]:
+    """The median (bold when the verdict goes by it), its 95% interval and the range."""
+    if not judged or "median" not in judged:
+        return ["-", "-"]
+    median = _ratio(judged["median"])
+    low, high = judged["median_95"]
+    spread = f"{_ratio(low)} to {_ratio(high)} ({_ratio(judged['min'])} to {_ratio(judged['max'])})"
+    return [f"**{median}**" if verdict else median, spread]
+
+
 def _comparison_row(case: str, system: str, entry: dict[str, Any]) -> str:
-    ratio = entry.get("time_ratio")
     new, old = entry.get("new") or {}, entry.get("old") or {}
     status = entry["status"]
     verdict = _VERDICTS.get(status, "**incorrect**" if status == "incorrect" else status)
     if entry.get("why"):
         verdict += ": " + entry["why"].strip().splitlines()[-1]
+    rounds = entry.get("cpu", {}).get("rounds")
     cells = [
         f"`{case}`",
         f"`{system}`",
+        "-" if rounds is None else str(len(rounds)),
         _number(new.get("ops_per_s")),
         _number(old.get("ops_per_s")),
-        _ratio(ratio["median"]) if ratio else "-",
-        f"{_ratio(ratio['min'])} to {_ratio(ratio['max'])}" if ratio else "-",
-        f"{_ratio(ratio['q1'])} to {_ratio(ratio['q3'])}" if ratio else "-",
+        *_ratio_cells(entry.get("cpu"), entry.get("judged_by") == "cpu"),
+        *_ratio_cells(entry.get("wall"), entry.get("judged_by") == "wall"),
         _cell(verdict),
     ]
     return "| " + " | ".join(cells) + " |"
+
+
+def _rounds_text(results: dict[str, Any]) -> str:
+    rounds = results.get("rounds")
+    if isinstance(rounds, dict):
+        return (
+            f"{rounds['min']} to {rounds['max']} rounds per system, until the median ratio "
+            f"is known within ±{results['precision']:g} (95%)"
+        )
+    if isinstance(rounds, int):
+        return f"{rounds} rounds per system"
+    return "each case's own rounds"
 
 
 def render_comparison(results: dict[str, Any]) -> str:
@@ -196,32 +218,38 @@ def render_comparison(results: dict[str, Any]) -> str:
         f"- New: this checkout, commit `{new['commit'][:12]}`{changes}.",
         f"- Old: `{old['ref']}`, commit `{old['commit'][:12]}`.",
         f"- Machine: Python {results['python']}, {results['cpus']} CPUs, {results['platform']}.",
+        f"- Mode: {results['mode']}, {_rounds_text(results)}, after "
+        f"{results.get('warmup', 0)} warm-up round(s); {results.get('seconds', 0):,.0f} s.",
     ]
-    rounds = results.get("rounds")
-    shown = f"{rounds} rounds per case" if rounds else "each case's own rounds"
-    lines.append(
-        f"- Mode: {results['mode']}, {shown} after {results.get('warmup', 0)} warm-up "
-        f"round(s), {results.get('seconds', 0):,.0f} s."
-    )
     start, end = results.get("load_average_at_start"), results.get("load_average_at_end")
     if start and end:
         lines.append(
             f"- Load average (1, 5, 15 min) at the start: {', '.join(map(str, start))}; "
             f"at the end: {', '.join(map(str, end))}."
         )
+    judged_by = results.get("judged_by")
+    verdict_by = (
+        f"goes by {judged_by} for every system"
+        if judged_by
+        else "goes by CPU time, except for the systems that wait on a disk (wall clock)"
+    )
     lines += [
         "",
-        "new/old time is the median over the rounds of new's time per operation over",
-        "old's, from the two measurements of that round (1.100 is 10% slower); the spread",
-        "is the lowest and highest round, the IQR the middle half of them.",
+        "A ratio is new's time per operation over old's, from the two measurements of",
+        "one round (1.100: 10% slower). Each measure shows the median ratio over the",
+        "rounds, then the 95% confidence interval of that median and, in brackets, the",
+        "lowest and highest round. CPU time is the worker process's (every thread).",
+        f"The verdict {verdict_by}: its median is in bold.",
         "",
-        "| case | system | new ops/s | old ops/s | new/old time | spread | IQR | verdict |",
-        "|---|---|---:|---:|---:|---|---|---|",
+        "| case | system | rounds | new ops/s | old ops/s | CPU new/old | CPU 95% (range) "
+        "| wall new/old | wall 95% (range) | verdict |",
+        "|---|---|---:|---:|---:|---:|---|---:|---|---|",
     ]
     for case, result in results["cases"].items():
         if "systems" not in result:
             why = _cell(result.get("why", ""))
-            lines.append(f"| `{case}` | - | - | - | - | - | - | {result['status']}: {why} |")
+            dashes = " | ".join(["-"] * 8)
+            lines.append(f"| `{case}` | {dashes} | {result['status']}: {why} |")
             continue
         for system, entry in result["systems"].items():
             lines.append(_comparison_row(case, system, entry))

@@ -16,7 +16,8 @@ Every timing happens in here, so starting the process is no part of any
 measurement. Requests:
 
 - ``{"op": "load", "case": NAME}``: build the case's stateward systems;
-  answers ``{"systems": [names], "rounds": the case's rounds}``, or
+  answers ``{"systems": {name: what its verdict goes by}, "rounds": the
+  case's own number of rounds}``, or
   ``{"skipped": why}`` when this version cannot build them (an API it does
   not have).
 - ``{"op": "measure", "case": NAME, "system": NAME, "round": N, "keep": BOOL}``:
@@ -101,9 +102,9 @@ class CheckoutFinder(importlib.abc.MetaPathFinder):
                 fullname, folder / "__init__.py", submodule_search_locations=[str(folder)]
             )
         if fullname == TOP:  # a namespace package holding the mapped ones
-            spec = importlib.machinery.ModuleSpec(TOP, None, is_package=True)
-            spec.submodule_search_locations = []
-            return spec
+            namespace = importlib.machinery.ModuleSpec(TOP, None, is_package=True)
+            namespace.submodule_search_locations = []
+            return namespace
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is None:
             raise ModuleNotFoundError(f"No module named {fullname!r} in {self.root}", name=fullname)
@@ -143,7 +144,7 @@ class Worker:
         self.systems[case] = systems
         self.samples[case] = {name: [] for name in systems}
         rounds = self.cases_module.CASES[case].rounds(self.sizes)
-        return {"systems": list(systems), "rounds": rounds}
+        return {"systems": {s.name: s.judge_by for s in systems.values()}, "rounds": rounds}
 
     def measure(self, case: str, system: str, round_no: int, keep: bool) -> dict[str, Any]:
         taken = measure_once(self.systems[case][system], round_no)

@@ -306,8 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     against.add_argument(
         "--rounds",
         type=_positive_int,
-        help="rounds per case (default: "
-        f"{_compare.DEFAULT_ROUNDS}, or each case's own rounds with --quick)",
+        help=f"rounds per system (default: from {_compare.MIN_ROUNDS} to "
+        f"{_compare.MAX_ROUNDS}, until the median ratio is known within "
+        f"±{_compare.PRECISION:g}; with --quick, each case's own rounds)",
     )
     against.add_argument(
         "--warmup",
@@ -320,6 +321,12 @@ def main(argv: list[str] | None = None) -> int:
         type=_fraction,
         default=_compare.MAX_SLOWDOWN,
         help="the median time ratio new/old may exceed 1 by this much (default 0.10)",
+    )
+    against.add_argument(
+        "--judge-by",
+        choices=sorted(_compare.MEASURES),
+        help="judge every system by the worker's CPU time or by the wall clock (default: "
+        "CPU time, and the wall clock for the systems that wait on a disk)",
     )
     args = parser.parse_args(argv)
     if args.against is None and (args.rounds is not None or args.warmup != _compare.WARMUP):
@@ -341,12 +348,16 @@ def main(argv: list[str] | None = None) -> int:
                     rounds=args.rounds,
                     warmup=args.warmup,
                     max_slowdown=args.max_slowdown,
+                    judge_by=args.judge_by,
                     tmp_dir=args.tmp_dir,
                     command=command,
                 )
             except _compare.CompareError as exc:
                 print(f"[against] {exc}", file=sys.stderr)
                 return 2
+            except KeyboardInterrupt:
+                print("[against] interrupted; the temporary checkout is removed", file=sys.stderr)
+                return 130
         else:
             results = run(args.quick, only, args.tmp_dir, command)
         text = json.dumps(results, indent=2, ensure_ascii=False)
