@@ -54,9 +54,10 @@ WARMUP = 1
 #: The measures a comparison reports, by the `Sample` field of their rate: time
 #: on the wall clock, and CPU time of the worker process (every thread).
 MEASURES = {"wall": "ops_per_s", "cpu": "cpu_ops_per_s"}
-#: A full comparison measures each system for MIN_ROUNDS to MAX_ROUNDS rounds:
-#: it stops once the 95% interval of its median ratio is within ± PRECISION.
-MIN_ROUNDS, MAX_ROUNDS, PRECISION = 10, 30, 0.03
+#: A full comparison measures each system for at least MIN_ROUNDS rounds, and
+#: stops once the 95% interval of its median ratio is within ± PRECISION, or
+#: after MAX_ROUNDS rounds, or once its measurements (both sides) took BUDGET_S.
+MIN_ROUNDS, MAX_ROUNDS, PRECISION, BUDGET_S = 10, 100, 0.03, 90.0
 
 
 class CompareError(Exception):
@@ -213,11 +214,21 @@ def _pump(stream: IO[str], answers: queue.Queue[str | None]) -> None:
     answers.put(None)
 
 
-def start_side(name: str, root: Path, quick: bool, scratch: Path) -> Side:
-    """A worker that measures the stateward of ``root``."""
+def start_side(
+    name: str, root: Path, quick: bool, scratch: Path, pin: list[int] | None = None
+) -> Side:
+    """A worker that measures the stateward of ``root`` (on the CPUs ``pin``, if given)."""
     env = dict(os.environ, PYTHONHASHSEED="0")  # the same hashing on both sides
+    pinned = [",".join(map(str, pin))] if pin else []
     process = subprocess.Popen(
-        [sys.executable, str(WORKER), str(root), "quick" if quick else "full", str(scratch)],
+        [
+            sys.executable,
+            str(WORKER),
+            str(root),
+            "quick" if quick else "full",
+            str(scratch),
+            *pinned,
+        ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -301,19 +312,25 @@ class _Tally:
         default_factory=lambda: {(side, m): [] for side in ("new", "old") for m in MEASURES}
     )
     problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0  # spent measuring it, both sides
 
     def ratios(self) -> list[float]:
         measure = self.judge_by
         return time_ratios(self.rates["new", measure], self.rates["old", measure])
 
 
-def _settled(tally: _Tally) -> tuple[float, float] | None:
-    """The 95% interval of the median ratio once it is narrow enough, else None."""
+def _settled(tally: _Tally) -> str | None:
+    """Why a system needs no more rounds (adaptive mode), or None."""
     ratios = tally.ratios()
     if len(ratios) < MIN_ROUNDS:
         return None
     low, high = median_interval(ratios)
-    return (low, high) if (high - low) / 2 <= PRECISION else None
+    known = f"{tally.judge_by} new/old median in {low:.3f} to {high:.3f} (95%)"
+    if (high - low) / 2 <= PRECISION:
+        return f"settled after {len(ratios)} rounds: {known}"
+    if tally.seconds >= BUDGET_S:
+        return f"{tally.seconds:.0f} s budget used after {len(ratios)} rounds: {known}"
+    return None
 
 
 def compare_case(
@@ -329,10 +346,10 @@ def compare_case(
 ) -> dict[str, Any]:
     """Measure one case's stateward systems on both sides, interleaved.
 
-    With ``adaptive``, a system is measured for at least `MIN_ROUNDS` and at
-    most `MAX_ROUNDS` rounds, and stops once the 95% interval of its median
-    ratio is narrower than ``± PRECISION``; else for ``rounds`` rounds (or the
-    case's own number). ``judge_by`` (``cpu`` or ``wall``) overrides what each
+    With ``adaptive``, a system is measured for at least `MIN_ROUNDS` rounds,
+    until the 95% interval of its median ratio is narrower than ``± PRECISION``,
+    for `MAX_ROUNDS` rounds or `BUDGET_S` seconds at most; else for ``rounds``
+    rounds (or the case's own number). ``judge_by`` (``cpu`` or ``wall``) overrides what each
     system's definition says its verdict goes by.
     """
     loaded = {side.name: side.ask(op="load", case=case) for side in (new, old)}
@@ -358,10 +375,11 @@ def compare_case(
         keep = round_no >= warmup
         label = f"round {round_no - warmup + 1}/{count}" if keep else f"warm-up {round_no + 1}"
         if keep and adaptive:
-            label = f"round {round_no - warmup + 1} ({MIN_ROUNDS} to {MAX_ROUNDS})"
+            label = f"round {round_no - warmup + 1}"
         order = (new, old) if round_no % 2 == 0 else (old, new)
         for name in list(live):
             taken = {}
+            started = time.perf_counter()
             for side in order:
                 answer = side.ask(op="measure", case=case, system=name, round=round_no, keep=keep)
                 if "sample" not in answer:
@@ -374,6 +392,7 @@ def compare_case(
             if len(taken) < 2:
                 continue
             tally = tallies[name]
+            tally.seconds += time.perf_counter() - started
             if not taken["new"]["correct"]:
                 tally.problems += taken["new"]["problems"]
             if not taken["old"]["correct"]:  # this version cannot run it as the case expects
@@ -387,13 +406,10 @@ def compare_case(
             for (side_name, measure), kept in tally.rates.items():
                 kept.append(taken[side_name][MEASURES[measure]])
             _progress(f"{label}  {case}/{name}: " + _round_text(taken))
-            interval = _settled(tally) if adaptive else None
-            if interval is not None:
+            settled = _settled(tally) if adaptive else None
+            if settled is not None:
                 live.remove(name)
-                _progress(
-                    f"{case}/{name}: settled after {len(tally.ratios())} rounds, "
-                    f"{tally.judge_by} new/old in {interval[0]:.3f} to {interval[1]:.3f} (95%)"
-                )
+                _progress(f"{case}/{name}: {settled}")
     summaries = {side.name: side.ask(op="summary", case=case) for side in (new, old)}
     for name, tally in tallies.items():
         if name in systems:  # skipped or failed on the way
@@ -428,6 +444,7 @@ def compare(
     warmup: int,
     max_slowdown: float,
     judge_by: str | None = None,
+    pin: list[int] | None = None,
     tmp_dir: Path | None,
     command: str,
 ) -> dict[str, Any]:
@@ -445,8 +462,13 @@ def compare(
         "old": {"ref": ref, "commit": commit},
         "max_slowdown": max_slowdown,
         "judged_by": judge_by,
+        "cpus_pinned": pin,
         "rounds": rounds
-        or ("each case's own" if quick else {"min": MIN_ROUNDS, "max": MAX_ROUNDS}),
+        or (
+            "each case's own"
+            if quick
+            else {"min": MIN_ROUNDS, "max": MAX_ROUNDS, "budget_s": BUDGET_S}
+        ),
         "precision": None if rounds or quick else PRECISION,
         "warmup": warmup,
         "load_average_at_start": load_average(),
@@ -463,9 +485,9 @@ def compare(
         results["old"]["checkout"] = str(old_root)
         try:
             _progress(f"new: {ROOT}; old: {ref} ({commit[:12]}) in {old_root}")
-            new = start_side("new", ROOT, quick, folder)
+            new = start_side("new", ROOT, quick, folder, pin)
             sides.append(new)
-            old = start_side("old", old_root, quick, folder)
+            old = start_side("old", old_root, quick, folder, pin)
             sides.append(old)
             for side, root in ((new, ROOT), (old, old_root)):
                 if side.hello.get("ready"):

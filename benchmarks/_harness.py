@@ -202,12 +202,17 @@ def percentile(ordered: list[float], fraction: float) -> float:
     return ordered[index]
 
 
-def cpus() -> int:
+def cpus_allowed() -> set[int]:
     """The CPUs this process may run on."""
     try:
-        return len(os.sched_getaffinity(0))
+        return os.sched_getaffinity(0)
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        return set(range(os.cpu_count() or 1))
+
+
+def cpus() -> int:
+    """How many CPUs this process may run on."""
+    return len(cpus_allowed())
 
 
 def load_average() -> list[float] | None:

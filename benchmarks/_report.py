@@ -199,8 +199,9 @@ def _rounds_text(results: dict[str, Any]) -> str:
     rounds = results.get("rounds")
     if isinstance(rounds, dict):
         return (
-            f"{rounds['min']} to {rounds['max']} rounds per system, until the median ratio "
-            f"is known within ±{results['precision']:g} (95%)"
+            f"at least {rounds['min']} rounds per system, until the median ratio is known "
+            f"within ±{results['precision']:g} (95%), at most {rounds['max']} rounds or "
+            f"{rounds.get('budget_s', 0):g} s"
         )
     if isinstance(rounds, int):
         return f"{rounds} rounds per system"
@@ -221,6 +222,8 @@ def render_comparison(results: dict[str, Any]) -> str:
         f"- Mode: {results['mode']}, {_rounds_text(results)}, after "
         f"{results.get('warmup', 0)} warm-up round(s); {results.get('seconds', 0):,.0f} s.",
     ]
+    if results.get("cpus_pinned"):
+        lines.append(f"- Both workers pinned to CPU(s) {results['cpus_pinned']}.")
     start, end = results.get("load_average_at_start"), results.get("load_average_at_end")
     if start and end:
         lines.append(

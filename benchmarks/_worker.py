@@ -1,6 +1,6 @@
 """One side of ``run.py --against``: measures stateward's systems under one checkout.
 
-    python benchmarks/_worker.py CHECKOUT quick|full SCRATCH
+    python benchmarks/_worker.py CHECKOUT quick|full SCRATCH [CPU,CPU...]
 
 The worker imports stateward from CHECKOUT, whatever the interpreter has
 installed: the checkout's pyproject.toml maps the package names onto folders
@@ -210,6 +210,8 @@ def serve(channel: IO[str], quick: bool, scratch: Path) -> None:
 
 def main(argv: list[str]) -> int:
     root, mode, scratch_parent = Path(argv[0]).resolve(), argv[1], Path(argv[2])
+    if len(argv) > 3:  # pinned: this process and every thread it starts
+        os.sched_setaffinity(0, {int(cpu) for cpu in argv[3].split(",")})
     # The answers go to the stdout this process was started with; anything
     # else that prints (a library, a warning) goes to stderr instead.
     channel = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")

@@ -38,7 +38,7 @@ from typing import Any
 
 import _compare
 from _cases import CASES
-from _harness import cpus, load_average, run_case
+from _harness import cpus, cpus_allowed, load_average, run_case
 from _report import render_comparison, render_markdown
 from _systems import FULL, QUICK, Peers
 
@@ -279,6 +279,17 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _cpu_list(text: str) -> list[int]:
+    try:
+        cpus = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"CPU numbers separated by commas, got {text!r}") from None
+    allowed = cpus_allowed()
+    if not set(cpus) <= allowed:
+        raise argparse.ArgumentTypeError(f"this process may only run on CPUs {sorted(allowed)}")
+    return cpus
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny counts (checks, not speed)")
@@ -306,9 +317,14 @@ def main(argv: list[str] | None = None) -> int:
     against.add_argument(
         "--rounds",
         type=_positive_int,
-        help=f"rounds per system (default: from {_compare.MIN_ROUNDS} to "
-        f"{_compare.MAX_ROUNDS}, until the median ratio is known within "
-        f"±{_compare.PRECISION:g}; with --quick, each case's own rounds)",
+        help=f"rounds per system (default: at least {_compare.MIN_ROUNDS}, until the median "
+        f"ratio is known within ±{_compare.PRECISION:g}, at most {_compare.MAX_ROUNDS} rounds "
+        f"or {_compare.BUDGET_S:g} s; with --quick, each case's own rounds)",
+    )
+    against.add_argument(
+        "--cpus",
+        type=_cpu_list,
+        help="pin both workers to these CPUs, e.g. 1 or 0,1 (Linux)",
     )
     against.add_argument(
         "--warmup",
@@ -349,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
                     warmup=args.warmup,
                     max_slowdown=args.max_slowdown,
                     judge_by=args.judge_by,
+                    pin=args.cpus,
                     tmp_dir=args.tmp_dir,
                     command=command,
                 )
