@@ -2,55 +2,54 @@
 
 Two full runs of the same code can differ by a third on a shared machine, so
 a number is only ever compared with one measured next to it. The old version
-is taken out of git into a temporary folder (``git archive``, removed at the
-end whatever happens); each side runs in its own worker process
-(benchmarks/_worker.py) that imports stateward from its checkout and runs the
-case definitions of *this* checkout. The workers start once; every
-measurement happens inside them, so the processes cost nothing measured.
+is written out of git into a temporary folder, removed at the end whatever
+happens; each side runs in its own worker process that imports stateward from
+its checkout and runs the case definitions of *this* checkout (_sides.py,
+_worker.py). Every timing is taken inside the workers.
 
 For every case, round by round and system by system, both sides measure one
-after the other, the side that goes first alternating (new, old, then old,
-new), so a drift of the machine hits both alike. Each round gives one ratio,
-new time per operation over old (old ops/s over new ops/s: 1.10 is 10%
-slower); a system's result is the median of those per-round ratios, with
-their spread. A system is slower when that median exceeds
-``1 + max_slowdown``.
+after the other, the side that goes first alternating, so a drift of the
+machine hits both alike; fresh workers take over every few rounds. Each round
+gives one ratio per measure (wall clock, CPU time): new's time per operation
+over old's (1.10 is 10% slower). A system's result is the median of its
+per-round ratios, with the median's 95% interval and the range; it is slower
+when the median of the measure it is judged by exceeds ``1 + max_slowdown``.
 """
 
 from __future__ import annotations
 
-import io
-import json
 import math
-import os
 import platform
-import queue
-import signal
 import statistics
-import subprocess
 import sys
-import tarfile
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from _cases import CASES
 from _harness import cpus, load_average
+from _sides import (
+    ROOT,
+    CompareError,
+    Setup,
+    Side,
+    export,
+    resolve,
+    terminate_as_interrupt,
+    this_checkout,
+    workers,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-WORKER = Path(__file__).resolve().parent / "_worker.py"
-#: How long one request to a worker may take, in seconds (a spawn_machines
-#: round with its shutdown is the longest, well under a minute).
-REQUEST_TIMEOUT = 900.0
 #: The default threshold: a system more than 10% slower fails the comparison.
 MAX_SLOWDOWN = 0.10
-#: Untimed rounds per case first, on both sides.
+#: Untimed rounds first, each time fresh workers start.
 WARMUP = 1
+#: Fresh worker processes take over every ROTATE rounds: where a process lands
+#: in memory moves its speed by a few percent for its whole life, so one pair
+#: of processes alone would carry that difference into every round.
+ROTATE = 5
 #: The measures a comparison reports, by the `Sample` field of their rate: time
 #: on the wall clock, and CPU time of the worker process (every thread).
 MEASURES = {"wall": "ops_per_s", "cpu": "cpu_ops_per_s"}
@@ -58,10 +57,6 @@ MEASURES = {"wall": "ops_per_s", "cpu": "cpu_ops_per_s"}
 #: stops once the 95% interval of its median ratio is within ± PRECISION, or
 #: after MAX_ROUNDS rounds, or once its measurements (both sides) took BUDGET_S.
 MIN_ROUNDS, MAX_ROUNDS, PRECISION, BUDGET_S = 10, 100, 0.03, 90.0
-
-
-class CompareError(Exception):
-    """The comparison cannot run (a bad ref, a worker that died)."""
 
 
 # -- the numbers ---------------------------------------------------------------------------
@@ -122,175 +117,11 @@ def judge(
     }
 
 
-# -- the old checkout ----------------------------------------------------------------------
-
-
-def _git(*args: str, data: bool = False) -> Any:
-    done = subprocess.run(
-        ["git", "-C", str(ROOT), *args],
-        capture_output=True,
-        check=False,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-    )
-    if done.returncode != 0:
-        raise CompareError(f"git {' '.join(args)} failed: {done.stderr.decode().strip()}")
-    return done.stdout if data else done.stdout.decode().strip()
-
-
-def resolve(ref: str) -> str:
-    """The full commit hash ``ref`` names in this repository."""
-    try:
-        return str(_git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"))
-    except CompareError:
-        raise CompareError(
-            f"{ref!r} names no commit in {ROOT}: give a branch, tag or commit hash "
-            "(git log --oneline lists them)"
-        ) from None
-
-
-def export(commit: str, into: Path) -> Path:
-    """Write the tree of ``commit`` into the folder ``into`` (git archive)."""
-    tar = _git("archive", "--format=tar", commit, data=True)
-    with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
-        archive.extractall(into, filter="data")
-    return into
-
-
-def this_checkout() -> dict[str, Any]:
-    """The commit of this checkout, and whether its files differ from it."""
-    commit = str(_git("rev-parse", "HEAD"))
-    changed = bool(str(_git("status", "--porcelain", "--untracked-files=no")))
-    return {"commit": commit, "uncommitted_changes": changed}
-
-
-# -- the workers ---------------------------------------------------------------------------
-
-
-@dataclass
-class Side:
-    """One worker process: ``name`` is new or old."""
-
-    name: str
-    process: subprocess.Popen[str]
-    answers: queue.Queue[str | None]
-    pump: threading.Thread
-    hello: dict[str, Any]
-
-    def ask(self, **request: Any) -> dict[str, Any]:
-        if self.process.stdin is None:
-            raise CompareError(f"the {self.name} side's worker has no stdin")
-        try:
-            self.process.stdin.write(json.dumps(request) + "\n")
-            self.process.stdin.flush()
-        except BrokenPipeError:
-            raise CompareError(
-                f"the {self.name} side's worker has exited ({self.process.poll()})"
-            ) from None
-        return self._read(request)
-
-    def _read(self, request: dict[str, Any] | None) -> dict[str, Any]:
-        try:
-            line = self.answers.get(timeout=REQUEST_TIMEOUT)
-        except queue.Empty:
-            raise CompareError(
-                f"the {self.name} side's worker did not answer {request} "
-                f"within {REQUEST_TIMEOUT:g} s"
-            ) from None
-        if line is None:
-            raise CompareError(
-                f"the {self.name} side's worker exited ({self.process.poll()}) "
-                f"before answering {request}; its stderr is above"
-            )
-        answer: dict[str, Any] = json.loads(line)
-        return answer
-
-
-def _pump(stream: IO[str], answers: queue.Queue[str | None]) -> None:
-    """Hand the worker's answer lines over; None once it has closed them."""
-    with stream:
-        for line in stream:
-            answers.put(line)
-    answers.put(None)
-
-
-def start_side(
-    name: str, root: Path, quick: bool, scratch: Path, pin: list[int] | None = None
-) -> Side:
-    """A worker that measures the stateward of ``root`` (on the CPUs ``pin``, if given)."""
-    env = dict(os.environ, PYTHONHASHSEED="0")  # the same hashing on both sides
-    pinned = [",".join(map(str, pin))] if pin else []
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            str(WORKER),
-            str(root),
-            "quick" if quick else "full",
-            str(scratch),
-            *pinned,
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=scratch,
-    )
-    answers: queue.Queue[str | None] = queue.Queue()
-    assert process.stdout is not None
-    pump = threading.Thread(
-        target=_pump, args=(process.stdout, answers), name=f"bench-{name}", daemon=True
-    )
-    pump.start()
-    side = Side(name, process, answers, pump, {})
-    side.hello = side._read(None)
-    return side
-
-
-def stop_side(side: Side) -> None:
-    """Close the worker's stdin and wait for it; kill it if it does not end."""
-    try:
-        if side.process.stdin is not None:
-            side.process.stdin.close()
-    except BrokenPipeError:
-        pass
-    try:
-        side.process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        side.process.kill()
-        side.process.wait(timeout=60)
-    side.pump.join(timeout=60)  # it closes the worker's stdout at its end
-
-
-@contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM unwinds like Ctrl-C, so the temporary checkout is removed."""
-
-    def interrupt(_signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 # -- the comparison ------------------------------------------------------------------------
 
 
 def _progress(text: str) -> None:
     print(f"[against] {text}", file=sys.stderr, flush=True)
-
-
-def _imported_under(side: Side, root: Path) -> None:
-    """Check that the worker's stateward really is the one in ``root``."""
-    for module, where in side.hello.get("imported_from", {}).items():
-        if where is None or not Path(where).resolve().is_relative_to(root.resolve()):
-            raise CompareError(f"the {side.name} side imported {module} from {where}, not {root}")
 
 
 def _round_text(taken: dict[str, dict[str, Any]]) -> str:
@@ -308,15 +139,14 @@ class _Tally:
     """What one system of a case has gathered so far."""
 
     judge_by: str
-    rates: dict[tuple[str, str], list[float]] = field(
-        default_factory=lambda: {(side, m): [] for side in ("new", "old") for m in MEASURES}
-    )
-    problems: list[str] = field(default_factory=list)
+    samples: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {"new": [], "old": []})
     seconds: float = 0.0  # spent measuring it, both sides
 
+    def rates(self, side: str, measure: str) -> list[float]:
+        return [float(sample[MEASURES[measure]]) for sample in self.samples[side]]
+
     def ratios(self) -> list[float]:
-        measure = self.judge_by
-        return time_ratios(self.rates["new", measure], self.rates["old", measure])
+        return time_ratios(self.rates("new", self.judge_by), self.rates("old", self.judge_by))
 
 
 def _settled(tally: _Tally) -> str | None:
@@ -333,10 +163,29 @@ def _settled(tally: _Tally) -> str | None:
     return None
 
 
+def _side_summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """One side of one system over the kept rounds: medians and correctness."""
+    latencies = [s["median_us"] for s in samples if s["median_us"] is not None]
+    return {
+        "ops_per_s": round(statistics.median(s["ops_per_s"] for s in samples), 1),
+        "cpu_ops_per_s": round(statistics.median(s["cpu_ops_per_s"] for s in samples), 1),
+        "median_us": round(statistics.median(latencies), 2) if latencies else None,
+        "correct": all(s["correct"] for s in samples),
+        "problems": list(dict.fromkeys(p for s in samples for p in s["problems"])),
+    }
+
+
+def _load_case(case: str, sides: dict[str, Side]) -> dict[str, Any]:
+    loaded = {name: side.ask(op="load", case=case) for name, side in sides.items()}
+    for name, answer in loaded.items():
+        if "error" in answer:
+            raise CompareError(f"the {name} side failed to load {case}: {answer['error']}")
+    return loaded
+
+
 def compare_case(
     case: str,
-    new: Side,
-    old: Side,
+    setup: Setup,
     *,
     rounds: int | None,
     adaptive: bool,
@@ -346,93 +195,117 @@ def compare_case(
 ) -> dict[str, Any]:
     """Measure one case's stateward systems on both sides, interleaved.
 
-    With ``adaptive``, a system is measured for at least `MIN_ROUNDS` rounds,
-    until the 95% interval of its median ratio is narrower than ``± PRECISION``,
-    for `MAX_ROUNDS` rounds or `BUDGET_S` seconds at most; else for ``rounds``
-    rounds (or the case's own number). ``judge_by`` (``cpu`` or ``wall``) overrides what each
-    system's definition says its verdict goes by.
+    Fresh workers take over every `ROTATE` rounds, each pair after ``warmup``
+    untimed rounds. With ``adaptive``, a system is measured for at least
+    `MIN_ROUNDS` rounds, until the 95% interval of its median ratio is within
+    ``± PRECISION``, for `MAX_ROUNDS` rounds or `BUDGET_S` seconds at most;
+    else for ``rounds`` rounds (or the case's own number). ``judge_by``
+    (``cpu`` or ``wall``) overrides what each system's definition says.
     """
-    loaded = {side.name: side.ask(op="load", case=case) for side in (new, old)}
-    for side in (new, old):
-        answer = loaded[side.name]
-        if "error" in answer:
-            raise CompareError(f"the {side.name} side failed to load {case}: {answer['error']}")
-    if "skipped" in loaded["new"]:
-        return {"status": "failed", "why": f"the new side: {loaded['new']['skipped']}"}
-    if "skipped" in loaded["old"]:
-        return {"status": "skipped", "why": f"the old side: {loaded['old']['skipped']}"}
-    names: list[str] = list(loaded["new"]["systems"])
-    count = MAX_ROUNDS if adaptive else rounds or loaded["new"]["rounds"]
     systems: dict[str, dict[str, Any]] = {}
-    for name in names:
-        if name not in loaded["old"]["systems"]:
-            systems[name] = {"status": "skipped", "why": "the old side has no such system"}
-    live = [n for n in names if n not in systems]
-    tallies = {n: _Tally(judge_by or loaded["new"]["systems"][n]) for n in live}
-    for round_no in range(warmup + count):
-        if not live:
-            break
-        keep = round_no >= warmup
-        label = f"round {round_no - warmup + 1}/{count}" if keep else f"warm-up {round_no + 1}"
-        if keep and adaptive:
-            label = f"round {round_no - warmup + 1}"
-        order = (new, old) if round_no % 2 == 0 else (old, new)
-        for name in list(live):
-            taken = {}
-            started = time.perf_counter()
-            for side in order:
-                answer = side.ask(op="measure", case=case, system=name, round=round_no, keep=keep)
-                if "sample" not in answer:
-                    why = answer.get("error") or answer.get("skipped", "no answer")
-                    status = "skipped" if side is old else "failed"
-                    systems[name] = {"status": status, "why": f"the {side.name} side: {why}"}
-                    live.remove(name)
+    tallies: dict[str, _Tally] = {}
+    live: list[str] = []
+    names: list[str] = []
+    count, kept, round_no = 0, 0, 0
+    first = True
+    while first or (live and kept < count):
+        with workers(setup) as sides:
+            loaded = _load_case(case, sides)
+            if first:
+                first = False
+                if "skipped" in loaded["new"]:
+                    return {"status": "failed", "why": f"the new side: {loaded['new']['skipped']}"}
+                if "skipped" in loaded["old"]:
+                    return {"status": "skipped", "why": f"the old side: {loaded['old']['skipped']}"}
+                names = list(loaded["new"]["systems"])
+                count = MAX_ROUNDS if adaptive else rounds or loaded["new"]["rounds"]
+                for name in names:
+                    if name not in loaded["old"]["systems"]:
+                        why = "the old side has no such system"
+                        systems[name] = {"status": "skipped", "why": why}
+                live = [n for n in names if n not in systems]
+                tallies = {n: _Tally(judge_by or loaded["new"]["systems"][n]) for n in live}
+            for batch_round in range(warmup + ROTATE):
+                if not live or kept >= count:
                     break
-                taken[side.name] = answer["sample"]
-            if len(taken) < 2:
-                continue
-            tally = tallies[name]
-            tally.seconds += time.perf_counter() - started
-            if not taken["new"]["correct"]:
-                tally.problems += taken["new"]["problems"]
-            if not taken["old"]["correct"]:  # this version cannot run it as the case expects
-                why = "; ".join(taken["old"]["problems"])
-                systems[name] = {"status": "skipped", "why": f"the old side's checks failed: {why}"}
-                live.remove(name)
-                continue
-            if not keep:
-                _progress(f"{label}  {case}/{name}: " + _round_text(taken))
-                continue
-            for (side_name, measure), kept in tally.rates.items():
-                kept.append(taken[side_name][MEASURES[measure]])
-            _progress(f"{label}  {case}/{name}: " + _round_text(taken))
-            settled = _settled(tally) if adaptive else None
-            if settled is not None:
-                live.remove(name)
-                _progress(f"{case}/{name}: {settled}")
-    summaries = {side.name: side.ask(op="summary", case=case) for side in (new, old)}
+                keep = batch_round >= warmup
+                if keep:
+                    kept += 1
+                    label = f"round {kept}" + ("" if adaptive else f"/{count}")
+                else:
+                    label = "warm-up"
+                order = ("new", "old") if round_no % 2 == 0 else ("old", "new")
+                for name in list(live):
+                    stopped = _measure_pair(case, name, sides, order, round_no, tallies[name], keep)
+                    if stopped is not None:
+                        systems[name] = stopped
+                        live.remove(name)
+                        continue
+                    tally = tallies[name]
+                    last = {side: tally.samples[side][-1] for side in ("new", "old")}
+                    _progress(f"{label}  {case}/{name}: " + _round_text(last))
+                    if not keep:
+                        for side in ("new", "old"):
+                            tally.samples[side].pop()
+                        continue
+                    settled = _settled(tally) if adaptive else None
+                    if settled is not None:
+                        live.remove(name)
+                        _progress(f"{case}/{name}: {settled}")
+                round_no += 1
     for name, tally in tallies.items():
-        if name in systems:  # skipped or failed on the way
-            continue
-        result: dict[str, Any] = {"judged_by": tally.judge_by}
-        for measure in MEASURES:
-            result[measure] = judge(
-                tally.rates["new", measure], tally.rates["old", measure], max_slowdown
-            )
-        result["status"] = result[tally.judge_by]["status"]
-        result["rates"] = {
-            f"{side_name}_{MEASURES[measure]}": [round(r, 1) for r in values]
-            for (side_name, measure), values in tally.rates.items()
-        }
-        if tally.problems:
-            result["status"] = "incorrect"
-            result["why"] = "the new side's checks failed: " + "; ".join(
-                dict.fromkeys(tally.problems)
-            )
-        for side_name in ("new", "old"):
-            result[side_name] = summaries[side_name].get("entries", {}).get(name)
-        systems[name] = result
+        if name not in systems:  # not skipped or failed on the way
+            systems[name] = _result(tally, max_slowdown)
     return {"status": "measured", "systems": {name: systems[name] for name in names}}
+
+
+def _measure_pair(
+    case: str,
+    name: str,
+    sides: dict[str, Side],
+    order: tuple[str, str],
+    round_no: int,
+    tally: _Tally,
+    keep: bool,
+) -> dict[str, Any] | None:
+    """One round of one system on both sides, into ``tally``; or why it cannot go on."""
+    started = time.perf_counter()
+    taken = {}
+    for side in order:
+        answer = sides[side].ask(op="measure", case=case, system=name, round=round_no)
+        if "sample" not in answer:
+            why = answer.get("error") or answer.get("skipped", "no answer")
+            status = "skipped" if side == "old" else "failed"
+            return {"status": status, "why": f"the {side} side: {why}"}
+        taken[side] = answer["sample"]
+    if not taken["old"]["correct"]:  # this version cannot run it as the case expects
+        why = "; ".join(taken["old"]["problems"])
+        return {"status": "skipped", "why": f"the old side's checks failed: {why}"}
+    if keep:
+        tally.seconds += time.perf_counter() - started
+    for side in ("new", "old"):
+        tally.samples[side].append(taken[side])
+    return None
+
+
+def _result(tally: _Tally, max_slowdown: float) -> dict[str, Any]:
+    """The JSON entry of one measured system."""
+    result: dict[str, Any] = {"judged_by": tally.judge_by}
+    for measure in MEASURES:
+        new_rates, old_rates = tally.rates("new", measure), tally.rates("old", measure)
+        result[measure] = judge(new_rates, old_rates, max_slowdown)
+    result["status"] = result[tally.judge_by]["status"]
+    result["rates"] = {
+        f"{side}_{MEASURES[measure]}": [round(r, 1) for r in tally.rates(side, measure)]
+        for side in ("new", "old")
+        for measure in MEASURES
+    }
+    for side in ("new", "old"):
+        result[side] = _side_summary(tally.samples[side])
+    if result["new"]["problems"]:
+        result["status"] = "incorrect"
+        result["why"] = "the new side's checks failed: " + "; ".join(result["new"]["problems"])
+    return result
 
 
 def compare(
@@ -471,59 +344,43 @@ def compare(
         ),
         "precision": None if rounds or quick else PRECISION,
         "warmup": warmup,
+        "fresh_workers_every": ROTATE,
         "load_average_at_start": load_average(),
         "cases": {},
         "case_info": {},
     }
-    sides: list[Side] = []
     with (
-        _terminate_as_interrupt(),
+        terminate_as_interrupt(),
         tempfile.TemporaryDirectory(prefix="stateward-against-", dir=tmp_dir) as tmp,
     ):
         folder = Path(tmp)
         old_root = export(commit, folder / "old")
         results["old"]["checkout"] = str(old_root)
-        try:
-            _progress(f"new: {ROOT}; old: {ref} ({commit[:12]}) in {old_root}")
-            new = start_side("new", ROOT, quick, folder, pin)
-            sides.append(new)
-            old = start_side("old", old_root, quick, folder, pin)
-            sides.append(old)
-            for side, root in ((new, ROOT), (old, old_root)):
-                if side.hello.get("ready"):
-                    _imported_under(side, root)
-                    results[side.name]["imported_from"] = side.hello["imported_from"]
-                elif side is new:
-                    why = side.hello["error"]
-                    raise CompareError(f"this checkout cannot run the cases:\n{why}")
-            for name in CASES:
-                if only and name not in only:
-                    continue
-                started, load = time.perf_counter(), load_average()
-                _progress(f"{name} ...")
-                results["cases"][name] = compare_case(
-                    name,
-                    new,
-                    old,
-                    rounds=rounds,
-                    adaptive=rounds is None and not quick,
-                    warmup=warmup,
-                    max_slowdown=max_slowdown,
-                    judge_by=judge_by,
-                )
-                seconds = time.perf_counter() - started
-                results["case_info"][name] = {
-                    "seconds": round(seconds, 1),
-                    "load_average_at_start": load,
-                }
-                _progress(f"{name}: {seconds:.1f} s")
-        except BaseException:  # interrupted or failed: no measurement to wait for
-            for side in sides:
-                side.process.kill()
-            raise
-        finally:
-            for side in sides:
-                stop_side(side)
+        setup = Setup({"new": ROOT, "old": old_root}, quick, folder, pin)
+        _progress(f"new: {ROOT}; old: {ref} ({commit[:12]}) in {old_root}")
+        with workers(setup) as sides:  # where each side imports stateward from
+            for name, side in sides.items():
+                results[name]["imported_from"] = side.hello.get("imported_from")
+        for name in CASES:
+            if only and name not in only:
+                continue
+            started, load = time.perf_counter(), load_average()
+            _progress(f"{name} ...")
+            results["cases"][name] = compare_case(
+                name,
+                setup,
+                rounds=rounds,
+                adaptive=rounds is None and not quick,
+                warmup=warmup,
+                max_slowdown=max_slowdown,
+                judge_by=judge_by,
+            )
+            seconds = time.perf_counter() - started
+            results["case_info"][name] = {
+                "seconds": round(seconds, 1),
+                "load_average_at_start": load,
+            }
+            _progress(f"{name}: {seconds:.1f} s")
     results["seconds"] = round(time.perf_counter() - began, 1)
     results["load_average_at_end"] = load_average()
     results.update(outcome(results["cases"]))

@@ -20,12 +20,9 @@ measurement. Requests:
   case's own number of rounds}``, or
   ``{"skipped": why}`` when this version cannot build them (an API it does
   not have).
-- ``{"op": "measure", "case": NAME, "system": NAME, "round": N, "keep": BOOL}``:
-  one measurement; answers ``{"sample": {...}}`` (a `Sample` as a dict), or
-  ``{"error": traceback}``. Samples with ``keep`` false (warm-up) are not
-  summarized.
-- ``{"op": "summary", "case": NAME}``: the JSON entry of each system over the
-  kept samples, as a normal run reports it: ``{"entries": {name: entry}}``.
+- ``{"op": "measure", "case": NAME, "system": NAME, "round": N}``: one
+  measurement; answers ``{"sample": {...}}`` (a `Sample` as a dict), or
+  ``{"error": traceback}``.
 """
 
 from __future__ import annotations
@@ -45,7 +42,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import IO, Any
 
-from _harness import measure_once, summarize
+from _harness import measure_once
 
 #: The distribution whose modules the worker maps onto the checkout.
 TOP = "stateward"
@@ -120,7 +117,7 @@ def use_checkout(root: Path) -> None:
 
 
 class Worker:
-    """The cases of one side, built on request, and their kept samples."""
+    """The cases of one side, built on request."""
 
     def __init__(self, quick: bool, scratch: Path) -> None:
         import _cases  # after use_checkout: the cases import stateward
@@ -131,7 +128,6 @@ class Worker:
         self.peers = Peers(load=False)
         self.scratch = scratch
         self.systems: dict[str, dict[str, Any]] = {}
-        self.samples: dict[str, dict[str, list[Any]]] = {}
 
     def load(self, case: str) -> dict[str, Any]:
         folder = self.scratch / case
@@ -142,23 +138,11 @@ class Worker:
             return {"skipped": f"this version cannot build the case: {exc!r}"}
         systems = {s.name: s for s in built if s.name.startswith(TOP)}
         self.systems[case] = systems
-        self.samples[case] = {name: [] for name in systems}
         rounds = self.cases_module.CASES[case].rounds(self.sizes)
         return {"systems": {s.name: s.judge_by for s in systems.values()}, "rounds": rounds}
 
-    def measure(self, case: str, system: str, round_no: int, keep: bool) -> dict[str, Any]:
-        taken = measure_once(self.systems[case][system], round_no)
-        if keep:
-            self.samples[case][system].append(taken)
-        return {"sample": dataclasses.asdict(taken)}
-
-    def summary(self, case: str) -> dict[str, Any]:
-        entries = {
-            name: summarize(system, self.samples[case][name])
-            for name, system in self.systems[case].items()
-            if self.samples[case][name]
-        }
-        return {"entries": entries}
+    def measure(self, case: str, system: str, round_no: int) -> dict[str, Any]:
+        return {"sample": dataclasses.asdict(measure_once(self.systems[case][system], round_no))}
 
     def answer(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request["op"]
@@ -166,11 +150,7 @@ class Worker:
             if op == "load":
                 return self.load(request["case"])
             if op == "measure":
-                return self.measure(
-                    request["case"], request["system"], request["round"], request["keep"]
-                )
-            if op == "summary":
-                return self.summary(request["case"])
+                return self.measure(request["case"], request["system"], request["round"])
         except Exception:
             return {"error": traceback.format_exc()}
         return {"error": f"unknown request {op!r}"}

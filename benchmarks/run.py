@@ -40,6 +40,7 @@ import _compare
 from _cases import CASES
 from _harness import cpus, cpus_allowed, load_average, run_case
 from _report import render_comparison, render_markdown
+from _sides import CompareError
 from _systems import FULL, QUICK, Peers
 
 #: Distributions whose versions the results record.
@@ -369,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
                     tmp_dir=args.tmp_dir,
                     command=command,
                 )
-            except _compare.CompareError as exc:
+            except CompareError as exc:
                 print(f"[against] {exc}", file=sys.stderr)
                 return 2
             except KeyboardInterrupt:

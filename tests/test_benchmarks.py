@@ -450,34 +450,23 @@ def test_a_case_the_old_version_cannot_run_is_skipped_not_failed(
     old version without a name the case definitions import: every case is."""
     no_method = _old_checkout(tmp_path / "no-method", "del StateManager.request_modify")
     no_name = _old_checkout(tmp_path / "no-name", "del Supervisor")
-    sides = []
-    try:
-        new = compare_module.start_side("new", ROOT, True, tmp_path)
-        sides.append(new)
-        old = compare_module.start_side("old", no_method, True, tmp_path)
-        sides.append(old)
-        older = compare_module.start_side("old", no_name, True, tmp_path)
-        sides.append(older)
-        options = {
-            "rounds": 1,
-            "adaptive": False,
-            "warmup": 0,
-            "max_slowdown": 0.1,
-            "judge_by": None,
-        }
-        result = compare_module.compare_case("restart_latency", new, old, **options)
-        entry = result["systems"]["stateward"]
-        assert entry["status"] == "skipped"
-        assert "request_modify" in entry["why"]
-        assert older.hello["ready"] is False
-        assert "Supervisor" in older.hello["error"]
-        result = compare_module.compare_case("pipelined_transitions", new, older, **options)
-        assert result["status"] == "skipped"
-        assert "cannot run benchmarks/_cases.py" in result["why"]
-    finally:
-        for side in sides:
-            compare_module.stop_side(side)
-    assert [side.process.returncode for side in sides] == [0, 0, 0]
+    options = {"rounds": 1, "adaptive": False, "warmup": 0, "max_slowdown": 0.1, "judge_by": None}
+
+    setup = compare_module.Setup({"new": ROOT, "old": no_method}, True, tmp_path)
+    result = compare_module.compare_case("restart_latency", setup, **options)
+    entry = result["systems"]["stateward"]
+    assert entry["status"] == "skipped"
+    assert "request_modify" in entry["why"]
+
+    setup = compare_module.Setup({"new": ROOT, "old": no_name}, True, tmp_path)
+    with compare_module.workers(setup) as sides:
+        assert sides["old"].hello["ready"] is False
+        assert "Supervisor" in sides["old"].hello["error"]
+    assert [side.process.returncode for side in sides.values()] == [0, 0]
+    result = compare_module.compare_case("pipelined_transitions", setup, **options)
+    assert result["status"] == "skipped"
+    assert "cannot run benchmarks/_cases.py" in result["why"]
+    assert compare_module.outcome({"pipelined_transitions": result})["passed"]
 
 
 def test_against_a_ref_that_names_no_commit_says_so(tmp_path: Path) -> None:
