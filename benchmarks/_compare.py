@@ -234,7 +234,8 @@ def compare_case(
                     label = f"round {kept}" + ("" if adaptive else f"/{count}")
                 else:
                     label = "warm-up"
-                order = ("new", "old") if round_no % 2 == 0 else ("old", "new")
+                # Who goes first alternates over the kept rounds, half and half.
+                order = ("new", "old") if kept % 2 == 0 else ("old", "new")
                 for name in list(live):
                     stopped = _measure_pair(case, name, sides, order, round_no, tallies[name], keep)
                     if stopped is not None:
