@@ -56,7 +56,7 @@ MEASURES = {"wall": "ops_per_s", "cpu": "cpu_ops_per_s"}
 #: A full comparison measures each system for at least MIN_ROUNDS rounds, and
 #: stops once the 95% interval of its median ratio is within ± PRECISION, or
 #: after MAX_ROUNDS rounds, or once its measurements (both sides) took BUDGET_S.
-MIN_ROUNDS, MAX_ROUNDS, PRECISION, BUDGET_S = 10, 100, 0.03, 90.0
+MIN_ROUNDS, MAX_ROUNDS, PRECISION, BUDGET_S = 10, 200, 0.03, 90.0
 
 
 # -- the numbers ---------------------------------------------------------------------------

@@ -22,6 +22,85 @@ CASE_TITLES = {
 }
 
 
+#: The end of the page: how ``run.py --against`` compares two versions, and
+#: what it showed when a version was compared with itself. Prose, not results.
+COMPARING = """## Comparing two versions
+
+Two full runs of the same code on a shared machine differ by up to a third,
+so a change of speed is only ever judged against a measurement taken next to
+it, in the same run:
+
+```bash
+python benchmarks/run.py --against GIT_REF [--cases a,b] [--rounds N] [--max-slowdown 0.10]
+```
+
+measures stateward's own systems of each case (the peers are left out) in this
+checkout and in `GIT_REF`:
+
+- `GIT_REF` is written out with `git archive` into a temporary folder (under
+  `--tmp-dir` if given), removed at the end, also after an error, Ctrl-C or
+  SIGTERM.
+- Each version runs in its own worker process (`benchmarks/_worker.py`). It
+  imports stateward from its checkout, where that checkout's `pyproject.toml`
+  maps the packages, and never from an installed or editable copy; it runs
+  *this* checkout's case definitions, so both versions run the same cases.
+  Every timing is taken inside the workers, which answer over a pipe:
+  starting a process is no part of any measurement.
+- Round by round and system by system, one worker measures and then the
+  other; who goes first alternates. Fresh workers take over every 5 rounds,
+  each pair after one untimed warm-up round (`--warmup`).
+- Each round gives one ratio: new's time per operation over old's, from the
+  two measurements of that round (1.10 is 10% slower). A system's result is
+  the median of its per-round ratios, with the 95% confidence interval of that
+  median (two order statistics of the rounds: no assumption about the
+  distribution) and the lowest and highest round.
+- Two clocks: the wall clock, and the CPU time of the worker process (every
+  thread). The verdict goes by CPU time, which other processes on the machine
+  hardly move; the SQLite systems of `durable_transitions` wait on the disk,
+  which CPU time does not see, so they go by the wall clock. `--judge-by wall`
+  (on a quiet machine) or `--judge-by cpu` sets one clock for every system.
+- A system runs at least 10 rounds and stops once the median is known within
+  ±0.03 (95%), after 200 rounds, or after 90 s of measuring. `--rounds N` fixes
+  the number; `--cpus 1` pins both workers to CPU 1.
+- The exit status is 1 when a system's median ratio is above
+  1 + `--max-slowdown` (default 0.10) or the new version fails a case's
+  checks; they are listed under `slower` and `failed` in the JSON (`--out`)
+  and marked in the report (`--markdown`, also printed on stderr). A case or
+  system that the old version cannot run (an API it does not have, checks it
+  fails) is reported as skipped, not failed. A ref that names no commit exits
+  with 2. Progress (round, case, system, both clocks) goes to stderr.
+- `--quick` uses the quick sizes and each case's own rounds: it shows that the
+  comparison works, not how fast anything is.
+
+A case that needs a name only newer versions have imports it inside its case
+function, so that against an older version only that case is skipped.
+
+### The noise floor: a version against itself
+
+Measured while writing this mode, on the 2-CPU development machine while other
+test suites ran on it (load average 5 to 16), comparing main with itself
+(`--against` the commit checked out) on `blocking_transition_1thread`,
+`pipelined_transitions`, `reads_under_write`, `modify_8threads` and
+`restart_latency`:
+
+- The wall clock alone, one pair of workers, 15 rounds: per-round ratios from
+  0.35 to 3.3, and for `pipelined_transitions` half of the rounds outside 0.82
+  to 1.69. The workers got 20% to 80% of a CPU, changing from one measurement
+  to the next: a 10% verdict on that is a coin toss.
+- CPU time per operation, same rounds: the middle half of the rounds within
+  ±2% to ±7% of the median, medians between 0.99 and 1.04.
+- One pair of workers for the whole run carried its own offset: runs came out
+  at 0.96 for one system and 1.04 in another run, with intervals that did not
+  hold 1.00. Where a process lands in memory changes its speed for its whole
+  life, so fresh workers now take over every 5 rounds and that offset becomes
+  part of the spread the interval shows.
+- With the method above (about 2 minutes for the five cases), every median
+  was between 0.99 and 1.04 and every 95% interval within 0.97 to 1.07, well
+  inside the 10% threshold; on the wall clock the medians ranged from 0.94 to
+  1.10 with intervals up to 0.73 to 1.40.
+"""
+
+
 def _number(value: float | None, digits: int = 0) -> str:
     if value is None:
         return "-"
@@ -153,7 +232,7 @@ def render_markdown(results: dict[str, Any]) -> str:
     if targets:
         lines += ["", "## Targets", ""]
         lines += _targets_table(targets)
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n\n" + COMPARING
 
 
 # -- run.py --against ----------------------------------------------------------------------

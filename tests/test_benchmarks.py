@@ -232,6 +232,15 @@ def test_markdown_renders_tables_from_the_json() -> None:
     assert "| missing peer | - | n/a |" in targets
 
 
+def test_the_benchmarks_page_explains_comparing_two_versions_as_rendered() -> None:
+    """docs/benchmarks.md is generated: its section on ``--against`` is the
+    renderer's, word for word, so the next full run keeps it."""
+    comparing = _load_report().COMPARING
+    assert comparing.startswith("## Comparing two versions\n")
+    assert (ROOT / "docs" / "benchmarks.md").read_text().endswith("\n\n" + comparing)
+    assert _load_report().render_markdown(HAND_MADE).endswith("\n\n" + comparing)
+
+
 def test_markdown_is_rendered_from_a_saved_json(tmp_path: Path) -> None:
     saved = tmp_path / "results.json"
     saved.write_text(json.dumps(HAND_MADE))
