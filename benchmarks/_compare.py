@@ -9,7 +9,7 @@ _worker.py). Every timing is taken inside the workers.
 
 For every case, round by round and system by system, both sides measure one
 after the other, the side that goes first alternating, so a drift of the
-machine hits both alike; fresh workers take over every few rounds. Each round
+machine hits both alike; every round has a fresh pair of workers. Each round
 gives one ratio per measure (wall clock, CPU time): new's time per operation
 over old's (1.10 is 10% slower). A system's result is the median of its
 per-round ratios, with the median's 95% interval and the range; it is slower
@@ -44,19 +44,18 @@ from _sides import (
 
 #: The default threshold: a system more than 10% slower fails the comparison.
 MAX_SLOWDOWN = 0.10
-#: Untimed rounds first, each time fresh workers start.
+#: Untimed measurements (of a case's first system) by each fresh worker. Every
+#: round has fresh workers: where a process lands in memory moves its speed by
+#: a few percent for its whole life, so one pair of processes would carry its
+#: own difference into every round, and the spread would not show it.
 WARMUP = 1
-#: Fresh worker processes take over every ROTATE rounds: where a process lands
-#: in memory moves its speed by a few percent for its whole life, so one pair
-#: of processes alone would carry that difference into every round.
-ROTATE = 5
 #: The measures a comparison reports, by the `Sample` field of their rate: time
 #: on the wall clock, and CPU time of the worker process (every thread).
 MEASURES = {"wall": "ops_per_s", "cpu": "cpu_ops_per_s"}
 #: A full comparison measures each system for at least MIN_ROUNDS rounds, and
 #: stops once the 95% interval of its median ratio is within ± PRECISION, or
-#: after MAX_ROUNDS rounds, or once its measurements (both sides) took BUDGET_S.
-MIN_ROUNDS, MAX_ROUNDS, PRECISION, BUDGET_S = 10, 200, 0.03, 90.0
+#: after MAX_ROUNDS rounds, or once its case has run for BUDGET_S seconds.
+MIN_ROUNDS, MAX_ROUNDS, PRECISION, BUDGET_S = 10, 200, 0.03, 120.0
 
 
 # -- the numbers ---------------------------------------------------------------------------
@@ -140,7 +139,6 @@ class _Tally:
 
     judge_by: str
     samples: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {"new": [], "old": []})
-    seconds: float = 0.0  # spent measuring it, both sides
 
     def rates(self, side: str, measure: str) -> list[float]:
         return [float(sample[MEASURES[measure]]) for sample in self.samples[side]]
@@ -149,18 +147,19 @@ class _Tally:
         return time_ratios(self.rates("new", self.judge_by), self.rates("old", self.judge_by))
 
 
+def _known(tally: _Tally) -> str:
+    ratios = tally.ratios()
+    low, high = median_interval(ratios)
+    return f"{len(ratios)} rounds, {tally.judge_by} new/old median in {low:.3f} to {high:.3f} (95%)"
+
+
 def _settled(tally: _Tally) -> str | None:
     """Why a system needs no more rounds (adaptive mode), or None."""
     ratios = tally.ratios()
     if len(ratios) < MIN_ROUNDS:
         return None
     low, high = median_interval(ratios)
-    known = f"{tally.judge_by} new/old median in {low:.3f} to {high:.3f} (95%)"
-    if (high - low) / 2 <= PRECISION:
-        return f"settled after {len(ratios)} rounds: {known}"
-    if tally.seconds >= BUDGET_S:
-        return f"{tally.seconds:.0f} s budget used after {len(ratios)} rounds: {known}"
-    return None
+    return f"settled: {_known(tally)}" if (high - low) / 2 <= PRECISION else None
 
 
 def _side_summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -195,18 +194,20 @@ def compare_case(
 ) -> dict[str, Any]:
     """Measure one case's stateward systems on both sides, interleaved.
 
-    Fresh workers take over every `ROTATE` rounds, each pair after ``warmup``
-    untimed rounds. With ``adaptive``, a system is measured for at least
-    `MIN_ROUNDS` rounds, until the 95% interval of its median ratio is within
-    ``± PRECISION``, for `MAX_ROUNDS` rounds or `BUDGET_S` seconds at most;
-    else for ``rounds`` rounds (or the case's own number). ``judge_by``
-    (``cpu`` or ``wall``) overrides what each system's definition says.
+    Every round has a fresh pair of workers, warmed up by ``warmup`` untimed
+    measurements of the first system. With ``adaptive``, a system is measured
+    for at least `MIN_ROUNDS` rounds, until the 95% interval of its median
+    ratio is within ``± PRECISION``, for `MAX_ROUNDS` rounds at most, and the
+    case stops after `BUDGET_S` seconds; else for ``rounds`` rounds (or the
+    case's own number). ``judge_by`` (``cpu`` or ``wall``) overrides what each
+    system's definition says.
     """
+    began = time.perf_counter()
     systems: dict[str, dict[str, Any]] = {}
     tallies: dict[str, _Tally] = {}
     live: list[str] = []
     names: list[str] = []
-    count, kept, round_no = 0, 0, 0
+    count = kept = 0
     first = True
     while first or (live and kept < count):
         with workers(setup) as sides:
@@ -225,35 +226,36 @@ def compare_case(
                         systems[name] = {"status": "skipped", "why": why}
                 live = [n for n in names if n not in systems]
                 tallies = {n: _Tally(judge_by or loaded["new"]["systems"][n]) for n in live}
-            for batch_round in range(warmup + ROTATE):
-                if not live or kept >= count:
+                if not live:
                     break
-                keep = batch_round >= warmup
-                if keep:
-                    kept += 1
-                    label = f"round {kept}" + ("" if adaptive else f"/{count}")
-                else:
-                    label = "warm-up"
-                # Who goes first alternates over the kept rounds, half and half.
-                order = ("new", "old") if kept % 2 == 0 else ("old", "new")
-                for name in list(live):
-                    stopped = _measure_pair(case, name, sides, order, round_no, tallies[name], keep)
-                    if stopped is not None:
-                        systems[name] = stopped
-                        live.remove(name)
-                        continue
-                    tally = tallies[name]
-                    last = {side: tally.samples[side][-1] for side in ("new", "old")}
-                    _progress(f"{label}  {case}/{name}: " + _round_text(last))
-                    if not keep:
-                        for side in ("new", "old"):
-                            tally.samples[side].pop()
-                        continue
-                    settled = _settled(tally) if adaptive else None
-                    if settled is not None:
-                        live.remove(name)
-                        _progress(f"{case}/{name}: {settled}")
-                round_no += 1
+            # Who goes first alternates over the rounds, half and half.
+            order = ("new", "old") if kept % 2 == 0 else ("old", "new")
+            kept += 1
+            label = f"round {kept}" + ("" if adaptive else f"/{count}")
+            for _ in range(warmup):
+                name = live[0]
+                stopped = _measure_pair(case, name, sides, order, -1, tallies[name], keep=False)
+                if stopped is not None:
+                    systems[name] = stopped
+                    live.remove(name)
+                    break
+            for name in list(live):
+                stopped = _measure_pair(case, name, sides, order, kept, tallies[name], keep=True)
+                if stopped is not None:
+                    systems[name] = stopped
+                    live.remove(name)
+                    continue
+                tally = tallies[name]
+                last = {side: tally.samples[side][-1] for side in ("new", "old")}
+                _progress(f"{label}  {case}/{name}: " + _round_text(last))
+                settled = _settled(tally) if adaptive else None
+                if settled is not None:
+                    live.remove(name)
+                    _progress(f"{case}/{name}: {settled}")
+        if adaptive and kept >= MIN_ROUNDS and time.perf_counter() - began >= BUDGET_S:
+            for name in live:
+                _progress(f"{case}/{name}: {BUDGET_S:g} s budget used: {_known(tallies[name])}")
+            break
     for name, tally in tallies.items():
         if name not in systems:  # not skipped or failed on the way
             systems[name] = _result(tally, max_slowdown)
@@ -270,7 +272,6 @@ def _measure_pair(
     keep: bool,
 ) -> dict[str, Any] | None:
     """One round of one system on both sides, into ``tally``; or why it cannot go on."""
-    started = time.perf_counter()
     taken = {}
     for side in order:
         answer = sides[side].ask(op="measure", case=case, system=name, round=round_no)
@@ -283,9 +284,10 @@ def _measure_pair(
         why = "; ".join(taken["old"]["problems"])
         return {"status": "skipped", "why": f"the old side's checks failed: {why}"}
     if keep:
-        tally.seconds += time.perf_counter() - started
-    for side in ("new", "old"):
-        tally.samples[side].append(taken[side])
+        for side in ("new", "old"):
+            tally.samples[side].append(taken[side])
+    else:
+        _progress(f"warm-up  {case}/{name}: " + _round_text(taken))
     return None
 
 
@@ -345,7 +347,6 @@ def compare(
         ),
         "precision": None if rounds or quick else PRECISION,
         "warmup": warmup,
-        "fresh_workers_every": ROTATE,
         "load_average_at_start": load_average(),
         "cases": {},
         "case_info": {},

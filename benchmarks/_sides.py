@@ -102,6 +102,12 @@ class Side:
             ) from None
         return self._read(request)
 
+    def greeted(self) -> dict[str, Any]:
+        """The worker's first line: where it imported stateward from."""
+        if not self.hello:
+            self.hello = self._read(None)
+        return self.hello
+
     def _read(self, request: dict[str, Any] | None) -> dict[str, Any]:
         try:
             line = self.answers.get(timeout=REQUEST_TIMEOUT)
@@ -130,7 +136,10 @@ def _pump(stream: IO[str], answers: queue.Queue[str | None]) -> None:
 def start_side(
     name: str, root: Path, quick: bool, scratch: Path, pin: list[int] | None = None
 ) -> Side:
-    """A worker that measures the stateward of ``root`` (on the CPUs ``pin``, if given)."""
+    """A worker that measures the stateward of ``root`` (on the CPUs ``pin``, if given).
+
+    It starts in the background: `Side.greeted` waits for its first line.
+    """
     env = dict(os.environ, PYTHONHASHSEED="0")  # the same hashing on both sides
     pinned = [",".join(map(str, pin))] if pin else []
     process = subprocess.Popen(
@@ -154,9 +163,7 @@ def start_side(
         target=_pump, args=(process.stdout, answers), name=f"bench-{name}", daemon=True
     )
     pump.start()
-    side = Side(name, process, answers, pump, {})
-    side.hello = side._read(None)
-    return side
+    return Side(name, process, answers, pump, {})
 
 
 def stop_side(side: Side) -> None:
@@ -214,13 +221,14 @@ def workers(setup: Setup) -> Iterator[dict[str, Side]]:
     """A fresh worker for each side, stopped at the end (killed on an error)."""
     sides: dict[str, Side] = {}
     try:
+        for name, root in setup.roots.items():  # both start at once
+            sides[name] = start_side(name, root, setup.quick, setup.scratch, setup.pin)
         for name, root in setup.roots.items():
-            side = start_side(name, root, setup.quick, setup.scratch, setup.pin)
-            sides[name] = side
-            if side.hello.get("ready"):
-                _imported_under(side, root)
+            hello = sides[name].greeted()
+            if hello.get("ready"):
+                _imported_under(sides[name], root)
             elif name == "new":
-                raise CompareError(f"this checkout cannot run the cases:\n{side.hello['error']}")
+                raise CompareError(f"this checkout cannot run the cases:\n{hello['error']}")
         yield sides
     except BaseException:  # interrupted or failed: no measurement to wait for
         for side in sides.values():

@@ -7,8 +7,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import random
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -419,6 +421,19 @@ def test_the_verdict_takes_the_median_of_the_per_round_ratios(
     assert compare_module.judge([100.0, 80.0, 90.0], [120.0, 100.0, 110.0], 0.15)["status"] == (
         "slower"
     )
+
+
+def test_the_median_interval_is_the_binomial_order_statistics(
+    compare_module: ModuleType,
+) -> None:
+    """For 100 rounds the 95% interval of the median runs from the 40th to the
+    61st smallest ratio (the sign-test interval); it always holds the median."""
+    ratios = [1 + i / 1000 for i in range(100)]
+    random.Random(13).shuffle(ratios)
+    assert compare_module.median_interval(ratios) == (1.039, 1.06)
+    for n in (1, 2, 5, 10, 31):
+        low, high = compare_module.median_interval(ratios[:n])
+        assert low <= statistics.median(ratios[:n]) <= high
 
 
 def test_the_outcome_fails_on_a_slower_or_failed_system_only(compare_module: ModuleType) -> None:
