@@ -46,9 +46,10 @@ checkout and in `GIT_REF`:
   *this* checkout's case definitions, so both versions run the same cases.
   Every timing is taken inside the workers, which answer over a pipe:
   starting a process is no part of any measurement.
-- Round by round and system by system, one worker measures and then the
-  other; who goes first alternates. Fresh workers take over every 5 rounds,
-  each pair after one untimed warm-up round (`--warmup`).
+- Every round starts a fresh pair of workers, both at once, and warms them up
+  with one untimed measurement of the case's first system (`--warmup`). Then,
+  system by system, one worker measures and then the other; who goes first
+  alternates from round to round.
 - Each round gives one ratio: new's time per operation over old's, from the
   two measurements of that round (1.10 is 10% slower). A system's result is
   the median of its per-round ratios, with the 95% confidence interval of that
@@ -59,9 +60,9 @@ checkout and in `GIT_REF`:
   hardly move; the SQLite systems of `durable_transitions` wait on the disk,
   which CPU time does not see, so they go by the wall clock. `--judge-by wall`
   (on a quiet machine) or `--judge-by cpu` sets one clock for every system.
-- A system runs at least 10 rounds and stops once the median is known within
-  ±0.03 (95%), after 200 rounds, or after 90 s of measuring. `--rounds N` fixes
-  the number; `--cpus 1` pins both workers to CPU 1.
+- A system runs at least 10 rounds and stops once its median is known within
+  ±0.03 (95%), after 200 rounds, or when its case has run for 120 s.
+  `--rounds N` fixes the number; `--cpus 1` pins both workers to CPU 1.
 - The exit status is 1 when a system's median ratio is above
   1 + `--max-slowdown` (default 0.10) or the new version fails a case's
   checks; they are listed under `slower` and `failed` in the JSON (`--out`)
@@ -84,20 +85,23 @@ test suites ran on it (load average 5 to 16), comparing main with itself
 `restart_latency`:
 
 - The wall clock alone, one pair of workers, 15 rounds: per-round ratios from
-  0.35 to 3.3, and for `pipelined_transitions` half of the rounds outside 0.82
-  to 1.69. The workers got 20% to 80% of a CPU, changing from one measurement
+  0.33 to 3.0, and the middle half of `pipelined_transitions`' rounds from
+  0.82 to 1.69. The workers got 20% to 80% of a CPU, changing from one measurement
   to the next: a 10% verdict on that is a coin toss.
 - CPU time per operation, same rounds: the middle half of the rounds within
-  ±2% to ±7% of the median, medians between 0.99 and 1.04.
-- One pair of workers for the whole run carried its own offset: runs came out
-  at 0.96 for one system and 1.04 in another run, with intervals that did not
-  hold 1.00. Where a process lands in memory changes its speed for its whole
-  life, so fresh workers now take over every 5 rounds and that offset becomes
-  part of the spread the interval shows.
-- With the method above (about 2 minutes for the five cases), every median
-  was between 0.99 and 1.04 and every 95% interval within 0.97 to 1.07, well
-  inside the 10% threshold; on the wall clock the medians ranged from 0.94 to
-  1.10 with intervals up to 0.73 to 1.40.
+  ±2% to ±8% of the median, medians between 0.99 and 1.04.
+- One pair of workers for a whole case carried its own offset: in one run
+  three of six intervals did not hold 1.00 (0.965 with an interval of 0.933 to
+  0.990, 1.027 with 1.003 to 1.041), and pairs kept for 5 rounds still gave
+  1.007 to 1.063 once. Where a process lands in memory changes its speed for
+  its whole life; with a fresh pair every round that offset is part of the
+  spread the interval shows, instead of a bias it hides. Pinning both workers
+  to one CPU did not narrow the intervals.
+- With the method above (3.5 minutes for the five cases while the load
+  average fell from 7.4 to 2.7): every CPU median between 0.999 and 1.011,
+  every 95% interval holding 1.00 and within 0.94 to 1.04, well inside the
+  10% threshold. The wall clock of the same rounds gave medians from 0.99 to
+  1.04, intervals up to 0.84 to 1.37 and single rounds from 0.18 to 2.8.
 """
 
 
