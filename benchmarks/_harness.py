@@ -31,6 +31,8 @@ class Sample:
         problems: why it was not correct, in words.
         counts: numbers summed over the rounds (rejected calls, lost updates).
         values: numbers whose median over the rounds is reported (memory).
+        cpu_ops_per_s: operations per second of CPU time that the whole process
+            (every thread) used meanwhile; None where not measured.
     """
 
     ops_per_s: float
@@ -39,6 +41,7 @@ class Sample:
     problems: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     values: dict[str, float] = field(default_factory=dict)
+    cpu_ops_per_s: float | None = None
 
 
 @dataclass
@@ -51,12 +54,27 @@ class System:
         note: what the system is and what it does, for the notes column.
         detail: builds the measured part of the notes from the summed counts
             and the median values.
+        finish: runs once after the last round, with every sample: it may add
+            values to the samples (an untimed memory pass) and returns more
+            fields for the JSON entry.
+        judge_by: what ``run.py --against`` judges the system by: ``cpu``, the
+            process's CPU time, for work that keeps a CPU busy (other processes
+            on the machine hardly move it); ``wall``, the wall clock, for work
+            that waits on a disk, which CPU time does not see.
     """
 
     name: str
     measure: Callable[[int], Sample]
     note: str = ""
     detail: Callable[[dict[str, int], dict[str, float]], str] | None = None
+    finish: Callable[[list[Sample]], dict[str, Any]] | None = None
+    judge_by: str = "cpu"
+
+
+def measure_once(system: System, round_no: int) -> Sample:
+    """One measurement of ``system``, after a full garbage collection."""
+    gc.collect()  # garbage of the previous measurement is not this one's cost
+    return system.measure(round_no)
 
 
 def run_rounds(systems: list[System], rounds: int) -> dict[str, list[Sample]]:
@@ -64,13 +82,13 @@ def run_rounds(systems: list[System], rounds: int) -> dict[str, list[Sample]]:
     samples: dict[str, list[Sample]] = {s.name: [] for s in systems}
     for round_no in range(rounds):
         for system in systems:
-            gc.collect()  # garbage of the previous measurement is not this one's cost
-            samples[system.name].append(system.measure(round_no))
+            samples[system.name].append(measure_once(system, round_no))
     return samples
 
 
 def summarize(system: System, samples: list[Sample]) -> dict[str, Any]:
-    """The JSON entry of one system from its samples."""
+    """The JSON entry of one system from its samples (after its `System.finish`)."""
+    extra = system.finish(samples) if system.finish is not None else {}
     rates = [s.ops_per_s for s in samples]
     latencies = [s.median_us for s in samples if s.median_us is not None]
     counts: dict[str, int] = {}
@@ -106,10 +124,14 @@ def summarize(system: System, samples: list[Sample]) -> dict[str, Any]:
             "median_us": [None if s.median_us is None else round(s.median_us, 2) for s in samples],
         },
     }
+    cpu_rates = [s.cpu_ops_per_s for s in samples if s.cpu_ops_per_s is not None]
+    if cpu_rates:
+        entry["cpu_ops_per_s"] = round(statistics.median(cpu_rates), 1)
     if counts:
         entry["counts"] = counts
     if values:
         entry["values"] = {key: round(value, 3) for key, value in values.items()}
+    entry.update(extra)
     return entry
 
 
@@ -119,21 +141,49 @@ def run_case(systems: list[System], rounds: int) -> dict[str, dict[str, Any]]:
     return {s.name: summarize(s, samples[s.name]) for s in systems}
 
 
-def timed_calls(call: Callable[[int], Any], count: int) -> tuple[float, float]:
-    """Run ``call(i)`` for i in range(count); return (calls per second, median µs).
+class Stopwatch:
+    """The wall-clock and the CPU time of the timed part of one measurement.
+
+    CPU time is the whole process's, every thread's (`time.process_time`). On
+    a shared machine it leaves out the time other processes held the CPUs,
+    which the wall clock counts: ``run.py --against`` compares both.
+    """
+
+    __slots__ = ("_began", "cpu", "wall")
+
+    def __init__(self) -> None:
+        self.wall = self.cpu = 0.0
+        self._began = (0.0, 0.0)
+
+    def start(self) -> Stopwatch:
+        self._began = (time.perf_counter(), time.process_time())
+        return self
+
+    def stop(self) -> Stopwatch:
+        wall, cpu = time.perf_counter(), time.process_time()
+        self.wall, self.cpu = wall - self._began[0], cpu - self._began[1]
+        return self
+
+    def rates(self, done: float) -> tuple[float, float]:
+        """``done`` operations per wall-clock second and per CPU second."""
+        return done / self.wall, done / max(self.cpu, 1e-9)
+
+
+def timed_calls(call: Callable[[int], Any], count: int) -> tuple[Stopwatch, float]:
+    """Run ``call(i)`` for i in range(count); return the stopwatch and the median µs.
 
     Every call is timed on its own; the rate counts the timing overhead too,
     which is the same for every system.
     """
     samples = [0.0] * count
     clock = time.perf_counter
-    began = clock()
+    timed = Stopwatch().start()
     for i in range(count):
         started = clock()
         call(i)
         samples[i] = clock() - started
-    elapsed = clock() - began
-    return count / elapsed, statistics.median(samples) * 1e6
+    timed.stop()
+    return timed, statistics.median(samples) * 1e6
 
 
 def rss_mib() -> float | None:
@@ -150,3 +200,24 @@ def percentile(ordered: list[float], fraction: float) -> float:
     """The value at ``fraction`` (0..1) of an ascending list (nearest rank)."""
     index = min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))
     return ordered[index]
+
+
+def cpus_allowed() -> set[int]:
+    """The CPUs this process may run on."""
+    try:
+        return os.sched_getaffinity(0)
+    except AttributeError:  # not Linux
+        return set(range(os.cpu_count() or 1))
+
+
+def cpus() -> int:
+    """How many CPUs this process may run on."""
+    return len(cpus_allowed())
+
+
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages: other work on the machine skews results."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None

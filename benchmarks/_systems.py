@@ -17,7 +17,7 @@ from types import ModuleType
 from typing import Any
 
 import pykka
-from _harness import Sample, timed_calls
+from _harness import Sample, Stopwatch, timed_calls
 
 from stateward.actors import Runtime, StateMachine
 from stateward.core import MachineBuilder
@@ -89,14 +89,21 @@ def _optional(module: str) -> ModuleType | None:
 
 
 class Peers:
-    """The peer libraries that could be imported (None where not installed)."""
+    """The peer libraries that could be imported (None where not installed).
 
-    def __init__(self) -> None:
-        self.transitions = _optional("transitions")
-        self.locking = _optional("transitions.extensions.locking")
-        self.statemachine = _optional("statemachine")
-        self.foundation = _optional("provide.foundation.state")
-        self.attrs = _optional("attrs")
+    ``Peers(load=False)`` has none of them: ``run.py --against`` measures
+    stateward's own systems only, and does not import the peers at all.
+    """
+
+    def __init__(self, *, load: bool = True) -> None:
+        def find(module: str) -> ModuleType | None:
+            return _optional(module) if load else None
+
+        self.transitions = find("transitions")
+        self.locking = find("transitions.extensions.locking")
+        self.statemachine = find("statemachine")
+        self.foundation = find("provide.foundation.state")
+        self.attrs = find("attrs")
 
     @property
     def missing(self) -> list[str]:
@@ -203,10 +210,10 @@ class ToggleActor(pykka.ThreadingActor):
 # -- helpers -------------------------------------------------------------------------------
 
 
-def in_threads(count: int, work: Callable[[int], Any]) -> tuple[float, list[Any], list[str]]:
+def in_threads(count: int, work: Callable[[int], Any]) -> tuple[Stopwatch, list[Any], list[str]]:
     """Run ``work(i)`` on ``count`` threads started together.
 
-    Returns the elapsed seconds, each thread's result, and the errors raised.
+    Returns the stopwatch of the run, each thread's result, and the errors raised.
     """
     barrier = threading.Barrier(count + 1, timeout=60)
     results: list[Any] = [None] * count
@@ -226,20 +233,24 @@ def in_threads(count: int, work: Callable[[int], Any]) -> tuple[float, list[Any]
     for thread in threads:
         thread.start()
     barrier.wait()
-    began = time.perf_counter()
-    deadline = began + JOIN_TIMEOUT
+    timed = Stopwatch().start()
+    deadline = time.perf_counter() + JOIN_TIMEOUT
     for thread in threads:
         thread.join(max(0.0, deadline - time.perf_counter()))
-    elapsed = time.perf_counter() - began
+    timed.stop()
     stuck = [t.name for t in threads if t.is_alive()]
     if stuck:
         errors.append(f"threads still running after {JOIN_TIMEOUT:g} s: {stuck}")
-    return elapsed, results, errors
+    return timed, results, errors
 
 
-def sample(ops: float, latency_us: float | None, problems: list[str], **counts: int) -> Sample:
-    """A `Sample` that is correct exactly when ``problems`` is empty."""
-    return Sample(ops, latency_us, not problems, problems, dict(counts))
+def sample(
+    done: float, timed: Stopwatch, latency_us: float | None, problems: list[str], **counts: int
+) -> Sample:
+    """A `Sample` of ``done`` operations in ``timed``, correct exactly when
+    ``problems`` is empty."""
+    rate, cpu_rate = timed.rates(done)
+    return Sample(rate, latency_us, not problems, problems, dict(counts), cpu_ops_per_s=cpu_rate)
 
 
 def check(problems: list[str], ok: bool, text: str) -> None:
@@ -261,13 +272,13 @@ def one_caller(
         counter = Counter()
         call, state, close = build(counter)
         try:
-            rate, median = timed_calls(call, calls)
+            timed, median = timed_calls(call, calls)
             problems: list[str] = []
             check(problems, counter.n == calls, f"hook ran {counter.n} times for {calls} calls")
             expected = A if calls % 2 == 0 else B
             check(problems, state() == expected, f"ended in {state()!r}, not {expected!r}")
         finally:
             close()
-        return sample(rate, median, problems)
+        return sample(calls, timed, median, problems)
 
     return measure

@@ -11,6 +11,14 @@ The JSON document goes to ``--out`` (or stdout); ``--markdown`` renders it as
 the page docs/benchmarks.md. ``--from results.json --markdown PATH`` renders a
 saved run again without measuring. ``--quick`` uses tiny counts: it checks that
 the harness works and that stateward is correct, and says nothing about speed.
+
+    python benchmarks/run.py --against GIT_REF [--cases ...] [--rounds N]
+
+compares this checkout with an older version instead (benchmarks/_compare.py):
+stateward's own systems in both, each version in its own worker process,
+interleaved round by round; per system the median of the per-round time ratios
+new/old with their spread, and exit status 1 when one is more than
+``--max-slowdown`` (default 0.10) slower.
 """
 
 from __future__ import annotations
@@ -18,18 +26,21 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import json
-import os
 import platform
 import shlex
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import _compare
 from _cases import CASES
-from _report import render_markdown
+from _harness import cpus, cpus_allowed, load_average, run_case
+from _report import render_comparison, render_markdown
+from _sides import CompareError
 from _systems import FULL, QUICK, Peers
 
 #: Distributions whose versions the results record.
@@ -219,34 +230,19 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def _load() -> list[float] | None:
-    """The 1, 5 and 15 minute load averages: other work on the machine skews results."""
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
-
-
 def run(quick: bool, only: list[str] | None, tmp_dir: Path | None, command: str) -> dict[str, Any]:
     """Measure every case (or ``only`` these) and return the results document."""
     sizes = QUICK if quick else FULL
     peers = Peers()
     results: dict[str, Any] = {
         "python": platform.python_version(),
-        "cpus": _cpus(),
+        "cpus": cpus(),
         "platform": f"{platform.system()} {platform.machine()}",
         "mode": "quick" if quick else "full",
         "command": command,
         "versions": _versions(),
         "missing": peers.missing,
-        "load_average_at_start": _load(),
+        "load_average_at_start": load_average(),
         "cases": {},
         "case_info": {},
     }
@@ -255,20 +251,44 @@ def run(quick: bool, only: list[str] | None, tmp_dir: Path | None, command: str)
         if only and name not in only:
             continue
         started = time.perf_counter()
-        load = _load()
+        load = load_average()
         print(f"[bench] {name} ...", file=sys.stderr, flush=True)
-        if name == "durable_transitions":
-            results["cases"][name] = case(sizes, peers, tmp_dir)
-        else:
-            results["cases"][name] = case(sizes, peers)
+        with tempfile.TemporaryDirectory(prefix="stateward-bench-", dir=tmp_dir) as scratch:
+            systems = case.build(sizes, peers, Path(scratch))
+            results["cases"][name] = run_case(systems, case.rounds(sizes))
         seconds = time.perf_counter() - started
         results["case_info"][name] = {"seconds": round(seconds, 1), "load_average_at_start": load}
         print(f"[bench] {name}: {seconds:.1f} s", file=sys.stderr, flush=True)
     results["seconds"] = round(time.perf_counter() - began, 1)
-    results["load_average_at_end"] = _load()
+    results["load_average_at_end"] = load_average()
     results["ratios"] = all_ratios(results["cases"])
     results["targets"] = check_targets(results["cases"])
     return results
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 10:
+        raise argparse.ArgumentTypeError(f"a fraction such as 0.10 for 10%, got {text}")
+    return value
+
+
+def _cpu_list(text: str) -> list[int]:
+    try:
+        cpus = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"CPU numbers separated by commas, got {text!r}") from None
+    allowed = cpus_allowed()
+    if not set(cpus) <= allowed:
+        raise argparse.ArgumentTypeError(f"this process may only run on CPUs {sorted(allowed)}")
+    return cpus
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -286,9 +306,48 @@ def main(argv: list[str] | None = None) -> int:
         "--cases", help=f"comma-separated subset of: {', '.join(CASES)}", default=None
     )
     parser.add_argument(
-        "--tmp-dir", type=Path, help="where durable_transitions puts its SQLite files"
+        "--tmp-dir", type=Path, help="where the cases put their files (durable_transitions' SQLite)"
+    )
+    against = parser.add_argument_group(
+        "comparing two versions",
+        "--against GIT_REF measures stateward's own systems in this checkout and in GIT_REF, "
+        "interleaved round by round, and fails (exit status 1) when one is slower than "
+        "--max-slowdown",
+    )
+    against.add_argument("--against", metavar="GIT_REF", help="the version to compare with")
+    against.add_argument(
+        "--rounds",
+        type=_positive_int,
+        help=f"rounds per system (default: at least {_compare.MIN_ROUNDS}, until the median "
+        f"ratio is known within ±{_compare.PRECISION:g}, at most {_compare.MAX_ROUNDS} rounds "
+        f"or {_compare.BUDGET_S:g} s; with --quick, each case's own rounds)",
+    )
+    against.add_argument(
+        "--cpus",
+        type=_cpu_list,
+        help="pin both workers to these CPUs, e.g. 1 or 0,1 (Linux)",
+    )
+    against.add_argument(
+        "--warmup",
+        type=int,
+        default=_compare.WARMUP,
+        help=f"untimed rounds first (default {_compare.WARMUP})",
+    )
+    against.add_argument(
+        "--max-slowdown",
+        type=_fraction,
+        default=_compare.MAX_SLOWDOWN,
+        help="the median time ratio new/old may exceed 1 by this much (default 0.10)",
+    )
+    against.add_argument(
+        "--judge-by",
+        choices=sorted(_compare.MEASURES),
+        help="judge every system by the worker's CPU time or by the wall clock (default: "
+        "CPU time, and the wall clock for the systems that wait on a disk)",
     )
     args = parser.parse_args(argv)
+    if args.against is None and (args.rounds is not None or args.warmup != _compare.WARMUP):
+        parser.error("--rounds and --warmup go with --against")
     if args.source is not None:
         results = json.loads(args.source.read_text())
     else:
@@ -297,7 +356,28 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             parser.error(f"unknown case(s) {unknown}; choose from {', '.join(CASES)}")
         command = shlex.join(["python", "benchmarks/run.py", *(argv or sys.argv[1:])])
-        results = run(args.quick, only, args.tmp_dir, command)
+        if args.against is not None:
+            try:
+                results = _compare.compare(
+                    args.against,
+                    only,
+                    quick=args.quick,
+                    rounds=args.rounds,
+                    warmup=args.warmup,
+                    max_slowdown=args.max_slowdown,
+                    judge_by=args.judge_by,
+                    pin=args.cpus,
+                    tmp_dir=args.tmp_dir,
+                    command=command,
+                )
+            except CompareError as exc:
+                print(f"[against] {exc}", file=sys.stderr)
+                return 2
+            except KeyboardInterrupt:
+                print("[against] interrupted; the temporary checkout is removed", file=sys.stderr)
+                return 130
+        else:
+            results = run(args.quick, only, args.tmp_dir, command)
         text = json.dumps(results, indent=2, ensure_ascii=False)
         if args.out is not None:
             args.out.write_text(text + "\n")
@@ -305,6 +385,9 @@ def main(argv: list[str] | None = None) -> int:
             print(text)
     if args.markdown is not None:
         args.markdown.write_text(render_markdown(results))
+    if results.get("kind") == "comparison":
+        print(render_comparison(results), file=sys.stderr)
+        return 0 if args.source is not None or results["passed"] else 1
     for target in results.get("targets", []):
         measured = target.get("measured")
         status = target.get("status", "met" if target.get("met") else "missed")

@@ -6,6 +6,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
+import random
+import shutil
+import signal
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -229,6 +234,15 @@ def test_markdown_renders_tables_from_the_json() -> None:
     assert "| missing peer | - | n/a |" in targets
 
 
+def test_the_benchmarks_page_explains_comparing_two_versions_as_rendered() -> None:
+    """docs/benchmarks.md is generated: its section on ``--against`` is the
+    renderer's, word for word, so the next full run keeps it."""
+    comparing = _load_report().COMPARING
+    assert comparing.startswith("## Comparing two versions\n")
+    assert (ROOT / "docs" / "benchmarks.md").read_text().endswith("\n\n" + comparing)
+    assert _load_report().render_markdown(HAND_MADE).endswith("\n\n" + comparing)
+
+
 def test_markdown_is_rendered_from_a_saved_json(tmp_path: Path) -> None:
     saved = tmp_path / "results.json"
     saved.write_text(json.dumps(HAND_MADE))
@@ -251,3 +265,289 @@ def test_markdown_is_rendered_from_a_saved_json(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert page.read_text() == _load_report().render_markdown(HAND_MADE)
+
+
+# -- run.py --against: two versions side by side --------------------------------------------
+
+AGAINST_CASES = ("blocking_transition_1thread", "restart_latency")
+AGAINST_TIMEOUT_S = 120
+
+
+@pytest.fixture
+def compare_module(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """benchmarks/_compare.py, imported the way run.py imports it."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import _compare  # type: ignore[import-not-found]
+
+    return _compare  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def against_head(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """``run.py --against HEAD``: this checkout against its own last commit."""
+    folder = tmp_path_factory.mktemp("against")
+    scratch = folder / "scratch"
+    scratch.mkdir()
+    out, page = folder / "comparison.json", folder / "comparison.md"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "run.py"),
+            "--against",
+            "HEAD",
+            "--quick",
+            "--rounds",
+            "2",
+            "--warmup",
+            "0",
+            "--cases",
+            ",".join(AGAINST_CASES),
+            "--tmp-dir",
+            str(scratch),
+            "--out",
+            str(out),
+            "--markdown",
+            str(page),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=AGAINST_TIMEOUT_S,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
+    assert result.returncode in (0, 1), result.stderr
+    return {
+        "returncode": result.returncode,
+        "stderr": result.stderr,
+        "results": json.loads(out.read_text()),
+        "page": page.read_text(),
+        "scratch": scratch,
+    }
+
+
+@pytest.mark.timeout(AGAINST_TIMEOUT_S + 30)
+def test_against_head_measures_every_selected_case_on_both_sides(
+    against_head: dict[str, Any],
+) -> None:
+    results = against_head["results"]
+    assert results["kind"] == "comparison"
+    assert set(results["cases"]) == set(AGAINST_CASES)
+    expected = {
+        "blocking_transition_1thread": {"stateward", "stateward-actor-thread"},
+        "restart_latency": {"stateward"},
+    }
+    for case, systems in expected.items():
+        result = results["cases"][case]
+        assert result["status"] == "measured", result
+        assert set(result["systems"]) == systems
+        for system, entry in result["systems"].items():
+            where = f"{case}/{system}"
+            assert entry["status"] in ("ok", "slower"), (where, entry)
+            for measure in ("wall", "cpu"):
+                ratios = entry[measure]["rounds"]
+                assert len(ratios) == 2, where
+                assert all(math.isfinite(r) and r > 0 for r in ratios), (where, ratios)
+                assert entry[measure]["min"] <= entry[measure]["median"] <= entry[measure]["max"]
+            for side in ("new", "old"):
+                assert entry[side]["correct"], (where, side, entry[side]["notes"])
+                assert entry[side]["ops_per_s"] > 0, (where, side)
+
+
+@pytest.mark.timeout(AGAINST_TIMEOUT_S + 30)
+def test_against_imports_each_side_from_its_own_checkout_and_removes_the_old_one(
+    against_head: dict[str, Any],
+) -> None:
+    results, scratch = against_head["results"], against_head["scratch"]
+    head = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert results["old"]["commit"] == head
+    assert results["new"]["imported_from"]["stateward.core"] == str(ROOT / "core" / "__init__.py")
+    old_checkout = Path(results["old"]["checkout"])
+    assert old_checkout.is_relative_to(scratch)
+    for module in ("stateward.core", "stateward.actors"):
+        assert Path(results["old"]["imported_from"][module]).is_relative_to(old_checkout)
+    assert not old_checkout.exists()
+    assert list(scratch.iterdir()) == []
+
+
+@pytest.mark.timeout(AGAINST_TIMEOUT_S + 30)
+def test_against_reports_progress_and_exits_by_its_verdict(against_head: dict[str, Any]) -> None:
+    results, stderr = against_head["results"], against_head["stderr"]
+    for case in AGAINST_CASES:
+        assert f"round 2/2  {case}/stateward:" in stderr
+    assert against_head["returncode"] == (0 if results["passed"] else 1)
+    slower = [
+        f"{case}/{system}"
+        for case, result in results["cases"].items()
+        for system, entry in result["systems"].items()
+        if entry["status"] == "slower"
+    ]
+    assert results["slower"] == slower
+    assert "| `restart_latency` | `stateward` |" in against_head["page"]
+
+
+def test_a_slowdown_over_the_threshold_fails_and_one_under_it_passes(
+    compare_module: ModuleType,
+) -> None:
+    judge = compare_module.judge
+    old = [1000.0, 1200.0, 900.0, 1100.0, 1000.0]
+    twenty_percent = judge([rate / 1.2 for rate in old], old, 0.10)
+    assert twenty_percent["status"] == "slower"
+    assert twenty_percent["median"] == pytest.approx(1.2)
+    five_percent = judge([rate / 1.05 for rate in old], old, 0.10)
+    assert five_percent["status"] == "ok"
+    assert five_percent["median"] == pytest.approx(1.05)
+    faster = judge([rate * 2 for rate in old], old, 0.10)
+    assert faster["status"] == "ok"
+    assert faster["median"] == pytest.approx(0.5)
+
+
+def test_the_verdict_takes_the_median_of_the_per_round_ratios(
+    compare_module: ModuleType,
+) -> None:
+    """One disturbed round, on either side, does not move the verdict; the
+    spread shows it."""
+    new = [100.0, 100.0, 50.0, 100.0, 100.0]  # round 3: new was disturbed (2x)
+    old = [105.0, 104.0, 100.0, 35.0, 106.0]  # round 4: old was disturbed
+    verdict = compare_module.judge(new, old, 0.10)
+    assert verdict["rounds"] == pytest.approx([1.05, 1.04, 2.0, 0.35, 1.06])
+    assert verdict["median"] == pytest.approx(1.05)
+    assert verdict["status"] == "ok"
+    assert (verdict["min"], verdict["max"]) == (pytest.approx(0.35), pytest.approx(2.0))
+    assert verdict["q1"] <= verdict["median"] <= verdict["q3"]
+    assert compare_module.judge([100.0, 80.0, 90.0], [120.0, 100.0, 110.0], 0.25)["status"] == "ok"
+    assert compare_module.judge([100.0, 80.0, 90.0], [120.0, 100.0, 110.0], 0.15)["status"] == (
+        "slower"
+    )
+
+
+def test_the_median_interval_is_the_binomial_order_statistics(
+    compare_module: ModuleType,
+) -> None:
+    """For 100 rounds the 95% interval of the median runs from the 40th to the
+    61st smallest ratio (the sign-test interval); it always holds the median."""
+    ratios = [1 + i / 1000 for i in range(100)]
+    random.Random(13).shuffle(ratios)
+    assert compare_module.median_interval(ratios) == (1.039, 1.06)
+    for n in (1, 2, 5, 10, 31):
+        low, high = compare_module.median_interval(ratios[:n])
+        assert low <= statistics.median(ratios[:n]) <= high
+
+
+def test_the_outcome_fails_on_a_slower_or_failed_system_only(compare_module: ModuleType) -> None:
+    def system(status: str) -> dict[str, Any]:
+        return {"status": status}
+
+    cases = {
+        "a": {"status": "measured", "systems": {"x": system("ok"), "y": system("skipped")}},
+        "b": {"status": "skipped", "why": "the old side: no such API"},
+    }
+    assert compare_module.outcome(cases) == {
+        "slower": [],
+        "failed": [],
+        "skipped": ["a/y", "b"],
+        "passed": True,
+    }
+    cases["c"] = {"status": "measured", "systems": {"x": system("slower")}}
+    cases["d"] = {"status": "measured", "systems": {"x": system("incorrect")}}
+    found = compare_module.outcome(cases)
+    assert (found["slower"], found["failed"], found["passed"]) == (["c/x"], ["d/x"], False)
+
+
+def _old_checkout(folder: Path, break_it: str) -> Path:
+    """A copy of this checkout's library with one line appended to actors/__init__.py."""
+    for part in ("core", "actors"):
+        shutil.copytree(ROOT / part, folder / part, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", folder / "pyproject.toml")
+    init = folder / "actors" / "__init__.py"
+    init.write_text(init.read_text() + f"\n{break_it}\n")
+    return folder
+
+
+@pytest.mark.timeout(60)
+def test_a_case_the_old_version_cannot_run_is_skipped_not_failed(
+    compare_module: ModuleType, tmp_path: Path
+) -> None:
+    """An old version without an API a case calls: that system is skipped; an
+    old version without a name the case definitions import: every case is."""
+    no_method = _old_checkout(tmp_path / "no-method", "del StateManager.request_modify")
+    no_name = _old_checkout(tmp_path / "no-name", "del Supervisor")
+    options = {"rounds": 1, "adaptive": False, "warmup": 0, "max_slowdown": 0.1, "judge_by": None}
+
+    setup = compare_module.Setup({"new": ROOT, "old": no_method}, True, tmp_path)
+    result = compare_module.compare_case("restart_latency", setup, **options)
+    entry = result["systems"]["stateward"]
+    assert entry["status"] == "skipped"
+    assert "request_modify" in entry["why"]
+
+    setup = compare_module.Setup({"new": ROOT, "old": no_name}, True, tmp_path)
+    with compare_module.workers(setup) as sides:
+        assert sides["old"].hello["ready"] is False
+        assert "Supervisor" in sides["old"].hello["error"]
+    assert [side.process.returncode for side in sides.values()] == [0, 0]
+    result = compare_module.compare_case("pipelined_transitions", setup, **options)
+    assert result["status"] == "skipped"
+    assert "cannot run benchmarks/_cases.py" in result["why"]
+    assert compare_module.outcome({"pipelined_transitions": result})["passed"]
+
+
+def test_against_a_ref_that_names_no_commit_says_so(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "run.py"),
+            "--against",
+            "no-such-branch-or-tag",
+            "--tmp-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
+    assert result.returncode == 2
+    assert "'no-such-branch-or-tag' names no commit" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.timeout(90)
+def test_an_interrupted_comparison_removes_its_checkout(tmp_path: Path) -> None:
+    """SIGTERM (or Ctrl-C) mid-run: the workers end and the old checkout is gone."""
+    with subprocess.Popen(
+        [
+            sys.executable,
+            str(BENCHMARKS / "run.py"),
+            "--against",
+            "HEAD",
+            "--quick",
+            "--rounds",
+            "200",
+            "--cases",
+            "reads_under_write",
+            "--tmp-dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        cwd=ROOT,
+    ) as process:
+        assert process.stderr is not None
+        seen = []
+        for line in process.stderr:  # bounded by the test's timeout
+            seen.append(line)
+            if "round 1/200" in line:
+                break
+        assert any("round 1/200" in line for line in seen), "".join(seen)
+        assert list(tmp_path.iterdir()), "the old checkout should exist while it runs"
+        process.send_signal(signal.SIGTERM)
+        rest = process.stderr.read()
+        assert process.wait(timeout=60) == 130, rest
+    assert "interrupted" in rest
+    assert list(tmp_path.iterdir()) == []
