@@ -39,3 +39,16 @@ def test_docs_block_runs(block: str) -> None:
     assert result.returncode == 0, result.stderr
     for expected in re.findall(r"# -> (.*)$", block, flags=re.MULTILINE):
         assert expected in result.stdout, (expected, result.stdout)
+
+
+def test_the_architecture_page_names_only_modules_that_exist() -> None:
+    # The page follows a call through the modules by file name: a file that
+    # was moved or renamed must take the page with it.
+    page = (DOCS / "architecture.md").read_text()
+    root = DOCS.parent
+    named = set(re.findall(r"\b((?:core|actors|tests)/[\w/]*\.py)\b", page))
+    assert len(named) >= 20, sorted(named)
+    missing = sorted(path for path in named if not (root / path).is_file())
+    assert not missing, f"docs/architecture.md names files that do not exist: {missing}"
+    folders = set(re.findall(r"\b((?:core|actors)/[\w/]+/)(?=[\s`|])", page))
+    assert not sorted(f for f in folders if not (root / f).is_dir())
