@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import struct
+import sys
 import threading
 import zoneinfo
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, NamedTuple
 
 from stateward.core import (
@@ -23,6 +25,31 @@ from stateward.core import (
     apply_transition_async,
 )
 from stateward.core._machine import _run_here, transition_step
+
+#: The smallest machine that can keep moving: "a" and "b", each to the other.
+TOGGLE = {"a": ["b"], "b": ["a"]}
+
+
+class Ticks:
+    """A wall clock for histories: one second later at each call."""
+
+    def __init__(self, start: dt.datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> dt.datetime:
+        self.now += dt.timedelta(seconds=1)
+        return self.now
+
+
+@contextlib.contextmanager
+def switching_threads_often() -> Iterator[None]:
+    """Switch threads as often as the interpreter can: more interleavings."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
 
 
 class Workers:
