@@ -6,7 +6,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from support import Workers
+from support import Workers, switching_threads_often
 
 #: How long a test may take to stop the threads it started.
 THREAD_GRACE_S = 5.0
@@ -31,3 +31,10 @@ def workers() -> Iterator[Workers]:
     pool = Workers()
     yield pool
     pool.join()
+
+
+@pytest.fixture
+def tiny_switch_interval() -> Iterator[None]:
+    """Switch threads as often as the interpreter can: more interleavings."""
+    with switching_threads_often():
+        yield

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import struct
+import sys
 import threading
+import time
 import zoneinfo
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, NamedTuple
 
 from stateward.core import (
@@ -23,6 +26,63 @@ from stateward.core import (
     apply_transition_async,
 )
 from stateward.core._machine import _run_here, transition_step
+
+# -- machines and operations shared by the tests -------------------------------------------
+
+#: The smallest machine that can keep moving: "a" and "b", each to the other.
+TOGGLE = {"a": ["b"], "b": ["a"]}
+#: An order's life: paid or cancelled, shipped or cancelled, delivered.
+ORDER_FLOW = {
+    "pending": ["paid", "cancelled"],
+    "paid": ["shipped", "cancelled"],
+    "shipped": ["delivered"],
+    "delivered": [],
+    "cancelled": [],
+}
+#: `ORDER_FLOW` without delivery: shipped is terminal.
+ORDER_FLOW_UNTIL_SHIPPED = {
+    "pending": ["paid", "cancelled"],
+    "paid": ["shipped", "cancelled"],
+    "shipped": [],
+    "cancelled": [],
+}
+#: The shortest order: once paid it can only be shipped, no longer cancelled.
+ORDER_FLOW_PAID_IS_FINAL = {
+    "pending": ["paid", "cancelled"],
+    "paid": ["shipped"],
+    "shipped": [],
+    "cancelled": [],
+}
+
+
+def bump(state: ImmutableState) -> ImmutableState:
+    """A manager's operation: one more ``n``."""
+    return state.update(n=state.n + 1)
+
+
+# -- threads ---------------------------------------------------------------------------------
+
+
+class Ticks:
+    """A wall clock for histories: one second later at each call."""
+
+    def __init__(self, start: dt.datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> dt.datetime:
+        self.now += dt.timedelta(seconds=1)
+        return self.now
+
+
+@contextlib.contextmanager
+def switching_threads_often() -> Iterator[None]:
+    """Switch threads as often as the interpreter can: more interleavings."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
 
 
 class Workers:
@@ -56,6 +116,19 @@ class Workers:
                 f"{len(self._errors)} worker(s) failed; first: {first!r}"
             ) from first
         assert not alive, f"workers still running after {timeout}s: {alive}"
+
+
+def join_new_threads(before: set[threading.Thread], timeout: float = 10.0) -> list[str]:
+    """Join the threads started since ``before``, within one shared deadline;
+    return the names of those still alive."""
+    deadline = time.monotonic() + timeout
+    new = [t for t in threading.enumerate() if t not in before]
+    for thread in new:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return [t.name for t in new if t.is_alive()]
+
+
+# -- values ------------------------------------------------------------------------------------
 
 
 def assert_identical(a: Any, b: Any) -> None:

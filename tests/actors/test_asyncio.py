@@ -6,6 +6,7 @@ import asyncio
 import time
 
 import pytest
+from support import TOGGLE
 
 from stateward.actors import ActorTimeout, Runtime, SelfCallError, StateMachine, StateManager
 from stateward.core import ImmutableState, MachineBuilder
@@ -45,7 +46,7 @@ def test_ticker_keeps_ticking_while_a_200ms_async_hook_runs(runtime: Runtime) ->
 
 
 def test_async_hooks_finish_before_the_next_message_starts(runtime: Runtime) -> None:
-    flow = MachineBuilder("a", {"a": ["b"], "b": ["a"]})
+    flow = MachineBuilder("a", TOGGLE)
     log: list[str] = []
 
     @flow.guard

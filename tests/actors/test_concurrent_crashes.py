@@ -11,11 +11,10 @@ from __future__ import annotations
 import os
 import random
 import threading
-import time
 from collections.abc import Callable
 
 import pytest
-from support import Workers
+from support import Workers, bump, join_new_threads
 
 from stateward.actors import ActorCrashed, Runtime, StateManager, Supervisor
 from stateward.core import ImmutableState
@@ -29,25 +28,11 @@ def boom(state: ImmutableState) -> ImmutableState:
     raise RuntimeError("boom")
 
 
-def bump(state: ImmutableState) -> ImmutableState:
-    return state.update(n=state.n + 1)
-
-
 def appending(token: str) -> Callable[[ImmutableState], ImmutableState]:
     def append(state: ImmutableState) -> ImmutableState:
         return state.update(items=(*state["items"], token))
 
     return append
-
-
-def join_new_threads(before: set[threading.Thread], timeout: float = 10.0) -> list[str]:
-    """Join the threads started since ``before``, within one shared deadline;
-    return the names of those still alive."""
-    deadline = time.monotonic() + timeout
-    new = [t for t in threading.enumerate() if t not in before]
-    for thread in new:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    return [t.name for t in new if t.is_alive()]
 
 
 @pytest.mark.parametrize("strategy", ["one_for_all", "rest_for_one"])

@@ -114,10 +114,10 @@ def test_a_handle_created_after_the_block_ended_in_another_thread_is_not_affecte
         handle.stop()
         done.set()
 
-    thread = threading.Thread(target=other)
-    thread.start()
+    workers = Workers()
+    workers.start(other, name="other")
     with Runtime("mine") as rt:
         entered.set()
         assert done.wait(5)
-    thread.join(5)
+    workers.join(5)  # and re-raises what the thread raised
     assert seen and seen[0] is not rt

@@ -6,6 +6,7 @@ import asyncio
 import threading
 
 import pytest
+from support import TOGGLE
 
 from stateward.actors import ConfigManager, Runtime, StateMachine, StateManager
 from stateward.core import (
@@ -63,7 +64,7 @@ def test_invalid_transition_names_state_target_and_allowed(runtime: Runtime) -> 
 def test_failed_handler_leaves_snapshot_untouched_and_only_its_caller_sees_it(
     runtime: Runtime,
 ) -> None:
-    flow = MachineBuilder("a", {"a": ["b"], "b": ["a"]})
+    flow = MachineBuilder("a", TOGGLE)
 
     @flow.on_enter("b")
     def explode(ctx):

@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 
 import pykka
+from support import TOGGLE
 
 from stateward.actors import Runtime, StateMachine, StateManager
 from stateward.actors._host import Turns
@@ -31,10 +32,7 @@ class Echo(pykka.ThreadingActor):
 
 def test_a_users_pykka_stop_all_leaves_stateward_machines_running() -> None:
     with Runtime("registry", default_timeout=WAIT) as runtime:
-        machines = [
-            StateMachine("a", {"a": ["b"], "b": ["a"]}, name=f"m{i}", runtime=runtime)
-            for i in range(3)
-        ]
+        machines = [StateMachine("a", TOGGLE, name=f"m{i}", runtime=runtime) for i in range(3)]
         counter = StateManager({"n": 0}, name="counter", runtime=runtime)
         busy = [m.request_transition("b") for m in machines]  # some work in flight
         mine = Echo.start()

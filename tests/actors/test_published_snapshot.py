@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import copy
+import threading
 from pathlib import Path
 
 import pytest
+from support import TOGGLE
 
 from stateward.actors import (
     ActorCrashed,
     ConfigManager,
+    DeadlineExceeded,
+    ManualClock,
     Runtime,
     SQLiteStore,
     StateMachine,
@@ -16,8 +21,6 @@ from stateward.actors import (
     Supervisor,
 )
 from stateward.core import ImmutableState, UnencodableValueError
-
-TOGGLE = {"a": ["b"], "b": ["a"]}
 
 
 def test_the_snapshot_is_read_only(runtime: Runtime) -> None:
@@ -92,3 +95,88 @@ def test_recovered_and_restarted_actors_publish_what_the_store_holds(tmp_path: P
 def test_a_config_manager_has_no_snapshot_attribute(runtime: Runtime) -> None:
     config = ConfigManager({"debug": False}, runtime=runtime)
     assert not hasattr(config, "snapshot")
+
+
+# -- copies and subclasses of handles, and a fenced incarnation ----------------------------
+#
+# `handle._cell` (private, on purpose): the cell is where the actor publishes
+# its snapshot, and only it shows that the handle's attribute is that very
+# object; `_cell.thread` is the fenced incarnation's thread, which the test
+# joins to see that its late return changes nothing.
+
+WAIT = 20.0
+
+
+def test_a_copied_handle_reads_what_the_actor_commits() -> None:
+    with Runtime("copies", default_timeout=WAIT) as runtime:
+        machine = StateMachine("a", TOGGLE, runtime=runtime)
+        manager = StateManager({"n": 0}, runtime=runtime)
+        config = ConfigManager({"x": 0}, runtime=runtime)
+        machine_copy, manager_copy, config_copy = map(copy.copy, (machine, manager, config))
+        machine.transition("b")
+        manager.update_state({"n": 1})
+        config.update_config({"x": 1})
+        assert machine_copy.current_state == "b" and machine_copy.version == 1
+        assert machine_copy.snapshot is machine.snapshot is machine._cell.snapshot
+        assert manager_copy.get_state().n == 1 and manager_copy.version == 1
+        assert config_copy.get_version() == 1 and not hasattr(config_copy, "snapshot")
+        machine_copy.transition("a")
+        assert machine.current_state == "a" and machine.snapshot is machine_copy.snapshot
+
+
+class Counter(StateManager):
+    """A user's subclass: attributes set before and after the base's __init__."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.step = 2
+        super().__init__({"n": 0}, runtime=runtime)
+        self.label = "counter"
+
+    def bump(self) -> int:
+        result: int = self.modify(lambda s: s.update(n=s.n + self.step)).n
+        return result
+
+
+def test_a_subclassed_handle_is_mirrored_and_read_only_too() -> None:
+    with Runtime("sub", default_timeout=WAIT) as runtime:
+        counter = Counter(runtime)
+        assert counter.bump() == 2 and counter.snapshot.state.n == 2
+        assert counter.snapshot is counter._cell.snapshot
+        with pytest.raises(AttributeError, match="read-only"):
+            counter.snapshot = counter.snapshot  # type: ignore[misc]
+        with pytest.raises(AttributeError, match="cannot be deleted"):
+            del counter.snapshot
+        counter.label = "renamed"  # other attributes are the subclass's own
+        assert counter.label == "renamed" and counter.bump() == 4
+
+
+def test_a_fenced_handler_is_never_seen_through_the_handle(tmp_path: Path) -> None:
+    clock = ManualClock()
+    store = SQLiteStore(tmp_path / "f.db")
+    with Runtime("fenced", store=store, timer=clock, default_timeout=WAIT) as runtime:
+        sup = Supervisor("s", runtime=runtime, max_restarts=5)
+        manager = StateManager({"n": 0}, name="n", runtime=runtime, supervisor=sup, deadline=2.0)
+        manager.update_state({"n": 1})
+        entered, release = threading.Event(), threading.Event()
+
+        def hang(state: ImmutableState) -> ImmutableState:
+            entered.set()
+            assert release.wait(WAIT)
+            return state.update(n=999)
+
+        hung = manager.request_modify(hang)
+        assert entered.wait(WAIT)
+        hung_thread = manager._cell.thread
+        clock.advance(2.5)  # the watchdog fences the hung incarnation
+        with pytest.raises(ActorCrashed) as caught:
+            hung.result(timeout=WAIT)
+        assert isinstance(caught.value.cause, DeadlineExceeded)
+        assert manager.update_state({"n": 2}, timeout=WAIT).n == 2  # the next incarnation
+        release.set()
+        assert hung_thread is not None
+        hung_thread.join(WAIT)
+        assert not hung_thread.is_alive()
+        assert manager.snapshot is manager._cell.snapshot
+        assert manager.get_state().n == 2 and manager.version == 2
+        assert manager.modify(lambda s: s.update(n=s.n + 1), timeout=WAIT).n == 3
+        assert manager.snapshot is manager._cell.snapshot

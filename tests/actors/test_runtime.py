@@ -9,7 +9,7 @@ import textwrap
 import threading
 
 import pytest
-from support import Workers
+from support import TOGGLE, Workers
 
 from stateward.actors import (
     ActorStopped,
@@ -178,7 +178,7 @@ def test_hook_sending_to_its_own_actor_is_queued_after_the_current_message(
 
 
 def test_blocking_call_to_itself_raises_instead_of_deadlocking(runtime: Runtime) -> None:
-    flow = MachineBuilder("a", {"a": ["b"], "b": ["a"]})
+    flow = MachineBuilder("a", TOGGLE)
     errors: list[BaseException] = []
 
     @flow.after_commit
@@ -304,7 +304,7 @@ def test_default_runtime_never_keeps_the_interpreter_alive_and_drains_at_exit() 
 def test_waiting_in_a_hook_for_a_reply_from_the_same_actor_raises_at_once(
     runtime: Runtime,
 ) -> None:
-    flow = MachineBuilder("a", {"a": ["b"], "b": ["a"]})
+    flow = MachineBuilder("a", TOGGLE)
     errors: list[BaseException] = []
 
     @flow.after_commit("b")

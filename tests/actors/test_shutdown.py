@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from support import Workers
+from support import Workers, bump, join_new_threads
 
 from stateward.actors import (
     ActorCrashed,
@@ -29,10 +29,6 @@ from stateward.actors._lifecycle import Lifecycle
 from stateward.core import ImmutableState
 
 
-def bump(state: ImmutableState) -> ImmutableState:
-    return state.update(n=state.n + 1)
-
-
 def holding(entered: threading.Event, release: threading.Event) -> Callable[..., ImmutableState]:
     def hold(state: ImmutableState) -> ImmutableState:
         entered.set()
@@ -40,16 +36,6 @@ def holding(entered: threading.Event, release: threading.Event) -> Callable[...,
         return state.update(n=state.n + 100)
 
     return hold
-
-
-def join_new_threads(before: set[threading.Thread], timeout: float = 10.0) -> list[str]:
-    """Join the threads started since ``before`` within one shared deadline;
-    return the names of those still alive."""
-    deadline = time.monotonic() + timeout
-    new = [t for t in threading.enumerate() if t not in before]
-    for thread in new:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    return [t.name for t in new if t.is_alive()]
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from support import TOGGLE, bump
 
 from stateward.actors import (
     ActorCrashed,
@@ -38,10 +39,6 @@ def rt(clock: ManualClock) -> Iterator[Runtime]:
 
 def boom(state: ImmutableState) -> ImmutableState:
     raise RuntimeError("boom")
-
-
-def bump(state: ImmutableState) -> ImmutableState:
-    return state.update(n=state.n + 1)
 
 
 def events_of(runtime: Runtime) -> list[SupervisorEvent]:
@@ -119,7 +116,7 @@ def test_restart_types_against_each_way_of_stopping(
     rt: Runtime, restart: str, how: str, restarted: bool
 ) -> None:
     sup = Supervisor("s", runtime=rt)
-    flow = MachineBuilder("a", {"a": ["b"], "b": ["a"]})
+    flow = MachineBuilder("a", TOGGLE)
 
     @flow.on_enter("b")
     def act(ctx):

@@ -17,6 +17,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 import pytest
+from support import ORDER_FLOW_PAID_IS_FINAL
 
 from stateward.core import (
     ArgumentTypeError,
@@ -49,7 +50,6 @@ from stateward.core._behaviours import (
 from stateward.core._messages import ConfigUpdate, Message, Modify, Move, Rollback, Update
 
 T0 = dt.datetime(2024, 1, 1, 12, 0, tzinfo=dt.UTC)
-FLOW = {"pending": ["paid", "cancelled"], "paid": ["shipped"], "shipped": [], "cancelled": []}
 
 
 def at_t0() -> dt.datetime:
@@ -62,12 +62,12 @@ def frozen(**values: Any) -> ImmutableState:
 
 def plain_spec() -> MachineSpec:
     """No hooks at all: the fast path."""
-    return MachineSpec("pending", FLOW)
+    return MachineSpec("pending", ORDER_FLOW_PAID_IS_FINAL)
 
 
 def order_spec(seen: list[str]) -> MachineSpec:
     """Events, a guard, an enter hook that sets data, after-commit hooks (one fails)."""
-    flow = MachineBuilder("pending", FLOW, events={"pay": "pending -> paid"})
+    flow = MachineBuilder("pending", ORDER_FLOW_PAID_IS_FINAL, events={"pay": "pending -> paid"})
 
     @flow.guard("cancelled")
     def not_after_payment(ctx: TransitionContext) -> bool:
@@ -226,7 +226,7 @@ def test_a_refused_move_raises_and_leaves_the_snapshot_as_it_was() -> None:
 
 
 def test_a_hook_error_before_the_commit_reaches_the_caller_unchanged() -> None:
-    flow = MachineBuilder("pending", FLOW)
+    flow = MachineBuilder("pending", ORDER_FLOW_PAID_IS_FINAL)
     boom = ValueError("no stock")
 
     @flow.on_exit("pending")
@@ -251,7 +251,7 @@ def test_a_hook_error_before_the_commit_reaches_the_caller_unchanged() -> None:
 
 
 def test_async_guards_and_hooks_run_through_the_given_runner() -> None:
-    flow = MachineBuilder("pending", FLOW)
+    flow = MachineBuilder("pending", ORDER_FLOW_PAID_IS_FINAL)
 
     @flow.guard("cancelled")
     async def too_late(ctx: TransitionContext) -> bool:

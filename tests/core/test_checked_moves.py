@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 import pytest
-from support import BOTH, DRIVERS
+from support import BOTH, DRIVERS, ORDER_FLOW_UNTIL_SHIPPED
 
 from stateward.core import (
     ImmutableState,
@@ -21,25 +21,19 @@ from stateward.core import (
     apply_transition,
 )
 
-ORDERS = {
-    "pending": ["paid", "cancelled"],
-    "paid": ["shipped", "cancelled"],
-    "shipped": [],
-    "cancelled": [],
-}
 ORDER_EVENTS = {
     "pay": "pending -> paid",
     "cancel": "pending|paid -> cancelled",
     "abort": "paid -> cancelled",  # with cancel: paid -> cancelled is ambiguous by target
     "ship": "paid -> shipped",
 }
-STATES = list(ORDERS)
+STATES = list(ORDER_FLOW_UNTIL_SHIPPED)
 TARGETS: list[str | None] = [None, *STATES, "nowhere"]
 EVENTS: list[str | None] = [None, *ORDER_EVENTS, "nope"]
 
 
 def orders() -> MachineBuilder:
-    b = MachineBuilder("pending", ORDERS, events=ORDER_EVENTS, name="o")
+    b = MachineBuilder("pending", ORDER_FLOW_UNTIL_SHIPPED, events=ORDER_EVENTS, name="o")
 
     @b.on_enter("paid")
     def count(ctx: TransitionContext) -> dict[str, int]:
@@ -191,7 +185,7 @@ def test_each_spec_has_its_own_table() -> None:
     apply_transition(first, MachineSnapshot.initial(first), "paid")
     second = first.to_builder().build()
     assert second._moves == {}
-    b = MachineBuilder("pending", ORDERS, events=ORDER_EVENTS)
+    b = MachineBuilder("pending", ORDER_FLOW_UNTIL_SHIPPED, events=ORDER_EVENTS)
 
     @b.on_enter("paid")
     def other(ctx: TransitionContext) -> dict[str, str]:

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import textwrap
 
+from support import ORDER_FLOW_UNTIL_SHIPPED
+
 from stateward.core import MachineBuilder, MachineSpec, to_dot, to_mermaid
 
 #: Two events make paid -> cancelled; ship makes paid -> shipped; pending -> paid
 #: has no event; shipped and cancelled are terminal.
 ORDERS = MachineSpec(
     "pending",
-    {
-        "pending": ["paid", "cancelled"],
-        "paid": ["shipped", "cancelled"],
-        "shipped": [],
-        "cancelled": [],
-    },
+    ORDER_FLOW_UNTIL_SHIPPED,
     events={
         "cancel": "pending|paid -> cancelled",
         "refund": "paid -> cancelled",

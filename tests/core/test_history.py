@@ -10,6 +10,7 @@ import random
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from support import TOGGLE
 
 from stateward.core import (
     FrozenStateError,
@@ -104,7 +105,7 @@ def test_a_plain_sequence_is_taken_in() -> None:
 
 
 def test_machine_history_over_a_long_run_and_through_the_codec() -> None:
-    builder = MachineBuilder("a", {"a": ["b"], "b": ["a"]})
+    builder = MachineBuilder("a", TOGGLE)
     builder.history_limit = 70
     spec = builder.build()
     snap = MachineSnapshot.initial(spec)

@@ -4,17 +4,15 @@ and a longer history (from a larger limit, or built by hand) is cut on the next 
 from __future__ import annotations
 
 import pytest
-from support import BOTH, DRIVERS, T0
+from support import BOTH, DRIVERS, T0, TOGGLE
 
 from stateward.core import ImmutableState, MachineBuilder, MachineSnapshot, TransitionRecord
-
-LOOP = {"a": ["b"], "b": ["a"]}
 
 
 @pytest.mark.parametrize("driver", list(DRIVERS))
 @pytest.mark.parametrize("limit", [0, 1, 2, 100])
 def test_history_keeps_the_last_records_up_to_the_limit(limit: int, driver: str) -> None:
-    spec = MachineBuilder("a", LOOP, history_limit=limit).build()
+    spec = MachineBuilder("a", TOGGLE, history_limit=limit).build()
     snap = MachineSnapshot.initial(spec)
     records: list[TransitionRecord] = []
     for step in range(1, 151):
@@ -32,7 +30,7 @@ def test_history_keeps_the_last_records_up_to_the_limit(limit: int, driver: str)
 @pytest.mark.parametrize("limit", [0, 1, 2, 100])
 def test_a_longer_history_than_the_limit_is_cut_on_the_next_move(limit: int, driver: str) -> None:
     """A snapshot kept under a larger limit (or built by hand) is trimmed, oldest first."""
-    spec = MachineBuilder("a", LOOP, history_limit=limit).build()
+    spec = MachineBuilder("a", TOGGLE, history_limit=limit).build()
     old = tuple(
         TransitionRecord(v, "a" if v % 2 else "b", "b" if v % 2 else "a", None, T0)
         for v in range(1, 121)

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Iterator
 from typing import Any
 
 import pytest
+from support import ORDER_FLOW, TOGGLE
 
 from stateward.core import (
     FrozenStateError,
@@ -34,13 +35,6 @@ from stateward.core import (
     run_after_commit_async,
 )
 
-ORDER_FLOW = {
-    "pending": ["paid", "cancelled"],
-    "paid": ["shipped", "cancelled"],
-    "shipped": ["delivered"],
-    "delivered": [],
-    "cancelled": [],
-}
 T0 = dt.datetime(2024, 1, 1, 12, 0, tzinfo=dt.UTC)
 
 
@@ -722,11 +716,8 @@ def walk(spec: MachineSpec, targets: list[str], **kwargs: Any) -> MachineSnapsho
     return snap
 
 
-LOOP = {"a": ["b"], "b": ["a"]}
-
-
 def test_history_is_bounded_by_history_limit() -> None:
-    spec = MachineSpec("a", LOOP, history_limit=3)
+    spec = MachineSpec("a", TOGGLE, history_limit=3)
     snap = walk(spec, ["b", "a", "b", "a", "b"])
     assert snap.version == 5
     assert [r.version for r in snap.history] == [3, 4, 5]
@@ -739,14 +730,14 @@ def test_history_is_bounded_by_history_limit() -> None:
 
 @pytest.mark.parametrize(("limit", "kept"), [(0, []), (1, [4]), (2, [3, 4]), (10, [1, 2, 3, 4])])
 def test_history_limits(limit: int, kept: list[int]) -> None:
-    spec = MachineSpec("a", LOOP, history_limit=limit)
+    spec = MachineSpec("a", TOGGLE, history_limit=limit)
     snap = walk(spec, ["b", "a", "b", "a"])
     assert snap.version == 4
     assert [r.version for r in snap.history] == kept
 
 
 def test_records_carry_version_states_event_time_and_payload_keys() -> None:
-    spec = MachineSpec("a", LOOP, events={"flip": "a -> b"})
+    spec = MachineSpec("a", TOGGLE, events={"flip": "a -> b"})
     clock = clock_from(ticking_clock())
     snap = apply_transition(spec, start(spec), event="flip", payload={"z": 1, "y": 2}, clock=clock)
     snap = apply_transition(spec, snap.snapshot, "a", clock=clock)
@@ -757,7 +748,7 @@ def test_records_carry_version_states_event_time_and_payload_keys() -> None:
 
 
 def test_the_default_clock_is_utc_now() -> None:
-    spec = MachineSpec("a", LOOP)
+    spec = MachineSpec("a", TOGGLE)
     before = dt.datetime.now(dt.UTC)
     record = apply_transition(spec, start(spec), "b").record
     assert record.at.tzinfo is dt.UTC
@@ -785,7 +776,7 @@ def test_initial_snapshot() -> None:
 
 
 def test_snapshot_round_trips_through_the_codec() -> None:
-    spec = MachineSpec("a", LOOP, events={"flip": "a -> b"}, history_limit=5)
+    spec = MachineSpec("a", TOGGLE, events={"flip": "a -> b"}, history_limit=5)
     snap = MachineSnapshot.initial(spec, {"nested": {"k": [1, (2, 3)]}, "when": T0})
     clock = clock_from(ticking_clock())
     snap = apply_transition(spec, snap, event="flip", payload={"p": 1}, clock=clock).snapshot

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from support import ORDER_FLOW
 
 from stateward.core import (
     ANY,
@@ -19,14 +20,6 @@ from stateward.core import (
     TransitionContext,
     utc_now,
 )
-
-ORDER_FLOW = {
-    "pending": ["paid", "cancelled"],
-    "paid": ["shipped", "cancelled"],
-    "shipped": ["delivered"],
-    "delivered": [],
-    "cancelled": [],
-}
 
 
 def order_spec(**kwargs: Any) -> MachineSpec:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from support import ORDER_FLOW_PAID_IS_FINAL
 
 from stateward.actors import Runtime
 from stateward.actors.rows import (
@@ -29,7 +30,7 @@ MachinesFactory = Callable[..., RowMachines]
 
 FLOW = MachineSpec(
     "pending",
-    {"pending": ["paid", "cancelled"], "paid": ["shipped"], "shipped": [], "cancelled": []},
+    ORDER_FLOW_PAID_IS_FINAL,
 )
 
 

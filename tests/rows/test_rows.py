@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from support import ORDER_FLOW_UNTIL_SHIPPED
 
 from stateward.actors import ManualClock, Runtime
 from stateward.actors.rows import (
@@ -46,12 +47,6 @@ from stateward.core import (
 Databases = Any
 MachinesFactory = Callable[..., RowMachines]
 
-ORDER_FLOW = {
-    "pending": ["paid", "cancelled"],
-    "paid": ["shipped", "cancelled"],
-    "shipped": [],
-    "cancelled": [],
-}
 #: Seconds any single wait in these tests may take.
 WAIT_S = 10.0
 
@@ -71,7 +66,7 @@ def order_flow(first_number: int = 1) -> Flow:
     paying an order over 1000; entering "paid" stamps ``paid_at``; every commit
     is recorded by an after-commit hook.
     """
-    builder = MachineBuilder("pending", ORDER_FLOW, name="orders")
+    builder = MachineBuilder("pending", ORDER_FLOW_UNTIL_SHIPPED, name="orders")
     flow = Flow(builder)
     numbers = itertools.count(first_number)
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import pydantic
 import pytest
+from support import ORDER_FLOW_PAID_IS_FINAL
 
 from stateward.actors.rows import RequirementError, RowMachines, WorkflowContext
 from stateward.core import InvalidTransition, MachineBuilder, StatewardError
@@ -39,7 +40,7 @@ class OrderSchema(pydantic.BaseModel):
 def order_machines(machines: MachinesFactory) -> RowMachines:
     builder = MachineBuilder(
         "pending",
-        {"pending": ["paid", "cancelled"], "paid": ["shipped"], "shipped": [], "cancelled": []},
+        ORDER_FLOW_PAID_IS_FINAL,
         events={"pay": "pending -> paid", "ship": "paid -> shipped"},
     )
     numbers = itertools.count(1)

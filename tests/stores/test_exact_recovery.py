@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from hypothesis import given, settings
-from support import assert_identical
+from support import TOGGLE, assert_identical
 from twins import BASE_TWINS, ORDER_TWINS, UTC_PLUS_2, twins
 
 from stateward.actors import ConfigManager, Runtime, SQLiteStore, StateMachine, StateManager
@@ -109,7 +109,7 @@ def test_every_kind_of_actor_stores_and_recovers_a_value_at_the_limit(
 ) -> None:
     path = tmp_path / "store.db"
     at_limit = deep(MAX_DEPTH - 1)  # the state holding it makes MAX_DEPTH
-    flow = MachineBuilder("a", {"a": ["b"], "b": ["a"]})
+    flow = MachineBuilder("a", TOGGLE)
 
     @flow.on_enter("b")
     def keep(ctx: Any) -> Any:

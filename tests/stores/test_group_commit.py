@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import Workers
+from support import Workers, bump
 
 from stateward.actors import (
     ActorCrashed,
@@ -25,15 +25,10 @@ from stateward.actors import (
     StoreWriteError,
     Supervisor,
 )
-from stateward.core import ImmutableState
 from stateward.core._persist import ManagerCodec
 
 WAIT = 20.0
 COMMITTERS = 12
-
-
-def bump(state: ImmutableState) -> ImmutableState:
-    return state.update(n=state.n + 1)
 
 
 class Queued(list):  # type: ignore[type-arg]

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from support import Workers
+from support import Workers, bump
 
 from stateward.actors import (
     ActorCrashed,
@@ -27,13 +27,9 @@ from stateward.actors import (
     StoreWriteError,
     Supervisor,
 )
-from stateward.core import ImmutableState, StatewardError
+from stateward.core import StatewardError
 
 WAIT = 10.0
-
-
-def bump(state: ImmutableState) -> ImmutableState:
-    return state.update(n=state.n + 1)
 
 
 def remove_all(path: Path) -> None:

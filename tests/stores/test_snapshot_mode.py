@@ -11,15 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import bump
 
 from stateward.actors import ActorCrashed, Runtime, SQLiteStore, StateManager, Supervisor
 from stateward.core import ImmutableState
 
 WAIT = 5.0
-
-
-def bump(state: ImmutableState) -> ImmutableState:
-    return state.update(n=state.n + 1)
 
 
 def boom(state: ImmutableState) -> ImmutableState:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support import bump
 
 from stateward.actors import (
     ActorCrashed,
@@ -22,10 +23,6 @@ from stateward.actors import (
 )
 from stateward.core import ImmutableState, RecordUpgrades, encode
 from stateward.core._persist import ManagerCodec
-
-
-def bump(state: ImmutableState) -> ImmutableState:
-    return state.update(n=state.n + 1)
 
 
 def fill(path: Path, commits: int, *, snapshot_every: int = 5) -> None:
