@@ -24,17 +24,8 @@ from typing import Any
 import msgpack
 
 from ._errors import DecodeError, SchemaVersionError
-from ._state import (
-    MAX_DEPTH,
-    FrozenDict,
-    FrozenList,
-    ImmutableState,
-    _check_key,
-    _depth_of,
-    _freeze,
-    _key_path,
-    _too_deep,
-)
+from ._state import FrozenDict, FrozenList, ImmutableState, _depth_of, _freeze
+from ._storable import MAX_DEPTH, _check_key, _key_path, _too_deep
 
 __all__ = ["SCHEMA_VERSION", "decode", "encode"]
 

@@ -10,77 +10,22 @@ top-level table and shares every value that did not change.
 from __future__ import annotations
 
 import datetime as _dt
-import struct
-import zoneinfo
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NoReturn, TypeVar, overload
 
 from ._errors import FrozenStateError, UnencodableValueError, UninitializedStateError
+from ._storable import (
+    _CONTAINERS,
+    _SCALARS,
+    MAX_DEPTH,
+    _check_datetime,
+    _check_key,
+    _check_text,
+    _key_path,
+    _too_deep,
+)
 
 __all__ = ["MAX_DEPTH", "FrozenDict", "FrozenList", "ImmutableState", "freeze", "thaw"]
-
-#: The deepest a value may nest: at most this many containers, one inside the
-#: other, counting every dict, list, tuple, set, frozenset and ImmutableState
-#: (a FrozenDict or FrozenList too), the outermost included. An ImmutableState
-#: counts itself, so its fields may nest ``MAX_DEPTH - 1`` levels. Scalars
-#: (a datetime too) count nothing. `ImmutableState`, `freeze`, `encode` and
-#: `decode` all keep to it: a deeper value is refused with
-#: `UnencodableValueError`, a deeper payload with `DecodeError`. It is far
-#: below the depth where Python's recursion limit or msgpack's C stack give
-#: out, so every value that is accepted can be compared, hashed, encoded and
-#: decoded, in any thread.
-MAX_DEPTH = 100
-
-
-#: Types stored as they are: immutable, and encodable by the codec.
-_SCALARS: frozenset[type] = frozenset({type(None), bool, int, float, str, bytes, _dt.datetime})
-
-
-def _key_path(parent: str, key: str) -> str:
-    if not parent:
-        return key if key.isidentifier() else f"[{key!r}]"
-    return f"{parent}.{key}" if key.isidentifier() else f"{parent}[{key!r}]"
-
-
-def _check_datetime(value: _dt.datetime, path: str) -> _dt.datetime:
-    tz = value.tzinfo
-    if tz is None or type(tz) is _dt.timezone:
-        return value
-    if type(tz) is zoneinfo.ZoneInfo and tz.key is not None:
-        return value
-    raise UnencodableValueError(
-        path,
-        type(value),
-        f"datetime with tzinfo {tz!r} cannot be stored; use datetime.timezone or "
-        "zoneinfo.ZoneInfo (by key), or store it in UTC",
-    )
-
-
-def _check_text(value: str, path: str) -> str:
-    # msgpack stores str as UTF-8, which cannot carry a lone surrogate ("\ud800").
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise UnencodableValueError(
-                path,
-                str,
-                f"str {value!r} cannot be stored: it is not valid UTF-8 ({exc.reason})",
-            ) from None
-    return value
-
-
-def _check_key(key: object, path: str) -> str:
-    """Return ``key`` as a plain str, or raise naming where it sits (``path``)."""
-    if type(key) is not str:
-        if not isinstance(key, str):
-            raise UnencodableValueError(
-                f"{path}[{key!r}]" if path else f"[{key!r}]",
-                type(key),
-                f"dict keys must be str, got {type(key).__qualname__} key {key!r}",
-            )
-        key = str.__str__(key)
-    return _check_text(key, f"{path}[{key!r}]" if path else f"[{key!r}]")
 
 
 def _freeze_mapping(value: Mapping[Any, Any], path: str, room: int) -> dict[str, Any]:
@@ -96,22 +41,6 @@ def _fields_of(value: Mapping[str, Any]) -> Mapping[str, Any]:
     # ``{**state}`` and ``dict(state)`` call ``state.keys()``, which a field named
     # ``keys`` hides (see _FieldFirst): read frozen mappings through their table.
     return value._data if isinstance(value, _FrozenMapping) else value
-
-
-def _too_deep(path: str, kind: type, room: int, depth: int | None = None) -> UnencodableValueError:
-    """The error for a container at ``path`` that does not fit in ``room`` more levels."""
-    what = (
-        f"{kind.__qualname__} nests {depth} levels where {room} fit"
-        if depth
-        else (f"{kind.__qualname__} is nested too deep")
-    )
-    return UnencodableValueError(
-        path,
-        kind,
-        f"{what}: a value may nest at most {MAX_DEPTH} containers (dict, list, tuple, set, "
-        "frozenset, ImmutableState), counting the outermost state; flatten it (for example "
-        "key the inner parts by a path string) or store the deep part as bytes or str",
-    )
 
 
 def freeze(value: Any, path: str = "") -> Any:
@@ -194,10 +123,6 @@ def _freeze(value: Any, path: str, room: int) -> Any:
     raise UnencodableValueError(path, kind)
 
 
-#: The plain containers freeze() turns into frozen ones, each a nesting level.
-_CONTAINERS: frozenset[type] = frozenset({dict, list, tuple, set, frozenset})
-
-
 def _depth_of(value: Any) -> int:
     """How many containers deep ``value`` nests (0 for a scalar).
 
@@ -236,61 +161,6 @@ def _deepest(items: Iterable[Any]) -> int:
             if depth > deepest:
                 deepest = depth
     return deepest + 1
-
-
-_DOUBLE = struct.Struct(">d")
-
-
-def same(a: Any, b: Any) -> bool:
-    """Whether ``a`` and ``b`` are the same value in every way the codec keeps.
-
-    Equality is not enough to decide that a value is unchanged: ``True == 1``,
-    ``1.0 == 1``, ``-0.0 == 0.0``, and two datetimes are equal when they are
-    the same instant in different timezones. This compares types all the way
-    down, floats bit for bit, a datetime's wall time, fold and timezone, and
-    the order of a mapping's keys. Use it wherever "unchanged" decides what is
-    written or reported (journal deltas, config changes and diffs).
-    """
-    if a is b:
-        return True
-    kind = type(a)
-    if kind is not type(b):
-        return False
-    if kind is float:
-        return _DOUBLE.pack(a) == _DOUBLE.pack(b)
-    if kind is _dt.datetime:
-        return (
-            a.replace(tzinfo=None) == b.replace(tzinfo=None)
-            and a.fold == b.fold
-            and _tz_identity(a.tzinfo) == _tz_identity(b.tzinfo)
-        )
-    if isinstance(a, _FrozenMapping) or kind is dict:
-        a_items = a._data.items() if isinstance(a, _FrozenMapping) else a.items()
-        b_items = b._data.items() if isinstance(b, _FrozenMapping) else b.items()
-        return len(a_items) == len(b_items) and all(
-            ka == kb and same(va, vb) for (ka, va), (kb, vb) in zip(a_items, b_items, strict=True)
-        )
-    if kind is FrozenList or kind is tuple or kind is list:
-        return len(a) == len(b) and all(map(same, a, b))
-    if kind is frozenset or kind is set:
-        if a != b:
-            return False
-        # Each item of ``a`` has exactly one equal item in ``b`` (a set cannot
-        # hold two equal items); it must be the same one, not just an equal one.
-        in_b = {item: item for item in b}
-        return all(same(item, in_b[item]) for item in a)
-    return bool(a == b)
-
-
-def _tz_identity(tz: _dt.tzinfo | None) -> object:
-    """What the codec keeps of a timezone: its offset and name, or its key."""
-    if tz is None:
-        return None
-    if type(tz) is _dt.timezone:
-        return (tz.utcoffset(None), tz.tzname(None))
-    if type(tz) is zoneinfo.ZoneInfo:
-        return ("zone", tz.key)
-    return tz
 
 
 def thaw(value: Any) -> Any:

@@ -29,7 +29,8 @@ LAYERS: list[tuple[str, list[str]]] = [
         "core: errors and the wall clock",
         ["stateward.core._errors", "stateward.core._quick", "stateward.core._wallclock"],
     ),
-    ("core: values", ["stateward.core._state"]),
+    ("core: what a value may hold", ["stateward.core._storable"]),
+    ("core: values", ["stateward.core._state", "stateward.core._same"]),
     (
         "core: codec, histories, arguments",
         [
