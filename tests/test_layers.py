@@ -34,6 +34,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     (
         "core: codec, histories, arguments",
         [
+            "stateward.core._layout",
             "stateward.core._codec",
             "stateward.core._history",
             "stateward.core._arguments",
