@@ -25,6 +25,7 @@ from typing import Any
 import msgpack
 
 from ._errors import DecodeError, SchemaVersionError
+from ._frozen import FrozenDict, FrozenList, _depth_of, _freeze
 from ._layout import (
     _EXT_BIGINT,
     _EXT_CONTAINERS,
@@ -37,7 +38,7 @@ from ._layout import (
     _EXT_TUPLE,
     _scan,
 )
-from ._state import FrozenDict, FrozenList, ImmutableState, _depth_of, _freeze
+from ._state import ImmutableState
 from ._storable import MAX_DEPTH, _check_key, _key_path, _too_deep
 
 __all__ = ["SCHEMA_VERSION", "decode", "encode"]

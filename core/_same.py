@@ -7,7 +7,7 @@ import struct
 import zoneinfo
 from typing import Any
 
-from ._state import FrozenList, _FrozenMapping
+from ._frozen import FrozenList, _FrozenMapping
 
 __all__ = ["same"]
 

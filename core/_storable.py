@@ -2,7 +2,7 @@
 datetimes, and the nesting limit with its error.
 
 The checks here look at one value each and know nothing of the frozen
-containers; `freeze` (in ``_state``) walks a value and calls them.
+containers; `freeze` (in ``_frozen``) walks a value and calls them.
 """
 
 from __future__ import annotations

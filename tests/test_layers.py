@@ -30,7 +30,10 @@ LAYERS: list[tuple[str, list[str]]] = [
         ["stateward.core._errors", "stateward.core._quick", "stateward.core._wallclock"],
     ),
     ("core: what a value may hold", ["stateward.core._storable"]),
-    ("core: values", ["stateward.core._state", "stateward.core._same"]),
+    (
+        "core: values",
+        ["stateward.core._frozen", "stateward.core._state", "stateward.core._same"],
+    ),
     (
         "core: codec, histories, arguments",
         [
