@@ -79,7 +79,14 @@ LAYERS: list[tuple[str, list[str]]] = [
         "actors: hosts",
         ["stateward.actors._host", "stateward.actors._lifecycle", "stateward.actors._thread_host"],
     ),
-    ("actors: supervisor", ["stateward.actors._supervision", "stateward.actors._supervisor"]),
+    (
+        "actors: supervisor",
+        [
+            "stateward.actors._supervision",
+            "stateward.actors._subtree_stop",
+            "stateward.actors._supervisor",
+        ],
+    ),
     (
         "actors: runtime",
         ["stateward.actors._async_host", "stateward.actors._runtime", "stateward.actors._default"],
