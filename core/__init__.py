@@ -24,6 +24,7 @@ from ._errors import (
     UninitializedStateError,
     UnknownVersionError,
 )
+from ._frozen import MAX_DEPTH, FrozenDict, FrozenList, freeze, thaw
 from ._graph import to_dot, to_mermaid
 from ._history import History
 from ._machine import (
@@ -51,7 +52,7 @@ from ._persist import (
     RecordUpgrades,
 )
 from ._spec import ANY, Event, Hook, MachineBuilder, MachineSpec
-from ._state import MAX_DEPTH, FrozenDict, FrozenList, ImmutableState, freeze, thaw
+from ._state import ImmutableState
 from ._store import StoreSnapshot
 
 __all__ = [

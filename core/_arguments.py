@@ -16,7 +16,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._errors import ArgumentTypeError, ArgumentValueError, UnencodableValueError
-from ._state import MAX_DEPTH, ImmutableState, _freeze_mapping
+from ._frozen import MAX_DEPTH, _freeze_mapping
+from ._state import ImmutableState
 
 __all__ = [
     "check_callable",

@@ -14,7 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._errors import UnknownVersionError
-from ._state import FrozenDict, ImmutableState, _fields_of, _key_path, same
+from ._frozen import FrozenDict, _fields_of
+from ._same import same
+from ._state import ImmutableState
+from ._storable import _key_path
 from ._wallclock import WallClock, utc_now
 
 __all__ = ["ConfigChange", "ConfigDiff", "ConfigHistory", "VersionedConfig"]

@@ -21,8 +21,9 @@ from ._config import ConfigChange, ConfigHistory
 from ._errors import StatewardError
 from ._history import EMPTY_HISTORY, extend_history
 from ._machine import MachineSnapshot, TransitionRecord
+from ._same import same
 from ._spec import MachineSpec
-from ._state import ImmutableState, record, same
+from ._state import ImmutableState, record
 from ._store import StoreSnapshot
 
 __all__ = [

@@ -29,10 +29,15 @@ LAYERS: list[tuple[str, list[str]]] = [
         "core: errors and the wall clock",
         ["stateward.core._errors", "stateward.core._quick", "stateward.core._wallclock"],
     ),
-    ("core: values", ["stateward.core._state"]),
+    ("core: what a value may hold", ["stateward.core._storable"]),
+    (
+        "core: values",
+        ["stateward.core._frozen", "stateward.core._state", "stateward.core._same"],
+    ),
     (
         "core: codec, histories, arguments",
         [
+            "stateward.core._layout",
             "stateward.core._codec",
             "stateward.core._history",
             "stateward.core._arguments",
@@ -74,7 +79,14 @@ LAYERS: list[tuple[str, list[str]]] = [
         "actors: hosts",
         ["stateward.actors._host", "stateward.actors._lifecycle", "stateward.actors._thread_host"],
     ),
-    ("actors: supervisor", ["stateward.actors._supervision", "stateward.actors._supervisor"]),
+    (
+        "actors: supervisor",
+        [
+            "stateward.actors._supervision",
+            "stateward.actors._subtree_stop",
+            "stateward.actors._supervisor",
+        ],
+    ),
     (
         "actors: runtime",
         ["stateward.actors._async_host", "stateward.actors._runtime", "stateward.actors._default"],

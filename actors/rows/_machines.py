@@ -41,7 +41,7 @@ from stateward.core import (
 from stateward.core._arguments import check_move, check_payload, check_timeout
 from stateward.core._behaviours import Behaviour, Outcome, committed
 from stateward.core._messages import Move
-from stateward.core._state import same
+from stateward.core._same import same
 
 from .._cell import Cell, ErrorReport
 from .._errors import ActorStopped

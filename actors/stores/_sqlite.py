@@ -28,6 +28,7 @@ from ._group_commit import GroupCommit, Pending
 from ._ownership import MY_PID, MY_START, describe_owner, owner_is_live
 from ._protocol import RecoveryReport, StoredActor
 from ._records import encode_record, journal_entry, recover_records
+from ._snapshot_writer import SnapshotWriter
 from ._sqlite_file import LOST_FIX, StoreFile, listed
 from ._sqlite_open import explain, open_store, transaction
 
@@ -42,7 +43,7 @@ def _insert_journal(rows: int) -> str:
     return "INSERT INTO journal VALUES " + ", ".join(["(?, ?, ?, ?)"] * rows)
 
 
-class SQLiteStore(GroupCommit):
+class SQLiteStore(GroupCommit, SnapshotWriter):
     """Snapshots and a journal in one SQLite file (WAL mode), for any number of actors.
 
     Durability modes and their loss windows (what a ``kill -9`` or a power cut
@@ -142,9 +143,8 @@ class SQLiteStore(GroupCommit):
         self._file = StoreFile(self.path)
         # Batched mode: the commits waiting for a group commit, and its lead.
         GroupCommit.__init__(self)
-        # Snapshot mode: the newest unsaved snapshot of each actor.
-        self._dirty: dict[str, tuple[KindCodec, Any, int]] = {}
-        self._writer: threading.Thread | None = None
+        # Snapshot mode: the newest unsaved snapshot of each actor, and its writer.
+        SnapshotWriter.__init__(self)
 
     # -- the protocol ------------------------------------------------------------------------
 
@@ -278,72 +278,6 @@ class SQLiteStore(GroupCommit):
 
     # -- snapshot mode ---------------------------------------------------------------------
 
-    def _mark_dirty(self, name: str, codec: KindCodec, snapshot: Any) -> None:
-        with self._cond:
-            self._check_open((name,))
-            _, _, unsaved = self._dirty.get(name, (codec, None, 0))
-            self._dirty[name] = (codec, snapshot, unsaved + 1)
-            self._ensure_writer()
-            if unsaved + 1 >= self.snapshot_every:
-                self._cond.notify()
-
-    def _ensure_writer(self) -> None:
-        if self._writer is None:
-            self._writer = threading.Thread(
-                target=self._snapshot_loop, daemon=True, name=f"stateward:store:{self.path.name}"
-            )
-            self._writer.start()
-
-    def _snapshot_loop(self) -> None:
-        failed = False  # after a failed write, the next try waits a whole interval
-        while True:
-            with self._cond:
-                due = time.monotonic() + self.snapshot_interval
-                while not self._closed:
-                    if not failed and any(
-                        n >= self.snapshot_every for _, _, n in self._dirty.values()
-                    ):
-                        break
-                    remaining = due - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    self._cond.wait(remaining)
-                # A copy: what is taken stays on the unsaved list until it is
-                # written, so a recovery meanwhile finds it there (and writes
-                # it itself) instead of reading an older snapshot.
-                dirty = dict(self._dirty)
-                closing = self._closed
-            if dirty:
-                try:
-                    self._write_snapshots(dirty)
-                except StoreWriteError as exc:
-                    logger.error(
-                        "could not save the snapshot of actor %r: %s. It is kept and "
-                        "written again in %s s, or when the store closes",
-                        exc.actor,
-                        exc.problem,
-                        self.snapshot_interval,
-                    )
-                    failed = True
-                else:
-                    self._saved(dirty)
-                    failed = False
-            if closing:
-                return
-
-    def _saved(self, written: dict[str, tuple[KindCodec, Any, int]]) -> None:
-        """Take what was written off the unsaved list; a newer snapshot of the
-        same actor stays, counting only the commits made since."""
-        with self._cond:
-            for name, (_, snapshot, count) in written.items():
-                entry = self._dirty.get(name)
-                if entry is None:
-                    continue
-                if entry[1] is snapshot:
-                    del self._dirty[name]
-                else:
-                    self._dirty[name] = (entry[0], entry[1], max(entry[2] - count, 1))
-
     def _write_snapshots(self, dirty: dict[str, tuple[KindCodec, Any, int]]) -> None:
         now = time.time()
         rows = []
@@ -401,13 +335,6 @@ class SQLiteStore(GroupCommit):
         snapshot, report = recover_records(name, codec, self.upgrades, snapshots, journal_after)
         self._reports[name] = report
         return snapshot
-
-    def _flush_dirty(self, name: str) -> None:
-        with self._cond:
-            entry = self._dirty.get(name)
-        if entry is not None:
-            self._write_snapshots({name: entry})
-            self._saved({name: entry})
 
     def recovery_report(self, name: str) -> RecoveryReport | None:
         """What the last recovery of ``name`` found, if it was recovered."""

@@ -30,7 +30,7 @@ from stateward.core import (
     apply_transition,
 )
 from stateward.core._codec import decode_record, encode_checked
-from stateward.core._state import same
+from stateward.core._same import same
 
 EXAMPLES = settings(max_examples=150, deadline=None, database=None)
 

@@ -409,6 +409,21 @@ def test_subclasses_of_frozen_mappings_are_stored_as_the_plain_type() -> None:
     assert s.inner == {"a": 1}
 
 
+def test_frozen_values_are_shared_and_frozen_subclasses_stored_as_their_plain_type() -> None:
+    class CustomDict(FrozenDict):
+        __slots__ = ()
+
+    class Custom(ImmutableState):
+        __slots__ = ()
+
+    inner, items, table = ImmutableState(a=1), FrozenList([1, [2]]), FrozenDict(b=[3])
+    s = ImmutableState(inner=inner, items=items, table=table, mine=CustomDict(c=1))
+    assert s.inner is inner and s.items is items and s.table is table
+    assert type(s.mine) is FrozenDict and s.mine == {"c": 1}
+    assert type(freeze(Custom(d=2))) is ImmutableState
+    assert type(freeze(CustomDict(e=[4])).e) is FrozenList
+
+
 def test_a_lone_surrogate_cannot_be_stored() -> None:
     with pytest.raises(UnencodableValueError, match="not valid UTF-8") as info:
         ImmutableState(d={"k": ["ok", "\ud800"]})

@@ -1,0 +1,104 @@
+"""Stopping a supervisor's subtree against one deadline shared by all.
+
+Every child of the whole subtree is asked to stop first; then the supervisor
+waits for them, newest first, until the one deadline, and abandons those still
+busy then (``_supervisor``'s docstring says what that means for them).
+`Supervisor.stop` and the runtime's shutdown do it through `SubtreeStop`,
+which `Supervisor` inherits.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ._supervision import Child, ShutdownReport, SupervisorEvent
+
+logger = logging.getLogger("stateward.actors")
+
+
+class SubtreeStop:
+    """How a `Supervisor` stops its subtree; see the module."""
+
+    # The supervisor's own, set by its __init__ and methods.
+    name: str
+    runtime: Any
+    shutdown_timeout: float
+    _lock: threading.Lock
+    _children: list[Child]
+    _stopping: bool
+    _stop_reason: str
+    _crashed_in_stop: list[str]
+    _event: Callable[..., SupervisorEvent]
+    _emit: Callable[[list[SupervisorEvent]], None]
+
+    def _shutdown(
+        self, timeout: float | None, reason: str, *, terminal: bool = True
+    ) -> ShutdownReport:
+        budget = self.shutdown_timeout if timeout is None else timeout
+        if not 0 <= budget < math.inf:
+            raise ValueError(
+                f"stop timeout must be >= 0 seconds, got {budget!r}; and finite: "
+                "nothing waits forever"
+            )
+        started = time.monotonic()
+        self._ask_to_stop(reason, terminal=terminal)
+        abandoned, crashed = self._await_stop(started + budget, reason, budget)
+        report = ShutdownReport(
+            self.name, budget, time.monotonic() - started, tuple(abandoned), tuple(crashed)
+        )
+        if not report.clean:
+            logger.error("%s", report.describe())
+        return report
+
+    def _ask_to_stop(self, reason: str, *, terminal: bool = True) -> None:
+        """Stop restarting, and queue a stop behind every child's requests."""
+        with self._lock:
+            self._stopping = True
+            self._stop_reason = reason
+            children = list(self._children)
+        for child in reversed(children):
+            if child.pending is not None:
+                child.pending.cancel()
+                if not child.is_supervisor and child.target.cell.mailbox.queue:
+                    # Crashed, and now never restarted: what it has queued is refused.
+                    with self._lock:
+                        self._crashed_in_stop.append(child.name)
+            if child.is_supervisor:
+                child.target._ask_to_stop(reason, terminal=terminal)
+            else:
+                child.target.request_stop(reason, terminal=terminal)
+
+    def _await_stop(
+        self, deadline: float, reason: str, budget: float
+    ) -> tuple[list[str], list[str]]:
+        """Wait for the children, newest first, until ``deadline``; abandon
+        those still busy then. Returns the abandoned and the crashed."""
+        with self._lock:
+            children = list(self._children)
+        abandoned: list[str] = []
+        crashed: list[str] = []
+        for child in reversed(children):
+            if child.is_supervisor:
+                more_abandoned, more_crashed = child.target._await_stop(deadline, reason, budget)
+                abandoned += more_abandoned
+                crashed += more_crashed
+            elif not child.target.wait_stopped(deadline):
+                child.target.abandon(
+                    f"{reason}, and it was still busy when the {budget:g} s given to stop ran out"
+                )
+                abandoned.append(child.name)
+            with self._lock:
+                if child in self._children:
+                    self._children.remove(child)
+            if not child.is_supervisor:
+                self.runtime._forget_cell(child.target.cell)
+            self._emit([self._event("stopped", child.name)])
+        with self._lock:
+            crashed += [name for name in self._crashed_in_stop if name not in abandoned]
+        self._emit([self._event("stopped", None)])
+        return abandoned, crashed
