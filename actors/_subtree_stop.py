@@ -30,6 +30,7 @@ class SubtreeStop:
     shutdown_timeout: float
     _lock: threading.Lock
     _children: list[Child]
+    _by_target: dict[int, Child]
     _stopping: bool
     _stop_reason: str
     _crashed_in_stop: list[str]
@@ -95,6 +96,7 @@ class SubtreeStop:
             with self._lock:
                 if child in self._children:
                     self._children.remove(child)
+                    del self._by_target[id(child.target)]
             if not child.is_supervisor:
                 self.runtime._forget_cell(child.target.cell)
             self._emit([self._event("stopped", child.name)])
