@@ -127,7 +127,7 @@ class PoolWorker:
         """Wait up to ``timeout`` seconds for the end to be reported."""
         ended = self._ended
         if ended is not None:
-            ended.wait(timeout)
+            ended.wait(min(timeout, threading.TIMEOUT_MAX))
 
     @property
     def thread(self) -> threading.Thread | None:
@@ -197,13 +197,18 @@ class PoolHost:
         up to ``timeout`` seconds; a thread stuck in a hook is left to end
         on its own (it is a daemon thread)."""
         deadline = time.monotonic() + timeout
+        longest = threading.TIMEOUT_MAX  # a timeout of 1e300 s: wait that long
+
+        def left() -> float:
+            return min(longest, max(0.0, deadline - time.monotonic()))
+
         refs, self._refs = self._refs, []
         for _ in refs:
             self.runnable.put(None)
         for ref in refs:
             ref.stop(block=False)
         for ref in refs:
-            ref.actor_stopped.wait(max(0.0, deadline - time.monotonic()))
+            ref.actor_stopped.wait(left())
         for thread in list(self._threads):
             if thread is not threading.current_thread():
-                thread.join(max(0.0, deadline - time.monotonic()))
+                thread.join(left())
