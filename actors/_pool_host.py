@@ -26,7 +26,9 @@ Scheduling, as the host protocol asks (`_host.py`):
 A thread count of at most ``workers`` + the runtime's own (timer, event loop)
 holds for any number of cells. A hook that blocks holds a shared worker for
 as long as it blocks: give such an actor ``dedicated=True`` (a thread of its
-own, `ThreadHost`). An async hook is awaited on the runtime's event loop while
+own, `ThreadHost`). A turn that held a worker longer than `SLOW_TURN_S` is
+logged, once it ends, with the actor's name and that advice (two clock reads
+per turn, not per message). An async hook is awaited on the runtime's event loop while
 the worker waits for it (as with the dedicated host), so it too holds a worker
 for its duration; see docs/concepts.md.
 """
@@ -49,6 +51,10 @@ logger = logging.getLogger("stateward.actors")
 #: cell goes to the back of the run queue (if it has more). Smaller is fairer
 #: to the other cells, larger costs fewer hand-offs per message.
 POOL_TURN_BUDGET = 64
+
+#: A turn that holds a pooled worker longer than this many seconds is logged
+#: (once it ends) as a warning naming the actor: the other actors waited.
+SLOW_TURN_S = 1.0
 
 #: How many worker threads a pooled runtime has when ``workers=`` is not given.
 DEFAULT_WORKERS = 4
@@ -106,11 +112,15 @@ class PoolWorker:
                 self._pending -= 1
                 self._active += 1
         if has_turn:
+            started = time.monotonic()
             try:
                 self.turns.run_turn(POOL_TURN_BUDGET)
             finally:
                 with self._lock:
                     self._active -= 1
+            held = time.monotonic() - started
+            if held > SLOW_TURN_S:
+                self._report_slow(held)
         with self._lock:
             ended = self._ended
             end = self._retired and not self._pending and not self._active and not self._ending
@@ -122,6 +132,16 @@ class PoolWorker:
             finally:
                 assert ended is not None
                 ended.set()
+
+    def _report_slow(self, held: float) -> None:
+        logger.warning(
+            "actor %r held a pooled worker for %.1f s in one turn (at most %d messages); "
+            "the other actors on the pool waited meanwhile. If its hooks block (I/O, "
+            "sleeps, locks), give it a thread of its own: dedicated=True",
+            self.turns.name,
+            held,
+            POOL_TURN_BUDGET,
+        )
 
     def join(self, timeout: float) -> None:
         """Wait up to ``timeout`` seconds for the end to be reported."""

@@ -195,3 +195,32 @@ def test_dedicated_must_be_a_bool(runtime: Runtime) -> None:
     with pytest.raises(ArgumentTypeError, match="'dedicated' must be True or False"):
         StateManager({"n": 0}, runtime=runtime, dedicated="yes")  # type: ignore[arg-type]
     assert runtime.names() == []
+
+
+def test_a_turn_that_holds_a_pooled_worker_too_long_is_reported_with_the_actors_name(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    with Runtime("slow", workers=1, default_timeout=WAIT) as runtime:
+        quick = StateManager({"n": 0}, name="quick", runtime=runtime)
+        quick.request_modify(lambda s: s.update(n=1)).result(timeout=WAIT)
+        assert not [r for r in caplog.records if "held a pooled worker" in r.getMessage()]
+
+        entered, release = threading.Event(), threading.Event()
+
+        def block(state: ImmutableState) -> ImmutableState:
+            entered.set()
+            assert release.wait(WAIT)
+            return state
+
+        # The threshold drops below the time the hook is held: no sleep needed.
+        monkeypatch.setattr("stateward.actors._pool_host.SLOW_TURN_S", 0.0)
+        blocker = StateManager({"n": 0}, name="blocker", runtime=runtime)
+        held = blocker.request_modify(block)
+        assert entered.wait(WAIT)
+        release.set()
+        held.result(timeout=WAIT)
+        runtime.shutdown(timeout=WAIT)  # the report comes once the turn ends
+    reports = [r for r in caplog.records if "held a pooled worker" in r.getMessage()]
+    assert any("'blocker'" in r.getMessage() for r in reports)
+    assert all(r.levelname == "WARNING" for r in reports)
+    assert "dedicated=True" in reports[0].getMessage()
