@@ -43,6 +43,8 @@ from typing import Any
 
 import pykka
 
+from stateward.core import ArgumentTypeError, ArgumentValueError
+
 from ._host import Turns
 
 logger = logging.getLogger("stateward.actors")
@@ -191,8 +193,9 @@ class PoolHost:
     """
 
     def __init__(self, workers: int = DEFAULT_WORKERS, name: str = "pool") -> None:
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-            raise ValueError(f"workers must be an int >= 1, got {workers!r}")
+        if type(workers) is not int or workers < 1:
+            error = ArgumentTypeError if type(workers) is not int else ArgumentValueError
+            raise error("PoolHost", "workers", "an int >= 1", workers)
         self.workers = workers
         #: Cells with a turn to run (their `PoolWorker`), in the order woken.
         self.runnable: queue.SimpleQueue[PoolWorker | None] = queue.SimpleQueue()

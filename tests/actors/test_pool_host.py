@@ -187,8 +187,8 @@ def test_a_bad_worker_count_is_refused_before_any_thread_starts(
     with pytest.raises(error, match=r"Runtime\(\): 'workers' must be an int >= 1"):
         Runtime("bad", workers=workers)  # type: ignore[arg-type]
     assert set(threading.enumerate()) == before
-    with pytest.raises(ValueError, match="workers must be an int >= 1"):
-        PoolHost(0)
+    with pytest.raises(error, match=r"PoolHost\(\): 'workers' must be an int >= 1"):
+        PoolHost(workers)  # type: ignore[arg-type]
 
 
 def test_dedicated_must_be_a_bool(runtime: Runtime) -> None:
