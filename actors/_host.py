@@ -34,6 +34,8 @@ class Turns(Protocol):
 
     #: A label for the worker's thread (``stateward:<runtime>:<actor>``).
     label: str
+    #: The actor's name, for reports.
+    name: str
 
     def run_turn(self, budget: int) -> None:
         """Run up to ``budget`` of the cell's messages; the caller holds the

@@ -89,6 +89,7 @@ class Incarnation:
         self.generation = -1  # taken in its first turn
         self.started = False
         self.retired = False
+        self.name = cell.name
         self.label = f"stateward:{cell.runtime.name}:{cell.name}"
         self.worker: Worker = lifecycle.host.attach(self)
 

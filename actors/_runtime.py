@@ -15,7 +15,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Protocol
 
-from stateward.core import utc_now
+from stateward.core import ArgumentTypeError, ArgumentValueError, utc_now
 from stateward.core._arguments import check_callable
 from stateward.core._machine import WallClock
 
@@ -26,6 +26,7 @@ from ._context import current_block, current_runtime
 from ._errors import ActorNotFound, DuplicateActorName, RuntimeStopped
 from ._host import Host
 from ._lifecycle import Lifecycle, stop_request
+from ._pool_host import PoolHost
 from ._stats import RuntimeStats
 from ._supervision import EVENT_KINDS, ShutdownReport, SupervisorEvent
 from ._supervisor import Supervisor
@@ -118,6 +119,11 @@ class Runtime:
             crossed the limit, or the timer's thread for a delayed restart).
         max_restarts: the root supervisor's restart limit...
         within: ...within this many seconds.
+        workers: run the actors' turns on a pool of this many threads
+            (`PoolHost`): any number of actors then costs ``workers`` threads.
+            None (the default, for now) gives each actor a thread of its own.
+            Either way a handle made with ``dedicated=True`` gets a thread of
+            its own; give one to an actor whose hooks block.
     """
 
     def __init__(
@@ -133,7 +139,18 @@ class Runtime:
         fatal_handler: Callable[[BaseException], Any] | None = None,
         max_restarts: int = 3,
         within: float = 5.0,
+        workers: int | None = None,
     ) -> None:
+        if workers is not None and (type(workers) is not int or workers < 1):
+            error = ArgumentTypeError if type(workers) is not int else ArgumentValueError
+            raise error(
+                "Runtime",
+                "workers",
+                "an int >= 1 (the number of pooled worker threads) or None",
+                workers,
+                "Pass workers=4, say, or leave it out for a thread per actor.",
+                outcome="no runtime was created",
+            )
         if not 0 < default_timeout < math.inf:
             raise ValueError(
                 f"default_timeout must be > 0 seconds, got {default_timeout!r}; and finite: "
@@ -153,8 +170,13 @@ class Runtime:
         self._actors: dict[str, Handle] = {}
         self._closed = False
         self._host: AsyncHost | None = None
-        #: Runs the actors' turns: a thread of its own for each actor.
-        self.host: Host = ThreadHost()
+        #: Gives each ``dedicated=True`` actor a thread of its own.
+        self.dedicated_host: Host = ThreadHost()
+        #: Runs the other actors' turns: a pool of ``workers`` threads, or
+        #: (``workers=None``) a thread of its own for each actor.
+        self.host: Host = (
+            self.dedicated_host if workers is None else PoolHost(workers, name=self.name)
+        )
         self._errors: collections.deque[ErrorReport] = collections.deque(maxlen=1000)
         self._error_count = 0
         self._counter = itertools.count(1)
@@ -178,10 +200,15 @@ class Runtime:
         return f"{kind}-{next(self._counter)}"
 
     def _start(
-        self, handle: Handle, cell: Cell, supervisor: Supervisor | None, restart: str
+        self,
+        handle: Handle,
+        cell: Cell,
+        supervisor: Supervisor | None,
+        restart: str,
+        dedicated: bool = False,
     ) -> None:
-        """Register ``handle`` and start its actor on the runtime's host,
-        under ``supervisor``."""
+        """Register ``handle`` and start its actor on the runtime's host (a
+        thread of its own if ``dedicated``), under ``supervisor``."""
         supervisor = supervisor if supervisor is not None else self.root
         if supervisor.runtime is not self:
             raise ValueError(f"supervisor {supervisor.name!r} belongs to another runtime")
@@ -193,7 +220,8 @@ class Runtime:
             self._actors[cell.name] = handle
         try:
             self._recover_or_create(cell)
-            supervisor._add_actor(Lifecycle(cell, self.host), restart)
+            host = self.dedicated_host if dedicated else self.host
+            supervisor._add_actor(Lifecycle(cell, host), restart)
         except BaseException:
             with self._lock:
                 self._actors.pop(cell.name, None)

@@ -77,7 +77,12 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("actors: cells", ["stateward.actors._stats", "stateward.actors._cell"]),
     (
         "actors: hosts",
-        ["stateward.actors._host", "stateward.actors._lifecycle", "stateward.actors._thread_host"],
+        [
+            "stateward.actors._host",
+            "stateward.actors._lifecycle",
+            "stateward.actors._pool_host",
+            "stateward.actors._thread_host",
+        ],
     ),
     (
         "actors: supervisor",

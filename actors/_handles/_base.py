@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from stateward.core import ArgumentValueError
+from stateward.core import ArgumentTypeError, ArgumentValueError
 from stateward.core._arguments import check_callable, check_timeout
 from stateward.core._behaviours import Behaviour
 from stateward.core._messages import Message
@@ -71,7 +71,7 @@ class ActorHandle:
         if self._mirrored:
             self.__dict__["snapshot"] = snapshot
             self._cell.mirror = self.__dict__
-        runtime._start(self, self._cell, supervisor, options.restart)
+        runtime._start(self, self._cell, supervisor, options.restart, options.dedicated)
 
     def _behaviour(self, cell: Cell) -> Behaviour:
         """The kind's behaviour from core, bound to ``cell`` (its name, its
@@ -251,6 +251,7 @@ class ActorOptions:
     on_error: str = "fail"
     deadline: float | None = None
     on_start: Callable[[Any], Any] | None = None
+    dedicated: bool = False
 
     def __post_init__(self) -> None:
         if self.on_error not in ("fail", "restart"):
@@ -260,6 +261,15 @@ class ActorOptions:
         if self.restart not in ("permanent", "transient", "temporary"):
             raise ValueError(
                 f"restart must be 'permanent', 'transient' or 'temporary', got {self.restart!r}"
+            )
+        if type(self.dedicated) is not bool:
+            raise ArgumentTypeError(
+                "the handle",
+                "dedicated",
+                "True or False",
+                self.dedicated,
+                "dedicated=True gives the actor a thread of its own.",
+                outcome="no actor was created",
             )
         if self.on_start is not None and not callable(self.on_start):
             raise TypeError(f"on_start must be callable, got {self.on_start!r}")

@@ -44,6 +44,9 @@ class ConfigManager(ActorHandle):
             starts (after a restart too), on the actor's worker thread, before
             it handles any request: set up here what hooks need. If it raises,
             the start counts as a crash.
+        dedicated: give the actor a worker thread of its own, even when the
+            runtime runs actors on a pool (``Runtime(workers=N)``): for hooks
+            that block, which would otherwise hold a shared worker.
     """
 
     _kind = "config"
@@ -61,6 +64,7 @@ class ConfigManager(ActorHandle):
         on_error: str = "fail",
         deadline: float | None = None,
         on_start: Callable[[Any], Any] | None = None,
+        dedicated: bool = False,
     ) -> None:
         if initial_config is not None and not isinstance(initial_config, Mapping):
             raise TypeError(
@@ -76,7 +80,7 @@ class ConfigManager(ActorHandle):
             history,
             _config_of,
             version_of,
-            ActorOptions(supervisor, restart, on_error, deadline, on_start),
+            ActorOptions(supervisor, restart, on_error, deadline, on_start, dedicated),
             ConfigCodec(limit=history_limit),
         )
 

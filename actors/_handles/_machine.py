@@ -93,6 +93,9 @@ class StateMachine(ActorHandle):
 
     Raises:
         MachineDefinitionError: the definition cannot work.
+        dedicated: give the actor a worker thread of its own, even when the
+            runtime runs actors on a pool (``Runtime(workers=N)``): for hooks
+            that block, which would otherwise hold a shared worker.
     """
 
     _kind = "machine"
@@ -113,6 +116,7 @@ class StateMachine(ActorHandle):
         on_error: str = "fail",
         deadline: float | None = None,
         on_start: Callable[[Any], Any] | None = None,
+        dedicated: bool = False,
     ) -> None:
         self._spec = _as_spec(initial_state, transitions, events, history_limit, name)
         super().__init__(
@@ -121,7 +125,7 @@ class StateMachine(ActorHandle):
             MachineSnapshot.initial(self._spec, data),
             identity,
             version_of,
-            ActorOptions(supervisor, restart, on_error, deadline, on_start),
+            ActorOptions(supervisor, restart, on_error, deadline, on_start, dedicated),
             MachineCodec(self._spec),
         )
 

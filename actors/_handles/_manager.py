@@ -43,6 +43,9 @@ class StateManager(ActorHandle):
             starts (after a restart too), on the actor's worker thread, before
             it handles any request: set up here what hooks need. If it raises,
             the start counts as a crash.
+        dedicated: give the actor a worker thread of its own, even when the
+            runtime runs actors on a pool (``Runtime(workers=N)``): for hooks
+            that block, which would otherwise hold a shared worker.
     """
 
     _kind = "manager"
@@ -59,6 +62,7 @@ class StateManager(ActorHandle):
         on_error: str = "fail",
         deadline: float | None = None,
         on_start: Callable[[Any], Any] | None = None,
+        dedicated: bool = False,
     ) -> None:
         if initial_state is not None and not isinstance(initial_state, Mapping):
             raise TypeError(
@@ -70,7 +74,7 @@ class StateManager(ActorHandle):
             StoreSnapshot.initial(initial_state),
             _state_of,
             version_of,
-            ActorOptions(supervisor, restart, on_error, deadline, on_start),
+            ActorOptions(supervisor, restart, on_error, deadline, on_start, dedicated),
             ManagerCodec(),
         )
 

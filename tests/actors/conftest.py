@@ -13,3 +13,27 @@ def runtime() -> Iterator[Runtime]:
     rt = Runtime("test", default_timeout=10.0)
     yield rt
     rt.shutdown(timeout=10.0)
+
+
+#: The pool size of the ``pool`` runs of `each_host`.
+POOL_WORKERS = 16
+
+
+@pytest.fixture(params=["thread", "pool"])
+def each_host(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test once per host: every runtime it makes gives each actor a
+    thread of its own (``thread``), or runs them on a pool of workers
+    (``pool``: ``Runtime(workers=16)`` unless the test says otherwise).
+
+    Sixteen, because some tests hold up to eight actors in blocking hooks at
+    once and still expect the others to run: a blocking hook holds a pooled
+    worker for as long as it blocks (that is what ``dedicated=True`` is for),
+    and a pool with as many workers as blocked actors would serve no one else.
+
+    A module opts in with ``pytestmark = pytest.mark.usefixtures("each_host")``.
+    """
+    if request.param == "pool":
+        defaults = Runtime.__init__.__kwdefaults__
+        assert defaults is not None and "workers" in defaults
+        monkeypatch.setitem(defaults, "workers", POOL_WORKERS)
+    return str(request.param)

@@ -6,10 +6,14 @@ import random
 import threading
 import time
 
+import pytest
 from support import Workers
 
 from stateward.actors import Runtime, StateMachine, StateManager
 from stateward.core import ImmutableState, InvalidTransition, MachineSnapshot
+
+#: Every behaviour here holds on each host (thread per actor, and pooled).
+pytestmark = pytest.mark.usefixtures("each_host")
 
 SEED = 20261122
 

@@ -19,6 +19,9 @@ from support import Workers, bump, join_new_threads
 from stateward.actors import ActorCrashed, Runtime, StateManager, Supervisor
 from stateward.core import ImmutableState
 
+#: Every behaviour here holds on each host (thread per actor, and pooled).
+pytestmark = pytest.mark.usefixtures("each_host")
+
 ROUNDS = int(os.environ.get("STATEWARD_CRASH_ROUNDS", "150"))
 THREADS = 4
 CRASH_RATE = 0.1

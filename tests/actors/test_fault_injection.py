@@ -12,6 +12,9 @@ from support import Workers
 from stateward.actors import ActorCrashed, Reply, Runtime, StateManager, Supervisor
 from stateward.core import ImmutableState
 
+#: Every behaviour here holds on each host (thread per actor, and pooled).
+pytestmark = pytest.mark.usefixtures("each_host")
+
 SEED = 4242
 THREADS = 4
 PER_THREAD = 2_500  # 10,000 messages in all

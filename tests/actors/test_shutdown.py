@@ -28,6 +28,9 @@ from stateward.actors import (
 from stateward.actors._lifecycle import Lifecycle
 from stateward.core import ImmutableState
 
+#: Every behaviour here holds on each host (thread per actor, and pooled).
+pytestmark = pytest.mark.usefixtures("each_host")
+
 
 def holding(entered: threading.Event, release: threading.Event) -> Callable[..., ImmutableState]:
     def hold(state: ImmutableState) -> ImmutableState:

@@ -14,6 +14,9 @@ import pytest
 from stateward.actors import ActorCrashed, ActorStopped, Backoff, Runtime, StateManager, Supervisor
 from stateward.core import ImmutableState
 
+#: Every behaviour here holds on each host (thread per actor, and pooled).
+pytestmark = pytest.mark.usefixtures("each_host")
+
 
 def crash(state: ImmutableState) -> ImmutableState:
     raise RuntimeError("boom")

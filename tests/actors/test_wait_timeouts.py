@@ -35,6 +35,7 @@ def counter() -> Iterator[StateManager]:
     assert report.clean, report.describe()
 
 
+@pytest.mark.usefixtures("each_host")
 @pytest.mark.parametrize("timeout", HUGE)
 def test_a_huge_shutdown_timeout_is_kept(timeout: float) -> None:
     before = set(threading.enumerate())

@@ -1,0 +1,237 @@
+"""The pooled host: a few worker threads serve the turns of many cells.
+
+Each worker thread is a pykka ``ThreadingActor`` used through pykka's public
+API only (``start``, ``tell``, ``on_receive``, ``stop``, and
+``ActorRegistry.unregister`` as in `_thread_host`). Each is told once to
+*serve*: its ``on_receive`` then takes runnable cells from one shared run
+queue, a C ``queue.SimpleQueue``, and runs one turn of each, until the pool
+closes. pykka's own inbox (a ``queue.Queue``, a few microseconds of Python
+code per message) would carry one message per turn; the shared ``SimpleQueue``
+is the same idea as the dedicated host's, made common to all workers, and is
+also what makes the run queue one FIFO for the whole pool.
+
+Scheduling, as the host protocol asks (`_host.py`):
+
+- A cell is queued when its mailbox goes from empty to non-empty (whoever
+  takes the idle cell's turn calls `PoolWorker.wake`, which appends the
+  cell's worker to the run queue). A cell that is queued or running is not
+  queued again: its turn is held meanwhile, so senders only append.
+- A worker runs at most `POOL_TURN_BUDGET` messages of a cell, then gives the
+  turn back; if messages are left, the cell takes its turn again and goes to
+  the *back* of the run queue. So a cell with a long backlog delays another
+  cell's message by at most one turn of its own.
+- One turn of a cell at a time and its messages in order: that is the cell's
+  turn lock (`Mailbox.turn`), which the pool never holds for two turns.
+
+A thread count of at most ``workers`` + the runtime's own (timer, event loop)
+holds for any number of cells. A hook that blocks holds a shared worker for
+as long as it blocks: give such an actor ``dedicated=True`` (a thread of its
+own, `ThreadHost`). A turn that held a worker longer than `SLOW_TURN_S` is
+logged, once it ends, with the actor's name and that advice (two clock reads
+per turn, not per message). An async hook is awaited on the runtime's event loop while
+the worker waits for it (as with the dedicated host), so it too holds a worker
+for its duration; see docs/concepts.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from typing import Any
+
+import pykka
+
+from stateward.core import ArgumentTypeError, ArgumentValueError
+
+from ._host import Turns
+
+logger = logging.getLogger("stateward.actors")
+
+#: The most messages one turn of a cell runs on a pooled worker before the
+#: cell goes to the back of the run queue (if it has more). Smaller is fairer
+#: to the other cells, larger costs fewer hand-offs per message.
+POOL_TURN_BUDGET = 64
+
+#: A turn that holds a pooled worker longer than this many seconds is logged
+#: (once it ends) as a warning naming the actor: the other actors waited.
+SLOW_TURN_S = 1.0
+
+#: How many worker threads a pooled runtime has when ``workers=`` is not given.
+DEFAULT_WORKERS = 4
+
+_SERVE = "serve"
+
+
+class PoolWorker:
+    """The `Worker` of one incarnation on a `PoolHost`: it has no thread of
+    its own; waking it puts it on the pool's run queue."""
+
+    __slots__ = ("_active", "_ended", "_ending", "_lock", "_pending", "_retired", "pool", "turns")
+
+    def __init__(self, pool: PoolHost, turns: Turns) -> None:
+        self.pool = pool
+        self.turns = turns
+        self._lock = threading.Lock()
+        self._retired = False
+        #: Turns handed over by `wake` and not yet started (0 or 1: the turn
+        #: travels with the wake-up, so a second needs the first given back).
+        self._pending = 0
+        #: Turns running now (0 or 1, briefly 2 while one hands over to the next).
+        self._active = 0
+        #: Whether a pooled thread has taken on reporting the end.
+        self._ending = False
+        #: Set (by `retire`) when retired; set once `Turns.ended` has returned.
+        self._ended: threading.Event | None = None
+
+    def wake(self) -> bool:
+        with self._lock:
+            if self._retired:
+                return False
+            self._pending += 1
+        self.pool.runnable.put(self)
+        return True
+
+    def retire(self) -> None:
+        with self._lock:
+            if self._retired:
+                return
+            self._retired = True
+            self._ended = threading.Event()
+            if self._pending or self._active:
+                return  # the worker running that turn ends it afterwards
+        # Idle: a pooled thread reports the end (never the retiring caller,
+        # which may hold the lifecycle's lock that `Turns.ended` takes).
+        self.pool.runnable.put(self)
+
+    def run(self) -> None:
+        """On a pooled thread: run the turn this was queued for, if any, then
+        report the end of a retired incarnation once nothing of it runs."""
+        with self._lock:
+            has_turn = self._pending > 0
+            if has_turn:
+                self._pending -= 1
+                self._active += 1
+        if has_turn:
+            started = time.monotonic()
+            try:
+                self.turns.run_turn(POOL_TURN_BUDGET)
+            finally:
+                with self._lock:
+                    self._active -= 1
+            held = time.monotonic() - started
+            if held > SLOW_TURN_S:
+                self._report_slow(held)
+        with self._lock:
+            ended = self._ended
+            end = self._retired and not self._pending and not self._active and not self._ending
+            if end:
+                self._ending = True
+        if end:
+            try:
+                self.turns.ended()
+            finally:
+                assert ended is not None
+                ended.set()
+
+    def _report_slow(self, held: float) -> None:
+        logger.warning(
+            "actor %r held a pooled worker for %.1f s in one turn (at most %d messages); "
+            "the other actors on the pool waited meanwhile. If its hooks block (I/O, "
+            "sleeps, locks), give it a thread of its own: dedicated=True",
+            self.turns.name,
+            held,
+            POOL_TURN_BUDGET,
+        )
+
+    def join(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for the end to be reported."""
+        ended = self._ended
+        if ended is not None:
+            ended.wait(min(timeout, threading.TIMEOUT_MAX))
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        return None  # it runs on whichever pooled thread takes it
+
+
+class _PooledThread(pykka.ThreadingActor):
+    """One of a pool's worker threads."""
+
+    use_daemon_thread = True
+
+    def __init__(self, pool: PoolHost, label: str) -> None:
+        super().__init__()
+        self.pool = pool
+        self.label = label
+
+    def on_start(self) -> None:
+        thread = threading.current_thread()
+        thread.name = self.label
+        self.pool._threads.append(thread)
+
+    def on_receive(self, message: Any) -> None:
+        """Run turns from the pool's run queue until it closes (a None)."""
+        get = self.pool.runnable.get
+        while True:
+            worker = get()
+            if worker is None:
+                return
+            try:
+                worker.run()
+            except BaseException:  # pragma: no cover - run_turn catches everything
+                logger.exception("a stateward pooled worker failed")
+
+
+class PoolHost:
+    """Runs many cells' turns on a fixed number of pooled threads.
+
+    Args:
+        workers: how many threads (at least 1).
+        name: a label for the threads (``stateward:<name>:worker-<i>``).
+    """
+
+    def __init__(self, workers: int = DEFAULT_WORKERS, name: str = "pool") -> None:
+        if type(workers) is not int or workers < 1:
+            error = ArgumentTypeError if type(workers) is not int else ArgumentValueError
+            raise error("PoolHost", "workers", "an int >= 1", workers)
+        self.workers = workers
+        #: Cells with a turn to run (their `PoolWorker`), in the order woken.
+        self.runnable: queue.SimpleQueue[PoolWorker | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._refs = []
+        for index in range(workers):
+            ref = _PooledThread.start(self, f"stateward:{name}:worker-{index}")
+            pykka.ActorRegistry.unregister(ref)  # a user's stop_all() leaves it alone
+            ref.tell(_SERVE)
+            self._refs.append(ref)
+
+    def attach(self, turns: Turns) -> PoolWorker:
+        return PoolWorker(self, turns)
+
+    @property
+    def threads(self) -> list[threading.Thread]:
+        """The pool's threads (for diagnostics and tests)."""
+        return list(self._threads)
+
+    def close(self, timeout: float) -> None:
+        """End the pooled threads once they have run what is queued, waiting
+        up to ``timeout`` seconds; a thread stuck in a hook is left to end
+        on its own (it is a daemon thread)."""
+        deadline = time.monotonic() + timeout
+        longest = threading.TIMEOUT_MAX  # a timeout of 1e300 s: wait that long
+
+        def left() -> float:
+            return min(longest, max(0.0, deadline - time.monotonic()))
+
+        refs, self._refs = self._refs, []
+        for _ in refs:
+            self.runnable.put(None)
+        for ref in refs:
+            ref.stop(block=False)
+        for ref in refs:
+            ref.actor_stopped.wait(left())
+        for thread in list(self._threads):
+            if thread is not threading.current_thread():
+                thread.join(left())
