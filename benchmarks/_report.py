@@ -16,8 +16,14 @@ CASE_TITLES = {
     "pipelined_transitions": "one caller keeping up to 1,000 replies in flight",
     "reads_under_write": "4 reader threads while one writer transitions (reads per second)",
     "modify_8threads": "8 threads incrementing one counter",
-    "durable_transitions": "transitions per second by store mode, 1 and 32 callers",
-    "spawn_machines": "creating many machines: time, memory and threads",
+    "durable_transitions": "transitions per second by store mode, 1 and 32 callers, and one "
+    "caller keeping 1,000 requests in flight over 32 machines",
+    "spawn_machines": "creating many machines, every system side by side: rate, bytes per "
+    "machine, threads and shutdown time (each system's count is in its notes)",
+    "fanout_transitions": "one sender, one pipelined transition on each of many machines, "
+    "next to as many on one machine",
+    "fairness": "one cell with a backlog and many cells with one message each: how much of "
+    "the backlog goes before each of them (ordering, not time)",
     "restart_latency": "from a crash to the next message handled",
 }
 
