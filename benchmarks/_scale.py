@@ -43,6 +43,12 @@ from _systems import (
 from stateward.actors import Runtime, StateMachine, StateManager
 from stateward.core import ImmutableState
 
+
+def stopped(made: int, exc: BaseException) -> str:
+    """The problem of a case whose host could not create all its machines."""
+    return f"creating machines stopped after {made:,}: {exc!r}"
+
+
 # -- spawn_machines ------------------------------------------------------------------------
 
 
@@ -92,23 +98,28 @@ def spawn_machines(sizes: Sizes, peers: Peers, scratch: Path) -> list[System]:
             made: list[Any] = []
             latencies = [0.0] * n
             clock = time.perf_counter
+            problems: list[str] = []
             timed = Stopwatch().start()
-            for i in range(n):
-                started = clock()
-                made.append(create(owner))
-                latencies[i] = clock() - started
+            try:
+                for i in range(n):
+                    started = clock()
+                    made.append(create(owner))
+                    latencies[i] = clock() - started
+            except Exception as exc:  # reported: the host could not take n
+                problems.append(stopped(len(made), exc))
             timed.stop()
             rss_after = rss_mib()
             threads = threading.active_count() - threads_before
-            problems: list[str] = []
-            wrong = inspect_made(made)
+            wrong = inspect_made(made) if len(made) == n else None
             if wrong:
                 problems.append(wrong)
+            created = len(made) or 1
             del made
             shutdown_s = close(owner)
             left = threading.active_count() - threads_before
             check(problems, left <= 0, f"{left} threads still alive after shutdown")
             values = {
+                "created": float(created),
                 "threads": float(threads),
                 "workers": float(workers(owner)),
                 "create_s": timed.wall,
@@ -116,30 +127,37 @@ def spawn_machines(sizes: Sizes, peers: Peers, scratch: Path) -> list[System]:
             }
             if rss_before is not None and rss_after is not None:
                 values["rss_delta_mib"] = rss_after - rss_before
-                values["rss_bytes_per_machine"] = (rss_after - rss_before) * 2**20 / n
+                values["rss_bytes_per_machine"] = (rss_after - rss_before) * 2**20 / created
                 if round_no == 0:
                     values["rss_delta_first_round_mib"] = rss_after - rss_before
-            result = sample(n, timed, statistics.median(latencies) * 1e6, problems)
+            latency = statistics.median(latencies[:created]) * 1e6
+            result = sample(created, timed, latency, problems)
             result.values.update(values)
             return result
 
-        def memory() -> float:
+        def memory() -> tuple[float, int]:
+            """The tracemalloc peak of creating the machines, and how many were made."""
             owner = open_()
+            made: list[Any] = []
             tracemalloc.start()
             try:
-                made = [create(owner) for _ in range(n)]
-                peak = tracemalloc.get_traced_memory()[1]
+                for _ in range(n):
+                    made.append(create(owner))
+            except Exception:  # the timed rounds report it
+                pass
             finally:
+                peak = tracemalloc.get_traced_memory()[1]
                 tracemalloc.stop()
+            count = len(made) or 1
             del made
             close(owner)
-            return float(peak)
+            return float(peak), count
 
         def finish(samples: list[Sample]) -> dict[str, Any]:
             """The memory pass, untimed, once after the rounds."""
-            peak = memory()
+            peak, count = memory()
             samples[0].values["tracemalloc_peak_mib"] = peak / 2**20
-            samples[0].values["tracemalloc_bytes_per_machine"] = peak / n
+            samples[0].values["tracemalloc_bytes_per_machine"] = peak / count
             return {"machines": n}
 
         return System(name, measure, note, detail, finish)
@@ -322,7 +340,12 @@ def fanout_transitions(sizes: Sizes, peers: Peers, scratch: Path) -> list[System
     def fanout(_round: int) -> Sample:
         counter = Counter()
         with Runtime("bench-fanout", default_timeout=120) as runtime:
-            machines = [stateward_toggle(runtime, counter) for _ in range(count)]
+            machines: list[StateMachine] = []
+            try:
+                for _ in range(count):
+                    machines.append(stateward_toggle(runtime, counter))
+            except Exception as exc:  # reported: the host could not take count
+                return Sample(0.0, None, False, [stopped(len(machines), exc)])
             timed = Stopwatch().start()
             replies = [machine.request_transition(B) for machine in machines]
             versions = [reply.result(CALL_TIMEOUT).version for reply in replies]

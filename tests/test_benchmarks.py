@@ -4,6 +4,7 @@ asserted here; the numbers of a quick run mean nothing."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import math
@@ -395,6 +396,44 @@ def test_spawn_count_and_spawn_alone_set_statewards_machines(tmp_path: Path) -> 
     assert spawn["stateward-50"]["machines"] == 50
     assert spawn["stateward-50"]["correct"], spawn["stateward-50"]["notes"]
     assert "(stateward-50 at 50): ≤ 1 KiB per machine" in result.stderr
+
+
+@pytest.mark.parametrize("case", ["spawn_machines", "fanout_transitions"])
+def test_a_host_that_cannot_create_every_machine_is_reported_not_a_crash(
+    case: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Starting the sixth machine fails (as a thread per actor fails near the
+    thread limit): the case reports how far it got and the harness goes on."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import _harness  # type: ignore[import-not-found]
+    import _scale  # type: ignore[import-not-found]
+    import _systems  # type: ignore[import-not-found]
+
+    real = _scale.StateMachine
+    made = [0]
+
+    def sixth_fails(*args: Any, **kwargs: Any) -> Any:
+        made[0] += 1
+        if made[0] % 6 == 0:
+            raise RuntimeError("can't start new thread")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_scale, "StateMachine", sixth_fails)
+    monkeypatch.setattr(
+        _scale,
+        "stateward_toggle",
+        lambda runtime, _counter: sixth_fails("a", {"a": ["b"], "b": ["a"]}, runtime=runtime),
+    )
+    sizes = dataclasses.replace(
+        _systems.QUICK, spawn=10, spawn_thread_host=10, fanout=10, fanout_thread_host=10
+    )
+    build = getattr(_scale, case)
+    systems = [
+        s for s in build(sizes, _systems.Peers(load=False), tmp_path) if s.name == "stateward"
+    ]
+    entry = _harness.run_case(systems, 1)["stateward"]
+    assert not entry["correct"]
+    assert "creating machines stopped after 5: RuntimeError" in entry["notes"]
 
 
 # -- run.py --against: two versions side by side --------------------------------------------
