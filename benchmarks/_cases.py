@@ -7,6 +7,9 @@ out (the run lists them as missing); stateward is always measured. Building a
 case measures nothing: `_harness.run_case` does, round-robin, and
 ``run.py --against`` measures the same stateward systems under two versions.
 
+The cases of many machines at once (spawn_machines, fanout_transitions,
+fairness) are in `_scale`.
+
 Names that only newer versions of stateward have are imported inside the case
 that needs them, so that ``--against`` an older version skips that case alone.
 """
@@ -18,14 +21,14 @@ import operator
 import statistics
 import threading
 import time
-import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from _harness import Sample, Stopwatch, System, percentile, rss_mib
+from _harness import Sample, Stopwatch, System, percentile
+from _scale import fairness, fanout_transitions, spawn_machines
 from _systems import (
     CALL_TIMEOUT,
     JOIN_TIMEOUT,
@@ -766,159 +769,67 @@ def durable_transitions(sizes: Sizes, peers: Peers, scratch: Path) -> list[Syste
             judge_by="cpu" if mode == "memory" else "wall",  # SQLite waits on the disk
         )
 
-    return [system(mode, callers) for callers in (1, 32) for mode in DURABLE_MODES]
-
-
-# -- spawn_machines ------------------------------------------------------------------------
-
-
-def spawn_machines(sizes: Sizes, peers: Peers, scratch: Path) -> list[System]:
-    """Create ``sizes.spawn`` machines: time per machine, memory and threads.
-
-    The timed rounds run without tracemalloc (it slows allocation down); one
-    more pass per system afterwards measures the tracemalloc peak.
-    """
-    n = sizes.spawn
-
-    def system(
-        name: str,
-        note: str,
-        create: Callable[[Any], Any],
-        open_: Callable[[], Any],
-        close: Callable[[Any], float],
-        inspect_made: Callable[[list[Any]], str | None],
-    ) -> System:
-        """Timed rounds, and one untimed memory pass after them (`System.finish`)."""
+    def pipelined(mode: str) -> System:
+        """One caller keeping ``window`` requests in flight over ``count`` machines."""
+        window, count = sizes.durable_window, sizes.durable_machines
 
         def measure(round_no: int) -> Sample:
-            owner = open_()
-            threads_before = threading.active_count()
-            rss_before = rss_mib()
-            made: list[Any] = []
-            latencies = [0.0] * n
-            clock = time.perf_counter
-            timed = Stopwatch().start()
-            for i in range(n):
-                started = clock()
-                made.append(create(owner))
-                latencies[i] = clock() - started
-            timed.stop()
-            rss_after = rss_mib()
-            threads = threading.active_count() - threads_before
+            store: MemoryStore | SQLiteStore
+            if mode == "memory":
+                store = MemoryStore()
+            else:
+                store = SQLiteStore(scratch / f"{mode}-pipelined-{round_no}.db", durability=mode)
             problems: list[str] = []
-            wrong = inspect_made(made)
-            if wrong:
-                problems.append(wrong)
-            del made
-            shutdown_s = close(owner)
-            left = threading.active_count() - threads_before
-            check(problems, left <= 0, f"{left} threads still alive after shutdown")
-            values = {"threads": float(threads), "shutdown_s": shutdown_s}
-            if rss_before is not None and rss_after is not None:
-                values["rss_delta_mib"] = rss_after - rss_before
-                if round_no == 0:
-                    values["rss_delta_first_round_mib"] = rss_after - rss_before
-            result = sample(n, timed, statistics.median(latencies) * 1e6, problems)
-            result.values.update(values)
-            return result
+            with Runtime(f"bench-durable-{mode}-pipelined", store=store) as runtime:
+                machines = [
+                    StateMachine(A, TOGGLE, name=f"m{i}", runtime=runtime) for i in range(count)
+                ]
+                sent = [0] * count
+                in_flight: collections.deque[tuple[int, Any]] = collections.deque()
+                wrong = done = 0
 
-        def memory() -> float:
-            owner = open_()
-            tracemalloc.start()
-            try:
-                made = [create(owner) for _ in range(n)]
-                peak = tracemalloc.get_traced_memory()[1]
-            finally:
-                tracemalloc.stop()
-            del made
-            close(owner)
-            return peak / 2**20
+                def settle() -> None:
+                    nonlocal wrong
+                    expected, reply = in_flight.popleft()
+                    wrong += reply.result(CALL_TIMEOUT).version != expected
 
-        def finish(samples: list[Sample]) -> dict[str, Any]:
-            """The memory pass, untimed, once after the rounds."""
-            samples[0].values["tracemalloc_peak_mib"] = memory()
-            return {}
+                clock = time.perf_counter
+                timed = Stopwatch().start()
+                stop_at = clock() + seconds
+                while clock() < stop_at:
+                    for _ in range(window):  # one window's worth between clock reads
+                        index = done % count
+                        if len(in_flight) >= window:
+                            settle()
+                        sent[index] += 1
+                        target = B if sent[index] % 2 == 1 else A
+                        in_flight.append((sent[index], machines[index].request_transition(target)))
+                        done += 1
+                while in_flight:
+                    settle()
+                timed.stop()
+                check(problems, wrong == 0, f"{wrong} replies with an unexpected version")
+                for machine, expected in zip(machines, sent, strict=True):
+                    if machine.version != expected:
+                        problems.append(f"{machine.name}: version {machine.version} != {expected}")
+            return sample(done, timed, None, problems, transitions=done)
 
-        return System(name, measure, note, detail, finish)
-
-    def detail(_counts: dict[str, int], values: dict[str, float]) -> str:
-        parts = [
-            f"tracemalloc peak {values.get('tracemalloc_peak_mib', float('nan')):.1f} MiB",
-        ]
-        if "rss_delta_mib" in values:
-            parts.append(
-                f"RSS +{values.get('rss_delta_first_round_mib', float('nan')):.1f} MiB in the "
-                f"first round (median of rounds +{values['rss_delta_mib']:.1f} MiB: freed "
-                "memory is reused)"
-            )
-        parts.append(f"threads +{values.get('threads', 0):,.0f}")
-        if values.get("shutdown_s"):
-            parts.append(f"runtime.shutdown() {values['shutdown_s']:.2f} s")
-        return ", ".join(parts)
-
-    def sw_open() -> Runtime:
-        return Runtime("bench-spawn", default_timeout=120)
-
-    def sw_close(runtime: Runtime) -> float:
-        began = time.perf_counter()
-        runtime.shutdown(timeout=600)
-        return time.perf_counter() - began
-
-    def sw_check(made: list[StateMachine]) -> str | None:
-        alive = sum(1 for m in made if m.alive and m.current_state == A)
-        if alive != n:
-            return f"{n - alive} machines not alive in state 'a'"
-        made[-1].transition(B, timeout=CALL_TIMEOUT)
-        return None if made[-1].current_state == B else "the last machine did not transition"
-
-    def none() -> None:
-        return None
-
-    def no_close(_owner: Any) -> float:
-        return 0.0
-
-    def peer_check(state_of: Callable[[Any], str]) -> Callable[[list[Any]], str | None]:
-        def check(made: list[Any]) -> str | None:
-            good = sum(1 for m in made if state_of(m) == A)
-            return None if good == n else f"{n - good} machines not in state 'a'"
-
-        return check
-
-    systems = [
-        system(
-            "stateward",
-            "StateMachine(...) in one Runtime: one actor thread per machine today",
-            lambda rt: StateMachine(A, TOGGLE, runtime=rt),
-            sw_open,
-            sw_close,
-            sw_check,
+        if mode == "memory":
+            where = "MemoryStore (no disk)"
+        else:
+            where = f"SQLiteStore durability={mode!r} on {fs}"
+        return System(
+            f"stateward-{mode}-pipelined",
+            measure,
+            f"{where}; one caller keeping {window:,} requests in flight over {count} machines "
+            "(request_transition, round-robin); checked: every reply's version and every "
+            "machine's version",
+            finish=lambda _samples: {"in_flight": window, "machines": count},
+            judge_by="cpu" if mode == "memory" else "wall",
         )
-    ]
-    if peers.transitions is not None:
-        machine_cls = peers.transitions.Machine
-        systems.append(
-            system(
-                "transitions-Machine",
-                "Machine(model=..., states, transitions): a plain object, no thread",
-                lambda _o: transitions_toggle(machine_cls, None),
-                none,
-                no_close,
-                peer_check(lambda m: m.state),
-            )
-        )
-    if peers.statemachine is not None:
-        sm = peers.statemachine
-        systems.append(
-            system(
-                "python-statemachine",
-                "an instance of a StateMachine subclass: a plain object, no thread",
-                lambda _o: psm_toggle(sm, None),
-                none,
-                no_close,
-                peer_check(lambda m: m.current_state_value),
-            )
-        )
-    return systems
+
+    systems = [system(mode, callers) for callers in (1, 32) for mode in DURABLE_MODES]
+    return [*systems, pipelined("memory"), pipelined("batched")]
 
 
 # -- restart_latency -----------------------------------------------------------------------
@@ -1016,5 +927,7 @@ CASES: dict[str, Case] = {
     "modify_8threads": Case(modify_8threads),
     "durable_transitions": Case(durable_transitions, operator.attrgetter("durable_rounds")),
     "spawn_machines": Case(spawn_machines, operator.attrgetter("spawn_rounds")),
+    "fanout_transitions": Case(fanout_transitions, operator.attrgetter("spawn_rounds")),
+    "fairness": Case(fairness),
     "restart_latency": Case(restart_latency),
 }

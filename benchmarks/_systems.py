@@ -45,8 +45,26 @@ class Sizes:
     durable_seconds: float
     durable_rounds: int
     spawn: int
+    spawn_add_model: int
     spawn_rounds: int
     crashes_per_round: int
+    #: stateward's count in spawn_machines when each actor has a thread of its own
+    #: (run.py --spawn-count overrides it); a pooled stateward runs ``spawn``.
+    spawn_thread_host: int
+    #: Machines in fanout_transitions (pooled; capped at ``fanout_thread_host``
+    #: when each actor has a thread of its own).
+    fanout: int
+    fanout_thread_host: int
+    #: fairness: queued messages of the busy cell, and the other cells (one each).
+    fairness_backlog: int
+    fairness_others: int
+    #: durable_transitions' pipelined rows: requests in flight over ``durable_machines``.
+    durable_window: int
+    durable_machines: int
+    #: stateward's count in spawn_machines (run.py --spawn-count), or 0: the default.
+    spawn_stateward: int = 0
+    #: stateward alone in spawn_machines at this count (run.py --spawn-alone), or 0.
+    spawn_alone: int = 0
 
 
 FULL = Sizes(
@@ -60,9 +78,17 @@ FULL = Sizes(
     modify_per_thread=2000,
     durable_seconds=2.0,
     durable_rounds=3,
-    spawn=10000,
+    spawn=100_000,
+    spawn_add_model=10_000,
     spawn_rounds=3,
     crashes_per_round=100,
+    spawn_thread_host=10_000,
+    fanout=100_000,
+    fanout_thread_host=5_000,
+    fairness_backlog=10_000,
+    fairness_others=100,
+    durable_window=1000,
+    durable_machines=32,
 )
 QUICK = Sizes(
     rounds=2,
@@ -76,8 +102,16 @@ QUICK = Sizes(
     durable_seconds=0.25,
     durable_rounds=2,
     spawn=1000,
+    spawn_add_model=200,
     spawn_rounds=2,
     crashes_per_round=15,
+    spawn_thread_host=200,
+    fanout=300,
+    fanout_thread_host=200,
+    fairness_backlog=500,
+    fairness_others=10,
+    durable_window=100,
+    durable_machines=8,
 )
 
 
@@ -104,6 +138,7 @@ class Peers:
         self.statemachine = find("statemachine")
         self.foundation = find("provide.foundation.state")
         self.attrs = find("attrs")
+        self.automat = find("automat")
 
     @property
     def missing(self) -> list[str]:
@@ -112,6 +147,7 @@ class Peers:
             "transitions": self.transitions is not None and self.locking is not None,
             "python-statemachine": self.statemachine is not None,
             "provide-foundation": self.foundation is not None and self.attrs is not None,
+            "automat": self.automat is not None,
         }
         return [name for name, ok in found.items() if not ok]
 
@@ -189,6 +225,75 @@ def psm_toggle(sm: ModuleType, counter: Counter | None) -> Any:
     if counter is not None:
         counter.n = 0  # entering the initial state called the hook once
     return machine
+
+
+_automat_factories: dict[int, Callable[[Any], Any]] = {}
+
+
+class _AutomatCore:
+    """The core an automat machine acts on: nothing, the states are automat's."""
+
+    __slots__ = ()
+
+
+def automat_toggle(automat: ModuleType) -> Any:
+    """An automat toggle (TypeMachineBuilder): ``go_b()`` from ``a``, ``go_a()``
+    from ``b``; an input its state has no transition for raises NoTransition."""
+    factory = _automat_factories.get(id(automat))
+    if factory is None:
+        from typing import Protocol
+
+        class Toggle(Protocol):
+            def go_b(self) -> None: ...
+
+            def go_a(self) -> None: ...
+
+        builder = automat.TypeMachineBuilder(Toggle, _AutomatCore)
+        state_a, state_b = builder.state(A), builder.state(B)
+        state_a.upon(Toggle.go_b).to(state_b).returns(None)
+        state_b.upon(Toggle.go_a).to(state_a).returns(None)
+        factory = _automat_factories[id(automat)] = builder.build()
+    return factory(_AutomatCore())
+
+
+# -- what the host gives each actor --------------------------------------------------------
+
+
+def threads_per_machine(probes: int = 4) -> float:
+    """Threads that one more stateward machine adds (1.0: a thread per actor),
+    measured on a throwaway runtime."""
+    before = threading.active_count()
+    runtime = Runtime("bench-probe")
+    try:
+        for _ in range(probes):
+            StateMachine(A, TOGGLE, runtime=runtime)
+        return (threading.active_count() - before) / probes
+    finally:
+        runtime.shutdown(timeout=CALL_TIMEOUT)
+
+
+def thread_limit() -> int:
+    """About how many threads this process may start: Linux gives each thread a
+    stack mapping and a guard (vm.max_map_count / 2, about 32,000), and caps
+    threads (kernel.threads-max, cgroup pids.max)."""
+    limits = []
+    for path, per_thread in (
+        ("/proc/sys/vm/max_map_count", 2),
+        ("/proc/sys/kernel/threads-max", 1),
+        ("/sys/fs/cgroup/pids.max", 1),
+    ):
+        try:
+            with open(path) as source:
+                limits.append(int(source.read().strip()) // per_thread)
+        except (OSError, ValueError):  # absent, or "max"
+            continue
+    return min(limits, default=32_000)
+
+
+def thread_host_cap() -> int:
+    """The most machines a thread-per-actor stateward is asked for: well under
+    `thread_limit`, which other threads of the process share."""
+    return thread_limit() // 2
 
 
 class ToggleActor(pykka.ThreadingActor):

@@ -12,6 +12,13 @@ the page docs/benchmarks.md. ``--from results.json --markdown PATH`` renders a
 saved run again without measuring. ``--quick`` uses tiny counts: it checks that
 the harness works and that stateward is correct, and says nothing about speed.
 
+    python benchmarks/run.py --cases spawn_machines [--spawn-count N] [--spawn-alone 1000000]
+
+``--spawn-count`` sets stateward's machines in spawn_machines (the peers keep
+theirs), ``--spawn-alone`` adds stateward alone at N machines. A stateward that
+starts a thread per actor is measured at a count the host can take (the case
+notes say so), and a count it cannot reach is refused before anything runs.
+
     python benchmarks/run.py --against GIT_REF [--cases ...] [--rounds N]
 
 compares this checkout with an older version instead (benchmarks/_compare.py):
@@ -24,6 +31,7 @@ new/old with their spread, and exit status 1 when one is more than
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.metadata
 import json
 import platform
@@ -41,10 +49,17 @@ from _cases import CASES
 from _harness import cpus, cpus_allowed, load_average, run_case
 from _report import render_comparison, render_markdown
 from _sides import CompareError
-from _systems import FULL, QUICK, Peers
+from _systems import FULL, QUICK, Peers, thread_host_cap, thread_limit, threads_per_machine
 
 #: Distributions whose versions the results record.
-VERSIONED = ("stateward", "pykka", "transitions", "python-statemachine", "provide-foundation")
+VERSIONED = (
+    "stateward",
+    "pykka",
+    "transitions",
+    "python-statemachine",
+    "provide-foundation",
+    "automat",
+)
 
 
 def _ratios(case: dict[str, Any], top: str, bottom: str, key: str) -> dict[str, float] | None:
@@ -206,6 +221,62 @@ def check_targets(cases: dict[str, Any]) -> list[dict[str, Any]]:
                 "x",
             )
         )
+    if durable:
+        targets.append(
+            _target(
+                "durable_transitions: batched with 32 callers ≥ 0.25x memory with 32 callers",
+                "durable_transitions",
+                _ratios(durable, "stateward-batched-32", "stateward-memory-32", "ops_per_s"),
+                lambda r: r >= 0.25,
+                "x",
+            )
+        )
+    durable_pipelined = _ratios(
+        durable, "stateward-batched-pipelined", "stateward-memory-pipelined", "ops_per_s"
+    )
+    if durable_pipelined is not None:
+        piped_entry = durable["stateward-batched-pipelined"]
+        targets.append(
+            _target(
+                f"durable_transitions: one caller with {piped_entry.get('in_flight', 0):,} in "
+                f"flight over {piped_entry.get('machines', 0)} machines, batched ≥ 0.5x memory",
+                "durable_transitions",
+                durable_pipelined,
+                lambda r: r >= 0.5,
+                "x",
+            )
+        )
+    targets += spawn_targets(cases.get("spawn_machines", {}))
+    fanout = cases.get("fanout_transitions", {})
+    if fanout:
+        machines = fanout.get("stateward", {}).get("machines", 0)
+        targets.append(
+            _target(
+                f"fanout_transitions: one transition on each of {machines:,} machines ≥ the "
+                "single-machine pipelined rate",
+                "fanout_transitions",
+                _ratios(fanout, "stateward", "stateward-one-machine", "ops_per_s"),
+                lambda r: r >= 1.0,
+                "x",
+            )
+        )
+    fair = cases.get("fairness", {}).get("stateward")
+    if fair:
+        quantum = fair.get("quantum") or 0
+        nominal = "" if fair.get("quantum_named") else ", nominal"
+        targets.append(
+            _target(
+                f"fairness: each of {fair.get('cells', 0):,} cells answered within one quantum "
+                f"({quantum:,.0f} messages{nominal}) of a cell with {fair.get('backlog', 0):,} "
+                "queued",
+                "fairness",
+                fair.get("max_lag"),
+                lambda lag: lag <= quantum,
+                " messages (max lag)",
+                also=bool(fair["correct"]),
+                why_not="messages were lost",
+            )
+        )
     restart = cases.get("restart_latency", {}).get("stateward")
     if restart:
         targets.append(
@@ -215,6 +286,64 @@ def check_targets(cases: dict[str, Any]) -> list[dict[str, Any]]:
                 restart.get("median_ms"),
                 lambda r: r < 5.0,
                 " ms",
+            )
+        )
+    return targets
+
+
+#: Threads a pooled runtime may add beyond its workers (a timer, a supervisor).
+SPAWN_SPARE_THREADS = 4
+
+
+def spawn_targets(spawn: dict[str, Any]) -> list[dict[str, Any]]:
+    """spawn_machines' targets, for stateward and for ``stateward-N`` (alone)."""
+    targets: list[dict[str, Any]] = []
+    for name, entry in spawn.items():
+        if name != "stateward" and not name.startswith("stateward-"):
+            continue
+        values = entry.get("values", {})
+        at = f"spawn_machines ({name} at {entry.get('machines', 0):,})"
+        if name == "stateward":
+            peer = spawn.get("transitions-Machine")
+            at_peer = f", transitions at {peer['machines']:,}" if peer else ""
+            targets.append(
+                _target(
+                    f"{at[:-1]}{at_peer}): created ≥ 30x as fast as transitions' Machine",
+                    "spawn_machines",
+                    _ratios(spawn, "stateward", "transitions-Machine", "ops_per_s"),
+                    lambda r: r >= 30.0,
+                    "x",
+                )
+            )
+        targets.append(
+            _target(
+                f"{at}: ≤ 1 KiB per machine (tracemalloc)",
+                "spawn_machines",
+                values.get("tracemalloc_bytes_per_machine"),
+                lambda b: b <= 1024,
+                " B",
+            )
+        )
+        if name == "stateward":
+            workers = int(values.get("workers", 0))
+            targets.append(
+                _target(
+                    f"{at}: threads ≤ workers ({workers}) + {SPAWN_SPARE_THREADS}",
+                    "spawn_machines",
+                    values.get("threads"),
+                    lambda t, limit=workers + SPAWN_SPARE_THREADS: t <= limit,
+                    " threads",
+                )
+            )
+        create, shutdown = values.get("create_s"), values.get("shutdown_s")
+        targets.append(
+            _target(
+                f"{at}: shutdown no slower than creation "
+                f"({'-' if create is None else f'{create:.2f}'} s)",
+                "spawn_machines",
+                shutdown / create if create and shutdown is not None else None,
+                lambda r: r <= 1.0,
+                "x creation time",
             )
         )
     return targets
@@ -230,9 +359,24 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def run(quick: bool, only: list[str] | None, tmp_dir: Path | None, command: str) -> dict[str, Any]:
-    """Measure every case (or ``only`` these) and return the results document."""
+def run(
+    quick: bool,
+    only: list[str] | None,
+    tmp_dir: Path | None,
+    command: str,
+    spawn_count: int | None = None,
+    spawn_alone: int = 0,
+) -> dict[str, Any]:
+    """Measure every case (or ``only`` these) and return the results document.
+
+    ``spawn_count`` sets stateward's count in spawn_machines; ``spawn_alone``
+    adds stateward alone at that count (`refuse_thread_counts` checks both).
+    """
     sizes = QUICK if quick else FULL
+    if spawn_count is not None:
+        sizes = dataclasses.replace(sizes, spawn_stateward=spawn_count)
+    if spawn_alone:
+        sizes = dataclasses.replace(sizes, spawn_alone=spawn_alone)
     peers = Peers()
     results: dict[str, Any] = {
         "python": platform.python_version(),
@@ -264,6 +408,29 @@ def run(quick: bool, only: list[str] | None, tmp_dir: Path | None, command: str)
     results["ratios"] = all_ratios(results["cases"])
     results["targets"] = check_targets(results["cases"])
     return results
+
+
+def refuse_thread_counts(counts: dict[str, int | None]) -> str | None:
+    """Why these stateward machine counts cannot run here, or None.
+
+    A stateward that starts a thread per actor (measured on a throwaway
+    runtime) cannot reach a count near the process's thread limit: Linux stops
+    a process at about 32,000 threads, and the try would take minutes before
+    failing. A pooled stateward runs any count.
+    """
+    wanted = {option: n for option, n in counts.items() if n}
+    if not wanted or threads_per_machine() < 0.5:
+        return None
+    cap = thread_host_cap()
+    over = {option: n for option, n in wanted.items() if n > cap}
+    if not over:
+        return None
+    shown = ", ".join(f"{option} {n:,}" for option, n in over.items())
+    return (
+        f"{shown}: this stateward starts one thread per actor and this process may start "
+        f"about {thread_limit():,} threads, so it is measured at {cap:,} machines at most; "
+        f"ask for {cap:,} or fewer (a pooled stateward runs any count)"
+    )
 
 
 def _positive_int(text: str) -> int:
@@ -308,6 +475,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--tmp-dir", type=Path, help="where the cases put their files (durable_transitions' SQLite)"
     )
+    parser.add_argument(
+        "--spawn-count",
+        type=_positive_int,
+        help=f"stateward's machines in spawn_machines (default: {FULL.spawn:,}, {QUICK.spawn:,} "
+        f"with --quick, like the peers, but {FULL.spawn_thread_host:,} when stateward starts a "
+        "thread per actor; a count such a stateward cannot reach is refused)",
+    )
+    parser.add_argument(
+        "--spawn-alone",
+        type=_positive_int,
+        metavar="N",
+        help="spawn_machines also creates N stateward machines alone, without the peers "
+        "(the issue's 1,000,000; refused up front when stateward starts a thread per actor "
+        "and N is near the thread limit)",
+    )
     against = parser.add_argument_group(
         "comparing two versions",
         "--against GIT_REF measures stateward's own systems in this checkout and in GIT_REF, "
@@ -348,6 +530,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.against is None and (args.rounds is not None or args.warmup != _compare.WARMUP):
         parser.error("--rounds and --warmup go with --against")
+    spawn_options = {"--spawn-count": args.spawn_count, "--spawn-alone": args.spawn_alone}
+    if args.against is not None and any(spawn_options.values()):
+        parser.error("--spawn-count and --spawn-alone measure one version: not with --against")
+    if args.source is None:
+        refused = refuse_thread_counts(spawn_options)
+        if refused:
+            parser.error(refused)
     if args.source is not None:
         results = json.loads(args.source.read_text())
     else:
@@ -377,7 +566,9 @@ def main(argv: list[str] | None = None) -> int:
                 print("[against] interrupted; the temporary checkout is removed", file=sys.stderr)
                 return 130
         else:
-            results = run(args.quick, only, args.tmp_dir, command)
+            results = run(
+                args.quick, only, args.tmp_dir, command, args.spawn_count, args.spawn_alone or 0
+            )
         text = json.dumps(results, indent=2, ensure_ascii=False)
         if args.out is not None:
             args.out.write_text(text + "\n")

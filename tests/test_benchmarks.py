@@ -4,6 +4,7 @@ asserted here; the numbers of a quick run mean nothing."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import math
@@ -29,6 +30,8 @@ CASES = (
     "modify_8threads",
     "durable_transitions",
     "spawn_machines",
+    "fanout_transitions",
+    "fairness",
     "restart_latency",
 )
 #: Other systems by case, each with the module it needs (None: always measured).
@@ -49,7 +52,12 @@ PEER_SYSTEMS: dict[str, dict[str, str | None]] = {
         "transitions-LockedMachine-locked": "transitions",
     },
     "modify_8threads": {"provide-foundation": "provide.foundation", "dict-with-lock": None},
-    "spawn_machines": {"transitions-Machine": "transitions", "python-statemachine": "statemachine"},
+    "spawn_machines": {
+        "transitions-Machine": "transitions",
+        "transitions-add_model": "transitions",
+        "python-statemachine": "statemachine",
+        "automat": "automat",
+    },
 }
 QUICK_RUN_TIMEOUT_S = 240
 
@@ -139,6 +147,62 @@ def test_quick_run_measures_every_installed_system(quick_results: dict[str, Any]
     for mode in ("memory", "strict", "batched", "snapshot"):
         for callers in (1, 32):
             assert f"stateward-{mode}-{callers}" in durable
+    for mode in ("memory", "batched"):
+        assert durable[f"stateward-{mode}-pipelined"]["in_flight"] >= 1
+    assert set(cases["fanout_transitions"]) == {"stateward", "stateward-one-machine"}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(QUICK_RUN_TIMEOUT_S + 30)
+def test_spawn_machines_reports_rate_bytes_threads_and_shutdown_per_system(
+    quick_results: dict[str, Any],
+) -> None:
+    spawn = quick_results["cases"]["spawn_machines"]
+    for system, entry in spawn.items():
+        values = entry["values"]
+        assert entry["machines"] >= 1, system
+        assert values["tracemalloc_bytes_per_machine"] > 0, system
+        for key in ("threads", "create_s", "shutdown_s", "rss_bytes_per_machine"):
+            assert key in values, (system, key)
+        assert values["create_s"] > 0, system
+    stateward = spawn["stateward"]
+    if stateward["values"]["threads"] >= stateward["machines"]:  # a thread per actor
+        assert "one thread per actor" in stateward["notes"]
+    assert stateward["values"]["shutdown_s"] > 0
+    if "transitions-add_model" in spawn:
+        assert spawn["transitions-add_model"]["machines"] < spawn["transitions-Machine"]["machines"]
+    targets = [t["target"] for t in quick_results["targets"] if t["case"] == "spawn_machines"]
+    for wanted in ("30x as fast", "1 KiB", "threads ≤ workers", "shutdown no slower"):
+        assert any(wanted in target for target in targets), wanted
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(QUICK_RUN_TIMEOUT_S + 30)
+def test_fairness_reports_the_backlog_handled_before_each_answer(
+    quick_results: dict[str, Any],
+) -> None:
+    """The lag of each answered cell is ordering evidence: busy-cell messages
+    handled meanwhile, between none and the whole backlog."""
+    entry = quick_results["cases"]["fairness"]["stateward"]
+    assert entry["correct"], entry["notes"]
+    assert 0 <= entry["max_lag"] <= entry["backlog"]
+    assert 0 <= entry["values"]["median_lag"] <= entry["max_lag"]
+    assert entry["quantum"] > 0
+    (target,) = [t for t in quick_results["targets"] if t["case"] == "fairness"]
+    assert target["measured"] == entry["max_lag"]
+    assert target["status"] == ("met" if entry["max_lag"] <= entry["quantum"] else "missed")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(QUICK_RUN_TIMEOUT_S + 30)
+def test_the_new_targets_compare_within_the_run(quick_results: dict[str, Any]) -> None:
+    by_case: dict[str, list[str]] = {}
+    for target in quick_results["targets"]:
+        by_case.setdefault(target["case"], []).append(target["target"])
+        if target["status"] != "n/a":
+            assert isinstance(target["measured"], float | int), target
+    assert any("batched ≥ 0.5x memory" in t for t in by_case["durable_transitions"])
+    assert any("single-machine pipelined rate" in t for t in by_case["fanout_transitions"])
 
 
 @pytest.mark.slow
@@ -265,6 +329,111 @@ def test_markdown_is_rendered_from_a_saved_json(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert page.read_text() == _load_report().render_markdown(HAND_MADE)
+
+
+# -- spawn_machines' counts: --spawn-count and --spawn-alone ---------------------------------
+
+
+@pytest.fixture
+def run_module(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """benchmarks/run.py as a module, with benchmarks/ on the path as it expects."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    spec = importlib.util.spec_from_file_location("bench_run", BENCHMARKS / "run.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_count_a_thread_per_actor_cannot_reach_is_refused_before_measuring(
+    run_module: ModuleType, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(run_module, "threads_per_machine", lambda: 1.0)
+    monkeypatch.setattr(run_module, "thread_limit", lambda: 32_000)
+    monkeypatch.setattr(run_module, "thread_host_cap", lambda: 16_000)
+    measured: list[Any] = []
+    monkeypatch.setattr(run_module, "run", lambda *args: measured.append(args))
+    with pytest.raises(SystemExit) as exited:
+        run_module.main(["--quick", "--cases", "spawn_machines", "--spawn-alone", "1000000"])
+    assert exited.value.code == 2
+    assert measured == []
+    error = capsys.readouterr().err
+    assert "--spawn-alone 1,000,000" in error
+    assert "one thread per actor" in error
+    assert "ask for 16,000 or fewer" in error
+    assert run_module.refuse_thread_counts({"--spawn-count": 16_000}) is None
+    monkeypatch.setattr(run_module, "threads_per_machine", lambda: 0.0)  # pooled: any count
+    assert run_module.refuse_thread_counts({"--spawn-alone": 1_000_000}) is None
+
+
+@pytest.mark.timeout(90)
+def test_spawn_count_and_spawn_alone_set_statewards_machines(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "run.py"),
+            "--quick",
+            "--cases",
+            "spawn_machines",
+            "--spawn-count",
+            "30",
+            "--spawn-alone",
+            "50",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=80,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    spawn = json.loads(out.read_text())["cases"]["spawn_machines"]
+    assert spawn["stateward"]["machines"] == 30
+    assert spawn["stateward-50"]["machines"] == 50
+    assert spawn["stateward-50"]["correct"], spawn["stateward-50"]["notes"]
+    assert "(stateward-50 at 50): ≤ 1 KiB per machine" in result.stderr
+
+
+@pytest.mark.parametrize("case", ["spawn_machines", "fanout_transitions"])
+def test_a_host_that_cannot_create_every_machine_is_reported_not_a_crash(
+    case: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Starting the sixth machine fails (as a thread per actor fails near the
+    thread limit): the case reports how far it got and the harness goes on."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import _harness  # type: ignore[import-not-found]
+    import _scale  # type: ignore[import-not-found]
+    import _systems  # type: ignore[import-not-found]
+
+    real = _scale.StateMachine
+    made = [0]
+
+    def sixth_fails(*args: Any, **kwargs: Any) -> Any:
+        made[0] += 1
+        if made[0] % 6 == 0:
+            raise RuntimeError("can't start new thread")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_scale, "StateMachine", sixth_fails)
+    monkeypatch.setattr(
+        _scale,
+        "stateward_toggle",
+        lambda runtime, _counter: sixth_fails("a", {"a": ["b"], "b": ["a"]}, runtime=runtime),
+    )
+    sizes = dataclasses.replace(
+        _systems.QUICK, spawn=10, spawn_thread_host=10, fanout=10, fanout_thread_host=10
+    )
+    build = getattr(_scale, case)
+    systems = [
+        s for s in build(sizes, _systems.Peers(load=False), tmp_path) if s.name == "stateward"
+    ]
+    entry = _harness.run_case(systems, 1)["stateward"]
+    assert not entry["correct"]
+    assert "creating machines stopped after 5: RuntimeError" in entry["notes"]
 
 
 # -- run.py --against: two versions side by side --------------------------------------------
