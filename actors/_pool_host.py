@@ -68,11 +68,25 @@ class PoolWorker:
     """The `Worker` of one incarnation on a `PoolHost`: it has no thread of
     its own; waking it puts it on the pool's run queue."""
 
-    __slots__ = ("_active", "_ended", "_ending", "_lock", "_pending", "_retired", "pool", "turns")
+    __slots__ = (
+        "_active",
+        "_ended",
+        "_ending",
+        "_lock",
+        "_pending",
+        "_retired",
+        "pool",
+        "runnable",
+        "turns",
+    )
 
-    def __init__(self, pool: PoolHost, turns: Turns) -> None:
+    def __init__(
+        self, pool: PoolHost, turns: Turns, runnable: queue.SimpleQueue[PoolWorker | None]
+    ) -> None:
         self.pool = pool
         self.turns = turns
+        #: The run queue of the pool's threads serving this incarnation.
+        self.runnable = runnable
         self._lock = threading.Lock()
         self._retired = False
         #: Turns handed over by `wake` and not yet started (0 or 1: the turn
@@ -90,7 +104,7 @@ class PoolWorker:
             if self._retired:
                 return False
             self._pending += 1
-        self.pool.runnable.put(self)
+        self.runnable.put(self)
         return True
 
     def retire(self) -> None:
@@ -103,7 +117,7 @@ class PoolWorker:
                 return  # the worker running that turn ends it afterwards
         # Idle: a pooled thread reports the end (never the retiring caller,
         # which may hold the lifecycle's lock that `Turns.ended` takes).
-        self.pool.runnable.put(self)
+        self.runnable.put(self)
 
     def run(self) -> None:
         """On a pooled thread: run the turn this was queued for, if any, then
@@ -134,6 +148,7 @@ class PoolWorker:
             finally:
                 assert ended is not None
                 ended.set()
+                self.pool._detach()
 
     def _report_slow(self, held: float) -> None:
         logger.warning(
@@ -161,9 +176,12 @@ class _PooledThread(pykka.ThreadingActor):
 
     use_daemon_thread = True
 
-    def __init__(self, pool: PoolHost, label: str) -> None:
+    def __init__(
+        self, pool: PoolHost, runnable: queue.SimpleQueue[PoolWorker | None], label: str
+    ) -> None:
         super().__init__()
         self.pool = pool
+        self.runnable = runnable
         self.label = label
 
     def on_start(self) -> None:
@@ -173,7 +191,7 @@ class _PooledThread(pykka.ThreadingActor):
 
     def on_receive(self, message: Any) -> None:
         """Run turns from the pool's run queue until it closes (a None)."""
-        get = self.pool.runnable.get
+        get = self.runnable.get
         while True:
             worker = get()
             if worker is None:
@@ -187,6 +205,10 @@ class _PooledThread(pykka.ThreadingActor):
 class PoolHost:
     """Runs many cells' turns on a fixed number of pooled threads.
 
+    The threads run only while cells are attached: they start when the first
+    incarnation is attached and end once the last attached one has ended, so
+    an idle pool (or one swapped out before any use) holds no thread.
+
     Args:
         workers: how many threads (at least 1).
         name: a label for the threads (``stateward:<name>:worker-<i>``).
@@ -197,23 +219,58 @@ class PoolHost:
             error = ArgumentTypeError if type(workers) is not int else ArgumentValueError
             raise error("PoolHost", "workers", "an int >= 1", workers)
         self.workers = workers
-        #: Cells with a turn to run (their `PoolWorker`), in the order woken.
-        self.runnable: queue.SimpleQueue[PoolWorker | None] = queue.SimpleQueue()
+        self.name = name
+        self._lock = threading.Lock()
+        #: Incarnations attached and not yet ended.
+        self._live = 0
+        #: The run queue of the threads running now: cells with a turn to run
+        #: (their `PoolWorker`), in the order woken; a None ends a thread.
+        self._runnable: queue.SimpleQueue[PoolWorker | None] = queue.SimpleQueue()
+        self._refs: list[pykka.ActorRef[_PooledThread]] = []
         self._threads: list[threading.Thread] = []
-        self._refs = []
-        for index in range(workers):
-            ref = _PooledThread.start(self, f"stateward:{name}:worker-{index}")
+
+    def attach(self, turns: Turns) -> PoolWorker:
+        with self._lock:
+            if not self._refs:
+                self._start()
+            self._live += 1
+            return PoolWorker(self, turns, self._runnable)
+
+    def _start(self) -> None:
+        """Start the threads, on a run queue of their own (threads still
+        ending from an earlier start keep theirs)."""
+        runnable: queue.SimpleQueue[PoolWorker | None] = queue.SimpleQueue()
+        self._runnable = runnable
+        self._threads = [thread for thread in self._threads if thread.is_alive()]
+        for index in range(self.workers):
+            ref = _PooledThread.start(self, runnable, f"stateward:{self.name}:worker-{index}")
             pykka.ActorRegistry.unregister(ref)  # a user's stop_all() leaves it alone
             ref.tell(_SERVE)
             self._refs.append(ref)
 
-    def attach(self, turns: Turns) -> PoolWorker:
-        return PoolWorker(self, turns)
+    def _detach(self) -> None:
+        """An incarnation has ended: end the threads if it was the last one."""
+        with self._lock:
+            self._live -= 1
+            if self._live > 0 or not self._refs:
+                return
+            refs, self._refs = self._refs, []
+            runnable = self._runnable
+        self._end(refs, runnable)
+
+    @staticmethod
+    def _end(
+        refs: list[pykka.ActorRef[_PooledThread]], runnable: queue.SimpleQueue[PoolWorker | None]
+    ) -> None:
+        for _ in refs:
+            runnable.put(None)
+        for ref in refs:
+            ref.stop(block=False)
 
     @property
     def threads(self) -> list[threading.Thread]:
-        """The pool's threads (for diagnostics and tests)."""
-        return list(self._threads)
+        """The pool's threads still running (for diagnostics and tests)."""
+        return [thread for thread in self._threads if thread.is_alive()]
 
     def close(self, timeout: float) -> None:
         """End the pooled threads once they have run what is queued, waiting
@@ -225,11 +282,10 @@ class PoolHost:
         def left() -> float:
             return min(longest, max(0.0, deadline - time.monotonic()))
 
-        refs, self._refs = self._refs, []
-        for _ in refs:
-            self.runnable.put(None)
-        for ref in refs:
-            ref.stop(block=False)
+        with self._lock:
+            refs, self._refs = self._refs, []
+            runnable = self._runnable
+        self._end(refs, runnable)
         for ref in refs:
             ref.actor_stopped.wait(left())
         for thread in list(self._threads):

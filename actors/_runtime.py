@@ -26,7 +26,7 @@ from ._context import current_block, current_runtime
 from ._errors import ActorNotFound, DuplicateActorName, RuntimeStopped
 from ._host import Host
 from ._lifecycle import Lifecycle, stop_request
-from ._pool_host import PoolHost
+from ._pool_host import DEFAULT_WORKERS, PoolHost
 from ._stats import RuntimeStats
 from ._supervision import EVENT_KINDS, ShutdownReport, SupervisorEvent
 from ._supervisor import Supervisor
@@ -141,14 +141,17 @@ class Runtime:
         within: float = 5.0,
         workers: int | None = None,
     ) -> None:
-        if workers is not None and (type(workers) is not int or workers < 1):
+        if workers is None:
+            workers = DEFAULT_WORKERS
+        if type(workers) is not int or workers < 0:
             error = ArgumentTypeError if type(workers) is not int else ArgumentValueError
             raise error(
                 "Runtime",
                 "workers",
-                "an int >= 1 (the number of pooled worker threads) or None",
+                "an int >= 0 (the number of pooled worker threads; 0 for a thread per actor)",
                 workers,
-                "Pass workers=4, say, or leave it out for a thread per actor.",
+                f"Pass workers=8, say, leave it out for a pool of {DEFAULT_WORKERS}, "
+                "or pass workers=0 for a thread per actor.",
                 outcome="no runtime was created",
             )
         if not 0 < default_timeout < math.inf:
@@ -175,7 +178,7 @@ class Runtime:
         #: Runs the other actors' turns: a pool of ``workers`` threads, or
         #: (``workers=None``) a thread of its own for each actor.
         self.host: Host = (
-            self.dedicated_host if workers is None else PoolHost(workers, name=self.name)
+            self.dedicated_host if workers == 0 else PoolHost(workers, name=self.name)
         )
         self._errors: collections.deque[ErrorReport] = collections.deque(maxlen=1000)
         self._error_count = 0

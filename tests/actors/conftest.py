@@ -22,8 +22,9 @@ POOL_WORKERS = 16
 @pytest.fixture(params=["thread", "pool"])
 def each_host(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run the test once per host: every runtime it makes gives each actor a
-    thread of its own (``thread``), or runs them on a pool of workers
-    (``pool``: ``Runtime(workers=16)`` unless the test says otherwise).
+    thread of its own (``thread``: ``Runtime(workers=0)``), or runs them on a
+    pool of workers (``pool``: ``Runtime(workers=16)`` unless the test says
+    otherwise).
 
     Sixteen, because some tests hold up to eight actors in blocking hooks at
     once and still expect the others to run: a blocking hook holds a pooled
@@ -32,8 +33,7 @@ def each_host(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
 
     A module opts in with ``pytestmark = pytest.mark.usefixtures("each_host")``.
     """
-    if request.param == "pool":
-        defaults = Runtime.__init__.__kwdefaults__
-        assert defaults is not None and "workers" in defaults
-        monkeypatch.setitem(defaults, "workers", POOL_WORKERS)
+    defaults = Runtime.__init__.__kwdefaults__
+    assert defaults is not None and "workers" in defaults
+    monkeypatch.setitem(defaults, "workers", POOL_WORKERS if request.param == "pool" else 0)
     return str(request.param)

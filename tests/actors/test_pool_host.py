@@ -17,7 +17,7 @@ import pytest
 from support import TOGGLE, Workers, join_new_threads
 
 from stateward.actors import Runtime, StateMachine, StateManager
-from stateward.actors._pool_host import POOL_TURN_BUDGET, PoolHost
+from stateward.actors._pool_host import DEFAULT_WORKERS, POOL_TURN_BUDGET, PoolHost
 from stateward.core import ArgumentTypeError, ArgumentValueError, ImmutableState
 
 WAIT = 10.0
@@ -113,7 +113,6 @@ def test_each_cells_messages_run_in_the_order_each_sender_sent_them(workers: Wor
 
 def test_a_dedicated_actor_runs_on_a_thread_of_its_own_and_holds_no_pooled_worker() -> None:
     with Runtime("mixed", workers=1, default_timeout=WAIT) as runtime:
-        pool = runtime.host.threads  # type: ignore[attr-defined]
         slow = StateManager({"n": 0}, name="slow", runtime=runtime, dedicated=True)
         quick = StateManager({"n": 0}, name="quick", runtime=runtime)
         ran_on: dict[str, threading.Thread] = {}
@@ -135,6 +134,7 @@ def test_a_dedicated_actor_runs_on_a_thread_of_its_own_and_holds_no_pooled_worke
         assert quick.request_modify(note).result(timeout=WAIT).n == 1
         release.set()
         assert held.result(timeout=WAIT).n == 1
+        pool = runtime.host.threads  # type: ignore[attr-defined]
         assert ran_on["slow"].name == "stateward:mixed:slow"
         assert ran_on["slow"] not in pool
         assert ran_on["quick"] in pool and len(pool) == 1
@@ -173,7 +173,7 @@ def test_a_users_pykka_stop_all_leaves_the_pool_running() -> None:
 @pytest.mark.parametrize(
     ("workers", "error"),
     [
-        (0, ArgumentValueError),
+        (-1, ArgumentValueError),
         (-2, ArgumentValueError),
         (2.0, ArgumentTypeError),
         (True, ArgumentTypeError),
@@ -184,11 +184,59 @@ def test_a_bad_worker_count_is_refused_before_any_thread_starts(
     workers: object, error: type[Exception]
 ) -> None:
     before = set(threading.enumerate())
-    with pytest.raises(error, match=r"Runtime\(\): 'workers' must be an int >= 1"):
+    with pytest.raises(error, match=r"Runtime\(\): 'workers' must be an int >= 0"):
         Runtime("bad", workers=workers)  # type: ignore[arg-type]
     assert set(threading.enumerate()) == before
     with pytest.raises(error, match=r"PoolHost\(\): 'workers' must be an int >= 1"):
         PoolHost(workers)  # type: ignore[arg-type]
+    with pytest.raises(ArgumentValueError, match=r"PoolHost\(\): 'workers' must be an int >= 1"):
+        PoolHost(0)  # Runtime(workers=0) means no pool at all
+
+
+def test_a_runtime_runs_its_actors_on_a_pool_of_four_threads_unless_told_otherwise() -> None:
+    with Runtime("default-pool", default_timeout=WAIT) as runtime:
+        assert isinstance(runtime.host, PoolHost) and runtime.host.workers == DEFAULT_WORKERS == 4
+        machines = [StateMachine("a", TOGGLE, name=f"m{i}", runtime=runtime) for i in range(20)]
+        replies = [m.request_transition("b") for m in machines]
+        assert all(r.result(timeout=WAIT).state == "b" for r in replies)
+        names = sorted(t.name for t in runtime.host.threads)
+        assert names == [f"stateward:default-pool:worker-{i}" for i in range(DEFAULT_WORKERS)]
+    with Runtime("per-actor", workers=0, default_timeout=WAIT) as runtime:
+        assert runtime.host is runtime.dedicated_host  # workers=0: a thread per actor
+        manager = StateManager({"n": 0}, name="m", runtime=runtime)
+        seen: list[str] = []
+
+        def note(state: ImmutableState) -> ImmutableState:
+            seen.append(threading.current_thread().name)
+            return state
+
+        held = manager.request_modify(note)
+        manager.request_modify(note).result(timeout=WAIT)
+        held.result(timeout=WAIT)
+        assert seen == ["stateward:per-actor:m"] * 2
+
+
+def test_a_pool_holds_no_thread_while_no_actor_is_on_it() -> None:
+    """The pool's threads start with its first actor and end with its last
+    one: an idle pool (the process-wide default runtime's between uses, or a
+    host swapped out before use) leaves no thread running."""
+    before = set(threading.enumerate())
+    runtime = Runtime("lazy", workers=3, default_timeout=WAIT)
+    try:
+        assert set(threading.enumerate()) == before
+        for round_ in range(2):  # and again after the threads have ended
+            machine = StateMachine("a", TOGGLE, name=f"m{round_}", runtime=runtime)
+            assert machine.request_transition("b").result(timeout=WAIT).state == "b"
+            threads = runtime.host.threads  # type: ignore[attr-defined]
+            assert len(threads) == 3
+            machine.stop(timeout=WAIT)
+            for thread in threads:
+                thread.join(WAIT)
+                assert not thread.is_alive(), thread.name
+            assert runtime.host.threads == []  # type: ignore[attr-defined]
+    finally:
+        assert runtime.shutdown(timeout=WAIT).clean
+    assert join_new_threads(before) == []
 
 
 def test_dedicated_must_be_a_bool(runtime: Runtime) -> None:
