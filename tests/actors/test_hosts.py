@@ -81,7 +81,9 @@ def test_the_actors_use_no_private_pykka_name() -> None:
 
 def test_each_incarnation_of_a_dedicated_cell_has_its_own_named_thread() -> None:
     with Runtime("named", default_timeout=WAIT) as runtime:
-        manager = StateManager({"n": 0}, name="worker", runtime=runtime, on_error="restart")
+        manager = StateManager(
+            {"n": 0}, name="worker", runtime=runtime, on_error="restart", dedicated=True
+        )
         seen: list[threading.Thread] = []
 
         def note(state: object) -> object:

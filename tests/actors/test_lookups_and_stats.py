@@ -76,7 +76,13 @@ def test_runtime_stats_is_a_frozen_value_that_reads_as_a_mapping(runtime: Runtim
         stats.events["started"] = 5  # type: ignore[index]
 
 
-def test_an_observer_runs_on_the_thread_that_ran_the_request(runtime: Runtime) -> None:
+@pytest.mark.parametrize("workers", [0, None], ids=["thread", "pool"])
+def test_an_observer_runs_on_the_thread_that_ran_the_request(workers: int | None) -> None:
+    with Runtime("test", default_timeout=WAIT, workers=workers) as runtime:
+        observer_runs_where_the_request_ran(runtime)
+
+
+def observer_runs_where_the_request_ran(runtime: Runtime) -> None:
     counter = StateManager({"n": 0}, name="counter", runtime=runtime)
     ran: list[tuple[str, threading.Thread]] = []
     counter.add_observer(lambda old, new: ran.append(("observer", threading.current_thread())))
@@ -93,6 +99,9 @@ def test_an_observer_runs_on_the_thread_that_ran_the_request(runtime: Runtime) -
     turn.release()
     counter.modify(bump, timeout=WAIT)  # idle actor: run inline, on this thread
     worker = ran[0][1]
-    assert worker.name == "stateward:test:counter"
+    if runtime.host is runtime.dedicated_host:  # workers=0: the actor's own thread
+        assert worker.name == "stateward:test:counter"
+    else:  # one of the pool's
+        assert worker in runtime.host.threads  # type: ignore[attr-defined]
     here = threading.current_thread()
     assert ran == [("request", worker), ("observer", worker), ("request", here), ("observer", here)]

@@ -153,7 +153,9 @@ def test_a_subclassed_handle_is_mirrored_and_read_only_too() -> None:
 def test_a_fenced_handler_is_never_seen_through_the_handle(tmp_path: Path) -> None:
     clock = ManualClock()
     store = SQLiteStore(tmp_path / "f.db")
-    with Runtime("fenced", store=store, timer=clock, default_timeout=WAIT) as runtime:
+    # workers=0: a thread per incarnation, so the test can wait for the fenced
+    # one's thread to end (a pooled worker goes on serving other cells).
+    with Runtime("fenced", store=store, timer=clock, default_timeout=WAIT, workers=0) as runtime:
         sup = Supervisor("s", runtime=runtime, max_restarts=5)
         manager = StateManager({"n": 0}, name="n", runtime=runtime, supervisor=sup, deadline=2.0)
         manager.update_state({"n": 1})
