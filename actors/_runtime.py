@@ -87,7 +87,9 @@ class Runtime:
     daemon threads, so no runtime ever keeps the interpreter alive.
 
     Which thread runs what: an actor's requests, hooks and observers run on
-    its host's worker (today a thread of the actor's own, named
+    its host's worker (a thread of the runtime's pool, named
+    ``stateward:<runtime>:worker-<i>``; with ``workers=0`` or
+    ``dedicated=True`` a thread of the actor's own, named
     ``stateward:<runtime>:<actor>``), or, for an inline call, on the calling
     thread; async hooks run on the runtime's event loop thread; timers
     (backoff, deadlines) on the timer's thread.
@@ -120,8 +122,10 @@ class Runtime:
         max_restarts: the root supervisor's restart limit...
         within: ...within this many seconds.
         workers: run the actors' turns on a pool of this many threads
-            (`PoolHost`): any number of actors then costs ``workers`` threads.
-            None (the default, for now) gives each actor a thread of its own.
+            (`PoolHost`): any number of actors then costs ``workers`` threads,
+            started with the first actor and ended once the last one has
+            stopped. None (the default) means ``DEFAULT_WORKERS`` (4); 0
+            gives each actor a thread of its own instead (`ThreadHost`).
             Either way a handle made with ``dedicated=True`` gets a thread of
             its own; give one to an actor whose hooks block.
     """
@@ -176,10 +180,8 @@ class Runtime:
         #: Gives each ``dedicated=True`` actor a thread of its own.
         self.dedicated_host: Host = ThreadHost()
         #: Runs the other actors' turns: a pool of ``workers`` threads, or
-        #: (``workers=None``) a thread of its own for each actor.
-        self.host: Host = (
-            self.dedicated_host if workers == 0 else PoolHost(workers, name=self.name)
-        )
+        #: (``workers=0``) a thread of its own for each actor.
+        self.host: Host = self.dedicated_host if workers == 0 else PoolHost(workers, name=self.name)
         self._errors: collections.deque[ErrorReport] = collections.deque(maxlen=1000)
         self._error_count = 0
         self._counter = itertools.count(1)
