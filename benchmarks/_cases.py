@@ -42,6 +42,7 @@ from _systems import (
     check,
     in_threads,
     one_caller,
+    pipelined_toggles,
     psm_toggle,
     sample,
     stateward_toggle,
@@ -367,20 +368,7 @@ def pipelined_transitions(sizes: Sizes, peers: Peers, scratch: Path) -> list[Sys
         counter = Counter()
         with Runtime("bench-pipelined") as runtime:
             machine = stateward_toggle(runtime, counter)
-            in_flight: collections.deque[Any] = collections.deque()
-            request = machine.request_transition
-            wrong = 0
-            expected = 0
-            timed = Stopwatch().start()
-            for i in range(n):
-                if len(in_flight) >= window:
-                    expected += 1
-                    wrong += in_flight.popleft().result(CALL_TIMEOUT).version != expected
-                in_flight.append(request(B if i % 2 == 0 else A))
-            while in_flight:
-                expected += 1
-                wrong += in_flight.popleft().result(CALL_TIMEOUT).version != expected
-            timed.stop()
+            timed, wrong = pipelined_toggles(machine, n, window)
             problems: list[str] = []
             check(problems, wrong == 0, f"{wrong} replies out of order")
             check(problems, machine.version == n, f"version {machine.version} != {n}")

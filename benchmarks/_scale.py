@@ -10,7 +10,6 @@ stateward runs the full counts.
 
 from __future__ import annotations
 
-import collections
 import statistics
 import threading
 import time
@@ -31,6 +30,7 @@ from _systems import (
     _Model,
     automat_toggle,
     check,
+    pipelined_toggles,
     psm_toggle,
     sample,
     stateward_toggle,
@@ -363,19 +363,7 @@ def fanout_transitions(sizes: Sizes, peers: Peers, scratch: Path) -> list[System
         counter = Counter()
         with Runtime("bench-fanout-one") as runtime:
             machine = stateward_toggle(runtime, counter)
-            in_flight: collections.deque[Any] = collections.deque()
-            request = machine.request_transition
-            wrong = expected = 0
-            timed = Stopwatch().start()
-            for i in range(count):
-                if len(in_flight) >= window:
-                    expected += 1
-                    wrong += in_flight.popleft().result(CALL_TIMEOUT).version != expected
-                in_flight.append(request(B if i % 2 == 0 else A))
-            while in_flight:
-                expected += 1
-                wrong += in_flight.popleft().result(CALL_TIMEOUT).version != expected
-            timed.stop()
+            timed, wrong = pipelined_toggles(machine, count, window)
             problems: list[str] = []
             check(problems, wrong == 0, f"{wrong} replies out of order")
             check(problems, machine.version == count, f"version {machine.version} != {count}")

@@ -8,6 +8,7 @@ attribute increment), registered for both states.
 
 from __future__ import annotations
 
+import collections
 import importlib
 import threading
 import time
@@ -187,6 +188,26 @@ def stateward_toggle(
     if counter is not None:
         builder.on_enter(counter.hook)  # bare: every state
     return StateMachine(builder, runtime=runtime)
+
+
+def pipelined_toggles(machine: StateMachine, count: int, window: int) -> tuple[Stopwatch, int]:
+    """``count`` request_transition() calls on ``machine`` with up to ``window``
+    replies in flight; the time taken and how many replies came with a version
+    out of order."""
+    in_flight: collections.deque[Any] = collections.deque()
+    request = machine.request_transition
+    wrong = expected = 0
+    timed = Stopwatch().start()
+    for i in range(count):
+        if len(in_flight) >= window:
+            expected += 1
+            wrong += in_flight.popleft().result(CALL_TIMEOUT).version != expected
+        in_flight.append(request(B if i % 2 == 0 else A))
+    while in_flight:
+        expected += 1
+        wrong += in_flight.popleft().result(CALL_TIMEOUT).version != expected
+    timed.stop()
+    return timed, wrong
 
 
 def transitions_toggle(machine_cls: type, counter: Counter | None) -> _Model:
