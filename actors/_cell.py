@@ -246,6 +246,7 @@ class Cell:
             mirror.pop("snapshot", None)
         self.passive = True
         self.snapshot = None
+        self.running = None  # its incarnation has ended
 
     def publish(self, snapshot: Any) -> None:
         """Make ``snapshot`` the one readers see (outside a request: at start)."""
