@@ -27,7 +27,7 @@ from ._errors import ActorNotFound, DuplicateActorName, RuntimeStopped
 from ._host import Host
 from ._lifecycle import Lifecycle, stop_request
 from ._passivation import Passivation
-from ._pool_host import DEFAULT_WORKERS, PoolHost
+from ._pool_host import DEFAULT_WORKERS, POOL_TURN_BUDGET, PoolHost
 from ._stats import RuntimeStats
 from ._supervision import EVENT_KINDS, ShutdownReport, SupervisorEvent
 from ._supervisor import Supervisor
@@ -453,6 +453,13 @@ class Runtime:
         return host is not None and threading.current_thread() is host.thread
 
     # -- shutdown -------------------------------------------------------------------
+
+    @property
+    def quantum(self) -> int | None:
+        """The most messages of one actor a pooled worker runs before it
+        serves the next actor waiting (`POOL_TURN_BUDGET`); None when each
+        actor has a thread of its own (``workers=0``)."""
+        return POOL_TURN_BUDGET if isinstance(self.host, PoolHost) else None
 
     @property
     def closed(self) -> bool:
