@@ -162,6 +162,12 @@ class Cell:
         self.hook_errors = 0
         self.restarts = 0
         self.last_error: BaseException | None = None
+        #: Passivated: no incarnation, and the snapshot only in the store
+        #: (``snapshot`` is None); its next message activates it.
+        self.passive = False
+        #: Set by every request it runs; the passivation sweep clears it, and
+        #: passivates the cells it finds still clear (second chance).
+        self.used = False
 
     # -- errors and reports ------------------------------------------------------------
 
@@ -212,6 +218,36 @@ class Cell:
         for failure in failures:
             self.report(failure.kind, failure.hook, failure.error)
 
+    def read(self) -> Any:
+        """The last committed snapshot: the published one, or, when the actor
+        is passivated, the one in the store (read there, without activating it)."""
+        snapshot = self.snapshot
+        if snapshot is None:
+            store = self.store
+            assert store is not None and self.codec is not None  # only stored cells passivate
+            try:
+                snapshot = store.recover(self.name, self.codec)
+            except Exception as exc:
+                if not self.stopped.is_set():
+                    raise
+                raise ActorStopped(
+                    self.name,
+                    "it was passivated when it stopped, so its last committed state is only "
+                    "in the store, which its runtime has closed; open a Runtime on the store "
+                    "(or run `stateward inspect` on it) to read that state",
+                ) from exc
+        return snapshot
+
+    def drop(self) -> None:
+        """Passivated: let the snapshot go (it is in the store); readers now
+        read it from the store (`read`) until the next start publishes one."""
+        mirror = self.mirror
+        if mirror is not None:
+            mirror.pop("snapshot", None)
+        self.passive = True
+        self.snapshot = None
+        self.running = None  # its incarnation has ended
+
     def publish(self, snapshot: Any) -> None:
         """Make ``snapshot`` the one readers see (outside a request: at start)."""
         self.snapshot = snapshot
@@ -242,10 +278,11 @@ class Cell:
             failures=self.failures,
             hook_errors=self.hook_errors,
             queue_depth=self.mailbox.qsize(),
-            version=self.version_of(self.snapshot),
+            version=self.version_of(self.read()),
             last_error=None if error is None else repr(error),
             restarts=self.restarts,
             generation=self.generation,
+            passive=self.passive,
         )
 
     def release(self) -> None:
@@ -281,6 +318,7 @@ class Cell:
         caller's thread.
         """
         self.messages += 1
+        self.used = True
         old = self.snapshot
         watched = self.deadline is not None
         if watched:

@@ -150,10 +150,13 @@ class Incarnation:
             self.generation = cell.generation
             cell.running = self
         cell.thread = threading.current_thread()
+        was_passive = cell.passive
         try:
             if self.generation > 1 and cell.store is not None:
-                # A restart recovers the way a reboot does: from the store.
+                # A restart recovers the way a reboot does: from the store; so
+                # does an activation after a passivation.
                 cell.publish(cell.store.recover(cell.name, cell.codec))  # type: ignore[arg-type]
+                cell.passive = False
             hook = cell.on_start
             if hook is not None:
                 result = hook(cell.view(cell.snapshot))
@@ -172,6 +175,9 @@ class Incarnation:
         supervisor = cell.supervisor
         if supervisor is not None:
             supervisor._child_started(lifecycle)
+        passivation = lifecycle.passivation
+        if passivation is not None:
+            passivation.activated(lifecycle, was_passive)
         return True
 
     def _stop_for(self, op: Stop, message: Reply[Any]) -> None:
@@ -259,6 +265,8 @@ class Lifecycle:
         self._lock = threading.Lock()
         #: Orders `Incarnation.retire` against the end of a start (``cell.ready``).
         self.ready_lock = threading.Lock()
+        #: The runtime's `Passivation`, when it passivates idle actors.
+        self.passivation: Any = None
         cell.lifecycle = self
         cell.mailbox.dispatch = self.dispatch
 
@@ -301,9 +309,12 @@ class Lifecycle:
 
     def dispatch(self) -> None:
         """Hand the cell's turn (held by the caller) to the incarnation that
-        should run, or give it back if none should."""
+        should run, or give it back if none should. A passivated actor with
+        a message waiting gets a new incarnation, which recovers it."""
         mailbox = self.cell.mailbox
         incarnation = self.incarnation
+        if self.cell.passive and mailbox.queue and (incarnation is None or incarnation.retired):
+            incarnation = self._activate()
         if (
             incarnation is not None
             and not incarnation.retired
@@ -319,6 +330,57 @@ class Lifecycle:
             and (mailbox.queue or not incarnation.started)
         ):
             mailbox.kick()  # it became runnable while we held the turn
+
+    # -- passivation ---------------------------------------------------------------------------
+
+    def passivate(self) -> bool:
+        """Take an idle actor out of memory: end its incarnation and drop its
+        snapshot, which is in the store; its next message activates it again.
+
+        Only an actor that has started, runs nothing, has nothing queued and
+        takes requests is passivated; False otherwise (nothing changes).
+        Holding the cell's turn meanwhile keeps every sender's message queued,
+        in order, for the activation.
+        """
+        cell = self.cell
+        if cell.store is None:
+            return False
+        mailbox = cell.mailbox
+        turn = mailbox.turn
+        if not turn.acquire(False):
+            return False  # running a message, or handed to a worker
+        try:
+            if (
+                turn is not mailbox.turn
+                or mailbox.queue
+                or not cell.ready
+                or mailbox.closed_reason is not None
+            ):
+                return False
+            with self._lock:
+                incarnation = self.incarnation
+                if incarnation is None or incarnation.retired or not incarnation.started:
+                    return False
+                incarnation.retire()
+                if incarnation.worker.thread is None:
+                    # A pooled one: nothing of it to wait for. One with a
+                    # thread of its own stays, so that a stop joins its thread.
+                    self.incarnation = None
+                cell.drop()
+            return True
+        finally:
+            turn.release()
+            if mailbox.queue:
+                mailbox.kick()  # a message came meanwhile: it activates the actor
+
+    def _activate(self) -> Incarnation | None:
+        """A passivated actor got a message: its next incarnation (it recovers
+        from the store when it starts). The caller holds the cell's turn."""
+        with self._lock:
+            incarnation = self.incarnation
+            if self.cell.passive and (incarnation is None or incarnation.retired):
+                self.incarnation = Incarnation(self, self.epoch)
+            return self.incarnation
 
     # -- stopping ------------------------------------------------------------------------------
 

@@ -26,7 +26,8 @@ from ._context import current_block, current_runtime
 from ._errors import ActorNotFound, DuplicateActorName, RuntimeStopped
 from ._host import Host
 from ._lifecycle import Lifecycle, stop_request
-from ._pool_host import DEFAULT_WORKERS, PoolHost
+from ._passivation import Passivation
+from ._pool_host import DEFAULT_WORKERS, POOL_TURN_BUDGET, PoolHost
 from ._stats import RuntimeStats
 from ._supervision import EVENT_KINDS, ShutdownReport, SupervisorEvent
 from ._supervisor import Supervisor
@@ -128,6 +129,16 @@ class Runtime:
             gives each actor a thread of its own instead (`ThreadHost`).
             Either way a handle made with ``dedicated=True`` gets a thread of
             its own; give one to an actor whose hooks block.
+        idle_after: passivate an actor after this many seconds without a
+            request (between ``idle_after`` and twice that): its incarnation
+            ends and its snapshot leaves memory (it is in the store); its
+            handle stays valid and its next request activates it again,
+            recovered from the store as a restart is. None (the default): never.
+        max_active: keep at most about this many actors active: past it, the
+            longest active idle ones are passivated (one used since it was last
+            looked at gets a second chance; a busy one is never passivated).
+            None (the default): no limit. With a `SQLiteStore`, a runtime can
+            then address more actors than their snapshots would take in memory.
     """
 
     def __init__(
@@ -144,7 +155,30 @@ class Runtime:
         max_restarts: int = 3,
         within: float = 5.0,
         workers: int | None = None,
+        idle_after: float | None = None,
+        max_active: int | None = None,
     ) -> None:
+        seconds = type(idle_after) in (int, float)
+        if idle_after is not None and (not seconds or not 0 < idle_after < math.inf):
+            error = ArgumentValueError if seconds else ArgumentTypeError
+            raise error(
+                "Runtime",
+                "idle_after",
+                "None or a finite number of seconds > 0",
+                idle_after,
+                "Pass idle_after=300, say, to passivate actors idle for five minutes.",
+                outcome="no runtime was created",
+            )
+        if max_active is not None and (type(max_active) is not int or max_active < 1):
+            error = ArgumentTypeError if type(max_active) is not int else ArgumentValueError
+            raise error(
+                "Runtime",
+                "max_active",
+                "None or an int >= 1",
+                max_active,
+                "Pass max_active=100_000, say, to keep at most that many actors in memory.",
+                outcome="no runtime was created",
+            )
         if workers is None:
             workers = DEFAULT_WORKERS
         if type(workers) is not int or workers < 0:
@@ -194,6 +228,12 @@ class Runtime:
         self._fatal_event = threading.Event()
         self._event_counts: collections.Counter[str] = collections.Counter()
         self._subscribers: list[Callable[[SupervisorEvent], Any]] = []
+        #: Passivates idle actors, when ``idle_after`` or ``max_active`` is given.
+        self.passivation: Passivation | None = (
+            None
+            if idle_after is None and max_active is None
+            else Passivation(self.timer, idle_after, max_active)
+        )
         self.root = Supervisor(
             "root", runtime=self, max_restarts=max_restarts, within=within, _root=True
         )
@@ -226,7 +266,9 @@ class Runtime:
         try:
             self._recover_or_create(cell)
             host = self.dedicated_host if dedicated else self.host
-            supervisor._add_actor(Lifecycle(cell, host), restart)
+            lifecycle = Lifecycle(cell, host)
+            lifecycle.passivation = self.passivation
+            supervisor._add_actor(lifecycle, restart)
         except BaseException:
             with self._lock:
                 self._actors.pop(cell.name, None)
@@ -298,12 +340,32 @@ class Runtime:
         the error count and the fatal failure, as attributes."""
         with self._lock:
             events = dict(self._event_counts)
+        passivation = self.passivation
+        counts = {} if passivation is None else passivation.counts()
         return RuntimeStats(
             types.MappingProxyType({handle.name: handle._cell.stats() for handle in self}),
             events=types.MappingProxyType({kind: events.get(kind, 0) for kind in EVENT_KINDS}),
             errors=self._error_count,
             fatal=None if self._fatal_error is None else repr(self._fatal_error),
+            **counts,
         )
+
+    def passivate_idle(self) -> int:
+        """Passivate every actor that is idle now (started, running nothing,
+        nothing queued), whatever ``idle_after`` says; return how many.
+
+        Only a runtime made with ``idle_after=`` or ``max_active=`` passivates.
+
+        Raises:
+            RuntimeError: this runtime was made without either.
+        """
+        passivation = self.passivation
+        if passivation is None:
+            raise RuntimeError(
+                f"runtime {self.name!r} does not passivate actors: make it with "
+                "Runtime(idle_after=...) or Runtime(max_active=...)"
+            )
+        return passivation.passivate_idle()
 
     # -- supervision ----------------------------------------------------------------
 
@@ -393,6 +455,13 @@ class Runtime:
     # -- shutdown -------------------------------------------------------------------
 
     @property
+    def quantum(self) -> int | None:
+        """The most messages of one actor a pooled worker runs before it
+        serves the next actor waiting (`POOL_TURN_BUDGET`); None when each
+        actor has a thread of its own (``workers=0``)."""
+        return POOL_TURN_BUDGET if isinstance(self.host, PoolHost) else None
+
+    @property
     def closed(self) -> bool:
         """Whether `shutdown` has begun: no new actors can start."""
         return self._closed
@@ -430,6 +499,8 @@ class Runtime:
                 return ShutdownReport(self.name, timeout, 0.0)
             self._closed = True
             handles = list(self._actors.values())
+        if self.passivation is not None:
+            self.passivation.close()
         self.root._ask_to_stop(reason)
         abandoned, crashed = self.root._await_stop(deadline, reason, timeout)
         for handle in reversed(handles):  # any left outside the tree

@@ -23,7 +23,11 @@ class ActorStats:
         restarts: how many restarts its supervisor decided on; counted before
             the request that crashed it is answered.
         generation: the current incarnation's number: 1 for the first, one more
-            for each restart, and one more again for an incarnation fenced off.
+            for each restart, for each activation after a passivation, and for
+            an incarnation fenced off.
+        passive: whether it is passivated now (``Runtime(idle_after=...,
+            max_active=...)``): its snapshot is only in the store, and its next
+            message activates it.
     """
 
     name: str
@@ -37,6 +41,7 @@ class ActorStats:
     last_error: str | None
     restarts: int = 0
     generation: int = 1
+    passive: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,12 +76,17 @@ class RuntimeStats(Mapping[str, ActorStats]):
             stopped, escalated, gave_up).
         errors: errors reported with no caller to go to.
         fatal: the fatal failure, as ``repr``, or None.
+        passivations: how many times an idle actor was passivated (see
+            ``Runtime(idle_after=..., max_active=...)``).
+        activations: how many times a passivated actor was activated again.
     """
 
     actors: Mapping[str, ActorStats]
     events: Mapping[str, int]
     errors: int
     fatal: str | None
+    passivations: int = 0
+    activations: int = 0
 
     def __getitem__(self, name: str) -> ActorStats:
         return self.actors[name]

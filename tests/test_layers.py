@@ -80,6 +80,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         [
             "stateward.actors._host",
             "stateward.actors._lifecycle",
+            "stateward.actors._passivation",
             "stateward.actors._pool_host",
             "stateward.actors._thread_host",
         ],

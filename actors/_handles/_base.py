@@ -31,6 +31,23 @@ T = TypeVar("T")
 Observer = Callable[[Any, Any], Any]
 
 
+class _Stored:
+    """``snapshot`` of a handle whose actor is passivated.
+
+    A mirrored handle keeps its snapshot in its ``__dict__``, found before
+    this (a non-data descriptor); a passivation removes it from there, and a
+    read then gets the snapshot from the store (`Cell.read`) without
+    activating the actor.
+    """
+
+    def __get__(self, handle: ActorHandle | None, owner: type) -> Any:
+        if handle is None:
+            return self
+        if not handle._mirrored:  # a kind with no snapshot attribute (a config)
+            raise AttributeError(f"{type(handle).__name__!r} object has no attribute 'snapshot'")
+        return handle._cell.read()
+
+
 class ActorHandle:
     """What every handle has: a name, its runtime, observers, stats and stop."""
 
@@ -38,6 +55,7 @@ class ActorHandle:
     #: Whether ``snapshot`` is a plain attribute of the handle, kept current by
     #: the actor (a read is then one attribute lookup: no property call).
     _mirrored = False
+    snapshot: Any = _Stored()
 
     def __init__(
         self,

@@ -86,7 +86,7 @@ class ConfigManager(ActorHandle):
 
     @property
     def _history(self) -> ConfigHistory:
-        history: ConfigHistory = self._cell.snapshot
+        history: ConfigHistory = self._cell.read()
         return history
 
     def get_config(self) -> ImmutableState:
