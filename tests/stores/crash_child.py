@@ -31,6 +31,10 @@ Every line is written with one ``write`` call on the pipe (atomic up to
 ``PIPE_BUF`` bytes) as soon as its commit is acknowledged; the test still
 treats a last line without its newline as torn, never as an acknowledgement.
 
+Its runtime's host is the default pool, or what ``STATEWARD_CHILD_WORKERS``
+says (``Runtime(workers=...)``: 0 for a thread per actor); the tests run
+both (``child_host`` in tests/stores/conftest.py).
+
 It never exits on its own while the parent lives. Its stdin is a pipe from the
 parent: when that reaches end of file (the parent died without killing it),
 the child exits, so an interrupted test run leaves no orphan behind.
@@ -424,13 +428,23 @@ def _jitter(rng: random.Random) -> None:
         time.sleep(rng.random() * 0.002)
 
 
+def child_workers() -> int | None:
+    """``Runtime(workers=...)`` as the test asks (``STATEWARD_CHILD_WORKERS``,
+    see tests/stores/conftest.py): 0 for a thread per actor, else a pool."""
+    workers = os.environ.get("STATEWARD_CHILD_WORKERS")
+    return None if workers is None else int(workers)
+
+
 def main(argv: list[str]) -> None:
     path, mode, seed = argv[1], argv[2], int(argv[3])
     layout = argv[4] if len(argv) > 4 else "few"
     first_thread = int(argv[5]) if len(argv) > 5 else 0
     out = _Output()
     runtime = Runtime(
-        "crash-child", store=open_store(path, mode, layout), default_timeout=COMMIT_TIMEOUT
+        "crash-child",
+        store=open_store(path, mode, layout),
+        default_timeout=COMMIT_TIMEOUT,
+        workers=child_workers(),
     )
     if layout == "many":
         _run_many(out, runtime, seed, first_thread)

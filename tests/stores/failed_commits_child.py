@@ -60,7 +60,13 @@ def actor_name(index: int) -> str:
 
 def main(path: str, mode: str, seed: int, room: int) -> None:
     store = SQLiteStore(path, durability=mode, snapshot_every=SNAPSHOT_EVERY)
-    runtime = Runtime("failing", store=store, default_timeout=REQUEST_TIMEOUT)
+    workers = os.environ.get("STATEWARD_CHILD_WORKERS")  # see tests/stores/conftest.py
+    runtime = Runtime(
+        "failing",
+        store=store,
+        default_timeout=REQUEST_TIMEOUT,
+        workers=None if workers is None else int(workers),
+    )
     # Restarts without limit: a failed write crashes its actor, and the test
     # wants every actor to go on taking requests after that.
     sup = Supervisor("actors", runtime=runtime, max_restarts=1_000_000, within=1.0)

@@ -403,6 +403,7 @@ def run_trials(mode: str, folder: Path) -> list[str]:
 # -- kill -9 while committing ---------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("child_host")
 @pytest.mark.slow
 @pytest.mark.timeout(max(120, 30 + 3 * TRIALS))
 @pytest.mark.parametrize("mode", ["strict", "batched"])
@@ -416,6 +417,7 @@ def test_kill_9_loses_no_acknowledged_commit_and_loads_no_wrong_data(
     )
 
 
+@pytest.mark.usefixtures("child_host")
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["strict", "batched"])
 def test_kill_9_again_and_again_on_one_store(mode: str, tmp_path: Path) -> None:
@@ -688,6 +690,7 @@ def many_trial(mode: str, trial: int, folder: Path) -> ManyTrial:
     return result
 
 
+@pytest.mark.usefixtures("child_host")
 @pytest.mark.slow
 @pytest.mark.timeout(max(120, 30 + 10 * MANY_TRIALS))
 @pytest.mark.parametrize("mode", ["strict", "batched"])
@@ -713,6 +716,7 @@ def test_kill_9_with_many_actors_and_threads_loses_no_acknowledged_update(
     )
 
 
+@pytest.mark.usefixtures("child_host")
 @pytest.mark.slow
 @pytest.mark.timeout(max(120, 30 + 10 * MANY_TRIALS))
 @pytest.mark.parametrize("mode", ["strict", "batched"])

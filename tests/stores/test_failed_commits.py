@@ -47,6 +47,7 @@ def run_child(path: Path, mode: str, seed: int) -> list[tuple[str, str, str]]:
     return [tuple(line.split(" ", 2)) for line in lines[:-1]]  # type: ignore[misc]
 
 
+@pytest.mark.usefixtures("child_host")
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("mode", ["strict", "batched"])
 def test_replies_agree_with_recovery_when_writes_fail(tmp_path: Path, mode: str, seed: int) -> None:
