@@ -8,7 +8,7 @@ case measures nothing: `_harness.run_case` does, round-robin, and
 ``run.py --against`` measures the same stateward systems under two versions.
 
 The cases of many machines at once (spawn_machines, fanout_transitions,
-fairness) are in `_scale`.
+fairness) are in `_scale`; the asyncio ones in `_async_cases`.
 
 Names that only newer versions of stateward have are imported inside the case
 that needs them, so that ``--against`` an older version skips that case alone.
@@ -27,6 +27,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from _async_cases import asyncio_in_flight, asyncio_one_at_a_time
 from _harness import Sample, Stopwatch, System, percentile
 from _scale import fairness, fanout_transitions, spawn_machines
 from _systems import (
@@ -918,4 +919,6 @@ CASES: dict[str, Case] = {
     "fanout_transitions": Case(fanout_transitions, operator.attrgetter("spawn_rounds")),
     "fairness": Case(fairness),
     "restart_latency": Case(restart_latency),
+    "asyncio_one_at_a_time": Case(asyncio_one_at_a_time),
+    "asyncio_in_flight": Case(asyncio_in_flight),
 }

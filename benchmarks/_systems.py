@@ -66,6 +66,12 @@ class Sizes:
     spawn_stateward: int = 0
     #: stateward alone in spawn_machines at this count (run.py --spawn-alone), or 0.
     spawn_alone: int = 0
+    #: asyncio_one_at_a_time: awaited transitions, one after the other.
+    async_calls: int = 5000
+    #: asyncio_in_flight: requests in flight over ``async_machines``, and in all.
+    async_in_flight: int = 1000
+    async_machines: int = 100
+    async_total: int = 20_000
 
 
 FULL = Sizes(
@@ -113,6 +119,10 @@ QUICK = Sizes(
     fairness_others=10,
     durable_window=100,
     durable_machines=8,
+    async_calls=300,
+    async_in_flight=100,
+    async_machines=10,
+    async_total=1000,
 )
 
 

@@ -277,6 +277,7 @@ def check_targets(cases: dict[str, Any]) -> list[dict[str, Any]]:
                 why_not="messages were lost",
             )
         )
+    targets += asyncio_targets(cases)
     restart = cases.get("restart_latency", {}).get("stateward")
     if restart:
         targets.append(
@@ -285,6 +286,44 @@ def check_targets(cases: dict[str, Any]) -> list[dict[str, Any]]:
                 "restart_latency",
                 restart.get("median_ms"),
                 lambda r: r < 5.0,
+                " ms",
+            )
+        )
+    return targets
+
+
+def asyncio_targets(cases: dict[str, Any]) -> list[dict[str, Any]]:
+    """The asyncio cases' targets (issue 15)."""
+    targets: list[dict[str, Any]] = []
+    one = cases.get("asyncio_one_at_a_time", {})
+    if one:
+        targets.append(
+            _target(
+                "asyncio_one_at_a_time: ≥ 5x python-statemachine's await sm.send()",
+                "asyncio_one_at_a_time",
+                _ratios(one, "stateward", "python-statemachine", "ops_per_s"),
+                lambda r: r >= 5.0,
+                "x",
+            )
+        )
+    flight = cases.get("asyncio_in_flight", {})
+    if flight:
+        targets.append(
+            _target(
+                "asyncio_in_flight: ≥ 10x python-statemachine one at a time",
+                "asyncio_in_flight",
+                _ratios(flight, "stateward", "python-statemachine-one-at-a-time", "ops_per_s"),
+                lambda r: r >= 10.0,
+                "x",
+            )
+        )
+        lag = flight.get("stateward", {}).get("values", {}).get("lag_p99_ms")
+        targets.append(
+            _target(
+                "asyncio_in_flight: the event loop's lag p99 ≤ 10 ms while it runs",
+                "asyncio_in_flight",
+                lag,
+                lambda ms: ms <= 10.0,
                 " ms",
             )
         )
