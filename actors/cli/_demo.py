@@ -32,7 +32,7 @@ from stateward.actors import (
     SupervisorEvent,
 )
 from stateward.actors._pool_host import DEFAULT_WORKERS
-from stateward.core import MachineSpec
+from stateward.core import MachineSpec, StatewardError
 
 from . import _demo_orders
 from ._demo_measure import SAMPLE_EVERY, Memory, Progress, Threads, size
@@ -78,6 +78,23 @@ class _Run:
     checks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+class ThreadsExhausted(StatewardError, RuntimeError):
+    """The process could not start another thread while creating a machine."""
+
+    def __init__(self, name: str, created: int, threads: int, workers: int | None) -> None:
+        self.name, self.created, self.threads, self.workers = name, created, threads, workers
+        advice = (
+            "with --workers 0 every machine needs a thread of its own: leave --workers out "
+            f"(a pool of {DEFAULT_WORKERS}) or ask for fewer machines"
+            if workers == 0
+            else "ask for fewer machines, or raise the process's thread limit (ulimit -u)"
+        )
+        super().__init__(
+            f"could not start a thread for machine {name!r} after {created:,} machines "
+            f"({threads:,} threads running): {advice}"
+        )
+
+
 def _names(count: int) -> list[str]:
     return [f"order-{i:04d}" for i in range(count)]
 
@@ -85,13 +102,19 @@ def _names(count: int) -> list[str]:
 def _create(
     run: _Run, progress: Progress, verb: str, make: Callable[[str], StateMachine]
 ) -> list[StateMachine]:
-    """Make one machine per name with ``make``, showing progress; time it."""
+    """Make the machines, one per name with ``make``, showing progress and sampling
+    the thread count as it goes."""
     names = _names(run.args.machines)
     machines: list[StateMachine] = []
     started = time.monotonic()
     progress.restart()
     for index, name in enumerate(names):
-        machines.append(make(name))
+        try:
+            machines.append(make(name))
+        except RuntimeError as exc:
+            if "start new thread" not in str(exc):
+                raise
+            raise ThreadsExhausted(name, index, run.threads.sample(), run.args.workers) from exc
         if index % SAMPLE_EVERY == 0:
             run.threads.sample()
             if progress.due():
@@ -132,10 +155,9 @@ def _drive(
     for thread in clients:
         thread.start()
     last_total, last_time = 0, started
-    while any(t.is_alive() for t in clients):
-        for thread in clients:
-            thread.join(0.1)
-            run.threads.sample()
+    while alive := [t for t in clients if t.is_alive()]:
+        alive[0].join(min(0.1, progress.interval))
+        run.threads.sample()
         if progress.due():
             now, total = time.monotonic(), sum(ledger.live)
             progress.show(
@@ -160,7 +182,7 @@ def _shut_down(run: _Run, progress: Progress, runtime: Runtime) -> None:
     progress.restart()
     stopper.start()
     while stopper.is_alive():
-        stopper.join(0.1)
+        stopper.join(min(0.1, progress.interval))
         run.threads.sample()
         if progress.due():
             progress.show(

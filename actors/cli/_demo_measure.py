@@ -50,7 +50,7 @@ class Progress:
         self.stream.flush()
 
     def done(self) -> None:
-        """End the phase: on a terminal, leave the last line in place."""
+        """End the phase: on a terminal, clear the progress line for what follows."""
         if self._shown:
             self.stream.write("\r\x1b[K")
             self.stream.flush()
