@@ -96,16 +96,15 @@ def test_demo_verifies_every_check_and_reports_the_measurements(plain_run: str) 
     assert lines[-1] == "all checks passed"
     report = report_lines(plain_run)
     assert list(report) == list(REPORT_LABELS)
-    assert report["machines"] == f"{MACHINES:,} (4 workers)"
-    before, peak, clients, after = map(
-        int,
-        re.fullmatch(
-            r"(\d+) before, (\d+) at peak \((\d+) of them clients\), (\d+) after shutdown",
-            report["threads"],
-        ).groups(),  # type: ignore[union-attr]
+    assert report["machines"] == f"{MACHINES:,} ({DEFAULT_WORKERS} workers)"
+    threads = re.fullmatch(
+        r"(\d+) before, (\d+) at peak \((\d+) of them clients\), (\d+) after shutdown",
+        report["threads"],
     )
+    assert threads is not None, report["threads"]
+    before, peak, clients, after = map(int, threads.groups())
     # Threads cost no more than the pool, the clients and a few of the runtime's own.
-    assert clients == 8 and before <= peak <= before + clients + 4 + 4
+    assert clients == 8 and before <= peak <= before + clients + DEFAULT_WORKERS + 4
     assert after == before
     memory = re.fullmatch(
         r"([\d,.]+) (B|KiB) \(RSS growth while creating them: [\d,.]+ (KiB|MiB) in all\)",

@@ -309,25 +309,23 @@ def _report(run: _Run, ledger: Ledger, memory: Memory, wall: float) -> dict[str,
     }
 
 
-def _print_report(
-    report: dict[str, Any], memory: Memory, args: argparse.Namespace, out: TextIO
-) -> None:
-    threads, per = report["threads"], report["memory_per_machine"]
+def _print_report(run: _Run, report: dict[str, Any], memory: Memory, out: TextIO) -> None:
+    """The report as text: the same numbers as ``--json``, unrounded until shown."""
+    threads = report["threads"]
     lines = [
         "",
-        f"machines            {report['machines']:,} ({_workers(args)})",
+        f"machines            {run.args.machines:,} ({_workers(run.args)})",
         f"threads             {threads['before']} before, {threads['peak']} at peak "
         f"({threads['clients']} of them clients), {threads['after_shutdown']} after shutdown",
-        f"memory per machine  {size(per['bytes'])} ({memory.label}: "
-        f"{size(per['total_bytes'])} in all)",
-        f"creation            {report['creation']['machines_per_s']:,.0f} machines/s "
-        f"({report['creation']['seconds']:.1f} s)",
-        f"transitions         {report['transitions_per_s']:,.0f}/s ({report['transitions']:,} "
-        f"acknowledged in {report['seconds']:.1f} s; {report['modifies']:,} modifies, "
+        f"memory per machine  {size(memory.bytes / run.args.machines)} ({memory.label}: "
+        f"{size(memory.bytes)} in all)",
+        f"creation            {run.creation.rate:,.0f} machines/s ({run.creation.seconds:.1f} s)",
+        f"transitions         {run.driving.rate:,.0f}/s ({run.driving.count:,} "
+        f"acknowledged in {run.driving.seconds:.1f} s; {report['modifies']:,} modifies, "
         f"{report['crashes_injected']:,} crashes injected, {report['restarts']:,} restarts)",
-        f"shutdown            {report['shutdown_s']:.1f} s",
-        f"recovery            {report['recovery']['machines_per_s']:,.0f} machines/s "
-        f"({report['recovery']['seconds']:.1f} s, reopened to verify)",
+        f"shutdown            {run.stopping.seconds:.1f} s",
+        f"recovery            {run.recovery.rate:,.0f} machines/s "
+        f"({run.recovery.seconds:.1f} s, reopened to verify)",
         f"wall time           {report['wall_s']:.1f} s",
     ]
     lines += [
@@ -408,7 +406,7 @@ def run_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.json:
         print(json.dumps(report, indent=2), file=out)
     else:
-        _print_report(report, memory, args, out)
+        _print_report(run, report, memory, out)
     if folder is not None and report["ok"]:
         for leftover in Path(folder).iterdir():
             leftover.unlink()
