@@ -50,11 +50,13 @@ REPORT_LABELS = (
 )
 
 
-def demo(*argv: str, store: Path) -> subprocess.CompletedProcess[str]:
-    """Run ``stateward demo ARGV --store STORE`` as a user would, not on a terminal."""
+def demo(*argv: str, store: Path | None) -> subprocess.CompletedProcess[str]:
+    """Run ``stateward demo ARGV --store STORE`` as a user would, not on a terminal
+    (with no ``--store`` when ``store`` is None)."""
     assert SCRIPT.is_file(), f"no console script at {SCRIPT}: pip install -e ."
+    where = [] if store is None else ["--store", str(store)]
     return subprocess.run(
-        [str(SCRIPT), "demo", *argv, "--store", str(store)],
+        [str(SCRIPT), "demo", *argv, *where],
         capture_output=True,
         text=True,
         timeout=110,
@@ -146,6 +148,14 @@ def test_demo_json_report(tmp_path: Path) -> None:
     assert report["creation"]["machines_per_s"] > 0 and report["transitions_per_s"] > 0
     assert report["shutdown_s"] >= 0 and report["shutdown_clean"] is True
     assert "progress: " in result.stderr
+
+
+def test_demo_removes_its_temporary_store_when_every_check_passed() -> None:
+    result = demo("--machines", "20", "--clients", "2", "--seconds", "0.2", "--json", store=None)
+    assert result.returncode == 0, result.stderr
+    store = Path(json.loads(result.stdout)["store"])
+    assert store.name == "demo.db" and store.parent.name.startswith("stateward-demo-")
+    assert not store.parent.exists()
 
 
 def test_demo_measures_memory_with_tracemalloc_when_asked(tmp_path: Path) -> None:

@@ -176,7 +176,7 @@ def _shut_down(run: _Run, progress: Progress, runtime: Runtime) -> None:
     done: list[ShutdownReport] = []
     timeout = SHUTDOWN_BASE_S + SHUTDOWN_PER_MACHINE_S * run.args.machines
     stopper = threading.Thread(
-        target=lambda: done.append(runtime.shutdown(timeout)), name="demo-shutdown"
+        target=lambda: done.append(runtime.shutdown(timeout)), name="demo-shutdown", daemon=True
     )
     started = time.monotonic()
     progress.restart()
