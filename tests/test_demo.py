@@ -146,6 +146,12 @@ def test_demo_json_report(tmp_path: Path) -> None:
     assert report["memory_per_machine"]["method"] == "rss"
     assert report["memory_per_machine"]["bytes"] > 0
     assert report["creation"]["machines_per_s"] > 0 and report["transitions_per_s"] > 0
+    # The rate counts the time the clients ran, not the start-up, shutdown or verification.
+    assert report["transitions_per_s"] == pytest.approx(
+        report["transitions"] / report["seconds"],
+        rel=0.05,  # "seconds" is rounded
+    )
+    assert 0.3 <= report["seconds"] < report["wall_s"] - report["creation"]["seconds"]
     assert report["shutdown_s"] >= 0 and report["shutdown_clean"] is True
     assert "progress: " in result.stderr
 

@@ -18,7 +18,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -35,8 +34,9 @@ from stateward.actors._pool_host import DEFAULT_WORKERS
 from stateward.core import MachineSpec, StatewardError
 
 from . import _demo_orders
-from ._demo_measure import SAMPLE_EVERY, Memory, Progress, Threads, size
+from ._demo_measure import SAMPLE_EVERY, Memory, Progress
 from ._demo_orders import Ledger, client, order_spec
+from ._demo_report import Phase, Run, build_report, print_report, workers_label
 
 __all__ = ["run_demo"]
 
@@ -46,36 +46,6 @@ SHUTDOWN_BASE_S = 30.0
 SHUTDOWN_PER_MACHINE_S = 0.002
 #: Seconds to wait for the runtime's threads to end once it has shut down.
 THREADS_BACK_S = 10.0
-
-
-@dataclass
-class _Phase:
-    """How long one phase took and how many things it handled."""
-
-    count: int = 0
-    seconds: float = 0.0
-
-    @property
-    def rate(self) -> float:
-        return self.count / self.seconds if self.seconds > 0 else 0.0
-
-
-@dataclass
-class _Run:
-    """Everything the demo measured."""
-
-    args: argparse.Namespace
-    path: Path
-    threads: Threads = field(default_factory=Threads)
-    creation: _Phase = field(default_factory=_Phase)
-    driving: _Phase = field(default_factory=_Phase)
-    stopping: _Phase = field(default_factory=_Phase)
-    recovery: _Phase = field(default_factory=_Phase)
-    shutdown: ShutdownReport | None = None
-    threads_after: int = 0
-    peak_clients: int = 0
-    restarts: dict[str, int] = field(default_factory=dict)
-    checks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class ThreadsExhausted(StatewardError, RuntimeError):
@@ -100,7 +70,7 @@ def _names(count: int) -> list[str]:
 
 
 def _create(
-    run: _Run, progress: Progress, verb: str, make: Callable[[str], StateMachine]
+    run: Run, progress: Progress, verb: str, make: Callable[[str], StateMachine]
 ) -> list[StateMachine]:
     """Make the machines, one per name with ``make``, showing progress and sampling
     the thread count as it goes."""
@@ -129,7 +99,7 @@ def _create(
 
 
 def _drive(
-    run: _Run,
+    run: Run,
     progress: Progress,
     machines: list[StateMachine],
     totals: StateManager,
@@ -167,10 +137,10 @@ def _drive(
             )
             last_total, last_time = total, now
     progress.done()
-    run.driving = _Phase(sum(ledger.acked.values()), time.monotonic() - started)
+    run.driving = Phase(sum(ledger.acked.values()), time.monotonic() - started)
 
 
-def _shut_down(run: _Run, progress: Progress, runtime: Runtime) -> None:
+def _shut_down(run: Run, progress: Progress, runtime: Runtime) -> None:
     """Shut ``runtime`` down (on a helper thread, so progress can show), time it,
     and wait for its threads to end."""
     done: list[ShutdownReport] = []
@@ -190,12 +160,12 @@ def _shut_down(run: _Run, progress: Progress, runtime: Runtime) -> None:
                 f"{len(runtime.names()):9,d} actors still running"
             )
     progress.done()
-    run.stopping = _Phase(run.args.machines, time.monotonic() - started)
+    run.stopping = Phase(run.args.machines, time.monotonic() - started)
     run.shutdown = done[0] if done else None
     run.threads_after = run.threads.wait_back(THREADS_BACK_S)
 
 
-def _verify(run: _Run, progress: Progress, spec: MachineSpec, ledger: Ledger, base: Any) -> None:
+def _verify(run: Run, progress: Progress, spec: MachineSpec, ledger: Ledger, base: Any) -> None:
     """Reopen the store in a new runtime and check it against the ledger."""
     args, checks = run.args, run.checks
     base_versions, base_modifies = base
@@ -206,7 +176,7 @@ def _verify(run: _Run, progress: Progress, spec: MachineSpec, ledger: Ledger, ba
         reopened = _create(
             run, progress, "recovering", lambda name: StateMachine(spec, name=name, runtime=runtime)
         )
-        run.recovery = _Phase(len(reopened), time.monotonic() - started)
+        run.recovery = Phase(len(reopened), time.monotonic() - started)
         stored_modifies = (
             StateManager({"modifies": 0}, name="totals", runtime=runtime).get_state().modifies
         )
@@ -261,81 +231,6 @@ def _verify(run: _Run, progress: Progress, spec: MachineSpec, ledger: Ledger, ba
     }
 
 
-def _workers(args: argparse.Namespace) -> str:
-    workers = DEFAULT_WORKERS if args.workers is None else args.workers
-    return "a thread per machine" if workers == 0 else f"{workers} workers"
-
-
-def _report(run: _Run, ledger: Ledger, memory: Memory, wall: float) -> dict[str, Any]:
-    args, shutdown = run.args, run.shutdown
-    return {
-        "ok": all(c["ok"] for c in run.checks.values()),
-        "store": str(run.path),
-        "durability": args.durability,
-        "machines": args.machines,
-        "workers": DEFAULT_WORKERS if args.workers is None else args.workers,
-        "clients": args.clients,
-        "seed": args.seed,
-        "threads": {
-            "before": run.threads.start,
-            "peak": run.threads.peak,
-            "clients": run.peak_clients,
-            "after_shutdown": run.threads_after,
-        },
-        "memory_per_machine": {
-            "bytes": round(memory.bytes / args.machines),
-            "method": args.memory,
-            "total_bytes": memory.bytes,
-        },
-        "creation": {
-            "seconds": round(run.creation.seconds, 2),
-            "machines_per_s": round(run.creation.rate, 1),
-        },
-        "seconds": round(run.driving.seconds, 2),
-        "transitions": run.driving.count,
-        "transitions_per_s": round(run.driving.rate, 1),
-        "modifies": ledger.modifies,
-        "crashes_injected": ledger.crashes,
-        "restarts": sum(run.restarts.values()),
-        "refused_after_crash": ledger.refused,
-        "shutdown_s": round(run.stopping.seconds, 2),
-        "shutdown_clean": shutdown is not None and shutdown.clean,
-        "recovery": {
-            "seconds": round(run.recovery.seconds, 2),
-            "machines_per_s": round(run.recovery.rate, 1),
-        },
-        "wall_s": round(wall, 2),
-        "checks": run.checks,
-    }
-
-
-def _print_report(run: _Run, report: dict[str, Any], memory: Memory, out: TextIO) -> None:
-    """The report as text: the same numbers as ``--json``, unrounded until shown."""
-    threads = report["threads"]
-    lines = [
-        "",
-        f"machines            {run.args.machines:,} ({_workers(run.args)})",
-        f"threads             {threads['before']} before, {threads['peak']} at peak "
-        f"({threads['clients']} of them clients), {threads['after_shutdown']} after shutdown",
-        f"memory per machine  {size(memory.bytes / run.args.machines)} ({memory.label}: "
-        f"{size(memory.bytes)} in all)",
-        f"creation            {run.creation.rate:,.0f} machines/s ({run.creation.seconds:.1f} s)",
-        f"transitions         {run.driving.rate:,.0f}/s ({run.driving.count:,} "
-        f"acknowledged in {run.driving.seconds:.1f} s; {report['modifies']:,} modifies, "
-        f"{report['crashes_injected']:,} crashes injected, {report['restarts']:,} restarts)",
-        f"shutdown            {run.stopping.seconds:.1f} s",
-        f"recovery            {run.recovery.rate:,.0f} machines/s "
-        f"({run.recovery.seconds:.1f} s, reopened to verify)",
-        f"wall time           {report['wall_s']:.1f} s",
-    ]
-    lines += [
-        f"  [{'ok' if check['ok'] else 'FAILED'}] {name}: {check['detail']}"
-        for name, check in report["checks"].items()
-    ]
-    lines.append("all checks passed" if report["ok"] else "SOME CHECKS FAILED")
-    print("\n".join(lines), file=out, flush=True)
-
-
 def run_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Run ``stateward demo`` with the parsed ``args``; return its exit code."""
     folder = None
@@ -344,7 +239,7 @@ def run_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     else:
         folder = tempfile.mkdtemp(prefix="stateward-demo-")
         path = Path(folder) / "demo.db"
-    run = _Run(args, path)
+    run = Run(args, path)
     progress = Progress(err if args.json else out, args.progress_every)
     spec = order_spec()
     ledger = Ledger(args.clients)
@@ -356,7 +251,8 @@ def run_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     say(
         f"stateward demo: {args.machines:,} order machines, {args.clients} clients for "
-        f"{args.seconds:g} s, crash rate {args.crash_rate:g}, seed {args.seed}, {_workers(args)}"
+        f"{args.seconds:g} s, crash rate {args.crash_rate:g}, seed {args.seed}, "
+        f"{workers_label(args)}"
     )
     say(f"store {path} ({args.durability})")
     wall = time.monotonic()
@@ -386,7 +282,7 @@ def run_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 spec, name=name, runtime=runtime, supervisor=orders, on_error="restart"
             ),
         )
-        run.creation = _Phase(len(machines), time.monotonic() - started)
+        run.creation = Phase(len(machines), time.monotonic() - started)
         memory.end()
         say(
             f"created {run.creation.count:,} machines in {run.creation.seconds:.1f} s "
@@ -402,11 +298,11 @@ def run_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     say(f"shut down in {run.stopping.seconds:.1f} s; reopening the store to verify")
     _verify(run, progress, spec, ledger, base)
     say(f"recovered {run.recovery.count:,} machines in {run.recovery.seconds:.1f} s")
-    report = _report(run, ledger, memory, time.monotonic() - wall)
+    report = build_report(run, ledger, memory, time.monotonic() - wall)
     if args.json:
         print(json.dumps(report, indent=2), file=out)
     else:
-        _print_report(run, report, memory, out)
+        print_report(run, report, memory, out)
     if folder is not None and report["ok"]:
         for leftover in Path(folder).iterdir():
             leftover.unlink()
