@@ -39,6 +39,7 @@ incarnation and its worker only the small protocols below.
 from __future__ import annotations
 
 import concurrent.futures
+import inspect
 import threading
 from typing import Any, NoReturn, Protocol
 
@@ -130,6 +131,7 @@ def suspend(cell: Cell, message: Reply[Any], generation: int, step: Suspended) -
         return cell.process(message, generation, _cancelled)
     if not owner.worker.hold():
         return cell.process(message, generation, lambda: _wait_here(cell, generation, step))
+    step.__traceback__ = None  # keep no finished frames of this thread alive
     suspension = Suspension(cell, message, generation, turn, owner, step)
     owner.suspended = suspension
     future = suspension.future = _start(cell, generation, step)
@@ -144,7 +146,8 @@ def _start(cell: Cell, generation: int, step: Suspended) -> concurrent.futures.F
     try:
         future = cell.runtime._submit_async(step.awaitable, cell)
     except BaseException as exc:  # no loop to run it on: the awaitable fails
-        step.close()
+        if inspect.iscoroutine(step.awaitable):
+            step.awaitable.close()  # never started: no "never awaited" warning
         future = concurrent.futures.Future()
         future.set_exception(exc)
     with cell.commit_lock:  # the fence reads ``awaiting`` under it

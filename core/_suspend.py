@@ -2,8 +2,8 @@
 
 A behaviour made with ``suspend=True`` (`machine_behaviour`, `manager_behaviour`)
 does not run a coroutine hook's awaitable itself: it raises `Suspended`, which
-carries the awaitable and how to go on. Whoever runs the behaviour (a cell,
-`stateward.actors`) awaits it wherever it likes, then calls `Suspended.resume`
+carries the awaitable and how to go on. Whoever runs the behaviour (an
+actor's cell) awaits it wherever it likes, then calls `Suspended.resume`
 with its result or its error, possibly on another thread: the behaviour goes on
 from where it stopped and returns its `Outcome`, raises its error, or raises
 the next `Suspended` for its next awaitable.
