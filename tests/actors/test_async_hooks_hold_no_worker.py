@@ -120,6 +120,52 @@ def test_a_hook_awaiting_an_event_leaves_the_only_worker_to_other_machines() -> 
         assert log.threads[-1].name == "stateward:one-worker:worker-0"
 
 
+class Crowd:
+    """One `asyncio.Event` that many hooks await at once; the test opens it
+    once ``expected`` of them are waiting."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.waiting = 0
+        self.all_in = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._event: asyncio.Event | None = None
+
+    async def wait(self) -> None:
+        # Every hook runs on the runtime's one loop thread: no lock needed here.
+        if self._event is None:
+            self._loop, self._event = asyncio.get_running_loop(), asyncio.Event()
+        self.waiting += 1
+        if self.waiting == self.expected:
+            self.all_in.set()
+        await self._event.wait()
+
+    def open(self) -> None:
+        assert self.all_in.wait(WAIT), f"only {self.waiting} of {self.expected} hooks waiting"
+        assert self._loop is not None and self._event is not None
+        self._loop.call_soon_threadsafe(self._event.set)
+
+
+def test_two_workers_serve_200_machines_whose_hooks_all_await_at_once() -> None:
+    count = 200
+    crowd = Crowd(count)
+    flow = MachineBuilder("a", TOGGLE)
+
+    @flow.guard("b")
+    async def ask_the_gateway(ctx: Any) -> bool:
+        await crowd.wait()
+        return True
+
+    with Runtime("crowd", workers=2, default_timeout=WAIT) as runtime:
+        machines = [StateMachine(flow, name=f"m{i}", runtime=runtime) for i in range(count)]
+        first = [m.request_transition("b") for m in machines]
+        second = [m.request_transition("a") for m in machines]  # each behind its own first
+        crowd.open()  # fails unless all 200 await at once on 2 workers
+        assert [r.result(timeout=WAIT).version for r in first] == [1] * count
+        assert [r.result(timeout=WAIT).state for r in second] == ["a"] * count
+        assert all([t.to_state for t in m.history] == ["b", "a"] for m in machines)
+
+
 def test_an_async_modify_leaves_the_only_worker_to_other_managers() -> None:
     gate = Gate()
 
