@@ -36,6 +36,7 @@ from stateward.core import (
     run_after_commit,
 )
 from stateward.core._behaviours import Behaviour
+from stateward.core._suspend import Suspended
 
 from ._clock import Cancel, Timer
 from ._context import current_cell
@@ -47,7 +48,16 @@ from .stores import Store
 
 logger = logging.getLogger("stateward.actors")
 
-__all__ = ["FENCED", "REFUSALS", "ActorStats", "Cell", "ErrorReport", "Owner", "Running"]
+__all__ = [
+    "FENCED",
+    "REFUSALS",
+    "SUSPENDED",
+    "ActorStats",
+    "Cell",
+    "ErrorReport",
+    "Owner",
+    "Running",
+]
 
 #: Errors that refuse a request (bad input, a veto) rather than reveal a fault:
 #: they never crash an actor, whatever its ``on_error``. They describe the
@@ -68,6 +78,16 @@ class _Fenced(Exception):
 
 #: Returned by `Cell.process` when the incarnation was fenced off meanwhile.
 FENCED = _Fenced("fenced")
+
+
+class _Suspended(Exception):
+    """What `Cell.process` returns for a request that waits for an awaitable
+    (`_suspension.py`): the run that holds the turn returns *without giving it
+    back*; the request goes on, turn held, on a worker of its host."""
+
+
+#: Returned by `Cell.process` when the request was suspended.
+SUSPENDED = _Suspended("suspended")
 
 
 class Owner(Protocol):
@@ -91,6 +111,12 @@ class Running(Protocol):
     """The incarnation that runs a cell's requests (`_lifecycle.Incarnation`)."""
 
     def crashed(self, cause: BaseException, message: Reply[Any] | None = None) -> None: ...
+
+    def retire(self) -> None: ...
+
+    def suspend(
+        self, message: Reply[Any], generation: int, step: Suspended
+    ) -> BaseException | None: ...
 
 
 class Cell:
@@ -305,10 +331,20 @@ class Cell:
             return False
         return self.on_error == "restart"
 
-    def process(self, message: Reply[Any], generation: int) -> BaseException | None:
+    def process(
+        self,
+        message: Reply[Any],
+        generation: int,
+        resume: Callable[[], Any] | None = None,
+    ) -> BaseException | None:
         """Run one claimed request. Returns the cause if it crashed the actor,
         `FENCED` if the incarnation ``generation`` was fenced off meanwhile
-        (the run must stop: that incarnation takes nothing more), else None.
+        (the run must stop: that incarnation takes nothing more), `SUSPENDED`
+        if it waits for an awaitable (the run must return and keep the turn:
+        `_suspension.py`), else None.
+
+        ``resume``: a suspended request going on; it returns the behaviour's
+        outcome (or raises, or suspends again) in place of calling it.
 
         A request that crashed the actor is left unanswered here: the
         lifecycle answers it once the supervisor has decided what follows, so
@@ -317,15 +353,18 @@ class Cell:
         Runs with the turn held, on a host's worker or inline on a blocked
         caller's thread.
         """
-        self.messages += 1
-        self.used = True
         old = self.snapshot
         watched = self.deadline is not None
-        if watched:
-            self._watch(message, generation)
+        if resume is None:  # a resumed request was counted and watched when it began
+            self.messages += 1
+            self.used = True
+            if watched:
+                self._watch(message, generation)
         try:
-            commit = self.behaviour(old, message.request)
+            commit = self.behaviour(old, message.request) if resume is None else resume()
         except BaseException as exc:  # the snapshot is untouched
+            if type(exc) is Suspended and self.running is not None:
+                return self.running.suspend(message, generation, exc)
             if watched and not self._unwatch(message, generation):
                 return FENCED  # the watchdog answered the caller
             if generation != self.generation:
@@ -420,8 +459,13 @@ class Cell:
                 return  # it finished in time
             self.generation += 1  # fence: the hung incarnation can no longer commit
             self.inflight = None
-            self.mailbox.turn = threading.Lock()  # the hung run keeps the old one
             hung = self.running
+            if hung is not None:
+                # Retired before anyone can see the fence (the hung run sees it
+                # through `_unwatch`, under this lock): a turn given back now must
+                # not go to it, or it would take queued requests it can never commit.
+                hung.retire()
+            self.mailbox.turn = threading.Lock()  # the hung run keeps the old one
             awaiting = self.awaiting
         if awaiting is not None:
             awaiting.cancel()  # an async hook: cancel it, so its thread is freed
@@ -464,8 +508,14 @@ class Cell:
                 crash = self.process(message, self.generation)
         finally:
             current_cell.reset(token)
-            turn.release()
-            if self.mailbox.queue or not self.ready:
-                self.mailbox.kick()  # something arrived, or a start waits, while we ran
-        if crash is not None and crash is not FENCED and owner is not None:
+            if crash is not SUSPENDED:  # else the request keeps the turn; a worker goes on
+                turn.release()
+                if self.mailbox.queue or not self.ready:
+                    self.mailbox.kick()  # something arrived, or a start waits, while we ran
+        if (
+            crash is not None
+            and crash is not FENCED
+            and crash is not SUSPENDED
+            and owner is not None
+        ):
             owner.crashed(crash, message)

@@ -17,6 +17,10 @@ lock (see `Mailbox`). A host gives turns a thread to run on. The contract:
   with a few threads serve many cells fairly.
 - `Worker.retire` stops serving after the current turn; the worker then calls
   `Turns.ended` once it runs nothing of that incarnation any more.
+- `Worker.hold` and `Worker.resume`: a turn suspended on an async hook keeps
+  the cell's turn but gives its thread back; the worker counts it as running
+  until `resume` queues the rest of it (`_suspension.py`). A worker may refuse
+  to hold (the turn's thread then awaits the hook itself).
 
 Today's host is `ThreadHost` (`_thread_host.py`): one dedicated pykka thread
 per incarnation. A pooled host (a few workers for many cells) is one more
@@ -52,6 +56,15 @@ class Worker(Protocol):
     def wake(self) -> bool:
         """Run a turn soon (the caller hands over the cell's turn with this
         call); False if retired: the caller keeps the turn."""
+
+    def hold(self) -> bool:
+        """The running turn is suspended on an awaitable, its cell's turn held
+        (`_suspension.py`): count it as running until `resume`. False if this
+        worker cannot (the awaitable is then awaited on the turn's thread)."""
+
+    def resume(self) -> None:
+        """Run the rest of a held turn soon (with the cell's turn, which the
+        suspended request hands over), even if retired meanwhile."""
 
     def retire(self) -> None:
         """Serve no turn after the current one; then call `Turns.ended`."""

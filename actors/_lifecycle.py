@@ -29,10 +29,13 @@ import threading
 import time
 from typing import Any, Protocol
 
-from ._cell import FENCED, Cell
+from stateward.core._suspend import Suspended
+
+from ._cell import FENCED, SUSPENDED, Cell
 from ._context import current_cell
 from ._host import Host, Worker
 from ._reply import Reply
+from ._suspension import Suspension, resume_turn, suspend
 
 logger = logging.getLogger("stateward.actors")
 
@@ -91,6 +94,8 @@ class Incarnation:
         self.retired = False
         self.name = cell.name
         self.label = f"stateward:{cell.runtime.name}:{cell.name}"
+        #: A request of its turn waiting for an awaitable (`_suspension.py`).
+        self.suspended: Suspension | None = None
         self.worker: Worker = lifecycle.host.attach(self)
 
     # -- turns (called by the host's worker) ---------------------------------------------
@@ -98,9 +103,14 @@ class Incarnation:
     def run_turn(self, budget: int) -> None:
         """Run up to ``budget`` messages, the start first if it has not run;
         then give the turn back. The caller holds the cell's turn."""
+        suspension = self.suspended
+        if suspension is not None:  # the turn goes on with its suspended request
+            resume_turn(self, suspension, budget)
+            return
         cell = self.cell
         mailbox = cell.mailbox
         turn = mailbox.turn
+        held = True
         token = current_cell.set(cell)
         try:
             if self.retired or (not self.started and not self._start()):
@@ -125,17 +135,24 @@ class Incarnation:
                 except BaseException as exc:  # an error in the runtime itself
                     crash = exc
                 if crash is not None:
-                    if crash is not FENCED:
+                    if crash is SUSPENDED:
+                        held = False  # the suspended request keeps the turn
+                    elif crash is not FENCED:
                         self.crashed(crash, message)
-                    return  # fenced or crashed: this incarnation takes nothing more
+                    return  # suspended, fenced or crashed: this run takes nothing more
         except BaseException as exc:  # pragma: no cover - a fault of the runtime itself
             logger.exception("actor %r: a turn failed", cell.name)
             self.crashed(exc)
         finally:
             current_cell.reset(token)
-            turn.release()
-            if mailbox.queue or not cell.ready:
-                mailbox.kick()  # work is left, or another incarnation waits to start
+            if held:
+                turn.release()
+                if mailbox.queue or not cell.ready:
+                    mailbox.kick()  # work is left, or another incarnation waits to start
+
+    def suspend(self, message: Reply[Any], generation: int, step: Suspended) -> Any:
+        """A request of its turn waits for ``step.awaitable`` (`_suspension.py`)."""
+        return suspend(self.cell, message, generation, step)
 
     def _start(self) -> bool:
         """The first turn: take the generation, recover, run ``on_start``."""

@@ -28,9 +28,16 @@ holds for any number of cells. A hook that blocks holds a shared worker for
 as long as it blocks: give such an actor ``dedicated=True`` (a thread of its
 own, `ThreadHost`). A turn that held a worker longer than `SLOW_TURN_S` is
 logged, once it ends, with the actor's name and that advice (two clock reads
-per turn, not per message). An async hook is awaited on the runtime's event loop while
-the worker waits for it (as with the dedicated host), so it too holds a worker
-for its duration; see docs/concepts.md.
+per turn, not per message).
+
+An async hook (a machine's coroutine hook or guard, an async ``modify``)
+holds no worker while it awaits: its request is suspended with the cell's
+turn held (its next messages wait, in order), the worker goes back to the
+run queue, and when the awaitable is done `PoolWorker.resume` queues the
+rest of the turn like any other (`_suspension.py`). Meanwhile the turn
+counts as running (`PoolWorker.hold`), so a retirement waits for it.
+After-commit hooks, observers and ``on_start`` that are coroutines are
+still awaited by the worker that runs them; see docs/concepts.md.
 """
 
 from __future__ import annotations
@@ -106,6 +113,24 @@ class PoolWorker:
             self._pending += 1
         self.runnable.put(self)
         return True
+
+    def hold(self) -> bool:
+        """The running turn is suspended on an awaitable (`_suspension.py`):
+        it counts as running (a retirement waits for it) until `resume`.
+        False once the end has been reported: then it cannot be resumed here."""
+        with self._lock:
+            if self._ending:
+                return False
+            self._active += 1
+            return True
+
+    def resume(self) -> None:
+        """Queue the rest of a held turn, even if retired meanwhile: it is
+        still this incarnation's turn, and it hands the cell's turn back."""
+        with self._lock:
+            self._active -= 1
+            self._pending += 1
+        self.runnable.put(self)
 
     def retire(self) -> None:
         with self._lock:

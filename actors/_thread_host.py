@@ -104,6 +104,14 @@ class DedicatedWorker:
             self._wakeups.put(_WAKE)
             return True
 
+    def hold(self) -> bool:
+        """No: the thread has nothing else to run, so an async hook is awaited
+        on it, as before suspension existed (`_suspension.py`)."""
+        return False
+
+    def resume(self) -> None:  # pragma: no cover - never held
+        raise RuntimeError("a dedicated worker holds no suspended turn")
+
     def retire(self) -> None:
         with self._lock:
             if self._retired:

@@ -66,7 +66,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ),
     ("core: stores and configs", ["stateward.core._store", "stateward.core._config"]),
     ("core: persistence", ["stateward.core._persist"]),
-    ("core: behaviours", ["stateward.core._behaviours"]),
+    ("core: behaviours", ["stateward.core._suspend", "stateward.core._behaviours"]),
     ("core: public names", ["stateward.core"]),
     (
         "actors: errors and clocks",
@@ -79,6 +79,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "actors: hosts",
         [
             "stateward.actors._host",
+            "stateward.actors._suspension",
             "stateward.actors._lifecycle",
             "stateward.actors._passivation",
             "stateward.actors._pool_host",

@@ -228,5 +228,9 @@ class StateMachine(ActorHandle):
 
     def _behaviour(self, cell: Cell) -> Behaviour:
         return machine_behaviour(
-            self._spec, machine=cell.name, clock=cell.runtime.clock, run_async=cell.run_async
+            self._spec,
+            machine=cell.name,
+            clock=cell.runtime.clock,
+            run_async=cell.run_async,
+            suspend=True,  # an async hook suspends the turn (actors/_suspension.py)
         )
