@@ -44,6 +44,7 @@ from ._mailbox import Mailbox
 from ._reply import Reply
 from ._stats import ActorStats, ErrorReport
 from .stores import Store
+from .stores._group_commit import flush_staged
 
 logger = logging.getLogger("stateward.actors")
 
@@ -119,6 +120,9 @@ class Cell:
         self.name = name
         self.kind = kind
         self.snapshot = snapshot
+        #: The newest snapshot committed in the running turn but not yet
+        #: written: staged by a pooled worker's commit batch (`_commit_batch`).
+        self.staged: Any = None
         #: The handle's ``__dict__``, when the handle shows ``snapshot`` as a
         #: plain attribute: every publish writes it there too.
         self.mirror: dict[str, Any] | None = None
@@ -186,6 +190,7 @@ class Cell:
         cancels it: the coroutine sees `asyncio.CancelledError` and this thread
         goes on.
         """
+        flush_staged()  # the worker is about to wait: answer what it has staged
         future = self.runtime._submit_async(awaitable, self)
         self.awaiting = future
         try:
@@ -281,13 +286,17 @@ class Cell:
         caller's thread.
         """
         self.messages += 1
-        old = self.snapshot
+        old = self.staged  # a commit of this turn not yet written (see _commit_batch)
+        if old is None:
+            old = self.snapshot
         watched = self.deadline is not None
         if watched:
             self._watch(message, generation)
         try:
             commit = self.behaviour(old, message.request)
         except BaseException as exc:  # the snapshot is untouched
+            if self.staged is not None:
+                flush_staged()  # answer what ran before it first (a failed write fences it)
             if watched and not self._unwatch(message, generation):
                 return FENCED  # the watchdog answered the caller
             if generation != self.generation:
@@ -308,11 +317,16 @@ class Cell:
         store = self.store
         if store is not None:
             try:
-                store.commit(self.name, self.codec, old, commit.snapshot)  # type: ignore[arg-type]
+                staged = store.commit(self.name, self.codec, old, commit.snapshot)  # type: ignore[arg-type]
             except BaseException as exc:  # not durable: not committed, and a crash
+                if self.staged is not None:
+                    flush_staged()
                 self.failures += 1
                 self.last_error = exc
                 return exc
+            if staged is not None:  # a pooled worker's batch publishes and answers it
+                staged.defer(self, message, commit, generation)
+                return None
         new = commit.snapshot
         self.snapshot = new  # publish: readers see it from now on
         mirror = self.mirror

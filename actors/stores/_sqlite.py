@@ -24,7 +24,7 @@ from stateward.core import decode, encode
 from stateward.core._persist import DefinitionMismatch, KindCodec, RecordUpgrades
 
 from .._errors import ActorOwned, RecoveryError, StoreWriteError
-from ._group_commit import GroupCommit, Pending
+from ._group_commit import GroupCommit, Pending, group, staging
 from ._ownership import MY_PID, MY_START, describe_owner, owner_is_live
 from ._protocol import RecoveryReport, StoredActor
 from ._records import encode_record, journal_entry, recover_records
@@ -213,15 +213,35 @@ class SQLiteStore(GroupCommit, SnapshotWriter):
             raise StoreWriteError(name, f"SQLite refused the new actor ({exc})", exc) from exc
         self._file.check_after_write((name,))
 
-    def commit(self, name: str, codec: KindCodec, old: Any, new: Any) -> None:
+    def commit(self, name: str, codec: KindCodec, old: Any, new: Any) -> Any:
+        """Make one commit durable before returning, or stage it.
+
+        On a pooled worker running a turn of the committing actor, the commit
+        is *staged* instead: its entry joins the worker's commit batch, which
+        is returned, and is written with the other commits of that batch in
+        one transaction (`write_staged`) before any of them is published or
+        answered. Otherwise: returns None once the commit is durable.
+        """
         if self.durability == "snapshot":
             self._mark_dirty(name, codec, new)
-            return
+            return None
         item = journal_entry(name, codec, old, new, self.snapshot_every)
+        batch = staging.batch
+        if batch is not None and batch.stage(self, item):
+            return batch
         if self.durability == "strict":
             self._write([item])
-            return
-        self._write_batched(item)
+        else:
+            self._write_batched(item)
+        return None
+
+    def write_staged(self, items: list[Pending]) -> None:
+        """Write the entries of several staged commits in one transaction,
+        durably per the mode: all of them, or (raising `StoreWriteError`) none."""
+        if self.durability == "strict":
+            self._write(items)
+        else:
+            self._write_batched(group(items))
 
     def _write(self, items: list[Pending]) -> None:
         """Write journal entries, and the snapshots due with them, atomically.
