@@ -45,6 +45,7 @@ from ._mailbox import Mailbox
 from ._reply import Reply
 from ._stats import ActorStats, ErrorReport
 from .stores import Store
+from .stores._group_commit import flush_staged
 
 logger = logging.getLogger("stateward.actors")
 
@@ -145,6 +146,9 @@ class Cell:
         self.name = name
         self.kind = kind
         self.snapshot = snapshot
+        #: The newest snapshot committed in the running turn but not yet
+        #: written: staged by a pooled worker's commit batch (`_commit_batch`).
+        self.staged: Any = None
         #: The handle's ``__dict__``, when the handle shows ``snapshot`` as a
         #: plain attribute: every publish writes it there too.
         self.mirror: dict[str, Any] | None = None
@@ -218,6 +222,7 @@ class Cell:
         cancels it: the coroutine sees `asyncio.CancelledError` and this thread
         goes on.
         """
+        flush_staged()  # the worker is about to wait: answer what it has staged
         future = self.runtime._submit_async(awaitable, self)
         self.awaiting = future
         try:
@@ -353,7 +358,9 @@ class Cell:
         Runs with the turn held, on a host's worker or inline on a blocked
         caller's thread.
         """
-        old = self.snapshot
+        old = self.staged  # a commit of this turn not yet written (see _commit_batch)
+        if old is None:
+            old = self.snapshot
         watched = self.deadline is not None
         if resume is None:  # a resumed request was counted and watched when it began
             self.messages += 1
@@ -363,6 +370,10 @@ class Cell:
         try:
             commit = self.behaviour(old, message.request) if resume is None else resume()
         except BaseException as exc:  # the snapshot is untouched
+            if self.staged is not None:
+                # Answer what ran before it first (a failed write fences it),
+                # also before a suspension: those callers wait for no awaitable.
+                flush_staged()
             if type(exc) is Suspended and self.running is not None:
                 return self.running.suspend(message, generation, exc)
             if watched and not self._unwatch(message, generation):
@@ -385,11 +396,16 @@ class Cell:
         store = self.store
         if store is not None:
             try:
-                store.commit(self.name, self.codec, old, commit.snapshot)  # type: ignore[arg-type]
+                staged = store.commit(self.name, self.codec, old, commit.snapshot)  # type: ignore[arg-type]
             except BaseException as exc:  # not durable: not committed, and a crash
+                if self.staged is not None:
+                    flush_staged()
                 self.failures += 1
                 self.last_error = exc
                 return exc
+            if staged is not None:  # a pooled worker's batch publishes and answers it
+                staged.defer(self, message, commit, generation)
+                return None
         new = commit.snapshot
         self.snapshot = new  # publish: readers see it from now on
         mirror = self.mirror

@@ -30,7 +30,7 @@ implementation of the same protocol.
 from __future__ import annotations
 
 import threading
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Turns(Protocol):
@@ -40,6 +40,8 @@ class Turns(Protocol):
     label: str
     #: The actor's name, for reports.
     name: str
+    #: The cell whose turns these are (a pooled worker stages its commits).
+    cell: Any
 
     def run_turn(self, budget: int) -> None:
         """Run up to ``budget`` of the cell's messages; the caller holds the

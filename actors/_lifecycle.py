@@ -36,6 +36,7 @@ from ._context import current_cell
 from ._host import Host, Worker
 from ._reply import Reply
 from ._suspension import Suspension, resume_turn, suspend
+from .stores._group_commit import flush_staged, staging
 
 logger = logging.getLogger("stateward.actors")
 
@@ -128,6 +129,8 @@ class Incarnation:
                 if not message.claim():
                     continue  # withdrawn: its caller already gave up on it
                 if type(message.request) is Stop:
+                    if cell.staged is not None:
+                        flush_staged()  # what ran before the stop is answered first
                     self._stop_for(message.request, message)
                     return
                 try:
@@ -145,7 +148,10 @@ class Incarnation:
             self.crashed(exc)
         finally:
             current_cell.reset(token)
-            if held:
+            # A suspended request keeps the turn (`_suspension.py`). With
+            # commits staged by a pooled worker's batch, the batch gives the
+            # turn back once they are written and answered (_commit_batch).
+            if held and (cell.staged is None or not staging.batch.hold(cell, turn)):
                 turn.release()
                 if mailbox.queue or not cell.ready:
                     mailbox.kick()  # work is left, or another incarnation waits to start

@@ -52,7 +52,9 @@ import pykka
 
 from stateward.core import ArgumentTypeError, ArgumentValueError
 
+from ._commit_batch import FLUSH_AFTER, CommitBatch
 from ._host import Turns
+from .stores._group_commit import flush_staged, staging
 
 logger = logging.getLogger("stateward.actors")
 
@@ -154,9 +156,12 @@ class PoolWorker:
                 self._active += 1
         if has_turn:
             started = time.monotonic()
+            batch = staging.batch
+            batch.cell = self.turns.cell  # its commits are staged in this thread's batch
             try:
                 self.turns.run_turn(POOL_TURN_BUDGET)
             finally:
+                batch.cell = None
                 with self._lock:
                     self._active -= 1
             held = time.monotonic() - started
@@ -168,6 +173,7 @@ class PoolWorker:
             if end:
                 self._ending = True
         if end:
+            flush_staged()  # its staged commits are answered before it counts as ended
             try:
                 self.turns.ended()
             finally:
@@ -215,16 +221,37 @@ class _PooledThread(pykka.ThreadingActor):
         self.pool._threads.append(thread)
 
     def on_receive(self, message: Any) -> None:
-        """Run turns from the pool's run queue until it closes (a None)."""
+        """Run turns from the pool's run queue until it closes (a None).
+
+        Commits staged by the turns run in a row are written together: the
+        thread flushes its batch (`CommitBatch`) when the run queue is empty,
+        when the batch is full, and before it ends.
+        """
         get = self.runnable.get
-        while True:
-            worker = get()
-            if worker is None:
-                return
+        batch = staging.batch = CommitBatch()
+        try:
+            while True:
+                if batch:
+                    try:
+                        worker = get(False)
+                    except queue.Empty:
+                        batch.flush()
+                        continue
+                else:
+                    worker = get()
+                if worker is None:
+                    return
+                try:
+                    worker.run()
+                    if len(batch) >= FLUSH_AFTER:
+                        batch.flush()
+                except BaseException:  # pragma: no cover - run_turn catches everything
+                    logger.exception("a stateward pooled worker failed")
+        finally:
             try:
-                worker.run()
-            except BaseException:  # pragma: no cover - run_turn catches everything
-                logger.exception("a stateward pooled worker failed")
+                batch.flush()
+            finally:
+                staging.batch = None
 
 
 class PoolHost:
