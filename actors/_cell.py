@@ -21,6 +21,7 @@ from __future__ import annotations
 import concurrent.futures
 import datetime
 import inspect
+import itertools
 import logging
 import threading
 from collections.abc import Awaitable, Callable
@@ -87,18 +88,105 @@ class Owner(Protocol):
     ) -> concurrent.futures.Future[Any]: ...
 
 
+class Maker(Protocol):
+    """What binds a cell's behaviour (its handle, one layer up)."""
+
+    def _behaviour(self, cell: Cell) -> Behaviour: ...
+
+
 class Running(Protocol):
     """The incarnation that runs a cell's requests (`_lifecycle.Incarnation`)."""
 
     def crashed(self, cause: BaseException, message: Reply[Any] | None = None) -> None: ...
 
 
+#: How many locks each shared role has (see `_Stripes`).
+STRIPES = 64
+
+
+class _Stripes:
+    """A fixed set of locks for one role, shared by every cell: a cell has no
+    lock of its own. Each role has its own set, so two roles never map to one
+    lock; a role's lock is a leaf (nothing else is taken while it is held), so
+    cells sharing one cannot deadlock."""
+
+    __slots__ = ("_locks", "_next")
+
+    def __init__(self) -> None:
+        self._locks = tuple(threading.Lock() for _ in range(STRIPES))
+        self._next = itertools.count()
+
+    def pick(self) -> threading.Lock:
+        """The next lock, round robin (``next`` on a count is atomic)."""
+        return self._locks[next(self._next) % STRIPES]
+
+    def of(self, owner: object) -> threading.Lock:
+        """The lock of ``owner``, by identity (costs ``owner`` nothing to keep)."""
+        return self._locks[(id(owner) >> 4) % STRIPES]
+
+
+#: Orders a reply's done-callbacks and waiters (`Reply`).
+_callback_locks = _Stripes()
+#: Orders a deadline fence against the end of the fenced request (`Cell.commit_lock`).
+_commit_locks = _Stripes()
+#: Orders changes to a cell's observers.
+_observer_locks = _Stripes()
+#: Orders the making of a cell's stopped event against the cell stopping.
+_event_locks = _Stripes()
+
+
 class Cell:
     """What a handle and its actor share. Only the holder of the turn writes
-    the snapshot and the counters; any thread may read them."""
+    the snapshot and the counters; any thread may read them.
 
-    #: The kind's behaviour from core, bound to this cell; set by the handle
-    #: right after it makes the cell, before the actor starts.
+    An idle cell holds its name, its snapshot (shared with the other machines
+    of its definition until its first commit), a mailbox with no queue, and
+    counters: no lock, no event and no thread of its own. Its behaviour is
+    bound on first use.
+    """
+
+    __slots__ = (
+        "_stopped",
+        "_stopped_event",
+        "_watchdog",
+        "awaiting",
+        "behaviour",
+        "callback_lock",
+        "claimed",
+        "codec",
+        "deadline",
+        "failures",
+        "generation",
+        "hook_errors",
+        "inflight",
+        "kind",
+        "last_error",
+        "lifecycle",
+        "mailbox",
+        "maker",
+        "messages",
+        "mirror",
+        "name",
+        "observers",
+        "on_error",
+        "on_start",
+        "ready",
+        "recovered",
+        "released",
+        "restarts",
+        "running",
+        "runtime",
+        "snapshot",
+        "stop_reason",
+        "store",
+        "supervisor",
+        "thread",
+        "version_of",
+        "view",
+    )
+
+    #: The kind's behaviour from core, bound to this cell on first use (by
+    #: `__getattr__`, through ``maker``).
     behaviour: Behaviour
 
     def __init__(
@@ -114,6 +202,7 @@ class Cell:
         deadline: float | None = None,
         on_start: Callable[[Any], Any] | None = None,
         codec: KindCodec | None = None,
+        maker: Maker | None = None,
     ) -> None:
         self.runtime = runtime
         self.name = name
@@ -128,15 +217,15 @@ class Cell:
         self.deadline = deadline
         self.on_start = on_start
         self.codec = codec
+        #: What binds the behaviour when the cell first needs it (the handle).
+        self.maker = maker
         self.store = runtime.store if codec is not None else None
         self.released = False
         self.claimed = False
         self.recovered = False
         self.observers: tuple[Callable[[Any, Any], Any], ...] = ()
-        self.observer_lock = threading.Lock()
-        self.callback_lock = threading.Lock()
-        self.mailbox = Mailbox(self._refuse)
-        self.commit_lock = threading.Lock()
+        self.callback_lock = _callback_locks.pick()
+        self.mailbox = Mailbox(self)
         #: Its lifecycle (`_lifecycle.Lifecycle`), set when it starts.
         self.lifecycle: Any = None
         #: The supervisor it runs under, set by the lifecycle.
@@ -148,14 +237,17 @@ class Cell:
         #: Whether an incarnation has started and takes requests.
         self.ready = False
         #: The thread that started the current incarnation (its worker's, with
-        #: a dedicated host); for diagnostics.
+        #: a dedicated host; the creating thread's when it started inline);
+        #: for diagnostics.
         self.thread: threading.Thread | None = None
         #: The async hook the turn's holder is waiting for, if any.
         self.awaiting: concurrent.futures.Future[Any] | None = None
         self.inflight: Reply[Any] | None = None
         self._watchdog: Cancel | None = None
-        self.started = threading.Event()
-        self.stopped = threading.Event()
+        #: Whether the actor has stopped (its last incarnation ended), and the
+        #: event that tells waiters so, made only when someone waits.
+        self._stopped = False
+        self._stopped_event: threading.Event | None = None
         self.stop_reason: str | None = None
         self.messages = 0
         self.failures = 0
@@ -163,11 +255,84 @@ class Cell:
         self.restarts = 0
         self.last_error: BaseException | None = None
 
+    def __getattr__(self, name: str) -> Any:
+        # Only for a slot not set yet: the behaviour, bound on first use.
+        if name == "behaviour":
+            maker = self.maker
+            if maker is not None:
+                behaviour = maker._behaviour(self)
+                self.behaviour = behaviour
+                return behaviour
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    # -- locks shared with other cells -------------------------------------------------
+
+    @property
+    def commit_lock(self) -> threading.Lock:
+        """Orders a deadline fence against the end of the request it fences."""
+        return _commit_locks.of(self)
+
+    @property
+    def observer_lock(self) -> threading.Lock:
+        """Orders changes to `observers`."""
+        return _observer_locks.of(self)
+
+    # -- stopped -------------------------------------------------------------------------
+
+    @property
+    def is_stopped(self) -> bool:
+        """Whether the actor has stopped (and its last incarnation ended)."""
+        return self._stopped
+
+    def mark_stopped(self) -> None:
+        with _event_locks.of(self):
+            self._stopped = True
+            event = self._stopped_event
+        if event is not None:
+            event.set()
+
+    def clear_stopped(self) -> None:
+        with _event_locks.of(self):
+            self._stopped = False
+            event = self._stopped_event
+            if event is not None:
+                event.clear()
+
+    @property
+    def stopped(self) -> threading.Event:
+        """An event set once the actor has stopped: made for whoever waits."""
+        event = self._stopped_event
+        if event is None:
+            with _event_locks.of(self):
+                event = self._stopped_event
+                if event is None:
+                    event = threading.Event()
+                    if self._stopped:
+                        event.set()
+                    self._stopped_event = event
+        return event
+
+    def wait_stopped(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the actor to stop; True if it has."""
+        if self._stopped:
+            return True
+        return self.stopped.wait(timeout)
+
     # -- errors and reports ------------------------------------------------------------
 
     def _refuse(self, reply: Reply[Any]) -> None:
         if reply.claim():
             reply.set_exception(self.stopped_error())
+
+    def dispatch(self) -> None:
+        """Hand the turn (held by the caller) to the lifecycle, which gives it
+        to a worker; with no lifecycle yet, give it back: the first start
+        dispatches."""
+        lifecycle = self.lifecycle
+        if lifecycle is None:
+            self.mailbox.turn.release()
+        else:
+            lifecycle.dispatch()
 
     @property
     def default_timeout(self) -> float:
@@ -237,7 +402,7 @@ class Cell:
         return ActorStats(
             name=self.name,
             kind=self.kind,
-            alive=not self.stopped.is_set() and self.mailbox.closed_reason is None,
+            alive=not self._stopped and self.mailbox.closed_reason is None,
             messages=self.messages,
             failures=self.failures,
             hook_errors=self.hook_errors,

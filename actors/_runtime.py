@@ -435,7 +435,7 @@ class Runtime:
         for handle in reversed(handles):  # any left outside the tree
             cell = handle._cell
             handle._stop(reason, max(0.0, deadline - time.monotonic()), wait=True)
-            if not cell.stopped.is_set() and handle.name not in abandoned:
+            if not cell.is_stopped and handle.name not in abandoned:
                 cell.lifecycle.abandon(reason)
                 abandoned.append(handle.name)
         self.host.close(max(0.0, deadline - time.monotonic()))

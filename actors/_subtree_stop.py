@@ -30,7 +30,7 @@ class SubtreeStop:
     shutdown_timeout: float
     _lock: threading.Lock
     _children: list[Child]
-    _by_target: dict[int, Child]
+    _by_target: dict[Any, Child]
     _stopping: bool
     _stop_reason: str
     _crashed_in_stop: list[str]
@@ -94,9 +94,13 @@ class SubtreeStop:
                 )
                 abandoned.append(child.name)
             with self._lock:
-                if child in self._children:
-                    self._children.remove(child)
-                    del self._by_target[id(child.target)]
+                if self._by_target.get(child.target) is child:
+                    del self._by_target[child.target]
+                    children_now = self._children
+                    if children_now and children_now[-1] is child:
+                        children_now.pop()  # newest first: it is the last, mostly
+                    else:
+                        children_now.remove(child)
             if not child.is_supervisor:
                 self.runtime._forget_cell(child.target.cell)
             self._emit([self._event("stopped", child.name)])

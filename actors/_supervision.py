@@ -137,7 +137,7 @@ class ShutdownReport:
             raise ShutdownIncomplete(self)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Child:
     name: str
     target: Any  # a Lifecycle (an actor), or a Supervisor

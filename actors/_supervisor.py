@@ -140,9 +140,11 @@ class Supervisor(SubtreeStop):
         self.restart_type = restart
         self._lock = threading.Lock()
         self._children: list[Child] = []
-        #: The same children by ``id(target)``: a child's start and exit find
-        #: it at once, not by a scan (O(N) per start made N starts O(N^2)).
-        self._by_target: dict[int, Child] = {}
+        #: The same children by target (hashed by identity): a child's start
+        #: and exit find it at once, not by a scan (O(N) per start made N
+        #: starts O(N^2)); keyed by the target itself, not its ``id``, which
+        #: would be one more int object per child.
+        self._by_target: dict[Any, Child] = {}
         self._subscribers: list[Callable[[SupervisorEvent], Any]] = []
         self._stopping = False
         self._stop_reason = ""
@@ -232,7 +234,7 @@ class Supervisor(SubtreeStop):
                     or f"supervisor {self.name!r} stopped",
                 )
             self._children.append(child)
-            self._by_target[id(target)] = child
+            self._by_target[target] = child
         self._emit([self._event("started", child.name)])
 
     def _add_actor(self, actor: Lifecycle, restart: str) -> None:
@@ -247,12 +249,12 @@ class Supervisor(SubtreeStop):
             if child is None:
                 return
             self._children.remove(child)
-            del self._by_target[id(target)]
+            del self._by_target[target]
             if child.pending is not None:
                 child.pending.cancel()
 
     def _find(self, target: Any) -> Child | None:
-        return self._by_target.get(id(target))
+        return self._by_target.get(target)
 
     # -- events ----------------------------------------------------------------------
 

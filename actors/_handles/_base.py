@@ -66,8 +66,8 @@ class ActorHandle:
             deadline=options.deadline,
             on_start=options.on_start,
             codec=codec,
+            maker=self,
         )
-        self._cell.behaviour = self._behaviour(self._cell)
         if self._mirrored:
             self.__dict__["snapshot"] = snapshot
             self._cell.mirror = self.__dict__
@@ -116,7 +116,7 @@ class ActorHandle:
     def alive(self) -> bool:
         """Whether the actor still takes requests."""
         cell = self._cell
-        return cell.mailbox.closed_reason is None and not cell.stopped.is_set()
+        return cell.mailbox.closed_reason is None and not cell.is_stopped
 
     def stats(self) -> Any:
         """This actor's `ActorStats`."""

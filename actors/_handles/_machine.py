@@ -48,48 +48,41 @@ _shared: dict[Any, _Shared] = {}
 _SHARED_MAX = 1024
 
 
+class _Unshared(Exception):
+    """A definition part that is not read into a shared definition."""
+
+
 def _frozen(part: Any) -> Any:
-    """A hashable copy of a definition's part (a mapping, a list of targets,
-    a list of events), or `_UNSHARED` when it comes in a container whose
-    reading could differ from the spec's own (a one-shot iterable, a custom
-    mapping): that definition is then built for the machine alone, as given."""
-    if part is None or isinstance(part, str):
+    """A hashable copy of a definition's part: a ``{state: [targets]}`` or
+    ``{event: "a -> b"}`` dict, a list of events, a str or None. Raises
+    `_Unshared` for a part in another container (a one-shot iterable, a
+    custom mapping), whose reading could differ from the spec's own: that
+    definition is then built for the machine alone, as given. (An unhashable
+    value inside shows when the key is hashed.)"""
+    if part is None or type(part) is str:
         return part
     if type(part) is dict:
-        return ("mapping", tuple((key, _frozen(value)) for key, value in part.items()))
-    if isinstance(part, (list, tuple)):
-        return ("items", tuple(_frozen(item) for item in part))
-    return part if _hashable(part) and not isinstance(part, Iterable) else _UNSHARED
+        items = []
+        for key, value in part.items():
+            kind = type(value)
+            if kind is list or kind is tuple:
+                value = ("items", tuple(value))
+            elif not (kind is str or value is None) and isinstance(value, Iterable):
+                raise _Unshared
+            items.append((key, value))
+        return ("mapping", tuple(items))
+    if type(part) is list or type(part) is tuple:
+        return ("items", tuple(part))
+    raise _Unshared
 
 
 def _thawed(part: Any) -> Any:
     """`_frozen`'s input again (lists as tuples)."""
-    if type(part) is not tuple or not part or part[0] not in ("mapping", "items"):
+    if type(part) is not tuple:
         return part
     if part[0] == "mapping":
         return {key: _thawed(value) for key, value in part[1]}
-    return tuple(_thawed(item) for item in part[1])
-
-
-_UNSHARED = object()
-
-
-def _hashable(value: object) -> bool:
-    try:
-        hash(value)
-    except TypeError:
-        return False
-    return True
-
-
-def _shareable(key: tuple[Any, ...]) -> bool:
-    return _hashable(key) and not _contains(key, _UNSHARED)
-
-
-def _contains(part: Any, marker: object) -> bool:
-    if part is marker:
-        return True
-    return type(part) is tuple and any(_contains(item, marker) for item in part)
+    return part[1]
 
 
 def _remember(key: Any, spec: MachineSpec, source: object = None) -> _Shared:
@@ -104,10 +97,11 @@ def _plain(
     initial_state: Any, transitions: Any, events: Any, history_limit: int
 ) -> MachineSpec | _Shared:
     """The definition shared by the machines defined the same plain way."""
-    key = (_frozen(initial_state), _frozen(transitions), _frozen(events), history_limit)
-    if not _shareable(key):
+    try:
+        key = (initial_state, _frozen(transitions), _frozen(events), history_limit)
+        shared = _shared.get(key)
+    except (_Unshared, TypeError):  # TypeError: an unhashable value in it
         return MachineSpec(initial_state, transitions, events=events, history_limit=history_limit)
-    shared = _shared.get(key)
     if shared is None:
         spec = MachineSpec(
             initial_state,
@@ -131,22 +125,23 @@ def _of_spec(spec: MachineSpec) -> _Shared:
 def _of_builder(builder: MachineBuilder) -> MachineSpec | _Shared:
     """The spec built from ``builder`` as it is now, shared with the machines
     made from it before as long as its content has not changed since."""
-    key = (
-        "builder",
-        id(builder),
-        _frozen(builder.initial),
-        _frozen(builder.transitions),
-        _frozen(builder.events),
-        _frozen(builder.states),
-        builder.history_limit,
-        builder.name,
-        tuple(builder._hooks),
-        tuple(builder._effects.items()),
-        tuple(builder._extra_events),
-    )
-    if not _shareable(key):
+    try:
+        key = (
+            "builder",
+            id(builder),
+            builder.initial,
+            _frozen(builder.transitions),
+            _frozen(builder.events),
+            _frozen(builder.states),
+            builder.history_limit,
+            builder.name,
+            tuple(builder._hooks),
+            tuple(builder._effects.items()),
+            tuple(builder._extra_events),
+        )
+        shared = _shared.get(key)
+    except (_Unshared, TypeError):  # TypeError: an unhashable value in it
         return builder.build()
-    shared = _shared.get(key)
     if shared is None or shared.source is not builder:
         shared = _remember(key, builder.build(), builder)
     return shared
