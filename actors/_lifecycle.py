@@ -80,18 +80,37 @@ def stop_request(
 
 
 class Incarnation:
-    """One life of a cell, served by one worker of a host."""
+    """One life of a cell, served by one worker of a host.
+
+    An incarnation that started on the creating thread (`Lifecycle.start`)
+    has no worker until its first turn: an idle cell holds none. It is
+    attached to its host when a turn is first handed to it (`wake`); one
+    retired before that never is, and ends at once (`retire`).
+    """
 
     __slots__ = ("cell", "epoch", "generation", "lifecycle", "retired", "started", "worker")
 
-    def __init__(self, lifecycle: Lifecycle, epoch: int) -> None:
+    def __init__(self, lifecycle: Lifecycle, epoch: int, *, attach: bool = True) -> None:
         self.lifecycle = lifecycle
         self.cell = lifecycle.cell
         self.epoch = epoch
         self.generation = -1  # taken in its first turn
         self.started = False
         self.retired = False
-        self.worker: Worker = lifecycle.host.attach(self)
+        self.worker: Worker | None = lifecycle.host.attach(self) if attach else None
+
+    def wake(self) -> bool:
+        """Hand a turn (held by the caller) to the worker, attaching one
+        first if it has none; False if retired: the caller keeps the turn."""
+        worker = self.worker
+        if worker is None:
+            with self.lifecycle.ready_lock:  # against `retire`: never attach a retired one
+                if self.retired:
+                    return False
+                worker = self.worker
+                if worker is None:
+                    self.worker = worker = self.lifecycle.host.attach(self)
+        return worker.wake()
 
     @property
     def name(self) -> str:
@@ -224,21 +243,32 @@ class Incarnation:
 
     # -- ending -----------------------------------------------------------------------------
 
-    def retire(self, *, end_here: bool = False) -> None:
+    def retire(self, *, end_here: bool = False, locked: bool = False) -> bool:
         """Run nothing after the current message; the worker then ends (on
         this thread, if ``end_here`` and the worker runs nothing: the caller
-        holds no lifecycle lock)."""
+        holds no lifecycle lock).
+
+        One with no worker (never handed a turn) ends here and now, unless
+        the caller holds its lifecycle's lock (``locked``): then this returns
+        True and the caller calls `ended` once it has let the lock go.
+        """
         lifecycle = self.lifecycle
         with lifecycle.ready_lock:
             if self.retired:
-                return
+                return False
             self.retired = True
             if lifecycle.incarnation is self:
                 self.cell.ready = False
-        if end_here:
-            self.worker.retire(end_here=True)
+            worker = self.worker  # stays None once retired (see `wake`)
+        if worker is None:
+            if locked:
+                return True
+            self.ended()
+        elif end_here:
+            worker.retire(end_here=True)
         else:
-            self.worker.retire()
+            worker.retire()
+        return False
 
     def crashed(self, cause: BaseException, message: Reply[Any] | None = None) -> None:
         """This incarnation failed: retire it, let the supervisor decide, then
@@ -316,10 +346,12 @@ class Lifecycle:
         """
         with self._lock:
             previous = self.incarnation
-            if previous is not None:
-                previous.retire()
-            self.incarnation = incarnation = Incarnation(self, self.epoch)
-        if previous is None and self.host.starts_inline and self.cell.on_start is None:
+            end_previous = previous is not None and previous.retire(locked=True)
+            inline = previous is None and self.host.starts_inline and self.cell.on_start is None
+            self.incarnation = incarnation = Incarnation(self, self.epoch, attach=not inline)
+        if end_previous:
+            previous.ended()  # type: ignore[union-attr]
+        if inline:
             self._start_here(incarnation)
         self.cell.mailbox.kick()
 
@@ -364,7 +396,7 @@ class Lifecycle:
             incarnation is not None
             and not incarnation.retired
             and (mailbox.queue or not incarnation.started)
-            and incarnation.worker.wake()
+            and incarnation.wake()
         ):
             return
         mailbox.turn.release()
@@ -454,8 +486,9 @@ class Lifecycle:
         longest = threading.TIMEOUT_MAX  # a deadline of 1e300 s: wait that long
         cell.wait_stopped(min(longest, max(0.0, deadline - time.monotonic())))
         incarnation = self.incarnation
-        if incarnation is not None:
-            incarnation.worker.join(min(longest, max(0.0, deadline - time.monotonic())))
+        worker = incarnation.worker if incarnation is not None else None
+        if worker is not None:
+            worker.join(min(longest, max(0.0, deadline - time.monotonic())))
         return cell.is_stopped
 
     def stop(self, reason: str, timeout: float, *, wait: bool, terminal: bool = True) -> None:

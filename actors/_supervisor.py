@@ -78,7 +78,11 @@ class Owner(Protocol):
     @property
     def root(self) -> Supervisor: ...
 
+    _subscribers: list[Callable[[SupervisorEvent], Any]]
+
     def _count_event(self, event: SupervisorEvent) -> None: ...
+
+    def _count_kind(self, kind: str) -> None: ...
 
     def _forget_cell(self, cell: Any) -> None: ...
 
@@ -223,7 +227,10 @@ class Supervisor(SubtreeStop):
             raise ValueError(
                 f"unknown restart type {restart!r}; use one of {', '.join(RESTART_TYPES)}"
             )
-        child = Child(name, target, restart, last_start=self.clock.monotonic())
+        # Its start time stays 0.0 until a restart: it only decides whether a
+        # failure resets the count of consecutive restarts, which is 0 anyway
+        # before the first restart (and a clock read per child is not free).
+        child = Child(name, target, restart)
         with self._lock:
             if self._stopping:
                 raise SupervisorStopped(
@@ -235,7 +242,10 @@ class Supervisor(SubtreeStop):
                 )
             self._children.append(child)
             self._by_target[target] = child
-        self._emit([self._event("started", child.name)])
+        if self._subscribers or self.runtime._subscribers:
+            self._emit([self._event("started", child.name)])
+        else:  # nobody listens: count it, and make no event
+            self.runtime._count_kind("started")
 
     def _add_actor(self, actor: Lifecycle, restart: str) -> None:
         actor.cell.supervisor = self

@@ -97,6 +97,18 @@ def _plain(
     initial_state: Any, transitions: Any, events: Any, history_limit: int
 ) -> MachineSpec | _Shared:
     """The definition shared by the machines defined the same plain way."""
+    global _last
+    last = _last
+    if (
+        last is not None
+        and transitions is last[0]
+        and events is last[1]
+        and initial_state == last[2]
+        and history_limit == last[3]
+        and transitions == last[4]
+        and events == last[5]
+    ):
+        return last[6]  # the same objects as last time, with the same content
     try:
         key = (initial_state, _frozen(transitions), _frozen(events), history_limit)
         shared = _shared.get(key)
@@ -110,7 +122,25 @@ def _plain(
             history_limit=history_limit,
         )
         shared = _remember(key, spec)
+    _last = (transitions, events, initial_state, history_limit, _copy(transitions), _copy(events), shared)
     return shared
+
+
+#: The plain definition read last: its transitions and events objects, a copy
+#: of their content (compared in C, it tells whether they changed since), and
+#: what they were read into. Machines are mostly made in a row from one
+#: definition; this spares reading it again for each.
+_last: tuple[Any, ...] | None = None
+
+
+def _copy(part: Any) -> Any:
+    """A copy of a dict or list part that compares equal to it (==) while
+    its content stays the same."""
+    if type(part) is dict:
+        return {key: list(value) if type(value) is list else value for key, value in part.items()}
+    if type(part) is list:
+        return list(part)
+    return part
 
 
 def _of_spec(spec: MachineSpec) -> _Shared:
