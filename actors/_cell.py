@@ -21,7 +21,6 @@ from __future__ import annotations
 import concurrent.futures
 import datetime
 import inspect
-import itertools
 import logging
 import threading
 from collections.abc import Awaitable, Callable
@@ -38,7 +37,8 @@ from stateward.core import (
 )
 from stateward.core._behaviours import Behaviour
 
-from ._clock import Cancel, Timer
+from ._cell_state import CellState, callback_locks, commit_locks, observer_locks
+from ._clock import Timer
 from ._context import current_cell
 from ._errors import ActorCrashed, ActorStopped, DeadlineExceeded
 from ._mailbox import Mailbox
@@ -100,42 +100,7 @@ class Running(Protocol):
     def crashed(self, cause: BaseException, message: Reply[Any] | None = None) -> None: ...
 
 
-#: How many locks each shared role has (see `_Stripes`).
-STRIPES = 64
-
-
-class _Stripes:
-    """A fixed set of locks for one role, shared by every cell: a cell has no
-    lock of its own. Each role has its own set, so two roles never map to one
-    lock; a role's lock is a leaf (nothing else is taken while it is held), so
-    cells sharing one cannot deadlock."""
-
-    __slots__ = ("_locks", "_next")
-
-    def __init__(self) -> None:
-        self._locks = tuple(threading.Lock() for _ in range(STRIPES))
-        self._next = itertools.count()
-
-    def pick(self) -> threading.Lock:
-        """The next lock, round robin (``next`` on a count is atomic)."""
-        return self._locks[next(self._next) % STRIPES]
-
-    def of(self, owner: object) -> threading.Lock:
-        """The lock of ``owner``, by identity (costs ``owner`` nothing to keep)."""
-        return self._locks[(id(owner) >> 4) % STRIPES]
-
-
-#: Orders a reply's done-callbacks and waiters (`Reply`).
-_callback_locks = _Stripes()
-#: Orders a deadline fence against the end of the fenced request (`Cell.commit_lock`).
-_commit_locks = _Stripes()
-#: Orders changes to a cell's observers.
-_observer_locks = _Stripes()
-#: Orders the making of a cell's stopped event against the cell stopping.
-_event_locks = _Stripes()
-
-
-class Cell:
+class Cell(CellState):
     """What a handle and its actor share. Only the holder of the turn writes
     the snapshot and the counters; any thread may read them.
 
@@ -146,21 +111,13 @@ class Cell:
     """
 
     __slots__ = (
-        "_stopped",
-        "_stopped_event",
-        "_watchdog",
-        "awaiting",
         "behaviour",
         "callback_lock",
         "claimed",
         "codec",
         "deadline",
-        "failures",
         "generation",
-        "hook_errors",
-        "inflight",
         "kind",
-        "last_error",
         "lifecycle",
         "mailbox",
         "maker",
@@ -168,19 +125,13 @@ class Cell:
         "mirror",
         "name",
         "observers",
-        "on_error",
-        "on_start",
         "ready",
-        "recovered",
         "released",
-        "restarts",
         "running",
         "runtime",
         "snapshot",
-        "stop_reason",
         "store",
         "supervisor",
-        "thread",
         "version_of",
         "view",
     )
@@ -213,18 +164,15 @@ class Cell:
         self.mirror: dict[str, Any] | None = None
         self.view = view
         self.version_of = version_of
-        self.on_error = on_error
         self.deadline = deadline
-        self.on_start = on_start
         self.codec = codec
         #: What binds the behaviour when the cell first needs it (the handle).
         self.maker = maker
         self.store = runtime.store if codec is not None else None
         self.released = False
         self.claimed = False
-        self.recovered = False
         self.observers: tuple[Callable[[Any, Any], Any], ...] = ()
-        self.callback_lock = _callback_locks.pick()
+        self.callback_lock = callback_locks.pick()
         self.mailbox = Mailbox(self)
         #: Its lifecycle (`_lifecycle.Lifecycle`), set when it starts.
         self.lifecycle: Any = None
@@ -236,24 +184,14 @@ class Cell:
         self.running: Running | None = None
         #: Whether an incarnation has started and takes requests.
         self.ready = False
-        #: The thread that started the current incarnation (its worker's, with
-        #: a dedicated host; the creating thread's when it started inline);
-        #: for diagnostics.
-        self.thread: threading.Thread | None = None
-        #: The async hook the turn's holder is waiting for, if any.
-        self.awaiting: concurrent.futures.Future[Any] | None = None
-        self.inflight: Reply[Any] | None = None
-        self._watchdog: Cancel | None = None
-        #: Whether the actor has stopped (its last incarnation ended), and the
-        #: event that tells waiters so, made only when someone waits.
-        self._stopped = False
-        self._stopped_event: threading.Event | None = None
-        self.stop_reason: str | None = None
         self.messages = 0
-        self.failures = 0
-        self.hook_errors = 0
-        self.restarts = 0
-        self.last_error: BaseException | None = None
+        # The rarely set fields (errors, restarts, the stop reason, an awaited
+        # hook...) are `CellState`'s: an idle cell holds none of them.
+        CellState.__init__(self)
+        if on_error != "fail":
+            self.on_error = on_error
+        if on_start is not None:
+            self.on_start = on_start
 
     def __getattr__(self, name: str) -> Any:
         # Only for a slot not set yet: the behaviour, bound on first use.
@@ -270,53 +208,12 @@ class Cell:
     @property
     def commit_lock(self) -> threading.Lock:
         """Orders a deadline fence against the end of the request it fences."""
-        return _commit_locks.of(self)
+        return commit_locks.of(self)
 
     @property
     def observer_lock(self) -> threading.Lock:
         """Orders changes to `observers`."""
-        return _observer_locks.of(self)
-
-    # -- stopped -------------------------------------------------------------------------
-
-    @property
-    def is_stopped(self) -> bool:
-        """Whether the actor has stopped (and its last incarnation ended)."""
-        return self._stopped
-
-    def mark_stopped(self) -> None:
-        with _event_locks.of(self):
-            self._stopped = True
-            event = self._stopped_event
-        if event is not None:
-            event.set()
-
-    def clear_stopped(self) -> None:
-        with _event_locks.of(self):
-            self._stopped = False
-            event = self._stopped_event
-            if event is not None:
-                event.clear()
-
-    @property
-    def stopped(self) -> threading.Event:
-        """An event set once the actor has stopped: made for whoever waits."""
-        event = self._stopped_event
-        if event is None:
-            with _event_locks.of(self):
-                event = self._stopped_event
-                if event is None:
-                    event = threading.Event()
-                    if self._stopped:
-                        event.set()
-                    self._stopped_event = event
-        return event
-
-    def wait_stopped(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for the actor to stop; True if it has."""
-        if self._stopped:
-            return True
-        return self.stopped.wait(timeout)
+        return observer_locks.of(self)
 
     # -- errors and reports ------------------------------------------------------------
 
@@ -526,7 +423,7 @@ class Cell:
         self.inflight = message
         deadline = self.deadline
         assert deadline is not None
-        self._watchdog = self.runtime.timer.call_later(
+        self.watchdog = self.runtime.timer.call_later(
             deadline, lambda: self._deadline_passed(message, generation, deadline)
         )
 
@@ -536,7 +433,7 @@ class Cell:
             if self.generation != generation:
                 return False
             self.inflight = None
-        watchdog = self._watchdog
+        watchdog = self.watchdog
         if watchdog is not None:
             watchdog.cancel()
         return True

@@ -183,7 +183,8 @@ class Incarnation:
             cell.generation += 1
             self.generation = cell.generation
             cell.running = self
-        cell.thread = threading.current_thread()
+        if self.worker is not None:  # on a worker (not on the creating thread)
+            cell.thread = threading.current_thread()
         try:
             if self.generation > 1 and cell.store is not None:
                 # A restart recovers the way a reboot does: from the store.

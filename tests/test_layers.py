@@ -74,7 +74,10 @@ LAYERS: list[tuple[str, list[str]]] = [
     ),
     ("actors: stores", ["stateward.actors.stores"]),
     ("actors: replies and mailboxes", ["stateward.actors._reply", "stateward.actors._mailbox"]),
-    ("actors: cells", ["stateward.actors._stats", "stateward.actors._cell"]),
+    (
+        "actors: cells",
+        ["stateward.actors._stats", "stateward.actors._cell_state", "stateward.actors._cell"],
+    ),
     (
         "actors: hosts",
         [

@@ -248,7 +248,7 @@ class ActorOptions:
     created, and a frozen dataclass's ``__init__`` cost a microsecond.
     """
 
-    __slots__ = ("dedicated", "deadline", "on_error", "on_start", "restart", "supervisor")
+    __slots__ = ("deadline", "dedicated", "on_error", "on_start", "restart", "supervisor")
 
     def __init__(
         self,

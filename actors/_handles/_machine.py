@@ -122,7 +122,15 @@ def _plain(
             history_limit=history_limit,
         )
         shared = _remember(key, spec)
-    _last = (transitions, events, initial_state, history_limit, _copy(transitions), _copy(events), shared)
+    _last = (
+        transitions,
+        events,
+        initial_state,
+        history_limit,
+        _copy(transitions),
+        _copy(events),
+        shared,
+    )
     return shared
 
 
