@@ -44,8 +44,6 @@ class Parent(Protocol):
     turn, or a caller's thread for an inline call or a stop.
     """
 
-    def _child_started(self, target: Any) -> None: ...
-
     def _child_failed(
         self, target: Any, cause: BaseException, epoch: int | None = None
     ) -> None: ...
@@ -88,11 +86,10 @@ class Incarnation:
     retired before that never is, and ends at once (`retire`).
     """
 
-    __slots__ = ("cell", "epoch", "generation", "lifecycle", "retired", "started", "worker")
+    __slots__ = ("epoch", "generation", "lifecycle", "retired", "started", "worker")
 
     def __init__(self, lifecycle: Lifecycle, epoch: int, *, attach: bool = True) -> None:
         self.lifecycle = lifecycle
-        self.cell = lifecycle.cell
         self.epoch = epoch
         self.generation = -1  # taken in its first turn
         self.started = False
@@ -113,9 +110,13 @@ class Incarnation:
         return worker.wake()
 
     @property
+    def cell(self) -> Cell:
+        return self.lifecycle.cell
+
+    @property
     def name(self) -> str:
         """The actor's name, for reports."""
-        return self.cell.name
+        return self.lifecycle.cell.name
 
     @property
     def label(self) -> str:
@@ -203,9 +204,6 @@ class Incarnation:
             if self.retired:
                 return False
             cell.ready = True
-        supervisor = cell.supervisor
-        if supervisor is not None:
-            supervisor._child_started(lifecycle)
         return True
 
     def _stop_for(self, op: Stop, message: Reply[Any]) -> None:
@@ -305,7 +303,7 @@ class Lifecycle:
     actor through it.
     """
 
-    __slots__ = ("cell", "epoch", "host", "incarnation", "restart_type")
+    __slots__ = ("_child", "cell", "epoch", "host", "incarnation", "restart_type")
 
     def __init__(self, cell: Cell, host: Host) -> None:
         self.cell = cell
@@ -317,6 +315,8 @@ class Lifecycle:
         self.epoch = 0
         #: The newest incarnation; starting another retires it first.
         self.incarnation: Incarnation | None = None
+        #: Its supervisor's record of it, while it is a child there.
+        self._child: Any = None
         cell.lifecycle = self
 
     @property

@@ -30,7 +30,6 @@ class SubtreeStop:
     shutdown_timeout: float
     _lock: threading.Lock
     _children: list[Child]
-    _by_target: dict[Any, Child]
     _stopping: bool
     _stop_reason: str
     _crashed_in_stop: list[str]
@@ -94,8 +93,8 @@ class SubtreeStop:
                 )
                 abandoned.append(child.name)
             with self._lock:
-                if self._by_target.get(child.target) is child:
-                    del self._by_target[child.target]
+                if child.target._child is child:
+                    child.target._child = None
                     children_now = self._children
                     if children_now and children_now[-1] is child:
                         children_now.pop()  # newest first: it is the last, mostly
