@@ -38,7 +38,8 @@ from stateward.core import (
 from stateward.core._behaviours import Behaviour
 from stateward.core._suspend import Suspended
 
-from ._clock import Cancel, Timer
+from ._cell_state import CellState, callback_locks, commit_locks, observer_locks
+from ._clock import Timer
 from ._context import current_cell
 from ._errors import ActorCrashed, ActorStopped, DeadlineExceeded
 from ._mailbox import Mailbox
@@ -108,6 +109,12 @@ class Owner(Protocol):
     ) -> concurrent.futures.Future[Any]: ...
 
 
+class Maker(Protocol):
+    """What binds a cell's behaviour (its handle, one layer up)."""
+
+    def _behaviour(self, cell: Cell) -> Behaviour: ...
+
+
 class Running(Protocol):
     """The incarnation that runs a cell's requests (`_lifecycle.Incarnation`)."""
 
@@ -120,12 +127,47 @@ class Running(Protocol):
     ) -> BaseException | None: ...
 
 
-class Cell:
+class Cell(CellState):
     """What a handle and its actor share. Only the holder of the turn writes
-    the snapshot and the counters; any thread may read them."""
+    the snapshot and the counters; any thread may read them.
 
-    #: The kind's behaviour from core, bound to this cell; set by the handle
-    #: right after it makes the cell, before the actor starts.
+    An idle cell holds its name, its snapshot (shared with the other machines
+    of its definition until its first commit), a mailbox with no queue, and
+    counters: no lock, no event and no thread of its own. Its behaviour is
+    bound on first use.
+    """
+
+    __slots__ = (
+        "behaviour",
+        "callback_lock",
+        "claimed",
+        "codec",
+        "deadline",
+        "generation",
+        "kind",
+        "lifecycle",
+        "mailbox",
+        "maker",
+        "messages",
+        "mirror",
+        "name",
+        "observers",
+        "passive",
+        "ready",
+        "released",
+        "running",
+        "runtime",
+        "snapshot",
+        "staged",
+        "store",
+        "supervisor",
+        "used",
+        "version_of",
+        "view",
+    )
+
+    #: The kind's behaviour from core, bound to this cell on first use (by
+    #: `__getattr__`, through ``maker``).
     behaviour: Behaviour
 
     def __init__(
@@ -141,6 +183,7 @@ class Cell:
         deadline: float | None = None,
         on_start: Callable[[Any], Any] | None = None,
         codec: KindCodec | None = None,
+        maker: Maker | None = None,
     ) -> None:
         self.runtime = runtime
         self.name = name
@@ -154,19 +197,18 @@ class Cell:
         self.mirror: dict[str, Any] | None = None
         self.view = view
         self.version_of = version_of
-        self.on_error = on_error
         self.deadline = deadline
-        self.on_start = on_start
         self.codec = codec
+        #: What binds the behaviour when the cell first needs it (the handle).
+        self.maker = maker
         self.store = runtime.store if codec is not None else None
         self.released = False
         self.claimed = False
-        self.recovered = False
         self.observers: tuple[Callable[[Any, Any], Any], ...] = ()
-        self.observer_lock = threading.Lock()
-        self.callback_lock = threading.Lock()
-        self.mailbox = Mailbox(self._refuse)
-        self.commit_lock = threading.Lock()
+        self.callback_lock = callback_locks.pick()
+        Mailbox.__init__(self, self)
+        #: Its mailbox: the cell itself (see `CellState`).
+        self.mailbox: Mailbox = self
         #: Its lifecycle (`_lifecycle.Lifecycle`), set when it starts.
         self.lifecycle: Any = None
         #: The supervisor it runs under, set by the lifecycle.
@@ -177,33 +219,58 @@ class Cell:
         self.running: Running | None = None
         #: Whether an incarnation has started and takes requests.
         self.ready = False
-        #: The thread that started the current incarnation (its worker's, with
-        #: a dedicated host); for diagnostics.
-        self.thread: threading.Thread | None = None
-        #: The async hook the turn's holder is waiting for, if any.
-        self.awaiting: concurrent.futures.Future[Any] | None = None
-        self.inflight: Reply[Any] | None = None
-        self._watchdog: Cancel | None = None
-        self.started = threading.Event()
-        self.stopped = threading.Event()
-        self.stop_reason: str | None = None
         self.messages = 0
-        self.failures = 0
-        self.hook_errors = 0
-        self.restarts = 0
-        self.last_error: BaseException | None = None
         #: Passivated: no incarnation, and the snapshot only in the store
         #: (``snapshot`` is None); its next message activates it.
         self.passive = False
         #: Set by every request it runs; the passivation sweep clears it, and
         #: passivates the cells it finds still clear (second chance).
         self.used = False
+        # The rarely set fields (errors, restarts, the stop reason, an awaited
+        # hook...) are `CellState`'s: an idle cell holds none of them.
+        CellState.__init__(self)
+        if on_error != "fail":
+            self.on_error = on_error
+        if on_start is not None:
+            self.on_start = on_start
+
+    def __getattr__(self, name: str) -> Any:
+        # Only for a slot not set yet: the behaviour, bound on first use.
+        if name == "behaviour":
+            maker = self.maker
+            if maker is not None:
+                behaviour = maker._behaviour(self)
+                self.behaviour = behaviour
+                return behaviour
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    # -- locks shared with other cells -------------------------------------------------
+
+    @property
+    def commit_lock(self) -> threading.Lock:
+        """Orders a deadline fence against the end of the request it fences."""
+        return commit_locks.of(self)
+
+    @property
+    def observer_lock(self) -> threading.Lock:
+        """Orders changes to `observers`."""
+        return observer_locks.of(self)
 
     # -- errors and reports ------------------------------------------------------------
 
     def _refuse(self, reply: Reply[Any]) -> None:
         if reply.claim():
             reply.set_exception(self.stopped_error())
+
+    def dispatch(self) -> None:
+        """Hand the turn (held by the caller) to the lifecycle, which gives it
+        to a worker; with no lifecycle yet, give it back: the first start
+        dispatches."""
+        lifecycle = self.lifecycle
+        if lifecycle is None:
+            self.mailbox.turn.release()
+        else:
+            lifecycle.dispatch()
 
     @property
     def default_timeout(self) -> float:
@@ -259,7 +326,7 @@ class Cell:
             try:
                 snapshot = store.recover(self.name, self.codec)
             except Exception as exc:
-                if not self.stopped.is_set():
+                if not self.is_stopped:
                     raise
                 raise ActorStopped(
                     self.name,
@@ -304,7 +371,7 @@ class Cell:
         return ActorStats(
             name=self.name,
             kind=self.kind,
-            alive=not self.stopped.is_set() and self.mailbox.closed_reason is None,
+            alive=not self._stopped and self.mailbox.closed_reason is None,
             messages=self.messages,
             failures=self.failures,
             hook_errors=self.hook_errors,
@@ -454,7 +521,7 @@ class Cell:
         self.inflight = message
         deadline = self.deadline
         assert deadline is not None
-        self._watchdog = self.runtime.timer.call_later(
+        self.watchdog = self.runtime.timer.call_later(
             deadline, lambda: self._deadline_passed(message, generation, deadline)
         )
 
@@ -464,7 +531,7 @@ class Cell:
             if self.generation != generation:
                 return False
             self.inflight = None
-        watchdog = self._watchdog
+        watchdog = self.watchdog
         if watchdog is not None:
             watchdog.cancel()
         return True

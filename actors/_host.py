@@ -68,8 +68,13 @@ class Worker(Protocol):
         """Run the rest of a held turn soon (with the cell's turn, which the
         suspended request hands over), even if retired meanwhile."""
 
-    def retire(self) -> None:
-        """Serve no turn after the current one; then call `Turns.ended`."""
+    def retire(self, *, end_here: bool = False) -> None:
+        """Serve no turn after the current one; then call `Turns.ended`.
+
+        ``end_here``: the caller holds no lifecycle lock, so a worker with
+        nothing running may call `Turns.ended` on the caller's thread at once
+        (a host whose worker has a thread of its own may ignore it).
+        """
 
     def join(self, timeout: float) -> None:
         """Wait up to ``timeout`` seconds for its own thread, if any, to end."""
@@ -81,6 +86,12 @@ class Worker(Protocol):
 
 class Host(Protocol):
     """Runs cells' turns on its threads."""
+
+    #: Whether an incarnation with nothing to run at its start (no
+    #: ``on_start``, nothing to recover) may start on the thread that attaches
+    #: it, with no turn on a worker: true for a host whose workers are shared
+    #: (where a cell's thread means nothing), false for a thread per actor.
+    starts_inline: bool
 
     def attach(self, turns: Turns) -> Worker:
         """Start serving one incarnation."""

@@ -48,8 +48,6 @@ class Parent(Protocol):
     turn, or a caller's thread for an inline call or a stop.
     """
 
-    def _child_started(self, target: Any) -> None: ...
-
     def _child_failed(
         self, target: Any, cause: BaseException, epoch: int | None = None
     ) -> None: ...
@@ -84,20 +82,52 @@ def stop_request(
 
 
 class Incarnation:
-    """One life of a cell, served by one worker of a host."""
+    """One life of a cell, served by one worker of a host.
 
-    def __init__(self, lifecycle: Lifecycle, epoch: int) -> None:
+    An incarnation that started on the creating thread (`Lifecycle.start`)
+    has no worker until its first turn: an idle cell holds none. It is
+    attached to its host when a turn is first handed to it (`wake`); one
+    retired before that never is, and ends at once (`retire`).
+    """
+
+    __slots__ = ("epoch", "generation", "lifecycle", "retired", "started", "suspended", "worker")
+
+    def __init__(self, lifecycle: Lifecycle, epoch: int, *, attach: bool = True) -> None:
         self.lifecycle = lifecycle
-        self.cell = cell = lifecycle.cell
         self.epoch = epoch
         self.generation = -1  # taken in its first turn
         self.started = False
         self.retired = False
-        self.name = cell.name
-        self.label = f"stateward:{cell.runtime.name}:{cell.name}"
         #: A request of its turn waiting for an awaitable (`_suspension.py`).
         self.suspended: Suspension | None = None
-        self.worker: Worker = lifecycle.host.attach(self)
+        self.worker: Worker | None = lifecycle.host.attach(self) if attach else None
+
+    def wake(self) -> bool:
+        """Hand a turn (held by the caller) to the worker, attaching one
+        first if it has none; False if retired: the caller keeps the turn."""
+        worker = self.worker
+        if worker is None:
+            with self.lifecycle.ready_lock:  # against `retire`: never attach a retired one
+                if self.retired:
+                    return False
+                worker = self.worker
+                if worker is None:
+                    self.worker = worker = self.lifecycle.host.attach(self)
+        return worker.wake()
+
+    @property
+    def cell(self) -> Cell:
+        return self.lifecycle.cell
+
+    @property
+    def name(self) -> str:
+        """The actor's name, for reports."""
+        return self.lifecycle.cell.name
+
+    @property
+    def label(self) -> str:
+        """A label for a worker's thread."""
+        return f"stateward:{self.cell.runtime.name}:{self.cell.name}"
 
     # -- turns (called by the host's worker) ---------------------------------------------
 
@@ -118,6 +148,8 @@ class Incarnation:
                 return
             generation = self.generation
             queue = mailbox.queue
+            if queue is None:
+                return  # nothing queued (a start with nothing waiting)
             process = cell.process
             for _ in range(budget):
                 if self.retired:
@@ -125,6 +157,7 @@ class Incarnation:
                 try:
                     message = queue.popleft()
                 except IndexError:
+                    mailbox.drop(queue)  # idle: the queue exists only while requests wait
                     return
                 if not message.claim():
                     continue  # withdrawn: its caller already gave up on it
@@ -143,6 +176,8 @@ class Incarnation:
                     elif crash is not FENCED:
                         self.crashed(crash, message)
                     return  # suspended, fenced or crashed: this run takes nothing more
+            if not queue:
+                mailbox.drop(queue)
         except BaseException as exc:  # pragma: no cover - a fault of the runtime itself
             logger.exception("actor %r: a turn failed", cell.name)
             self.crashed(exc)
@@ -172,8 +207,9 @@ class Incarnation:
             cell.generation += 1
             self.generation = cell.generation
             cell.running = self
-        cell.thread = threading.current_thread()
         was_passive = cell.passive
+        if self.worker is not None:  # on a worker (not on the creating thread)
+            cell.thread = threading.current_thread()
         try:
             if self.generation > 1 and cell.store is not None:
                 # A restart recovers the way a reboot does: from the store; so
@@ -194,10 +230,6 @@ class Incarnation:
             if self.retired:
                 return False
             cell.ready = True
-        cell.started.set()
-        supervisor = cell.supervisor
-        if supervisor is not None:
-            supervisor._child_started(lifecycle)
         passivation = lifecycle.passivation
         if passivation is not None:
             passivation.activated(lifecycle, was_passive)
@@ -233,22 +265,38 @@ class Incarnation:
         with lifecycle._lock:  # against a restart reopening the mailbox meanwhile
             stopped = lifecycle.incarnation is self and cell.mailbox.closed_reason is not None
             if stopped:
-                cell.stopped.set()
+                cell.mark_stopped()
         if stopped and cell.stop_reason is not None:
             cell.release()
 
     # -- ending -----------------------------------------------------------------------------
 
-    def retire(self) -> None:
-        """Run nothing after the current message; the worker then ends."""
+    def retire(self, *, end_here: bool = False, locked: bool = False) -> bool:
+        """Run nothing after the current message; the worker then ends (on
+        this thread, if ``end_here`` and the worker runs nothing: the caller
+        holds no lifecycle lock).
+
+        One with no worker (never handed a turn) ends here and now, unless
+        the caller holds its lifecycle's lock (``locked``): then this returns
+        True and the caller calls `ended` once it has let the lock go.
+        """
         lifecycle = self.lifecycle
         with lifecycle.ready_lock:
             if self.retired:
-                return
+                return False
             self.retired = True
             if lifecycle.incarnation is self:
                 self.cell.ready = False
-        self.worker.retire()
+            worker = self.worker  # stays None once retired (see `wake`)
+        if worker is None:
+            if locked:
+                return True
+            self.ended()
+        elif end_here:
+            worker.retire(end_here=True)
+        else:
+            worker.retire()
+        return False
 
     def crashed(self, cause: BaseException, message: Reply[Any] | None = None) -> None:
         """This incarnation failed: retire it, let the supervisor decide, then
@@ -267,6 +315,16 @@ class Incarnation:
                 self.cell.answer_crash(message, cause)
 
 
+#: Each lifecycle's lock (`Lifecycle._lock`) and ready lock, shared by
+#: stripes: no lifecycle has a lock of its own. A lifecycle's lock may be
+#: held while its ready lock, a worker's lock or a host's lock is taken (never
+#: the other way round, and never another lifecycle's lock); the others are
+#: leaves.
+_STRIPES = 64
+_locks = tuple(threading.Lock() for _ in range(_STRIPES))
+_ready_locks = tuple(threading.Lock() for _ in range(_STRIPES))
+
+
 class Lifecycle:
     """Starts, restarts, retires and stops one cell's incarnations on a host.
 
@@ -274,10 +332,11 @@ class Lifecycle:
     actor through it.
     """
 
+    __slots__ = ("_child", "cell", "epoch", "host", "incarnation", "passivation", "restart_type")
+
     def __init__(self, cell: Cell, host: Host) -> None:
         self.cell = cell
         self.host = host
-        self.name = cell.name
         self.restart_type = "permanent"
         #: The supervisor's count of restarts decided for this actor: each
         #: incarnation is born with the epoch of the decision that started it,
@@ -285,13 +344,25 @@ class Lifecycle:
         self.epoch = 0
         #: The newest incarnation; starting another retires it first.
         self.incarnation: Incarnation | None = None
-        self._lock = threading.Lock()
-        #: Orders `Incarnation.retire` against the end of a start (``cell.ready``).
-        self.ready_lock = threading.Lock()
+        #: Its supervisor's record of it, while it is a child there.
+        self._child: Any = None
         #: The runtime's `Passivation`, when it passivates idle actors.
         self.passivation: Any = None
         cell.lifecycle = self
-        cell.mailbox.dispatch = self.dispatch
+
+    @property
+    def name(self) -> str:
+        return self.cell.name
+
+    @property
+    def _lock(self) -> threading.Lock:
+        """Orders starts, restarts and the end of an incarnation."""
+        return _locks[(id(self) >> 4) % _STRIPES]
+
+    @property
+    def ready_lock(self) -> threading.Lock:
+        """Orders `Incarnation.retire` against the end of a start (``cell.ready``)."""
+        return _ready_locks[(id(self) >> 4) % _STRIPES]
 
     def __repr__(self) -> str:
         return f"<Lifecycle of {self.name!r}>"
@@ -307,10 +378,28 @@ class Lifecycle:
         """
         with self._lock:
             previous = self.incarnation
-            if previous is not None:
-                previous.retire()
-            self.incarnation = Incarnation(self, self.epoch)
+            end_previous = previous is not None and previous.retire(locked=True)
+            inline = previous is None and self.host.starts_inline and self.cell.on_start is None
+            self.incarnation = incarnation = Incarnation(self, self.epoch, attach=not inline)
+        if end_previous:
+            previous.ended()  # type: ignore[union-attr]
+        if inline:
+            self._start_here(incarnation)
         self.cell.mailbox.kick()
+
+    def _start_here(self, incarnation: Incarnation) -> None:
+        """Start a first incarnation with nothing to run at its start (no
+        ``on_start``; a first start recovers nothing) on the calling thread,
+        if its turn is free: no turn on a worker for it."""
+        mailbox = self.cell.mailbox
+        turn = mailbox.turn
+        if not turn.acquire(False):
+            return  # a sender took it: the turn it dispatched starts it
+        try:
+            if turn is mailbox.turn and not incarnation.started and not incarnation.retired:
+                incarnation._start()
+        finally:
+            turn.release()
 
     def restart(self) -> None:
         """Start again after a crash, or after its supervisor gave up and was
@@ -320,7 +409,7 @@ class Lifecycle:
         with self._lock:
             if cell.stop_reason is None:
                 cell.mailbox.reopen()
-                cell.stopped.clear()
+                cell.clear_stopped()
         self.start()
 
     def retire(self) -> None:
@@ -342,7 +431,7 @@ class Lifecycle:
             incarnation is not None
             and not incarnation.retired
             and (mailbox.queue or not incarnation.started)
-            and incarnation.worker.wake()
+            and incarnation.wake()
         ):
             return
         mailbox.turn.release()
@@ -384,12 +473,15 @@ class Lifecycle:
                 incarnation = self.incarnation
                 if incarnation is None or incarnation.retired or not incarnation.started:
                     return False
-                incarnation.retire()
-                if incarnation.worker.thread is None:
-                    # A pooled one: nothing of it to wait for. One with a
-                    # thread of its own stays, so that a stop joins its thread.
+                end_now = incarnation.retire(locked=True)
+                worker = incarnation.worker
+                if worker is None or worker.thread is None:
+                    # Pooled, or never on a worker: nothing of it to wait for.
+                    # One with a thread of its own stays, so that a stop joins it.
                     self.incarnation = None
                 cell.drop()
+            if end_now:  # it had no worker: it ends here, now that the lock is free
+                incarnation.ended()
             return True
         finally:
             turn.release()
@@ -420,9 +512,47 @@ class Lifecycle:
         Does not wait: see `wait_stopped`.
         """
         if self.is_running() and self.cell.mailbox.closed_reason is None:
-            stop_request(self.cell, reason, terminal=terminal)
+            if not self._stop_if_idle(reason, terminal):
+                stop_request(self.cell, reason, terminal=terminal)
             return
         self.stop_now(reason, terminal=terminal)
+
+    def _stop_if_idle(self, reason: str, terminal: bool) -> bool:
+        """Stop a started actor with nothing queued and its turn free on the
+        calling thread, as its stop request would: no turn on a worker for it.
+        False (nothing done) if it is not idle."""
+        cell = self.cell
+        mailbox = cell.mailbox
+        incarnation = self.incarnation
+        if (
+            incarnation is None
+            or not incarnation.started
+            or mailbox.queue
+            or current_cell.get() is cell
+        ):
+            return False
+        turn = mailbox.turn
+        if not turn.acquire(False):
+            return False
+        try:
+            if (
+                turn is not mailbox.turn
+                or mailbox.queue
+                or not cell.ready
+                or self.incarnation is not incarnation
+                or mailbox.closed_reason is not None
+            ):
+                return False
+            cell.messages += 1  # as the stop request would count
+            if terminal:
+                cell.stop_reason = reason
+            mailbox.close(reason)
+            incarnation.retire(end_here=True)
+            return True
+        finally:
+            turn.release()
+            if mailbox.queue:
+                mailbox.kick()
 
     def stop_now(self, reason: str, *, terminal: bool = True) -> None:
         """Refuse what is queued and anything sent from now on, and end the
@@ -436,18 +566,19 @@ class Lifecycle:
         if not running:
             if terminal:
                 cell.release()
-            cell.stopped.set()
+            cell.mark_stopped()
 
     def wait_stopped(self, deadline: float) -> bool:
         """Wait until the actor has stopped and its worker ended, at the latest
         until ``deadline`` (on `time.monotonic`). True if it stopped."""
         cell = self.cell
         longest = threading.TIMEOUT_MAX  # a deadline of 1e300 s: wait that long
-        cell.stopped.wait(min(longest, max(0.0, deadline - time.monotonic())))
+        cell.wait_stopped(min(longest, max(0.0, deadline - time.monotonic())))
         incarnation = self.incarnation
-        if incarnation is not None:
-            incarnation.worker.join(min(longest, max(0.0, deadline - time.monotonic())))
-        return cell.stopped.is_set()
+        worker = incarnation.worker if incarnation is not None else None
+        if worker is not None:
+            worker.join(min(longest, max(0.0, deadline - time.monotonic())))
+        return cell.is_stopped
 
     def stop(self, reason: str, timeout: float, *, wait: bool, terminal: bool = True) -> None:
         """Stop the actor: after draining its mailbox when ``wait`` and it runs,

@@ -83,7 +83,7 @@ class Passivation:
                 lifecycle = next(iter(self._active))
                 del self._active[lifecycle]
             cell = lifecycle.cell
-            if cell.stopped.is_set() or cell.mailbox.closed_reason is not None:
+            if cell.is_stopped or cell.mailbox.closed_reason is not None:
                 excess -= 1  # stopped: no longer active
                 continue
             if cell.used:
@@ -112,7 +112,7 @@ class Passivation:
                 cell = lifecycle.cell
                 if cell.used:
                     cell.used = False
-                elif cell.stopped.is_set() or cell.mailbox.closed_reason is not None:
+                elif cell.is_stopped or cell.mailbox.closed_reason is not None:
                     self._forget(lifecycle)
                 else:
                     self._passivate(lifecycle)

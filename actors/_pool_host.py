@@ -42,6 +42,7 @@ still awaited by the worker that runs them; see docs/concepts.md.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
@@ -72,6 +73,12 @@ DEFAULT_WORKERS = 4
 
 _SERVE = "serve"
 
+#: The locks of the pooled workers, shared by stripes (a worker has no lock
+#: of its own); each is a leaf: nothing else is taken while one is held.
+_STRIPES = 64
+_worker_locks = tuple(threading.Lock() for _ in range(_STRIPES))
+_next_lock = itertools.count()
+
 
 class PoolWorker:
     """The `Worker` of one incarnation on a `PoolHost`: it has no thread of
@@ -79,6 +86,7 @@ class PoolWorker:
 
     __slots__ = (
         "_active",
+        "_done",
         "_ended",
         "_ending",
         "_lock",
@@ -96,7 +104,7 @@ class PoolWorker:
         self.turns = turns
         #: The run queue of the pool's threads serving this incarnation.
         self.runnable = runnable
-        self._lock = threading.Lock()
+        self._lock = _worker_locks[next(_next_lock) % _STRIPES]
         self._retired = False
         #: Turns handed over by `wake` and not yet started (0 or 1: the turn
         #: travels with the wake-up, so a second needs the first given back).
@@ -105,7 +113,9 @@ class PoolWorker:
         self._active = 0
         #: Whether a pooled thread has taken on reporting the end.
         self._ending = False
-        #: Set (by `retire`) when retired; set once `Turns.ended` has returned.
+        #: Whether `Turns.ended` has returned.
+        self._done = False
+        #: Set once `Turns.ended` has returned; made only for a `join` that waits.
         self._ended: threading.Event | None = None
 
     def wake(self) -> bool:
@@ -134,14 +144,20 @@ class PoolWorker:
             self._pending += 1
         self.runnable.put(self)
 
-    def retire(self) -> None:
+    def retire(self, *, end_here: bool = False) -> None:
         with self._lock:
             if self._retired:
                 return
             self._retired = True
-            self._ended = threading.Event()
             if self._pending or self._active:
                 return  # the worker running that turn ends it afterwards
+            if end_here:
+                self._ending = True
+        if end_here:
+            # An idle worker, retired by a caller that holds no lifecycle lock
+            # (an idle actor stopping): it reports the end itself, at once.
+            self._end()
+            return
         # Idle: a pooled thread reports the end (never the retiring caller,
         # which may hold the lifecycle's lock that `Turns.ended` takes).
         self.runnable.put(self)
@@ -168,18 +184,24 @@ class PoolWorker:
             if held > SLOW_TURN_S:
                 self._report_slow(held)
         with self._lock:
-            ended = self._ended
             end = self._retired and not self._pending and not self._active and not self._ending
             if end:
                 self._ending = True
         if end:
             flush_staged()  # its staged commits are answered before it counts as ended
-            try:
-                self.turns.ended()
-            finally:
-                assert ended is not None
+            self._end()
+
+    def _end(self) -> None:
+        """Report the end of the incarnation (once, by whoever set ``_ending``)."""
+        try:
+            self.turns.ended()
+        finally:
+            with self._lock:
+                self._done = True
+                ended = self._ended
+            if ended is not None:
                 ended.set()
-                self.pool._detach()
+            self.pool._detach()
 
     def _report_slow(self, held: float) -> None:
         logger.warning(
@@ -192,10 +214,17 @@ class PoolWorker:
         )
 
     def join(self, timeout: float) -> None:
-        """Wait up to ``timeout`` seconds for the end to be reported."""
-        ended = self._ended
-        if ended is not None:
-            ended.wait(min(timeout, threading.TIMEOUT_MAX))
+        """Wait up to ``timeout`` seconds for the end of a retired worker to be
+        reported (at once if it has been, or if it is not retired)."""
+        if self._done or not self._retired:
+            return
+        with self._lock:
+            if self._done:
+                return
+            ended = self._ended
+            if ended is None:
+                self._ended = ended = threading.Event()
+        ended.wait(min(timeout, threading.TIMEOUT_MAX))
 
     @property
     def thread(self) -> threading.Thread | None:
@@ -265,6 +294,10 @@ class PoolHost:
         workers: how many threads (at least 1).
         name: a label for the threads (``stateward:<name>:worker-<i>``).
     """
+
+    #: An incarnation with nothing to run at its start starts on the
+    #: attaching thread (see `Host.starts_inline`).
+    starts_inline = True
 
     def __init__(self, workers: int = DEFAULT_WORKERS, name: str = "pool") -> None:
         if type(workers) is not int or workers < 1:

@@ -378,6 +378,11 @@ class Runtime:
         with self._lock:
             self._subscribers.append(fn)
 
+    def _count_kind(self, kind: str) -> None:
+        """Count an event that has no subscriber to go to."""
+        with self._lock:
+            self._event_counts[kind] += 1
+
     def _count_event(self, event: SupervisorEvent) -> None:
         with self._lock:
             self._event_counts[event.kind] += 1
@@ -506,7 +511,7 @@ class Runtime:
         for handle in reversed(handles):  # any left outside the tree
             cell = handle._cell
             handle._stop(reason, max(0.0, deadline - time.monotonic()), wait=True)
-            if not cell.stopped.is_set() and handle.name not in abandoned:
+            if not cell.is_stopped and handle.name not in abandoned:
                 cell.lifecycle.abandon(reason)
                 abandoned.append(handle.name)
         self.host.close(max(0.0, deadline - time.monotonic()))

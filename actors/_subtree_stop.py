@@ -30,7 +30,6 @@ class SubtreeStop:
     shutdown_timeout: float
     _lock: threading.Lock
     _children: list[Child]
-    _by_target: dict[int, Child]
     _stopping: bool
     _stop_reason: str
     _crashed_in_stop: list[str]
@@ -94,8 +93,8 @@ class SubtreeStop:
                 )
                 abandoned.append(child.name)
             with self._lock:
-                if self._by_target.get(id(child.target)) is child:
-                    del self._by_target[id(child.target)]
+                if child.target._child is child:
+                    child.target._child = None
                     _remove_newest_first(self._children, child)
             if not child.is_supervisor:
                 self.runtime._forget_cell(child.target.cell)

@@ -137,15 +137,21 @@ class ShutdownReport:
             raise ShutdownIncomplete(self)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Child:
-    name: str
+    """A supervisor's record of one child (kept by the child itself, as its
+    ``_child``)."""
+
     target: Any  # a Lifecycle (an actor), or a Supervisor
     restart: str
     consecutive: int = 0
     last_start: float = 0.0
     pending: Cancel | None = None
-    running: bool = True
+
+    @property
+    def name(self) -> str:
+        name: str = self.target.name
+        return name
 
     @property
     def is_supervisor(self) -> bool:

@@ -112,7 +112,8 @@ class DedicatedWorker:
     def resume(self) -> None:  # pragma: no cover - never held
         raise RuntimeError("a dedicated worker holds no suspended turn")
 
-    def retire(self) -> None:
+    def retire(self, *, end_here: bool = False) -> None:
+        # Its own thread reports the end once it has run its last turn.
         with self._lock:
             if self._retired:
                 return
@@ -137,6 +138,9 @@ class ThreadHost:
 
     Blocking hooks are fine here: they hold only their own actor's thread.
     """
+
+    #: Each incarnation starts on its own thread (see `Host.starts_inline`).
+    starts_inline = False
 
     def attach(self, turns: Turns) -> DedicatedWorker:
         return DedicatedWorker(turns)

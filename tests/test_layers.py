@@ -76,7 +76,12 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("actors: replies and mailboxes", ["stateward.actors._reply", "stateward.actors._mailbox"]),
     (
         "actors: cells",
-        ["stateward.actors._stats", "stateward.actors._commit_batch", "stateward.actors._cell"],
+        [
+            "stateward.actors._stats",
+            "stateward.actors._commit_batch",
+            "stateward.actors._cell_state",
+            "stateward.actors._cell",
+        ],
     ),
     (
         "actors: hosts",
