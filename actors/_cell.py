@@ -336,7 +336,7 @@ class Cell(CellState):
                 ) from exc
         return snapshot
 
-    def drop(self) -> None:
+    def drop_snapshot(self) -> None:
         """Passivated: let the snapshot go (it is in the store); readers now
         read it from the store (`read`) until the next start publishes one."""
         mirror = self.mirror

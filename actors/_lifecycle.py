@@ -102,18 +102,24 @@ class Incarnation:
         self.suspended: Suspension | None = None
         self.worker: Worker | None = lifecycle.host.attach(self) if attach else None
 
-    def wake(self) -> bool:
-        """Hand a turn (held by the caller) to the worker, attaching one
-        first if it has none; False if retired: the caller keeps the turn."""
+    def attached(self) -> Worker | None:
+        """Its worker, attaching one first if it has none; None if retired
+        before it had one."""
         worker = self.worker
         if worker is None:
             with self.lifecycle.ready_lock:  # against `retire`: never attach a retired one
                 if self.retired:
-                    return False
+                    return None
                 worker = self.worker
                 if worker is None:
                     self.worker = worker = self.lifecycle.host.attach(self)
-        return worker.wake()
+        return worker
+
+    def wake(self) -> bool:
+        """Hand a turn (held by the caller) to the worker, attaching one
+        first if it has none; False if retired: the caller keeps the turn."""
+        worker = self.attached()
+        return worker is not None and worker.wake()
 
     @property
     def cell(self) -> Cell:
@@ -479,7 +485,7 @@ class Lifecycle:
                     # Pooled, or never on a worker: nothing of it to wait for.
                     # One with a thread of its own stays, so that a stop joins it.
                     self.incarnation = None
-                cell.drop()
+                cell.drop_snapshot()
             if end_now:  # it had no worker: it ends here, now that the lock is free
                 incarnation.ended()
             return True

@@ -67,7 +67,9 @@ class Suspends(Protocol):
     suspended: Suspension | None
 
     @property
-    def worker(self) -> HoldingWorker: ...
+    def worker(self) -> HoldingWorker | None: ...
+
+    def attached(self) -> HoldingWorker | None: ...
 
     def run_turn(self, budget: int) -> None: ...
 
@@ -101,7 +103,9 @@ class Suspension:
     def ready(self, future: concurrent.futures.Future[Any]) -> None:
         """The awaitable is done (on the event loop's thread, or on the thread
         that cancelled it): queue the rest of the turn on the host."""
-        self.owner.worker.resume()
+        worker = self.owner.worker
+        assert worker is not None  # attached by `suspend`
+        worker.resume()
 
     def outcome(self) -> Any:
         """On the worker that goes on: the behaviour's next step, given what
@@ -129,7 +133,8 @@ def suspend(cell: Cell, message: Reply[Any], generation: int, step: Suspended) -
     if not live or owner is None:  # fenced off already: it goes on no further
         step.close()
         return cell.process(message, generation, _cancelled)
-    if not owner.worker.hold():
+    worker = owner.attached()  # one that started inline has none yet
+    if worker is None or not worker.hold():
         return cell.process(message, generation, lambda: _wait_here(cell, generation, step))
     step.__traceback__ = None  # keep no finished frames of this thread alive
     suspension = Suspension(cell, message, generation, turn, owner, step)
