@@ -25,6 +25,7 @@ from stateward.actors import (
     Runtime,
     StateMachine,
     StateManager,
+    Supervisor,
 )
 from stateward.actors._clock import ManualClock
 from stateward.actors._lifecycle import stop_request
@@ -360,6 +361,31 @@ def test_a_hook_that_raises_after_its_await_fails_only_its_request_by_default() 
             waiting.result(timeout=WAIT)
         assert behind.result(timeout=WAIT).version == 1
         assert slow.restarts == 0
+
+
+@pytest.mark.usefixtures("each_host")
+def test_a_sibling_restart_while_a_hook_awaits_lets_its_request_commit_first() -> None:
+    gate, log = Gate(), Log()
+
+    def crash(state: ImmutableState) -> ImmutableState:
+        raise RuntimeError("the sibling crashes")
+
+    with Runtime("siblings", default_timeout=WAIT) as runtime:
+        sup = Supervisor("all", strategy="one_for_all", runtime=runtime, max_restarts=10)
+        slow = StateMachine(gated(gate, log), name="slow", runtime=runtime, supervisor=sup)
+        sibling = StateManager(
+            {"n": 0}, name="sibling", runtime=runtime, supervisor=sup, on_error="restart"
+        )
+        waiting = slow.request_transition("b", {"wait": True})
+        behind = slow.request_transition("a")  # for the next incarnation
+        assert gate.entered.wait(WAIT)
+        crashed = sibling.request_modify(crash)
+        assert isinstance(crashed.exception(timeout=WAIT), ActorCrashed)
+        assert not waiting.done()  # its incarnation is retired, its request still awaits
+        gate.open()
+        assert waiting.result(timeout=WAIT).version == 1  # committed, as a blocked hook would
+        assert behind.result(timeout=WAIT).version == 2
+        assert slow.restarts == 1 and [r.to_state for r in slow.history] == ["b", "a"]
 
 
 def test_a_dedicated_machine_on_a_pool_awaits_its_hook_on_its_own_thread() -> None:
