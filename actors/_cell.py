@@ -526,11 +526,23 @@ class Cell(CellState):
         )
 
     def _unwatch(self, message: Reply[Any], generation: int) -> bool:
-        """End the watch; False if the watchdog fenced this incarnation first."""
+        """End the watch; False if this incarnation was fenced meanwhile.
+
+        A fence (the watchdog, or an abandon) answers the request it finds in
+        flight. One that this run took after the fence was found by nobody:
+        it can no longer commit, and is answered here.
+        """
         with self.commit_lock:
-            if self.generation != generation:
-                return False
-            self.inflight = None
+            fenced = self.generation != generation
+            unanswered = fenced and self.inflight is message
+            if not fenced or unanswered:
+                self.inflight = None
+        if fenced:
+            # Its watchdog, if still due, finds it no longer in flight; the
+            # one there now may be a newer incarnation's, which stays.
+            if unanswered:
+                self._answer_fenced(message)
+            return False
         watchdog = self.watchdog
         if watchdog is not None:
             watchdog.cancel()

@@ -10,6 +10,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from support import Workers, bump, join_new_threads
@@ -31,6 +32,9 @@ from stateward.core import ImmutableState
 
 #: Every behaviour here holds on each host (thread per actor, and pooled).
 pytestmark = pytest.mark.usefixtures("each_host")
+
+#: The bound on every wait that is expected to succeed, in seconds.
+WAIT = 10.0
 
 
 def holding(entered: threading.Event, release: threading.Event) -> Callable[..., ImmutableState]:
@@ -344,3 +348,49 @@ def test_shutting_down_many_children_finds_each_without_scanning_the_others(
     report = runtime.shutdown(10)
     assert report.clean and not any(m.alive for m in managers)
     assert compared < len(managers), f"{compared} comparisons to stop {len(managers)} children"
+
+
+def test_a_watched_request_a_fenced_turn_takes_after_an_abandon_is_answered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Abandoning an actor fences its incarnation before it closes the mailbox
+    and retires it. A request that its turn takes in between (the hung request
+    returned, and the turn went on with the next) can no longer commit: it must
+    be answered ActorStopped, never left for its caller to time out."""
+    runtime = Runtime("abandon-window", default_timeout=WAIT)
+    manager = StateManager({"n": 0}, runtime=runtime, deadline=60.0)
+    first_ran, release_first, second_ran = threading.Event(), threading.Event(), threading.Event()
+
+    def first(state: ImmutableState) -> ImmutableState:
+        first_ran.set()
+        assert release_first.wait(WAIT)
+        return state.update(n=1)
+
+    def second(state: ImmutableState) -> ImmutableState:
+        second_ran.set()
+        return state.update(n=2)
+
+    cell = manager._cell
+    cls = type(cell.mailbox)
+    original_close = cls.close
+
+    def close_after_the_next_request_ran(self: Any, reason: str) -> None:
+        if self is cell.mailbox and not second_ran.is_set():
+            release_first.set()  # the fenced run goes on with the next request
+            assert second_ran.wait(WAIT)
+        original_close(self, reason)
+
+    try:
+        one = manager.request_modify(first)
+        two = manager.request_modify(second)
+        assert first_ran.wait(WAIT)
+        monkeypatch.setattr(cls, "close", close_after_the_next_request_ran)
+        cell.lifecycle.abandon("given up by the test")
+        monkeypatch.setattr(cls, "close", original_close)
+        for reply in (one, two):
+            error = reply.exception(timeout=WAIT)
+            assert isinstance(error, ActorStopped), repr(error)
+        assert manager.get_state().n == 0  # neither committed
+    finally:
+        release_first.set()
+        runtime.shutdown(timeout=WAIT)
