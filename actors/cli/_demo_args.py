@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from stateward.actors._pool_host import DEFAULT_WORKERS
 from stateward.actors.stores._sqlite import DURABILITY_MODES
 
 #: Order machines the demo starts when not told otherwise.
@@ -92,7 +93,7 @@ def add_demo_parser(
         type=workers,
         default=None,
         metavar="N",
-        help="the runtime's pool of worker threads (default: the runtime's own default, 4); "
+        help=f"the runtime's pool of worker threads (default {DEFAULT_WORKERS}, the runtime's); "
         "0 gives each machine a thread of its own (a few thousand machines at most)",
     )
     demo.add_argument(
@@ -112,6 +113,7 @@ def add_demo_parser(
         "--crash-rate",
         type=rate,
         default=0.01,
+        metavar="RATE",
         help="the fraction of transitions that crash their machine (default 0.01)",
     )
     demo.add_argument("--seed", type=int, default=1, help="seed for the clients (default 1)")
