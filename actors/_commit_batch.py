@@ -34,12 +34,15 @@ up on it) is not written, and its caller is told so, as `Cell.process` does.
 from __future__ import annotations
 
 import collections
+import logging
 import threading
 from typing import Any
 
 from stateward.core import run_after_commit
 
 from ._context import current_cell
+
+logger = logging.getLogger("stateward.actors")
 
 #: A pooled worker flushes its batch once it holds this many commits, even
 #: with cells still waiting on its run queue.
@@ -149,6 +152,8 @@ class CommitBatch:
                         _publish_and_answer(cell, entries)
                     else:
                         _fail(cell, entries, error)
+                except Exception:  # pragma: no cover - hooks' errors are reported inside
+                    logger.exception("actor %r: answering its written commits failed", cell.name)
                 finally:
                     if turn is not None:
                         _give_back(cell, turn)
