@@ -181,3 +181,53 @@ def test_a_worker_answers_what_it_staged_before_it_waits_for_a_reply(tmp_path: P
         assert asked.result(WAIT).n == 2
         assert held.result(WAIT).n == 1
         assert y.get_state().n == 2 and x.get_state().n == 2
+
+
+def test_a_request_running_on_a_lost_commit_when_the_write_fails_commits_nothing(
+    tmp_path: Path,
+) -> None:
+    """``a``'s second request builds on its first, still staged; it blocks
+    (waiting for ``b``), so the worker writes first, and that write fails. The
+    second request, still running, must not commit on top of the lost one."""
+    store = SQLiteStore(tmp_path / "lost.db", durability="batched")
+    with Runtime("lost", store=store, workers=2, default_timeout=WAIT) as runtime:
+        sup = Supervisor("sup", runtime=runtime, max_restarts=10)
+        a = StateManager({"n": 0}, name="a", runtime=runtime, supervisor=sup)
+        b = StateManager({"n": 0}, name="b", runtime=runtime, supervisor=sup)
+        b_held, release_b, second_sent = threading.Event(), threading.Event(), threading.Event()
+
+        def hold_b(state: ImmutableState) -> ImmutableState:
+            b_held.set()
+            assert release_b.wait(WAIT), "the test never let b go"
+            return state
+
+        def after_the_second_is_sent(state: ImmutableState) -> ImmutableState:
+            assert second_sent.wait(WAIT)  # so that both run in one turn
+            return bump(state)
+
+        def ask_b(state: ImmutableState) -> ImmutableState:
+            b.modify(bump, timeout=WAIT)  # b is busy: this worker waits, so it writes first
+            return bump(state)
+
+        holder = threading.Thread(target=b.modify, args=(hold_b,), kwargs={"timeout": WAIT})
+        holder.start()  # b runs inline on that thread, and holds its turn
+        try:
+            assert b_held.wait(WAIT)
+            first = a.request_modify(after_the_second_is_sent)
+            second = a.request_modify(ask_b)
+            with store._lock:
+                store._db.execute("PRAGMA query_only = ON")  # the write of a's first fails
+            second_sent.set()
+            error = first.exception(WAIT)
+            assert isinstance(error, ActorCrashed) and isinstance(error.cause, StoreWriteError)
+            with store._lock:
+                store._db.execute("PRAGMA query_only = OFF")
+        finally:
+            release_b.set()
+            holder.join(WAIT)
+        assert not holder.is_alive()
+        error = second.exception(WAIT)
+        assert isinstance(error, ActorCrashed), repr(error)
+        assert store.recover("a", ManagerCodec()).state.n == 0
+        assert a.modify(bump, timeout=WAIT).n == 1  # restarted from the store
+        assert b.get_state().n == 1
