@@ -23,11 +23,12 @@ from stateward.actors import (
     ActorCrashed,
     Runtime,
     SQLiteStore,
+    StateMachine,
     StateManager,
     StoreWriteError,
     Supervisor,
 )
-from stateward.core import ImmutableState
+from stateward.core import ImmutableState, InvalidTransition
 from stateward.core._persist import ManagerCodec
 
 WAIT = 20.0
@@ -231,3 +232,26 @@ def test_a_request_running_on_a_lost_commit_when_the_write_fails_commits_nothing
         assert store.recover("a", ManagerCodec()).state.n == 0
         assert a.modify(bump, timeout=WAIT).n == 1  # restarted from the store
         assert b.get_state().n == 1
+
+
+def test_a_refusal_after_a_staged_commit_is_answered_after_it_and_sees_it_published(
+    pooled: tuple[Runtime, SQLiteStore],
+) -> None:
+    """Replies go out in the order the requests ran: a request refused on top
+    of a staged commit waits for that commit's write and reply."""
+    runtime, store = pooled
+    door = StateMachine("a", {"a": ["b"], "b": ["a"]}, name="door", runtime=runtime)
+    other = StateManager({"n": 0}, name="other", runtime=runtime)
+    writes = Writes(store, hold=(1,))
+    first = other.request_modify(bump)
+    writes.wait_started(1)  # the worker is busy writing: what follows queues up
+    moved = door.request_transition("b")
+    refused = door.request_transition("b")  # b -> b: refused, on top of the staged move
+    seen: list[tuple[bool, str]] = []
+    refused.add_done_callback(lambda _reply: seen.append((moved.done(), door.current_state)))
+    writes.go[1].set()
+    assert first.result(WAIT).n == 1
+    assert isinstance(refused.exception(WAIT), InvalidTransition)
+    assert moved.result(WAIT).state == "b"
+    assert seen == [(True, "b")]
+    assert writes.entries[1] == [("door", 1)]
