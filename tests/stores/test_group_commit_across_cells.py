@@ -28,6 +28,7 @@ from stateward.actors import (
     StoreWriteError,
     Supervisor,
 )
+from stateward.actors._runtime import stop_request
 from stateward.core import ImmutableState, InvalidTransition
 from stateward.core._persist import ManagerCodec
 
@@ -248,10 +249,46 @@ def test_a_refusal_after_a_staged_commit_is_answered_after_it_and_sees_it_publis
     moved = door.request_transition("b")
     refused = door.request_transition("b")  # b -> b: refused, on top of the staged move
     seen: list[tuple[bool, str]] = []
-    refused.add_done_callback(lambda _reply: seen.append((moved.done(), door.current_state)))
+    called = threading.Event()
+
+    def look(_reply: Any) -> None:
+        seen.append((moved.done(), door.current_state))
+        called.set()
+
+    refused.add_done_callback(look)
     writes.go[1].set()
     assert first.result(WAIT).n == 1
     assert isinstance(refused.exception(WAIT), InvalidTransition)
     assert moved.result(WAIT).state == "b"
+    assert called.wait(WAIT)
     assert seen == [(True, "b")]
     assert writes.entries[1] == [("door", 1)]
+
+
+def test_a_stop_behind_staged_commits_is_answered_after_them(
+    pooled: tuple[Runtime, SQLiteStore],
+) -> None:
+    """An actor that stops first writes and answers what it staged: its stop
+    never overtakes a commit, and the commit is in the store by then."""
+    runtime, store = pooled
+    counter = StateManager({"n": 0}, name="counter", runtime=runtime)
+    other = StateManager({"n": 0}, name="other", runtime=runtime)
+    writes = Writes(store, hold=(1,))
+    first = other.request_modify(bump)
+    writes.wait_started(1)  # the worker is busy writing: what follows queues up
+    bumped = counter.request_modify(bump)
+    stop = stop_request(counter._cell, "stopped by the test")
+    seen: list[tuple[bool, int]] = []
+    called = threading.Event()
+
+    def look(_reply: Any) -> None:
+        seen.append((bumped.done(), store.recover("counter", ManagerCodec()).state.n))
+        called.set()
+
+    stop.add_done_callback(look)
+    writes.go[1].set()
+    assert first.result(WAIT).n == 1
+    assert stop.result(WAIT) is None
+    assert bumped.result(WAIT).n == 1
+    assert called.wait(WAIT)
+    assert seen == [(True, 1)]
