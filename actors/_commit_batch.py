@@ -2,7 +2,7 @@
 it runs in a row in one transaction, then answers them all.
 
 Each thread of a pool has one `CommitBatch` (found through
-`_context.staging`). While the thread runs a turn of a cell whose store
+`stores._group_commit.staging`). While the thread runs a turn of a cell whose store
 stages commits (`SQLiteStore` in ``"strict"`` or ``"batched"`` mode), the
 store does not write the turn's commits: it hands each entry to the batch, and
 `Cell.process` leaves the request to it (`CommitBatch.defer`) unpublished and
@@ -12,7 +12,7 @@ unanswered. The cell's next message builds on that staged snapshot
 
 The batch is flushed (`CommitBatch.flush`) when the thread's run queue is
 empty, when it holds `FLUSH_AFTER` commits, and always before the thread
-blocks (a wait for a reply, an async hook: `_context.flush_staged`), before
+blocks (a wait for a reply, an async hook: `stores._group_commit.flush_staged`), before
 a cell it holds stops, and before a cell's request fails or crashes it (so
 that replies go out in the order the requests ran). A flush writes every
 staged entry of a store in one transaction, then, cell by cell and in order:
@@ -34,12 +34,15 @@ up on it) is not written, and its caller is told so, as `Cell.process` does.
 from __future__ import annotations
 
 import collections
+import logging
 import threading
 from typing import Any
 
 from stateward.core import run_after_commit
 
 from ._context import current_cell
+
+logger = logging.getLogger("stateward.actors")
 
 #: A pooled worker flushes its batch once it holds this many commits, even
 #: with cells still waiting on its run queue.
@@ -80,7 +83,9 @@ class CommitBatch:
     def __init__(self) -> None:
         #: The cell whose pooled turn runs now: its commits are staged.
         self.cell: Any = None
-        self._staged: list[_Staged] = []
+        #: The staged commits, in order (the same list for the batch's life:
+        #: its thread tests it for emptiness and length without a call).
+        self.staged: list[_Staged] = []
         #: The entry a store has just staged, waiting for `defer` to pair it
         #: with its request.
         self._entry: tuple[Any, Any] | None = None
@@ -88,9 +93,6 @@ class CommitBatch:
         self._held: list[tuple[Any, threading.Lock]] = []
         #: What a flush has written or failed and not yet answered, cell by cell.
         self._answers: collections.deque[tuple[Any, list[_Staged], Any, Any]] = collections.deque()
-
-    def __len__(self) -> int:
-        return len(self._staged)
 
     # -- staging (on the worker, in a turn) --------------------------------------------------
 
@@ -109,7 +111,7 @@ class CommitBatch:
         entry = self._entry
         assert entry is not None, "defer() without a staged entry"
         self._entry = None
-        self._staged.append(_Staged(cell, message, outcome, generation, *entry))
+        self.staged.append(_Staged(cell, message, outcome, generation, *entry))
         cell.staged = outcome.snapshot
 
     def hold(self, cell: Any, turn: threading.Lock) -> bool:
@@ -125,7 +127,8 @@ class CommitBatch:
     def flush(self) -> None:
         """Write every staged commit, then publish and answer them (or fail
         them), cell by cell, giving back each held turn."""
-        staged, self._staged = self._staged, []
+        staged = self.staged[:]
+        self.staged.clear()
         held, self._held = self._held, []
         if staged:
             errors = self._write(staged)
@@ -149,6 +152,8 @@ class CommitBatch:
                         _publish_and_answer(cell, entries)
                     else:
                         _fail(cell, entries, error)
+                except Exception:  # pragma: no cover - hooks' errors are reported inside
+                    logger.exception("actor %r: answering its written commits failed", cell.name)
                 finally:
                     if turn is not None:
                         _give_back(cell, turn)

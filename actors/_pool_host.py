@@ -172,12 +172,9 @@ class PoolWorker:
                 self._active += 1
         if has_turn:
             started = time.monotonic()
-            batch = staging.batch
-            batch.cell = self.turns.cell  # its commits are staged in this thread's batch
             try:
                 self.turns.run_turn(POOL_TURN_BUDGET)
             finally:
-                batch.cell = None
                 with self._lock:
                     self._active -= 1
             held = time.monotonic() - started
@@ -258,9 +255,10 @@ class _PooledThread(pykka.ThreadingActor):
         """
         get = self.runnable.get
         batch = staging.batch = CommitBatch()
+        staged = batch.staged
         try:
             while True:
-                if batch:
+                if staged:
                     try:
                         worker = get(False)
                     except queue.Empty:
@@ -270,12 +268,14 @@ class _PooledThread(pykka.ThreadingActor):
                     worker = get()
                 if worker is None:
                     return
+                batch.cell = worker.turns.cell  # the commits of its turn are staged
                 try:
                     worker.run()
-                    if len(batch) >= FLUSH_AFTER:
-                        batch.flush()
                 except BaseException:  # pragma: no cover - run_turn catches everything
                     logger.exception("a stateward pooled worker failed")
+                batch.cell = None
+                if len(staged) >= FLUSH_AFTER:
+                    batch.flush()
         finally:
             try:
                 batch.flush()

@@ -5,7 +5,8 @@ Every store implements `Store`, checked by one conformance test suite:
 - `claim` an actor name for one runtime (a second live owner is refused) and
   return what is stored under it, recovered;
 - `commit` one transaction (old snapshot -> new snapshot), durably per the
-  store's mode, before the actor publishes and replies;
+  store's mode, before the actor publishes and replies (or stage it in a
+  pooled worker's commit batch, which writes it before publishing and replying);
 - `recover` the last durable snapshot (what a supervisor restart starts from);
 - `release` the name when the actor stops for good.
 """
@@ -57,8 +58,14 @@ class Store(Protocol):
     def create(self, name: str, codec: KindCodec, snapshot: Any) -> None:
         """Record a new actor and its initial snapshot."""
 
-    def commit(self, name: str, codec: KindCodec, old: Any, new: Any) -> None:
-        """Make one commit durable (per the mode); raise `StoreWriteError` if it cannot be."""
+    def commit(self, name: str, codec: KindCodec, old: Any, new: Any) -> Any:
+        """Make one commit durable (per the mode); raise `StoreWriteError` if it cannot be.
+
+        Returns None, or, for a commit that a store stages on a pooled worker
+        instead (`SQLiteStore`), that worker's commit batch: it writes the
+        commit with others later, and publishes and answers it then
+        (`stateward.actors._commit_batch`).
+        """
 
     def recover(self, name: str, codec: KindCodec) -> Any:
         """The last durable snapshot of ``name``."""

@@ -53,6 +53,9 @@ _LOOK_UP = (
     "FROM (SELECT ?1 AS name) AS n LEFT JOIN owners AS o ON o.name = n.name"
 )
 
+#: How many codecs' encoded definitions a store keeps.
+_DEFINITIONS_KEPT = 64
+
 _OWNER = "SELECT runtime_id, pid, started, since FROM owners WHERE name = ?"
 
 
@@ -82,6 +85,8 @@ class Names(ABC):
     def __init__(self) -> None:
         #: New names claimed here and not yet created: the runtime of each.
         self._reserved: dict[str, str] = {}
+        #: Encoded definitions by codec (see `_definition`).
+        self._definitions: dict[Any, bytes] = {}
 
     def claim(self, name: str, codec: KindCodec, runtime_id: str) -> Any | None:
         """Take ``name`` for ``runtime_id``; its recovered snapshot, or None if new.
@@ -143,7 +148,7 @@ class Names(ABC):
         self._check_open((name,))
         version = codec.version(snapshot)
         payload = encode_record(name, codec.kind, version, codec.document(snapshot))
-        definition = encode(codec.definition())
+        definition = self._definition(codec)
         now = time.time()
         self._file.check_before_write((name,))
         with self._lock:
@@ -167,6 +172,21 @@ class Names(ABC):
             except sqlite3.Error as exc:
                 raise StoreWriteError(name, f"SQLite refused the new actor ({exc})", exc) from exc
         self._file.check_after_write((name,))
+
+    def _definition(self, codec: KindCodec) -> bytes:
+        """The encoded definition of ``codec``'s actors. Actors made from one
+        spec share their codec's value, so it is encoded once for all of them
+        (a few recent ones are kept)."""
+        try:
+            found = self._definitions.get(codec)
+        except TypeError:  # a codec that cannot be a key
+            return encode(codec.definition())
+        if found is None:
+            found = encode(codec.definition())
+            if len(self._definitions) >= _DEFINITIONS_KEPT:
+                self._definitions.clear()
+            self._definitions[codec] = found
+        return found
 
     @staticmethod
     def _own(db: sqlite3.Connection, name: str, runtime_id: str) -> None:

@@ -23,11 +23,13 @@ from stateward.actors import (
     ActorCrashed,
     Runtime,
     SQLiteStore,
+    StateMachine,
     StateManager,
     StoreWriteError,
     Supervisor,
 )
-from stateward.core import ImmutableState
+from stateward.actors._runtime import stop_request
+from stateward.core import ImmutableState, InvalidTransition
 from stateward.core._persist import ManagerCodec
 
 WAIT = 20.0
@@ -181,3 +183,112 @@ def test_a_worker_answers_what_it_staged_before_it_waits_for_a_reply(tmp_path: P
         assert asked.result(WAIT).n == 2
         assert held.result(WAIT).n == 1
         assert y.get_state().n == 2 and x.get_state().n == 2
+
+
+def test_a_request_running_on_a_lost_commit_when_the_write_fails_commits_nothing(
+    tmp_path: Path,
+) -> None:
+    """``a``'s second request builds on its first, still staged; it blocks
+    (waiting for ``b``), so the worker writes first, and that write fails. The
+    second request, still running, must not commit on top of the lost one."""
+    store = SQLiteStore(tmp_path / "lost.db", durability="batched")
+    with Runtime("lost", store=store, workers=2, default_timeout=WAIT) as runtime:
+        sup = Supervisor("sup", runtime=runtime, max_restarts=10)
+        a = StateManager({"n": 0}, name="a", runtime=runtime, supervisor=sup)
+        b = StateManager({"n": 0}, name="b", runtime=runtime, supervisor=sup)
+        b_held, release_b, second_sent = threading.Event(), threading.Event(), threading.Event()
+
+        def hold_b(state: ImmutableState) -> ImmutableState:
+            b_held.set()
+            assert release_b.wait(WAIT), "the test never let b go"
+            return state
+
+        def after_the_second_is_sent(state: ImmutableState) -> ImmutableState:
+            assert second_sent.wait(WAIT)  # so that both run in one turn
+            return bump(state)
+
+        def ask_b(state: ImmutableState) -> ImmutableState:
+            b.modify(bump, timeout=WAIT)  # b is busy: this worker waits, so it writes first
+            return bump(state)
+
+        holder = threading.Thread(target=b.modify, args=(hold_b,), kwargs={"timeout": WAIT})
+        holder.start()  # b runs inline on that thread, and holds its turn
+        try:
+            assert b_held.wait(WAIT)
+            first = a.request_modify(after_the_second_is_sent)
+            second = a.request_modify(ask_b)
+            with store._lock:
+                store._db.execute("PRAGMA query_only = ON")  # the write of a's first fails
+            second_sent.set()
+            error = first.exception(WAIT)
+            assert isinstance(error, ActorCrashed) and isinstance(error.cause, StoreWriteError)
+            with store._lock:
+                store._db.execute("PRAGMA query_only = OFF")
+        finally:
+            release_b.set()
+            holder.join(WAIT)
+        assert not holder.is_alive()
+        error = second.exception(WAIT)
+        assert isinstance(error, ActorCrashed), repr(error)
+        assert store.recover("a", ManagerCodec()).state.n == 0
+        assert a.modify(bump, timeout=WAIT).n == 1  # restarted from the store
+        assert b.get_state().n == 1
+
+
+def test_a_refusal_after_a_staged_commit_is_answered_after_it_and_sees_it_published(
+    pooled: tuple[Runtime, SQLiteStore],
+) -> None:
+    """Replies go out in the order the requests ran: a request refused on top
+    of a staged commit waits for that commit's write and reply."""
+    runtime, store = pooled
+    door = StateMachine("a", {"a": ["b"], "b": ["a"]}, name="door", runtime=runtime)
+    other = StateManager({"n": 0}, name="other", runtime=runtime)
+    writes = Writes(store, hold=(1,))
+    first = other.request_modify(bump)
+    writes.wait_started(1)  # the worker is busy writing: what follows queues up
+    moved = door.request_transition("b")
+    refused = door.request_transition("b")  # b -> b: refused, on top of the staged move
+    seen: list[tuple[bool, str]] = []
+    called = threading.Event()
+
+    def look(_reply: Any) -> None:
+        seen.append((moved.done(), door.current_state))
+        called.set()
+
+    refused.add_done_callback(look)
+    writes.go[1].set()
+    assert first.result(WAIT).n == 1
+    assert isinstance(refused.exception(WAIT), InvalidTransition)
+    assert moved.result(WAIT).state == "b"
+    assert called.wait(WAIT)
+    assert seen == [(True, "b")]
+    assert writes.entries[1] == [("door", 1)]
+
+
+def test_a_stop_behind_staged_commits_is_answered_after_them(
+    pooled: tuple[Runtime, SQLiteStore],
+) -> None:
+    """An actor that stops first writes and answers what it staged: its stop
+    never overtakes a commit, and the commit is in the store by then."""
+    runtime, store = pooled
+    counter = StateManager({"n": 0}, name="counter", runtime=runtime)
+    other = StateManager({"n": 0}, name="other", runtime=runtime)
+    writes = Writes(store, hold=(1,))
+    first = other.request_modify(bump)
+    writes.wait_started(1)  # the worker is busy writing: what follows queues up
+    bumped = counter.request_modify(bump)
+    stop = stop_request(counter._cell, "stopped by the test")
+    seen: list[tuple[bool, int]] = []
+    called = threading.Event()
+
+    def look(_reply: Any) -> None:
+        seen.append((bumped.done(), store.recover("counter", ManagerCodec()).state.n))
+        called.set()
+
+    stop.add_done_callback(look)
+    writes.go[1].set()
+    assert first.result(WAIT).n == 1
+    assert stop.result(WAIT) is None
+    assert bumped.result(WAIT).n == 1
+    assert called.wait(WAIT)
+    assert seen == [(True, 1)]
