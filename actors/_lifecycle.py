@@ -151,12 +151,14 @@ class Incarnation:
             cell.running = self
         cell.thread = threading.current_thread()
         was_passive = cell.passive
+        # Activated from here on: if this start fails, its supervisor decides
+        # when the next one starts, not the next message (`Lifecycle.dispatch`).
+        cell.passive = False
         try:
             if self.generation > 1 and cell.store is not None:
                 # A restart recovers the way a reboot does: from the store; so
                 # does an activation after a passivation.
                 cell.publish(cell.store.recover(cell.name, cell.codec))  # type: ignore[arg-type]
-                cell.passive = False
             hook = cell.on_start
             if hook is not None:
                 result = hook(cell.view(cell.snapshot))

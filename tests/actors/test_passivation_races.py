@@ -1,0 +1,329 @@
+"""Virtual actors under races: passivation against reads, activations,
+supervision, stops and shutdown, on both hosts and on the memory and SQLite
+stores (strict and batched).
+
+Where a race needs one precise interleaving, a store wrapper (`GatedStore`)
+makes it happen: it delegates to a real store and can hold a commit once it
+is stored (before the actor publishes it), fail a recovery, or run a step of
+the test inside a reader's recovery. Time is a `ManualClock`.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import random
+import threading
+import tracemalloc
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stateward.actors import (
+    Backoff,
+    ManualClock,
+    Runtime,
+    StateMachine,
+    StateManager,
+    Supervisor,
+    SupervisorEvent,
+)
+from stateward.actors.stores import MemoryStore, SQLiteStore
+
+pytestmark = pytest.mark.usefixtures("each_host")
+
+TOGGLE = {"a": ["b"], "b": ["a"]}
+
+
+class GatedStore:
+    """A real store, with gates a test opens and closes (see the module)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.durability = inner.durability
+        #: Hold the next commit, once stored, until ``go_on`` is set.
+        self.hold_next_commit = False
+        self.held = threading.Event()
+        self.go_on = threading.Event()
+        #: Recoveries still to fail (as a read error of the store would).
+        self.failures = 0
+        self.recoveries = 0
+        #: Run once, in the next recovery made on ``reader``'s thread, before it reads.
+        self.before_read: Callable[[], None] | None = None
+        self.reader: threading.Thread | None = None
+
+    def claim(self, name: str, codec: Any, runtime_id: str) -> Any:
+        return self.inner.claim(name, codec, runtime_id)
+
+    def create(self, name: str, codec: Any, snapshot: Any) -> None:
+        self.inner.create(name, codec, snapshot)
+
+    def commit(self, name: str, codec: Any, old: Any, new: Any) -> None:
+        self.inner.commit(name, codec, old, new)
+        if self.hold_next_commit:
+            self.hold_next_commit = False
+            self.held.set()
+            self.go_on.wait(10)  # the test sets it within a few steps
+
+    def recover(self, name: str, codec: Any) -> Any:
+        self.recoveries += 1
+        step = self.before_read
+        if step is not None and threading.current_thread() is self.reader:
+            self.before_read = None
+            step()
+        if self.failures:
+            self.failures -= 1
+            raise OSError("the disk did not answer")
+        return self.inner.recover(name, codec)
+
+    def release(self, name: str, runtime_id: str) -> None:
+        self.inner.release(name, runtime_id)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.fixture(params=["memory", "sqlite-strict", "sqlite-batched"])
+def inner_store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    if request.param == "memory":
+        return MemoryStore()
+    durability = request.param.removeprefix("sqlite-")
+    return SQLiteStore(tmp_path / "actors.db", durability=durability)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def store(inner_store: Any) -> GatedStore:
+    return GatedStore(inner_store)
+
+
+@pytest.fixture
+def runtime(store: GatedStore, clock: ManualClock) -> Iterator[Runtime]:
+    rt = Runtime("races", store=store, timer=clock, idle_after=10, default_timeout=10)
+    yield rt
+    rt.shutdown(timeout=10).check()
+
+
+def passive(handle: Any) -> bool:
+    return bool(handle.stats().passive)
+
+
+class Threads:
+    """Threads whose exceptions are re-raised in the test thread by `join`."""
+
+    def __init__(self) -> None:
+        self.threads: list[threading.Thread] = []
+        self.errors: list[BaseException] = []
+
+    def start(self, fn: Callable[[], None]) -> None:
+        def run() -> None:
+            try:
+                fn()
+            except BaseException as exc:
+                self.errors.append(exc)
+
+        thread = threading.Thread(target=run)
+        self.threads.append(thread)
+        thread.start()
+
+    def join(self) -> None:
+        for thread in self.threads:
+            thread.join(30)
+        assert not any(t.is_alive() for t in self.threads)
+        if self.errors:
+            raise self.errors[0]
+
+
+# -- reads ----------------------------------------------------------------------------
+
+
+def test_a_read_from_the_store_never_shows_a_commit_that_a_later_read_takes_back(
+    runtime: Runtime, store: GatedStore
+) -> None:
+    """A read of a passivated actor goes to the store. If its next message
+    activates it meanwhile, the store may already hold a commit that the
+    actor has not published yet: the read returns the published snapshot,
+    so the next read from the same handle is never older."""
+    counter = StateManager({"n": 0}, runtime=runtime, name="counter")
+    counter.update_state({"n": 1})
+    assert runtime.passivate_idle() == 1
+    replies = []
+
+    def activate_and_store_a_commit() -> None:
+        # Inside the reader's recovery, before it reads the store: the next
+        # message activates the actor (its own recovery runs on its worker),
+        # which publishes version 1 and stores version 2, held before publishing.
+        store.hold_next_commit = True
+        replies.append(counter.request_update({"n": 2}))
+        assert store.held.wait(5)
+
+    store.reader = threading.current_thread()
+    store.before_read = activate_and_store_a_commit
+    try:
+        first = counter.version  # passivated: read from the store
+        second = counter.version  # activated: read from memory
+    finally:
+        store.go_on.set()
+    assert replies[0].result(5).n == 2
+    assert first <= second, f"read version {first}, then version {second}"
+    assert counter.version == 2
+
+
+@pytest.mark.parametrize("seed", [3])
+def test_readers_see_no_none_and_no_older_version_while_actors_come_and_go(
+    runtime: Runtime, seed: int
+) -> None:
+    """Writers pipeline and block, a thread passivates all the time, readers
+    read every way there is: no reader sees None, an error, or a version older
+    than one it saw before through the same handle.
+
+    ``STATEWARD_PASSIVATION_WRITES`` (25 by default) sets the writes per
+    writer, for longer local runs."""
+    managers = [StateManager({"n": 0}, runtime=runtime, name=f"m{i}") for i in range(2)]
+    machine = StateMachine("a", TOGGLE, runtime=runtime, name="machine")
+    writes = int(os.environ.get("STATEWARD_PASSIVATION_WRITES", "25"))
+    done = threading.Event()
+    threads = Threads()
+
+    def passivate() -> None:
+        while not done.is_set():
+            runtime.passivate_idle()
+
+    def read(handle: Any, reads: list[Callable[[], int]]) -> None:
+        last = 0
+        while not done.is_set():
+            for get in reads:
+                version = get()
+                assert version is not None
+                assert version >= last, f"{handle.name}: version {version} after {last}"
+                last = version
+
+    def write(manager: StateManager, rng: random.Random) -> None:
+        replies = []
+        for _ in range(writes):
+            if rng.random() < 0.3:
+                manager.modify(lambda s: s.update(n=s.n + 1))
+            else:
+                replies.append(manager.request_modify(lambda s: s.update(n=s.n + 1)))
+        for reply in replies:
+            reply.result(10)
+
+    def toggle() -> None:
+        for i in range(writes):
+            machine.transition("b" if i % 2 == 0 else "a")
+
+    threads.start(passivate)
+    for manager in managers:
+        threads.start(
+            lambda m=manager: read(
+                m,
+                [
+                    lambda: m.version,
+                    lambda: m.get_state().n,
+                    lambda: m.snapshot.version,
+                    lambda: m.stats().version,
+                ],
+            )
+        )
+    threads.start(
+        lambda: read(
+            machine,
+            [lambda: machine.version, lambda: len(machine.history), lambda: machine.stats().version],
+        )
+    )
+    writers = Threads()
+    for i, manager in enumerate(managers):
+        writers.start(lambda m=manager, r=random.Random(seed + i): write(m, r))
+    writers.start(toggle)
+    try:
+        writers.join()
+    finally:
+        done.set()
+        threads.join()
+    assert [m.get_state().n for m in managers] == [writes] * 2
+    assert (machine.current_state, machine.version) == ("b" if writes % 2 else "a", writes)
+
+
+def test_stats_of_passivated_actors_do_not_read_the_store(
+    runtime: Runtime, store: GatedStore
+) -> None:
+    """``runtime.stats()`` over many passivated actors costs no recovery each
+    (with a SQLiteStore, a recovery is a query and a replay), and gives the
+    version each had when it was passivated."""
+    machines = [StateMachine("a", TOGGLE, runtime=runtime) for _ in range(10)]
+    for machine in machines:  # each has started once it answers
+        machine.transition("b")
+    for machine in machines[:5]:
+        machine.transition("a")
+    assert runtime.passivate_idle() == 10
+    before = store.recoveries
+    stats = runtime.stats()
+    assert store.recoveries == before
+    assert [stats[m.name].version for m in machines] == [2] * 5 + [1] * 5
+    assert all(stats[m.name].passive for m in machines)
+
+
+def test_the_stats_of_a_passivated_actor_stay_readable_after_shutdown(
+    store: GatedStore, clock: ManualClock
+) -> None:
+    """Stats are counters kept in memory: a handle's ``stats()`` works after
+    its runtime has shut down, passivated or not (only its state is then
+    in the store alone)."""
+    runtime = Runtime("closing", store=store, timer=clock, idle_after=10)
+    machine = StateMachine("a", TOGGLE, runtime=runtime)
+    machine.transition("b")
+    assert runtime.passivate_idle() == 1
+    assert runtime.shutdown(timeout=10).clean
+    stats = machine.stats()
+    assert (stats.alive, stats.passive, stats.version, stats.messages) == (False, True, 1, 1)
+
+
+# -- supervision ----------------------------------------------------------------------
+
+
+def test_an_activation_that_fails_waits_for_its_supervisors_restart(
+    store: GatedStore, clock: ManualClock
+) -> None:
+    """An activation that cannot recover (the store failed to read) is a
+    crash like any other: the supervisor's backoff decides when the next
+    incarnation starts, and the request that activated it waits for that one,
+    in the mailbox, instead of activating it again at once."""
+    events: list[SupervisorEvent] = []
+    failed = threading.Event()
+
+    def record(event: SupervisorEvent) -> None:
+        events.append(event)
+        if event.kind == "failed":
+            failed.set()
+
+    with Runtime("backoff", store=store, timer=clock, idle_after=10, default_timeout=10) as rt:
+        supervisor = Supervisor(
+            "sup", runtime=rt, backoff=Backoff(min=10, max=10, jitter=0), within=1000
+        )
+        supervisor.subscribe(record)
+        counter = StateManager({"n": 0}, runtime=rt, supervisor=supervisor, on_error="restart")
+        counter.update_state({"n": 1})
+        assert rt.passivate_idle() == 1
+        recoveries = store.recoveries
+        store.failures = 1
+        answered = threading.Event()
+        reply = counter.request_update({"n": 2})
+        reply.add_done_callback(lambda _: answered.set())
+        assert failed.wait(5)
+        # Nothing starts it before the backoff is over: the clock has not moved.
+        assert not answered.wait(0.3), "the request ran before the supervisor restarted it"
+        clock.advance(10)
+        assert reply.result(5).n == 2
+        assert counter.restarts == 1
+        assert store.recoveries == recoveries + 2  # the failed one and the restart's
+        assert [e.kind for e in events if e.child == counter.name] == [
+            "started",
+            "failed",
+            "restarted",
+        ]
