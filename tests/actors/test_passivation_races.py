@@ -10,11 +10,11 @@ the test inside a reader's recovery. Time is a `ManualClock`.
 
 from __future__ import annotations
 
-import gc
+import asyncio
+import functools
 import os
 import random
 import threading
-import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 
 from stateward.actors import (
+    ActorCrashed,
+    ActorStopped,
     Backoff,
     ManualClock,
     Runtime,
@@ -234,12 +236,16 @@ def test_readers_see_no_none_and_no_older_version_while_actors_come_and_go(
     threads.start(
         lambda: read(
             machine,
-            [lambda: machine.version, lambda: len(machine.history), lambda: machine.stats().version],
+            [
+                lambda: machine.version,
+                lambda: len(machine.history),
+                lambda: machine.stats().version,
+            ],
         )
     )
     writers = Threads()
     for i, manager in enumerate(managers):
-        writers.start(lambda m=manager, r=random.Random(seed + i): write(m, r))
+        writers.start(functools.partial(write, manager, random.Random(seed + i)))
     writers.start(toggle)
     try:
         writers.join()
@@ -327,3 +333,166 @@ def test_an_activation_that_fails_waits_for_its_supervisors_restart(
             "failed",
             "restarted",
         ]
+
+
+def test_an_on_start_that_fails_on_activation_counts_against_the_restart_intensity(
+    store: GatedStore, clock: ManualClock
+) -> None:
+    """Every start after the first fails: the activation and each restart
+    are failures of the actor, each from its last commit, and the supervisor
+    gives up after ``max_restarts`` of them; the request that activated it is
+    refused then, not lost."""
+    seen: list[int] = []
+
+    def on_start(state: Any) -> None:
+        seen.append(state.n)
+        if len(seen) > 1:
+            raise RuntimeError("the connection it needs is gone")
+
+    with Runtime("intensity", store=store, timer=clock, idle_after=10, default_timeout=10) as rt:
+        events: list[str] = []
+        supervisor = Supervisor("sup", runtime=rt, max_restarts=2, within=1000, restart="temporary")
+        supervisor.subscribe(lambda event: events.append(event.kind))
+        counter = StateManager({"n": 0}, runtime=rt, supervisor=supervisor, on_start=on_start)
+        counter.update_state({"n": 1})
+        assert rt.passivate_idle() == 1
+        reply = counter.request_update({"n": 2})
+        with pytest.raises(ActorStopped, match="gave up"):
+            reply.result(5)
+        assert seen == [0, 1, 1, 1]
+        assert counter.restarts == 2
+        assert events.count("failed") == 3 and events.count("restarted") == 2
+        assert "gave_up" in events
+        assert counter.get_state().n == 1  # nothing was lost: the store still has it
+
+
+def test_one_for_all_restarts_passivated_siblings_from_their_last_commit(
+    runtime: Runtime,
+) -> None:
+    supervisor = Supervisor("all", strategy="one_for_all", runtime=runtime, within=1000)
+    options = {"runtime": runtime, "supervisor": supervisor, "on_error": "restart"}
+    handles = [StateManager({"n": 0}, name=name, **options) for name in ("a", "b", "c")]
+    for i, handle in enumerate(handles):
+        handle.update_state({"n": i + 1})
+    assert runtime.passivate_idle() == 3
+
+    def boom(state: Any) -> Any:
+        raise RuntimeError("boom")
+
+    with pytest.raises(ActorCrashed):
+        handles[1].modify(boom)  # activates b, which crashes: all three restart
+    assert [h.restarts for h in handles] == [1, 1, 1]
+    assert [h.get_state().n for h in handles] == [1, 2, 3]
+    assert [h.modify(lambda s: s.update(n=s.n * 10)).n for h in handles] == [10, 20, 30]
+    assert runtime.passivate_idle() == 3
+    assert [h.get_state().n for h in handles] == [10, 20, 30]
+
+
+def test_a_fenced_handler_commits_nothing_across_passivation_and_activation(
+    store: GatedStore, clock: ManualClock
+) -> None:
+    """A ``deadline=`` actor's hung handler is fenced and the actor restarted;
+    the new incarnation is passivated and activated again while the hung
+    handler still runs: when it returns, it commits nothing, and the actor
+    goes on from its last commit."""
+    with Runtime("fence", store=store, timer=clock, idle_after=100, default_timeout=10) as rt:
+        supervisor = Supervisor("sup", runtime=rt, max_restarts=5, within=1000)
+        counter = StateManager({"n": 0}, runtime=rt, supervisor=supervisor, deadline=2.0)
+        counter.update_state({"n": 1})
+        entered, release = threading.Event(), threading.Event()
+
+        def hang(state: Any) -> Any:
+            entered.set()
+            assert release.wait(10)
+            return state.update(n=999)
+
+        hung = counter.request_modify(hang)
+        try:
+            assert entered.wait(5)
+            clock.advance(2.5)  # the watchdog fences the hung handler
+            with pytest.raises(ActorCrashed):
+                hung.result(5)
+            assert counter.update_state({"n": 2}).n == 2  # the next incarnation
+            assert rt.passivate_idle() == 1
+            assert passive(counter)
+            assert counter.update_state({"n": 3}).n == 3  # activated
+        finally:
+            release.set()
+        assert counter.modify(lambda s: s.update(n=s.n + 1)).n == 4
+        assert rt.passivate_idle() == 1
+        assert (counter.get_state().n, counter.version) == (4, 4)
+
+
+def test_an_actor_awaiting_an_async_hook_is_not_passivated(runtime: Runtime) -> None:
+    entered = threading.Event()
+    waiting: dict[str, Any] = {}
+
+    async def observer(old: Any, new: Any) -> None:
+        waiting["event"] = asyncio.Event()
+        waiting["loop"] = asyncio.get_running_loop()
+        entered.set()
+        await asyncio.wait_for(waiting["event"].wait(), 10)
+
+    counter = StateManager({"n": 0}, runtime=runtime)
+    counter.add_observer(observer)
+    reply = counter.request_update({"n": 1})
+    assert entered.wait(5)
+    try:
+        assert runtime.passivate_idle() == 0  # busy: it awaits its hook
+        assert counter.get_state().n == 1  # published before the observer runs
+    finally:
+        waiting["loop"].call_soon_threadsafe(waiting["event"].set)
+    assert reply.result(5).n == 1
+    assert runtime.passivate_idle() == 1
+    assert counter.get_state().n == 1
+
+
+@pytest.mark.parametrize("seed", [11])
+def test_shutdown_while_actors_are_passivated_and_activated_answers_every_request(
+    inner_store: Any, clock: ManualClock, seed: int, tmp_path: Path
+) -> None:
+    """Requests pipelined to a few actors while another thread passivates
+    them (sweeps, ``max_active`` pressure, ``passivate_idle``) and the runtime
+    shuts down: a clean report, the threads back, every request answered,
+    and (with SQLite) every request answered with success is in the store."""
+    before = threading.active_count()
+    rng = random.Random(seed)
+    runtime = Runtime(
+        "closing", store=inner_store, timer=clock, idle_after=1, max_active=2, default_timeout=10
+    )
+    managers = [StateManager({"n": 0}, runtime=runtime, name=f"m{i}") for i in range(6)]
+    for manager in managers:
+        manager.update_state({"n": 0})
+    done = threading.Event()
+    threads = Threads()
+
+    def passivate() -> None:
+        while not done.is_set():
+            runtime.passivate_idle()
+            clock.advance(1)  # a sweep
+
+    threads.start(passivate)
+    sent: list[tuple[int, Any]] = []
+    try:
+        for _ in range(200):
+            i = rng.randrange(len(managers))
+            sent.append((i, managers[i].request_modify(lambda s: s.update(n=s.n + 1))))
+        report = runtime.shutdown(timeout=10)
+    finally:
+        done.set()
+        threads.join()
+    assert report.clean, report.describe()
+    succeeded = [0] * len(managers)
+    for i, reply in sent:
+        assert reply.done()
+        try:
+            reply.result(0)
+        except ActorStopped:
+            continue
+        succeeded[i] += 1
+    assert threading.active_count() <= before
+    if isinstance(inner_store, SQLiteStore):
+        reopened = SQLiteStore(inner_store.path)
+        with Runtime("reopened", store=reopened) as again:
+            found = [StateManager({"n": 0}, runtime=again, name=f"m{i}") for i in range(6)]
+            assert [m.get_state().n for m in found] == succeeded
