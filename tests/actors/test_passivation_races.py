@@ -349,11 +349,19 @@ def test_an_on_start_that_fails_on_activation_counts_against_the_restart_intensi
         if len(seen) > 1:
             raise RuntimeError("the connection it needs is gone")
 
-    with Runtime("intensity", store=store, timer=clock, idle_after=10, default_timeout=10) as rt:
-        events: list[str] = []
-        supervisor = Supervisor("sup", runtime=rt, max_restarts=2, within=1000, restart="temporary")
-        supervisor.subscribe(lambda event: events.append(event.kind))
-        counter = StateManager({"n": 0}, runtime=rt, supervisor=supervisor, on_start=on_start)
+    events: list[str] = []
+    runtime = Runtime(
+        "intensity",
+        store=store,
+        timer=clock,
+        idle_after=10,
+        default_timeout=10,
+        max_restarts=2,
+        within=1000,
+    )
+    runtime.subscribe(lambda event: events.append(event.kind))
+    with runtime as rt:
+        counter = StateManager({"n": 0}, runtime=rt, on_start=on_start)
         counter.update_state({"n": 1})
         assert rt.passivate_idle() == 1
         reply = counter.request_update({"n": 2})
@@ -362,7 +370,7 @@ def test_an_on_start_that_fails_on_activation_counts_against_the_restart_intensi
         assert seen == [0, 1, 1, 1]
         assert counter.restarts == 2
         assert events.count("failed") == 3 and events.count("restarted") == 2
-        assert "gave_up" in events
+        assert "gave_up" in events and rt.fatal is not None
         assert counter.get_state().n == 1  # nothing was lost: the store still has it
 
 
