@@ -361,7 +361,12 @@ class Lifecycle:
                 return False
             with self._lock:
                 incarnation = self.incarnation
-                if incarnation is None or incarnation.retired or not incarnation.started:
+                if (
+                    incarnation is None
+                    or incarnation.retired
+                    or not incarnation.started
+                    or mailbox.closed_reason is not None  # a stop under way (`stop_now`)
+                ):
                     return False
                 incarnation.retire()
                 if incarnation.worker.thread is None:
@@ -380,7 +385,11 @@ class Lifecycle:
         from the store when it starts). The caller holds the cell's turn."""
         with self._lock:
             incarnation = self.incarnation
-            if self.cell.passive and (incarnation is None or incarnation.retired):
+            if (
+                self.cell.passive
+                and (incarnation is None or incarnation.retired)
+                and self.cell.mailbox.closed_reason is None  # not once a stop decided
+            ):
                 self.incarnation = Incarnation(self, self.epoch)
             return self.incarnation
 
@@ -409,8 +418,12 @@ class Lifecycle:
         cell = self.cell
         if terminal and cell.stop_reason is None:
             cell.stop_reason = reason
-        running = self.is_running()
-        cell.mailbox.close(reason)
+        mailbox = cell.mailbox
+        with self._lock:  # a passivation or an activation sees it closed, or it sees them
+            running = self.is_running()
+            if mailbox.closed_reason is None:
+                mailbox.closed_reason = reason
+        mailbox.close(reason)  # and answer what is queued
         self.retire()
         if not running:
             if terminal:

@@ -15,6 +15,7 @@ import functools
 import os
 import random
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -123,14 +124,14 @@ class Threads:
         self.threads: list[threading.Thread] = []
         self.errors: list[BaseException] = []
 
-    def start(self, fn: Callable[[], None]) -> None:
+    def start(self, fn: Callable[[], None], name: str | None = None) -> None:
         def run() -> None:
             try:
                 fn()
             except BaseException as exc:
                 self.errors.append(exc)
 
-        thread = threading.Thread(target=run)
+        thread = threading.Thread(target=run, name=name)
         self.threads.append(thread)
         thread.start()
 
@@ -504,3 +505,77 @@ def test_shutdown_while_actors_are_passivated_and_activated_answers_every_reques
         with Runtime("reopened", store=reopened) as again:
             found = [StateManager({"n": 0}, runtime=again, name=f"m{i}") for i in range(6)]
             assert [m.get_state().n for m in found] == succeeded
+
+
+# -- stopping -------------------------------------------------------------------------
+
+
+def pause_after_is_running(lifecycle: Any, thread: str) -> tuple[Any, Any]:
+    """Make ``lifecycle.is_running``, called on the thread named ``thread``,
+    pause (up to 0.3 s) right after it answers: the window in which a
+    stop has decided whether an incarnation is running and not yet closed
+    the mailbox. Returns the events: answered, and go on."""
+    answered, go_on = threading.Event(), threading.Event()
+    real = lifecycle.is_running
+
+    def is_running() -> bool:
+        running: bool = real()
+        if threading.current_thread().name == thread:
+            answered.set()
+            go_on.wait(0.3)
+        return running
+
+    lifecycle.is_running = is_running
+    return answered, go_on
+
+
+def test_a_stop_racing_a_passivation_still_stops_the_actor_and_releases_its_name(
+    runtime: Runtime, store: GatedStore
+) -> None:
+    """A stop that does not wait (`RowMachines` stops its idle actors so, a
+    supervisor that gives up stops the siblings so) decides that the actor
+    runs, and a passivation ends that incarnation before the stop closes the
+    mailbox: the actor must still count as stopped, and its name be given
+    back to the store, so that another runtime can take it."""
+    counter = StateManager({"n": 0}, runtime=runtime, name="counter")
+    counter.update_state({"n": 1})
+    answered, go_on = pause_after_is_running(counter._cell.lifecycle, "stopper")
+    threads = Threads()
+    threads.start(lambda: counter._stop("idle", 5.0, wait=False), name="stopper")
+    try:
+        assert answered.wait(5)
+        runtime.passivate_idle()  # in the window (or refused, once the stop has closed it)
+    finally:
+        go_on.set()
+        threads.join()
+    assert counter._cell.stopped.wait(5), "the stopped actor never counted as stopped"
+    with Runtime("other", store=store) as other:
+        again = StateManager({"n": 0}, runtime=other, name="counter")
+        assert again.get_state().n == 1
+
+
+def test_a_stop_racing_an_activation_leaves_no_incarnation_running(
+    runtime: Runtime,
+) -> None:
+    """A passivated actor is stopped without waiting while a request
+    activates it: the stop decided that nothing runs, so nothing may start
+    after it (or the actor would commit after it counted as stopped). The
+    request is refused, or handled before the stop: never lost."""
+    counter = StateManager({"n": 0}, runtime=runtime, name="counter")
+    counter.update_state({"n": 1})
+    assert runtime.passivate_idle() == 1
+    answered, go_on = pause_after_is_running(counter._cell.lifecycle, "stopper")
+    threads = Threads()
+    threads.start(lambda: counter._stop("idle", 5.0, wait=False), name="stopper")
+    try:
+        assert answered.wait(5)
+        reply = counter.request_update({"n": 2})  # activates it, in the window
+    finally:
+        go_on.set()
+        threads.join()
+    with pytest.raises(ActorStopped):
+        reply.result(5)
+    lifecycle = counter._cell.lifecycle
+    assert not lifecycle.is_running()
+    assert lifecycle.wait_stopped(time.monotonic() + 5)
+    assert counter.get_state().n == 1
