@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import os
 import random
 import threading
 import time
+import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -579,3 +581,40 @@ def test_a_stop_racing_an_activation_leaves_no_incarnation_running(
     assert not lifecycle.is_running()
     assert lifecycle.wait_stopped(time.monotonic() + 5)
     assert counter.get_state().n == 1
+
+
+# -- memory ---------------------------------------------------------------------------
+
+
+def test_memory_does_not_grow_with_activations(tmp_path: Path) -> None:
+    """Machines coming and going under ``max_active`` on a SQLiteStore: once
+    each has been passivated and activated a few times, 400 more activations
+    leave memory where it was (what one activation allocates, the passivation
+    after it gives back: the incarnation, the recovered snapshot, the store's
+    recovery report, which is one per name and replaced)."""
+    store = SQLiteStore(tmp_path / "many.db", durability="batched")
+    tracemalloc.start()
+    try:
+        with Runtime("many", store=store, max_active=4) as runtime:
+            machines = [
+                StateMachine("a", TOGGLE, runtime=runtime, data={"blob": "x" * 10_000})
+                for _ in range(20)
+            ]
+
+            def rounds(count: int) -> None:
+                for i in range(count):
+                    for machine in machines:
+                        machine.transition("b" if i % 2 == 0 else "a")
+
+            rounds(4)
+            gc.collect()
+            baseline = tracemalloc.get_traced_memory()[0]
+            activations = runtime.stats().activations
+            rounds(20)
+            gc.collect()
+            grown = tracemalloc.get_traced_memory()[0] - baseline
+            activations = runtime.stats().activations - activations
+    finally:
+        tracemalloc.stop()
+    assert activations >= 20 * (20 - 5)  # each round activates all but the 4 or 5 active
+    assert grown < 64_000, f"{grown:,} bytes more after {activations} activations"
