@@ -151,14 +151,12 @@ class Incarnation:
             cell.running = self
         cell.thread = threading.current_thread()
         was_passive = cell.passive
-        # Activated from here on: if this start fails, its supervisor decides
-        # when the next one starts, not the next message (`Lifecycle.dispatch`).
-        cell.passive = False
         try:
             if self.generation > 1 and cell.store is not None:
                 # A restart recovers the way a reboot does: from the store; so
                 # does an activation after a passivation.
                 cell.publish(cell.store.recover(cell.name, cell.codec))  # type: ignore[arg-type]
+                cell.passive = False
             hook = cell.on_start
             if hook is not None:
                 result = hook(cell.view(cell.snapshot))
@@ -269,6 +267,9 @@ class Lifecycle:
         self.ready_lock = threading.Lock()
         #: The runtime's `Passivation`, when it passivates idle actors.
         self.passivation: Any = None
+        #: The epoch it was passivated in: a supervisor decision since then
+        #: (a restart, maybe delayed) starts it, not its next message.
+        self.passive_epoch = 0
         cell.lifecycle = self
         cell.mailbox.dispatch = self.dispatch
 
@@ -369,6 +370,7 @@ class Lifecycle:
                 ):
                     return False
                 incarnation.retire()
+                self.passive_epoch = incarnation.epoch
                 if incarnation.worker.thread is None:
                     # A pooled one: nothing of it to wait for. One with a
                     # thread of its own stays, so that a stop joins its thread.
@@ -382,12 +384,19 @@ class Lifecycle:
 
     def _activate(self) -> Incarnation | None:
         """A passivated actor got a message: its next incarnation (it recovers
-        from the store when it starts). The caller holds the cell's turn."""
+        from the store when it starts). The caller holds the cell's turn.
+
+        Not once a stop has begun, nor once its supervisor has decided
+        anything since the passivation (an activation that failed, a
+        sibling's crash): the supervisor's restart starts it then, after the
+        backoff, and the message waits for it.
+        """
         with self._lock:
             incarnation = self.incarnation
             if (
                 self.cell.passive
                 and (incarnation is None or incarnation.retired)
+                and self.epoch == self.passive_epoch
                 and self.cell.mailbox.closed_reason is None  # not once a stop decided
             ):
                 self.incarnation = Incarnation(self, self.epoch)

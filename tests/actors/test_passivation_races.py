@@ -618,3 +618,40 @@ def test_memory_does_not_grow_with_activations(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert activations >= 20 * (20 - 5)  # each round activates all but the 4 or 5 active
     assert grown < 64_000, f"{grown:,} bytes more after {activations} activations"
+
+
+def test_a_passivated_sibling_waits_for_its_groups_restart(
+    store: GatedStore, clock: ManualClock
+) -> None:
+    """Under ``one_for_all`` with a backoff, a crash restarts every sibling
+    together once the backoff is over; a sibling that was passivated waits
+    for that restart too: a request sent to it meanwhile does not activate it
+    on its own, ahead of its group."""
+    with Runtime("group", store=store, timer=clock, idle_after=100, default_timeout=10) as rt:
+        supervisor = Supervisor(
+            "all",
+            strategy="one_for_all",
+            runtime=rt,
+            backoff=Backoff(min=10, max=10, jitter=0),
+            within=1000,
+        )
+        options = {"runtime": rt, "supervisor": supervisor, "on_error": "restart"}
+        crashing = StateManager({"n": 0}, name="crashing", **options)
+        sibling = StateManager({"n": 0}, name="sibling", **options)
+        crashing.update_state({"n": 1})
+        sibling.update_state({"n": 1})
+        assert rt.passivate_idle() == 2
+
+        def boom(state: Any) -> Any:
+            raise RuntimeError("boom")
+
+        with pytest.raises(ActorCrashed):
+            crashing.modify(boom)  # both restart in 10 s
+        answered = threading.Event()
+        reply = sibling.request_update({"n": 2})
+        reply.add_done_callback(lambda _: answered.set())
+        assert not answered.wait(0.3), "the sibling ran before its group restarted"
+        clock.advance(10)
+        assert reply.result(5).n == 2
+        assert (crashing.restarts, sibling.restarts) == (1, 1)
+        assert crashing.get_state().n == 1
