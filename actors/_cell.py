@@ -143,6 +143,7 @@ class Cell(CellState):
         "claimed",
         "codec",
         "deadline",
+        "dropped_version",
         "generation",
         "kind",
         "lifecycle",
@@ -223,6 +224,9 @@ class Cell(CellState):
         #: Passivated: no incarnation, and the snapshot only in the store
         #: (``snapshot`` is None); its next message activates it.
         self.passive = False
+        #: The version of the snapshot dropped at the last passivation (its
+        #: stats, without a read of the store).
+        self.dropped_version = 0
         #: Set by every request it runs; the passivation sweep clears it, and
         #: passivates the cells it finds still clear (second chance).
         self.used = False
@@ -318,13 +322,18 @@ class Cell(CellState):
 
     def read(self) -> Any:
         """The last committed snapshot: the published one, or, when the actor
-        is passivated, the one in the store (read there, without activating it)."""
+        is passivated, the one in the store (read there, without activating it).
+
+        An activation meanwhile may have published a snapshot and stored a
+        commit it has not published yet: the published one is then returned,
+        so that no reader sees a version that a later read takes back.
+        """
         snapshot = self.snapshot
         if snapshot is None:
             store = self.store
             assert store is not None and self.codec is not None  # only stored cells passivate
             try:
-                snapshot = store.recover(self.name, self.codec)
+                stored = store.recover(self.name, self.codec)
             except Exception as exc:
                 if not self.is_stopped:
                     raise
@@ -334,6 +343,9 @@ class Cell(CellState):
                     "in the store, which its runtime has closed; open a Runtime on the store "
                     "(or run `stateward inspect` on it) to read that state",
                 ) from exc
+            snapshot = self.snapshot  # activated while we read the store
+            if snapshot is None:
+                snapshot = stored
         return snapshot
 
     def drop_snapshot(self) -> None:
@@ -342,6 +354,7 @@ class Cell(CellState):
         mirror = self.mirror
         if mirror is not None:
             mirror.pop("snapshot", None)
+        self.dropped_version = self.version_of(self.snapshot)
         self.passive = True
         self.snapshot = None
         self.running = None  # its incarnation has ended
@@ -368,6 +381,7 @@ class Cell(CellState):
 
     def stats(self) -> ActorStats:
         error = self.last_error
+        snapshot = self.snapshot  # None: passivated, and the version is the one dropped
         return ActorStats(
             name=self.name,
             kind=self.kind,
@@ -376,7 +390,7 @@ class Cell(CellState):
             failures=self.failures,
             hook_errors=self.hook_errors,
             queue_depth=self.mailbox.qsize(),
-            version=self.version_of(self.read()),
+            version=self.dropped_version if snapshot is None else self.version_of(snapshot),
             last_error=None if error is None else repr(error),
             restarts=self.restarts,
             generation=self.generation,

@@ -338,7 +338,16 @@ class Lifecycle:
     actor through it.
     """
 
-    __slots__ = ("_child", "cell", "epoch", "host", "incarnation", "passivation", "restart_type")
+    __slots__ = (
+        "_child",
+        "cell",
+        "epoch",
+        "host",
+        "incarnation",
+        "passivation",
+        "passive_epoch",
+        "restart_type",
+    )
 
     def __init__(self, cell: Cell, host: Host) -> None:
         self.cell = cell
@@ -354,6 +363,9 @@ class Lifecycle:
         self._child: Any = None
         #: The runtime's `Passivation`, when it passivates idle actors.
         self.passivation: Any = None
+        #: The epoch it was passivated in: a supervisor decision since then
+        #: (a restart, maybe delayed) starts it, not its next message.
+        self.passive_epoch = 0
         cell.lifecycle = self
 
     @property
@@ -477,9 +489,15 @@ class Lifecycle:
                 return False
             with self._lock:
                 incarnation = self.incarnation
-                if incarnation is None or incarnation.retired or not incarnation.started:
+                if (
+                    incarnation is None
+                    or incarnation.retired
+                    or not incarnation.started
+                    or mailbox.closed_reason is not None  # a stop under way (`stop_now`)
+                ):
                     return False
                 end_now = incarnation.retire(locked=True)
+                self.passive_epoch = incarnation.epoch
                 worker = incarnation.worker
                 if worker is None or worker.thread is None:
                     # Pooled, or never on a worker: nothing of it to wait for.
@@ -496,10 +514,21 @@ class Lifecycle:
 
     def _activate(self) -> Incarnation | None:
         """A passivated actor got a message: its next incarnation (it recovers
-        from the store when it starts). The caller holds the cell's turn."""
+        from the store when it starts). The caller holds the cell's turn.
+
+        Not once a stop has begun, nor once its supervisor has decided
+        anything since the passivation (an activation that failed, a
+        sibling's crash): the supervisor's restart starts it then, after the
+        backoff, and the message waits for it.
+        """
         with self._lock:
             incarnation = self.incarnation
-            if self.cell.passive and (incarnation is None or incarnation.retired):
+            if (
+                self.cell.passive
+                and (incarnation is None or incarnation.retired)
+                and self.epoch == self.passive_epoch
+                and self.cell.mailbox.closed_reason is None  # not once a stop decided
+            ):
                 self.incarnation = Incarnation(self, self.epoch)
             return self.incarnation
 
@@ -566,8 +595,12 @@ class Lifecycle:
         cell = self.cell
         if terminal and cell.stop_reason is None:
             cell.stop_reason = reason
-        running = self.is_running()
-        cell.mailbox.close(reason)
+        mailbox = cell.mailbox
+        with self._lock:  # a passivation or an activation sees it closed, or it sees them
+            running = self.is_running()
+            if mailbox.closed_reason is None:
+                mailbox.closed_reason = reason
+        mailbox.close(reason)  # and answer what is queued
         self.retire()
         if not running:
             if terminal:

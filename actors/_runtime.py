@@ -294,6 +294,8 @@ class Runtime:
             handle = self._actors.get(cell.name)
             if handle is not None and handle._cell is cell:
                 del self._actors[cell.name]
+        if self.passivation is not None:
+            self.passivation.forget(cell.lifecycle)
 
     def _forget(self, name: str, handle: Handle) -> None:
         with self._lock:
