@@ -46,7 +46,7 @@ from ._mailbox import Mailbox
 from ._reply import Reply
 from ._stats import ActorStats, ErrorReport
 from .stores import Store
-from .stores._group_commit import flush_staged
+from .stores._group_commit import flush_staged, staging
 
 logger = logging.getLogger("stateward.actors")
 
@@ -101,6 +101,9 @@ class Owner(Protocol):
     clock: Callable[[], datetime.datetime]
     store: Store
     runtime_id: str
+    #: The store's ``stage_entry`` if it can stage commits in a pooled
+    #: worker's commit batch (`_commit_batch`), else None.
+    _stage_entry: Callable[[str, Any, Any, Any], Any] | None
 
     def _report(self, report: ErrorReport) -> None: ...
 
@@ -477,16 +480,19 @@ class Cell(CellState):
         store = self.store
         if store is not None:
             try:
-                staged = store.commit(self.name, self.codec, old, commit.snapshot)  # type: ignore[arg-type]
+                stage_entry = self.runtime._stage_entry  # the store's, if it stages
+                batch = staging.batch if stage_entry is not None else None
+                if batch is not None and batch.stage(self, stage_entry, old, commit.snapshot):
+                    # A pooled worker's batch writes it, then publishes and answers it.
+                    batch.defer(self, message, commit, generation)
+                    return None
+                store.commit(self.name, self.codec, old, commit.snapshot)  # type: ignore[arg-type]
             except BaseException as exc:  # not durable: not committed, and a crash
                 if self.staged is not None:
                     flush_staged()
                 self.failures += 1
                 self.last_error = exc
                 return exc
-            if staged is not None:  # a pooled worker's batch publishes and answers it
-                staged.defer(self, message, commit, generation)
-                return None
         new = commit.snapshot
         self.snapshot = new  # publish: readers see it from now on
         mirror = self.mirror

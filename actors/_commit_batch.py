@@ -2,13 +2,17 @@
 it runs in a row in one transaction, then answers them all.
 
 Each thread of a pool has one `CommitBatch` (found through
-`stores._group_commit.staging`). While the thread runs a turn of a cell whose store
-stages commits (`SQLiteStore` in ``"strict"`` or ``"batched"`` mode), the
-store does not write the turn's commits: it hands each entry to the batch, and
-`Cell.process` leaves the request to it (`CommitBatch.defer`) unpublished and
-unanswered. The cell's next message builds on that staged snapshot
-(``cell.staged``), and the cell's turn stays held after the turn ends
-(`CommitBatch.hold`), so that nothing else runs the cell meanwhile.
+`stores._group_commit.staging`). While the thread runs a turn of a cell whose
+store can stage commits (it has ``stage_entry``: `SQLiteStore` in ``"strict"``
+or ``"batched"`` mode), `Cell.process` does not commit the turn's commits: it
+hands each entry to the batch (`CommitBatch.stage`) and leaves the request to
+it (`CommitBatch.defer`) unpublished and unanswered. A store without
+``stage_entry`` (the memory store, or a user's wrapper around any store) is
+committed with ``commit``, whose commit is durable when it returns: staging is
+never something a store does behind its caller's back. The cell's next
+message builds on that staged snapshot (``cell.staged``), and the cell's turn
+stays held after the turn ends (`CommitBatch.hold`), so that nothing else runs
+the cell meanwhile.
 
 The batch is flushed (`CommitBatch.flush`) when the thread's run queue is
 empty, when it holds `FLUSH_AFTER` commits, and always before the thread
@@ -96,13 +100,16 @@ class CommitBatch:
 
     # -- staging (on the worker, in a turn) --------------------------------------------------
 
-    def stage(self, store: Any, item: Any) -> bool:
-        """Take ``item`` (a store's journal entry) if a pooled turn of the
-        committing cell runs now; False if the store must write it itself."""
-        cell = self.cell
-        if cell is None or cell is not current_cell.get():
+    def stage(self, cell: Any, stage_entry: Any, old: Any, new: Any) -> bool:
+        """Take ``cell``'s commit (``old`` -> ``new``) if a pooled turn of
+        ``cell`` runs now and its store stages it (``stage_entry``, the store's
+        method, returns its entry); False if it must be committed directly."""
+        if self.cell is not cell or cell is not current_cell.get():
             return False  # an inline call nested in a turn, or no turn at all
-        self._entry = (store, item)
+        item = stage_entry(cell.name, cell.codec, old, new)
+        if item is None:
+            return False
+        self._entry = (stage_entry.__self__, item)
         return True
 
     def defer(self, cell: Any, message: Any, outcome: Any, generation: int) -> None:

@@ -221,6 +221,12 @@ class Runtime:
         self._counter = itertools.count(1)
         self.timer: Timer = timer if timer is not None else SystemClock(self.name)
         self.store: Store = store if store is not None else MemoryStore()
+        #: The store's way to stage a commit in a pooled worker's commit
+        #: batch, if it has one (`_commit_batch`); a store without it (a
+        #: wrapper, the memory store) is committed durably by ``commit``.
+        self._stage_entry: Callable[[str, Any, Any, Any], Any] | None = getattr(
+            self.store, "stage_entry", None
+        )
         self.runtime_id = new_runtime_id()
         runtime_started(self.runtime_id)
         self.fatal_handler = fatal_handler

@@ -25,7 +25,7 @@ from stateward.core import decode
 from stateward.core._persist import KindCodec, RecordUpgrades
 
 from .._errors import RecoveryError, StoreWriteError
-from ._group_commit import GroupCommit, Pending, group, staging
+from ._group_commit import GroupCommit, Pending, group
 from ._protocol import RecoveryReport, StoredActor
 from ._records import encode_record, journal_entry, recover_records
 from ._snapshot_writer import SnapshotWriter
@@ -151,27 +151,26 @@ class SQLiteStore(GroupCommit, SnapshotWriter, Names):
 
     # -- the protocol ------------------------------------------------------------------------
 
-    def commit(self, name: str, codec: KindCodec, old: Any, new: Any) -> Any:
-        """Make one commit durable before returning, or stage it.
-
-        On a pooled worker running a turn of the committing actor, the commit
-        is *staged* instead: its entry joins the worker's commit batch, which
-        is returned, and is written with the other commits of that batch in
-        one transaction (`write_staged`) before any of them is published or
-        answered. Otherwise: returns None once the commit is durable.
-        """
+    def commit(self, name: str, codec: KindCodec, old: Any, new: Any) -> None:
+        """Make one commit durable (per the mode) before returning."""
         if self.durability == "snapshot":
             self._mark_dirty(name, codec, new)
-            return None
+            return
         item = journal_entry(name, codec, old, new, self.snapshot_every)
-        batch = staging.batch
-        if batch is not None and batch.stage(self, item):
-            return batch
         if self.durability == "strict":
             self._write([item])
         else:
             self._write_batched(item)
-        return None
+
+    def stage_entry(self, name: str, codec: KindCodec, old: Any, new: Any) -> Pending | None:
+        """The journal entry of one commit, for a pooled worker's commit batch
+        to write with others (`write_staged`) before it publishes or answers
+        any of them; None when this store does not stage (snapshot mode: call
+        `commit`). A store without this method is always committed with
+        `commit`: its commits are durable when it returns."""
+        if self.durability == "snapshot":
+            return None
+        return journal_entry(name, codec, old, new, self.snapshot_every)
 
     def write_staged(self, items: list[Pending]) -> None:
         """Write the entries of several staged commits in one transaction,

@@ -512,27 +512,30 @@ def test_shutdown_while_actors_are_passivated_and_activated_answers_every_reques
 # -- stopping -------------------------------------------------------------------------
 
 
-def pause_after_is_running(lifecycle: Any, thread: str) -> tuple[Any, Any]:
+def pause_after_is_running(
+    lifecycle: Any, thread: str, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Any, Any]:
     """Make ``lifecycle.is_running``, called on the thread named ``thread``,
     pause (up to 0.3 s) right after it answers: the window in which a
     stop has decided whether an incarnation is running and not yet closed
-    the mailbox. Returns the events: answered, and go on."""
+    the mailbox. Returns the events: answered, and go on. (Patched on the
+    class, for this lifecycle alone: a lifecycle has no ``__dict__``.)"""
     answered, go_on = threading.Event(), threading.Event()
-    real = lifecycle.is_running
+    real = type(lifecycle).is_running
 
-    def is_running() -> bool:
-        running: bool = real()
-        if threading.current_thread().name == thread:
+    def is_running(self: Any) -> bool:
+        running: bool = real(self)
+        if self is lifecycle and threading.current_thread().name == thread:
             answered.set()
             go_on.wait(0.3)
         return running
 
-    lifecycle.is_running = is_running
+    monkeypatch.setattr(type(lifecycle), "is_running", is_running)
     return answered, go_on
 
 
 def test_a_stop_racing_a_passivation_still_stops_the_actor_and_releases_its_name(
-    runtime: Runtime, store: GatedStore
+    runtime: Runtime, store: GatedStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A stop that does not wait (`RowMachines` stops its idle actors so, a
     supervisor that gives up stops the siblings so) decides that the actor
@@ -541,7 +544,7 @@ def test_a_stop_racing_a_passivation_still_stops_the_actor_and_releases_its_name
     back to the store, so that another runtime can take it."""
     counter = StateManager({"n": 0}, runtime=runtime, name="counter")
     counter.update_state({"n": 1})
-    answered, go_on = pause_after_is_running(counter._cell.lifecycle, "stopper")
+    answered, go_on = pause_after_is_running(counter._cell.lifecycle, "stopper", monkeypatch)
     threads = Threads()
     threads.start(lambda: counter._stop("idle", 5.0, wait=False), name="stopper")
     try:
@@ -557,7 +560,7 @@ def test_a_stop_racing_a_passivation_still_stops_the_actor_and_releases_its_name
 
 
 def test_a_stop_racing_an_activation_leaves_no_incarnation_running(
-    runtime: Runtime,
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A passivated actor is stopped without waiting while a request
     activates it: the stop decided that nothing runs, so nothing may start
@@ -566,7 +569,7 @@ def test_a_stop_racing_an_activation_leaves_no_incarnation_running(
     counter = StateManager({"n": 0}, runtime=runtime, name="counter")
     counter.update_state({"n": 1})
     assert runtime.passivate_idle() == 1
-    answered, go_on = pause_after_is_running(counter._cell.lifecycle, "stopper")
+    answered, go_on = pause_after_is_running(counter._cell.lifecycle, "stopper", monkeypatch)
     threads = Threads()
     threads.start(lambda: counter._stop("idle", 5.0, wait=False), name="stopper")
     try:

@@ -292,3 +292,54 @@ def test_a_stop_behind_staged_commits_is_answered_after_them(
     assert bumped.result(WAIT).n == 1
     assert called.wait(WAIT)
     assert seen == [(True, 1)]
+
+
+class Delegating:
+    """A user's store that wraps another and follows the store protocol to the
+    letter: ``commit`` returns nothing once the commit is durable. It offers
+    no ``stage_entry``, so its commits are never staged in a worker's batch."""
+
+    def __init__(self, inner: SQLiteStore) -> None:
+        self.inner = inner
+        self.durability = inner.durability
+        self.commits = 0
+
+    def claim(self, name: str, codec: Any, runtime_id: str) -> Any:
+        return self.inner.claim(name, codec, runtime_id)
+
+    def create(self, name: str, codec: Any, snapshot: Any) -> None:
+        self.inner.create(name, codec, snapshot)
+
+    def commit(self, name: str, codec: Any, old: Any, new: Any) -> None:
+        self.inner.commit(name, codec, old, new)
+        self.commits += 1
+
+    def recover(self, name: str, codec: Any) -> Any:
+        return self.inner.recover(name, codec)
+
+    def release(self, name: str, runtime_id: str) -> None:
+        self.inner.release(name, runtime_id)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.mark.parametrize("mode", ["strict", "batched"])
+def test_a_store_wrapped_by_the_user_loses_no_pipelined_commit_on_a_pool(
+    tmp_path: Path, mode: str
+) -> None:
+    """Pipelined requests on a pool, through a wrapper that calls the real
+    store's ``commit``: every acknowledged commit is in the store and the
+    wrapper saw each one (staging a commit inside the real store's
+    ``commit``, as a return value the wrapper drops, lost them)."""
+    path = tmp_path / "wrapped.db"
+    wrapper = Delegating(SQLiteStore(path, durability=mode, snapshot_every=1000))
+    with Runtime("wrapped", store=wrapper, workers=2, default_timeout=WAIT) as runtime:
+        managers = counters(runtime)
+        replies = [m.request_modify(bump) for _ in range(25) for m in managers]
+        for reply in replies:
+            reply.result(WAIT)
+        assert [m.get_state().n for m in managers] == [25] * ACTORS
+    assert wrapper.commits == 25 * ACTORS
+    with Runtime("reopened", store=SQLiteStore(path, durability=mode)) as runtime:
+        assert [m.get_state().n for m in counters(runtime)] == [25] * ACTORS
