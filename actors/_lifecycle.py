@@ -352,23 +352,26 @@ class Lifecycle:
             self.incarnation = incarnation = Incarnation(self, self.epoch, attach=not inline)
         if end_previous:
             previous.ended()  # type: ignore[union-attr]
-        if inline:
-            self._start_here(incarnation)
-        self.cell.mailbox.kick()
+        if not inline or not self._start_here(incarnation):
+            self.cell.mailbox.kick()
 
-    def _start_here(self, incarnation: Incarnation) -> None:
+    def _start_here(self, incarnation: Incarnation) -> bool:
         """Start a first incarnation with nothing to run at its start (no
         ``on_start``; a first start recovers nothing) on the calling thread,
-        if its turn is free: no turn on a worker for it."""
+        if its turn is free: no turn on a worker for it. True if it did, and
+        looked at the queue when it gave the turn back."""
         mailbox = self.cell.mailbox
         turn = mailbox.turn
         if not turn.acquire(False):
-            return  # a sender took it: the turn it dispatched starts it
+            return False  # a sender took it: the turn it dispatched starts it
         try:
             if turn is mailbox.turn and not incarnation.started and not incarnation.retired:
                 incarnation._start()
         finally:
             turn.release()
+        if mailbox.queue or not incarnation.started:
+            mailbox.kick()  # a request arrived while we held the turn
+        return True
 
     def restart(self) -> None:
         """Start again after a crash, or after its supervisor gave up and was

@@ -283,13 +283,14 @@ class StateMachine(ActorHandle):
     ) -> None:
         definition = _definition(initial_state, transitions, events, history_limit)
         if isinstance(definition, _Shared):
-            self._spec = spec = definition.spec
+            spec = definition.spec
             codec = definition.codec
             initial = definition.initial if not data else MachineSnapshot.initial(spec, data)
         else:
-            self._spec = spec = definition
+            spec = definition
             codec = MachineCodec(spec)
             initial = MachineSnapshot.initial(spec, data)
+        object.__setattr__(self, "_spec", spec)  # past `__setattr__`'s check
         super().__init__(
             name,
             runtime,
