@@ -303,7 +303,21 @@ class Lifecycle:
     actor through it.
     """
 
-    __slots__ = ("_child", "cell", "epoch", "host", "incarnation", "restart_type")
+    __slots__ = (
+        "_child",
+        "cell",
+        "consecutive",
+        "epoch",
+        "host",
+        "incarnation",
+        "last_start",
+        "pending",
+        "restart_type",
+    )
+
+    #: As its supervisor's record of it (`_supervision.ChildRecord`): an
+    #: actor, not a supervisor.
+    is_supervisor = False
 
     def __init__(self, cell: Cell, host: Host) -> None:
         self.cell = cell
@@ -315,13 +329,24 @@ class Lifecycle:
         self.epoch = 0
         #: The newest incarnation; starting another retires it first.
         self.incarnation: Incarnation | None = None
-        #: Its supervisor's record of it, while it is a child there.
+        #: Itself while it is a child of a supervisor (then it is that
+        #: supervisor's record of it: `_supervision.ChildRecord`), else None.
         self._child: Any = None
+        #: The supervisor's bookkeeping of its restarts: how many in a row,
+        #: when it last started (0.0 until a restart), a delayed one pending.
+        self.consecutive = 0
+        self.last_start = 0.0
+        self.pending: Any = None
         cell.lifecycle = self
 
     @property
     def name(self) -> str:
         return self.cell.name
+
+    @property
+    def target(self) -> Lifecycle:
+        """What its supervisor acts on: itself (see ``is_supervisor``)."""
+        return self
 
     @property
     def _lock(self) -> threading.Lock:
