@@ -173,9 +173,7 @@ class Cell(CellState):
         self.claimed = False
         self.observers: tuple[Callable[[Any, Any], Any], ...] = ()
         self.callback_lock = callback_locks.pick()
-        Mailbox.__init__(self, self)
-        #: Its mailbox: the cell itself (see `CellState`).
-        self.mailbox: Mailbox = self
+        self.mailbox = Mailbox(self)
         #: Its lifecycle (`_lifecycle.Lifecycle`), set when it starts.
         self.lifecycle: Any = None
         #: The supervisor it runs under, set by the lifecycle.

@@ -146,7 +146,7 @@ class Incarnation:
                 try:
                     message = queue.popleft()
                 except IndexError:
-                    mailbox.drop(queue)  # idle: the queue exists only while requests wait
+                    mailbox.drop_queue(queue)  # idle: the queue exists only while requests wait
                     return
                 if not message.claim():
                     continue  # withdrawn: its caller already gave up on it
@@ -162,7 +162,7 @@ class Incarnation:
                         self.crashed(crash, message)
                     return  # fenced or crashed: this incarnation takes nothing more
             if not queue:
-                mailbox.drop(queue)
+                mailbox.drop_queue(queue)
         except BaseException as exc:  # pragma: no cover - a fault of the runtime itself
             logger.exception("actor %r: a turn failed", cell.name)
             self.crashed(exc)

@@ -45,7 +45,7 @@ class Mailbox:
     The queue (a deque) exists only while requests wait: an idle mailbox has
     none. Senders make it (under a lock shared by many mailboxes, so two
     senders never make two); the holder of the turn drops it when it finds
-    it empty (`drop`). A sender that appended to a queue dropped meanwhile
+    it empty (`drop_queue`). A sender that appended to a queue dropped meanwhile
     finds it no longer the mailbox's and moves what it holds to the current
     one (`_rescue`): nothing sent is lost, and a sender's requests stay in
     the order sent.
@@ -114,7 +114,7 @@ class Mailbox:
                 except IndexError:
                     return
 
-    def drop(self, queue: collections.deque[Any]) -> None:
+    def drop_queue(self, queue: collections.deque[Any]) -> None:
         """Drop ``queue``, found empty by the holder of the turn, unless a
         request arrived meanwhile."""
         with self._lock():
