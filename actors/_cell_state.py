@@ -74,6 +74,20 @@ class Extra:
         "watchdog",
     )
 
+    awaiting: Any
+    failures: int
+    hook_errors: int
+    inflight: Any
+    last_error: BaseException | None
+    on_error: str
+    on_start: Callable[[Any], Any] | None
+    recovered: bool
+    restarts: int
+    stop_reason: str | None
+    stopped_event: threading.Event | None
+    thread: threading.Thread | None
+    watchdog: Any
+
     def __init__(self) -> None:
         for name, field in _RARE.items():
             setattr(self, name, field.default)

@@ -32,10 +32,13 @@ from typing import Protocol
 class Turns(Protocol):
     """One incarnation of a cell, as a host sees it."""
 
-    #: A label for the worker's thread (``stateward:<runtime>:<actor>``).
-    label: str
-    #: The actor's name, for reports.
-    name: str
+    @property
+    def label(self) -> str:
+        """A label for the worker's thread (``stateward:<runtime>:<actor>``)."""
+
+    @property
+    def name(self) -> str:
+        """The actor's name, for reports."""
 
     def run_turn(self, budget: int) -> None:
         """Run up to ``budget`` of the cell's messages; the caller holds the

@@ -141,11 +141,14 @@ class ChildRecord(Protocol):
     an actor's `Lifecycle` is its own record (one object less per actor).
     The child keeps it, as its ``_child``, while it is a child."""
 
-    target: Any  # the Lifecycle itself, or the child Supervisor
     restart_type: str
     consecutive: int
     last_start: float
     pending: Cancel | None
+
+    @property
+    def target(self) -> Any:
+        """The Lifecycle itself, or the child Supervisor."""
 
     @property
     def name(self) -> str: ...

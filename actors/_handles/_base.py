@@ -37,6 +37,8 @@ class ActorHandle:
     #: Whether ``snapshot`` is a plain attribute of the handle, kept current by
     #: the actor (a read is then one attribute lookup: no property call).
     _mirrored = False
+    _cell: Cell
+    _runtime: Runtime
 
     def __init__(
         self,

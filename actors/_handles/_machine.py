@@ -108,7 +108,8 @@ def _plain(
         and transitions == last[4]
         and events == last[5]
     ):
-        return last[6]  # the same objects as last time, with the same content
+        same: _Shared = last[6]  # the same objects as last time, with the same content
+        return same
     try:
         key = (initial_state, _frozen(transitions), _frozen(events), history_limit)
         shared = _shared.get(key)
@@ -263,6 +264,7 @@ class StateMachine(ActorHandle):
 
     _kind = "machine"
     _mirrored = True
+    _spec: MachineSpec
 
     def __init__(
         self,
