@@ -136,9 +136,9 @@ class Cell(CellState):
         "view",
     )
 
-    #: The kind's behaviour from core, bound to this cell on first use (by
-    #: `__getattr__`, through ``maker``).
-    behaviour: Behaviour
+    #: The kind's behaviour from core, bound to this cell on its first
+    #: request (`bind`, through ``maker``); None until then.
+    behaviour: Behaviour | None
 
     def __init__(
         self,
@@ -168,6 +168,7 @@ class Cell(CellState):
         self.codec = codec
         #: What binds the behaviour when the cell first needs it (the handle).
         self.maker = maker
+        self.behaviour = None
         self.store = runtime.store if codec is not None else None
         self.released = False
         self.claimed = False
@@ -193,15 +194,13 @@ class Cell(CellState):
         if on_start is not None:
             self.on_start = on_start
 
-    def __getattr__(self, name: str) -> Any:
-        # Only for a slot not set yet: the behaviour, bound on first use.
-        if name == "behaviour":
-            maker = self.maker
-            if maker is not None:
-                behaviour = maker._behaviour(self)
-                self.behaviour = behaviour
-                return behaviour
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+    def bind(self) -> Behaviour:
+        """Bind the kind's behaviour to this cell (on its first request)."""
+        maker = self.maker
+        if maker is None:
+            raise RuntimeError(f"actor {self.name!r} has no behaviour: it was made without a maker")
+        behaviour = self.behaviour = maker._behaviour(self)
+        return behaviour
 
     # -- locks shared with other cells -------------------------------------------------
 
@@ -348,7 +347,7 @@ class Cell(CellState):
         if watched:
             self._watch(message, generation)
         try:
-            commit = self.behaviour(old, message.request)
+            commit = (self.behaviour or self.bind())(old, message.request)
         except BaseException as exc:  # the snapshot is untouched
             if watched and not self._unwatch(message, generation):
                 return FENCED  # the watchdog answered the caller
