@@ -86,10 +86,11 @@ class Incarnation:
     retired before that never is, and ends at once (`retire`).
     """
 
-    __slots__ = ("epoch", "generation", "lifecycle", "retired", "started", "worker")
+    __slots__ = ("cell", "epoch", "generation", "lifecycle", "retired", "started", "worker")
 
     def __init__(self, lifecycle: Lifecycle, epoch: int, *, attach: bool = True) -> None:
         self.lifecycle = lifecycle
+        self.cell = lifecycle.cell
         self.epoch = epoch
         self.generation = -1  # taken in its first turn
         self.started = False
@@ -108,10 +109,6 @@ class Incarnation:
                 if worker is None:
                     self.worker = worker = self.lifecycle.host.attach(self)
         return worker.wake()
-
-    @property
-    def cell(self) -> Cell:
-        return self.lifecycle.cell
 
     @property
     def name(self) -> str:
@@ -338,6 +335,7 @@ class Lifecycle:
         self.last_start = 0.0
         self.pending: Any = None
         cell.lifecycle = self
+        cell.mailbox.owner = self  # it dispatches the turn from now on
 
     @property
     def name(self) -> str:
@@ -416,6 +414,10 @@ class Lifecycle:
         if incarnation is not None:
             incarnation.retire()
 
+    def _refuse(self, reply: Reply[Any]) -> None:
+        """Answer a request its closed mailbox refused (as `Mailbox.Owner`)."""
+        self.cell._refuse(reply)
+
     def dispatch(self) -> None:
         """Hand the cell's turn (held by the caller) to the incarnation that
         should run, or give it back if none should."""
@@ -425,9 +427,10 @@ class Lifecycle:
             incarnation is not None
             and not incarnation.retired
             and (mailbox.queue or not incarnation.started)
-            and incarnation.wake()
         ):
-            return
+            worker = incarnation.worker
+            if worker.wake() if worker is not None else incarnation.wake():
+                return
         mailbox.turn.release()
         incarnation = self.incarnation
         if (
