@@ -82,6 +82,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "actors: hosts",
         [
             "stateward.actors._host",
+            "stateward.actors._lifecycle_stop",
             "stateward.actors._lifecycle",
             "stateward.actors._pool_host",
             "stateward.actors._thread_host",
