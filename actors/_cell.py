@@ -170,9 +170,9 @@ class Cell(CellState):
         "view",
     )
 
-    #: The kind's behaviour from core, bound to this cell on first use (by
-    #: `__getattr__`, through ``maker``).
-    behaviour: Behaviour
+    #: The kind's behaviour from core, bound to this cell on its first
+    #: request (`bind`, through ``maker``); None until then.
+    behaviour: Behaviour | None
 
     def __init__(
         self,
@@ -205,14 +205,13 @@ class Cell(CellState):
         self.codec = codec
         #: What binds the behaviour when the cell first needs it (the handle).
         self.maker = maker
+        self.behaviour = None
         self.store = runtime.store if codec is not None else None
         self.released = False
         self.claimed = False
         self.observers: tuple[Callable[[Any, Any], Any], ...] = ()
         self.callback_lock = callback_locks.pick()
-        Mailbox.__init__(self, self)
-        #: Its mailbox: the cell itself (see `CellState`).
-        self.mailbox: Mailbox = self
+        self.mailbox = Mailbox(self)
         #: Its lifecycle (`_lifecycle.Lifecycle`), set when it starts.
         self.lifecycle: Any = None
         #: The supervisor it runs under, set by the lifecycle.
@@ -241,15 +240,13 @@ class Cell(CellState):
         if on_start is not None:
             self.on_start = on_start
 
-    def __getattr__(self, name: str) -> Any:
-        # Only for a slot not set yet: the behaviour, bound on first use.
-        if name == "behaviour":
-            maker = self.maker
-            if maker is not None:
-                behaviour = maker._behaviour(self)
-                self.behaviour = behaviour
-                return behaviour
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+    def bind(self) -> Behaviour:
+        """Bind the kind's behaviour to this cell (on its first request)."""
+        maker = self.maker
+        if maker is None:
+            raise RuntimeError(f"actor {self.name!r} has no behaviour: it was made without a maker")
+        behaviour = self.behaviour = maker._behaviour(self)
+        return behaviour
 
     # -- locks shared with other cells -------------------------------------------------
 
@@ -452,7 +449,10 @@ class Cell(CellState):
             if watched:
                 self._watch(message, generation)
         try:
-            commit = self.behaviour(old, message.request) if resume is None else resume()
+            if resume is None:
+                commit = (self.behaviour or self.bind())(old, message.request)
+            else:
+                commit = resume()
         except BaseException as exc:  # the snapshot is untouched
             if self.staged is not None:
                 # Answer what ran before it first (a failed write fences it),

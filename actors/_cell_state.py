@@ -7,8 +7,7 @@ of locks shared by every cell (`Stripes`). Each role has its own set, so two
 roles never map to one lock, and each of these locks is a leaf (nothing else
 is taken while one is held), so cells sharing one cannot deadlock.
 
-A cell is its own mailbox (`CellState` is a `Mailbox`): an actor costs one
-object less. Fields that most cells never set (errors, restarts, an awaited hook, a stop
+Fields that most cells never set (errors, restarts, an awaited hook, a stop
 reason...) live in a side object, `Extra`, made on the first write of a
 value other than the default (`Rare`): an idle cell pays one slot for all.
 """
@@ -20,8 +19,6 @@ import itertools
 import threading
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar, overload
-
-from ._mailbox import Mailbox
 
 T = TypeVar("T")
 
@@ -77,6 +74,20 @@ class Extra:
         "watchdog",
     )
 
+    awaiting: Any
+    failures: int
+    hook_errors: int
+    inflight: Any
+    last_error: BaseException | None
+    on_error: str
+    on_start: Callable[[Any], Any] | None
+    recovered: bool
+    restarts: int
+    stop_reason: str | None
+    stopped_event: threading.Event | None
+    thread: threading.Thread | None
+    watchdog: Any
+
     def __init__(self) -> None:
         for name, field in _RARE.items():
             setattr(self, name, field.default)
@@ -120,10 +131,9 @@ class Rare(Generic[T]):
 _RARE: dict[str, Rare[Any]] = {}
 
 
-class CellState(Mailbox):
+class CellState:
     """The part of a cell kept small: its rarely set fields and its stopped
-    flag (`_cell.Cell` inherits it). A cell is also its own `Mailbox` (its
-    ``mailbox`` is itself): one object less per actor."""
+    flag (`_cell.Cell` inherits it)."""
 
     __slots__ = ("_extra", "_stopped")
 

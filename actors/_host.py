@@ -36,12 +36,17 @@ from typing import Any, Protocol
 class Turns(Protocol):
     """One incarnation of a cell, as a host sees it."""
 
-    #: A label for the worker's thread (``stateward:<runtime>:<actor>``).
-    label: str
-    #: The actor's name, for reports.
-    name: str
-    #: The cell whose turns these are (a pooled worker stages its commits).
-    cell: Any
+    @property
+    def label(self) -> str:
+        """A label for the worker's thread (``stateward:<runtime>:<actor>``)."""
+
+    @property
+    def name(self) -> str:
+        """The actor's name, for reports."""
+
+    @property
+    def cell(self) -> Any:
+        """The cell whose turns these are (a pooled worker stages its commits)."""
 
     def run_turn(self, budget: int) -> None:
         """Run up to ``budget`` of the cell's messages; the caller holds the

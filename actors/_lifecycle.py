@@ -26,7 +26,6 @@ from __future__ import annotations
 import inspect
 import logging
 import threading
-import time
 from typing import Any, Protocol
 
 from stateward.core._suspend import Suspended
@@ -34,9 +33,12 @@ from stateward.core._suspend import Suspended
 from ._cell import FENCED, SUSPENDED, Cell
 from ._context import current_cell
 from ._host import Host, Worker
+from ._lifecycle_stop import LifecycleStop, Stop, stop_request
 from ._reply import Reply
 from ._suspension import Suspension, resume_turn, suspend
 from .stores._group_commit import flush_staged, staging
+
+__all__ = ["Incarnation", "Lifecycle", "Parent", "Stop", "stop_request"]
 
 logger = logging.getLogger("stateward.actors")
 
@@ -55,32 +57,6 @@ class Parent(Protocol):
     def _child_exited(self, target: Any, epoch: int | None = None) -> None: ...
 
 
-class Stop:
-    """The operation of a stop request: the actor stops once everything queued
-    before it is handled.
-
-    ``terminal``: for good (the handle is done). ``exit``: the actor stopped
-    itself, which its supervisor may answer with a restart (permanent children).
-    """
-
-    def __init__(self, reason: str, *, terminal: bool = True, exit: bool = False) -> None:
-        self.reason = reason
-        self.terminal = terminal
-        self.exit = exit
-
-    def describe(self) -> str:
-        return "stop()"
-
-
-def stop_request(
-    cell: Cell, reason: str, *, terminal: bool = True, exit: bool = False
-) -> Reply[Any]:
-    """Queue a stop behind what ``cell`` has queued; never blocks."""
-    reply: Reply[Any] = Reply(cell, Stop(reason, terminal=terminal, exit=exit))
-    cell.mailbox.put(reply)
-    return reply
-
-
 class Incarnation:
     """One life of a cell, served by one worker of a host.
 
@@ -90,10 +66,20 @@ class Incarnation:
     retired before that never is, and ends at once (`retire`).
     """
 
-    __slots__ = ("epoch", "generation", "lifecycle", "retired", "started", "suspended", "worker")
+    __slots__ = (
+        "cell",
+        "epoch",
+        "generation",
+        "lifecycle",
+        "retired",
+        "started",
+        "suspended",
+        "worker",
+    )
 
     def __init__(self, lifecycle: Lifecycle, epoch: int, *, attach: bool = True) -> None:
         self.lifecycle = lifecycle
+        self.cell = lifecycle.cell
         self.epoch = epoch
         self.generation = -1  # taken in its first turn
         self.started = False
@@ -120,10 +106,6 @@ class Incarnation:
         first if it has none; False if retired: the caller keeps the turn."""
         worker = self.attached()
         return worker is not None and worker.wake()
-
-    @property
-    def cell(self) -> Cell:
-        return self.lifecycle.cell
 
     @property
     def name(self) -> str:
@@ -163,7 +145,7 @@ class Incarnation:
                 try:
                     message = queue.popleft()
                 except IndexError:
-                    mailbox.drop(queue)  # idle: the queue exists only while requests wait
+                    mailbox.drop_queue(queue)  # idle: the queue exists only while requests wait
                     return
                 if not message.claim():
                     continue  # withdrawn: its caller already gave up on it
@@ -183,7 +165,7 @@ class Incarnation:
                         self.crashed(crash, message)
                     return  # suspended, fenced or crashed: this run takes nothing more
             if not queue:
-                mailbox.drop(queue)
+                mailbox.drop_queue(queue)
         except BaseException as exc:  # pragma: no cover - a fault of the runtime itself
             logger.exception("actor %r: a turn failed", cell.name)
             self.crashed(exc)
@@ -331,7 +313,7 @@ _locks = tuple(threading.Lock() for _ in range(_STRIPES))
 _ready_locks = tuple(threading.Lock() for _ in range(_STRIPES))
 
 
-class Lifecycle:
+class Lifecycle(LifecycleStop):
     """Starts, restarts, retires and stops one cell's incarnations on a host.
 
     Its supervisor holds it as the child; the runtime and the handle stop the
@@ -341,13 +323,20 @@ class Lifecycle:
     __slots__ = (
         "_child",
         "cell",
+        "consecutive",
         "epoch",
         "host",
         "incarnation",
+        "last_start",
         "passivation",
         "passive_epoch",
+        "pending",
         "restart_type",
     )
+
+    #: As its supervisor's record of it (`_supervision.ChildRecord`): an
+    #: actor, not a supervisor.
+    is_supervisor = False
 
     def __init__(self, cell: Cell, host: Host) -> None:
         self.cell = cell
@@ -359,18 +348,30 @@ class Lifecycle:
         self.epoch = 0
         #: The newest incarnation; starting another retires it first.
         self.incarnation: Incarnation | None = None
-        #: Its supervisor's record of it, while it is a child there.
+        #: Itself while it is a child of a supervisor (then it is that
+        #: supervisor's record of it: `_supervision.ChildRecord`), else None.
         self._child: Any = None
+        #: The supervisor's bookkeeping of its restarts: how many in a row,
+        #: when it last started (0.0 until a restart), a delayed one pending.
+        self.consecutive = 0
+        self.last_start = 0.0
+        self.pending: Any = None
         #: The runtime's `Passivation`, when it passivates idle actors.
         self.passivation: Any = None
         #: The epoch it was passivated in: a supervisor decision since then
         #: (a restart, maybe delayed) starts it, not its next message.
         self.passive_epoch = 0
         cell.lifecycle = self
+        cell.mailbox.owner = self  # it dispatches the turn from now on
 
     @property
     def name(self) -> str:
         return self.cell.name
+
+    @property
+    def target(self) -> Lifecycle:
+        """What its supervisor acts on: itself (see ``is_supervisor``)."""
+        return self
 
     @property
     def _lock(self) -> threading.Lock:
@@ -401,23 +402,26 @@ class Lifecycle:
             self.incarnation = incarnation = Incarnation(self, self.epoch, attach=not inline)
         if end_previous:
             previous.ended()  # type: ignore[union-attr]
-        if inline:
-            self._start_here(incarnation)
-        self.cell.mailbox.kick()
+        if not inline or not self._start_here(incarnation):
+            self.cell.mailbox.kick()
 
-    def _start_here(self, incarnation: Incarnation) -> None:
+    def _start_here(self, incarnation: Incarnation) -> bool:
         """Start a first incarnation with nothing to run at its start (no
         ``on_start``; a first start recovers nothing) on the calling thread,
-        if its turn is free: no turn on a worker for it."""
+        if its turn is free: no turn on a worker for it. True if it did, and
+        looked at the queue when it gave the turn back."""
         mailbox = self.cell.mailbox
         turn = mailbox.turn
         if not turn.acquire(False):
-            return  # a sender took it: the turn it dispatched starts it
+            return False  # a sender took it: the turn it dispatched starts it
         try:
             if turn is mailbox.turn and not incarnation.started and not incarnation.retired:
                 incarnation._start()
         finally:
             turn.release()
+        if mailbox.queue or not incarnation.started:
+            mailbox.kick()  # a request arrived while we held the turn
+        return True
 
     def restart(self) -> None:
         """Start again after a crash, or after its supervisor gave up and was
@@ -437,6 +441,10 @@ class Lifecycle:
         if incarnation is not None:
             incarnation.retire()
 
+    def _refuse(self, reply: Reply[Any]) -> None:
+        """Answer a request its closed mailbox refused (as `Mailbox.Owner`)."""
+        self.cell._refuse(reply)
+
     def dispatch(self) -> None:
         """Hand the cell's turn (held by the caller) to the incarnation that
         should run, or give it back if none should. A passivated actor with
@@ -449,9 +457,10 @@ class Lifecycle:
             incarnation is not None
             and not incarnation.retired
             and (mailbox.queue or not incarnation.started)
-            and incarnation.wake()
         ):
-            return
+            worker = incarnation.worker
+            if worker.wake() if worker is not None else incarnation.wake():
+                return
         mailbox.turn.release()
         incarnation = self.incarnation
         if (
@@ -532,125 +541,3 @@ class Lifecycle:
                 self.incarnation = Incarnation(self, self.epoch)
             return self.incarnation
 
-    # -- stopping ------------------------------------------------------------------------------
-
-    def is_running(self) -> bool:
-        """Whether an incarnation takes requests (or is starting to)."""
-        incarnation = self.incarnation
-        return incarnation is not None and not incarnation.retired
-
-    def request_stop(self, reason: str, *, terminal: bool = True) -> None:
-        """Ask the actor to stop once it has handled what is queued now.
-
-        With no incarnation running (a crashed one waiting for its restart, or
-        one already stopped), it stops at once and what is queued is refused.
-        Does not wait: see `wait_stopped`.
-        """
-        if self.is_running() and self.cell.mailbox.closed_reason is None:
-            if not self._stop_if_idle(reason, terminal):
-                stop_request(self.cell, reason, terminal=terminal)
-            return
-        self.stop_now(reason, terminal=terminal)
-
-    def _stop_if_idle(self, reason: str, terminal: bool) -> bool:
-        """Stop a started actor with nothing queued and its turn free on the
-        calling thread, as its stop request would: no turn on a worker for it.
-        False (nothing done) if it is not idle."""
-        cell = self.cell
-        mailbox = cell.mailbox
-        incarnation = self.incarnation
-        if (
-            incarnation is None
-            or not incarnation.started
-            or mailbox.queue
-            or current_cell.get() is cell
-        ):
-            return False
-        turn = mailbox.turn
-        if not turn.acquire(False):
-            return False
-        try:
-            if (
-                turn is not mailbox.turn
-                or mailbox.queue
-                or not cell.ready
-                or self.incarnation is not incarnation
-                or mailbox.closed_reason is not None
-            ):
-                return False
-            cell.messages += 1  # as the stop request would count
-            if terminal:
-                cell.stop_reason = reason
-            mailbox.close(reason)
-            incarnation.retire(end_here=True)
-            return True
-        finally:
-            turn.release()
-            if mailbox.queue:
-                mailbox.kick()
-
-    def stop_now(self, reason: str, *, terminal: bool = True) -> None:
-        """Refuse what is queued and anything sent from now on, and end the
-        incarnation after its current message."""
-        cell = self.cell
-        if terminal and cell.stop_reason is None:
-            cell.stop_reason = reason
-        mailbox = cell.mailbox
-        with self._lock:  # a passivation or an activation sees it closed, or it sees them
-            running = self.is_running()
-            if mailbox.closed_reason is None:
-                mailbox.closed_reason = reason
-        mailbox.close(reason)  # and answer what is queued
-        self.retire()
-        if not running:
-            if terminal:
-                cell.release()
-            cell.mark_stopped()
-
-    def wait_stopped(self, deadline: float) -> bool:
-        """Wait until the actor has stopped and its worker ended, at the latest
-        until ``deadline`` (on `time.monotonic`). True if it stopped."""
-        cell = self.cell
-        longest = threading.TIMEOUT_MAX  # a deadline of 1e300 s: wait that long
-        cell.wait_stopped(min(longest, max(0.0, deadline - time.monotonic())))
-        incarnation = self.incarnation
-        worker = incarnation.worker if incarnation is not None else None
-        if worker is not None:
-            worker.join(min(longest, max(0.0, deadline - time.monotonic())))
-        return cell.is_stopped
-
-    def stop(self, reason: str, timeout: float, *, wait: bool, terminal: bool = True) -> None:
-        """Stop the actor: after draining its mailbox when ``wait`` and it runs,
-        waiting up to ``timeout`` seconds; at once otherwise.
-
-        A ``terminal`` stop is for good; otherwise (a supervisor giving up) its
-        supervisor's parent may restart it later.
-        """
-        if wait and self.is_running() and self.cell.mailbox.closed_reason is None:
-            self.request_stop(reason, terminal=terminal)
-            if current_cell.get() is not self.cell:  # it cannot wait for itself
-                self.wait_stopped(time.monotonic() + timeout)
-            return
-        self.stop_now(reason, terminal=terminal)
-
-    def abandon(self, reason: str) -> None:
-        """Give up on an actor that did not stop in time.
-
-        Its running incarnation is fenced (whatever it still runs commits
-        nothing and is answered with `ActorStopped`), an async hook it awaits
-        is cancelled, and every queued request is refused with ``reason``.
-        """
-        cell = self.cell
-        with cell.commit_lock:
-            cell.generation += 1
-            inflight, cell.inflight = cell.inflight, None
-            awaiting = cell.awaiting
-        if cell.stop_reason is None:
-            cell.stop_reason = reason
-        cell.mailbox.close(reason)
-        self.retire()
-        if inflight is not None:  # watched by a deadline: no one else answers it now
-            cell._answer_fenced(inflight)
-        if awaiting is not None:
-            awaiting.cancel()
-        cell.release()

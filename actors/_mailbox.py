@@ -45,13 +45,13 @@ class Mailbox:
     The queue (a deque) exists only while requests wait: an idle mailbox has
     none. Senders make it (under a lock shared by many mailboxes, so two
     senders never make two); the holder of the turn drops it when it finds
-    it empty (`drop`). A sender that appended to a queue dropped meanwhile
+    it empty (`drop_queue`). A sender that appended to a queue dropped meanwhile
     finds it no longer the mailbox's and moves what it holds to the current
     one (`_rescue`): nothing sent is lost, and a sender's requests stay in
     the order sent.
     """
 
-    __slots__ = ("_owner", "closed_reason", "queue", "turn")
+    __slots__ = ("closed_reason", "owner", "queue", "turn")
 
     def __init__(self, owner: Owner) -> None:
         #: The requests waiting, oldest first; None when none wait.
@@ -59,18 +59,16 @@ class Mailbox:
         #: Held by whoever runs the actor's messages. A deadline fence gives
         #: the mailbox a new one while the hung run keeps the old one.
         self.turn = threading.Lock()
-        self._owner = owner
+        #: Who serves it: its cell, then the cell's lifecycle (see `Owner`).
+        self.owner = owner
         self.closed_reason: str | None = None
-
-    def _lock(self) -> threading.Lock:
-        return _queue_locks[(id(self) >> 4) % _QUEUE_STRIPES]
 
     # -- senders ---------------------------------------------------------------------
 
     def put(self, item: Reply[Any]) -> None:
         """Queue ``item``; a request put after `close` is answered as refused."""
         if self.closed_reason is not None:
-            self._owner._refuse(item)
+            self.owner._refuse(item)
             return
         queue = self.queue
         if queue is None:
@@ -86,13 +84,13 @@ class Mailbox:
         turn = self.turn
         if turn.acquire(False):  # the actor was idle: schedule it
             if turn is self.turn:
-                self._owner.dispatch()
+                self.owner.dispatch()
             else:  # a turn replaced by a fence meanwhile: look at the new one
                 turn.release()
                 self.kick()
 
     def _open(self) -> collections.deque[Any]:
-        with self._lock():
+        with _queue_locks[(id(self) >> 4) % _QUEUE_STRIPES]:
             queue = self.queue
             if queue is None:
                 self.queue = queue = collections.deque()
@@ -101,7 +99,7 @@ class Mailbox:
     def _rescue(self, orphan: collections.deque[Any]) -> None:
         """Put what ``orphan`` (a queue dropped after we read it) holds back in
         the mailbox: as the queue itself if there is none, else behind it."""
-        with self._lock():
+        with _queue_locks[(id(self) >> 4) % _QUEUE_STRIPES]:
             current = self.queue
             if current is orphan:
                 return
@@ -114,15 +112,18 @@ class Mailbox:
                 except IndexError:
                     return
 
-    def drop(self, queue: collections.deque[Any]) -> None:
+    def drop_queue(self, queue: collections.deque[Any]) -> None:
         """Drop ``queue``, found empty by the holder of the turn, unless a
-        request arrived meanwhile."""
-        with self._lock():
-            if self.queue is not queue or queue:
-                return
+        request arrived meanwhile.
+
+        No lock: only the holder drops, and a queue is made only where there
+        is none (`_open`, under the lock), so nobody replaces it meanwhile. A
+        request appended between the look and the drop is put back by
+        `_rescue` (here, or by its sender, who looks after appending)."""
+        if self.queue is queue and not queue:
             self.queue = None
-            if queue:  # appended between the look and the drop: keep it
-                self.queue = queue
+            if queue:
+                self._rescue(queue)
 
     def kick(self) -> None:
         """Take the turn for queued work if nobody holds it, and dispatch."""
@@ -131,7 +132,7 @@ class Mailbox:
             if not turn.acquire(False):
                 return  # its holder looks at the queue when it gives the turn up
             if turn is self.turn:
-                self._owner.dispatch()
+                self.owner.dispatch()
                 return
             turn.release()
 
@@ -158,7 +159,7 @@ class Mailbox:
         queue = self.queue
         if queue is None:
             return
-        refuse = self._owner._refuse
+        refuse = self.owner._refuse
         while True:
             try:
                 item = queue.popleft()

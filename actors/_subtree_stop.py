@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._supervision import Child, ShutdownReport, SupervisorEvent
+from ._supervision import ChildRecord, ShutdownReport, SupervisorEvent
 
 logger = logging.getLogger("stateward.actors")
 
@@ -29,7 +29,7 @@ class SubtreeStop:
     runtime: Any
     shutdown_timeout: float
     _lock: threading.Lock
-    _children: list[Child]
+    _children: list[ChildRecord]
     _stopping: bool
     _stop_reason: str
     _crashed_in_stop: list[str]

@@ -53,6 +53,7 @@ from ._supervision import (
     STRATEGIES,
     Backoff,
     Child,
+    ChildRecord,
     Plan,
     RestartPolicy,
     ShutdownReport,
@@ -143,7 +144,7 @@ class Supervisor(SubtreeStop):
         self.shutdown_timeout = shutdown_timeout
         self.restart_type = restart
         self._lock = threading.Lock()
-        self._children: list[Child] = []
+        self._children: list[ChildRecord] = []
         self._subscribers: list[Callable[[SupervisorEvent], Any]] = []
         self._stopping = False
         self._stop_reason = ""
@@ -227,7 +228,7 @@ class Supervisor(SubtreeStop):
         # Its start time stays 0.0 until a restart: it only decides whether a
         # failure resets the count of consecutive restarts, which is 0 anyway
         # before the first restart (and a clock read per child is not free).
-        child = Child(target, restart)
+        child: ChildRecord = target if isinstance(target, Lifecycle) else Child(target, restart)
         with self._lock:
             if self._stopping:
                 raise SupervisorStopped(
@@ -263,10 +264,10 @@ class Supervisor(SubtreeStop):
             if child.pending is not None:
                 child.pending.cancel()
 
-    def _find(self, target: Any) -> Child | None:
+    def _find(self, target: Any) -> ChildRecord | None:
         """``target``'s record, while it is a child here (a target is the
         child of one supervisor only)."""
-        child: Child | None = target._child
+        child: ChildRecord | None = target._child
         return child
 
     # -- events ----------------------------------------------------------------------
@@ -368,7 +369,7 @@ class Supervisor(SubtreeStop):
         if group and plan.delay <= 0:
             self._restart_now(group)
 
-    def _restart_now(self, group: list[tuple[Child, int | None]]) -> None:
+    def _restart_now(self, group: list[tuple[ChildRecord, int | None]]) -> None:
         events = []
         with self._lock:
             if self._stopping:

@@ -88,6 +88,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         [
             "stateward.actors._host",
             "stateward.actors._suspension",
+            "stateward.actors._lifecycle_stop",
             "stateward.actors._lifecycle",
             "stateward.actors._passivation",
             "stateward.actors._pool_host",

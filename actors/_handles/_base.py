@@ -55,6 +55,8 @@ class ActorHandle:
     #: the actor (a read is then one attribute lookup: no property call).
     _mirrored = False
     snapshot: Any = _Stored()
+    _cell: Cell
+    _runtime: Runtime
 
     def __init__(
         self,
@@ -71,8 +73,10 @@ class ActorHandle:
             runtime = supervisor.runtime if supervisor is not None else current_runtime()
         if name is not None and (not isinstance(name, str) or not name):
             raise ValueError(f"an actor name must be a non-empty str, got {name!r}")
-        self._runtime = runtime
-        self._cell = Cell(
+        # Set past the read-only check of `__setattr__` (a Python call each).
+        put = object.__setattr__
+        put(self, "_runtime", runtime)
+        cell = Cell(
             runtime,
             name or runtime._unique_name(self._kind),
             self._kind,
@@ -85,10 +89,11 @@ class ActorHandle:
             codec=codec,
             maker=self,
         )
+        put(self, "_cell", cell)
         if self._mirrored:
             self.__dict__["snapshot"] = snapshot
-            self._cell.mirror = self.__dict__
-        runtime._start(self, self._cell, supervisor, options.restart, options.dedicated)
+            cell.mirror = self.__dict__
+        runtime._start(self, cell, supervisor, options.restart, options.dedicated)
 
     def _behaviour(self, cell: Cell) -> Behaviour:
         """The kind's behaviour from core, bound to ``cell`` (its name, its

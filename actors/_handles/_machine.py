@@ -108,7 +108,8 @@ def _plain(
         and transitions == last[4]
         and events == last[5]
     ):
-        return last[6]  # the same objects as last time, with the same content
+        same: _Shared = last[6]  # the same objects as last time, with the same content
+        return same
     try:
         key = (initial_state, _frozen(transitions), _frozen(events), history_limit)
         shared = _shared.get(key)
@@ -263,6 +264,7 @@ class StateMachine(ActorHandle):
 
     _kind = "machine"
     _mirrored = True
+    _spec: MachineSpec
 
     def __init__(
         self,
@@ -283,13 +285,14 @@ class StateMachine(ActorHandle):
     ) -> None:
         definition = _definition(initial_state, transitions, events, history_limit)
         if isinstance(definition, _Shared):
-            self._spec = spec = definition.spec
+            spec = definition.spec
             codec = definition.codec
             initial = definition.initial if not data else MachineSnapshot.initial(spec, data)
         else:
-            self._spec = spec = definition
+            spec = definition
             codec = MachineCodec(spec)
             initial = MachineSnapshot.initial(spec, data)
+        object.__setattr__(self, "_spec", spec)  # past `__setattr__`'s check
         super().__init__(
             name,
             runtime,
