@@ -540,4 +540,3 @@ class Lifecycle(LifecycleStop):
             ):
                 self.incarnation = Incarnation(self, self.epoch)
             return self.incarnation
-

@@ -54,7 +54,11 @@ class LifecycleStop:
     cell: Cell
     incarnation: Any  # the newest `Incarnation`, or None
     retire: Callable[[], None]
-    _lock: threading.Lock  # orders starts, restarts, passivations and stops
+
+    @property
+    def _lock(self) -> threading.Lock:
+        """Orders starts, restarts, passivations and stops (the lifecycle's)."""
+        raise NotImplementedError
 
     # -- stopping ------------------------------------------------------------------------------
 

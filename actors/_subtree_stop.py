@@ -105,7 +105,7 @@ class SubtreeStop:
         return abandoned, crashed
 
 
-def _remove_newest_first(children: list[Child], child: Child) -> None:
+def _remove_newest_first(children: list[ChildRecord], child: ChildRecord) -> None:
     """Remove ``child`` from ``children``, looking from the end: a subtree stops
     newest first, so each child is found at once (``list.remove`` looks from
     the front: stopping N children took O(N^2) time)."""
