@@ -468,6 +468,13 @@ class Runtime:
     # -- shutdown -------------------------------------------------------------------
 
     @property
+    def workers(self) -> int:
+        """How many pooled worker threads run the actors' turns; 0 when each
+        actor has a thread of its own (``Runtime(workers=0)``)."""
+        host = self.host
+        return host.workers if isinstance(host, PoolHost) else 0
+
+    @property
     def quantum(self) -> int | None:
         """The most messages of one actor a pooled worker runs before it
         serves the next actor waiting (`POOL_TURN_BUDGET`); None when each
