@@ -36,18 +36,30 @@ from stateward.core import (
     run_after_commit,
 )
 from stateward.core._behaviours import Behaviour
+from stateward.core._suspend import Suspended
 
-from ._clock import Cancel, Timer
+from ._cell_state import CellState, callback_locks, commit_locks, observer_locks
+from ._clock import Timer
 from ._context import current_cell
 from ._errors import ActorCrashed, ActorStopped, DeadlineExceeded
 from ._mailbox import Mailbox
 from ._reply import Reply
 from ._stats import ActorStats, ErrorReport
 from .stores import Store
+from .stores._group_commit import flush_staged, staging
 
 logger = logging.getLogger("stateward.actors")
 
-__all__ = ["FENCED", "REFUSALS", "ActorStats", "Cell", "ErrorReport", "Owner", "Running"]
+__all__ = [
+    "FENCED",
+    "REFUSALS",
+    "SUSPENDED",
+    "ActorStats",
+    "Cell",
+    "ErrorReport",
+    "Owner",
+    "Running",
+]
 
 #: Errors that refuse a request (bad input, a veto) rather than reveal a fault:
 #: they never crash an actor, whatever its ``on_error``. They describe the
@@ -70,6 +82,16 @@ class _Fenced(Exception):
 FENCED = _Fenced("fenced")
 
 
+class _Suspended(Exception):
+    """What `Cell.process` returns for a request that waits for an awaitable
+    (`_suspension.py`): the run that holds the turn returns *without giving it
+    back*; the request goes on, turn held, on a worker of its host."""
+
+
+#: Returned by `Cell.process` when the request was suspended.
+SUSPENDED = _Suspended("suspended")
+
+
 class Owner(Protocol):
     """What a cell needs of the runtime that owns it (a `Runtime`, higher up)."""
 
@@ -79,6 +101,9 @@ class Owner(Protocol):
     clock: Callable[[], datetime.datetime]
     store: Store
     runtime_id: str
+    #: The store's ``stage_entry`` if it can stage commits in a pooled
+    #: worker's commit batch (`_commit_batch`), else None.
+    _stage_entry: Callable[[str, Any, Any, Any], Any] | None
 
     def _report(self, report: ErrorReport) -> None: ...
 
@@ -87,19 +112,67 @@ class Owner(Protocol):
     ) -> concurrent.futures.Future[Any]: ...
 
 
+class Maker(Protocol):
+    """What binds a cell's behaviour (its handle, one layer up)."""
+
+    def _behaviour(self, cell: Cell) -> Behaviour: ...
+
+
 class Running(Protocol):
     """The incarnation that runs a cell's requests (`_lifecycle.Incarnation`)."""
 
     def crashed(self, cause: BaseException, message: Reply[Any] | None = None) -> None: ...
 
+    def retire(self) -> object: ...
 
-class Cell:
+    def suspend(
+        self, message: Reply[Any], generation: int, step: Suspended
+    ) -> BaseException | None: ...
+
+
+class Cell(CellState):
     """What a handle and its actor share. Only the holder of the turn writes
-    the snapshot and the counters; any thread may read them."""
+    the snapshot and the counters; any thread may read them.
 
-    #: The kind's behaviour from core, bound to this cell; set by the handle
-    #: right after it makes the cell, before the actor starts.
-    behaviour: Behaviour
+    An idle cell holds its name, its snapshot (shared with the other machines
+    of its definition until its first commit), a mailbox with no queue, and
+    counters: no lock, no event and no thread of its own. Its behaviour is
+    bound on first use.
+    """
+
+    __slots__ = (
+        "behaviour",
+        "callback_lock",
+        "claimed",
+        "codec",
+        "deadline",
+        "dropped_version",
+        "generation",
+        "kind",
+        "lifecycle",
+        "mailbox",
+        "maker",
+        "messages",
+        "mirror",
+        "name",
+        "observers",
+        "passive",
+        "ready",
+        "released",
+        "running",
+        "runtime",
+        "snapshot",
+        "staged",
+        "store",
+        "supervisor",
+        "used",
+        "version_of",
+        "view",
+    )
+
+    #: The kind's behaviour from core, bound to this cell on its first
+    #: request (`bind`, through ``maker``); None until then.
+    behaviour: Behaviour | None
 
     def __init__(
         self,
@@ -114,29 +187,31 @@ class Cell:
         deadline: float | None = None,
         on_start: Callable[[Any], Any] | None = None,
         codec: KindCodec | None = None,
+        maker: Maker | None = None,
     ) -> None:
         self.runtime = runtime
         self.name = name
         self.kind = kind
         self.snapshot = snapshot
+        #: The newest snapshot committed in the running turn but not yet
+        #: written: staged by a pooled worker's commit batch (`_commit_batch`).
+        self.staged: Any = None
         #: The handle's ``__dict__``, when the handle shows ``snapshot`` as a
         #: plain attribute: every publish writes it there too.
         self.mirror: dict[str, Any] | None = None
         self.view = view
         self.version_of = version_of
-        self.on_error = on_error
         self.deadline = deadline
-        self.on_start = on_start
         self.codec = codec
+        #: What binds the behaviour when the cell first needs it (the handle).
+        self.maker = maker
+        self.behaviour = None
         self.store = runtime.store if codec is not None else None
         self.released = False
         self.claimed = False
-        self.recovered = False
         self.observers: tuple[Callable[[Any, Any], Any], ...] = ()
-        self.observer_lock = threading.Lock()
-        self.callback_lock = threading.Lock()
-        self.mailbox = Mailbox(self._refuse)
-        self.commit_lock = threading.Lock()
+        self.callback_lock = callback_locks.pick()
+        self.mailbox = Mailbox(self)
         #: Its lifecycle (`_lifecycle.Lifecycle`), set when it starts.
         self.lifecycle: Any = None
         #: The supervisor it runs under, set by the lifecycle.
@@ -147,33 +222,59 @@ class Cell:
         self.running: Running | None = None
         #: Whether an incarnation has started and takes requests.
         self.ready = False
-        #: The thread that started the current incarnation (its worker's, with
-        #: a dedicated host); for diagnostics.
-        self.thread: threading.Thread | None = None
-        #: The async hook the turn's holder is waiting for, if any.
-        self.awaiting: concurrent.futures.Future[Any] | None = None
-        self.inflight: Reply[Any] | None = None
-        self._watchdog: Cancel | None = None
-        self.started = threading.Event()
-        self.stopped = threading.Event()
-        self.stop_reason: str | None = None
         self.messages = 0
-        self.failures = 0
-        self.hook_errors = 0
-        self.restarts = 0
-        self.last_error: BaseException | None = None
         #: Passivated: no incarnation, and the snapshot only in the store
         #: (``snapshot`` is None); its next message activates it.
         self.passive = False
+        #: The version of the snapshot dropped at the last passivation (its
+        #: stats, without a read of the store).
+        self.dropped_version = 0
         #: Set by every request it runs; the passivation sweep clears it, and
         #: passivates the cells it finds still clear (second chance).
         self.used = False
+        # The rarely set fields (errors, restarts, the stop reason, an awaited
+        # hook...) are `CellState`'s: an idle cell holds none of them.
+        CellState.__init__(self)
+        if on_error != "fail":
+            self.on_error = on_error
+        if on_start is not None:
+            self.on_start = on_start
+
+    def bind(self) -> Behaviour:
+        """Bind the kind's behaviour to this cell (on its first request)."""
+        maker = self.maker
+        if maker is None:
+            raise RuntimeError(f"actor {self.name!r} has no behaviour: it was made without a maker")
+        behaviour = self.behaviour = maker._behaviour(self)
+        return behaviour
+
+    # -- locks shared with other cells -------------------------------------------------
+
+    @property
+    def commit_lock(self) -> threading.Lock:
+        """Orders a deadline fence against the end of the request it fences."""
+        return commit_locks.of(self)
+
+    @property
+    def observer_lock(self) -> threading.Lock:
+        """Orders changes to `observers`."""
+        return observer_locks.of(self)
 
     # -- errors and reports ------------------------------------------------------------
 
     def _refuse(self, reply: Reply[Any]) -> None:
         if reply.claim():
             reply.set_exception(self.stopped_error())
+
+    def dispatch(self) -> None:
+        """Hand the turn (held by the caller) to the lifecycle, which gives it
+        to a worker; with no lifecycle yet, give it back: the first start
+        dispatches."""
+        lifecycle = self.lifecycle
+        if lifecycle is None:
+            self.mailbox.turn.release()
+        else:
+            lifecycle.dispatch()
 
     @property
     def default_timeout(self) -> float:
@@ -192,6 +293,7 @@ class Cell:
         cancels it: the coroutine sees `asyncio.CancelledError` and this thread
         goes on.
         """
+        flush_staged()  # the worker is about to wait: answer what it has staged
         future = self.runtime._submit_async(awaitable, self)
         self.awaiting = future
         try:
@@ -220,15 +322,20 @@ class Cell:
 
     def read(self) -> Any:
         """The last committed snapshot: the published one, or, when the actor
-        is passivated, the one in the store (read there, without activating it)."""
+        is passivated, the one in the store (read there, without activating it).
+
+        An activation meanwhile may have published a snapshot and stored a
+        commit it has not published yet: the published one is then returned,
+        so that no reader sees a version that a later read takes back.
+        """
         snapshot = self.snapshot
         if snapshot is None:
             store = self.store
             assert store is not None and self.codec is not None  # only stored cells passivate
             try:
-                snapshot = store.recover(self.name, self.codec)
+                stored = store.recover(self.name, self.codec)
             except Exception as exc:
-                if not self.stopped.is_set():
+                if not self.is_stopped:
                     raise
                 raise ActorStopped(
                     self.name,
@@ -236,14 +343,18 @@ class Cell:
                     "in the store, which its runtime has closed; open a Runtime on the store "
                     "(or run `stateward inspect` on it) to read that state",
                 ) from exc
+            snapshot = self.snapshot  # activated while we read the store
+            if snapshot is None:
+                snapshot = stored
         return snapshot
 
-    def drop(self) -> None:
+    def drop_snapshot(self) -> None:
         """Passivated: let the snapshot go (it is in the store); readers now
         read it from the store (`read`) until the next start publishes one."""
         mirror = self.mirror
         if mirror is not None:
             mirror.pop("snapshot", None)
+        self.dropped_version = self.version_of(self.snapshot)
         self.passive = True
         self.snapshot = None
         self.running = None  # its incarnation has ended
@@ -270,15 +381,16 @@ class Cell:
 
     def stats(self) -> ActorStats:
         error = self.last_error
+        snapshot = self.snapshot  # None: passivated, and the version is the one dropped
         return ActorStats(
             name=self.name,
             kind=self.kind,
-            alive=not self.stopped.is_set() and self.mailbox.closed_reason is None,
+            alive=not self._stopped and self.mailbox.closed_reason is None,
             messages=self.messages,
             failures=self.failures,
             hook_errors=self.hook_errors,
             queue_depth=self.mailbox.qsize(),
-            version=self.version_of(self.read()),
+            version=self.dropped_version if snapshot is None else self.version_of(snapshot),
             last_error=None if error is None else repr(error),
             restarts=self.restarts,
             generation=self.generation,
@@ -305,10 +417,20 @@ class Cell:
             return False
         return self.on_error == "restart"
 
-    def process(self, message: Reply[Any], generation: int) -> BaseException | None:
+    def process(
+        self,
+        message: Reply[Any],
+        generation: int,
+        resume: Callable[[], Any] | None = None,
+    ) -> BaseException | None:
         """Run one claimed request. Returns the cause if it crashed the actor,
         `FENCED` if the incarnation ``generation`` was fenced off meanwhile
-        (the run must stop: that incarnation takes nothing more), else None.
+        (the run must stop: that incarnation takes nothing more), `SUSPENDED`
+        if it waits for an awaitable (the run must return and keep the turn:
+        `_suspension.py`), else None.
+
+        ``resume``: a suspended request going on; it returns the behaviour's
+        outcome (or raises, or suspends again) in place of calling it.
 
         A request that crashed the actor is left unanswered here: the
         lifecycle answers it once the supervisor has decided what follows, so
@@ -317,15 +439,27 @@ class Cell:
         Runs with the turn held, on a host's worker or inline on a blocked
         caller's thread.
         """
-        self.messages += 1
-        self.used = True
-        old = self.snapshot
+        old = self.staged  # a commit of this turn not yet written (see _commit_batch)
+        if old is None:
+            old = self.snapshot
         watched = self.deadline is not None
-        if watched:
-            self._watch(message, generation)
+        if resume is None:  # a resumed request was counted and watched when it began
+            self.messages += 1
+            self.used = True
+            if watched:
+                self._watch(message, generation)
         try:
-            commit = self.behaviour(old, message.request)
+            if resume is None:
+                commit = (self.behaviour or self.bind())(old, message.request)
+            else:
+                commit = resume()
         except BaseException as exc:  # the snapshot is untouched
+            if self.staged is not None:
+                # Answer what ran before it first (a failed write fences it),
+                # also before a suspension: those callers wait for no awaitable.
+                flush_staged()
+            if type(exc) is Suspended and self.running is not None:
+                return self.running.suspend(message, generation, exc)
             if watched and not self._unwatch(message, generation):
                 return FENCED  # the watchdog answered the caller
             if generation != self.generation:
@@ -346,8 +480,16 @@ class Cell:
         store = self.store
         if store is not None:
             try:
+                stage_entry = self.runtime._stage_entry  # the store's, if it stages
+                batch = staging.batch if stage_entry is not None else None
+                if batch is not None and batch.stage(self, stage_entry, old, commit.snapshot):
+                    # A pooled worker's batch writes it, then publishes and answers it.
+                    batch.defer(self, message, commit, generation)
+                    return None
                 store.commit(self.name, self.codec, old, commit.snapshot)  # type: ignore[arg-type]
             except BaseException as exc:  # not durable: not committed, and a crash
+                if self.staged is not None:
+                    flush_staged()
                 self.failures += 1
                 self.last_error = exc
                 return exc
@@ -399,17 +541,29 @@ class Cell:
         self.inflight = message
         deadline = self.deadline
         assert deadline is not None
-        self._watchdog = self.runtime.timer.call_later(
+        self.watchdog = self.runtime.timer.call_later(
             deadline, lambda: self._deadline_passed(message, generation, deadline)
         )
 
     def _unwatch(self, message: Reply[Any], generation: int) -> bool:
-        """End the watch; False if the watchdog fenced this incarnation first."""
+        """End the watch; False if this incarnation was fenced meanwhile.
+
+        A fence (the watchdog, or an abandon) answers the request it finds in
+        flight. One that this run took after the fence was found by nobody:
+        it can no longer commit, and is answered here.
+        """
         with self.commit_lock:
-            if self.generation != generation:
-                return False
-            self.inflight = None
-        watchdog = self._watchdog
+            fenced = self.generation != generation
+            unanswered = fenced and self.inflight is message
+            if not fenced or unanswered:
+                self.inflight = None
+        if fenced:
+            # Its watchdog, if still due, finds it no longer in flight; the
+            # one there now may be a newer incarnation's, which stays.
+            if unanswered:
+                self._answer_fenced(message)
+            return False
+        watchdog = self.watchdog
         if watchdog is not None:
             watchdog.cancel()
         return True
@@ -420,8 +574,13 @@ class Cell:
                 return  # it finished in time
             self.generation += 1  # fence: the hung incarnation can no longer commit
             self.inflight = None
-            self.mailbox.turn = threading.Lock()  # the hung run keeps the old one
             hung = self.running
+            if hung is not None:
+                # Retired before anyone can see the fence (the hung run sees it
+                # through `_unwatch`, under this lock): a turn given back now must
+                # not go to it, or it would take queued requests it can never commit.
+                hung.retire()
+            self.mailbox.turn = threading.Lock()  # the hung run keeps the old one
             awaiting = self.awaiting
         if awaiting is not None:
             awaiting.cancel()  # an async hook: cancel it, so its thread is freed
@@ -464,8 +623,14 @@ class Cell:
                 crash = self.process(message, self.generation)
         finally:
             current_cell.reset(token)
-            turn.release()
-            if self.mailbox.queue or not self.ready:
-                self.mailbox.kick()  # something arrived, or a start waits, while we ran
-        if crash is not None and crash is not FENCED and owner is not None:
+            if crash is not SUSPENDED:  # else the request keeps the turn; a worker goes on
+                turn.release()
+                if self.mailbox.queue or not self.ready:
+                    self.mailbox.kick()  # something arrived, or a start waits, while we ran
+        if (
+            crash is not None
+            and crash is not FENCED
+            and crash is not SUSPENDED
+            and owner is not None
+        ):
             owner.crashed(crash, message)

@@ -17,6 +17,10 @@ lock (see `Mailbox`). A host gives turns a thread to run on. The contract:
   with a few threads serve many cells fairly.
 - `Worker.retire` stops serving after the current turn; the worker then calls
   `Turns.ended` once it runs nothing of that incarnation any more.
+- `Worker.hold` and `Worker.resume`: a turn suspended on an async hook keeps
+  the cell's turn but gives its thread back; the worker counts it as running
+  until `resume` queues the rest of it (`_suspension.py`). A worker may refuse
+  to hold (the turn's thread then awaits the hook itself).
 
 Today's host is `ThreadHost` (`_thread_host.py`): one dedicated pykka thread
 per incarnation. A pooled host (a few workers for many cells) is one more
@@ -26,16 +30,23 @@ implementation of the same protocol.
 from __future__ import annotations
 
 import threading
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Turns(Protocol):
     """One incarnation of a cell, as a host sees it."""
 
-    #: A label for the worker's thread (``stateward:<runtime>:<actor>``).
-    label: str
-    #: The actor's name, for reports.
-    name: str
+    @property
+    def label(self) -> str:
+        """A label for the worker's thread (``stateward:<runtime>:<actor>``)."""
+
+    @property
+    def name(self) -> str:
+        """The actor's name, for reports."""
+
+    @property
+    def cell(self) -> Any:
+        """The cell whose turns these are (a pooled worker stages its commits)."""
 
     def run_turn(self, budget: int) -> None:
         """Run up to ``budget`` of the cell's messages; the caller holds the
@@ -53,8 +64,22 @@ class Worker(Protocol):
         """Run a turn soon (the caller hands over the cell's turn with this
         call); False if retired: the caller keeps the turn."""
 
-    def retire(self) -> None:
-        """Serve no turn after the current one; then call `Turns.ended`."""
+    def hold(self) -> bool:
+        """The running turn is suspended on an awaitable, its cell's turn held
+        (`_suspension.py`): count it as running until `resume`. False if this
+        worker cannot (the awaitable is then awaited on the turn's thread)."""
+
+    def resume(self) -> None:
+        """Run the rest of a held turn soon (with the cell's turn, which the
+        suspended request hands over), even if retired meanwhile."""
+
+    def retire(self, *, end_here: bool = False) -> None:
+        """Serve no turn after the current one; then call `Turns.ended`.
+
+        ``end_here``: the caller holds no lifecycle lock, so a worker with
+        nothing running may call `Turns.ended` on the caller's thread at once
+        (a host whose worker has a thread of its own may ignore it).
+        """
 
     def join(self, timeout: float) -> None:
         """Wait up to ``timeout`` seconds for its own thread, if any, to end."""
@@ -66,6 +91,12 @@ class Worker(Protocol):
 
 class Host(Protocol):
     """Runs cells' turns on its threads."""
+
+    #: Whether an incarnation with nothing to run at its start (no
+    #: ``on_start``, nothing to recover) may start on the thread that attaches
+    #: it, with no turn on a worker: true for a host whose workers are shared
+    #: (where a cell's thread means nothing), false for a thread per actor.
+    starts_inline: bool
 
     def attach(self, turns: Turns) -> Worker:
         """Start serving one incarnation."""

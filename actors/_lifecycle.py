@@ -26,13 +26,19 @@ from __future__ import annotations
 import inspect
 import logging
 import threading
-import time
 from typing import Any, Protocol
 
-from ._cell import FENCED, Cell
+from stateward.core._suspend import Suspended
+
+from ._cell import FENCED, SUSPENDED, Cell
 from ._context import current_cell
 from ._host import Host, Worker
+from ._lifecycle_stop import LifecycleStop, Stop, stop_request
 from ._reply import Reply
+from ._suspension import Suspension, resume_turn, suspend
+from .stores._group_commit import flush_staged, staging
+
+__all__ = ["Incarnation", "Lifecycle", "Parent", "Stop", "stop_request"]
 
 logger = logging.getLogger("stateward.actors")
 
@@ -44,8 +50,6 @@ class Parent(Protocol):
     turn, or a caller's thread for an inline call or a stop.
     """
 
-    def _child_started(self, target: Any) -> None: ...
-
     def _child_failed(
         self, target: Any, cause: BaseException, epoch: int | None = None
     ) -> None: ...
@@ -53,60 +57,87 @@ class Parent(Protocol):
     def _child_exited(self, target: Any, epoch: int | None = None) -> None: ...
 
 
-class Stop:
-    """The operation of a stop request: the actor stops once everything queued
-    before it is handled.
+class Incarnation:
+    """One life of a cell, served by one worker of a host.
 
-    ``terminal``: for good (the handle is done). ``exit``: the actor stopped
-    itself, which its supervisor may answer with a restart (permanent children).
+    An incarnation that started on the creating thread (`Lifecycle.start`)
+    has no worker until its first turn: an idle cell holds none. It is
+    attached to its host when a turn is first handed to it (`wake`); one
+    retired before that never is, and ends at once (`retire`).
     """
 
-    def __init__(self, reason: str, *, terminal: bool = True, exit: bool = False) -> None:
-        self.reason = reason
-        self.terminal = terminal
-        self.exit = exit
+    __slots__ = (
+        "cell",
+        "epoch",
+        "generation",
+        "lifecycle",
+        "retired",
+        "started",
+        "suspended",
+        "worker",
+    )
 
-    def describe(self) -> str:
-        return "stop()"
-
-
-def stop_request(
-    cell: Cell, reason: str, *, terminal: bool = True, exit: bool = False
-) -> Reply[Any]:
-    """Queue a stop behind what ``cell`` has queued; never blocks."""
-    reply: Reply[Any] = Reply(cell, Stop(reason, terminal=terminal, exit=exit))
-    cell.mailbox.put(reply)
-    return reply
-
-
-class Incarnation:
-    """One life of a cell, served by one worker of a host."""
-
-    def __init__(self, lifecycle: Lifecycle, epoch: int) -> None:
+    def __init__(self, lifecycle: Lifecycle, epoch: int, *, attach: bool = True) -> None:
         self.lifecycle = lifecycle
-        self.cell = cell = lifecycle.cell
+        self.cell = lifecycle.cell
         self.epoch = epoch
         self.generation = -1  # taken in its first turn
         self.started = False
         self.retired = False
-        self.name = cell.name
-        self.label = f"stateward:{cell.runtime.name}:{cell.name}"
-        self.worker: Worker = lifecycle.host.attach(self)
+        #: A request of its turn waiting for an awaitable (`_suspension.py`).
+        self.suspended: Suspension | None = None
+        self.worker: Worker | None = lifecycle.host.attach(self) if attach else None
+
+    def attached(self) -> Worker | None:
+        """Its worker, attaching one first if it has none; None if retired
+        before it had one."""
+        worker = self.worker
+        if worker is None:
+            with self.lifecycle.ready_lock:  # against `retire`: never attach a retired one
+                if self.retired:
+                    return None
+                worker = self.worker
+                if worker is None:
+                    self.worker = worker = self.lifecycle.host.attach(self)
+        return worker
+
+    def wake(self) -> bool:
+        """Hand a turn (held by the caller) to the worker, attaching one
+        first if it has none; False if retired: the caller keeps the turn."""
+        worker = self.attached()
+        return worker is not None and worker.wake()
+
+    @property
+    def name(self) -> str:
+        """The actor's name, for reports."""
+        return self.lifecycle.cell.name
+
+    @property
+    def label(self) -> str:
+        """A label for a worker's thread."""
+        return f"stateward:{self.cell.runtime.name}:{self.cell.name}"
 
     # -- turns (called by the host's worker) ---------------------------------------------
 
     def run_turn(self, budget: int) -> None:
         """Run up to ``budget`` messages, the start first if it has not run;
         then give the turn back. The caller holds the cell's turn."""
+        suspension = self.suspended
+        if suspension is not None:  # the turn goes on with its suspended request
+            resume_turn(self, suspension, budget)
+            return
         cell = self.cell
         mailbox = cell.mailbox
         turn = mailbox.turn
+        held = True
         token = current_cell.set(cell)
         try:
             if self.retired or (not self.started and not self._start()):
                 return
             generation = self.generation
             queue = mailbox.queue
+            if queue is None:
+                return  # nothing queued (a start with nothing waiting)
             process = cell.process
             for _ in range(budget):
                 if self.retired:
@@ -114,10 +145,13 @@ class Incarnation:
                 try:
                     message = queue.popleft()
                 except IndexError:
+                    mailbox.drop_queue(queue)  # idle: the queue exists only while requests wait
                     return
                 if not message.claim():
                     continue  # withdrawn: its caller already gave up on it
                 if type(message.request) is Stop:
+                    if cell.staged is not None:
+                        flush_staged()  # what ran before the stop is answered first
                     self._stop_for(message.request, message)
                     return
                 try:
@@ -125,17 +159,29 @@ class Incarnation:
                 except BaseException as exc:  # an error in the runtime itself
                     crash = exc
                 if crash is not None:
-                    if crash is not FENCED:
+                    if crash is SUSPENDED:
+                        held = False  # the suspended request keeps the turn
+                    elif crash is not FENCED:
                         self.crashed(crash, message)
-                    return  # fenced or crashed: this incarnation takes nothing more
+                    return  # suspended, fenced or crashed: this run takes nothing more
+            if not queue:
+                mailbox.drop_queue(queue)
         except BaseException as exc:  # pragma: no cover - a fault of the runtime itself
             logger.exception("actor %r: a turn failed", cell.name)
             self.crashed(exc)
         finally:
             current_cell.reset(token)
-            turn.release()
-            if mailbox.queue or not cell.ready:
-                mailbox.kick()  # work is left, or another incarnation waits to start
+            # A suspended request keeps the turn (`_suspension.py`). With
+            # commits staged by a pooled worker's batch, the batch gives the
+            # turn back once they are written and answered (_commit_batch).
+            if held and (cell.staged is None or not staging.batch.hold(cell, turn)):
+                turn.release()
+                if mailbox.queue or not cell.ready:
+                    mailbox.kick()  # work is left, or another incarnation waits to start
+
+    def suspend(self, message: Reply[Any], generation: int, step: Suspended) -> Any:
+        """A request of its turn waits for ``step.awaitable`` (`_suspension.py`)."""
+        return suspend(self.cell, message, generation, step)
 
     def _start(self) -> bool:
         """The first turn: take the generation, recover, run ``on_start``."""
@@ -149,8 +195,9 @@ class Incarnation:
             cell.generation += 1
             self.generation = cell.generation
             cell.running = self
-        cell.thread = threading.current_thread()
         was_passive = cell.passive
+        if self.worker is not None:  # on a worker (not on the creating thread)
+            cell.thread = threading.current_thread()
         try:
             if self.generation > 1 and cell.store is not None:
                 # A restart recovers the way a reboot does: from the store; so
@@ -171,10 +218,6 @@ class Incarnation:
             if self.retired:
                 return False
             cell.ready = True
-        cell.started.set()
-        supervisor = cell.supervisor
-        if supervisor is not None:
-            supervisor._child_started(lifecycle)
         passivation = lifecycle.passivation
         if passivation is not None:
             passivation.activated(lifecycle, was_passive)
@@ -210,22 +253,38 @@ class Incarnation:
         with lifecycle._lock:  # against a restart reopening the mailbox meanwhile
             stopped = lifecycle.incarnation is self and cell.mailbox.closed_reason is not None
             if stopped:
-                cell.stopped.set()
+                cell.mark_stopped()
         if stopped and cell.stop_reason is not None:
             cell.release()
 
     # -- ending -----------------------------------------------------------------------------
 
-    def retire(self) -> None:
-        """Run nothing after the current message; the worker then ends."""
+    def retire(self, *, end_here: bool = False, locked: bool = False) -> bool:
+        """Run nothing after the current message; the worker then ends (on
+        this thread, if ``end_here`` and the worker runs nothing: the caller
+        holds no lifecycle lock).
+
+        One with no worker (never handed a turn) ends here and now, unless
+        the caller holds its lifecycle's lock (``locked``): then this returns
+        True and the caller calls `ended` once it has let the lock go.
+        """
         lifecycle = self.lifecycle
         with lifecycle.ready_lock:
             if self.retired:
-                return
+                return False
             self.retired = True
             if lifecycle.incarnation is self:
                 self.cell.ready = False
-        self.worker.retire()
+            worker = self.worker  # stays None once retired (see `wake`)
+        if worker is None:
+            if locked:
+                return True
+            self.ended()
+        elif end_here:
+            worker.retire(end_here=True)
+        else:
+            worker.retire()
+        return False
 
     def crashed(self, cause: BaseException, message: Reply[Any] | None = None) -> None:
         """This incarnation failed: retire it, let the supervisor decide, then
@@ -244,17 +303,44 @@ class Incarnation:
                 self.cell.answer_crash(message, cause)
 
 
-class Lifecycle:
+#: Each lifecycle's lock (`Lifecycle._lock`) and ready lock, shared by
+#: stripes: no lifecycle has a lock of its own. A lifecycle's lock may be
+#: held while its ready lock, a worker's lock or a host's lock is taken (never
+#: the other way round, and never another lifecycle's lock); the others are
+#: leaves.
+_STRIPES = 64
+_locks = tuple(threading.Lock() for _ in range(_STRIPES))
+_ready_locks = tuple(threading.Lock() for _ in range(_STRIPES))
+
+
+class Lifecycle(LifecycleStop):
     """Starts, restarts, retires and stops one cell's incarnations on a host.
 
     Its supervisor holds it as the child; the runtime and the handle stop the
     actor through it.
     """
 
+    __slots__ = (
+        "_child",
+        "cell",
+        "consecutive",
+        "epoch",
+        "host",
+        "incarnation",
+        "last_start",
+        "passivation",
+        "passive_epoch",
+        "pending",
+        "restart_type",
+    )
+
+    #: As its supervisor's record of it (`_supervision.ChildRecord`): an
+    #: actor, not a supervisor.
+    is_supervisor = False
+
     def __init__(self, cell: Cell, host: Host) -> None:
         self.cell = cell
         self.host = host
-        self.name = cell.name
         self.restart_type = "permanent"
         #: The supervisor's count of restarts decided for this actor: each
         #: incarnation is born with the epoch of the decision that started it,
@@ -262,13 +348,40 @@ class Lifecycle:
         self.epoch = 0
         #: The newest incarnation; starting another retires it first.
         self.incarnation: Incarnation | None = None
-        self._lock = threading.Lock()
-        #: Orders `Incarnation.retire` against the end of a start (``cell.ready``).
-        self.ready_lock = threading.Lock()
+        #: Itself while it is a child of a supervisor (then it is that
+        #: supervisor's record of it: `_supervision.ChildRecord`), else None.
+        self._child: Any = None
+        #: The supervisor's bookkeeping of its restarts: how many in a row,
+        #: when it last started (0.0 until a restart), a delayed one pending.
+        self.consecutive = 0
+        self.last_start = 0.0
+        self.pending: Any = None
         #: The runtime's `Passivation`, when it passivates idle actors.
         self.passivation: Any = None
+        #: The epoch it was passivated in: a supervisor decision since then
+        #: (a restart, maybe delayed) starts it, not its next message.
+        self.passive_epoch = 0
         cell.lifecycle = self
-        cell.mailbox.dispatch = self.dispatch
+        cell.mailbox.owner = self  # it dispatches the turn from now on
+
+    @property
+    def name(self) -> str:
+        return self.cell.name
+
+    @property
+    def target(self) -> Lifecycle:
+        """What its supervisor acts on: itself (see ``is_supervisor``)."""
+        return self
+
+    @property
+    def _lock(self) -> threading.Lock:
+        """Orders starts, restarts and the end of an incarnation."""
+        return _locks[(id(self) >> 4) % _STRIPES]
+
+    @property
+    def ready_lock(self) -> threading.Lock:
+        """Orders `Incarnation.retire` against the end of a start (``cell.ready``)."""
+        return _ready_locks[(id(self) >> 4) % _STRIPES]
 
     def __repr__(self) -> str:
         return f"<Lifecycle of {self.name!r}>"
@@ -284,10 +397,31 @@ class Lifecycle:
         """
         with self._lock:
             previous = self.incarnation
-            if previous is not None:
-                previous.retire()
-            self.incarnation = Incarnation(self, self.epoch)
-        self.cell.mailbox.kick()
+            end_previous = previous is not None and previous.retire(locked=True)
+            inline = previous is None and self.host.starts_inline and self.cell.on_start is None
+            self.incarnation = incarnation = Incarnation(self, self.epoch, attach=not inline)
+        if end_previous:
+            previous.ended()  # type: ignore[union-attr]
+        if not inline or not self._start_here(incarnation):
+            self.cell.mailbox.kick()
+
+    def _start_here(self, incarnation: Incarnation) -> bool:
+        """Start a first incarnation with nothing to run at its start (no
+        ``on_start``; a first start recovers nothing) on the calling thread,
+        if its turn is free: no turn on a worker for it. True if it did, and
+        looked at the queue when it gave the turn back."""
+        mailbox = self.cell.mailbox
+        turn = mailbox.turn
+        if not turn.acquire(False):
+            return False  # a sender took it: the turn it dispatched starts it
+        try:
+            if turn is mailbox.turn and not incarnation.started and not incarnation.retired:
+                incarnation._start()
+        finally:
+            turn.release()
+        if mailbox.queue or not incarnation.started:
+            mailbox.kick()  # a request arrived while we held the turn
+        return True
 
     def restart(self) -> None:
         """Start again after a crash, or after its supervisor gave up and was
@@ -297,7 +431,7 @@ class Lifecycle:
         with self._lock:
             if cell.stop_reason is None:
                 cell.mailbox.reopen()
-                cell.stopped.clear()
+                cell.clear_stopped()
         self.start()
 
     def retire(self) -> None:
@@ -306,6 +440,10 @@ class Lifecycle:
             incarnation = self.incarnation
         if incarnation is not None:
             incarnation.retire()
+
+    def _refuse(self, reply: Reply[Any]) -> None:
+        """Answer a request its closed mailbox refused (as `Mailbox.Owner`)."""
+        self.cell._refuse(reply)
 
     def dispatch(self) -> None:
         """Hand the cell's turn (held by the caller) to the incarnation that
@@ -319,9 +457,10 @@ class Lifecycle:
             incarnation is not None
             and not incarnation.retired
             and (mailbox.queue or not incarnation.started)
-            and incarnation.worker.wake()
         ):
-            return
+            worker = incarnation.worker
+            if worker.wake() if worker is not None else incarnation.wake():
+                return
         mailbox.turn.release()
         incarnation = self.incarnation
         if (
@@ -359,14 +498,23 @@ class Lifecycle:
                 return False
             with self._lock:
                 incarnation = self.incarnation
-                if incarnation is None or incarnation.retired or not incarnation.started:
+                if (
+                    incarnation is None
+                    or incarnation.retired
+                    or not incarnation.started
+                    or mailbox.closed_reason is not None  # a stop under way (`stop_now`)
+                ):
                     return False
-                incarnation.retire()
-                if incarnation.worker.thread is None:
-                    # A pooled one: nothing of it to wait for. One with a
-                    # thread of its own stays, so that a stop joins its thread.
+                end_now = incarnation.retire(locked=True)
+                self.passive_epoch = incarnation.epoch
+                worker = incarnation.worker
+                if worker is None or worker.thread is None:
+                    # Pooled, or never on a worker: nothing of it to wait for.
+                    # One with a thread of its own stays, so that a stop joins it.
                     self.incarnation = None
-                cell.drop()
+                cell.drop_snapshot()
+            if end_now:  # it had no worker: it ends here, now that the lock is free
+                incarnation.ended()
             return True
         finally:
             turn.release()
@@ -375,89 +523,20 @@ class Lifecycle:
 
     def _activate(self) -> Incarnation | None:
         """A passivated actor got a message: its next incarnation (it recovers
-        from the store when it starts). The caller holds the cell's turn."""
+        from the store when it starts). The caller holds the cell's turn.
+
+        Not once a stop has begun, nor once its supervisor has decided
+        anything since the passivation (an activation that failed, a
+        sibling's crash): the supervisor's restart starts it then, after the
+        backoff, and the message waits for it.
+        """
         with self._lock:
             incarnation = self.incarnation
-            if self.cell.passive and (incarnation is None or incarnation.retired):
+            if (
+                self.cell.passive
+                and (incarnation is None or incarnation.retired)
+                and self.epoch == self.passive_epoch
+                and self.cell.mailbox.closed_reason is None  # not once a stop decided
+            ):
                 self.incarnation = Incarnation(self, self.epoch)
             return self.incarnation
-
-    # -- stopping ------------------------------------------------------------------------------
-
-    def is_running(self) -> bool:
-        """Whether an incarnation takes requests (or is starting to)."""
-        incarnation = self.incarnation
-        return incarnation is not None and not incarnation.retired
-
-    def request_stop(self, reason: str, *, terminal: bool = True) -> None:
-        """Ask the actor to stop once it has handled what is queued now.
-
-        With no incarnation running (a crashed one waiting for its restart, or
-        one already stopped), it stops at once and what is queued is refused.
-        Does not wait: see `wait_stopped`.
-        """
-        if self.is_running() and self.cell.mailbox.closed_reason is None:
-            stop_request(self.cell, reason, terminal=terminal)
-            return
-        self.stop_now(reason, terminal=terminal)
-
-    def stop_now(self, reason: str, *, terminal: bool = True) -> None:
-        """Refuse what is queued and anything sent from now on, and end the
-        incarnation after its current message."""
-        cell = self.cell
-        if terminal and cell.stop_reason is None:
-            cell.stop_reason = reason
-        running = self.is_running()
-        cell.mailbox.close(reason)
-        self.retire()
-        if not running:
-            if terminal:
-                cell.release()
-            cell.stopped.set()
-
-    def wait_stopped(self, deadline: float) -> bool:
-        """Wait until the actor has stopped and its worker ended, at the latest
-        until ``deadline`` (on `time.monotonic`). True if it stopped."""
-        cell = self.cell
-        longest = threading.TIMEOUT_MAX  # a deadline of 1e300 s: wait that long
-        cell.stopped.wait(min(longest, max(0.0, deadline - time.monotonic())))
-        incarnation = self.incarnation
-        if incarnation is not None:
-            incarnation.worker.join(min(longest, max(0.0, deadline - time.monotonic())))
-        return cell.stopped.is_set()
-
-    def stop(self, reason: str, timeout: float, *, wait: bool, terminal: bool = True) -> None:
-        """Stop the actor: after draining its mailbox when ``wait`` and it runs,
-        waiting up to ``timeout`` seconds; at once otherwise.
-
-        A ``terminal`` stop is for good; otherwise (a supervisor giving up) its
-        supervisor's parent may restart it later.
-        """
-        if wait and self.is_running() and self.cell.mailbox.closed_reason is None:
-            self.request_stop(reason, terminal=terminal)
-            if current_cell.get() is not self.cell:  # it cannot wait for itself
-                self.wait_stopped(time.monotonic() + timeout)
-            return
-        self.stop_now(reason, terminal=terminal)
-
-    def abandon(self, reason: str) -> None:
-        """Give up on an actor that did not stop in time.
-
-        Its running incarnation is fenced (whatever it still runs commits
-        nothing and is answered with `ActorStopped`), an async hook it awaits
-        is cancelled, and every queued request is refused with ``reason``.
-        """
-        cell = self.cell
-        with cell.commit_lock:
-            cell.generation += 1
-            inflight, cell.inflight = cell.inflight, None
-            awaiting = cell.awaiting
-        if cell.stop_reason is None:
-            cell.stop_reason = reason
-        cell.mailbox.close(reason)
-        self.retire()
-        if inflight is not None:  # watched by a deadline: no one else answers it now
-            cell._answer_fenced(inflight)
-        if awaiting is not None:
-            awaiting.cancel()
-        cell.release()

@@ -6,8 +6,8 @@ queued behind the crashing one wait here for the next.
 
 The *turn* is the right to run the actor's messages: whoever holds it runs
 them, one at a time, in order. Nobody waits for it. A sender that appends to
-the queue and finds the turn free takes it and calls `Mailbox.dispatch` (set
-by the cell's lifecycle), which hands it to a host's worker: so a cell is
+the queue and finds the turn free takes it and calls its cell's `dispatch`
+(the cell's lifecycle's), which hands it to a host's worker: so a cell is
 scheduled when its mailbox goes from empty to non-empty. Whoever gives the
 turn up looks at the queue once more afterwards (`Mailbox.kick`), so a
 message appended while the turn was held is never left behind. A blocking
@@ -19,40 +19,63 @@ from __future__ import annotations
 
 import collections
 import threading
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from ._reply import Reply
 
+#: How many locks guard the making and dropping of queues, for all mailboxes.
+_QUEUE_STRIPES = 64
+_queue_locks = tuple(threading.Lock() for _ in range(_QUEUE_STRIPES))
 
-def _nobody_serves(mailbox: Mailbox) -> None:
-    mailbox.turn.release()  # no lifecycle yet: the first start dispatches
+
+class Owner(Protocol):
+    """What a mailbox needs of its cell (a `Cell`, one layer up)."""
+
+    def _refuse(self, reply: Reply[Any]) -> None:
+        """Answer ``reply`` as refused: the actor has stopped."""
+
+    def dispatch(self) -> None:
+        """Called with the turn held when there may be work: hand the turn to
+        a worker, or release it (and look again) if nobody serves."""
 
 
 class Mailbox:
-    """FIFO of requests (`Reply` objects), in the order sent, and the turn."""
+    """FIFO of requests (`Reply` objects), in the order sent, and the turn.
 
-    __slots__ = ("_refuse", "closed_reason", "dispatch", "queue", "turn")
+    The queue (a deque) exists only while requests wait: an idle mailbox has
+    none. Senders make it (under a lock shared by many mailboxes, so two
+    senders never make two); the holder of the turn drops it when it finds
+    it empty (`drop_queue`). A sender that appended to a queue dropped meanwhile
+    finds it no longer the mailbox's and moves what it holds to the current
+    one (`_rescue`): nothing sent is lost, and a sender's requests stay in
+    the order sent.
+    """
 
-    def __init__(self, refuse: Callable[[Reply[Any]], None]) -> None:
-        self.queue: collections.deque[Any] = collections.deque()
+    __slots__ = ("closed_reason", "owner", "queue", "turn")
+
+    def __init__(self, owner: Owner) -> None:
+        #: The requests waiting, oldest first; None when none wait.
+        self.queue: collections.deque[Any] | None = None
         #: Held by whoever runs the actor's messages. A deadline fence gives
         #: the mailbox a new one while the hung run keeps the old one.
         self.turn = threading.Lock()
-        self._refuse = refuse
+        #: Who serves it: its cell, then the cell's lifecycle (see `Owner`).
+        self.owner = owner
         self.closed_reason: str | None = None
-        #: Called with the turn held when there may be work: hands the turn
-        #: to a worker, or releases it (and looks again) if nobody serves.
-        self.dispatch: Callable[[], None] = lambda: _nobody_serves(self)
 
     # -- senders ---------------------------------------------------------------------
 
     def put(self, item: Reply[Any]) -> None:
         """Queue ``item``; a request put after `close` is answered as refused."""
         if self.closed_reason is not None:
-            self._refuse(item)
+            self.owner._refuse(item)
             return
-        self.queue.append(item)
+        queue = self.queue
+        if queue is None:
+            queue = self._open()
+        queue.append(item)
+        if self.queue is not queue:  # dropped meanwhile: move to the current one
+            self._rescue(queue)
         if self.closed_reason is not None:
             # close() may have drained the queue between our check and our
             # append: whoever sees it closed after appending drains again.
@@ -61,10 +84,46 @@ class Mailbox:
         turn = self.turn
         if turn.acquire(False):  # the actor was idle: schedule it
             if turn is self.turn:
-                self.dispatch()
+                self.owner.dispatch()
             else:  # a turn replaced by a fence meanwhile: look at the new one
                 turn.release()
                 self.kick()
+
+    def _open(self) -> collections.deque[Any]:
+        with _queue_locks[(id(self) >> 4) % _QUEUE_STRIPES]:
+            queue = self.queue
+            if queue is None:
+                self.queue = queue = collections.deque()
+            return queue
+
+    def _rescue(self, orphan: collections.deque[Any]) -> None:
+        """Put what ``orphan`` (a queue dropped after we read it) holds back in
+        the mailbox: as the queue itself if there is none, else behind it."""
+        with _queue_locks[(id(self) >> 4) % _QUEUE_STRIPES]:
+            current = self.queue
+            if current is orphan:
+                return
+            if current is None:
+                self.queue = orphan
+                return
+            while True:
+                try:
+                    current.append(orphan.popleft())
+                except IndexError:
+                    return
+
+    def drop_queue(self, queue: collections.deque[Any]) -> None:
+        """Drop ``queue``, found empty by the holder of the turn, unless a
+        request arrived meanwhile.
+
+        No lock: only the holder drops, and a queue is made only where there
+        is none (`_open`, under the lock), so nobody replaces it meanwhile. A
+        request appended between the look and the drop is put back by
+        `_rescue` (here, or by its sender, who looks after appending)."""
+        if self.queue is queue and not queue:
+            self.queue = None
+            if queue:
+                self._rescue(queue)
 
     def kick(self) -> None:
         """Take the turn for queued work if nobody holds it, and dispatch."""
@@ -73,7 +132,7 @@ class Mailbox:
             if not turn.acquire(False):
                 return  # its holder looks at the queue when it gives the turn up
             if turn is self.turn:
-                self.dispatch()
+                self.owner.dispatch()
                 return
             turn.release()
 
@@ -81,7 +140,8 @@ class Mailbox:
         return not self.queue
 
     def qsize(self) -> int:
-        return len(self.queue)
+        queue = self.queue
+        return len(queue) if queue is not None else 0
 
     # -- closing -------------------------------------------------------------------------
 
@@ -96,9 +156,15 @@ class Mailbox:
         self.closed_reason = None
 
     def refuse_queued(self) -> None:
+        queue = self.queue
+        if queue is None:
+            return
+        refuse = self.owner._refuse
         while True:
             try:
-                item = self.queue.popleft()
+                item = queue.popleft()
             except IndexError:
-                return
-            self._refuse(item)
+                break
+            refuse(item)
+        if self.queue is not queue:  # dropped and made again meanwhile
+            self.refuse_queued()

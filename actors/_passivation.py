@@ -83,7 +83,7 @@ class Passivation:
                 lifecycle = next(iter(self._active))
                 del self._active[lifecycle]
             cell = lifecycle.cell
-            if cell.stopped.is_set() or cell.mailbox.closed_reason is not None:
+            if cell.is_stopped or cell.mailbox.closed_reason is not None:
                 excess -= 1  # stopped: no longer active
                 continue
             if cell.used:
@@ -92,7 +92,13 @@ class Passivation:
                 excess -= 1
                 continue
             with self._lock:
-                if lifecycle not in self._active and not cell.passive:
+                # Not one passivated or stopped meanwhile: a stop closes the
+                # mailbox before the runtime forgets it (`forget`, under this lock).
+                if (
+                    lifecycle not in self._active
+                    and not cell.passive
+                    and cell.mailbox.closed_reason is None
+                ):
                     self._active[lifecycle] = None
 
     # -- the idle sweep ---------------------------------------------------------------------
@@ -112,8 +118,8 @@ class Passivation:
                 cell = lifecycle.cell
                 if cell.used:
                     cell.used = False
-                elif cell.stopped.is_set() or cell.mailbox.closed_reason is not None:
-                    self._forget(lifecycle)
+                elif cell.is_stopped or cell.mailbox.closed_reason is not None:
+                    self.forget(lifecycle)
                 else:
                     self._passivate(lifecycle)
         except Exception:  # pragma: no cover - passivate only reads and retires
@@ -134,12 +140,15 @@ class Passivation:
     def _passivate(self, lifecycle: Lifecycle) -> bool:
         if not lifecycle.passivate():
             return False
-        self._forget(lifecycle)
+        self.forget(lifecycle)
         with self._lock:
             self.passivations += 1
         return True
 
-    def _forget(self, lifecycle: Lifecycle) -> None:
+    def forget(self, lifecycle: Lifecycle) -> None:
+        """No longer count ``lifecycle`` active: passivated, or stopped for
+        good (the runtime forgets it: `Runtime._forget_cell`), after which
+        nothing here may keep its cell and snapshot alive."""
         with self._lock:
             self._active.pop(lifecycle, None)
 

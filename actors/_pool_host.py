@@ -28,13 +28,21 @@ holds for any number of cells. A hook that blocks holds a shared worker for
 as long as it blocks: give such an actor ``dedicated=True`` (a thread of its
 own, `ThreadHost`). A turn that held a worker longer than `SLOW_TURN_S` is
 logged, once it ends, with the actor's name and that advice (two clock reads
-per turn, not per message). An async hook is awaited on the runtime's event loop while
-the worker waits for it (as with the dedicated host), so it too holds a worker
-for its duration; see docs/concepts.md.
+per turn, not per message).
+
+An async hook (a machine's coroutine hook or guard, an async ``modify``)
+holds no worker while it awaits: its request is suspended with the cell's
+turn held (its next messages wait, in order), the worker goes back to the
+run queue, and when the awaitable is done `PoolWorker.resume` queues the
+rest of the turn like any other (`_suspension.py`). Meanwhile the turn
+counts as running (`PoolWorker.hold`), so a retirement waits for it.
+After-commit hooks, observers and ``on_start`` that are coroutines are
+still awaited by the worker that runs them; see docs/concepts.md.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
@@ -45,7 +53,9 @@ import pykka
 
 from stateward.core import ArgumentTypeError, ArgumentValueError
 
+from ._commit_batch import FLUSH_AFTER, CommitBatch
 from ._host import Turns
+from .stores._group_commit import flush_staged, staging
 
 logger = logging.getLogger("stateward.actors")
 
@@ -63,6 +73,12 @@ DEFAULT_WORKERS = 4
 
 _SERVE = "serve"
 
+#: The locks of the pooled workers, shared by stripes (a worker has no lock
+#: of its own); each is a leaf: nothing else is taken while one is held.
+_STRIPES = 64
+_worker_locks = tuple(threading.Lock() for _ in range(_STRIPES))
+_next_lock = itertools.count()
+
 
 class PoolWorker:
     """The `Worker` of one incarnation on a `PoolHost`: it has no thread of
@@ -70,6 +86,7 @@ class PoolWorker:
 
     __slots__ = (
         "_active",
+        "_done",
         "_ended",
         "_ending",
         "_lock",
@@ -87,7 +104,7 @@ class PoolWorker:
         self.turns = turns
         #: The run queue of the pool's threads serving this incarnation.
         self.runnable = runnable
-        self._lock = threading.Lock()
+        self._lock = _worker_locks[next(_next_lock) % _STRIPES]
         self._retired = False
         #: Turns handed over by `wake` and not yet started (0 or 1: the turn
         #: travels with the wake-up, so a second needs the first given back).
@@ -96,7 +113,9 @@ class PoolWorker:
         self._active = 0
         #: Whether a pooled thread has taken on reporting the end.
         self._ending = False
-        #: Set (by `retire`) when retired; set once `Turns.ended` has returned.
+        #: Whether `Turns.ended` has returned.
+        self._done = False
+        #: Set once `Turns.ended` has returned; made only for a `join` that waits.
         self._ended: threading.Event | None = None
 
     def wake(self) -> bool:
@@ -107,14 +126,38 @@ class PoolWorker:
         self.runnable.put(self)
         return True
 
-    def retire(self) -> None:
+    def hold(self) -> bool:
+        """The running turn is suspended on an awaitable (`_suspension.py`):
+        it counts as running (a retirement waits for it) until `resume`.
+        False once the end has been reported: then it cannot be resumed here."""
+        with self._lock:
+            if self._ending:
+                return False
+            self._active += 1
+            return True
+
+    def resume(self) -> None:
+        """Queue the rest of a held turn, even if retired meanwhile: it is
+        still this incarnation's turn, and it hands the cell's turn back."""
+        with self._lock:
+            self._active -= 1
+            self._pending += 1
+        self.runnable.put(self)
+
+    def retire(self, *, end_here: bool = False) -> None:
         with self._lock:
             if self._retired:
                 return
             self._retired = True
-            self._ended = threading.Event()
             if self._pending or self._active:
                 return  # the worker running that turn ends it afterwards
+            if end_here:
+                self._ending = True
+        if end_here:
+            # An idle worker, retired by a caller that holds no lifecycle lock
+            # (an idle actor stopping): it reports the end itself, at once.
+            self._end()
+            return
         # Idle: a pooled thread reports the end (never the retiring caller,
         # which may hold the lifecycle's lock that `Turns.ended` takes).
         self.runnable.put(self)
@@ -138,17 +181,24 @@ class PoolWorker:
             if held > SLOW_TURN_S:
                 self._report_slow(held)
         with self._lock:
-            ended = self._ended
             end = self._retired and not self._pending and not self._active and not self._ending
             if end:
                 self._ending = True
         if end:
-            try:
-                self.turns.ended()
-            finally:
-                assert ended is not None
+            flush_staged()  # its staged commits are answered before it counts as ended
+            self._end()
+
+    def _end(self) -> None:
+        """Report the end of the incarnation (once, by whoever set ``_ending``)."""
+        try:
+            self.turns.ended()
+        finally:
+            with self._lock:
+                self._done = True
+                ended = self._ended
+            if ended is not None:
                 ended.set()
-                self.pool._detach()
+            self.pool._detach()
 
     def _report_slow(self, held: float) -> None:
         logger.warning(
@@ -161,10 +211,17 @@ class PoolWorker:
         )
 
     def join(self, timeout: float) -> None:
-        """Wait up to ``timeout`` seconds for the end to be reported."""
-        ended = self._ended
-        if ended is not None:
-            ended.wait(min(timeout, threading.TIMEOUT_MAX))
+        """Wait up to ``timeout`` seconds for the end of a retired worker to be
+        reported (at once if it has been, or if it is not retired)."""
+        if self._done or not self._retired:
+            return
+        with self._lock:
+            if self._done:
+                return
+            ended = self._ended
+            if ended is None:
+                self._ended = ended = threading.Event()
+        ended.wait(min(timeout, threading.TIMEOUT_MAX))
 
     @property
     def thread(self) -> threading.Thread | None:
@@ -190,16 +247,40 @@ class _PooledThread(pykka.ThreadingActor):
         self.pool._threads.append(thread)
 
     def on_receive(self, message: Any) -> None:
-        """Run turns from the pool's run queue until it closes (a None)."""
+        """Run turns from the pool's run queue until it closes (a None).
+
+        Commits staged by the turns run in a row are written together: the
+        thread flushes its batch (`CommitBatch`) when the run queue is empty,
+        when the batch is full, and before it ends.
+        """
         get = self.runnable.get
-        while True:
-            worker = get()
-            if worker is None:
-                return
+        batch = staging.batch = CommitBatch()
+        staged = batch.staged
+        try:
+            while True:
+                if staged:
+                    try:
+                        worker = get(False)
+                    except queue.Empty:
+                        batch.flush()
+                        continue
+                else:
+                    worker = get()
+                if worker is None:
+                    return
+                batch.cell = worker.turns.cell  # the commits of its turn are staged
+                try:
+                    worker.run()
+                except BaseException:  # pragma: no cover - run_turn catches everything
+                    logger.exception("a stateward pooled worker failed")
+                batch.cell = None
+                if len(staged) >= FLUSH_AFTER:
+                    batch.flush()
+        finally:
             try:
-                worker.run()
-            except BaseException:  # pragma: no cover - run_turn catches everything
-                logger.exception("a stateward pooled worker failed")
+                batch.flush()
+            finally:
+                staging.batch = None
 
 
 class PoolHost:
@@ -213,6 +294,10 @@ class PoolHost:
         workers: how many threads (at least 1).
         name: a label for the threads (``stateward:<name>:worker-<i>``).
     """
+
+    #: An incarnation with nothing to run at its start starts on the
+    #: attaching thread (see `Host.starts_inline`).
+    starts_inline = True
 
     def __init__(self, workers: int = DEFAULT_WORKERS, name: str = "pool") -> None:
         if type(workers) is not int or workers < 1:

@@ -16,6 +16,7 @@ from stateward.core._arguments import check_timeout
 
 from ._context import current_cell
 from ._errors import ActorTimeout, SelfCallError
+from .stores._group_commit import flush_staged
 
 T = TypeVar("T")
 
@@ -157,6 +158,7 @@ class Reply(Generic[T]):
         self._refuse_self_wait()
         if timeout is not None:
             check_timeout(timeout, "Reply.result", outcome=_NOT_WAITED)
+        flush_staged()  # on a pooled worker: what it staged is answered before it blocks
         # A wait longer than a lock can time (1e300 s) waits as long as it can.
         seconds = min(
             self._cell.default_timeout if timeout is None else timeout, threading.TIMEOUT_MAX

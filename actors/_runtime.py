@@ -221,6 +221,12 @@ class Runtime:
         self._counter = itertools.count(1)
         self.timer: Timer = timer if timer is not None else SystemClock(self.name)
         self.store: Store = store if store is not None else MemoryStore()
+        #: The store's way to stage a commit in a pooled worker's commit
+        #: batch, if it has one (`_commit_batch`); a store without it (a
+        #: wrapper, the memory store) is committed durably by ``commit``.
+        self._stage_entry: Callable[[str, Any, Any, Any], Any] | None = getattr(
+            self.store, "stage_entry", None
+        )
         self.runtime_id = new_runtime_id()
         runtime_started(self.runtime_id)
         self.fatal_handler = fatal_handler
@@ -294,6 +300,8 @@ class Runtime:
             handle = self._actors.get(cell.name)
             if handle is not None and handle._cell is cell:
                 del self._actors[cell.name]
+        if self.passivation is not None:
+            self.passivation.forget(cell.lifecycle)
 
     def _forget(self, name: str, handle: Handle) -> None:
         with self._lock:
@@ -378,6 +386,11 @@ class Runtime:
         with self._lock:
             self._subscribers.append(fn)
 
+    def _count_kind(self, kind: str) -> None:
+        """Count an event that has no subscriber to go to."""
+        with self._lock:
+            self._event_counts[kind] += 1
+
     def _count_event(self, event: SupervisorEvent) -> None:
         with self._lock:
             self._event_counts[event.kind] += 1
@@ -455,6 +468,13 @@ class Runtime:
     # -- shutdown -------------------------------------------------------------------
 
     @property
+    def workers(self) -> int:
+        """How many pooled worker threads run the actors' turns; 0 when each
+        actor has a thread of its own (``Runtime(workers=0)``)."""
+        host = self.host
+        return host.workers if isinstance(host, PoolHost) else 0
+
+    @property
     def quantum(self) -> int | None:
         """The most messages of one actor a pooled worker runs before it
         serves the next actor waiting (`POOL_TURN_BUDGET`); None when each
@@ -506,7 +526,7 @@ class Runtime:
         for handle in reversed(handles):  # any left outside the tree
             cell = handle._cell
             handle._stop(reason, max(0.0, deadline - time.monotonic()), wait=True)
-            if not cell.stopped.is_set() and handle.name not in abandoned:
+            if not cell.is_stopped and handle.name not in abandoned:
                 cell.lifecycle.abandon(reason)
                 abandoned.append(handle.name)
         self.host.close(max(0.0, deadline - time.monotonic()))

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._supervision import Child, ShutdownReport, SupervisorEvent
+from ._supervision import ChildRecord, ShutdownReport, SupervisorEvent
 
 logger = logging.getLogger("stateward.actors")
 
@@ -29,8 +29,7 @@ class SubtreeStop:
     runtime: Any
     shutdown_timeout: float
     _lock: threading.Lock
-    _children: list[Child]
-    _by_target: dict[int, Child]
+    _children: list[ChildRecord]
     _stopping: bool
     _stop_reason: str
     _crashed_in_stop: list[str]
@@ -94,9 +93,9 @@ class SubtreeStop:
                 )
                 abandoned.append(child.name)
             with self._lock:
-                if child in self._children:
-                    self._children.remove(child)
-                    del self._by_target[id(child.target)]
+                if child.target._child is child:
+                    child.target._child = None
+                    _remove_newest_first(self._children, child)
             if not child.is_supervisor:
                 self.runtime._forget_cell(child.target.cell)
             self._emit([self._event("stopped", child.name)])
@@ -104,3 +103,13 @@ class SubtreeStop:
             crashed += [name for name in self._crashed_in_stop if name not in abandoned]
         self._emit([self._event("stopped", None)])
         return abandoned, crashed
+
+
+def _remove_newest_first(children: list[ChildRecord], child: ChildRecord) -> None:
+    """Remove ``child`` from ``children``, looking from the end: a subtree stops
+    newest first, so each child is found at once (``list.remove`` looks from
+    the front: stopping N children took O(N^2) time)."""
+    for index in range(len(children) - 1, -1, -1):
+        if children[index] is child:
+            del children[index]
+            return

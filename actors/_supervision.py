@@ -13,11 +13,10 @@ import collections
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ._clock import Cancel
 from ._errors import ShutdownIncomplete, SupervisorGaveUp
-from ._lifecycle import Lifecycle
 
 STRATEGIES = ("one_for_one", "one_for_all", "rest_for_one")
 RESTART_TYPES = ("permanent", "transient", "temporary")
@@ -137,19 +136,45 @@ class ShutdownReport:
             raise ShutdownIncomplete(self)
 
 
-@dataclass(eq=False)
+class ChildRecord(Protocol):
+    """A supervisor's record of one child: a `Child` for a child supervisor;
+    an actor's `Lifecycle` is its own record (one object less per actor).
+    The child keeps it, as its ``_child``, while it is a child."""
+
+    restart_type: str
+    consecutive: int
+    last_start: float
+    pending: Cancel | None
+
+    @property
+    def target(self) -> Any:
+        """The Lifecycle itself, or the child Supervisor."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def is_supervisor(self) -> bool: ...
+
+
+@dataclass(eq=False, slots=True)
 class Child:
-    name: str
-    target: Any  # a Lifecycle (an actor), or a Supervisor
-    restart: str
+    """The record of a child supervisor (see `ChildRecord`)."""
+
+    target: Any  # a Supervisor
+    restart_type: str
     consecutive: int = 0
     last_start: float = 0.0
     pending: Cancel | None = None
-    running: bool = True
+
+    @property
+    def name(self) -> str:
+        name: str = self.target.name
+        return name
 
     @property
     def is_supervisor(self) -> bool:
-        return not isinstance(self.target, Lifecycle)
+        return True
 
 
 @dataclass
@@ -157,10 +182,10 @@ class Plan:
     """What to do once the lock is released."""
 
     events: list[SupervisorEvent] = field(default_factory=list)
-    retire: list[Child] = field(default_factory=list)
-    start: list[Child] = field(default_factory=list)
+    retire: list[ChildRecord] = field(default_factory=list)
+    start: list[ChildRecord] = field(default_factory=list)
     delay: float = 0.0
-    drop: list[tuple[Child, str]] = field(default_factory=list)
+    drop: list[tuple[ChildRecord, str]] = field(default_factory=list)
     give_up: SupervisorGaveUp | None = None
 
 
@@ -191,8 +216,8 @@ class RestartPolicy:
 
     def decide(
         self,
-        children: list[Child],
-        child: Child,
+        children: list[ChildRecord],
+        child: ChildRecord,
         cause: BaseException | None,
         crashed: bool,
         now: float,
@@ -202,13 +227,16 @@ class RestartPolicy:
         plan = Plan()
         if crashed:
             plan.events.append(event("failed", child.name, cause))
-        restart = child.restart == "permanent" or (child.restart == "transient" and crashed)
+        restart = child.restart_type == "permanent" or (
+            child.restart_type == "transient" and crashed
+        )
         if not restart:
             children.remove(child)
             why = (
-                f"crashed and is a {child.restart} child, so it is not restarted (cause: {cause!r})"
+                f"crashed and is a {child.restart_type} child, so it is not restarted "
+                f"(cause: {cause!r})"
                 if crashed
-                else f"stopped on its own and is a {child.restart} child"
+                else f"stopped on its own and is a {child.restart_type} child"
             )
             plan.drop.append((child, why))
             plan.events.append(event("stopped", child.name, cause))
@@ -222,7 +250,9 @@ class RestartPolicy:
             self._plan_restart(children, child, now, plan)
         return plan
 
-    def _plan_restart(self, children: list[Child], failed: Child, now: float, plan: Plan) -> None:
+    def _plan_restart(
+        self, children: list[ChildRecord], failed: ChildRecord, now: float, plan: Plan
+    ) -> None:
         index = children.index(failed)
         if self.strategy == "one_for_one":
             affected = [failed]
@@ -231,7 +261,7 @@ class RestartPolicy:
         else:
             affected = children[index:]
         for child in affected:
-            if child is not failed and child.restart == "temporary":
+            if child is not failed and child.restart_type == "temporary":
                 # A temporary sibling is stopped with the others and not restarted.
                 children.remove(child)
                 plan.retire.append(child)
@@ -258,11 +288,11 @@ class RestartPolicy:
             failed.consecutive += 1
 
 
-def epoch_of(child: Child) -> int | None:
+def epoch_of(child: ChildRecord) -> int | None:
     return None if child.is_supervisor else child.target.epoch
 
 
-def count_restart(child: Child) -> None:
+def count_restart(child: ChildRecord) -> None:
     """Count a decided restart on a child actor and move its epoch on (under
     its supervisor's lock)."""
     if not child.is_supervisor:
@@ -270,7 +300,7 @@ def count_restart(child: Child) -> None:
         child.target.cell.restarts += 1
 
 
-def retire_child(child: Child) -> None:
+def retire_child(child: ChildRecord) -> None:
     target = child.target
     if child.is_supervisor:
         target._retire_children()
@@ -278,7 +308,7 @@ def retire_child(child: Child) -> None:
         target.retire()
 
 
-def restart_child(child: Child) -> None:
+def restart_child(child: ChildRecord) -> None:
     target = child.target
     if child.is_supervisor:
         target._restart_as_child()
@@ -287,7 +317,12 @@ def restart_child(child: Child) -> None:
 
 
 def stop_child(
-    child: Child, reason: str, *, wait: bool, timeout: float | None = None, terminal: bool = True
+    child: ChildRecord,
+    reason: str,
+    *,
+    wait: bool,
+    timeout: float | None = None,
+    terminal: bool = True,
 ) -> None:
     target = child.target
     if child.is_supervisor:

@@ -53,6 +53,7 @@ from ._supervision import (
     STRATEGIES,
     Backoff,
     Child,
+    ChildRecord,
     Plan,
     RestartPolicy,
     ShutdownReport,
@@ -78,7 +79,11 @@ class Owner(Protocol):
     @property
     def root(self) -> Supervisor: ...
 
+    _subscribers: list[Callable[[SupervisorEvent], Any]]
+
     def _count_event(self, event: SupervisorEvent) -> None: ...
+
+    def _count_kind(self, kind: str) -> None: ...
 
     def _forget_cell(self, cell: Any) -> None: ...
 
@@ -139,10 +144,7 @@ class Supervisor(SubtreeStop):
         self.shutdown_timeout = shutdown_timeout
         self.restart_type = restart
         self._lock = threading.Lock()
-        self._children: list[Child] = []
-        #: The same children by ``id(target)``: a child's start and exit find
-        #: it at once, not by a scan (O(N) per start made N starts O(N^2)).
-        self._by_target: dict[int, Child] = {}
+        self._children: list[ChildRecord] = []
         self._subscribers: list[Callable[[SupervisorEvent], Any]] = []
         self._stopping = False
         self._stop_reason = ""
@@ -151,12 +153,14 @@ class Supervisor(SubtreeStop):
         self.gave_up = False
         self.restarts = 0
         self.parent: Supervisor | None = None
+        #: Its record as a child of its parent (see `_find`).
+        self._child: Child | None = None
         if not _root:
             parent = parent if parent is not None else runtime.root
             if parent.runtime is not runtime:
                 raise ValueError("a supervisor's parent must belong to the same runtime")
             self.parent = parent
-            parent._add(self.name, self, restart)
+            parent._add(self, restart)
 
     # -- reads ---------------------------------------------------------------------
 
@@ -216,12 +220,15 @@ class Supervisor(SubtreeStop):
 
     # -- membership ------------------------------------------------------------------
 
-    def _add(self, name: str, target: Any, restart: str) -> None:
+    def _add(self, target: Any, restart: str) -> None:
         if restart not in RESTART_TYPES:
             raise ValueError(
                 f"unknown restart type {restart!r}; use one of {', '.join(RESTART_TYPES)}"
             )
-        child = Child(name, target, restart, last_start=self.clock.monotonic())
+        # Its start time stays 0.0 until a restart: it only decides whether a
+        # failure resets the count of consecutive restarts, which is 0 anyway
+        # before the first restart (and a clock read per child is not free).
+        child: ChildRecord = target if isinstance(target, Lifecycle) else Child(target, restart)
         with self._lock:
             if self._stopping:
                 raise SupervisorStopped(
@@ -232,13 +239,19 @@ class Supervisor(SubtreeStop):
                     or f"supervisor {self.name!r} stopped",
                 )
             self._children.append(child)
-            self._by_target[id(target)] = child
-        self._emit([self._event("started", child.name)])
+            # The target keeps its record: a child's start and exit find it
+            # at once, not by a scan (O(N) per start made N starts O(N^2)),
+            # and with no table entry per child.
+            target._child = child
+        if self._subscribers or self.runtime._subscribers:
+            self._emit([self._event("started", child.name)])
+        else:  # nobody listens: count it, and make no event
+            self.runtime._count_kind("started")
 
     def _add_actor(self, actor: Lifecycle, restart: str) -> None:
         actor.cell.supervisor = self
         actor.restart_type = restart
-        self._add(actor.name, actor, restart)
+        self._add(actor, restart)
         actor.start()
 
     def _remove(self, target: Any) -> None:
@@ -247,12 +260,15 @@ class Supervisor(SubtreeStop):
             if child is None:
                 return
             self._children.remove(child)
-            del self._by_target[id(target)]
+            target._child = None
             if child.pending is not None:
                 child.pending.cancel()
 
-    def _find(self, target: Any) -> Child | None:
-        return self._by_target.get(id(target))
+    def _find(self, target: Any) -> ChildRecord | None:
+        """``target``'s record, while it is a child here (a target is the
+        child of one supervisor only)."""
+        child: ChildRecord | None = target._child
+        return child
 
     # -- events ----------------------------------------------------------------------
 
@@ -269,13 +285,6 @@ class Supervisor(SubtreeStop):
                     fn(event)
                 except Exception:
                     logger.exception("supervisor %r: an event subscriber raised", self.name)
-
-    def _child_started(self, target: Any) -> None:
-        """A child's incarnation finished starting (called on its worker)."""
-        with self._lock:
-            child = self._find(target)
-            if child is not None:
-                child.running = True
 
     # -- failures -------------------------------------------------------------------------
 
@@ -320,7 +329,6 @@ class Supervisor(SubtreeStop):
                     f"while stopping ({cause!r}), so the requests still queued were not handled"
                 )
             else:
-                child.running = False
                 plan = self._policy.decide(
                     self._children, child, cause, crashed, self.clock.monotonic(), self._event
                 )
@@ -361,7 +369,7 @@ class Supervisor(SubtreeStop):
         if group and plan.delay <= 0:
             self._restart_now(group)
 
-    def _restart_now(self, group: list[tuple[Child, int | None]]) -> None:
+    def _restart_now(self, group: list[tuple[ChildRecord, int | None]]) -> None:
         events = []
         with self._lock:
             if self._stopping:
@@ -371,7 +379,6 @@ class Supervisor(SubtreeStop):
             for child in live:
                 child.pending = None
                 child.last_start = now
-                child.running = True
                 events.append(self._event("restarted", child.name))
         for child in live:
             restart_child(child)
@@ -410,7 +417,6 @@ class Supervisor(SubtreeStop):
             for child in children:
                 child.last_start = now
                 child.consecutive = 0
-                child.running = True
                 count_restart(child)
         for child in children:
             restart_child(child)

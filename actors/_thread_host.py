@@ -104,7 +104,16 @@ class DedicatedWorker:
             self._wakeups.put(_WAKE)
             return True
 
-    def retire(self) -> None:
+    def hold(self) -> bool:
+        """No: the thread has nothing else to run, so an async hook is awaited
+        on it, as before suspension existed (`_suspension.py`)."""
+        return False
+
+    def resume(self) -> None:  # pragma: no cover - never held
+        raise RuntimeError("a dedicated worker holds no suspended turn")
+
+    def retire(self, *, end_here: bool = False) -> None:
+        # Its own thread reports the end once it has run its last turn.
         with self._lock:
             if self._retired:
                 return
@@ -129,6 +138,9 @@ class ThreadHost:
 
     Blocking hooks are fine here: they hold only their own actor's thread.
     """
+
+    #: Each incarnation starts on its own thread (see `Host.starts_inline`).
+    starts_inline = False
 
     def attach(self, turns: Turns) -> DedicatedWorker:
         return DedicatedWorker(turns)

@@ -17,11 +17,13 @@ message) -> Outcome``.
 from __future__ import annotations
 
 import datetime as _dt
+import inspect
 from collections.abc import Callable
 from typing import Any
 
 from ._config import ConfigHistory
 from ._errors import ArgumentTypeError
+from ._hooks import _transition_steps
 from ._machine import (
     AsyncRunner,
     MachineSnapshot,
@@ -32,8 +34,9 @@ from ._machine import (
     utc_now,
 )
 from ._messages import ConfigUpdate, Message, Modify, Move, Rollback, Update
-from ._spec import MachineSpec
+from ._spec import Hook, MachineSpec
 from ._store import StoreSnapshot
+from ._suspend import Suspended, drive
 
 __all__ = [
     "Behaviour",
@@ -93,6 +96,7 @@ def machine_behaviour(
     machine: str | None = None,
     clock: Now = utc_now,
     run_async: AsyncRunner | None = None,
+    suspend: bool = False,
 ) -> Behaviour:
     """The behaviour of a machine of ``spec``: a `Move` makes one transition.
 
@@ -104,14 +108,46 @@ def machine_behaviour(
         clock: the time of each transition.
         run_async: runs a coroutine hook's awaitable to completion (a private
             event loop by default).
+        suspend: if the spec has coroutine hooks (`MachineSpec.has_async_hooks`),
+            raise `Suspended` at each awaitable instead of running it: the
+            algorithm's generator form (`_hooks`) goes on when the caller
+            resumes it. A hook that is a plain function returning an awaitable
+            still goes to ``run_async``. Without coroutine hooks, the plain-code
+            fast path runs either way.
 
     Raises (from the behaviour):
         InvalidTransition: the definition does not allow the move.
         TransitionRejected: a guard or hook vetoed it.
         HookReturnError: a hook returned something unusable.
+        Suspended: with ``suspend``, a coroutine hook's awaitable to wait for.
         Exception: whatever a hook raised, unchanged.
     """
     run = run_async or _run_here
+
+    def outcome(
+        snapshot: MachineSnapshot,
+        new: MachineSnapshot,
+        entry: Any,
+        ctx: Any,
+        after_commit: tuple[Hook, ...],
+    ) -> Outcome:
+        if not after_commit:
+            return Outcome(new, new)
+        # After-commit hooks get the record and the final context: only now
+        # are they worth building.
+        record = TransitionRecord(*entry)
+        return committed(TransitionOutcome(snapshot, new, record, ctx, after_commit), new)
+
+    if suspend and spec.has_async_hooks:
+
+        def suspending(snapshot: MachineSnapshot, message: Move) -> Outcome:
+            if type(message) is not Move:
+                raise _refuse("machine", "Move", message)
+            target, event, payload = message
+            steps = _transition_steps(spec, snapshot, target, event, payload, clock(), machine)
+            return drive(steps, lambda done: outcome(snapshot, *done))
+
+        return suspending
 
     def behaviour(snapshot: MachineSnapshot, message: Move) -> Outcome:
         if type(message) is not Move:
@@ -122,24 +158,24 @@ def machine_behaviour(
         )
         if not after_commit:
             return Outcome(new, new)
-        # After-commit hooks get the record and the final context: only now
-        # are they worth building.
-        record = TransitionRecord(*entry)
-        return committed(TransitionOutcome(snapshot, new, record, ctx, after_commit), new)
+        return outcome(snapshot, new, entry, ctx, after_commit)
 
     return behaviour
 
 
-def manager_behaviour(*, run_async: AsyncRunner | None = None) -> Behaviour:
+def manager_behaviour(*, run_async: AsyncRunner | None = None, suspend: bool = False) -> Behaviour:
     """The behaviour of a state manager: `Update` merges changes, `Modify` runs
     its function on the state. The reply is the new state.
 
     Args:
         run_async: runs the awaitable of a coroutine ``modify`` function (a
             private event loop by default).
+        suspend: raise `Suspended` with that awaitable instead of running it;
+            resuming it with the awaitable's result makes the outcome.
 
     Raises (from the behaviour):
         HookReturnError: a ``modify`` function returned no state.
+        Suspended: with ``suspend``, a ``modify`` function's awaitable to wait for.
         Exception: whatever a ``modify`` function raised, unchanged.
     """
     run = run_async or _run_here
@@ -149,12 +185,31 @@ def manager_behaviour(*, run_async: AsyncRunner | None = None) -> Behaviour:
         if kind is Update:
             new = snapshot.update(message[0])
         elif kind is Modify:
-            new = snapshot.modify(message[0], run)
+            fn = message[0]
+            if suspend:
+                result = fn(snapshot.state)
+                if inspect.isawaitable(result):
+                    raise _modify_suspended(snapshot, fn, result)
+                new = snapshot.modified(fn, result)
+            else:
+                new = snapshot.modify(fn, run)
         else:
             raise _refuse("manager", "Update or Modify", message)
         return Outcome(new, new.state)
 
     return behaviour
+
+
+def _modify_suspended(snapshot: StoreSnapshot, fn: Any, awaitable: Any) -> Suspended:
+    """A ``modify`` function's awaitable to wait for; resumed, the outcome."""
+
+    def proceed(value: Any, error: BaseException | None) -> Outcome:
+        if error is not None:
+            raise error
+        new = snapshot.modified(fn, value)
+        return Outcome(new, new.state)
+
+    return Suspended(awaitable, proceed, lambda: None)
 
 
 def config_behaviour(*, clock: Now = utc_now) -> Behaviour:

@@ -70,6 +70,7 @@ class MachineSpec:
 
     __slots__ = (
         "_allowed",
+        "_awaits",
         "_event_table",
         "_events_from",
         "_events_to",
@@ -93,6 +94,7 @@ class MachineSpec:
     history_limit: int
     name: str | None
     _allowed: dict[str, frozenset[str]]
+    _awaits: bool
     _event_table: dict[tuple[str, str], Event]
     _events_from: dict[str, tuple[str, ...]]
     _hooks_by_kind: dict[str, tuple[Hook, ...]]
@@ -202,6 +204,16 @@ class MachineSpec:
         put(self, "_plans", {})
         put(self, "_moves", {})
         put(self, "_events_to", events_to)
+        # Asked once per machine an actor runtime creates: computed here, once.
+        put(
+            self,
+            "_awaits",
+            any(h.is_async for h in self.hooks)
+            or any(
+                ev.effect is not None and inspect.iscoroutinefunction(ev.effect)
+                for ev in event_list
+            ),
+        )
 
     # -- queries ----------------------------------------------------------------
 
@@ -292,9 +304,7 @@ class MachineSpec:
     @property
     def has_async_hooks(self) -> bool:
         """Whether any hook or event effect is a coroutine function."""
-        return any(h.is_async for h in self.hooks) or any(
-            ev.effect is not None and inspect.iscoroutinefunction(ev.effect) for ev in self.events
-        )
+        return self._awaits
 
     # -- value behaviour ------------------------------------------------------------
 

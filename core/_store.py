@@ -60,6 +60,15 @@ class StoreSnapshot:
         result = fn(self.state)
         if inspect.isawaitable(result):
             result = (run_async or _run_here)(result)
+        return self.modified(fn, result)
+
+    def modified(self, fn: Callable[[ImmutableState], Any], result: Any) -> StoreSnapshot:
+        """The next version from ``result``, what ``fn`` returned (awaited, if
+        it returned an awaitable): `modify` once ``fn`` has run.
+
+        Raises:
+            HookReturnError: ``result`` is neither a state nor a mapping.
+        """
         if isinstance(result, ImmutableState):
             return StoreSnapshot(result, self.version + 1)
         if isinstance(result, Mapping):

@@ -1,4 +1,5 @@
-"""The stateward command: demo, inspect, graph, help and usage errors."""
+"""The stateward command: inspect, graph, help and usage errors for every command
+(the demo itself is in test_demo.py)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,7 @@ from pathlib import Path
 import pytest
 
 from stateward.actors import ConfigManager, Runtime, SQLiteStore, StateManager
-from stateward.actors.cli import _demo, _main, main
-
-#: The checks the demo reports, in its order (its output's own words).
-DEMO_CHECKS = (
-    "every acknowledged transition is stored",
-    "no update was lost",
-    "each history is consistent with its state",
-    "restarts match the crashes injected",
-)
+from stateward.actors.cli import _main, main
 
 
 def run(*argv: str) -> tuple[int, str, str]:
@@ -30,71 +23,6 @@ def run(*argv: str) -> tuple[int, str, str]:
     except SystemExit as exit_:  # argparse's own usage errors and --help
         code = int(exit_.code or 0)
     return code, out.getvalue(), err.getvalue()
-
-
-def test_demo_runs_verifies_and_reports(tmp_path: Path) -> None:
-    store = tmp_path / "demo.db"
-    code, out, _ = run(
-        "demo",
-        "--machines",
-        "20",
-        "--clients",
-        "3",
-        "--seconds",
-        "1",
-        "--crash-rate",
-        "0.05",
-        "--store",
-        str(store),
-    )
-    assert code == 0, out
-    assert "stateward demo: 20 order machines, 3 clients" in out
-    assert "progress: " in out  # not a terminal: plain progress lines
-    for check in DEMO_CHECKS:
-        assert f"[ok] {check}" in out
-    assert out.rstrip().endswith("all checks passed")
-    assert store.exists()  # a given store is kept
-
-
-def test_demo_json_report(tmp_path: Path) -> None:
-    code, out, err = run(
-        "demo",
-        "--machines",
-        "10",
-        "--clients",
-        "2",
-        "--seconds",
-        "0.5",
-        "--json",
-        "--store",
-        str(tmp_path / "d.db"),
-    )
-    assert code == 0
-    report = json.loads(out)
-    assert report["ok"] is True and report["machines"] == 10
-    assert report["restarts"] == report["crashes_injected"]
-    assert list(report["checks"]) == list(DEMO_CHECKS)
-    assert "progress: " in err
-
-
-def test_demo_exits_nonzero_when_a_check_fails(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(_demo, "_check_history", lambda machine: "history was tampered with")
-    code, out, _ = run(
-        "demo",
-        "--machines",
-        "3",
-        "--clients",
-        "1",
-        "--seconds",
-        "0.2",
-        "--store",
-        str(tmp_path / "f.db"),
-    )
-    assert code == 1
-    assert "[FAILED] each history is consistent with its state" in out
-    assert "SOME CHECKS FAILED" in out
 
 
 @pytest.fixture

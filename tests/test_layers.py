@@ -66,7 +66,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ),
     ("core: stores and configs", ["stateward.core._store", "stateward.core._config"]),
     ("core: persistence", ["stateward.core._persist"]),
-    ("core: behaviours", ["stateward.core._behaviours"]),
+    ("core: behaviours", ["stateward.core._suspend", "stateward.core._behaviours"]),
     ("core: public names", ["stateward.core"]),
     (
         "actors: errors and clocks",
@@ -74,11 +74,21 @@ LAYERS: list[tuple[str, list[str]]] = [
     ),
     ("actors: stores", ["stateward.actors.stores"]),
     ("actors: replies and mailboxes", ["stateward.actors._reply", "stateward.actors._mailbox"]),
-    ("actors: cells", ["stateward.actors._stats", "stateward.actors._cell"]),
+    (
+        "actors: cells",
+        [
+            "stateward.actors._stats",
+            "stateward.actors._commit_batch",
+            "stateward.actors._cell_state",
+            "stateward.actors._cell",
+        ],
+    ),
     (
         "actors: hosts",
         [
             "stateward.actors._host",
+            "stateward.actors._suspension",
+            "stateward.actors._lifecycle_stop",
             "stateward.actors._lifecycle",
             "stateward.actors._passivation",
             "stateward.actors._pool_host",

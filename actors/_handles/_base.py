@@ -11,7 +11,6 @@ the answer (with a finite timeout), ``request_*`` calls return a `Reply` at once
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from stateward.core import ArgumentTypeError, ArgumentValueError
@@ -56,6 +55,8 @@ class ActorHandle:
     #: the actor (a read is then one attribute lookup: no property call).
     _mirrored = False
     snapshot: Any = _Stored()
+    _cell: Cell
+    _runtime: Runtime
 
     def __init__(
         self,
@@ -72,8 +73,10 @@ class ActorHandle:
             runtime = supervisor.runtime if supervisor is not None else current_runtime()
         if name is not None and (not isinstance(name, str) or not name):
             raise ValueError(f"an actor name must be a non-empty str, got {name!r}")
-        self._runtime = runtime
-        self._cell = Cell(
+        # Set past the read-only check of `__setattr__` (a Python call each).
+        put = object.__setattr__
+        put(self, "_runtime", runtime)
+        cell = Cell(
             runtime,
             name or runtime._unique_name(self._kind),
             self._kind,
@@ -84,12 +87,13 @@ class ActorHandle:
             deadline=options.deadline,
             on_start=options.on_start,
             codec=codec,
+            maker=self,
         )
-        self._cell.behaviour = self._behaviour(self._cell)
+        put(self, "_cell", cell)
         if self._mirrored:
             self.__dict__["snapshot"] = snapshot
-            self._cell.mirror = self.__dict__
-        runtime._start(self, self._cell, supervisor, options.restart, options.dedicated)
+            cell.mirror = self.__dict__
+        runtime._start(self, cell, supervisor, options.restart, options.dedicated)
 
     def _behaviour(self, cell: Cell) -> Behaviour:
         """The kind's behaviour from core, bound to ``cell`` (its name, its
@@ -134,7 +138,7 @@ class ActorHandle:
     def alive(self) -> bool:
         """Whether the actor still takes requests."""
         cell = self._cell
-        return cell.mailbox.closed_reason is None and not cell.stopped.is_set()
+        return cell.mailbox.closed_reason is None and not cell.is_stopped
 
     def stats(self) -> Any:
         """This actor's `ActorStats`."""
@@ -260,23 +264,38 @@ class ActorHandle:
         return f"<{type(self).__name__} {self.name!r} {state}>"
 
 
-@dataclass(frozen=True)
 class ActorOptions:
-    """How an actor is supervised; every handle takes these as keywords."""
+    """How an actor is supervised; every handle takes these as keywords.
 
-    supervisor: Supervisor | None = None
-    restart: str = "permanent"
-    on_error: str = "fail"
-    deadline: float | None = None
-    on_start: Callable[[Any], Any] | None = None
-    dedicated: bool = False
+    A plain slotted class (not a frozen dataclass): one is made per actor
+    created, and a frozen dataclass's ``__init__`` cost a microsecond.
+    """
 
-    def __post_init__(self) -> None:
-        if self.on_error not in ("fail", "restart"):
+    __slots__ = ("deadline", "dedicated", "on_error", "on_start", "restart", "supervisor")
+
+    def __init__(
+        self,
+        supervisor: Supervisor | None = None,
+        restart: str = "permanent",
+        on_error: str = "fail",
+        deadline: float | None = None,
+        on_start: Callable[[Any], Any] | None = None,
+        dedicated: bool = False,
+    ) -> None:
+        self.supervisor = supervisor
+        self.restart = restart
+        self.on_error = on_error
+        self.deadline = deadline
+        self.on_start = on_start
+        self.dedicated = dedicated
+        self._check()
+
+    def _check(self) -> None:
+        if self.on_error != "fail" and self.on_error != "restart":
             raise ValueError(f"on_error must be 'fail' or 'restart', got {self.on_error!r}")
         if self.deadline is not None and not self.deadline > 0:
             raise ValueError(f"deadline must be > 0 seconds, got {self.deadline!r}")
-        if self.restart not in ("permanent", "transient", "temporary"):
+        if self.restart != "permanent" and self.restart not in ("transient", "temporary"):
             raise ValueError(
                 f"restart must be 'permanent', 'transient' or 'temporary', got {self.restart!r}"
             )

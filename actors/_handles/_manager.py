@@ -140,7 +140,7 @@ class StateManager(ActorHandle):
         return self._request(Modify((fn,)), callback)
 
     def _behaviour(self, cell: Cell) -> Behaviour:
-        return manager_behaviour(run_async=cell.run_async)
+        return manager_behaviour(run_async=cell.run_async, suspend=True)
 
 
 def _state_of(snapshot: StoreSnapshot) -> ImmutableState:

@@ -1,340 +1,310 @@
-"""``stateward demo``: a supervised order-processing daemon, run, then verified.
+"""``stateward demo``: a supervised order-processing daemon, run, measured, then verified.
 
-Order machines under one supervisor on a SQLite store, driven by client threads
-(blocking transitions, pipelined chains, ``modify`` calls on a totals manager)
-while a seeded fraction of transitions crash their actor; then the store is
-reopened in a new runtime and checked against what the clients saw acknowledged.
+Order machines (100,000 by default) under one supervisor on a SQLite store,
+driven by client threads (blocking transitions, pipelined chains, fan-outs,
+``modify`` calls on a totals manager) while a seeded fraction of transitions
+crash their machine; then the runtime shuts down, the store is reopened in a
+new runtime and checked against what the clients saw acknowledged. The report
+gives the machines, the threads, the memory per machine, the creation rate,
+the transitions per second and the shutdown time, all measured in this run.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
-import random
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
 from stateward.actors import (
-    ActorCrashed,
     Runtime,
+    ShutdownReport,
     SQLiteStore,
     StateMachine,
     StateManager,
     Supervisor,
+    SupervisorEvent,
 )
-from stateward.core import InvalidTransition, MachineBuilder, MachineSpec
+from stateward.actors._pool_host import DEFAULT_WORKERS
+from stateward.core import MachineSpec, StatewardError
 
-# -- the demo's order machine ---------------------------------------------------------
+from . import _demo_orders
+from ._demo_measure import SAMPLE_EVERY, Memory, Progress
+from ._demo_orders import Ledger, client, order_spec
+from ._demo_report import Phase, Run, build_report, print_report, workers_label
 
-#: The order lifecycle the demo drives; ``delivered -> pending`` starts the next
-#: order, so each machine can keep going for as long as the demo runs.
-ORDER_MOVES = {
-    "pending": ["paid", "cancelled"],
-    "paid": ["packed", "cancelled"],
-    "packed": ["shipped"],
-    "shipped": ["delivered"],
-    "delivered": ["pending"],
-    "cancelled": ["pending"],
-}
-#: The path a client pushes each order along.
-NEXT = {
-    "pending": "paid",
-    "paid": "packed",
-    "packed": "shipped",
-    "shipped": "delivered",
-    "delivered": "pending",
-    "cancelled": "pending",
-}
+__all__ = ["run_demo"]
+
+#: Seconds `Runtime.shutdown` may take: generous, and growing with the count,
+#: so that a slow shutdown shows in the report instead of abandoning actors.
+SHUTDOWN_BASE_S = 30.0
+SHUTDOWN_PER_MACHINE_S = 0.002
+#: Seconds to wait for the runtime's threads to end once it has shut down.
+THREADS_BACK_S = 10.0
 
 
-class InjectedCrash(RuntimeError):
-    """The failure the demo injects into a seeded fraction of its transitions."""
+class ThreadsExhausted(StatewardError, RuntimeError):
+    """The process could not start another thread while creating a machine."""
+
+    def __init__(self, name: str, created: int, threads: int, workers: int | None) -> None:
+        self.name, self.created, self.threads, self.workers = name, created, threads, workers
+        advice = (
+            "with --workers 0 every machine needs a thread of its own: leave --workers out "
+            f"(a pool of {DEFAULT_WORKERS}) or ask for fewer machines"
+            if workers == 0
+            else "ask for fewer machines, or raise the process's thread limit (ulimit -u)"
+        )
+        super().__init__(
+            f"could not start a thread for machine {name!r} after {created:,} machines "
+            f"({threads:,} threads running): {advice}"
+        )
 
 
-def order_spec(history_limit: int = 50) -> MachineSpec:
-    """The demo's order machine: an enter hook counts deliveries, and crashes on
-    purpose when the payload asks it to."""
-    orders = MachineBuilder("pending", ORDER_MOVES, history_limit=history_limit, name="order")
-
-    @orders.on_enter
-    def enter(ctx: Any) -> Any:
-        if ctx.payload.get("crash"):
-            raise InjectedCrash(f"injected crash in {ctx.machine} at version {ctx.version}")
-        if ctx.target == "delivered":
-            return {"delivered": ctx.data.get("delivered", 0) + 1}
-        return None
-
-    return orders.build()
+def _names(count: int) -> list[str]:
+    return [f"order-{i:04d}" for i in range(count)]
 
 
-# -- progress -------------------------------------------------------------------------------
+def _create(
+    run: Run, progress: Progress, verb: str, make: Callable[[str], StateMachine]
+) -> list[StateMachine]:
+    """Make the machines, one per name with ``make``, showing progress and sampling
+    the thread count as it goes."""
+    names = _names(run.args.machines)
+    machines: list[StateMachine] = []
+    started = time.monotonic()
+    progress.restart()
+    for index, name in enumerate(names):
+        try:
+            machines.append(make(name))
+        except RuntimeError as exc:
+            if "start new thread" not in str(exc):
+                raise
+            raise ThreadsExhausted(name, index, run.threads.sample(), run.args.workers) from exc
+        if index % SAMPLE_EVERY == 0:
+            run.threads.sample()
+            if progress.due():
+                elapsed = time.monotonic() - started
+                progress.show(
+                    f"{verb:<10} {elapsed:6.1f} s  {index + 1:9,d} of {len(names):,} machines  "
+                    f"{(index + 1) / elapsed:8,.0f}/s  threads {run.threads.sample():3d}"
+                )
+    progress.done()
+    run.threads.sample()
+    return machines
 
 
-class Progress:
-    """Live progress: one rewritten line on a terminal, plain lines otherwise."""
-
-    def __init__(self, stream: TextIO, interval: float) -> None:
-        self.stream = stream
-        self.tty = stream.isatty()
-        self.interval = interval
-
-    def show(self, text: str) -> None:
-        if self.tty:
-            self.stream.write("\r\x1b[K" + text)
-        else:
-            self.stream.write("progress: " + text + "\n")
-        self.stream.flush()
-
-    def done(self) -> None:
-        if self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
-# -- the demo --------------------------------------------------------------------------------
-
-
-@dataclass
-class _Ledger:
-    """What the clients saw acknowledged, per machine."""
-
-    acked: dict[str, int] = field(default_factory=dict)
-    crashed: dict[str, int] = field(default_factory=dict)
-    crashes: int = 0
-    refused: int = 0
-    modifies: int = 0
-    errors: list[str] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-def _client(
-    index: int,
+def _drive(
+    run: Run,
+    progress: Progress,
     machines: list[StateMachine],
     totals: StateManager,
-    ledger: _Ledger,
-    deadline: float,
-    seed: int,
-    crash_rate: float,
+    ledger: Ledger,
+    restarts: Callable[[], int],
 ) -> None:
-    rng = random.Random(seed * 1_000 + index)
-    acked: dict[str, int] = {}
-    crashed: dict[str, int] = {}
-    crashes = refused = modifies = 0
-    try:
-        while time.monotonic() < deadline:
-            machine = machines[rng.randrange(len(machines))]
-            roll = rng.random()
-            if roll < 0.6:  # one blocking transition
-                target = NEXT[machine.current_state]
-                crash = rng.random() < crash_rate
-                try:
-                    machine.transition(target, {"crash": True} if crash else None)
-                    acked[machine.name] = acked.get(machine.name, 0) + 1
-                except ActorCrashed as exc:
-                    if not isinstance(exc.cause, InjectedCrash):
-                        raise
-                    crashes += 1
-                    crashed[machine.name] = crashed.get(machine.name, 0) + 1
-            elif roll < 0.9:  # a pipelined chain of three
-                state = machine.current_state
-                replies = []
-                for _ in range(3):
-                    state = NEXT[state]
-                    crash = rng.random() < crash_rate
-                    replies.append(
-                        machine.request_transition(state, {"crash": True} if crash else None)
-                    )
-                for reply in replies:
-                    try:
-                        reply.result()
-                        acked[machine.name] = acked.get(machine.name, 0) + 1
-                    except ActorCrashed as exc:
-                        if not isinstance(exc.cause, InjectedCrash):
-                            raise
-                        crashes += 1
-                        crashed[machine.name] = crashed.get(machine.name, 0) + 1
-                    except InvalidTransition:
-                        refused += 1  # an earlier link of the chain crashed
-            else:  # an atomic read-modify-write
-                totals.modify(lambda s: s.update(modifies=s.modifies + 1))
-                modifies += 1
-    except Exception as exc:  # reported as a failed check, never only logged
-        with ledger.lock:
-            ledger.errors.append(f"client {index}: {exc!r}")
-    with ledger.lock:
-        for name, count in acked.items():
-            ledger.acked[name] = ledger.acked.get(name, 0) + count
-        for name, count in crashed.items():
-            ledger.crashed[name] = ledger.crashed.get(name, 0) + count
-        ledger.crashes += crashes
-        ledger.refused += refused
-        ledger.modifies += modifies
-
-
-def _check_history(machine: StateMachine) -> str | None:
-    history = machine.history
-    if not history:
-        return None if machine.version == 0 else "no history kept"
-    if history[-1].version != machine.version or history[-1].to_state != machine.current_state:
-        return (
-            f"history ends at v{history[-1].version} {history[-1].to_state!r}, machine is "
-            f"v{machine.version} {machine.current_state!r}"
+    """Run the clients for ``--seconds``, each on its own share of the machines."""
+    args = run.args
+    share = [machines[i :: args.clients] for i in range(args.clients)]
+    deadline = time.monotonic() + args.seconds
+    clients = [
+        threading.Thread(
+            target=client,
+            name=f"demo-client-{i}",
+            args=(i, share[i], totals, ledger, deadline, args.seed, args.crash_rate),
         )
-    for earlier, later in itertools.pairwise(history):
-        if later.version != earlier.version + 1 or later.from_state != earlier.to_state:
-            return f"history breaks between v{earlier.version} and v{later.version}"
-        if later.to_state not in ORDER_MOVES[later.from_state]:
-            return f"v{later.version} moved {later.from_state!r} -> {later.to_state!r}"
-    return None
+        for i in range(args.clients)
+        if share[i]
+    ]
+    run.peak_clients = len(clients)
+    started = time.monotonic()
+    progress.restart()
+    for thread in clients:
+        thread.start()
+    last_total, last_time = 0, started
+    while alive := [t for t in clients if t.is_alive()]:
+        alive[0].join(min(0.1, progress.interval))
+        run.threads.sample()
+        if progress.due():
+            now, total = time.monotonic(), sum(ledger.live)
+            progress.show(
+                f"{'driving':<10} {now - started:6.1f} s  {total:9,d} transitions  "
+                f"{(total - last_total) / (now - last_time):8,.0f}/s  restarts {restarts():4d}  "
+                f"threads {run.threads.sample():3d}"
+            )
+            last_total, last_time = total, now
+    progress.done()
+    run.driving = Phase(sum(ledger.acked.values()), time.monotonic() - started)
+
+
+def _shut_down(run: Run, progress: Progress, runtime: Runtime) -> None:
+    """Shut ``runtime`` down (on a helper thread, so progress can show), time it,
+    and wait for its threads to end."""
+    done: list[ShutdownReport] = []
+    timeout = SHUTDOWN_BASE_S + SHUTDOWN_PER_MACHINE_S * run.args.machines
+    stopper = threading.Thread(
+        target=lambda: done.append(runtime.shutdown(timeout)), name="demo-shutdown", daemon=True
+    )
+    started = time.monotonic()
+    progress.restart()
+    stopper.start()
+    while stopper.is_alive():
+        stopper.join(min(0.1, progress.interval))
+        run.threads.sample()
+        if progress.due():
+            progress.show(
+                f"{'stopping':<10} {time.monotonic() - started:6.1f} s  "
+                f"{len(runtime.names()):9,d} actors still running"
+            )
+    progress.done()
+    run.stopping = Phase(run.args.machines, time.monotonic() - started)
+    run.shutdown = done[0] if done else None
+    run.threads_after = run.threads.wait_back(THREADS_BACK_S)
+
+
+def _verify(run: Run, progress: Progress, spec: MachineSpec, ledger: Ledger, base: Any) -> None:
+    """Reopen the store in a new runtime and check it against the ledger."""
+    args, checks = run.args, run.checks
+    base_versions, base_modifies = base
+    timeout = SHUTDOWN_BASE_S + SHUTDOWN_PER_MACHINE_S * args.machines
+    runtime = Runtime("verify", store=SQLiteStore(run.path, durability=args.durability))
+    try:
+        started = time.monotonic()
+        reopened = _create(
+            run, progress, "recovering", lambda name: StateMachine(spec, name=name, runtime=runtime)
+        )
+        run.recovery = Phase(len(reopened), time.monotonic() - started)
+        stored_modifies = (
+            StateManager({"modifies": 0}, name="totals", runtime=runtime).get_state().modifies
+        )
+        missing = [
+            f"{m.name}: v{m.version}, expected v{base_versions[i] + ledger.acked.get(m.name, 0)}"
+            for i, m in enumerate(reopened)
+            if m.version != base_versions[i] + ledger.acked.get(m.name, 0)
+        ]
+        checks["every acknowledged transition is stored"] = {
+            "ok": not missing and not ledger.errors,
+            "detail": "; ".join((ledger.errors + missing)[:5])
+            or f"{run.driving.count} transitions on {len(reopened)} machines",
+        }
+        checks["no update was lost"] = {
+            "ok": stored_modifies - base_modifies == ledger.modifies,
+            "detail": f"{ledger.modifies} modifies acknowledged, "
+            f"{stored_modifies - base_modifies} stored",
+        }
+        broken = [
+            f"{m.name}: {problem}"
+            for m in reopened
+            if (problem := _demo_orders.check_history(m)) is not None
+        ]
+        checks["each history is consistent with its state"] = {
+            "ok": not broken,
+            "detail": "; ".join(broken[:5]) or "all consistent",
+        }
+    finally:
+        runtime.shutdown(timeout)
+    mismatched = [
+        f"{name}: {count} restarts for {ledger.crashed.get(name, 0)} crashes"
+        for name, count in run.restarts.items()
+        if count != ledger.crashed.get(name, 0)
+    ]
+    checks["restarts match the crashes injected"] = {
+        "ok": not mismatched,
+        "detail": "; ".join(mismatched[:5])
+        or f"{ledger.crashes} crashes injected, {sum(run.restarts.values())} restarts, "
+        "machine by machine",
+    }
+    report = run.shutdown
+    leftover = run.threads_after - run.threads.start
+    checks["every actor and thread stopped"] = {
+        "ok": report is not None and report.clean and leftover == 0,
+        "detail": (
+            "shutdown did not finish"
+            if report is None
+            else f"{report.describe()}; {leftover} threads left"
+            if not report.clean or leftover
+            else f"threads back to {run.threads.start}"
+        ),
+    }
 
 
 def run_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Run ``stateward demo`` with the parsed ``args``; return its exit code."""
     folder = None
     if args.store:
         path = Path(args.store)
     else:
         folder = tempfile.mkdtemp(prefix="stateward-demo-")
         path = Path(folder) / "demo.db"
-    progress = Progress(err if args.json else out, 1.0)
+    run = Run(args, path)
+    progress = Progress(err if args.json else out, args.progress_every)
     spec = order_spec()
-    ledger = _Ledger()
+    ledger = Ledger(args.clients)
+    memory = Memory(args.memory)
 
     def say(text: str) -> None:
         if not args.json:
             print(text, file=out, flush=True)
 
     say(
-        f"stateward demo: {args.machines} order machines, {args.clients} clients, "
-        f"{args.seconds:g} s, crash rate {args.crash_rate:g}, store {path} ({args.durability})"
+        f"stateward demo: {args.machines:,} order machines, {args.clients} clients for "
+        f"{args.seconds:g} s, crash rate {args.crash_rate:g}, seed {args.seed}, "
+        f"{workers_label(args)}"
     )
+    say(f"store {path} ({args.durability})")
+    wall = time.monotonic()
+    runtime = Runtime(
+        "demo", store=SQLiteStore(path, durability=args.durability), workers=args.workers
+    )
+    restart_lock, restarts = threading.Lock(), [0]
 
-    started = time.monotonic()
-    with Runtime("demo", store=SQLiteStore(path, durability=args.durability)) as runtime:
+    def count_restarts(event: SupervisorEvent) -> None:
+        if event.kind == "restarted":
+            with restart_lock:
+                restarts[0] += 1
+
+    try:
+        runtime.subscribe(count_restarts)
         orders = Supervisor(
             "orders", runtime=runtime, strategy="one_for_one", max_restarts=1_000_000, within=1.0
         )
-        machines = [
-            StateMachine(
-                spec, name=f"order-{i:04d}", runtime=runtime, supervisor=orders, on_error="restart"
-            )
-            for i in range(args.machines)
-        ]
         totals = StateManager({"modifies": 0}, name="totals", runtime=runtime, supervisor=orders)
-        base = {m.name: m.version for m in machines}
-        base_modifies = totals.get_state().modifies
-        deadline = time.monotonic() + args.seconds
-        share = [machines[i :: args.clients] for i in range(args.clients)]
-        clients = [
-            threading.Thread(
-                target=_client,
-                name=f"demo-client-{i}",
-                args=(i, share[i], totals, ledger, deadline, args.seed, args.crash_rate),
-            )
-            for i in range(args.clients)
-            if share[i]
-        ]
-        for thread in clients:
-            thread.start()
-        driving = time.monotonic()  # the rate counts the clients' time only
-        last_total, last_time = 0, driving
-        while any(t.is_alive() for t in clients):
-            for thread in clients:
-                thread.join(progress.interval / max(1, len(clients)))
-            now = time.monotonic()
-            if now - last_time >= progress.interval or not any(t.is_alive() for t in clients):
-                total = sum(m.version for m in machines) - sum(base.values())
-                stats = runtime.stats()
-                depth = sum(s.queue_depth for s in stats.values())
-                progress.show(
-                    f"{now - started:5.1f} s  {total:8,d} transitions  "
-                    f"{(total - last_total) / (now - last_time):8,.0f}/s  "
-                    f"restarts {stats.events['restarted']:4d}  queued {depth:3d}"
-                )
-                last_total, last_time = total, now
-        progress.done()
-        elapsed = time.monotonic() - driving
-        restarts = {m.name: m.restarts for m in machines}
-    say(
-        f"clients ran {elapsed:.1f} s ({time.monotonic() - started:.1f} s with start-up "
-        "and shutdown); reopening the store to verify"
-    )
-
-    checks: dict[str, dict[str, Any]] = {}
-    transitions = sum(ledger.acked.values())
-    with Runtime("verify", store=SQLiteStore(path, durability=args.durability)) as runtime:
-        reopened = [
-            StateMachine(spec, name=f"order-{i:04d}", runtime=runtime) for i in range(args.machines)
-        ]
-        totals = StateManager({"modifies": 0}, name="totals", runtime=runtime)
-        missing = [
-            f"{m.name}: v{m.version}, expected v{base[m.name] + ledger.acked.get(m.name, 0)}"
-            for m in reopened
-            if m.version != base[m.name] + ledger.acked.get(m.name, 0)
-        ]
-        checks["every acknowledged transition is stored"] = {
-            "ok": not missing and not ledger.errors,
-            "detail": "; ".join((ledger.errors + missing)[:5])
-            or f"{transitions} transitions on {len(reopened)} machines",
-        }
-        lost = totals.get_state().modifies - base_modifies - ledger.modifies
-        checks["no update was lost"] = {
-            "ok": lost == 0,
-            "detail": f"{ledger.modifies} modifies acknowledged, "
-            f"{totals.get_state().modifies - base_modifies} stored",
-        }
-        broken = [
-            f"{m.name}: {problem}" for m in reopened if (problem := _check_history(m)) is not None
-        ]
-        checks["each history is consistent with its state"] = {
-            "ok": not broken,
-            "detail": "; ".join(broken[:5]) or "all consistent",
-        }
-        mismatched = [
-            f"{name}: {count} restarts for {ledger.crashed.get(name, 0)} crashes"
-            for name, count in restarts.items()
-            if count != ledger.crashed.get(name, 0)
-        ]
-        checks["restarts match the crashes injected"] = {
-            "ok": not mismatched,
-            "detail": "; ".join(mismatched[:5])
-            or f"{ledger.crashes} crashes injected, {sum(restarts.values())} restarts, "
-            "machine by machine",
-        }
-    ok = all(c["ok"] for c in checks.values())
-    report = {
-        "ok": ok,
-        "store": str(path),
-        "durability": args.durability,
-        "machines": args.machines,
-        "clients": args.clients,
-        "seconds": round(elapsed, 2),
-        "transitions": transitions,
-        "transitions_per_s": round(transitions / elapsed, 1),
-        "modifies": ledger.modifies,
-        "crashes_injected": ledger.crashes,
-        "restarts": sum(restarts.values()),
-        "refused_after_crash": ledger.refused,
-        "checks": checks,
-    }
+        memory.begin()
+        started = time.monotonic()
+        machines = _create(
+            run,
+            progress,
+            "creating",
+            lambda name: StateMachine(
+                spec, name=name, runtime=runtime, supervisor=orders, on_error="restart"
+            ),
+        )
+        run.creation = Phase(len(machines), time.monotonic() - started)
+        memory.end()
+        say(
+            f"created {run.creation.count:,} machines in {run.creation.seconds:.1f} s "
+            f"({run.creation.rate:,.0f}/s)"
+        )
+        base = ([m.version for m in machines], totals.get_state().modifies)
+        _drive(run, progress, machines, totals, ledger, lambda: restarts[0])
+        run.restarts = {m.name: m.restarts for m in machines}
+        del machines, totals
+        say(f"clients ran {run.driving.seconds:.1f} s; shutting down")
+    finally:
+        _shut_down(run, progress, runtime)
+    say(f"shut down in {run.stopping.seconds:.1f} s; reopening the store to verify")
+    _verify(run, progress, spec, ledger, base)
+    say(f"recovered {run.recovery.count:,} machines in {run.recovery.seconds:.1f} s")
+    report = build_report(run, ledger, memory, time.monotonic() - wall)
     if args.json:
         print(json.dumps(report, indent=2), file=out)
     else:
-        say(
-            f"{transitions:,} transitions ({transitions / elapsed:,.0f}/s), "
-            f"{ledger.modifies:,} modifies, {ledger.crashes} crashes injected, "
-            f"{sum(restarts.values())} restarts"
-        )
-        for name, check in checks.items():
-            say(f"  [{'ok' if check['ok'] else 'FAILED'}] {name}: {check['detail']}")
-        say("all checks passed" if ok else "SOME CHECKS FAILED")
-    if folder is not None and ok:
+        print_report(run, report, memory, out)
+    if folder is not None and report["ok"]:
         for leftover in Path(folder).iterdir():
             leftover.unlink()
         os.rmdir(folder)
-    return 0 if ok else 1
+    return 0 if report["ok"] else 1

@@ -1,6 +1,6 @@
 """The ``stateward`` command line: arguments, dispatch, exit codes.
 
-    stateward demo [--machines 200] [--clients 8] [--seconds 5] [--store PATH] [--json]
+    stateward demo [--machines 100000] [--seconds 5] [--workers 4] [--store PATH] [--json] ...
     stateward inspect PATH [--history NAME] [--json]
     stateward graph MODULE:ATTR [--format mermaid|dot]
 
@@ -17,36 +17,15 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from stateward.actors import StoreError
-from stateward.actors.stores._sqlite import DURABILITY_MODES
 from stateward.core import StatewardError
 
 from ._demo import run_demo
+from ._demo_args import add_demo_parser
 from ._graph import run_graph
 from ._inspect import run_inspect
 from ._usage import UsageError
 
 _SUBPARSERS: dict[str, argparse.ArgumentParser] = {}
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {value}")
-    return value
-
-
-def _rate(text: str) -> float:
-    value = float(text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,48 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _SUBPARSERS.clear()
 
-    demo = commands.add_parser(
-        "demo",
-        help="run a supervised order-processing daemon, then verify what it stored",
-        description="Start order machines under a supervisor on a SQLite store, drive them "
-        "from client threads with blocking and pipelined transitions and modify "
-        "calls while crashing a seeded fraction of them, then shut down, reopen "
-        "the store and verify that every acknowledged transition is there, no "
-        "update was lost, each history fits its state, and the restarts match "
-        "the crashes. Exits 1 if any check fails.",
-    )
-    demo.add_argument(
-        "--machines", type=_positive_int, default=200, help="order machines to start (default 200)"
-    )
-    demo.add_argument(
-        "--clients", type=_positive_int, default=8, help="client threads driving them (default 8)"
-    )
-    demo.add_argument(
-        "--seconds", type=_positive_float, default=5.0, help="how long the clients run (default 5)"
-    )
-    demo.add_argument(
-        "--store",
-        metavar="PATH",
-        help="the SQLite store (default: a new file in a temporary folder, "
-        "removed when every check passed)",
-    )
-    demo.add_argument(
-        "--durability",
-        choices=DURABILITY_MODES,
-        default="batched",
-        help="the store's durability mode (default batched: every reply "
-        "waits for its fsync, shared with other commits)",
-    )
-    demo.add_argument(
-        "--crash-rate",
-        type=_rate,
-        default=0.01,
-        help="the fraction of transitions that crash their actor (default 0.01)",
-    )
-    demo.add_argument("--seed", type=int, default=1, help="seed for the clients (default 1)")
-    demo.add_argument(
-        "--json", action="store_true", help="print the report as JSON (progress goes to stderr)"
-    )
+    demo = add_demo_parser(commands)
 
     inspect = commands.add_parser(
         "inspect",

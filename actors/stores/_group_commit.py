@@ -19,16 +19,40 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
+from typing import Any
+
+
+class _Staging(threading.local):
+    """Per thread: the commit batch of a pool's worker thread, if it has one."""
+
+    batch: Any = None
+
+
+#: This thread's commit batch (`stateward.actors._commit_batch.CommitBatch`):
+#: set on each worker thread of a pool, None elsewhere. While that thread runs
+#: a turn, a store may hand it the turn's commits instead of writing each alone
+#: (`SQLiteStore.commit`); a thread about to block flushes it first
+#: (`flush_staged`), so that no staged reply waits on a blocked worker.
+staging = _Staging()
+
+
+def flush_staged() -> None:
+    """Write and answer what this thread's commit batch holds, if anything:
+    called before the thread blocks."""
+    batch = staging.batch
+    if batch is not None:
+        batch.flush()
 
 
 class Pending:
-    """One commit waiting for a batched write.
+    """One commit waiting for a batched write (or, with ``group``, the commits
+    of several turns that a pooled worker staged: see `group`).
 
     ``wake`` is held until its committer may go on: either its entry was
     written (``done``), or it is handed the lead of the next write.
     """
 
-    __slots__ = ("done", "error", "name", "payload", "snapshot", "version", "wake")
+    __slots__ = ("done", "error", "group", "name", "payload", "snapshot", "version", "wake")
 
     def __init__(self, name: str, version: int, payload: bytes, snapshot: bytes | None) -> None:
         self.name = name
@@ -37,8 +61,31 @@ class Pending:
         self.snapshot = snapshot
         self.error: BaseException | None = None
         self.done = False
+        #: The entries this one stands for, when it carries several (`group`).
+        self.group: list[Pending] | None = None
         self.wake = threading.Lock()
         self.wake.acquire()
+
+
+def group(entries: list[Pending]) -> Pending:
+    """One waiter for the entries of several commits, which go into the same
+    batched write (all of them or, failing, none)."""
+    carrier = Pending(entries[0].name, 0, b"", None)
+    carrier.group = entries
+    return carrier
+
+
+def _entries(batch: list[Pending]) -> list[Pending]:
+    """The journal entries of a batch, with every group's entries in its place."""
+    if all(pending.group is None for pending in batch):
+        return batch
+    entries: list[Pending] = []
+    for pending in batch:
+        if pending.group is None:
+            entries.append(pending)
+        else:
+            entries += pending.group
+    return entries
 
 
 class GroupCommit(ABC):
@@ -73,7 +120,7 @@ class GroupCommit(ABC):
         """
         cond = self._cond
         with cond:
-            self._check_open((item.name,))
+            self._check_open([entry.name for entry in item.group or (item,)])
             self._pending.append(item)
             lead = not self._leading
             self._leading = True
@@ -91,7 +138,7 @@ class GroupCommit(ABC):
         with cond:
             batch, self._pending = self._pending, []
         try:
-            self._write(batch)
+            self._write(_entries(batch))
         except BaseException as exc:
             for pending in batch:
                 pending.error = exc

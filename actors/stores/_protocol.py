@@ -5,7 +5,10 @@ Every store implements `Store`, checked by one conformance test suite:
 - `claim` an actor name for one runtime (a second live owner is refused) and
   return what is stored under it, recovered;
 - `commit` one transaction (old snapshot -> new snapshot), durably per the
-  store's mode, before the actor publishes and replies;
+  store's mode, before the actor publishes and replies. A store may also
+  offer ``stage_entry`` (`SQLiteStore` does): a pooled worker then stages the
+  commits of the turns it runs in a row and writes them together with
+  ``write_staged``, before publishing and replying (`actors._commit_batch`);
 - `recover` the last durable snapshot (what a supervisor restart starts from);
 - `release` the name when the actor stops for good.
 """
@@ -58,7 +61,8 @@ class Store(Protocol):
         """Record a new actor and its initial snapshot."""
 
     def commit(self, name: str, codec: KindCodec, old: Any, new: Any) -> None:
-        """Make one commit durable (per the mode); raise `StoreWriteError` if it cannot be."""
+        """Make one commit durable (per the mode) before returning; raise
+        `StoreWriteError` if it cannot be."""
 
     def recover(self, name: str, codec: KindCodec) -> Any:
         """The last durable snapshot of ``name``."""

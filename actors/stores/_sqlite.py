@@ -5,12 +5,13 @@ writes each commit alone, ``"batched"`` writes commits from all actors
 together (`_group_commit`), ``"snapshot"`` writes no journal, only periodic
 snapshots from a writer thread. Records and recovery are those of every
 database store (`_records`); owners are recorded with their process
-(`_ownership`).
+(`_ownership`); claims, new actors and releases are written without an fsync
+of their own (`_sqlite_names`). On a pool, the commits of the turns a worker
+runs in a row are written together (`commit`, `write_staged`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sqlite3
@@ -20,16 +21,16 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from stateward.core import decode, encode
-from stateward.core._persist import DefinitionMismatch, KindCodec, RecordUpgrades
+from stateward.core import decode
+from stateward.core._persist import KindCodec, RecordUpgrades
 
-from .._errors import ActorOwned, RecoveryError, StoreWriteError
-from ._group_commit import GroupCommit, Pending
-from ._ownership import MY_PID, MY_START, describe_owner, owner_is_live
+from .._errors import RecoveryError, StoreWriteError
+from ._group_commit import GroupCommit, Pending, group
 from ._protocol import RecoveryReport, StoredActor
 from ._records import encode_record, journal_entry, recover_records
 from ._snapshot_writer import SnapshotWriter
 from ._sqlite_file import LOST_FIX, StoreFile, listed
+from ._sqlite_names import Names
 from ._sqlite_open import explain, open_store, transaction
 
 logger = logging.getLogger("stateward.actors")
@@ -43,7 +44,7 @@ def _insert_journal(rows: int) -> str:
     return "INSERT INTO journal VALUES " + ", ".join(["(?, ?, ?, ?)"] * rows)
 
 
-class SQLiteStore(GroupCommit, SnapshotWriter):
+class SQLiteStore(GroupCommit, SnapshotWriter, Names):
     """Snapshots and a journal in one SQLite file (WAL mode), for any number of actors.
 
     Durability modes and their loss windows (what a ``kill -9`` or a power cut
@@ -145,83 +146,39 @@ class SQLiteStore(GroupCommit, SnapshotWriter):
         GroupCommit.__init__(self)
         # Snapshot mode: the newest unsaved snapshot of each actor, and its writer.
         SnapshotWriter.__init__(self)
+        # Names claimed and not yet created (claim, create and release: `Names`).
+        Names.__init__(self)
 
     # -- the protocol ------------------------------------------------------------------------
 
-    def claim(self, name: str, codec: KindCodec, runtime_id: str) -> Any | None:
-        self._check_open((name,))
-        self._file.check_before_write((name,))
-        try:
-            with transaction(self._db, self._lock) as db:
-                owner = db.execute(
-                    "SELECT runtime_id, pid, started, since FROM owners WHERE name = ?", (name,)
-                ).fetchone()
-                if owner is not None:
-                    o_runtime, o_pid, o_started, o_since = owner
-                    if owner_is_live(runtime_id, o_runtime, o_pid, o_started):
-                        raise ActorOwned(name, describe_owner(o_runtime, o_pid, o_since))
-                row = db.execute("SELECT kind FROM actors WHERE name = ?", (name,)).fetchone()
-                if row is not None and row[0] != codec.kind:
-                    raise DefinitionMismatch(
-                        name, f"it was stored as a {row[0]}, not a {codec.kind}"
-                    )
-                if row is None and self._has_records(db, name):
-                    # Records without their actor: a damaged index hid the actor.
-                    # Starting it afresh would silently drop what was acknowledged.
-                    raise RecoveryError(
-                        name,
-                        "its snapshots or journal are stored but the actor itself is "
-                        "not found: the store is damaged",
-                    )
-                db.execute(
-                    "INSERT OR REPLACE INTO owners VALUES (?, ?, ?, ?, ?)",
-                    (name, runtime_id, MY_PID, MY_START, time.time()),
-                )
-        except sqlite3.OperationalError as exc:
-            raise StoreWriteError(name, f"SQLite refused to record the owner ({exc})", exc) from exc
-        except sqlite3.DatabaseError as exc:
-            raise RecoveryError(name, f"the store is damaged ({exc})") from exc
-        self._file.check_after_write((name,))
-        if row is None:
-            return None
-        return self.recover(name, codec)
-
-    @staticmethod
-    def _has_records(db: sqlite3.Connection, name: str) -> bool:
-        for table in ("snapshots", "journal"):
-            found = db.execute(f"SELECT 1 FROM {table} WHERE name = ? LIMIT 1", (name,))
-            if found.fetchone() is not None:
-                return True
-        return False
-
-    def create(self, name: str, codec: KindCodec, snapshot: Any) -> None:
-        self._check_open((name,))
-        version = codec.version(snapshot)
-        payload = encode_record(name, codec.kind, version, codec.document(snapshot))
-        definition = encode(codec.definition())
-        now = time.time()
-        self._file.check_before_write((name,))
-        try:
-            with transaction(self._db, self._lock) as db:
-                db.execute(
-                    "INSERT INTO actors VALUES (?, ?, ?, ?)", (name, codec.kind, definition, now)
-                )
-                db.execute(
-                    "INSERT INTO snapshots VALUES (?, ?, ?, ?)", (name, version, now, payload)
-                )
-        except sqlite3.Error as exc:
-            raise StoreWriteError(name, f"SQLite refused the new actor ({exc})", exc) from exc
-        self._file.check_after_write((name,))
-
     def commit(self, name: str, codec: KindCodec, old: Any, new: Any) -> None:
+        """Make one commit durable (per the mode) before returning."""
         if self.durability == "snapshot":
             self._mark_dirty(name, codec, new)
             return
         item = journal_entry(name, codec, old, new, self.snapshot_every)
         if self.durability == "strict":
             self._write([item])
-            return
-        self._write_batched(item)
+        else:
+            self._write_batched(item)
+
+    def stage_entry(self, name: str, codec: KindCodec, old: Any, new: Any) -> Pending | None:
+        """The journal entry of one commit, for a pooled worker's commit batch
+        to write with others (`write_staged`) before it publishes or answers
+        any of them; None when this store does not stage (snapshot mode: call
+        `commit`). A store without this method is always committed with
+        `commit`: its commits are durable when it returns."""
+        if self.durability == "snapshot":
+            return None
+        return journal_entry(name, codec, old, new, self.snapshot_every)
+
+    def write_staged(self, items: list[Pending]) -> None:
+        """Write the entries of several staged commits in one transaction,
+        durably per the mode: all of them, or (raising `StoreWriteError`) none."""
+        if self.durability == "strict":
+            self._write(items)
+        else:
+            self._write_batched(group(items))
 
     def _write(self, items: list[Pending]) -> None:
         """Write journal entries, and the snapshots due with them, atomically.
@@ -339,13 +296,6 @@ class SQLiteStore(GroupCommit, SnapshotWriter):
     def recovery_report(self, name: str) -> RecoveryReport | None:
         """What the last recovery of ``name`` found, if it was recovered."""
         return self._reports.get(name)
-
-    def release(self, name: str, runtime_id: str) -> None:
-        if self._closed:
-            return
-        self._flush_dirty(name)
-        with contextlib.suppress(sqlite3.Error), transaction(self._db, self._lock) as db:
-            db.execute("DELETE FROM owners WHERE name = ? AND runtime_id = ?", (name, runtime_id))
 
     def close(self) -> None:
         with self._cond:

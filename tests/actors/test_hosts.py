@@ -115,7 +115,7 @@ class StepWorker:
         self.host.ready.append(self)
         return True
 
-    def retire(self) -> None:
+    def retire(self, *, end_here: bool = False) -> None:
         self.retired = True
         self.host.end_if_idle(self)
 
@@ -128,6 +128,9 @@ class StepHost:
     the calling thread, with a small budget. It shows what the host protocol
     asks of a pooled host: cells scheduled when work arrives, turns bounded,
     cells handed back."""
+
+    #: Every start runs as a turn, when the test steps it.
+    starts_inline = False
 
     def __init__(self, budget: int) -> None:
         self.budget = budget

@@ -274,7 +274,8 @@ def test_a_turn_that_holds_a_pooled_worker_too_long_is_reported_with_the_actors_
     assert "dedicated=True" in reports[0].getMessage()
 
 
-def test_a_pooled_runtime_names_its_quantum_and_a_thread_per_actor_none() -> None:
+def test_a_pooled_runtime_names_its_quantum_and_workers_and_a_thread_per_actor_none() -> None:
     with Runtime("pooled", workers=2) as pooled, Runtime("threads", workers=0) as threads:
         assert pooled.quantum == POOL_TURN_BUDGET
         assert threads.quantum is None
+        assert (pooled.workers, threads.workers) == (2, 0)

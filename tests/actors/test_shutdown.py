@@ -10,6 +10,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from support import Workers, bump, join_new_threads
@@ -26,10 +27,14 @@ from stateward.actors import (
     Supervisor,
 )
 from stateward.actors._lifecycle import Lifecycle
+from stateward.actors._supervision import Child
 from stateward.core import ImmutableState
 
 #: Every behaviour here holds on each host (thread per actor, and pooled).
 pytestmark = pytest.mark.usefixtures("each_host")
+
+#: The bound on every wait that is expected to succeed, in seconds.
+WAIT = 10.0
 
 
 def holding(entered: threading.Event, release: threading.Event) -> Callable[..., ImmutableState]:
@@ -321,3 +326,71 @@ def test_a_negative_stop_timeout_is_refused_and_changes_nothing(runtime: Runtime
     with pytest.raises(ValueError, match=r"stop timeout must be >= 0 seconds, got -2"):
         sup.stop(timeout=-2)
     assert not runtime.closed and counter.modify(bump).n == 1
+
+
+def test_shutting_down_many_children_finds_each_without_scanning_the_others(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopping a supervisor's children newest first must not search its list of
+    children from the front for each one (quadratic in the count: 100,000
+    actors took minutes to shut down). Counted as comparisons between children,
+    not timed."""
+    orders = Supervisor("orders", runtime=runtime)
+    managers = [StateManager({"n": 0}, runtime=runtime, supervisor=orders) for _ in range(200)]
+    compared = 0
+
+    def counting_eq(self: Child, other: object) -> bool:
+        nonlocal compared
+        compared += 1
+        return self is other
+
+    monkeypatch.setattr(Child, "__eq__", counting_eq)
+    report = runtime.shutdown(10)
+    assert report.clean and not any(m.alive for m in managers)
+    assert compared < len(managers), f"{compared} comparisons to stop {len(managers)} children"
+
+
+def test_a_watched_request_a_fenced_turn_takes_after_an_abandon_is_answered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Abandoning an actor fences its incarnation before it closes the mailbox
+    and retires it. A request that its turn takes in between (the hung request
+    returned, and the turn went on with the next) can no longer commit: it must
+    be answered ActorStopped, never left for its caller to time out."""
+    runtime = Runtime("abandon-window", default_timeout=WAIT)
+    manager = StateManager({"n": 0}, runtime=runtime, deadline=60.0)
+    first_ran, release_first, second_ran = threading.Event(), threading.Event(), threading.Event()
+
+    def first(state: ImmutableState) -> ImmutableState:
+        first_ran.set()
+        assert release_first.wait(WAIT)
+        return state.update(n=1)
+
+    def second(state: ImmutableState) -> ImmutableState:
+        second_ran.set()
+        return state.update(n=2)
+
+    cell = manager._cell
+    cls = type(cell.mailbox)
+    original_close = cls.close
+
+    def close_after_the_next_request_ran(self: Any, reason: str) -> None:
+        if self is cell.mailbox and not second_ran.is_set():
+            release_first.set()  # the fenced run goes on with the next request
+            assert second_ran.wait(WAIT)
+        original_close(self, reason)
+
+    try:
+        one = manager.request_modify(first)
+        two = manager.request_modify(second)
+        assert first_ran.wait(WAIT)
+        monkeypatch.setattr(cls, "close", close_after_the_next_request_ran)
+        cell.lifecycle.abandon("given up by the test")
+        monkeypatch.setattr(cls, "close", original_close)
+        for reply in (one, two):
+            error = reply.exception(timeout=WAIT)
+            assert isinstance(error, ActorStopped), repr(error)
+        assert manager.get_state().n == 0  # neither committed
+    finally:
+        release_first.set()
+        runtime.shutdown(timeout=WAIT)

@@ -4,7 +4,7 @@ Run as ``python tests/stores/crash_child.py PATH MODE SEED [LAYOUT]``. It opens
 ``SQLiteStore(PATH, durability=MODE)``, creates (or recovers: the names are the
 same on every run) its actors, prints one ``READY`` line with the versions it
 recovered, then commits forever and prints one line after each acknowledged
-commit. ``LAYOUT`` is ``few`` (the default) or ``many``.
+commit. ``LAYOUT`` is ``few`` (the default), ``pipelined`` or ``many``.
 
 ``few``: a counter or four, and a door; ``ACK <actor> <version>`` per commit.
 
@@ -13,6 +13,12 @@ commit. ``LAYOUT`` is ``few`` (the default) or ``many``.
 - ``batched``: one thread per actor (four counters and the door), so the
   store's writer thread really gathers commits from several actors in one batch;
   each actor still has at most one request in flight.
+
+``pipelined``: the actors of ``few``, driven by one thread that sends one
+request to each of them without waiting, then waits for the replies, round
+after round: the pool's workers run several actors' turns in a row and write
+their commits together (group commit across actors); each actor still has at
+most one request in flight.
 
 ``many``: `MANY_ACTORS` actors of the three kinds (state managers, machines,
 configs), driven by `MANY_THREADS` threads that each pick their next actor
@@ -449,7 +455,7 @@ def main(argv: list[str]) -> None:
     if layout == "many":
         _run_many(out, runtime, seed, first_thread)
     else:
-        _run_few(out, runtime, mode, seed)
+        _run_few(out, runtime, mode, seed, layout)
     # The drivers run until SIGKILL. Waiting here on stdin is not synchronisation:
     # end of file means the parent is gone, and the child must not outlive it.
     sys.stdin.read()
@@ -469,10 +475,35 @@ def _run_many(out: _Output, runtime: Runtime, seed: int, first_thread: int) -> N
         ).start()
 
 
-def _run_few(out: _Output, runtime: Runtime, mode: str, seed: int) -> None:
+def _drive_pipelined(
+    out: _Output, rng: random.Random, counters: list[StateManager], door: StateMachine
+) -> None:
+    """Commit forever: one request to each actor, then their replies, round
+    after round, acknowledging each."""
+    try:
+        while True:
+            sent = [(c.name, c.request_modify(lambda s: s.update(n=s.n + 1))) for c in counters]
+            moved = door.request_transition(door_state(door.version + 1))
+            for name, reply in sent:  # a counter's value is its version
+                out.line(f"ACK {name} {reply.result(COMMIT_TIMEOUT).n}")
+            out.line(f"ACK {door.name} {moved.result(COMMIT_TIMEOUT).version}")
+            _jitter(rng)
+    except BaseException as exc:  # tell the parent, then end the process: never hang
+        _fail(out, exc)
+
+
+def _run_few(out: _Output, runtime: Runtime, mode: str, seed: int, layout: str) -> None:
     counters, door = open_actors(runtime, mode)
     versions = " ".join(f"{h.name}={h.version}" for h in [*counters.values(), door])
     out.line(f"READY {versions}")
+    if layout == "pipelined":
+        threading.Thread(
+            target=_drive_pipelined,
+            args=(out, random.Random(seed), list(counters.values()), door),
+            name="driver-pipelined",
+            daemon=True,
+        ).start()
+        return
     if mode == "batched":
         plans: list[tuple[list[StateManager], StateMachine | None]] = [
             ([counter], None) for counter in counters.values()

@@ -32,10 +32,10 @@ ROOM = 100_000
 CHILD_TIMEOUT = 60.0
 
 
-def run_child(path: Path, mode: str, seed: int) -> list[tuple[str, str, str]]:
+def run_child(path: Path, mode: str, seed: int, sending: str) -> list[tuple[str, str, str]]:
     """Run the child; return its ``(actor, key, outcome)`` lines."""
     done = subprocess.run(
-        [sys.executable, str(CHILD), str(path), mode, str(seed), str(ROOM)],
+        [sys.executable, str(CHILD), str(path), mode, str(seed), str(ROOM), sending],
         capture_output=True,
         text=True,
         timeout=CHILD_TIMEOUT,
@@ -49,10 +49,16 @@ def run_child(path: Path, mode: str, seed: int) -> list[tuple[str, str, str]]:
 
 @pytest.mark.usefixtures("child_host")
 @pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("sending", ["blocking", "pipelined"])
 @pytest.mark.parametrize("mode", ["strict", "batched"])
-def test_replies_agree_with_recovery_when_writes_fail(tmp_path: Path, mode: str, seed: int) -> None:
+def test_replies_agree_with_recovery_when_writes_fail(
+    tmp_path: Path, mode: str, sending: str, seed: int
+) -> None:
+    """``blocking``: each sender waits for each reply (inline calls, group
+    commit across threads); ``pipelined``: each keeps several requests in
+    flight, so pooled workers write the turns of several actors together."""
     path = tmp_path / "full.db"
-    replies = run_child(path, mode, seed)
+    replies = run_child(path, mode, seed, sending)
     outcomes = Counter(outcome for _, _, outcome in replies)
     others = [r for r in replies if r[2] not in ("ack", "failed", "refused")]
     assert not others, f"unexpected outcomes: {others[:5]}"

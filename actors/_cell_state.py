@@ -1,0 +1,213 @@
+"""What keeps an idle cell small: locks shared by stripes, rarely used fields
+kept aside, and a stopped event made only for whoever waits.
+
+A cell (`_cell.Cell`) has no lock of its own: each role (a reply's
+callbacks, a deadline fence, observers, the stopped event) has a fixed set
+of locks shared by every cell (`Stripes`). Each role has its own set, so two
+roles never map to one lock, and each of these locks is a leaf (nothing else
+is taken while one is held), so cells sharing one cannot deadlock.
+
+Fields that most cells never set (errors, restarts, an awaited hook, a stop
+reason...) live in a side object, `Extra`, made on the first write of a
+value other than the default (`Rare`): an idle cell pays one slot for all.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import itertools
+import threading
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar, overload
+
+T = TypeVar("T")
+
+#: How many locks each shared role has.
+STRIPES = 64
+
+
+class Stripes:
+    """A fixed set of locks for one role, shared by every cell."""
+
+    __slots__ = ("_locks", "_next")
+
+    def __init__(self) -> None:
+        self._locks = tuple(threading.Lock() for _ in range(STRIPES))
+        self._next = itertools.count()
+
+    def pick(self) -> threading.Lock:
+        """The next lock, round robin (``next`` on a count is atomic)."""
+        return self._locks[next(self._next) % STRIPES]
+
+    def of(self, owner: object) -> threading.Lock:
+        """The lock of ``owner``, by identity (costs ``owner`` nothing to keep)."""
+        return self._locks[(id(owner) >> 4) % STRIPES]
+
+
+#: Orders a reply's done-callbacks and waiters (`Reply`).
+callback_locks = Stripes()
+#: Orders a deadline fence against the end of the fenced request.
+commit_locks = Stripes()
+#: Orders changes to a cell's observers.
+observer_locks = Stripes()
+#: Orders the making of a cell's side object, and of its stopped event
+#: against the cell stopping.
+extra_locks = Stripes()
+
+
+class Extra:
+    """A cell's rarely set fields, made on the first write of one (`Rare`)."""
+
+    __slots__ = (
+        "awaiting",
+        "failures",
+        "hook_errors",
+        "inflight",
+        "last_error",
+        "on_error",
+        "on_start",
+        "recovered",
+        "restarts",
+        "stop_reason",
+        "stopped_event",
+        "thread",
+        "watchdog",
+    )
+
+    awaiting: Any
+    failures: int
+    hook_errors: int
+    inflight: Any
+    last_error: BaseException | None
+    on_error: str
+    on_start: Callable[[Any], Any] | None
+    recovered: bool
+    restarts: int
+    stop_reason: str | None
+    stopped_event: threading.Event | None
+    thread: threading.Thread | None
+    watchdog: Any
+
+    def __init__(self) -> None:
+        for name, field in _RARE.items():
+            setattr(self, name, field.default)
+
+
+class Rare(Generic[T]):
+    """A cell field kept in its `Extra`: reads give the default until a
+    value other than the default is written."""
+
+    __slots__ = ("default", "name")
+
+    def __init__(self, default: T) -> None:
+        self.default = default
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+        _RARE[name] = self
+
+    @overload
+    def __get__(self, cell: None, owner: type | None = None) -> Rare[T]: ...
+
+    @overload
+    def __get__(self, cell: CellState, owner: type | None = None) -> T: ...
+
+    def __get__(self, cell: CellState | None, owner: type | None = None) -> Any:
+        if cell is None:
+            return self
+        extra = cell._extra
+        return self.default if extra is None else getattr(extra, self.name)
+
+    def __set__(self, cell: CellState, value: T) -> None:
+        extra = cell._extra
+        if extra is None:
+            if value is self.default or (type(value) is int and value == self.default):
+                return
+            extra = cell.extra()
+        setattr(extra, self.name, value)
+
+
+_RARE: dict[str, Rare[Any]] = {}
+
+
+class CellState:
+    """The part of a cell kept small: its rarely set fields and its stopped
+    flag (`_cell.Cell` inherits it)."""
+
+    __slots__ = ("_extra", "_stopped")
+
+    #: The async hook the turn's holder is waiting for, if any.
+    awaiting: Rare[concurrent.futures.Future[Any] | None] = Rare(None)
+    failures: Rare[int] = Rare(0)
+    hook_errors: Rare[int] = Rare(0)
+    #: The request a deadline watches, while it runs.
+    inflight: Rare[Any] = Rare(None)
+    last_error: Rare[BaseException | None] = Rare(None)
+    on_error: Rare[str] = Rare("fail")
+    on_start: Rare[Callable[[Any], Any] | None] = Rare(None)
+    #: Whether the actor picked up a state stored under its name.
+    recovered: Rare[bool] = Rare(False)
+    restarts: Rare[int] = Rare(0)
+    stop_reason: Rare[str | None] = Rare(None)
+    stopped_event: Rare[threading.Event | None] = Rare(None)
+    #: The thread that started the current incarnation on a worker (a
+    #: dedicated host's own); for diagnostics.
+    thread: Rare[threading.Thread | None] = Rare(None)
+    watchdog: Rare[Any] = Rare(None)
+
+    def __init__(self) -> None:
+        self._extra: Extra | None = None
+        #: Whether the actor has stopped (its last incarnation ended).
+        self._stopped = False
+
+    def extra(self) -> Extra:
+        """The side object, made if it is not there yet."""
+        with extra_locks.of(self):
+            extra = self._extra
+            if extra is None:
+                self._extra = extra = Extra()
+            return extra
+
+    # -- stopped -------------------------------------------------------------------------
+
+    @property
+    def is_stopped(self) -> bool:
+        """Whether the actor has stopped (and its last incarnation ended)."""
+        return self._stopped
+
+    def mark_stopped(self) -> None:
+        with extra_locks.of(self):
+            self._stopped = True
+            extra = self._extra
+            event = extra.stopped_event if extra is not None else None
+        if event is not None:
+            event.set()
+
+    def clear_stopped(self) -> None:
+        with extra_locks.of(self):
+            self._stopped = False
+            extra = self._extra
+            if extra is not None and extra.stopped_event is not None:
+                extra.stopped_event.clear()
+
+    @property
+    def stopped(self) -> threading.Event:
+        """An event set once the actor has stopped: made for whoever waits."""
+        extra = self.extra()
+        event = extra.stopped_event
+        if event is None:
+            with extra_locks.of(self):
+                event = extra.stopped_event
+                if event is None:
+                    event = threading.Event()
+                    if self._stopped:
+                        event.set()
+                    extra.stopped_event = event
+        return event
+
+    def wait_stopped(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the actor to stop; True if it has."""
+        if self._stopped:
+            return True
+        return self.stopped.wait(timeout)
