@@ -101,6 +101,8 @@ class Owner(Protocol):
     clock: Callable[[], datetime.datetime]
     store: Store
     runtime_id: str
+    #: Passivates idle actors (`_passivation.Passivation`), if the runtime does.
+    passivation: Any
     #: The store's ``stage_entry`` if it can stage commits in a pooled
     #: worker's commit batch (`_commit_batch`), else None.
     _stage_entry: Callable[[str, Any, Any, Any], Any] | None
@@ -146,7 +148,6 @@ class Cell(CellState):
         "claimed",
         "codec",
         "deadline",
-        "dropped_version",
         "generation",
         "kind",
         "lifecycle",
@@ -156,7 +157,6 @@ class Cell(CellState):
         "mirror",
         "name",
         "observers",
-        "passive",
         "ready",
         "released",
         "running",
@@ -223,12 +223,6 @@ class Cell(CellState):
         #: Whether an incarnation has started and takes requests.
         self.ready = False
         self.messages = 0
-        #: Passivated: no incarnation, and the snapshot only in the store
-        #: (``snapshot`` is None); its next message activates it.
-        self.passive = False
-        #: The version of the snapshot dropped at the last passivation (its
-        #: stats, without a read of the store).
-        self.dropped_version = 0
         #: Set by every request it runs; the passivation sweep clears it, and
         #: passivates the cells it finds still clear (second chance).
         self.used = False

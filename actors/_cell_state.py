@@ -60,12 +60,15 @@ class Extra:
 
     __slots__ = (
         "awaiting",
+        "dropped_version",
         "failures",
         "hook_errors",
         "inflight",
         "last_error",
         "on_error",
         "on_start",
+        "passive",
+        "passive_epoch",
         "recovered",
         "restarts",
         "stop_reason",
@@ -81,6 +84,9 @@ class Extra:
     last_error: BaseException | None
     on_error: str
     on_start: Callable[[Any], Any] | None
+    passive: bool
+    passive_epoch: int
+    dropped_version: int
     recovered: bool
     restarts: int
     stop_reason: str | None
@@ -146,6 +152,15 @@ class CellState:
     last_error: Rare[BaseException | None] = Rare(None)
     on_error: Rare[str] = Rare("fail")
     on_start: Rare[Callable[[Any], Any] | None] = Rare(None)
+    #: Passivated: no incarnation, and the snapshot only in the store
+    #: (``snapshot`` is None); its next message activates it.
+    passive: Rare[bool] = Rare(False)
+    #: The supervisor's epoch when it was last passivated: a decision since
+    #: (a restart, maybe delayed) starts it, not its next message.
+    passive_epoch: Rare[int] = Rare(0)
+    #: The version of the snapshot dropped at the last passivation (its
+    #: stats, without a read of the store).
+    dropped_version: Rare[int] = Rare(0)
     #: Whether the actor picked up a state stored under its name.
     recovered: Rare[bool] = Rare(False)
     restarts: Rare[int] = Rare(0)

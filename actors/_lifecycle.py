@@ -218,7 +218,7 @@ class Incarnation:
             if self.retired:
                 return False
             cell.ready = True
-        passivation = lifecycle.passivation
+        passivation = cell.runtime.passivation
         if passivation is not None:
             passivation.activated(lifecycle, was_passive)
         return True
@@ -328,8 +328,6 @@ class Lifecycle(LifecycleStop):
         "host",
         "incarnation",
         "last_start",
-        "passivation",
-        "passive_epoch",
         "pending",
         "restart_type",
     )
@@ -356,11 +354,6 @@ class Lifecycle(LifecycleStop):
         self.consecutive = 0
         self.last_start = 0.0
         self.pending: Any = None
-        #: The runtime's `Passivation`, when it passivates idle actors.
-        self.passivation: Any = None
-        #: The epoch it was passivated in: a supervisor decision since then
-        #: (a restart, maybe delayed) starts it, not its next message.
-        self.passive_epoch = 0
         cell.lifecycle = self
         cell.mailbox.owner = self  # it dispatches the turn from now on
 
@@ -506,7 +499,7 @@ class Lifecycle(LifecycleStop):
                 ):
                     return False
                 end_now = incarnation.retire(locked=True)
-                self.passive_epoch = incarnation.epoch
+                cell.passive_epoch = incarnation.epoch
                 worker = incarnation.worker
                 if worker is None or worker.thread is None:
                     # Pooled, or never on a worker: nothing of it to wait for.
@@ -535,7 +528,7 @@ class Lifecycle(LifecycleStop):
             if (
                 self.cell.passive
                 and (incarnation is None or incarnation.retired)
-                and self.epoch == self.passive_epoch
+                and self.epoch == self.cell.passive_epoch
                 and self.cell.mailbox.closed_reason is None  # not once a stop decided
             ):
                 self.incarnation = Incarnation(self, self.epoch)

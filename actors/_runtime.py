@@ -273,7 +273,6 @@ class Runtime:
             self._recover_or_create(cell)
             host = self.dedicated_host if dedicated else self.host
             lifecycle = Lifecycle(cell, host)
-            lifecycle.passivation = self.passivation
             supervisor._add_actor(lifecycle, restart)
         except BaseException:
             with self._lock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from stateward.core import ConfigHistory, MachineSnapshot, StoreSnapshot
 from stateward.core._persist import DefinitionMismatch, KindCodec
 
 from .._errors import ActorOwned
@@ -22,8 +23,8 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        #: Each actor's last committed snapshot; its kind is its type's.
         self._latest: dict[str, Any] = {}
-        self._kinds: dict[str, str] = {}
         self._owners: dict[str, str] = {}
 
     def claim(self, name: str, codec: KindCodec, runtime_id: str) -> Any | None:
@@ -31,11 +32,11 @@ class MemoryStore:
             owner = self._owners.get(name)
             if owner is not None and owner != runtime_id and runtime_is_live(owner):
                 raise ActorOwned(name, f"runtime {owner} in this process")
-            kind = self._kinds.get(name)
+            stored = self._latest.get(name)
+            kind = None if stored is None else _KINDS.get(type(stored))
             if kind is not None and kind != codec.kind:
                 raise DefinitionMismatch(name, f"it was stored as a {kind}, not a {codec.kind}")
             self._owners[name] = runtime_id
-            stored = self._latest.get(name)
         if stored is None:
             return None
         return codec.from_document(name, codec.document(stored))
@@ -43,7 +44,6 @@ class MemoryStore:
     def create(self, name: str, codec: KindCodec, snapshot: Any) -> None:
         with self._lock:
             self._latest[name] = snapshot
-            self._kinds[name] = codec.kind
 
     def commit(self, name: str, codec: KindCodec, old: Any, new: Any) -> None:
         self._latest[name] = new
@@ -63,3 +63,11 @@ class MemoryStore:
         """The names stored here."""
         with self._lock:
             return sorted(self._latest)
+
+
+#: The kind of each kind's snapshot type (a memory store keeps the value itself).
+_KINDS: dict[type, str] = {
+    MachineSnapshot: "machine",
+    StoreSnapshot: "manager",
+    ConfigHistory: "config",
+}
