@@ -35,13 +35,14 @@ from stateward.core import (
     UnknownVersionError,
     run_after_commit,
 )
-from stateward.core._behaviours import Behaviour
+from stateward.core._behaviours import Behaviour, Outcome
 from stateward.core._suspend import Suspended
 
 from ._cell_state import CellState, callback_locks, commit_locks, observer_locks
+from ._cell_watch import unwatch, watch
 from ._clock import Timer
 from ._context import current_cell
-from ._errors import ActorCrashed, ActorStopped, DeadlineExceeded
+from ._errors import ActorCrashed, ActorStopped
 from ._mailbox import Mailbox
 from ._reply import Reply
 from ._stats import ActorStats, ErrorReport
@@ -441,7 +442,7 @@ class Cell(CellState):
             self.messages += 1
             self.used = True
             if watched:
-                self._watch(message, generation)
+                watch(self, message, generation)
         try:
             if resume is None:
                 commit = (self.behaviour or self.bind())(old, message.request)
@@ -454,7 +455,7 @@ class Cell(CellState):
                 flush_staged()
             if type(exc) is Suspended and self.running is not None:
                 return self.running.suspend(message, generation, exc)
-            if watched and not self._unwatch(message, generation):
+            if watched and not unwatch(self, message, generation):
                 return FENCED  # the watchdog answered the caller
             if generation != self.generation:
                 self._answer_fenced(message)
@@ -466,7 +467,7 @@ class Cell(CellState):
             message.set_exception(exc)
             return None
         if watched:
-            if not self._unwatch(message, generation):
+            if not unwatch(self, message, generation):
                 return FENCED  # this incarnation may no longer commit
         elif generation != self.generation:  # fenced: a shutdown gave up on it
             self._answer_fenced(message)
@@ -492,15 +493,24 @@ class Cell(CellState):
         mirror = self.mirror
         if mirror is not None:
             mirror["snapshot"] = new
+        if commit.after is not None or self.observers:
+            self.after_commit(message, commit, old)
+        else:
+            message.set_result(commit.reply)
+        return None
+
+    def after_commit(self, message: Reply[Any], outcome: Outcome, old: Any) -> None:
+        """Once ``outcome`` is committed and published: run its after-commit
+        work and the observers, then answer ``message`` (answered even if
+        they raise; their errors are reported, the commit stands)."""
         try:
-            after = commit.after
+            after = outcome.after
             if after is not None:
                 self.report_failures(run_after_commit(after, self.run_async))
             if self.observers:
-                self.notify_observers(old, commit.snapshot)
+                self.notify_observers(old, outcome.snapshot)
         finally:
-            message.set_result(commit.reply)
-        return None
+            message.set_result(outcome.reply)
 
     def _answer_fenced(self, message: Reply[Any]) -> None:
         """Answer a request that an incarnation fenced off meanwhile ran: it
@@ -528,68 +538,6 @@ class Cell(CellState):
         crashed = ActorCrashed(self.name, message.describe(), cause)
         crashed.__cause__ = cause
         message.set_exception(crashed)
-
-    # -- the deadline watchdog -------------------------------------------------------------
-
-    def _watch(self, message: Reply[Any], generation: int) -> None:
-        self.inflight = message
-        deadline = self.deadline
-        assert deadline is not None
-        self.watchdog = self.runtime.timer.call_later(
-            deadline, lambda: self._deadline_passed(message, generation, deadline)
-        )
-
-    def _unwatch(self, message: Reply[Any], generation: int) -> bool:
-        """End the watch; False if this incarnation was fenced meanwhile.
-
-        A fence (the watchdog, or an abandon) answers the request it finds in
-        flight. One that this run took after the fence was found by nobody:
-        it can no longer commit, and is answered here.
-        """
-        with self.commit_lock:
-            fenced = self.generation != generation
-            unanswered = fenced and self.inflight is message
-            if not fenced or unanswered:
-                self.inflight = None
-        if fenced:
-            # Its watchdog, if still due, finds it no longer in flight; the
-            # one there now may be a newer incarnation's, which stays.
-            if unanswered:
-                self._answer_fenced(message)
-            return False
-        watchdog = self.watchdog
-        if watchdog is not None:
-            watchdog.cancel()
-        return True
-
-    def _deadline_passed(self, message: Reply[Any], generation: int, deadline: float) -> None:
-        with self.commit_lock:
-            if self.inflight is not message or self.generation != generation:
-                return  # it finished in time
-            self.generation += 1  # fence: the hung incarnation can no longer commit
-            self.inflight = None
-            hung = self.running
-            if hung is not None:
-                # Retired before anyone can see the fence (the hung run sees it
-                # through `_unwatch`, under this lock): a turn given back now must
-                # not go to it, or it would take queued requests it can never commit.
-                hung.retire()
-            self.mailbox.turn = threading.Lock()  # the hung run keeps the old one
-            awaiting = self.awaiting
-        if awaiting is not None:
-            awaiting.cancel()  # an async hook: cancel it, so its thread is freed
-        cause = DeadlineExceeded(self.name, message.describe(), deadline)
-        self.failures += 1
-        self.last_error = cause
-        try:
-            if hung is not None:
-                hung.crashed(cause, message)
-            else:  # pragma: no cover - a watched request always has a running incarnation
-                self.answer_crash(message, cause)
-        finally:
-            # The new turn is free: whatever waits (a next incarnation's start,
-            # queued requests) must not wait for the hung run to give up the old one.
-            self.mailbox.kick()
 
     # -- inline calls ----------------------------------------------------------------------
 

@@ -42,8 +42,6 @@ import logging
 import threading
 from typing import Any
 
-from stateward.core import run_after_commit
-
 from ._context import current_cell
 
 logger = logging.getLogger("stateward.actors")
@@ -199,14 +197,7 @@ def _publish_and_answer(cell: Any, entries: list[_Staged]) -> None:
             outcome = entry.outcome
             old = cell.snapshot
             cell.publish(outcome.snapshot)
-            try:
-                after = outcome.after
-                if after is not None:
-                    cell.report_failures(run_after_commit(after, cell.run_async))
-                if cell.observers:
-                    cell.notify_observers(old, outcome.snapshot)
-            finally:
-                message.set_result(outcome.reply)
+            cell.after_commit(message, outcome, old)
     finally:
         current_cell.reset(token)
 

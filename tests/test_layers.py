@@ -80,6 +80,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "stateward.actors._stats",
             "stateward.actors._commit_batch",
             "stateward.actors._cell_state",
+            "stateward.actors._cell_watch",
             "stateward.actors._cell",
         ],
     ),
