@@ -47,6 +47,7 @@ from ._clock import Timer
 from ._context import current_runtime
 from ._errors import SupervisorGaveUp, SupervisorStopped
 from ._lifecycle import Lifecycle
+from ._lifecycle_stop import Stop
 from ._subtree_stop import SubtreeStop
 from ._supervision import (
     RESTART_TYPES,
@@ -376,10 +377,17 @@ class Supervisor(SubtreeStop):
                 return
             now = self.clock.monotonic()
             live = [c for c, epoch in group if c in self._children and epoch_of(c) == epoch]
+            # Removed since the decision: stopped from outside (handle.stop) after
+            # the decision retired it, so its stop request waits for an
+            # incarnation that nobody will start.
+            removed = [c for c, _ in group if not c.is_supervisor and c not in self._children]
             for child in live:
                 child.pending = None
                 child.last_start = now
                 events.append(self._event("restarted", child.name))
+        for child in removed:
+            if not child.target.is_running():
+                child.target.stop_now(_stop_reason_queued(child.target) or "stopped by stop()")
         for child in live:
             restart_child(child)
         self._emit(events)
@@ -446,3 +454,12 @@ class Supervisor(SubtreeStop):
         if self.parent is not None:
             self.parent._remove(self)
         return report
+
+
+def _stop_reason_queued(lifecycle: Any) -> str | None:
+    """The reason of the stop request queued for ``lifecycle``'s actor, if any."""
+    queue = lifecycle.cell.mailbox.queue
+    for item in list(queue or ()):
+        if type(item.request) is Stop:
+            return item.request.reason
+    return None

@@ -4,7 +4,9 @@ intensity and escalation, backoff on a manual clock, fencing of hung handlers.""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from support import TOGGLE, bump
@@ -468,3 +470,57 @@ def test_an_actor_restarted_with_its_supervisor_is_alive_again(rt: Runtime) -> N
     assert counter.alive and rt.stats()[counter.name].alive
     assert counter.modify(bump).n == 1
     assert counter.alive and inner.restarts == 0 and outer.restarts == 1
+
+
+def test_a_stop_that_lands_between_a_group_decision_and_its_retirement_still_stops(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A sibling's crash decides a ``one_for_all`` restart; before the decision
+    retires the other child, that child is stopped from outside (removed from
+    its supervisor, a stop request queued behind its running request). The
+    retirement then leaves the queued stop to no incarnation, and the restart
+    skips the removed child: the stop must still end, not wait out its timeout."""
+    import stateward.actors._supervisor as supervisor_module
+
+    wait = 10.0
+    runtime = Runtime("window", default_timeout=wait)
+    try:
+        sup = Supervisor("pair", runtime=runtime, strategy="one_for_all", max_restarts=10)
+        held = StateManager({"n": 0}, name="held", runtime=runtime, supervisor=sup)
+        crasher = StateManager(
+            {"n": 0}, name="crasher", runtime=runtime, supervisor=sup, on_error="restart"
+        )
+        entered, release = threading.Event(), threading.Event()
+
+        def hold(state: ImmutableState) -> ImmutableState:
+            entered.set()
+            assert release.wait(wait)
+            return state
+
+        held_reply = held.request_modify(hold)
+        assert entered.wait(wait)
+        lifecycle = held._cell.lifecycle
+        real_retire = supervisor_module.retire_child
+
+        def stop_then_retire(child: Any) -> None:
+            if child.target is lifecycle:  # handle.stop(), in the window, up to its wait
+                sup._remove(lifecycle)
+                lifecycle.request_stop("stopped by the test")  # queued: it runs a request
+                assert held._cell.mailbox.qsize() == 1
+            real_retire(child)
+
+        monkeypatch.setattr(supervisor_module, "retire_child", stop_then_retire)
+
+        def boom(state: ImmutableState) -> ImmutableState:
+            raise RuntimeError("boom")
+
+        with pytest.raises(Exception, match="boom"):
+            crasher.modify(boom)
+        release.set()
+        held_reply.result(wait)
+        assert lifecycle.wait_stopped(time.monotonic() + wait), "the stop never ended"
+        assert not held.alive
+        assert crasher.modify(bump).n == 1  # the sibling was restarted as decided
+    finally:
+        release.set()
+        runtime.shutdown(timeout=wait)
