@@ -122,10 +122,12 @@ class DedicatedWorker:
         self._ref.stop(block=False)
 
     def join(self, timeout: float) -> None:
+        thread = self._thread
+        if thread is threading.current_thread():
+            return  # called from its own turn (a supervisor stopping on it): it ends after
         deadline = time.monotonic() + timeout
         self._ref.actor_stopped.wait(timeout)
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
+        if thread is not None:
             thread.join(max(0.0, deadline - time.monotonic()))
 
     @property

@@ -524,3 +524,21 @@ def test_a_stop_that_lands_between_a_group_decision_and_its_retirement_still_sto
     finally:
         release.set()
         runtime.shutdown(timeout=wait)
+
+
+def test_a_temporary_supervisor_that_gives_up_answers_the_crash_without_waiting_on_itself() -> None:
+    """The crash is handled on the crashing actor's own thread (a thread per
+    actor): its supervisor gives up, and its parent stops it, waiting for its
+    children, the crashing actor among them. That wait must not wait on the
+    very thread it runs on (it waited out the whole 5 s stop budget), so the
+    caller is answered well within a 2 s bound."""
+    with Runtime("give-up", workers=0, default_timeout=10.0) as runtime:
+        sup = Supervisor("temp", runtime=runtime, max_restarts=0, restart="temporary")
+        manager = StateManager({"n": 0}, runtime=runtime, supervisor=sup, on_error="restart")
+
+        def boom(state: ImmutableState) -> ImmutableState:
+            raise RuntimeError("boom")
+
+        with pytest.raises(ActorCrashed):
+            manager.modify(boom, timeout=2.0)
+        assert sup.gave_up
