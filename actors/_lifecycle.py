@@ -478,17 +478,10 @@ class Lifecycle(LifecycleStop):
         if cell.store is None:
             return False
         mailbox = cell.mailbox
-        turn = mailbox.turn
-        if not turn.acquire(False):
-            return False  # running a message, or handed to a worker
+        turn = self._take_idle_turn()
+        if turn is None:
+            return False
         try:
-            if (
-                turn is not mailbox.turn
-                or mailbox.queue
-                or not cell.ready
-                or mailbox.closed_reason is not None
-            ):
-                return False
             with self._lock:
                 incarnation = self.incarnation
                 if (
@@ -510,9 +503,7 @@ class Lifecycle(LifecycleStop):
                 incarnation.ended()
             return True
         finally:
-            turn.release()
-            if mailbox.queue:
-                mailbox.kick()  # a message came meanwhile: it activates the actor
+            self._give_back_turn(turn)  # a message that came meanwhile activates it
 
     def _activate(self) -> Incarnation | None:
         """A passivated actor got a message: its next incarnation (it recovers

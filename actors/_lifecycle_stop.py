@@ -94,17 +94,11 @@ class LifecycleStop:
             or current_cell.get() is cell
         ):
             return False
-        turn = mailbox.turn
-        if not turn.acquire(False):
+        turn = self._take_idle_turn()
+        if turn is None:
             return False
         try:
-            if (
-                turn is not mailbox.turn
-                or mailbox.queue
-                or not cell.ready
-                or self.incarnation is not incarnation
-                or mailbox.closed_reason is not None
-            ):
+            if self.incarnation is not incarnation:
                 return False
             cell.messages += 1  # as the stop request would count
             if terminal:
@@ -113,9 +107,32 @@ class LifecycleStop:
             incarnation.retire(end_here=True)
             return True
         finally:
-            turn.release()
-            if mailbox.queue:
-                mailbox.kick()
+            self._give_back_turn(turn)
+
+    def _take_idle_turn(self) -> threading.Lock | None:
+        """Take the cell's turn if its actor is idle: started, taking requests,
+        nothing queued and nobody running it; None (nothing taken) if not.
+        Give it back with `_give_back_turn`."""
+        cell = self.cell
+        mailbox = cell.mailbox
+        turn: threading.Lock = mailbox.turn
+        if not turn.acquire(False):
+            return None  # running a message, or handed to a worker
+        if (
+            turn is mailbox.turn
+            and not mailbox.queue
+            and cell.ready
+            and mailbox.closed_reason is None
+        ):
+            return turn
+        self._give_back_turn(turn)
+        return None
+
+    def _give_back_turn(self, turn: threading.Lock) -> None:
+        turn.release()
+        mailbox = self.cell.mailbox
+        if mailbox.queue:
+            mailbox.kick()  # a message came while the turn was held
 
     def stop_now(self, reason: str, *, terminal: bool = True) -> None:
         """Refuse what is queued and anything sent from now on, and end the
