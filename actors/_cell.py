@@ -261,15 +261,15 @@ class Cell(CellState):
         if reply.claim():
             reply.set_exception(self.stopped_error())
 
-    def dispatch(self) -> None:
-        """Hand the turn (held by the caller) to the lifecycle, which gives it
+    def dispatch(self, turn: int) -> None:
+        """Hand ``turn`` (held by the caller) to the lifecycle, which gives it
         to a worker; with no lifecycle yet, give it back: the first start
         dispatches."""
         lifecycle = self.lifecycle
         if lifecycle is None:
-            self.mailbox.turn.release()
+            self.mailbox.give_turn(turn)
         else:
-            lifecycle.dispatch()
+            lifecycle.dispatch(turn)
 
     @property
     def default_timeout(self) -> float:
@@ -541,21 +541,22 @@ class Cell(CellState):
 
     # -- inline calls ----------------------------------------------------------------------
 
-    def try_inline(self) -> threading.Lock | None:
-        """Take the turn if the actor is idle and nothing is queued; return it."""
+    def try_inline(self) -> int:
+        """Take the turn if the actor is idle and nothing is queued: its
+        token, or 0 (nothing taken)."""
         mailbox = self.mailbox
         if not self.ready or self.deadline is not None or mailbox.queue:
-            return None
-        turn = mailbox.turn
-        if not turn.acquire(False):
-            return None
-        if turn is not mailbox.turn or not self.ready or mailbox.queue:
-            turn.release()
+            return 0
+        turn = mailbox.take_turn()
+        if not turn:
+            return 0
+        if not self.ready or mailbox.queue:
+            mailbox.give_turn(turn)
             mailbox.kick()  # something arrived (or changed) while we held it
-            return None
+            return 0
         return turn
 
-    def process_inline(self, message: Reply[Any], turn: threading.Lock) -> None:
+    def process_inline(self, message: Reply[Any], turn: int) -> None:
         """Run ``message`` on the calling thread, which holds ``turn``."""
         token = current_cell.set(self)
         crash = None
@@ -566,7 +567,7 @@ class Cell(CellState):
         finally:
             current_cell.reset(token)
             if crash is not SUSPENDED:  # else the request keeps the turn; a worker goes on
-                turn.release()
+                self.mailbox.give_turn(turn)
                 if self.mailbox.queue or not self.ready:
                     self.mailbox.kick()  # something arrived, or a start waits, while we ran
         if (

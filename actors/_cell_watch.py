@@ -15,7 +15,6 @@ state (``inflight``, ``watchdog``) is the cell's.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from ._errors import DeadlineExceeded
@@ -69,7 +68,7 @@ def _deadline_passed(cell: Any, message: Reply[Any], generation: int, deadline: 
             # through `_unwatch`, under this lock): a turn given back now must
             # not go to it, or it would take queued requests it can never commit.
             hung.retire()
-        cell.mailbox.turn = threading.Lock()  # the hung run keeps the old one
+        cell.mailbox.fence_turn()  # the hung run's token gives back nothing now
         awaiting = cell.awaiting
     if awaiting is not None:
         awaiting.cancel()  # an async hook: cancel it, so its thread is freed

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import threading
 from typing import Any
 
 from ._context import current_cell
@@ -92,7 +91,7 @@ class CommitBatch:
         #: with its request.
         self._entry: tuple[Any, Any] | None = None
         #: The turns held past their end: ``(cell, turn lock)``.
-        self._held: list[tuple[Any, threading.Lock]] = []
+        self._held: list[tuple[Any, int]] = []
         #: What a flush has written or failed and not yet answered, cell by cell.
         self._answers: collections.deque[tuple[Any, list[_Staged], Any, Any]] = collections.deque()
 
@@ -119,7 +118,7 @@ class CommitBatch:
         self.staged.append(_Staged(cell, message, outcome, generation, *entry))
         cell.staged = outcome.snapshot
 
-    def hold(self, cell: Any, turn: threading.Lock) -> bool:
+    def hold(self, cell: Any, turn: int) -> bool:
         """Keep ``cell``'s turn until its staged commits are answered; False
         if it has none staged here (the caller gives the turn back)."""
         if cell.staged is None:  # else its staged commits can only be in this batch
@@ -223,9 +222,9 @@ def _fail(cell: Any, entries: list[_Staged], error: BaseException) -> None:
         cell.answer_crash(inflight, error)
 
 
-def _give_back(cell: Any, turn: threading.Lock) -> None:
-    """Release a turn held past its end, and look at the queue once more."""
-    turn.release()
+def _give_back(cell: Any, turn: int) -> None:
+    """Give back a turn held past its end, and look at the queue once more."""
     mailbox = cell.mailbox
+    mailbox.give_turn(turn)
     if mailbox.queue or not cell.ready:
         mailbox.kick()

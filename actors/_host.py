@@ -1,7 +1,7 @@
 """The host protocol: what runs cells' turns.
 
 A *turn* is a run of one cell's messages by whoever holds the cell's turn
-lock (see `Mailbox`). A host gives turns a thread to run on. The contract:
+(see `Mailbox`). A host gives turns a thread to run on. The contract:
 
 - `Host.attach` starts serving one incarnation of a cell and returns its
   `Worker`.

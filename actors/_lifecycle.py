@@ -175,7 +175,7 @@ class Incarnation:
             # commits staged by a pooled worker's batch, the batch gives the
             # turn back once they are written and answered (_commit_batch).
             if held and (cell.staged is None or not staging.batch.hold(cell, turn)):
-                turn.release()
+                mailbox.give_turn(turn)
                 if mailbox.queue or not cell.ready:
                     mailbox.kick()  # work is left, or another incarnation waits to start
 
@@ -404,14 +404,14 @@ class Lifecycle(LifecycleStop):
         if its turn is free: no turn on a worker for it. True if it did, and
         looked at the queue when it gave the turn back."""
         mailbox = self.cell.mailbox
-        turn = mailbox.turn
-        if not turn.acquire(False):
+        turn = mailbox.take_turn()
+        if not turn:
             return False  # a sender took it: the turn it dispatched starts it
         try:
-            if turn is mailbox.turn and not incarnation.started and not incarnation.retired:
+            if mailbox.turn == turn and not incarnation.started and not incarnation.retired:
                 incarnation._start()
         finally:
-            turn.release()
+            mailbox.give_turn(turn)
         if mailbox.queue or not incarnation.started:
             mailbox.kick()  # a request arrived while we held the turn
         return True
@@ -438,8 +438,8 @@ class Lifecycle(LifecycleStop):
         """Answer a request its closed mailbox refused (as `Mailbox.Owner`)."""
         self.cell._refuse(reply)
 
-    def dispatch(self) -> None:
-        """Hand the cell's turn (held by the caller) to the incarnation that
+    def dispatch(self, turn: int) -> None:
+        """Hand the cell's ``turn`` (held by the caller) to the incarnation that
         should run, or give it back if none should. A passivated actor with
         a message waiting gets a new incarnation, which recovers it."""
         mailbox = self.cell.mailbox
@@ -454,7 +454,7 @@ class Lifecycle(LifecycleStop):
             worker = incarnation.worker
             if worker.wake() if worker is not None else incarnation.wake():
                 return
-        mailbox.turn.release()
+        mailbox.give_turn(turn)
         incarnation = self.incarnation
         if (
             incarnation is not None
@@ -479,7 +479,7 @@ class Lifecycle(LifecycleStop):
             return False
         mailbox = cell.mailbox
         turn = self._take_idle_turn()
-        if turn is None:
+        if not turn:
             return False
         try:
             with self._lock:

@@ -95,7 +95,7 @@ class LifecycleStop:
         ):
             return False
         turn = self._take_idle_turn()
-        if turn is None:
+        if not turn:
             return False
         try:
             if self.incarnation is not incarnation:
@@ -109,28 +109,23 @@ class LifecycleStop:
         finally:
             self._give_back_turn(turn)
 
-    def _take_idle_turn(self) -> threading.Lock | None:
+    def _take_idle_turn(self) -> int:
         """Take the cell's turn if its actor is idle: started, taking requests,
-        nothing queued and nobody running it; None (nothing taken) if not.
+        nothing queued and nobody running it: its token; 0 (nothing taken) if not.
         Give it back with `_give_back_turn`."""
         cell = self.cell
         mailbox = cell.mailbox
-        turn: threading.Lock = mailbox.turn
-        if not turn.acquire(False):
-            return None  # running a message, or handed to a worker
-        if (
-            turn is mailbox.turn
-            and not mailbox.queue
-            and cell.ready
-            and mailbox.closed_reason is None
-        ):
+        turn = mailbox.take_turn()
+        if not turn:
+            return 0  # running a message, or handed to a worker
+        if not mailbox.queue and cell.ready and mailbox.closed_reason is None:
             return turn
         self._give_back_turn(turn)
-        return None
+        return 0
 
-    def _give_back_turn(self, turn: threading.Lock) -> None:
-        turn.release()
+    def _give_back_turn(self, turn: int) -> None:
         mailbox = self.cell.mailbox
+        mailbox.give_turn(turn)
         if mailbox.queue:
             mailbox.kick()  # a message came while the turn was held
 

@@ -5,7 +5,10 @@ mailbox outlives the actor's incarnations: when one crashes, the requests
 queued behind the crashing one wait here for the next.
 
 The *turn* is the right to run the actor's messages: whoever holds it runs
-them, one at a time, in order. Nobody waits for it. A sender that appends to
+them, one at a time, in order. Nobody waits for it, so it is no lock: it is
+a number in the mailbox (`Mailbox.turn`), 0 while free, else the token its
+holder took (`take_turn`), set and cleared under a lock shared by many
+mailboxes. A sender that appends to
 the queue and finds the turn free takes it and calls its cell's `dispatch`
 (the cell's lifecycle's), which hands it to a host's worker: so a cell is
 scheduled when its mailbox goes from empty to non-empty. Whoever gives the
@@ -18,6 +21,7 @@ its message on its own thread (an inline call).
 from __future__ import annotations
 
 import collections
+import itertools
 import threading
 from typing import Any, Protocol
 
@@ -26,6 +30,10 @@ from ._reply import Reply
 #: How many locks guard the making and dropping of queues, for all mailboxes.
 _QUEUE_STRIPES = 64
 _queue_locks = tuple(threading.Lock() for _ in range(_QUEUE_STRIPES))
+#: ... and the taking and giving back of turns.
+_turn_locks = tuple(threading.Lock() for _ in range(_QUEUE_STRIPES))
+#: Turn tokens: each taking of a turn gets a new one (`next` is atomic).
+_tokens = itertools.count(1)
 
 
 class Owner(Protocol):
@@ -34,9 +42,9 @@ class Owner(Protocol):
     def _refuse(self, reply: Reply[Any]) -> None:
         """Answer ``reply`` as refused: the actor has stopped."""
 
-    def dispatch(self) -> None:
-        """Called with the turn held when there may be work: hand the turn to
-        a worker, or release it (and look again) if nobody serves."""
+    def dispatch(self, turn: int) -> None:
+        """Called with ``turn`` held when there may be work: hand the turn to
+        a worker, or give it back (and look again) if nobody serves."""
 
 
 class Mailbox:
@@ -56,9 +64,10 @@ class Mailbox:
     def __init__(self, owner: Owner) -> None:
         #: The requests waiting, oldest first; None when none wait.
         self.queue: collections.deque[Any] | None = None
-        #: Held by whoever runs the actor's messages. A deadline fence gives
-        #: the mailbox a new one while the hung run keeps the old one.
-        self.turn = threading.Lock()
+        #: 0 while nobody runs the actor's messages, else the token of
+        #: whoever does. A deadline fence frees it while the hung run still
+        #: holds its token: that token gives back nothing any more.
+        self.turn = 0
         #: Who serves it: its cell, then the cell's lifecycle (see `Owner`).
         self.owner = owner
         self.closed_reason: str | None = None
@@ -81,13 +90,10 @@ class Mailbox:
             # append: whoever sees it closed after appending drains again.
             self.refuse_queued()
             return
-        turn = self.turn
-        if turn.acquire(False):  # the actor was idle: schedule it
-            if turn is self.turn:
-                self.owner.dispatch()
-            else:  # a turn replaced by a fence meanwhile: look at the new one
-                turn.release()
-                self.kick()
+        if not self.turn:
+            turn = self.take_turn()
+            if turn:  # the actor was idle: schedule it
+                self.owner.dispatch(turn)
 
     def _open(self) -> collections.deque[Any]:
         with _queue_locks[(id(self) >> 4) % _QUEUE_STRIPES]:
@@ -125,16 +131,37 @@ class Mailbox:
             if queue:
                 self._rescue(queue)
 
+    # -- the turn ------------------------------------------------------------------------
+
+    def take_turn(self) -> int:
+        """Take the turn if it is free: its token, or 0 if somebody holds it."""
+        if self.turn:
+            return 0
+        with _turn_locks[(id(self) >> 4) % _QUEUE_STRIPES]:
+            if self.turn:
+                return 0
+            self.turn = turn = next(_tokens)
+        return turn
+
+    def give_turn(self, turn: int) -> bool:
+        """Give back the turn taken as ``turn``; False if a fence freed it
+        meanwhile (then it is somebody else's, or free, and stays so)."""
+        with _turn_locks[(id(self) >> 4) % _QUEUE_STRIPES]:
+            if self.turn != turn:
+                return False
+            self.turn = 0
+        return True
+
+    def fence_turn(self) -> None:
+        """Free the turn while its holder (a hung run) still holds its token."""
+        with _turn_locks[(id(self) >> 4) % _QUEUE_STRIPES]:
+            self.turn = 0
+
     def kick(self) -> None:
         """Take the turn for queued work if nobody holds it, and dispatch."""
-        while True:
-            turn = self.turn
-            if not turn.acquire(False):
-                return  # its holder looks at the queue when it gives the turn up
-            if turn is self.turn:
-                self.owner.dispatch()
-                return
-            turn.release()
+        turn = self.take_turn()
+        if turn:  # else its holder looks at the queue when it gives the turn up
+            self.owner.dispatch(turn)
 
     def empty(self) -> bool:
         return not self.queue

@@ -21,7 +21,7 @@ Scheduling, as the host protocol asks (`_host.py`):
   the *back* of the run queue. So a cell with a long backlog delays another
   cell's message by at most one turn of its own.
 - One turn of a cell at a time and its messages in order: that is the cell's
-  turn lock (`Mailbox.turn`), which the pool never holds for two turns.
+  turn (`Mailbox.turn`), which the pool never holds for two turns.
 
 A thread count of at most ``workers`` + the runtime's own (timer, event loop)
 holds for any number of cells. A hook that blocks holds a shared worker for

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import inspect
-import threading
 from typing import Any, NoReturn, Protocol
 
 from stateward.core._suspend import Suspended
@@ -86,15 +85,15 @@ class Suspension:
         cell: Cell,
         message: Reply[Any],
         generation: int,
-        turn: threading.Lock,
+        turn: int,
         owner: Suspends,
         step: Suspended,
     ) -> None:
         self.cell = cell
         self.message = message
         self.generation = generation
-        #: The turn the request holds (a deadline's fence may give the
-        #: mailbox a new one meanwhile: this one is still to be released).
+        #: The turn the request holds (a deadline's fence may free the
+        #: mailbox's meanwhile: this token then gives back nothing).
         self.turn = turn
         self.owner = owner
         self.step = step
@@ -209,7 +208,7 @@ def resume_turn(incarnation: Suspends, suspension: Suspension, budget: int) -> N
         if crash is not FENCED:
             incarnation.crashed(crash, message)
     finally:
-        suspension.turn.release()
         mailbox = cell.mailbox
+        mailbox.give_turn(suspension.turn)
         if mailbox.queue or not cell.ready:
             mailbox.kick()  # work is left, or another incarnation waits to start

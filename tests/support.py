@@ -85,6 +85,16 @@ def switching_threads_often() -> Iterator[None]:
         sys.setswitchinterval(before)
 
 
+def wait_for_free_turn(mailbox: Any, timeout: float = 10.0) -> None:
+    """Wait (bounded) until nobody holds ``mailbox``'s turn: its holder has
+    given it back, after looking at the queue once more. The turn is a token
+    nobody can block on (`Mailbox.turn`), so this polls it."""
+    deadline = time.monotonic() + timeout
+    while mailbox.turn:
+        assert time.monotonic() < deadline, f"the turn is still held after {timeout} s"
+        time.sleep(0.0005)
+
+
 class Workers:
     """Start threads that are always joined, and re-raise what they raised."""
 

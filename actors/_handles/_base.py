@@ -176,12 +176,25 @@ class ActorHandle:
                 where="an async hook on the runtime's event loop (await the request_* form there)",
             )
         reply: Reply[Any] = Reply(cell, request)
-        turn = cell.try_inline() if self._runtime.inline_calls else None
-        if turn is not None:
+        turn = cell.try_inline() if self._runtime.inline_calls else 0
+        if turn:
             cell.process_inline(reply, turn)  # the actor was idle: run it here, in turn
         else:
             cell.mailbox.put(reply)
         return reply.result(timeout)
+
+    async def _acall(self, request: Message, timeout: float | None) -> Any:
+        """The awaited form of `_call`, behind every ``a*`` call (``atransition``,
+        ``amodify``, ...): the request is sent and its answer awaited without
+        blocking the event loop."""
+        if timeout is not None:
+            timeout = check_timeout(timeout, self._where(f"a{request.call}"))
+        cell = self._cell
+        if current_cell.get() is cell:
+            raise SelfCallError(cell.name, request.describe())
+        reply: Reply[Any] = Reply(cell, request)
+        cell.mailbox.put(reply)
+        return await reply.wait(timeout)
 
     def _request(
         self, request: Message, callback: Callable[[Reply[Any]], Any] | None

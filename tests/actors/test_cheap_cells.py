@@ -13,8 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from support import wait_for_free_turn
 
 from stateward.actors import Runtime, StateMachine, StateManager
+from stateward.actors._cell_state import callback_locks
 from stateward.core import ImmutableState, MachineBuilder, MachineSpec
 
 pytestmark = pytest.mark.usefixtures("each_host")
@@ -94,21 +96,27 @@ def test_targets_given_as_one_shot_iterables_are_read_once(runtime: Runtime) -> 
 # -- what an idle cell holds ---------------------------------------------------------------
 
 
-def test_an_idle_cell_holds_no_queue_and_no_event(runtime: Runtime) -> None:
+def _slots(obj: object) -> list[Any]:
+    return [
+        getattr(obj, slot, None)
+        for kind in type(obj).__mro__
+        for slot in getattr(kind, "__slots__", ())
+    ]
+
+
+def test_an_idle_cell_holds_no_queue_no_event_and_no_lock(runtime: Runtime) -> None:
     machine = StateMachine("a", TOGGLE, runtime=runtime)
     cell = machine._cell
     assert cell.mailbox.queue is None
     machine.request_transition("b").result(timeout=WAIT)  # queued: runs in a turn
-    turn = cell.mailbox.turn  # once the turn is free, its holder has looked again
-    assert turn.acquire(timeout=WAIT)
-    turn.release()
+    wait_for_free_turn(cell.mailbox, WAIT)  # its holder has looked at the queue again
     assert cell.mailbox.queue is None  # dropped once found empty
-    held = [
-        getattr(cell, slot, None)
-        for kind in type(cell).__mro__
-        for slot in getattr(kind, "__slots__", ())
-    ]
-    assert not [v for v in held if isinstance(v, (threading.Event, collections.deque))]
+    shared = {id(lock) for stripes in (callback_locks,) for lock in stripes._locks}
+    held = [v for v in _slots(cell) + _slots(cell.mailbox) if id(v) not in shared]
+    lock_types = (type(threading.Lock()), type(threading.RLock()))
+    kinds = (threading.Event, collections.deque, *lock_types)
+    assert not [v for v in held if isinstance(v, kinds)]
+    assert cell.mailbox.turn == 0  # the turn is a token, not a lock
     if runtime.host is not runtime.dedicated_host:  # there, it records its own thread
         assert cell._extra is None  # no rarely used field was set
 

@@ -7,6 +7,7 @@ import dataclasses
 import threading
 
 import pytest
+from support import wait_for_free_turn
 
 from stateward.actors import (
     ActorNotFound,
@@ -94,9 +95,7 @@ def observer_runs_where_the_request_ran(runtime: Runtime) -> None:
     counter.request_modify(bump).result(timeout=WAIT)  # queued: the actor's worker runs it
     # Wait until the worker has given the turn back (the end of its turn),
     # so that the next blocking call finds the actor idle and runs inline.
-    turn = counter._cell.mailbox.turn
-    assert turn.acquire(timeout=WAIT)
-    turn.release()
+    wait_for_free_turn(counter._cell.mailbox, WAIT)
     counter.modify(bump, timeout=WAIT)  # idle actor: run inline, on this thread
     worker = ran[0][1]
     if runtime.host is runtime.dedicated_host:  # workers=0: the actor's own thread
