@@ -59,7 +59,7 @@ class Mailbox:
     the order sent.
     """
 
-    __slots__ = ("closed_reason", "owner", "queue", "turn")
+    __slots__ = ("closed_reason", "owner", "queue", "turn", "turn_lock")
 
     def __init__(self, owner: Owner) -> None:
         #: The requests waiting, oldest first; None when none wait.
@@ -68,6 +68,9 @@ class Mailbox:
         #: whoever does. A deadline fence frees it while the hung run still
         #: holds its token: that token gives back nothing any more.
         self.turn = 0
+        #: Guards the taking and giving back of the turn: shared with other
+        #: mailboxes (one of `_turn_locks`), never held while a turn runs.
+        self.turn_lock = _turn_locks[(id(self) >> 4) % _QUEUE_STRIPES]
         #: Who serves it: its cell, then the cell's lifecycle (see `Owner`).
         self.owner = owner
         self.closed_reason: str | None = None
@@ -137,24 +140,30 @@ class Mailbox:
         """Take the turn if it is free: its token, or 0 if somebody holds it."""
         if self.turn:
             return 0
-        with _turn_locks[(id(self) >> 4) % _QUEUE_STRIPES]:
-            if self.turn:
-                return 0
-            self.turn = turn = next(_tokens)
+        lock = self.turn_lock
+        lock.acquire()  # (not `with`: this is every inline call's path)
+        if self.turn:
+            lock.release()
+            return 0
+        self.turn = turn = next(_tokens)
+        lock.release()
         return turn
 
     def give_turn(self, turn: int) -> bool:
         """Give back the turn taken as ``turn``; False if a fence freed it
         meanwhile (then it is somebody else's, or free, and stays so)."""
-        with _turn_locks[(id(self) >> 4) % _QUEUE_STRIPES]:
-            if self.turn != turn:
-                return False
+        lock = self.turn_lock
+        lock.acquire()
+        if self.turn == turn:
             self.turn = 0
-        return True
+            lock.release()
+            return True
+        lock.release()
+        return False
 
     def fence_turn(self) -> None:
         """Free the turn while its holder (a hung run) still holds its token."""
-        with _turn_locks[(id(self) >> 4) % _QUEUE_STRIPES]:
+        with self.turn_lock:
             self.turn = 0
 
     def kick(self) -> None:

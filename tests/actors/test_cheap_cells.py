@@ -17,6 +17,7 @@ from support import wait_for_free_turn
 
 from stateward.actors import Runtime, StateMachine, StateManager
 from stateward.actors._cell_state import callback_locks
+from stateward.actors._mailbox import _turn_locks
 from stateward.core import ImmutableState, MachineBuilder, MachineSpec
 
 pytestmark = pytest.mark.usefixtures("each_host")
@@ -111,7 +112,7 @@ def test_an_idle_cell_holds_no_queue_no_event_and_no_lock(runtime: Runtime) -> N
     machine.request_transition("b").result(timeout=WAIT)  # queued: runs in a turn
     wait_for_free_turn(cell.mailbox, WAIT)  # its holder has looked at the queue again
     assert cell.mailbox.queue is None  # dropped once found empty
-    shared = {id(lock) for stripes in (callback_locks,) for lock in stripes._locks}
+    shared = {id(lock) for lock in (*callback_locks._locks, *_turn_locks)}
     held = [v for v in _slots(cell) + _slots(cell.mailbox) if id(v) not in shared]
     lock_types = (type(threading.Lock()), type(threading.RLock()))
     kinds = (threading.Event, collections.deque, *lock_types)
