@@ -125,11 +125,19 @@ def test_restarts_is_counted_before_the_crashed_caller_is_answered() -> None:
             # (not the caller's, inline), so the answer crosses threads.
             queued = [counter.request_modify(bump) for _ in range(rng.randrange(3))]
             crashing = counter.request_modify(boom)
-            # A done-callback runs the moment the answer is set.
+            # A done-callback runs the moment the answer is set (on the thread
+            # that set it, just after waiters are woken: wait for it too).
             seen_at_answer: list[int] = []
-            crashing.add_done_callback(lambda _, seen=seen_at_answer: seen.append(counter.restarts))
+            called = threading.Event()
+
+            def seen(_: object, into: list[int] = seen_at_answer, ran: threading.Event = called):
+                into.append(counter.restarts)
+                ran.set()
+
+            crashing.add_done_callback(seen)
             with pytest.raises(ActorCrashed):
                 crashing.result()
             assert counter.restarts == before + 1
+            assert called.wait(5)
             assert seen_at_answer == [before + 1]
             assert all(r.exception(timeout=5) is None for r in queued)
