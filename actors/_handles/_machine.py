@@ -12,7 +12,7 @@ from stateward.core import (
     MachineSpec,
     TransitionRecord,
 )
-from stateward.core._arguments import check_move, check_name, check_payload
+from stateward.core._arguments import check_move, check_name, check_payload, check_timeout
 from stateward.core._behaviours import Behaviour, machine_behaviour
 from stateward.core._messages import Move
 from stateward.core._persist import MachineCodec
@@ -183,6 +183,56 @@ class StateMachine(ActorHandle):
         event = check_name(event, where, "event", "an event")
         data = check_payload(data, where)
         result: MachineSnapshot = self._call(Move((None, event, data)), timeout)
+        return result
+
+    async def atransition(
+        self, target: str, data: Mapping[str, Any] | None = None, *, timeout: float | None = None
+    ) -> MachineSnapshot:
+        """Move to ``target`` and await the commit; return the new snapshot.
+
+        The awaited form of `transition`, for coroutines: the event loop runs
+        on meanwhile. The arguments are checked when it is awaited, before
+        anything is sent. Cancelling the awaiting task (or its
+        ``asyncio.timeout``) withdraws the request if the actor has not
+        started it; once started, it completes and commits.
+
+        Raises:
+            InvalidArgument: ``target`` is not a str, ``data`` not a mapping, or
+                ``timeout`` not a number of seconds; nothing is sent.
+            UnencodableValueError: a value in ``data`` cannot be stored.
+            InvalidTransition: not allowed from the state the actor finds.
+            TransitionRejected: a guard or hook vetoed it.
+            ActorTimeout: no answer within ``timeout`` (the runtime default).
+            ActorStopped: the actor has stopped.
+        """
+        if type(target) is not str or data is not None:  # a plain str target needs no more
+            where = self._where("atransition")
+            if type(target) is not str:
+                target = check_name(target, where, "target")
+            data = check_payload(data, where)
+        result: MachineSnapshot = await self._acall(Move((target, None, data)), timeout)
+        return result
+
+    async def atransition_to(
+        self, target: str, data: Mapping[str, Any] | None = None, *, timeout: float | None = None
+    ) -> MachineSnapshot:
+        """The same as `atransition`."""
+        return await self.atransition(target, data, timeout=timeout)
+
+    async def atrigger(
+        self, event: str, data: Mapping[str, Any] | None = None, *, timeout: float | None = None
+    ) -> MachineSnapshot:
+        """Fire the named ``event`` from the current state and await the commit.
+
+        The awaited form of `trigger`; it raises what `atransition` raises, and
+        `InvalidTransition` for an event unknown in the current state.
+        """
+        where = self._where("atrigger")
+        event = check_name(event, where, "event", "an event")
+        data = check_payload(data, where)
+        if timeout is not None:
+            timeout = check_timeout(timeout, where)
+        result: MachineSnapshot = await self._acall(Move((None, event, data)), timeout)
         return result
 
     def request_transition(
