@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import random
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -349,36 +348,38 @@ def test_a_future_delivered_while_the_inbox_drains_is_resolved_too() -> None:
 def test_futures_delivered_from_many_threads_during_drains_are_all_resolved(
     tiny_switch_interval: None,
 ) -> None:
-    """Stress: 4 threads deliver 2,000 futures each while the loop drains;
-    a lost wake-up would leave some unresolved until the bound fails the test.
-    ``STATEWARD_INBOX_STRESS=<n>`` runs n futures per thread instead."""
+    """Stress: 4 threads deliver 2,000 futures each while the loop drains; a
+    lost wake-up would leave some unresolved until the bound fails the test.
+    ``STATEWARD_INBOX_STRESS=<n>`` delivers n futures per thread instead."""
     per_thread = int(os.environ.get("STATEWARD_INBOX_STRESS", "2000"))
-    rng = random.Random(15)
+    threads: list[threading.Thread] = []
+    errors: list[BaseException] = []
 
     async def main() -> int:
         loop = asyncio.get_running_loop()
         inbox = inbox_for(loop)
         batches = [[loop.create_future() for _ in range(per_thread)] for _ in range(4)]
-        pauses = [[rng.random() < 0.01 for _ in range(per_thread)] for _ in range(4)]
 
-        def produce(futures: list[asyncio.Future[bool]], pause: list[bool]) -> None:
-            for future, yield_now in zip(futures, pause, strict=True):
-                inbox.deliver(future)
-                if yield_now:
-                    time.sleep(0)  # let the loop drain mid-stream (no synchronisation)
+        def produce(futures: list[asyncio.Future[bool]]) -> None:
+            try:
+                for future in futures:
+                    inbox.deliver(future)
+            except BaseException as exc:
+                errors.append(exc)
 
-        threads = [
-            threading.Thread(target=produce, args=(batch, pause))
-            for batch, pause in zip(batches, pauses, strict=True)
-        ]
+        threads.extend(threading.Thread(target=produce, args=(batch,)) for batch in batches)
         for thread in threads:
             thread.start()
         results = await asyncio.gather(*(f for batch in batches for f in batch))
-        for thread in threads:
-            await asyncio.to_thread(thread.join, 5)
         return sum(results)
 
-    assert _bounded(main) == 4 * per_thread
+    try:
+        assert _bounded(main) == 4 * per_thread
+    finally:
+        for thread in threads:
+            thread.join(5)
+    assert not any(thread.is_alive() for thread in threads)
+    assert errors == []
 
 
 def test_a_reply_answered_after_its_loop_closed_is_dropped_quietly(runtime: Runtime) -> None:
