@@ -176,7 +176,9 @@ class ActorHandle:
             raise SelfCallError(
                 cell.name,
                 request.describe(),
-                where="an async hook on the runtime's event loop (await the request_* form there)",
+                where="an async hook on the runtime's event loop",
+                fix="Await the call's awaited form there (atransition, aupdate_state, amodify, "
+                "aupdate_config, ...) or a request_* reply",
             )
         reply: Reply[Any] = Reply(cell, request)
         turn = cell.try_inline() if self._runtime.inline_calls else 0

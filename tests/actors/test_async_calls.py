@@ -644,3 +644,13 @@ def test_an_async_hook_awaits_another_actor_but_not_its_own(runtime: Runtime) ->
     with pytest.raises(SelfCallError):
         itself.transition("b")
     assert itself.current_state == "a"
+
+    blocking = MachineBuilder("a", {"a": ["b"], "b": []})
+
+    @blocking.on_enter
+    async def blocks_the_loop(ctx: Any) -> None:
+        other.update_state({"n": 3})
+
+    with pytest.raises(SelfCallError, match=r"Await the call's awaited form there \(atransition"):
+        StateMachine(blocking, runtime=runtime).transition("b")
+    assert other.get_state() == {"n": 2}
