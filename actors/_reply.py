@@ -50,12 +50,12 @@ class Reply(Generic[T]):
       answer, right after it is set (the host's worker that ran the request,
       a caller's thread that ran it inline, or the thread of a caller whose
       wait timed out and withdrew it).
-    - ``await reply`` waits without blocking the event loop.
+    - ``await reply`` waits without blocking the event loop; cancelling the
+      awaiting task withdraws a request not yet started, as a timeout does.
 
     A request whose wait timed out before the actor started it is withdrawn and
     never runs (see `ActorTimeout`); the reply is then answered with that
-    error, so every other waiter and done-callback learns of it at once. So
-    is one whose awaiting asyncio task was cancelled (`RequestCancelled`).
+    error, so every other waiter and done-callback learns of it at once.
     """
 
     __slots__ = (
