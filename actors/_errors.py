@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 from typing import Protocol
 
 from stateward.core import StatewardError
@@ -320,4 +321,29 @@ class RecoveryError(StoreError, RuntimeError):
         super().__init__(
             f"cannot recover actor {actor!r}: {problem}. Nothing was loaded; restore the "
             "store file from a backup or remove the actor's records"
+        )
+
+
+class RequestCancelled(StatewardError, concurrent.futures.CancelledError):
+    """The answer of a request withdrawn because the asyncio task awaiting it
+    was cancelled before the actor started it (``task.cancel()``,
+    ``asyncio.timeout``, ``asyncio.wait_for``): it never runs.
+
+    The cancelled task itself sees its `asyncio.CancelledError` (or the
+    `TimeoutError` of its ``asyncio.timeout``); this error is what the reply
+    holds, for any other waiter and its done-callbacks. A request the actor
+    had already started is not withdrawn: it completes and commits.
+
+    Attributes:
+        actor: the actor's name.
+        message: the request, as ``transition('paid')``.
+    """
+
+    def __init__(self, actor: str, message: str) -> None:
+        self.actor = actor
+        self.message = message
+        super().__init__(
+            f"request {message} to actor {actor!r} was withdrawn before it started, because "
+            "the task awaiting it was cancelled; it will not run. Send it again if it is "
+            "still wanted"
         )

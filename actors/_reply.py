@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Generator
+from functools import partial
 from typing import Any, Generic, Protocol, TypeVar
 
 from stateward.core._arguments import check_timeout
 
 from ._context import current_cell
-from ._errors import ActorTimeout, SelfCallError
+from ._errors import ActorTimeout, RequestCancelled, SelfCallError
+from ._loop_inbox import expire, inbox_for
 from .stores._group_commit import flush_staged
 
 T = TypeVar("T")
@@ -48,7 +50,8 @@ class Reply(Generic[T]):
       answer, right after it is set (the host's worker that ran the request,
       a caller's thread that ran it inline, or the thread of a caller whose
       wait timed out and withdrew it).
-    - ``await reply`` waits without blocking the event loop.
+    - ``await reply`` waits without blocking the event loop; cancelling the
+      awaiting task withdraws a request not yet started, as a timeout does.
 
     A request whose wait timed out before the actor started it is withdrawn and
     never runs (see `ActorTimeout`); the reply is then answered with that
@@ -190,6 +193,13 @@ class Reply(Generic[T]):
             self.set_exception(error)
         return error
 
+    def _cancelled(self) -> None:
+        """The awaiting task was cancelled: withdraw the request as a timeout
+        does (`_timed_out`) if the actor has not started it, answering the
+        reply with `RequestCancelled`; else let it complete."""
+        if self.claim():
+            self.set_exception(RequestCancelled(self._cell.name, self.describe()))
+
     def result(self, timeout: float | None = None) -> T:
         """Wait for the answer and return it, or raise the handler's exception.
 
@@ -227,28 +237,43 @@ class Reply(Generic[T]):
     async def wait(self, timeout: float | None = None) -> T:
         """Await the answer without blocking the event loop.
 
+        The answer reaches the loop through its inbox (`_loop_inbox.py`): the
+        answers set on other threads while the loop is busy wake it once.
+
+        Cancelling the awaiting task (``task.cancel()``, ``asyncio.timeout``,
+        ``asyncio.wait_for``) before the actor has started the request
+        withdraws it, exactly as a timeout does: it never runs, and the reply
+        is answered with `RequestCancelled` (other waiters and done-callbacks
+        see that). Once the actor has started it, it completes and commits;
+        the cancelled task just does not see the answer.
+
         Args:
             timeout: seconds to wait; None means the runtime's default timeout.
+
+        Raises:
+            ActorTimeout: no answer in time.
+            asyncio.CancelledError: the awaiting task was cancelled.
+            Exception: whatever the request raised in the actor.
         """
         if self._status == _PENDING:
             self._refuse_self_wait()
-            loop = asyncio.get_running_loop()
-            waiter: asyncio.Future[None] = loop.create_future()
-
-            def wake(_: Reply[T]) -> None:
-                try:
-                    loop.call_soon_threadsafe(_resolve, waiter)
-                except RuntimeError:  # the loop has closed: its wait ended long ago
-                    pass
-
-            self.add_done_callback(wake)
             if timeout is not None:
                 check_timeout(timeout, "Reply.wait", outcome=_NOT_WAITED)
             seconds = self._cell.default_timeout if timeout is None else timeout
+            loop = asyncio.get_running_loop()
+            # Resolved with True by the answer, with False by the timer.
+            waiter: asyncio.Future[bool] = loop.create_future()
+            self.add_done_callback(partial(inbox_for(loop).deliver, waiter))
+            timer = loop.call_later(seconds, expire, waiter)
             try:
-                await asyncio.wait_for(asyncio.shield(waiter), seconds)
-            except TimeoutError:
-                raise self._timed_out(seconds) from None
+                answered = await waiter
+            except asyncio.CancelledError:
+                self._cancelled()
+                raise
+            finally:
+                timer.cancel()
+            if not answered and self._status == _PENDING:
+                raise self._timed_out(seconds)
         if self._status == _ERROR:
             raise self._outcome
         return self._outcome  # type: ignore[no-any-return]
@@ -260,8 +285,3 @@ class Reply(Generic[T]):
 
 #: What a refused timeout of a reply left undone: only the wait.
 _NOT_WAITED = "nothing waited (the request itself was sent, and is answered as usual)"
-
-
-def _resolve(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)

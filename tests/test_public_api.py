@@ -45,6 +45,22 @@ def test_every_public_name_imports_and_is_documented(package: str) -> None:
             assert own, f"{package}.{name} only inherits its docstring"
 
 
+def test_pinned_methods_exist_and_are_documented() -> None:
+    """A line ``package.Class.method`` pins a public method of a public class
+    (the awaited calls of the handles, ``StateMachine.atransition``...)."""
+    methods = {m: names for m, names in _pinned().items() if m not in PACKAGES}
+    assert methods
+    for owner, names in methods.items():
+        package, _, class_name = owner.rpartition(".")
+        assert package in PACKAGES, f"{owner}: not a class of a pinned package"
+        cls = getattr(importlib.import_module(package), class_name)
+        assert class_name in importlib.import_module(package).__all__, owner
+        for name in names:
+            member = getattr(cls, name)  # AttributeError if the pin lies
+            assert inspect.isroutine(member), f"{owner}.{name} is not a method"
+            assert member.__doc__, f"{owner}.{name} has no docstring"
+
+
 def test_core_does_not_import_actors_or_pykka() -> None:
     core = Path(importlib.import_module("stateward.core").__file__).parent
     for source in core.glob("*.py"):

@@ -10,6 +10,8 @@ the answer (with a finite timeout), ``request_*`` calls return a `Reply` at once
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -22,6 +24,7 @@ from stateward.core._persist import KindCodec
 from .._cell import Cell
 from .._context import current_cell
 from .._errors import SelfCallError
+from .._loop_inbox import inbox_for
 from .._reply import Reply
 from .._runtime import Runtime, current_runtime, stop_request
 from .._supervisor import Supervisor
@@ -173,7 +176,9 @@ class ActorHandle:
             raise SelfCallError(
                 cell.name,
                 request.describe(),
-                where="an async hook on the runtime's event loop (await the request_* form there)",
+                where="an async hook on the runtime's event loop",
+                fix="Await the call's awaited form there (atransition, aupdate_state, amodify, "
+                "aupdate_config, ...) or a request_* reply",
             )
         reply: Reply[Any] = Reply(cell, request)
         turn = cell.try_inline() if self._runtime.inline_calls else 0
@@ -262,6 +267,45 @@ class ActorHandle:
             stop_request(cell, "stopped itself", terminal=False, exit=True)
             return
         self._stop("stopped by stop()", timeout, wait=True)
+
+    async def astop(self, timeout: float | None = None) -> None:
+        """Handle what is already queued, then stop the actor for good: the
+        awaited form of `stop`, for coroutines.
+
+        The event loop runs on meanwhile: the stop is waited for on a thread
+        of its own (``stateward:<actor>:stop``), whose end is delivered to
+        the loop like a reply. Cancelling the awaiting task (or its
+        ``asyncio.timeout``) does not take the stop back: the actor stops
+        all the same. Awaited in the actor's own async hook, it only queues
+        the stop, as `stop` does there.
+
+        Raises:
+            InvalidArgument: ``timeout`` is not a number of seconds (nothing
+                is stopped).
+        """
+        if timeout is not None:
+            timeout = check_timeout(timeout, self._where("astop"))
+        cell = self._cell
+        if current_cell.get() is cell:
+            stop_request(cell, "stopped itself", terminal=False, exit=True)
+            return
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[bool] = loop.create_future()
+        inbox = inbox_for(loop)
+        failed: list[BaseException] = []
+
+        def stop() -> None:
+            try:
+                self._stop("stopped by astop()", timeout, wait=True)
+            except BaseException as exc:  # raised where it is awaited
+                failed.append(exc)
+            finally:
+                inbox.deliver(done)
+
+        threading.Thread(target=stop, name=f"stateward:{cell.name}:stop", daemon=True).start()
+        await done
+        if failed:
+            raise failed[0]
 
     def _stop(self, reason: str, timeout: float | None, *, wait: bool) -> None:
         self._runtime._stop_actor(self._cell, reason, timeout, wait=wait)

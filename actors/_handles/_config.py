@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from stateward.core import ConfigChange, ConfigDiff, ConfigHistory, ImmutableState
-from stateward.core._arguments import check_changes, check_payload, check_version
+from stateward.core._arguments import check_changes, check_payload, check_timeout, check_version
 from stateward.core._behaviours import Behaviour, config_behaviour
 from stateward.core._messages import ConfigUpdate, Rollback
 from stateward.core._persist import ConfigCodec
@@ -161,6 +161,63 @@ class ConfigManager(ActorHandle):
         version = check_version(version, where)
         metadata = check_payload(metadata, where, "metadata")
         result: ConfigChange = self._call(Rollback((version, metadata)), timeout)
+        return result
+
+    async def aupdate_config(
+        self,
+        changes: Mapping[str, Any],
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> ConfigChange:
+        """Set top-level keys as a new version and await the commit.
+
+        The awaited form of `update_config`, for coroutines: the event loop
+        runs on meanwhile. The arguments are checked when it is awaited,
+        before anything is sent. Cancelling the awaiting task (or its
+        ``asyncio.timeout``) withdraws the request if the actor has not
+        started it; once started, it completes and commits.
+
+        Raises:
+            InvalidArgument: ``changes`` or ``metadata`` is not a mapping, or
+                ``timeout`` not a number of seconds (nothing is sent).
+            UnencodableValueError: a value cannot be stored (nothing is sent).
+            ActorTimeout: no answer within ``timeout`` (the runtime default).
+            ActorStopped: the actor has stopped.
+        """
+        where = self._where("aupdate_config")
+        changes = check_changes(changes, where, "changes")
+        metadata = check_payload(metadata, where, "metadata")
+        if timeout is not None:
+            timeout = check_timeout(timeout, where)
+        result: ConfigChange = await self._acall(ConfigUpdate((changes, metadata)), timeout)
+        return result
+
+    async def arollback(
+        self,
+        version: int,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> ConfigChange:
+        """Restore ``version``'s config as a new version and await the commit.
+
+        The awaited form of `rollback`; cancelled, it is withdrawn as
+        `aupdate_config` is.
+
+        Raises:
+            InvalidArgument: ``version`` is not an int, ``metadata`` not a
+                mapping, or ``timeout`` not a number of seconds (nothing is sent).
+            UnknownVersionError: no such version.
+            ActorTimeout: no answer within ``timeout`` (the runtime default).
+            ActorStopped: the actor has stopped.
+        """
+        where = self._where("arollback")
+        version = check_version(version, where)
+        metadata = check_payload(metadata, where, "metadata")
+        if timeout is not None:
+            timeout = check_timeout(timeout, where)
+        result: ConfigChange = await self._acall(Rollback((version, metadata)), timeout)
         return result
 
     def request_update(

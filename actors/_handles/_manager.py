@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from stateward.core import ImmutableState, StoreSnapshot
-from stateward.core._arguments import check_callable, check_changes
+from stateward.core._arguments import check_callable, check_changes, check_timeout
 from stateward.core._behaviours import Behaviour, manager_behaviour
 from stateward.core._messages import Modify, Update
 from stateward.core._persist import ManagerCodec
@@ -117,6 +117,55 @@ class StateManager(ActorHandle):
         """
         check_callable(fn, self._where("modify"), "fn")
         result: ImmutableState = self._call(Modify((fn,)), timeout)
+        return result
+
+    async def aupdate_state(
+        self, changes: Mapping[str, Any], *, timeout: float | None = None
+    ) -> ImmutableState:
+        """Set keys (a shallow merge) and await the commit; return the new state.
+
+        The awaited form of `update_state`, for coroutines: the event loop runs
+        on meanwhile. The arguments are checked when it is awaited, before
+        anything is sent. Cancelling the awaiting task (or its
+        ``asyncio.timeout``) withdraws the request if the actor has not
+        started it; once started, it completes and commits.
+
+        Raises:
+            InvalidArgument: ``changes`` is not a mapping, or ``timeout`` not a
+                number of seconds (nothing is sent).
+            UnencodableValueError: a value cannot be stored (nothing is sent).
+            ActorTimeout: no answer within ``timeout`` (the runtime default).
+            ActorStopped: the actor has stopped.
+        """
+        where = self._where("aupdate_state")
+        changes = check_changes(changes, where, "changes")
+        if timeout is not None:
+            timeout = check_timeout(timeout, where)
+        result: ImmutableState = await self._acall(Update((changes,)), timeout)
+        return result
+
+    async def amodify(
+        self, fn: Callable[[ImmutableState], Any], *, timeout: float | None = None
+    ) -> ImmutableState:
+        """Run ``fn(state) -> new state`` inside the actor and await the commit.
+
+        The awaited form of `modify`: an atomic read-modify-write. ``fn`` (a
+        function or a coroutine function) runs in the actor, not on the
+        awaiting loop. If it raises, nothing changes and the error comes back
+        here. Cancelling the awaiting task withdraws the request if the actor
+        has not started it; once started, it completes and commits.
+
+        Raises:
+            InvalidArgument: ``fn`` is not callable, or ``timeout`` not a number
+                of seconds (nothing is sent).
+            ActorTimeout: no answer within ``timeout`` (the runtime default).
+            ActorStopped: the actor has stopped.
+        """
+        where = self._where("amodify")
+        check_callable(fn, where, "fn")
+        if timeout is not None:
+            timeout = check_timeout(timeout, where)
+        result: ImmutableState = await self._acall(Modify((fn,)), timeout)
         return result
 
     def request_update(
