@@ -19,6 +19,7 @@ reaches the running one through the small `Running` protocol below.
 from __future__ import annotations
 
 import concurrent.futures
+import contextvars
 import datetime
 import inspect
 import logging
@@ -41,7 +42,7 @@ from stateward.core._suspend import Suspended
 from ._cell_state import CellState, callback_locks, commit_locks, observer_locks
 from ._cell_watch import unwatch, watch
 from ._clock import Timer
-from ._context import current_cell
+from ._context import as_cell, current_cell
 from ._errors import ActorCrashed, ActorStopped
 from ._mailbox import Mailbox
 from ._reply import Reply
@@ -111,7 +112,7 @@ class Owner(Protocol):
     def _report(self, report: ErrorReport) -> None: ...
 
     def _submit_async(
-        self, awaitable: Awaitable[Any], cell: Cell
+        self, awaitable: Awaitable[Any], cell: Cell, context: contextvars.Context | None = None
     ) -> concurrent.futures.Future[Any]: ...
 
 
@@ -444,10 +445,12 @@ class Cell(CellState):
             if watched:
                 watch(self, message, generation)
         try:
+            # In the sender's context (copied with the request), as this cell.
             if resume is None:
-                commit = (self.behaviour or self.bind())(old, message.request)
+                behaviour = self.behaviour or self.bind()
+                commit = message.context.run(as_cell, self, behaviour, old, message.request)
             else:
-                commit = resume()
+                commit = message.context.run(as_cell, self, resume)
         except BaseException as exc:  # the snapshot is untouched
             if self.staged is not None:
                 # Answer what ran before it first (a failed write fences it),
@@ -502,15 +505,19 @@ class Cell(CellState):
     def after_commit(self, message: Reply[Any], outcome: Outcome, old: Any) -> None:
         """Once ``outcome`` is committed and published: run its after-commit
         work and the observers, then answer ``message`` (answered even if
-        they raise; their errors are reported, the commit stands)."""
+        they raise; their errors are reported, the commit stands), in the
+        request's context, as the behaviour ran."""
         try:
-            after = outcome.after
-            if after is not None:
-                self.report_failures(run_after_commit(after, self.run_async))
-            if self.observers:
-                self.notify_observers(old, outcome.snapshot)
+            message.context.run(as_cell, self, self._after, outcome, old)
         finally:
             message.set_result(outcome.reply)
+
+    def _after(self, outcome: Outcome, old: Any) -> None:
+        after = outcome.after
+        if after is not None:
+            self.report_failures(run_after_commit(after, self.run_async))
+        if self.observers:
+            self.notify_observers(old, outcome.snapshot)
 
     def _answer_fenced(self, message: Reply[Any]) -> None:
         """Answer a request that an incarnation fenced off meanwhile ran: it

@@ -39,6 +39,7 @@ incarnation and its worker only the small protocols below.
 from __future__ import annotations
 
 import concurrent.futures
+import contextvars
 import inspect
 from typing import Any, NoReturn, Protocol
 
@@ -138,17 +139,22 @@ def suspend(cell: Cell, message: Reply[Any], generation: int, step: Suspended) -
     step.__traceback__ = None  # keep no finished frames of this thread alive
     suspension = Suspension(cell, message, generation, turn, owner, step)
     owner.suspended = suspension
-    future = suspension.future = _start(cell, generation, step)
+    # The awaitable runs in a copy of the request's context (what its hooks
+    # have set so far included); the request goes on in the context itself.
+    future = suspension.future = _start(cell, generation, step, message.context.copy())
     future.add_done_callback(suspension.ready)
     return SUSPENDED
 
 
-def _start(cell: Cell, generation: int, step: Suspended) -> concurrent.futures.Future[Any]:
-    """Start ``step.awaitable`` on the runtime's event loop, where a fence of
+def _start(
+    cell: Cell, generation: int, step: Suspended, context: contextvars.Context | None = None
+) -> concurrent.futures.Future[Any]:
+    """Start ``step.awaitable`` on the runtime's event loop, in ``context``
+    (by default a copy of the calling thread's), where a fence of
     ``generation`` (a deadline, a shutdown giving up) cancels it: one that
     came first, before it was started, cancels it at once."""
     try:
-        future = cell.runtime._submit_async(step.awaitable, cell)
+        future = cell.runtime._submit_async(step.awaitable, cell, context)
     except BaseException as exc:  # no loop to run it on: the awaitable fails
         if inspect.iscoroutine(step.awaitable):
             step.awaitable.close()  # never started: no "never awaited" warning
