@@ -42,7 +42,7 @@ from stateward.core._suspend import Suspended
 from ._cell_state import CellState, callback_locks, commit_locks, observer_locks
 from ._cell_watch import unwatch, watch
 from ._clock import Timer
-from ._context import as_cell, current_cell
+from ._context import as_cell
 from ._errors import ActorCrashed, ActorStopped
 from ._mailbox import Mailbox
 from ._reply import Reply
@@ -564,15 +564,16 @@ class Cell(CellState):
         return turn
 
     def process_inline(self, message: Reply[Any], turn: int) -> None:
-        """Run ``message`` on the calling thread, which holds ``turn``."""
-        token = current_cell.set(self)
+        """Run ``message`` on the calling thread, which holds ``turn``.
+
+        Its code runs in the request's context, as this cell (`process`):
+        the caller's own context is left as it was."""
         crash = None
         owner = self.running  # stays the turn's owner while we hold the turn
         try:
             if message.claim():
                 crash = self.process(message, self.generation)
         finally:
-            current_cell.reset(token)
             if crash is not SUSPENDED:  # else the request keeps the turn; a worker goes on
                 self.mailbox.give_turn(turn)
                 if self.mailbox.queue or not self.ready:
