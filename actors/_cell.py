@@ -439,18 +439,19 @@ class Cell(CellState):
         if old is None:
             old = self.snapshot
         watched = self.deadline is not None
+        context = message.context  # the sender's (see Reply.context)
+        assert context is not None, "a request that has run and been answered runs no more"
         if resume is None:  # a resumed request was counted and watched when it began
             self.messages += 1
             self.used = True
             if watched:
                 watch(self, message, generation)
         try:
-            # In the sender's context (copied with the request), as this cell.
             if resume is None:
                 behaviour = self.behaviour or self.bind()
-                commit = message.context.run(as_cell, self, behaviour, old, message.request)
+                commit = context.run(as_cell, self, behaviour, old, message.request)
             else:
-                commit = message.context.run(as_cell, self, resume)
+                commit = context.run(as_cell, self, resume)
         except BaseException as exc:  # the snapshot is untouched
             if self.staged is not None:
                 # Answer what ran before it first (a failed write fences it),
@@ -467,6 +468,7 @@ class Cell(CellState):
             self.last_error = exc
             if self.is_crash(exc):
                 return exc
+            message.context = None  # answered here: let the sender's context go
             message.set_exception(exc)
             return None
         if watched:
@@ -499,6 +501,7 @@ class Cell(CellState):
         if commit.after is not None or self.observers:
             self.after_commit(message, commit, old)
         else:
+            message.context = None
             message.set_result(commit.reply)
         return None
 
@@ -507,9 +510,12 @@ class Cell(CellState):
         work and the observers, then answer ``message`` (answered even if
         they raise; their errors are reported, the commit stands), in the
         request's context, as the behaviour ran."""
+        context = message.context
+        assert context is not None, "a request that has run and been answered runs no more"
         try:
-            message.context.run(as_cell, self, self._after, outcome, old)
+            context.run(as_cell, self, self._after, outcome, old)
         finally:
+            message.context = None
             message.set_result(outcome.reply)
 
     def _after(self, outcome: Outcome, old: Any) -> None:
@@ -564,10 +570,8 @@ class Cell(CellState):
         return turn
 
     def process_inline(self, message: Reply[Any], turn: int) -> None:
-        """Run ``message`` on the calling thread, which holds ``turn``.
-
-        Its code runs in the request's context, as this cell (`process`):
-        the caller's own context is left as it was."""
+        """Run ``message`` on the calling thread, which holds ``turn`` (its
+        code in the request's context, as this cell: see `process`)."""
         crash = None
         owner = self.running  # stays the turn's owner while we hold the turn
         try:

@@ -77,9 +77,11 @@ class Reply(Generic[T]):
         #: cell's behaviour, or a stop request.
         self.request = request
         #: The sender's context variables, copied now (O(1): the copy shares
-        #: the sender's mapping): the request's code runs in it, so it sees
-        #: what the sender set, and what it sets itself stays in it.
-        self.context = contextvars.copy_context()
+        #: the sender's mapping): the request's code runs in it (`Cell.process`),
+        #: so it sees what the sender set, and what it sets stays there. None
+        #: once the request has run and been answered: a reply kept around
+        #: does not keep the sender's values alive.
+        self.context: contextvars.Context | None = contextvars.copy_context()
         self._status = _PENDING
         self._outcome: Any = None
         # Made by the first thread that has to wait (most replies are done

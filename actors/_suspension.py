@@ -141,7 +141,9 @@ def suspend(cell: Cell, message: Reply[Any], generation: int, step: Suspended) -
     owner.suspended = suspension
     # The awaitable runs in a copy of the request's context (what its hooks
     # have set so far included); the request goes on in the context itself.
-    future = suspension.future = _start(cell, generation, step, message.context.copy())
+    context = message.context
+    assert context is not None  # it has not been answered: it runs
+    future = suspension.future = _start(cell, generation, step, context.copy())
     future.add_done_callback(suspension.ready)
     return SUSPENDED
 
