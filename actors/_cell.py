@@ -417,7 +417,7 @@ class Cell(CellState):
         self,
         message: Reply[Any],
         generation: int,
-        resume: Callable[[], Any] | None = None,
+        resume: Behaviour | None = None,
     ) -> BaseException | None:
         """Run one claimed request. Returns the cause if it crashed the actor,
         `FENCED` if the incarnation ``generation`` was fenced off meanwhile
@@ -425,8 +425,12 @@ class Cell(CellState):
         if it waits for an awaitable (the run must return and keep the turn:
         `_suspension.py`), else None.
 
-        ``resume``: a suspended request going on; it returns the behaviour's
-        outcome (or raises, or suspends again) in place of calling it.
+        ``resume``: a suspended request going on, called in place of the
+        behaviour (with the same arguments, which it may ignore): it returns
+        the behaviour's outcome, or raises, or suspends again.
+
+        The behaviour (or ``resume``) runs in the request's context, a copy of
+        its sender's (`Reply.context`), as this cell (`as_cell`).
 
         A request that crashed the actor is left unanswered here: the
         lifecycle answers it once the supervisor has decided what follows, so
@@ -439,7 +443,7 @@ class Cell(CellState):
         if old is None:
             old = self.snapshot
         watched = self.deadline is not None
-        context = message.context  # the sender's (see Reply.context)
+        context = message.context
         assert context is not None, "a request that has run and been answered runs no more"
         if resume is None:  # a resumed request was counted and watched when it began
             self.messages += 1
@@ -447,11 +451,8 @@ class Cell(CellState):
             if watched:
                 watch(self, message, generation)
         try:
-            if resume is None:
-                behaviour = self.behaviour or self.bind()
-                commit = context.run(as_cell, self, behaviour, old, message.request)
-            else:
-                commit = context.run(as_cell, self, resume)
+            step = resume or self.behaviour or self.bind()
+            commit = context.run(as_cell, self, step, old, message.request)
         except BaseException as exc:  # the snapshot is untouched
             if self.staged is not None:
                 # Answer what ran before it first (a failed write fences it),

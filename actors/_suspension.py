@@ -107,9 +107,10 @@ class Suspension:
         assert worker is not None  # attached by `suspend`
         worker.resume()
 
-    def outcome(self) -> Any:
-        """On the worker that goes on: the behaviour's next step, given what
-        the awaitable returned or raised."""
+    def outcome(self, snapshot: Any, request: Any) -> Any:
+        """On the worker that goes on, in place of the behaviour (see
+        `Cell.process`): its next step, given what the awaitable returned or
+        raised."""
         future = self.future
         assert future is not None and future.done()
         try:
@@ -135,7 +136,7 @@ def suspend(cell: Cell, message: Reply[Any], generation: int, step: Suspended) -
         return cell.process(message, generation, _cancelled)
     worker = owner.attached()  # one that started inline has none yet
     if worker is None or not worker.hold():
-        return cell.process(message, generation, lambda: _wait_here(cell, generation, step))
+        return cell.process(message, generation, lambda *_: _wait_here(cell, generation, step))
     step.__traceback__ = None  # keep no finished frames of this thread alive
     suspension = Suspension(cell, message, generation, turn, owner, step)
     owner.suspended = suspension
@@ -171,7 +172,7 @@ def _start(
     return future
 
 
-def _cancelled() -> NoReturn:
+def _cancelled(snapshot: Any, request: Any) -> NoReturn:
     raise concurrent.futures.CancelledError()
 
 
