@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import logging
 import random
 import threading
+import weakref
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -333,6 +335,39 @@ def test_concurrent_callers_each_see_their_own_request_id(
     assert len(seen.by_request) == len(plans) * per_thread
     assert seen.wrong() == {}
     assert all(len(hooks) == len(SYNC_HOOKS) for hooks in seen.by_request.values())
+
+
+class Span:
+    """An object a caller keeps in a ContextVar (a trace span, a session)."""
+
+
+span: contextvars.ContextVar[Span | None] = contextvars.ContextVar("test_span", default=None)
+
+
+def test_hooks_get_the_senders_objects_and_an_answered_reply_lets_them_go(
+    queued_runtime: Runtime,
+) -> None:
+    got: list[bool] = []
+    flow = MachineBuilder("open", {"open": ["open"]})
+
+    @flow.guard
+    def check(ctx: Any) -> bool:
+        got.append(isinstance(span.get(), Span))
+        return True
+
+    machine = StateMachine(flow, runtime=queued_runtime)
+
+    def serve() -> tuple[Any, weakref.ref[Span]]:
+        current = Span()
+        span.set(current)
+        reply = machine.request_transition("open")
+        reply.result(WAIT)
+        return reply, weakref.ref(current)
+
+    reply, gone = contextvars.copy_context().run(serve)
+    gc.collect()
+    assert got == [True]
+    assert reply.done() and gone() is None, "an answered reply keeps its sender's context alive"
 
 
 # -- from asyncio --------------------------------------------------------------------------
