@@ -19,6 +19,7 @@ reaches the running one through the small `Running` protocol below.
 from __future__ import annotations
 
 import concurrent.futures
+import contextvars
 import datetime
 import inspect
 import logging
@@ -41,7 +42,7 @@ from stateward.core._suspend import Suspended
 from ._cell_state import CellState, callback_locks, commit_locks, observer_locks
 from ._cell_watch import unwatch, watch
 from ._clock import Timer
-from ._context import current_cell
+from ._context import as_cell
 from ._errors import ActorCrashed, ActorStopped
 from ._mailbox import Mailbox
 from ._reply import Reply
@@ -111,7 +112,7 @@ class Owner(Protocol):
     def _report(self, report: ErrorReport) -> None: ...
 
     def _submit_async(
-        self, awaitable: Awaitable[Any], cell: Cell
+        self, awaitable: Awaitable[Any], cell: Cell, context: contextvars.Context | None = None
     ) -> concurrent.futures.Future[Any]: ...
 
 
@@ -416,7 +417,7 @@ class Cell(CellState):
         self,
         message: Reply[Any],
         generation: int,
-        resume: Callable[[], Any] | None = None,
+        resume: Behaviour | None = None,
     ) -> BaseException | None:
         """Run one claimed request. Returns the cause if it crashed the actor,
         `FENCED` if the incarnation ``generation`` was fenced off meanwhile
@@ -424,8 +425,12 @@ class Cell(CellState):
         if it waits for an awaitable (the run must return and keep the turn:
         `_suspension.py`), else None.
 
-        ``resume``: a suspended request going on; it returns the behaviour's
-        outcome (or raises, or suspends again) in place of calling it.
+        ``resume``: a suspended request going on, called in place of the
+        behaviour (with the same arguments, which it may ignore): it returns
+        the behaviour's outcome, or raises, or suspends again.
+
+        The behaviour (or ``resume``) runs in the request's context, a copy of
+        its sender's (`Reply.context`), as this cell (`as_cell`).
 
         A request that crashed the actor is left unanswered here: the
         lifecycle answers it once the supervisor has decided what follows, so
@@ -438,16 +443,16 @@ class Cell(CellState):
         if old is None:
             old = self.snapshot
         watched = self.deadline is not None
+        context = message.context
+        assert context is not None, "a request that has run and been answered runs no more"
         if resume is None:  # a resumed request was counted and watched when it began
             self.messages += 1
             self.used = True
             if watched:
                 watch(self, message, generation)
         try:
-            if resume is None:
-                commit = (self.behaviour or self.bind())(old, message.request)
-            else:
-                commit = resume()
+            step = resume or self.behaviour or self.bind()
+            commit = context.run(as_cell, self, step, old, message.request)
         except BaseException as exc:  # the snapshot is untouched
             if self.staged is not None:
                 # Answer what ran before it first (a failed write fences it),
@@ -464,6 +469,7 @@ class Cell(CellState):
             self.last_error = exc
             if self.is_crash(exc):
                 return exc
+            message.context = None  # answered here: let the sender's context go
             message.set_exception(exc)
             return None
         if watched:
@@ -496,21 +502,29 @@ class Cell(CellState):
         if commit.after is not None or self.observers:
             self.after_commit(message, commit, old)
         else:
+            message.context = None
             message.set_result(commit.reply)
         return None
 
     def after_commit(self, message: Reply[Any], outcome: Outcome, old: Any) -> None:
         """Once ``outcome`` is committed and published: run its after-commit
         work and the observers, then answer ``message`` (answered even if
-        they raise; their errors are reported, the commit stands)."""
+        they raise; their errors are reported, the commit stands), in the
+        request's context, as the behaviour ran."""
+        context = message.context
+        assert context is not None, "a request that has run and been answered runs no more"
         try:
-            after = outcome.after
-            if after is not None:
-                self.report_failures(run_after_commit(after, self.run_async))
-            if self.observers:
-                self.notify_observers(old, outcome.snapshot)
+            context.run(as_cell, self, self._after, outcome, old)
         finally:
+            message.context = None
             message.set_result(outcome.reply)
+
+    def _after(self, outcome: Outcome, old: Any) -> None:
+        after = outcome.after
+        if after is not None:
+            self.report_failures(run_after_commit(after, self.run_async))
+        if self.observers:
+            self.notify_observers(old, outcome.snapshot)
 
     def _answer_fenced(self, message: Reply[Any]) -> None:
         """Answer a request that an incarnation fenced off meanwhile ran: it
@@ -557,15 +571,14 @@ class Cell(CellState):
         return turn
 
     def process_inline(self, message: Reply[Any], turn: int) -> None:
-        """Run ``message`` on the calling thread, which holds ``turn``."""
-        token = current_cell.set(self)
+        """Run ``message`` on the calling thread, which holds ``turn`` (its
+        code in the request's context, as this cell: see `process`)."""
         crash = None
         owner = self.running  # stays the turn's owner while we hold the turn
         try:
             if message.claim():
                 crash = self.process(message, self.generation)
         finally:
-            current_cell.reset(token)
             if crash is not SUSPENDED:  # else the request keeps the turn; a worker goes on
                 self.mailbox.give_turn(turn)
                 if self.mailbox.queue or not self.ready:

@@ -19,6 +19,21 @@ current_cell: contextvars.ContextVar[Any] = contextvars.ContextVar(
     "stateward_current_cell", default=None
 )
 
+
+def as_cell(cell: Any, fn: Callable[[Any, Any], Any], first: Any, second: Any) -> Any:
+    """``fn(first, second)`` as ``cell``'s own code: what a request's
+    behaviour step, after-commit hooks and observers run through, in the
+    request's context (``reply.context.run(as_cell, cell, fn, ...)``; two
+    arguments, not ``*args``: it runs for every request).
+
+    That context is a copy of the sender's, so ``current_cell`` in it is the
+    sender's (None, or the cell whose hook sent it) until set here; it stays
+    set in that copy, which belongs to the one request, so it needs no reset.
+    """
+    current_cell.set(cell)
+    return fn(first, second)
+
+
 #: The runtime of the innermost ``with Runtime(...)`` block of this context, and
 #: the value it replaced (so nested blocks restore the outer one): a pair, or
 #: None. Threads start with an empty context; asyncio tasks copy theirs.

@@ -8,6 +8,7 @@ given done-callbacks, or awaited from asyncio without blocking the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from collections.abc import Callable, Generator
 from functools import partial
@@ -56,6 +57,10 @@ class Reply(Generic[T]):
     A request whose wait timed out before the actor started it is withdrawn and
     never runs (see `ActorTimeout`); the reply is then answered with that
     error, so every other waiter and done-callback learns of it at once.
+
+    The sender's `contextvars` are copied when the reply is made: the
+    request's hooks, guards, after-commit hooks and observers run in that
+    copy (``context``), whichever thread runs them.
     """
 
     __slots__ = (
@@ -65,6 +70,7 @@ class Reply(Generic[T]):
         "_done",
         "_outcome",
         "_status",
+        "context",
         "request",
     )
 
@@ -73,6 +79,12 @@ class Reply(Generic[T]):
         #: What was asked: a frozen message (`stateward.core._messages`) for the
         #: cell's behaviour, or a stop request.
         self.request = request
+        #: The sender's context variables, copied now (O(1): the copy shares
+        #: the sender's mapping): the request's code runs in it (`Cell.process`),
+        #: so it sees what the sender set, and what it sets stays there. None
+        #: once the request has run and been answered: a reply kept around
+        #: does not keep the sender's values alive.
+        self.context: contextvars.Context | None = contextvars.copy_context()
         self._status = _PENDING
         self._outcome: Any = None
         # Made by the first thread that has to wait (most replies are done

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextvars
 import itertools
 import logging
 import math
@@ -447,17 +448,18 @@ class Runtime:
     # -- the event loop for async hooks ----------------------------------------------
 
     def _submit_async(
-        self, awaitable: Awaitable[Any], cell: Cell
+        self, awaitable: Awaitable[Any], cell: Cell, context: contextvars.Context | None = None
     ) -> concurrent.futures.Future[Any]:
         """Start a hook's ``awaitable`` on the runtime's event loop (made on
-        first use); cancelling the future cancels it."""
+        first use), as a task in ``context`` (a copy of the calling thread's
+        by default: `AsyncHost.submit`); cancelling the future cancels it."""
         host = self._host
         if host is None:
             with self._lock:
                 if self._host is None:
                     self._host = AsyncHost(self.name)
                 host = self._host
-        return host.submit(awaitable, cell)
+        return host.submit(awaitable, cell, context)
 
     def in_event_loop_thread(self) -> bool:
         """Whether the calling thread is this runtime's event loop thread."""

@@ -39,6 +39,7 @@ incarnation and its worker only the small protocols below.
 from __future__ import annotations
 
 import concurrent.futures
+import contextvars
 import inspect
 from typing import Any, NoReturn, Protocol
 
@@ -106,9 +107,10 @@ class Suspension:
         assert worker is not None  # attached by `suspend`
         worker.resume()
 
-    def outcome(self) -> Any:
-        """On the worker that goes on: the behaviour's next step, given what
-        the awaitable returned or raised."""
+    def outcome(self, snapshot: Any, request: Any) -> Any:
+        """On the worker that goes on, in place of the behaviour (see
+        `Cell.process`): its next step, given what the awaitable returned or
+        raised."""
         future = self.future
         assert future is not None and future.done()
         try:
@@ -134,21 +136,28 @@ def suspend(cell: Cell, message: Reply[Any], generation: int, step: Suspended) -
         return cell.process(message, generation, _cancelled)
     worker = owner.attached()  # one that started inline has none yet
     if worker is None or not worker.hold():
-        return cell.process(message, generation, lambda: _wait_here(cell, generation, step))
+        return cell.process(message, generation, lambda *_: _wait_here(cell, generation, step))
     step.__traceback__ = None  # keep no finished frames of this thread alive
     suspension = Suspension(cell, message, generation, turn, owner, step)
     owner.suspended = suspension
-    future = suspension.future = _start(cell, generation, step)
+    # The awaitable runs in a copy of the request's context (what its hooks
+    # have set so far included); the request goes on in the context itself.
+    context = message.context
+    assert context is not None  # it has not been answered: it runs
+    future = suspension.future = _start(cell, generation, step, context.copy())
     future.add_done_callback(suspension.ready)
     return SUSPENDED
 
 
-def _start(cell: Cell, generation: int, step: Suspended) -> concurrent.futures.Future[Any]:
-    """Start ``step.awaitable`` on the runtime's event loop, where a fence of
+def _start(
+    cell: Cell, generation: int, step: Suspended, context: contextvars.Context | None = None
+) -> concurrent.futures.Future[Any]:
+    """Start ``step.awaitable`` on the runtime's event loop, in ``context``
+    (by default a copy of the calling thread's), where a fence of
     ``generation`` (a deadline, a shutdown giving up) cancels it: one that
     came first, before it was started, cancels it at once."""
     try:
-        future = cell.runtime._submit_async(step.awaitable, cell)
+        future = cell.runtime._submit_async(step.awaitable, cell, context)
     except BaseException as exc:  # no loop to run it on: the awaitable fails
         if inspect.iscoroutine(step.awaitable):
             step.awaitable.close()  # never started: no "never awaited" warning
@@ -163,7 +172,7 @@ def _start(cell: Cell, generation: int, step: Suspended) -> concurrent.futures.F
     return future
 
 
-def _cancelled() -> NoReturn:
+def _cancelled(snapshot: Any, request: Any) -> NoReturn:
     raise concurrent.futures.CancelledError()
 
 
