@@ -73,7 +73,10 @@ LAYERS: list[tuple[str, list[str]]] = [
         ["stateward.actors._errors", "stateward.actors._clock", "stateward.actors._context"],
     ),
     ("actors: stores", ["stateward.actors.stores"]),
-    ("actors: replies and mailboxes", ["stateward.actors._reply", "stateward.actors._mailbox"]),
+    (
+        "actors: replies and mailboxes",
+        ["stateward.actors._reply", "stateward.actors._backpressure", "stateward.actors._mailbox"],
+    ),
     (
         "actors: cells",
         [
