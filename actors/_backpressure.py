@@ -266,7 +266,8 @@ async def wait_for_room(
                 await waiter.future
         except TimeoutError:
             _leave(mailbox, waiter)
-            raise _timed_out(actor, message, limit, seconds) from None
+            error = _timed_out(actor, message, limit, seconds)
+            raise error from error.__cause__  # not the loop's own TimeoutError
         except BaseException:
             _leave(mailbox, waiter)
             raise

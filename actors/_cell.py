@@ -176,6 +176,7 @@ class Cell(CellState):
     #: The kind's behaviour from core, bound to this cell on its first
     #: request (`bind`, through ``maker``); None until then.
     behaviour: Behaviour | None
+    runtime: Owner
 
     def __init__(
         self,

@@ -25,7 +25,7 @@ import itertools
 import threading
 from typing import Any, Protocol
 
-from ._backpressure import wake_all, waiting
+from ._backpressure import waiting, wake_all
 from ._reply import Reply
 
 #: How many locks guard the making and dropping of queues, for all mailboxes.

@@ -208,9 +208,7 @@ class Runtime:
                 "be read (stateward inspect) but cannot run actors; open it without readonly=True"
             )
         #: The default bound on requests waiting in a mailbox (`_backpressure`).
-        self.mailbox_limit = check_mailbox_limit(
-            mailbox_limit, "Runtime", "no runtime was created"
-        )
+        self.mailbox_limit = check_mailbox_limit(mailbox_limit, "Runtime", "no runtime was created")
         self.name = name or f"runtime-{next(_names)}"
         self.default_timeout = float(default_timeout)
         self.error_handler = error_handler
