@@ -16,6 +16,10 @@ turn up looks at the queue once more afterwards (`Mailbox.kick`), so a
 message appended while the turn was held is never left behind. A blocking
 call that finds the queue empty and the turn free may take the turn and run
 its message on its own thread (an inline call).
+
+A sender to an actor with a mailbox limit offers instead of putting
+(`Mailbox.offer`): it is refused, nothing queued, when the limit is reached
+(see `_backpressure`). The limit is not the mailbox's: it is passed in.
 """
 
 from __future__ import annotations
