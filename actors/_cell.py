@@ -103,6 +103,8 @@ class Owner(Protocol):
     clock: Callable[[], datetime.datetime]
     store: Store
     runtime_id: str
+    #: The default bound on requests waiting in a mailbox (`_backpressure`).
+    mailbox_limit: int | None
     #: Passivates idle actors (`_passivation.Passivation`), if the runtime does.
     passivation: Any
     #: The store's ``stage_entry`` if it can stage commits in a pooled
@@ -175,6 +177,7 @@ class Cell(CellState):
     #: The kind's behaviour from core, bound to this cell on its first
     #: request (`bind`, through ``maker``); None until then.
     behaviour: Behaviour | None
+    runtime: Owner
 
     def __init__(
         self,
@@ -378,6 +381,8 @@ class Cell(CellState):
     def stats(self) -> ActorStats:
         error = self.last_error
         snapshot = self.snapshot  # None: passivated, and the version is the one dropped
+        depth = self.mailbox.qsize()
+        limit = self.room_limit()
         return ActorStats(
             name=self.name,
             kind=self.kind,
@@ -385,12 +390,14 @@ class Cell(CellState):
             messages=self.messages,
             failures=self.failures,
             hook_errors=self.hook_errors,
-            queue_depth=self.mailbox.qsize(),
+            queue_depth=depth,
             version=self.dropped_version if snapshot is None else self.version_of(snapshot),
             last_error=None if error is None else repr(error),
             restarts=self.restarts,
             generation=self.generation,
             passive=self.passive,
+            mailbox_limit=limit,
+            at_limit=limit is not None and depth >= limit,
         )
 
     def release(self) -> None:

@@ -65,6 +65,7 @@ class Extra:
         "hook_errors",
         "inflight",
         "last_error",
+        "mailbox_limit",
         "on_error",
         "on_start",
         "passive",
@@ -82,6 +83,7 @@ class Extra:
     hook_errors: int
     inflight: Any
     last_error: BaseException | None
+    mailbox_limit: int | None
     on_error: str
     on_start: Callable[[Any], Any] | None
     passive: bool
@@ -143,6 +145,9 @@ class CellState:
 
     __slots__ = ("_extra", "_stopped")
 
+    #: The runtime that owns the cell (a slot of `_cell.Cell`).
+    runtime: Any
+
     #: The async hook the turn's holder is waiting for, if any.
     awaiting: Rare[concurrent.futures.Future[Any] | None] = Rare(None)
     failures: Rare[int] = Rare(0)
@@ -150,6 +155,8 @@ class CellState:
     #: The request a deadline watches, while it runs.
     inflight: Rare[Any] = Rare(None)
     last_error: Rare[BaseException | None] = Rare(None)
+    #: Its handle's ``mailbox_limit=``; None: its runtime's (`room_limit`).
+    mailbox_limit: Rare[int | None] = Rare(None)
     on_error: Rare[str] = Rare("fail")
     on_start: Rare[Callable[[Any], Any] | None] = Rare(None)
     #: Passivated: no incarnation, and the snapshot only in the store
@@ -175,6 +182,15 @@ class CellState:
         self._extra: Extra | None = None
         #: Whether the actor has stopped (its last incarnation ended).
         self._stopped = False
+
+    def room_limit(self) -> int | None:
+        """How many requests may wait in its mailbox: its handle's limit, else
+        its runtime's default; None for no limit (see `_backpressure`)."""
+        extra = self._extra
+        if extra is not None and extra.mailbox_limit is not None:
+            return extra.mailbox_limit
+        limit: int | None = self.runtime.mailbox_limit
+        return limit
 
     def extra(self) -> Extra:
         """The side object, made if it is not there yet."""

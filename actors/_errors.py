@@ -49,12 +49,14 @@ class ActorTimeout(StatewardError, TimeoutError):
             If not, the request was withdrawn and will never run.
     """
 
-    def __init__(self, actor: str, message: str, seconds: float, *, started: bool) -> None:
+    def __init__(
+        self, actor: str, message: str, seconds: float, *, started: bool, fate: str = ""
+    ) -> None:
         self.actor = actor
         self.message = message
         self.seconds = seconds
         self.started = started
-        fate = (
+        fate = fate or (
             "it was already running and may still complete"
             if started
             else "it had not started, was withdrawn, and will not run"
@@ -62,6 +64,32 @@ class ActorTimeout(StatewardError, TimeoutError):
         super().__init__(
             f"no reply from actor {actor!r} to {message} within {seconds:g} s; {fate}. "
             "Pass a larger timeout= or set Runtime(default_timeout=...) if the work is slow"
+        )
+
+
+class MailboxFull(StatewardError):
+    """A request refused because its actor's mailbox is at its limit
+    (``mailbox_limit=`` on the handle, or the runtime's default): that many
+    requests already wait in it. Nothing was sent.
+
+    Only a ``request_*`` call is refused so: a blocking call waits for room
+    within its timeout, an awaited call suspends until there is room.
+
+    Attributes:
+        actor: the actor's name.
+        limit: how many requests may wait in its mailbox.
+        message: the request refused, as ``transition('paid')``.
+    """
+
+    def __init__(self, actor: str, limit: int, message: str) -> None:
+        self.actor = actor
+        self.limit = limit
+        self.message = message
+        super().__init__(
+            f"actor {actor!r} already has {limit} requests waiting in its mailbox, its "
+            f"mailbox_limit, so {message} was refused: nothing was sent. Retry later, use "
+            "the blocking or awaited call (it waits for room within its timeout), or give "
+            "the actor a larger mailbox_limit= (on the handle, or Runtime(mailbox_limit=...))"
         )
 
 

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 from stateward.core._suspend import Suspended
 
+from ._backpressure import room_made, waiting
 from ._cell import FENCED, SUSPENDED, Cell
 from ._context import current_cell
 from ._host import Host, Worker
@@ -147,6 +148,8 @@ class Incarnation:
                 except IndexError:
                     mailbox.drop_queue(queue)  # idle: the queue exists only while requests wait
                     return
+                if waiting:  # senders wait for room in a full mailbox (backpressure)
+                    room_made(mailbox)
                 if not message.claim():
                     continue  # withdrawn: its caller already gave up on it
                 if type(message.request) is Stop:

@@ -16,6 +16,10 @@ turn up looks at the queue once more afterwards (`Mailbox.kick`), so a
 message appended while the turn was held is never left behind. A blocking
 call that finds the queue empty and the turn free may take the turn and run
 its message on its own thread (an inline call).
+
+A sender to an actor with a mailbox limit offers instead of putting
+(`Mailbox.offer`): it is refused, nothing queued, when the limit is reached
+(see `_backpressure`). The limit is not the mailbox's: it is passed in.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import itertools
 import threading
 from typing import Any, Protocol
 
+from ._backpressure import waiting, wake_all
 from ._reply import Reply
 
 #: How many locks guard the making and dropping of queues, for all mailboxes.
@@ -32,6 +37,8 @@ _QUEUE_STRIPES = 64
 _queue_locks = tuple(threading.Lock() for _ in range(_QUEUE_STRIPES))
 #: ... and the taking and giving back of turns.
 _turn_locks = tuple(threading.Lock() for _ in range(_QUEUE_STRIPES))
+#: ... and the counting and appending of senders that offer (`Mailbox.offer`).
+_room_locks = tuple(threading.Lock() for _ in range(_QUEUE_STRIPES))
 #: Turn tokens: each taking of a turn gets a new one (`next` is atomic).
 _tokens = itertools.count(1)
 
@@ -97,6 +104,35 @@ class Mailbox:
             turn = self.take_turn()
             if turn:  # the actor was idle: schedule it
                 self.owner.dispatch(turn)
+
+    def offer(self, item: Reply[Any], limit: int) -> bool:
+        """Queue ``item`` as `put` does, unless ``limit`` requests wait
+        already: then False, and nothing is queued (see `_backpressure`).
+
+        Senders that offer count and append under one lock of a set shared by
+        many mailboxes, and the turn only takes requests off the queue, so
+        they never queue more than ``limit`` between them. A request offered
+        after `close` is answered as refused (True: it was dealt with)."""
+        if self.closed_reason is None:
+            with _room_locks[(id(self) >> 4) % _QUEUE_STRIPES]:
+                queue = self.queue
+                if queue is not None and len(queue) >= limit:
+                    return False
+                if queue is None:
+                    queue = self._open()
+                queue.append(item)
+                if self.queue is not queue:  # dropped meanwhile: move to the current one
+                    self._rescue(queue)
+            if self.closed_reason is None:
+                if not self.turn:
+                    turn = self.take_turn()
+                    if turn:  # the actor was idle: schedule it
+                        self.owner.dispatch(turn)
+                return True
+            self.refuse_queued()  # closed meanwhile: as in `put`
+            return True
+        self.owner._refuse(item)
+        return True
 
     def _open(self) -> collections.deque[Any]:
         with _queue_locks[(id(self) >> 4) % _QUEUE_STRIPES]:
@@ -186,6 +222,8 @@ class Mailbox:
         if self.closed_reason is None:
             self.closed_reason = reason
         self.refuse_queued()
+        if waiting:  # senders wait for room: they find it closed and are refused
+            wake_all(self)
 
     def reopen(self) -> None:
         """Take requests again (a stopped actor that its supervisor restarts)."""

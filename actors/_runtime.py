@@ -21,6 +21,7 @@ from stateward.core._arguments import check_callable
 from stateward.core._machine import WallClock
 
 from ._async_host import AsyncHost
+from ._backpressure import check_mailbox_limit
 from ._cell import Cell, ErrorReport
 from ._clock import SystemClock, Timer
 from ._context import current_block, current_runtime
@@ -140,6 +141,9 @@ class Runtime:
             looked at gets a second chance; a busy one is never passivated).
             None (the default): no limit. With a `SQLiteStore`, a runtime can
             then address more actors than their snapshots would take in memory.
+        mailbox_limit: the default bound on the requests waiting in each
+            actor's mailbox (a handle's own ``mailbox_limit=`` wins); it costs
+            an actor nothing. None (the default): no bound. See the handles.
     """
 
     def __init__(
@@ -158,6 +162,7 @@ class Runtime:
         workers: int | None = None,
         idle_after: float | None = None,
         max_active: int | None = None,
+        mailbox_limit: int | None = None,
     ) -> None:
         seconds = type(idle_after) in (int, float)
         if idle_after is not None and (not seconds or not 0 < idle_after < math.inf):
@@ -203,6 +208,8 @@ class Runtime:
                 f"store {getattr(store, 'path', store)!s} was opened with readonly=True: it can "
                 "be read (stateward inspect) but cannot run actors; open it without readonly=True"
             )
+        #: The default bound on requests waiting in a mailbox (`_backpressure`).
+        self.mailbox_limit = check_mailbox_limit(mailbox_limit, "Runtime", "no runtime was created")
         self.name = name or f"runtime-{next(_names)}"
         self.default_timeout = float(default_timeout)
         self.error_handler = error_handler

@@ -28,6 +28,11 @@ class ActorStats:
         passive: whether it is passivated now (``Runtime(idle_after=...,
             max_active=...)``): its snapshot is only in the store, and its next
             message activates it.
+        mailbox_limit: how many requests may wait in its mailbox (its
+            handle's ``mailbox_limit=``, else its runtime's); None: no limit.
+        at_limit: whether its mailbox is at that limit now: a ``request_*``
+            call would be refused with `MailboxFull`, and blocking and awaited
+            calls wait for room.
     """
 
     name: str
@@ -42,6 +47,8 @@ class ActorStats:
     restarts: int = 0
     generation: int = 1
     passive: bool = False
+    mailbox_limit: int | None = None
+    at_limit: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,7 +75,12 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("actors: stores", ["stateward.actors.stores"]),
     (
         "actors: replies and mailboxes",
-        ["stateward.actors._loop_inbox", "stateward.actors._reply", "stateward.actors._mailbox"],
+        [
+            "stateward.actors._loop_inbox",
+            "stateward.actors._reply",
+            "stateward.actors._backpressure",
+            "stateward.actors._mailbox",
+        ],
     ),
     (
         "actors: cells",

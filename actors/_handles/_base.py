@@ -21,9 +21,10 @@ from stateward.core._behaviours import Behaviour
 from stateward.core._messages import Message
 from stateward.core._persist import KindCodec
 
+from .._backpressure import check_mailbox_limit, is_full, send_when_room, wait_for_room
 from .._cell import Cell
 from .._context import current_cell
-from .._errors import SelfCallError
+from .._errors import MailboxFull, SelfCallError
 from .._loop_inbox import inbox_for
 from .._reply import Reply
 from .._runtime import Runtime, current_runtime, stop_request
@@ -31,6 +32,7 @@ from .._supervisor import Supervisor
 
 T = TypeVar("T")
 Observer = Callable[[Any, Any], Any]
+_NOT_CREATED = "no actor was created"
 
 
 class _Stored:
@@ -71,6 +73,7 @@ class ActorHandle:
         options: ActorOptions,
         codec: KindCodec,
     ) -> None:
+        limit = check_mailbox_limit(options.mailbox_limit, type(self).__name__, _NOT_CREATED)
         supervisor = options.supervisor
         if runtime is None:
             runtime = supervisor.runtime if supervisor is not None else current_runtime()
@@ -93,6 +96,8 @@ class ActorHandle:
             maker=self,
         )
         put(self, "_cell", cell)
+        if limit is not None:
+            cell.mailbox_limit = limit  # in the cell's side object: most cells have no limit
         if self._mirrored:
             self.__dict__["snapshot"] = snapshot
             cell.mirror = self.__dict__
@@ -185,13 +190,19 @@ class ActorHandle:
         if turn:
             cell.process_inline(reply, turn)  # the actor was idle: run it here, in turn
         else:
-            cell.mailbox.put(reply)
+            limit = cell.room_limit()
+            if limit is None:
+                cell.mailbox.put(reply)
+            elif not cell.mailbox.offer(reply, limit):  # full: wait for room, within the timeout
+                seconds = cell.default_timeout if timeout is None else timeout
+                timeout = send_when_room(cell.mailbox, reply, limit, seconds)
         return reply.result(timeout)
 
     async def _acall(self, request: Message, timeout: float | None) -> Any:
         """The awaited form of `_call`, behind every ``a*`` call (``atransition``,
         ``amodify``, ...): the request is sent and its answer awaited without
         blocking the event loop."""
+        timeout = await self._wait_for_room(request, timeout)
         if timeout is not None:
             timeout = check_timeout(timeout, self._where(f"a{request.call}"))
         cell = self._cell
@@ -208,10 +219,33 @@ class ActorHandle:
             check_callable(callback, self._where(f"request_{request.call}"), "callback")
         cell = self._cell
         reply: Reply[Any] = Reply(cell, request)
-        cell.mailbox.put(reply)
+        limit = cell.room_limit()
+        if limit is None:
+            cell.mailbox.put(reply)
+        elif not cell.mailbox.offer(reply, limit):
+            raise MailboxFull(cell.name, limit, reply.describe())
         if callback is not None:
             reply.add_done_callback(callback)
         return reply
+
+    async def _wait_for_room(self, request: Message, timeout: float | None) -> float | None:
+        """Before an awaited call sends: suspend while its actor's mailbox is
+        at its limit, without blocking the loop (`_backpressure.wait_for_room`);
+        return the timeout left for the answer (``timeout`` itself if there
+        was room). The caller sends with no await in between.
+
+        Raises:
+            ActorTimeout: no room within ``timeout``; nothing was sent.
+        """
+        cell = self._cell
+        limit = cell.room_limit()
+        if limit is None or not is_full(cell.mailbox, limit) or current_cell.get() is cell:
+            return timeout  # room (or a call the caller refuses): nothing to wait for
+        where = self._where(f"a{request.call}")
+        if timeout is not None:
+            timeout = check_timeout(timeout, where)
+        seconds = cell.default_timeout if timeout is None else timeout
+        return await wait_for_room(cell.mailbox, limit, seconds, cell.name, request.describe())
 
     # -- observers ---------------------------------------------------------------------
 
@@ -328,7 +362,15 @@ class ActorOptions:
     created, and a frozen dataclass's ``__init__`` cost a microsecond.
     """
 
-    __slots__ = ("deadline", "dedicated", "on_error", "on_start", "restart", "supervisor")
+    __slots__ = (
+        "deadline",
+        "dedicated",
+        "mailbox_limit",
+        "on_error",
+        "on_start",
+        "restart",
+        "supervisor",
+    )
 
     def __init__(
         self,
@@ -338,6 +380,7 @@ class ActorOptions:
         deadline: float | None = None,
         on_start: Callable[[Any], Any] | None = None,
         dedicated: bool = False,
+        mailbox_limit: int | None = None,
     ) -> None:
         self.supervisor = supervisor
         self.restart = restart
@@ -345,6 +388,7 @@ class ActorOptions:
         self.deadline = deadline
         self.on_start = on_start
         self.dedicated = dedicated
+        self.mailbox_limit = mailbox_limit
         self._check()
 
     def _check(self) -> None:

@@ -47,6 +47,11 @@ class ConfigManager(ActorHandle):
         dedicated: give the actor a worker thread of its own, even when the
             runtime runs actors on a pool (``Runtime(workers=N)``): for hooks
             that block, which would otherwise hold a shared worker.
+        mailbox_limit: how many requests may wait in its mailbox (the one it
+            runs does not count); None (the default): the runtime's
+            ``mailbox_limit``, unbounded unless set there. At the limit a
+            ``request_*`` call raises `MailboxFull`, a blocking call waits for
+            room within its timeout, an awaited call suspends until there is room.
     """
 
     _kind = "config"
@@ -65,6 +70,7 @@ class ConfigManager(ActorHandle):
         deadline: float | None = None,
         on_start: Callable[[Any], Any] | None = None,
         dedicated: bool = False,
+        mailbox_limit: int | None = None,
     ) -> None:
         if initial_config is not None and not isinstance(initial_config, Mapping):
             raise TypeError(
@@ -80,7 +86,9 @@ class ConfigManager(ActorHandle):
             history,
             _config_of,
             version_of,
-            ActorOptions(supervisor, restart, on_error, deadline, on_start, dedicated),
+            ActorOptions(
+                supervisor, restart, on_error, deadline, on_start, dedicated, mailbox_limit
+            ),
             ConfigCodec(limit=history_limit),
         )
 

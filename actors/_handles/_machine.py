@@ -56,12 +56,17 @@ class StateMachine(ActorHandle):
             starts (after a restart too), on the actor's worker thread, before
             it handles any request: set up here what hooks need. If it raises,
             the start counts as a crash.
-
-    Raises:
-        MachineDefinitionError: the definition cannot work.
         dedicated: give the actor a worker thread of its own, even when the
             runtime runs actors on a pool (``Runtime(workers=N)``): for hooks
             that block, which would otherwise hold a shared worker.
+        mailbox_limit: how many requests may wait in its mailbox (the one it
+            runs does not count); None (the default): the runtime's
+            ``mailbox_limit``, unbounded unless set there. At the limit a
+            ``request_*`` call raises `MailboxFull`, a blocking call waits for
+            room within its timeout, an awaited call suspends until there is room.
+
+    Raises:
+        MachineDefinitionError: the definition cannot work.
     """
 
     _kind = "machine"
@@ -84,6 +89,7 @@ class StateMachine(ActorHandle):
         deadline: float | None = None,
         on_start: Callable[[Any], Any] | None = None,
         dedicated: bool = False,
+        mailbox_limit: int | None = None,
     ) -> None:
         definition = read_definition(initial_state, transitions, events, history_limit)
         if isinstance(definition, Shared):
@@ -101,7 +107,9 @@ class StateMachine(ActorHandle):
             initial,
             identity,
             version_of,
-            ActorOptions(supervisor, restart, on_error, deadline, on_start, dedicated),
+            ActorOptions(
+                supervisor, restart, on_error, deadline, on_start, dedicated, mailbox_limit
+            ),
             codec,
         )
 

@@ -46,6 +46,11 @@ class StateManager(ActorHandle):
         dedicated: give the actor a worker thread of its own, even when the
             runtime runs actors on a pool (``Runtime(workers=N)``): for hooks
             that block, which would otherwise hold a shared worker.
+        mailbox_limit: how many requests may wait in its mailbox (the one it
+            runs does not count); None (the default): the runtime's
+            ``mailbox_limit``, unbounded unless set there. At the limit a
+            ``request_*`` call raises `MailboxFull`, a blocking call waits for
+            room within its timeout, an awaited call suspends until there is room.
     """
 
     _kind = "manager"
@@ -63,6 +68,7 @@ class StateManager(ActorHandle):
         deadline: float | None = None,
         on_start: Callable[[Any], Any] | None = None,
         dedicated: bool = False,
+        mailbox_limit: int | None = None,
     ) -> None:
         if initial_state is not None and not isinstance(initial_state, Mapping):
             raise TypeError(
@@ -74,7 +80,9 @@ class StateManager(ActorHandle):
             StoreSnapshot.initial(initial_state),
             _state_of,
             version_of,
-            ActorOptions(supervisor, restart, on_error, deadline, on_start, dedicated),
+            ActorOptions(
+                supervisor, restart, on_error, deadline, on_start, dedicated, mailbox_limit
+            ),
             ManagerCodec(),
         )
 
