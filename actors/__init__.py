@@ -26,6 +26,7 @@ from ._errors import (
     StoreWriteError,
     SupervisorGaveUp,
     SupervisorStopped,
+    WaitTimeout,
 )
 from ._handles import ActorHandle, ConfigManager, StateMachine, StateManager
 from ._reply import Reply
@@ -33,6 +34,7 @@ from ._runtime import Runtime, RuntimeStats
 from ._stats import ActorStats, ErrorReport
 from ._supervision import Backoff, ShutdownReport, SupervisorEvent
 from ._supervisor import Supervisor
+from ._watchers import ChangeStream
 from .stores import MemoryStore, RecoveryReport, SQLiteStore, Store, StoredActor
 
 _logging.getLogger("stateward").addHandler(_logging.NullHandler())
@@ -46,6 +48,7 @@ __all__ = [
     "ActorStopped",
     "ActorTimeout",
     "Backoff",
+    "ChangeStream",
     "ConfigManager",
     "DeadlineExceeded",
     "DuplicateActorName",
@@ -74,5 +77,6 @@ __all__ = [
     "SupervisorGaveUp",
     "SupervisorStopped",
     "SystemClock",
+    "WaitTimeout",
     "default_runtime",
 ]

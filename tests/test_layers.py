@@ -82,6 +82,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "stateward.actors._cell_state",
             "stateward.actors._cell_watch",
             "stateward.actors._cell",
+            "stateward.actors._watchers",
         ],
     ),
     (

@@ -1,0 +1,506 @@
+"""Watching an actor's commits without ever blocking it: waiting for a
+committed snapshot that matches (``wait_until`` / ``await_until``) and
+streams of committed snapshots (`ChangeStream`, from ``changes()``).
+
+A cell with no watcher pays nothing for this. Its `Watchers`, made by its
+first subscriber and kept in the cell's rarely set fields (`Extra`), is one
+of the cell's observers only while a watch is subscribed: a commit with no
+watcher runs exactly the code it ran before. With some, the actor calls
+`Watchers` after each commit, on its turn, like any observer, and each watch
+takes the commit without waiting for anyone:
+
+- a stream's watch (`ChangeStream`) keeps only the latest committed value
+  and how many commits it has been offered, as one pair written in one
+  assignment and read by its consumer with no lock: a slow consumer skips to
+  the latest value and learns how many it missed;
+- a waiter's watch (`Until`) tests each committed value with its predicate,
+  there on the actor's turn, so that no commit goes untested: what it keeps
+  is the first committed value that matches (or the predicate's error, which
+  goes to the waiter alone), and it unsubscribes;
+
+then it signals its consumer: sets a `threading.Event` (a thread), or
+schedules one wake-up on the consumer's event loop with
+``call_soon_threadsafe`` (a task; at most one wake-up pending per watch).
+When the actor stops (`CellState.mark_stopped`), `Watchers.end` ends every
+watch: a stream ends after its last value, a waiter gets `ActorStopped`.
+
+Watches are held weakly: a stream whose consumer dropped it (a ``break``
+out of a ``for`` loop) unsubscribes at the next commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+from ._context import current_cell
+from ._errors import SelfCallError, WaitTimeout
+
+__all__ = ["ChangeStream", "Until", "Watch", "Watchers"]
+
+#: `_take`'s answer when there is nothing new.
+_NOTHING: Any = object()
+#: `ChangeStream._next_or_end`'s answer when the consumer must wait.
+_WAIT: Any = object()
+
+
+class Watchers:
+    """A cell's watches, and the observer that offers them each commit.
+
+    Made once per cell, by its first subscriber; ``watches`` (weak
+    references) and ``installed`` change under the cell's observer lock.
+    """
+
+    __slots__ = ("cell", "installed", "value_of", "watches")
+
+    def __init__(self, cell: Any, value_of: Callable[[Any], Any]) -> None:
+        self.cell = cell
+        #: The cell's snapshot -> the value its watchers see.
+        self.value_of = value_of
+        self.watches: tuple[weakref.ref[Watch], ...] = ()
+        #: Whether it is one of the cell's observers now.
+        self.installed = False
+
+    def __call__(self, before: Any, after: Any) -> None:
+        """Offer the commit just published to every watch (an observer: on
+        the actor's turn, right after the commit). The observers' views are
+        not what watchers see (a config's is its config, not its change), so
+        the cell's snapshot, just published, is read here."""
+        cell = self.cell
+        snapshot = cell.snapshot
+        value = self.value_of(snapshot)
+        version = cell.version_of(snapshot)
+        dead = False
+        for ref in self.watches:
+            watch = ref()
+            if watch is None:
+                dead = True
+            else:
+                watch.offer(value, version)
+        if dead:
+            self.remove(None)
+
+    def add(self, watch: Watch) -> None:
+        """Subscribe ``watch``. The caller ends it if the actor has stopped
+        (`Watch.subscribe`): its stop may have missed it."""
+        cell = self.cell
+        with cell.observer_lock:
+            self.watches = (*self.watches, weakref.ref(watch))
+            if not self.installed:
+                self.installed = True
+                cell.observers = (*cell.observers, self)
+
+    def remove(self, watch: Watch | None) -> None:
+        """Unsubscribe ``watch`` (and any watch no longer referenced); the
+        last one out takes this off the cell's observers."""
+        cell = self.cell
+        with cell.observer_lock:
+            kept = []
+            for ref in self.watches:
+                live = ref()
+                if live is not None and live is not watch:
+                    kept.append(ref)
+            self.watches = tuple(kept)
+            if not kept and self.installed:
+                self.installed = False
+                cell.observers = tuple(fn for fn in cell.observers if fn is not self)
+
+    def end(self) -> None:
+        """The actor has stopped: end every watch (on the stopping thread)."""
+        cell = self.cell
+        with cell.observer_lock:
+            watches, self.watches = self.watches, ()
+            if self.installed:
+                self.installed = False
+                cell.observers = tuple(fn for fn in cell.observers if fn is not self)
+        if watches:
+            error = cell.stopped_error()
+            for ref in watches:
+                watch = ref()
+                if watch is not None:
+                    watch.finish(error)
+
+
+class Watch:
+    """One subscriber of a cell's commits: what the actor writes (`offer`,
+    `finish`) and how its consumer waits for it, from a thread (`_wait`) or
+    a task (`_await`). See the module."""
+
+    __slots__ = (
+        "__weakref__",
+        "_end",
+        "_event",
+        "_loop",
+        "_slot",
+        "_waiter",
+        "_wake_pending",
+        "cell",
+        "hub",
+    )
+
+    def __init__(self, cell: Any) -> None:
+        self.cell = cell
+        self.hub: Watchers | None = None
+        #: What the actor left for the consumer; written in one assignment.
+        self._slot: tuple[Any, int] | None = None
+        #: Set when the actor stopped: the error a waiter gets.
+        self._end: BaseException | None = None
+        self._event: threading.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._wake_pending = False
+
+    # -- the actor's side ------------------------------------------------------------------
+
+    def offer(self, value: Any, version: int) -> None:
+        """A commit: ``value`` (what watchers see) at ``version``."""
+        raise NotImplementedError
+
+    def finish(self, error: BaseException) -> None:
+        """The actor has stopped; ``error`` says so."""
+        self._end = error
+        self._signal()
+
+    def _signal(self) -> None:
+        """Wake the consumer; never waits. A task gets at most one wake-up
+        pending: one scheduled and not yet run covers later signals, since
+        the consumer reads the slot after it runs."""
+        event = self._event
+        if event is not None:
+            event.set()
+        loop = self._loop
+        if loop is not None and not self._wake_pending:
+            self._wake_pending = True
+            try:
+                loop.call_soon_threadsafe(self._wake)
+            except RuntimeError:  # its loop has closed: nobody awaits there any more
+                self._wake_pending = False
+
+    def _wake(self) -> None:
+        """On the consumer's loop: resolve the future it awaits, if any."""
+        self._wake_pending = False
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- the consumer's side ---------------------------------------------------------------
+
+    def subscribe(self, value_of: Callable[[Any], Any]) -> None:
+        """Start taking the cell's commits (``value_of`` makes what watchers
+        see, if this is the cell's first watch). A watch of an actor that
+        has stopped meanwhile ends at once."""
+        cell = self.cell
+        extra = cell.extra()
+        hub = extra.watchers
+        if hub is None:
+            with cell.observer_lock:
+                hub = extra.watchers
+                if hub is None:
+                    extra.watchers = hub = Watchers(cell, value_of)
+        self.hub = hub
+        hub.add(self)
+        # Written after the watch was added, so either the stop's
+        # `Watchers.end` found it, or this sees the stop.
+        if cell.is_stopped:
+            self.finish(cell.stopped_error())
+            hub.remove(self)
+
+    def unsubscribe(self) -> None:
+        hub = self.hub
+        if hub is not None:
+            hub.remove(self)
+
+    def _ready(self) -> bool:
+        """Whether the consumer has something to look at."""
+        raise NotImplementedError
+
+    def _refuse_blocking(self, what: str) -> None:
+        """A thread that runs the actor (or the runtime's event loop, which
+        runs its async hooks) must not block waiting for its commits."""
+        cell = self.cell
+        if current_cell.get() is cell:
+            raise SelfCallError(
+                cell.name,
+                what,
+                where="its own handler, hook or observer",
+                fix="It commits nothing while that runs, so the wait could only time out: "
+                "react to its commits in an observer or an after-commit hook instead",
+            )
+        if cell.runtime.in_event_loop_thread():
+            raise SelfCallError(
+                cell.name,
+                what,
+                where="the runtime's event loop, which runs the actors' async hooks",
+                fix="Await the asyncio form there (await_until, async for)",
+            )
+
+    def _wait(self, seconds: float) -> bool:
+        """Block this thread until `_ready`; False if ``seconds`` pass first."""
+        event = self._event
+        if event is None:
+            self._event = event = threading.Event()
+        deadline = time.monotonic() + seconds
+        while True:
+            event.clear()  # before the check: a signal after it is not lost
+            if self._ready():
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            event.wait(min(remaining, threading.TIMEOUT_MAX))
+
+    async def _await(self, seconds: float) -> bool:
+        """Suspend this task until `_ready`; False if ``seconds`` pass first."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._loop = loop
+            self._wake_pending = False  # one pending on another loop does not wake this one
+        try:
+            async with asyncio.timeout(min(seconds, threading.TIMEOUT_MAX)):
+                while not self._ready():  # checked after `_loop` is set: no signal is lost
+                    waiter = self._waiter = loop.create_future()
+                    try:
+                        await waiter
+                    finally:
+                        self._waiter = None
+        except TimeoutError:
+            return self._ready()
+        return True
+
+    def _timed_out(self, what: str, seconds: float, fix: str) -> WaitTimeout:
+        cell = self.cell
+        return WaitTimeout(cell.name, what, seconds, cell.version_of(cell.read()), fix)
+
+
+class Until(Watch):
+    """A wait for the first committed value that ``test`` accepts.
+
+    The current value is tested first, on the waiting thread; then every
+    value committed after the watch subscribed, on the actor's turn.
+    """
+
+    __slots__ = ("_error", "_seen", "test", "what")
+
+    def __init__(self, cell: Any, test: Callable[[Any], Any], what: str) -> None:
+        super().__init__(cell)
+        self.test = test
+        #: How errors name the call, as ``wait_until('paid')``.
+        self.what = what
+        self._error: BaseException | None = None
+        #: The snapshot the waiter tested last (not tested twice).
+        self._seen: Any = _NOTHING
+
+    def offer(self, value: Any, version: int) -> None:
+        if self._slot is not None or self._error is not None:
+            return  # already decided; its unsubscription is under way
+        try:
+            matched = self.test(value)
+        except BaseException as exc:  # the waiter's error alone: the actor goes on
+            self._error = exc
+        else:
+            if not matched:
+                return
+            self._slot = (value, version)
+        self._signal()
+        self.unsubscribe()
+
+    def _ready(self) -> bool:
+        return self._slot is not None or self._error is not None or self._end is not None
+
+    def current(self, value_of: Callable[[Any], Any]) -> tuple[Any, int] | None:
+        """The current value and its version if it matches (tested here, on
+        the caller's thread: the predicate's error is raised to it)."""
+        cell = self.cell
+        snapshot = cell.read()
+        if snapshot is self._seen:
+            return None
+        self._seen = snapshot
+        value = value_of(snapshot)
+        return (value, cell.version_of(snapshot)) if self.test(value) else None
+
+    def start(self, value_of: Callable[[Any], Any]) -> tuple[Any, int] | None:
+        """Subscribe, then test the current value again (a commit may have
+        come before the subscription): the earlier of it and a match the
+        actor found meanwhile, if either matched."""
+        self.subscribe(value_of)
+        try:
+            now = self.current(value_of)
+        except BaseException:
+            self.unsubscribe()
+            raise
+        found = self._slot
+        if now is None or (found is not None and found[1] < now[1]):
+            return found
+        return now
+
+    def outcome(self, seconds: float) -> Any:
+        """What the wait ended with: the match, or the error to raise."""
+        self.unsubscribe()
+        if self._slot is not None:
+            return self._slot[0]
+        if self._error is not None:
+            raise self._error
+        if self._end is not None:
+            raise self._end
+        raise self._timed_out(
+            self.what,
+            seconds,
+            "Pass a larger timeout= (or set Runtime(default_timeout=...)) if it is slow "
+            "to get there, and check that it can get there at all",
+        )
+
+
+class ChangeStream(Watch):
+    """The committed snapshots of one actor, as they come: ``handle.changes()``.
+
+    Iterate it from a thread (``for snapshot in machine.changes(): ...``) or
+    from a task (``async for snapshot in machine.changes(): ...``). Each item
+    is the value the actor committed, as its write calls return it: a
+    `MachineSnapshot` for a `StateMachine`, the state (an `ImmutableState`)
+    for a `StateManager`, the `ConfigChange` for a `ConfigManager`. Only
+    commits made after ``changes()`` returned are items: read the handle
+    after subscribing to start from the current value.
+
+    The actor never waits for the consumer: it keeps only the latest
+    committed value for it. A consumer slower than the commits skips to the
+    latest; ``missed`` then says how many committed values it skipped just
+    before the item it got last (0 when none), and ``missed_total`` how many
+    in all. Versions never skip a number, so ``missed`` is also the gap
+    between the versions of two items in a row, less one.
+
+    Each wait for the next item is bounded by ``timeout`` (the one given to
+    ``changes()``, else the runtime's ``default_timeout``): with no commit in
+    that time it raises `WaitTimeout` (an `ActorTimeout`); the stream stays
+    subscribed, and iterating again goes on waiting, missing nothing.
+
+    The stream ends (``StopIteration`` / ``StopAsyncIteration``) once the
+    actor has stopped, after its last committed value; or once ``close()``
+    is called (from any thread: a consumer blocked on it then stops at once).
+    ``with`` / ``async with`` closes it on leaving. A stream the program no
+    longer references unsubscribes on its own, at the actor's next commit.
+    It survives the actor's passivation and activation, and its restarts. Use
+    one stream per consumer: items are taken, not shared.
+    """
+
+    __slots__ = ("_closed", "_taken", "_timeout", "missed", "missed_total")
+
+    def __init__(self, cell: Any, timeout: float) -> None:
+        super().__init__(cell)
+        self._timeout = timeout
+        self._taken = 0
+        self._closed = False
+        #: How many committed values were skipped just before the last item.
+        self.missed = 0
+        #: How many committed values were skipped in all.
+        self.missed_total = 0
+
+    @property
+    def actor(self) -> str:
+        """The name of the actor it watches."""
+        name: str = self.cell.name
+        return name
+
+    @property
+    def closed(self) -> bool:
+        """Whether it has been closed (it ends, whatever is left)."""
+        return self._closed
+
+    def offer(self, value: Any, version: int) -> None:
+        slot = self._slot
+        self._slot = (value, 1 if slot is None else slot[1] + 1)
+        self._signal()
+
+    def _ready(self) -> bool:
+        slot = self._slot
+        return (
+            (slot is not None and slot[1] != self._taken) or self._end is not None or self._closed
+        )
+
+    def _take(self) -> Any:
+        """The latest value not taken yet, or `_NOTHING`."""
+        slot = self._slot
+        if slot is None or slot[1] == self._taken:
+            return _NOTHING
+        value, count = slot
+        self.missed = count - self._taken - 1
+        self.missed_total += self.missed
+        self._taken = count
+        return value
+
+    def _next_or_end(self) -> Any:
+        """The next value; `_NOTHING` once the stream has ended; `_WAIT` if
+        there is none yet."""
+        if self._closed:
+            return _NOTHING
+        ended = self._end is not None  # read first: what was offered before the end is taken
+        value = self._take()
+        if value is not _NOTHING or ended:
+            return value
+        return _WAIT
+
+    def _no_next(self, seconds: float) -> WaitTimeout:
+        return self._timed_out(
+            "changes()",
+            seconds,
+            "The stream is still subscribed: iterate again to go on waiting (nothing is "
+            "missed), pass changes(timeout=...) for longer waits, or close() it",
+        )
+
+    def close(self) -> None:
+        """Unsubscribe: the stream ends, and a consumer waiting on it stops now."""
+        self._closed = True
+        self.unsubscribe()
+        self._signal()
+
+    # -- iteration --------------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        value = self._next_or_end()
+        if value is _WAIT:
+            self._refuse_blocking("changes()")
+            seconds = self._timeout
+            if not self._wait(seconds):
+                raise self._no_next(seconds)
+            value = self._next_or_end()
+        if value is _NOTHING:
+            raise StopIteration
+        return value
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self
+
+    async def __anext__(self) -> Any:
+        value = self._next_or_end()
+        if value is _WAIT:
+            if current_cell.get() is self.cell:
+                self._refuse_blocking("changes()")
+            seconds = self._timeout
+            if not await self._await(seconds):
+                raise self._no_next(seconds)
+            value = self._next_or_end()
+        if value is _NOTHING:
+            raise StopAsyncIteration
+        return value
+
+    def __enter__(self) -> ChangeStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> ChangeStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "ended" if self._end is not None else "open"
+        return f"<ChangeStream of {self.cell.name!r}: {state}, missed {self.missed_total}>"
