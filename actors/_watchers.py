@@ -55,10 +55,10 @@ class Watchers:
     references) and ``installed`` change under the cell's observer lock.
     """
 
-    __slots__ = ("cell", "installed", "value_of", "watches")
+    __slots__ = ("_cell", "installed", "value_of", "watches")
 
     def __init__(self, cell: Any, value_of: Callable[[Any], Any]) -> None:
-        self.cell = cell
+        self._cell = cell
         #: The cell's snapshot -> the value its watchers see.
         self.value_of = value_of
         self.watches: tuple[weakref.ref[Watch], ...] = ()
@@ -70,7 +70,7 @@ class Watchers:
         the actor's turn, right after the commit). The observers' views are
         not what watchers see (a config's is its config, not its change), so
         the cell's snapshot, just published, is read here."""
-        cell = self.cell
+        cell = self._cell
         snapshot = cell.snapshot
         value = self.value_of(snapshot)
         version = cell.version_of(snapshot)
@@ -80,14 +80,14 @@ class Watchers:
             if watch is None:
                 dead = True
             else:
-                watch.offer(value, version)
+                watch._offer(value, version)
         if dead:
             self.remove(None)
 
     def add(self, watch: Watch) -> None:
         """Subscribe ``watch``. The caller ends it if the actor has stopped
-        (`Watch.subscribe`): its stop may have missed it."""
-        cell = self.cell
+        (`Watch._subscribe`): its stop may have missed it."""
+        cell = self._cell
         with cell.observer_lock:
             self.watches = (*self.watches, weakref.ref(watch))
             if not self.installed:
@@ -97,7 +97,7 @@ class Watchers:
     def remove(self, watch: Watch | None) -> None:
         """Unsubscribe ``watch`` (and any watch no longer referenced); the
         last one out takes this off the cell's observers."""
-        cell = self.cell
+        cell = self._cell
         with cell.observer_lock:
             kept = []
             for ref in self.watches:
@@ -111,7 +111,7 @@ class Watchers:
 
     def end(self) -> None:
         """The actor has stopped: end every watch (on the stopping thread)."""
-        cell = self.cell
+        cell = self._cell
         with cell.observer_lock:
             watches, self.watches = self.watches, ()
             if self.installed:
@@ -122,29 +122,29 @@ class Watchers:
             for ref in watches:
                 watch = ref()
                 if watch is not None:
-                    watch.finish(error)
+                    watch._finish(error)
 
 
 class Watch:
-    """One subscriber of a cell's commits: what the actor writes (`offer`,
-    `finish`) and how its consumer waits for it, from a thread (`_wait`) or
+    """One subscriber of a cell's commits: what the actor writes (`_offer`,
+    `_finish`) and how its consumer waits for it, from a thread (`_wait`) or
     a task (`_await`). See the module."""
 
     __slots__ = (
         "__weakref__",
+        "_cell",
         "_end",
         "_event",
+        "_hub",
         "_loop",
         "_slot",
         "_waiter",
         "_wake_pending",
-        "cell",
-        "hub",
     )
 
     def __init__(self, cell: Any) -> None:
-        self.cell = cell
-        self.hub: Watchers | None = None
+        self._cell = cell
+        self._hub: Watchers | None = None
         #: What the actor left for the consumer; written in one assignment.
         self._slot: tuple[Any, int] | None = None
         #: Set when the actor stopped: the error a waiter gets.
@@ -156,11 +156,11 @@ class Watch:
 
     # -- the actor's side ------------------------------------------------------------------
 
-    def offer(self, value: Any, version: int) -> None:
+    def _offer(self, value: Any, version: int) -> None:
         """A commit: ``value`` (what watchers see) at ``version``."""
         raise NotImplementedError
 
-    def finish(self, error: BaseException) -> None:
+    def _finish(self, error: BaseException) -> None:
         """The actor has stopped; ``error`` says so."""
         self._end = error
         self._signal()
@@ -189,11 +189,11 @@ class Watch:
 
     # -- the consumer's side ---------------------------------------------------------------
 
-    def subscribe(self, value_of: Callable[[Any], Any]) -> None:
+    def _subscribe(self, value_of: Callable[[Any], Any]) -> None:
         """Start taking the cell's commits (``value_of`` makes what watchers
         see, if this is the cell's first watch). A watch of an actor that
         has stopped meanwhile ends at once."""
-        cell = self.cell
+        cell = self._cell
         extra = cell.extra()
         hub = extra.watchers
         if hub is None:
@@ -201,16 +201,16 @@ class Watch:
                 hub = extra.watchers
                 if hub is None:
                     extra.watchers = hub = Watchers(cell, value_of)
-        self.hub = hub
+        self._hub = hub
         hub.add(self)
         # Written after the watch was added, so either the stop's
         # `Watchers.end` found it, or this sees the stop.
         if cell.is_stopped:
-            self.finish(cell.stopped_error())
+            self._finish(cell.stopped_error())
             hub.remove(self)
 
-    def unsubscribe(self) -> None:
-        hub = self.hub
+    def _unsubscribe(self) -> None:
+        hub = self._hub
         if hub is not None:
             hub.remove(self)
 
@@ -221,7 +221,7 @@ class Watch:
     def _refuse_blocking(self, what: str) -> None:
         """A thread that runs the actor (or the runtime's event loop, which
         runs its async hooks) must not block waiting for its commits."""
-        cell = self.cell
+        cell = self._cell
         if current_cell.get() is cell:
             raise SelfCallError(
                 cell.name,
@@ -272,8 +272,10 @@ class Watch:
         return True
 
     def _timed_out(self, what: str, seconds: float, fix: str) -> WaitTimeout:
-        cell = self.cell
-        return WaitTimeout(cell.name, what, seconds, cell.version_of(cell.read()), fix)
+        cell = self._cell
+        snapshot = cell.snapshot  # None: passivated (its version is the one it dropped)
+        version = cell.dropped_version if snapshot is None else cell.version_of(snapshot)
+        return WaitTimeout(cell.name, what, seconds, version, fix)
 
 
 class Until(Watch):
@@ -294,7 +296,7 @@ class Until(Watch):
         #: The snapshot the waiter tested last (not tested twice).
         self._seen: Any = _NOTHING
 
-    def offer(self, value: Any, version: int) -> None:
+    def _offer(self, value: Any, version: int) -> None:
         if self._slot is not None or self._error is not None:
             return  # already decided; its unsubscription is under way
         try:
@@ -306,7 +308,7 @@ class Until(Watch):
                 return
             self._slot = (value, version)
         self._signal()
-        self.unsubscribe()
+        self._unsubscribe()
 
     def _ready(self) -> bool:
         return self._slot is not None or self._error is not None or self._end is not None
@@ -314,7 +316,7 @@ class Until(Watch):
     def current(self, value_of: Callable[[Any], Any]) -> tuple[Any, int] | None:
         """The current value and its version if it matches (tested here, on
         the caller's thread: the predicate's error is raised to it)."""
-        cell = self.cell
+        cell = self._cell
         snapshot = cell.read()
         if snapshot is self._seen:
             return None
@@ -326,11 +328,11 @@ class Until(Watch):
         """Subscribe, then test the current value again (a commit may have
         come before the subscription): the earlier of it and a match the
         actor found meanwhile, if either matched."""
-        self.subscribe(value_of)
+        self._subscribe(value_of)
         try:
             now = self.current(value_of)
         except BaseException:
-            self.unsubscribe()
+            self._unsubscribe()
             raise
         found = self._slot
         if now is None or (found is not None and found[1] < now[1]):
@@ -339,7 +341,7 @@ class Until(Watch):
 
     def outcome(self, seconds: float) -> Any:
         """What the wait ended with: the match, or the error to raise."""
-        self.unsubscribe()
+        self._unsubscribe()
         if self._slot is not None:
             return self._slot[0]
         if self._error is not None:
@@ -384,6 +386,11 @@ class ChangeStream(Watch):
     longer references unsubscribes on its own, at the actor's next commit.
     It survives the actor's passivation and activation, and its restarts. Use
     one stream per consumer: items are taken, not shared.
+
+    Attributes:
+        missed: how many committed values were skipped just before the last
+            item (0 when none).
+        missed_total: how many committed values were skipped in all.
     """
 
     __slots__ = ("_closed", "_taken", "_timeout", "missed", "missed_total")
@@ -393,15 +400,13 @@ class ChangeStream(Watch):
         self._timeout = timeout
         self._taken = 0
         self._closed = False
-        #: How many committed values were skipped just before the last item.
         self.missed = 0
-        #: How many committed values were skipped in all.
         self.missed_total = 0
 
     @property
     def actor(self) -> str:
         """The name of the actor it watches."""
-        name: str = self.cell.name
+        name: str = self._cell.name
         return name
 
     @property
@@ -409,7 +414,7 @@ class ChangeStream(Watch):
         """Whether it has been closed (it ends, whatever is left)."""
         return self._closed
 
-    def offer(self, value: Any, version: int) -> None:
+    def _offer(self, value: Any, version: int) -> None:
         slot = self._slot
         self._slot = (value, 1 if slot is None else slot[1] + 1)
         self._signal()
@@ -453,7 +458,7 @@ class ChangeStream(Watch):
     def close(self) -> None:
         """Unsubscribe: the stream ends, and a consumer waiting on it stops now."""
         self._closed = True
-        self.unsubscribe()
+        self._unsubscribe()
         self._signal()
 
     # -- iteration --------------------------------------------------------------------------
@@ -479,7 +484,7 @@ class ChangeStream(Watch):
     async def __anext__(self) -> Any:
         value = self._next_or_end()
         if value is _WAIT:
-            if current_cell.get() is self.cell:
+            if current_cell.get() is self._cell:
                 self._refuse_blocking("changes()")
             seconds = self._timeout
             if not await self._await(seconds):
@@ -503,4 +508,4 @@ class ChangeStream(Watch):
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "ended" if self._end is not None else "open"
-        return f"<ChangeStream of {self.cell.name!r}: {state}, missed {self.missed_total}>"
+        return f"<ChangeStream of {self._cell.name!r}: {state}, missed {self.missed_total}>"

@@ -110,12 +110,12 @@ class Watching:
         until._refuse_blocking(until.what)
         found = until.start(watched)
         if found is not None:
-            until.unsubscribe()
+            until._unsubscribe()
             return found[0]
         try:
             until._wait(seconds)
         finally:
-            until.unsubscribe()
+            until._unsubscribe()
         return until.outcome(seconds)
 
     async def await_until(self, state_or_predicate: Any, *, timeout: float | None = None) -> Any:
@@ -134,12 +134,12 @@ class Watching:
             until._refuse_blocking(until.what)  # its own async hook: it would never commit
         found = until.start(watched)
         if found is not None:
-            until.unsubscribe()
+            until._unsubscribe()
             return found[0]
         try:
             await until._await(seconds)
         finally:
-            until.unsubscribe()  # also when cancelled: no longer waiting
+            until._unsubscribe()  # also when cancelled: no longer waiting
         return until.outcome(seconds)
 
     def changes(self, *, timeout: float | None = None) -> ChangeStream:
@@ -164,5 +164,5 @@ class Watching:
         if cell.is_stopped:
             raise cell.stopped_error()
         stream = ChangeStream(cell, seconds)
-        stream.subscribe(self._watched)
+        stream._subscribe(self._watched)
         return stream
