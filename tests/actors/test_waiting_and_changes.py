@@ -556,3 +556,80 @@ def test_a_wait_from_the_actors_own_turn_is_refused(runtime: Runtime) -> None:
     with pytest.raises(SelfCallError, match="changes"):
         counter.modify(iterate_myself)
     assert counter.modify(bump).n == 1 and watched(counter) == 0
+
+
+# -- many at once ---------------------------------------------------------------------------------
+
+
+def test_every_awaiting_task_gets_exactly_the_version_it_awaits(
+    runtime: Runtime, workers: Workers
+) -> None:
+    counter = StateManager({"n": 0}, runtime=runtime)
+    count = 50
+
+    async def main() -> list[int]:
+        async with asyncio.timeout(BOUND):
+            tasks = [
+                asyncio.create_task(counter.await_until(lambda s, k=k: s.n == k))
+                for k in range(1, count + 1)
+            ]
+            await asyncio.sleep(0)  # each task runs until it awaits: all subscribed
+            assert watched(counter) == count
+            workers.start(lambda: [counter.modify(bump) for _ in range(count)])
+            found = await asyncio.gather(*tasks)
+            workers.join(BOUND)
+            return [state.n for state in found]
+
+    # Each value lasted one commit, and each waiter saw it: none was skipped.
+    assert asyncio.run(main()) == list(range(1, count + 1))
+    assert watched(counter) == 0
+
+
+@pytest.mark.usefixtures("tiny_switch_interval")
+def test_a_stream_accounts_for_every_commit_while_threads_interleave(
+    runtime: Runtime, workers: Workers
+) -> None:
+    """Two committing threads, one consuming: each item's value is newer than
+    the last, and items plus missed add up to the commits (2 x 300, fixed)."""
+    counter = StateManager({"n": 0}, runtime=runtime)
+    per_thread = 300
+    stream = counter.changes(timeout=BOUND)
+    values: list[int] = []
+
+    def consume() -> None:
+        for state in stream:
+            values.append(state.n)
+            if state.n == 2 * per_thread:
+                return
+
+    workers.start(consume)
+    for _ in range(2):
+        workers.start(lambda: [counter.modify(bump) for _ in range(per_thread)])
+    workers.join(BOUND)
+    assert values == sorted(set(values)) and values[-1] == 2 * per_thread
+    assert len(values) + stream.missed_total == 2 * per_thread
+    stream.close()
+
+
+def test_a_stop_racing_a_subscription_always_ends_the_stream(
+    runtime: Runtime, workers: Workers
+) -> None:
+    """Whichever comes first, a stream subscribed while its actor stops ends
+    (or its subscription is refused): none waits for a commit that cannot come."""
+    for round_ in range(30):
+        machine = StateMachine("a", CYCLE, name=f"racer-{round_}", runtime=runtime)
+        ready = threading.Event()
+
+        def stop(machine: StateMachine = machine, ready: threading.Event = ready) -> None:
+            ready.wait(BOUND)
+            machine.stop()
+
+        workers.start(stop)
+        ready.set()
+        try:
+            stream = machine.changes(timeout=BOUND)
+        except ActorStopped:
+            pass
+        else:
+            assert list(stream) == []  # ends at the stop, well before BOUND
+        workers.join(BOUND)
