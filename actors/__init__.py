@@ -7,6 +7,7 @@ actor handles one at a time, from any thread or awaited from asyncio.
 
 import logging as _logging
 
+from ._change_stream import ChangeStream
 from ._clock import ManualClock, SystemClock
 from ._default import default_runtime
 from ._errors import (
@@ -34,7 +35,6 @@ from ._runtime import Runtime, RuntimeStats
 from ._stats import ActorStats, ErrorReport
 from ._supervision import Backoff, ShutdownReport, SupervisorEvent
 from ._supervisor import Supervisor
-from ._watchers import ChangeStream
 from .stores import MemoryStore, RecoveryReport, SQLiteStore, Store, StoredActor
 
 _logging.getLogger("stateward").addHandler(_logging.NullHandler())

@@ -83,6 +83,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "stateward.actors._cell_watch",
             "stateward.actors._cell",
             "stateward.actors._watchers",
+            "stateward.actors._change_stream",
         ],
     ),
     (

@@ -16,8 +16,9 @@ from stateward.core import ArgumentTypeError
 from stateward.core._arguments import check_timeout
 
 from .._cell import Cell
+from .._change_stream import ChangeStream
 from .._context import current_cell
-from .._watchers import ChangeStream, Until
+from .._watchers import Until
 
 #: What a refused argument of a wait left undone.
 _NOT_WAITED = "nothing waited"
