@@ -7,6 +7,7 @@ actor handles one at a time, from any thread or awaited from asyncio.
 
 import logging as _logging
 
+from ._change_stream import ChangeStream
 from ._clock import ManualClock, SystemClock
 from ._default import default_runtime
 from ._errors import (
@@ -28,6 +29,7 @@ from ._errors import (
     StoreWriteError,
     SupervisorGaveUp,
     SupervisorStopped,
+    WaitTimeout,
 )
 from ._handles import ActorHandle, ConfigManager, StateMachine, StateManager
 from ._reply import Reply
@@ -48,6 +50,7 @@ __all__ = [
     "ActorStopped",
     "ActorTimeout",
     "Backoff",
+    "ChangeStream",
     "ConfigManager",
     "DeadlineExceeded",
     "DuplicateActorName",
@@ -78,5 +81,6 @@ __all__ = [
     "SupervisorGaveUp",
     "SupervisorStopped",
     "SystemClock",
+    "WaitTimeout",
     "default_runtime",
 ]

@@ -76,6 +76,7 @@ class Extra:
         "stopped_event",
         "thread",
         "watchdog",
+        "watchers",
     )
 
     awaiting: Any
@@ -95,6 +96,7 @@ class Extra:
     stopped_event: threading.Event | None
     thread: threading.Thread | None
     watchdog: Any
+    watchers: Any
 
     def __init__(self) -> None:
         for name, field in _RARE.items():
@@ -177,6 +179,9 @@ class CellState:
     #: dedicated host's own); for diagnostics.
     thread: Rare[threading.Thread | None] = Rare(None)
     watchdog: Rare[Any] = Rare(None)
+    #: Its `_watchers.Watchers`, made by its first watcher (``wait_until``,
+    #: ``changes()``) and kept; ended when the actor stops.
+    watchers: Rare[Any] = Rare(None)
 
     def __init__(self) -> None:
         self._extra: Extra | None = None
@@ -212,8 +217,11 @@ class CellState:
             self._stopped = True
             extra = self._extra
             event = extra.stopped_event if extra is not None else None
+            watchers = extra.watchers if extra is not None else None
         if event is not None:
             event.set()
+        if watchers is not None:
+            watchers.end()  # streams end, waiters learn it stopped
 
     def clear_stopped(self) -> None:
         with extra_locks.of(self):

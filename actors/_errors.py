@@ -93,6 +93,32 @@ class MailboxFull(StatewardError):
         )
 
 
+class WaitTimeout(ActorTimeout):
+    """A wait for a commit (``wait_until``, ``await_until``, the next item of
+    ``changes()``) that saw none it waited for in time. Nothing was sent to
+    the actor, so nothing is withdrawn (``started`` is False); a change
+    stream stays subscribed.
+
+    Attributes:
+        actor: the actor's name.
+        message: what was waited for, as ``wait_until('paid')``.
+        seconds: how long the caller waited.
+        version: the version of the actor's last committed snapshot seen.
+    """
+
+    def __init__(self, actor: str, message: str, seconds: float, version: int, fix: str) -> None:
+        self.actor = actor
+        self.message = message
+        self.seconds = seconds
+        self.started = False
+        self.version = version
+        StatewardError.__init__(
+            self,
+            f"actor {actor!r} committed no snapshot that {message} waited for within "
+            f"{seconds:g} s (its last committed version is {version}). {fix}",
+        )
+
+
 class SelfCallError(StatewardError, RuntimeError):
     """A blocking call (or a wait for a reply) from an actor's own handler, hook or
     observer to that same actor.

@@ -90,6 +90,8 @@ LAYERS: list[tuple[str, list[str]]] = [
             "stateward.actors._cell_state",
             "stateward.actors._cell_watch",
             "stateward.actors._cell",
+            "stateward.actors._watchers",
+            "stateward.actors._change_stream",
         ],
     ),
     (

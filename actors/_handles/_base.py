@@ -29,6 +29,7 @@ from .._loop_inbox import inbox_for
 from .._reply import Reply
 from .._runtime import Runtime, current_runtime, stop_request
 from .._supervisor import Supervisor
+from ._watching import Watching
 
 T = TypeVar("T")
 Observer = Callable[[Any, Any], Any]
@@ -52,8 +53,9 @@ class _Stored:
         return handle._cell.read()
 
 
-class ActorHandle:
-    """What every handle has: a name, its runtime, observers, stats and stop."""
+class ActorHandle(Watching):
+    """What every handle has: a name, its runtime, observers, stats, stop, and
+    ways to watch its commits (``wait_until``, ``await_until``, ``changes()``)."""
 
     _kind = "actor"
     #: Whether ``snapshot`` is a plain attribute of the handle, kept current by

@@ -257,6 +257,11 @@ class ConfigManager(ActorHandle):
     def _behaviour(self, cell: Cell) -> Behaviour:
         return config_behaviour(clock=cell.runtime.clock)
 
+    def _watched(self, snapshot: ConfigHistory) -> ConfigChange:
+        """Watchers see the current version's `ConfigChange`, as `update_config`
+        returns it: its ``config``, ``version``, ``changes`` and ``metadata``."""
+        return snapshot.current
+
 
 def _config_of(history: ConfigHistory) -> ImmutableState:
     return history.config

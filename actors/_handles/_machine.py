@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from stateward.core import (
+    ArgumentValueError,
     ImmutableState,
     MachineBuilder,
     MachineSnapshot,
@@ -259,6 +260,19 @@ class StateMachine(ActorHandle):
         """
         target, event, data = check_move(target, event, data, self._where("request_transition"))
         return self._request(Move((target, event, data)), callback)
+
+    def _state_test(self, state: str, call: str) -> Callable[[MachineSnapshot], bool]:
+        """A machine waits for a state by name: one of its states, or a bad argument."""
+        if state not in self._spec.states:
+            raise ArgumentValueError(
+                call,
+                "state_or_predicate",
+                "one of the machine's states",
+                state,
+                f"Its states are {', '.join(map(repr, self._spec.states))}",
+                outcome="nothing waited",
+            )
+        return lambda snapshot: snapshot.state == state
 
     def _behaviour(self, cell: Cell) -> Behaviour:
         return machine_behaviour(
