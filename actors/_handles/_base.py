@@ -10,6 +10,8 @@ the answer (with a finite timeout), ``request_*`` calls return a `Reply` at once
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -22,6 +24,7 @@ from stateward.core._persist import KindCodec
 from .._cell import Cell
 from .._context import current_cell
 from .._errors import SelfCallError
+from .._loop_turn import LoopTurn, slots_of
 from .._reply import Reply
 from .._runtime import Runtime, current_runtime, stop_request
 from .._supervisor import Supervisor
@@ -186,15 +189,59 @@ class ActorHandle:
     async def _acall(self, request: Message, timeout: float | None) -> Any:
         """The awaited form of `_call`, behind every ``a*`` call (``atransition``,
         ``amodify``, ...): the request is sent and its answer awaited without
-        blocking the event loop."""
+        blocking the event loop.
+
+        An actor found idle runs the request here, on the awaiting loop's
+        thread, and its awaitables (async hooks, guards, ``modify``
+        functions) are awaited on this loop, its turn held meanwhile
+        (`_loop_turn`): no hop to a worker thread or to the runtime's event
+        loop. Not for an actor whose store is durable (its write and fsync
+        never run on the loop: a worker's group commit writes it) or whose
+        commit would make the loop wait (`_runs_on_loop`); nor for one with a
+        ``deadline=``, as for blocking calls. At most `ROUND` requests run in
+        a row on one loop before it serves its other callbacks.
+        """
         if timeout is not None:
             timeout = check_timeout(timeout, self._where(f"a{request.call}"))
         cell = self._cell
         if current_cell.get() is cell:
             raise SelfCallError(cell.name, request.describe())
         reply: Reply[Any] = Reply(cell, request)
-        cell.mailbox.put(reply)
+        turn = 0
+        if self._runtime.inline_calls and self._runs_on_loop(cell):
+            loop = asyncio.get_running_loop()
+            slots = slots_of(loop)
+            if not slots.take(loop):
+                await slots.wait(loop)  # this round of the loop is spent: the next one
+            turn = cell.try_inline()
+            if turn:
+                LoopTurn(cell, reply, turn, loop).start()
+                if reply.done():
+                    return reply.result()
+        if not turn:
+            cell.mailbox.put(reply)
         return await reply.wait(timeout)
+
+    def _runs_on_loop(self, cell: Cell) -> bool:
+        """Whether a request of this actor may run inline on an event loop:
+        its store is a memory one (a durable store's write never runs on a
+        loop), no deadline watches it, and nothing after its commit awaits
+        (an async after-commit hook or observer would make the loop wait for
+        the runtime's event loop)."""
+        if cell.deadline is not None:
+            return False
+        store = cell.store
+        if store is not None and getattr(store, "durability", None) != "memory":
+            return False
+        observers = cell.observers
+        if observers and any(inspect.iscoroutinefunction(fn) for fn in observers):
+            return False
+        return not self._awaits_after_commit()
+
+    def _awaits_after_commit(self) -> bool:
+        """Whether the actor's after-commit work may await (a machine's
+        coroutine after-commit hooks)."""
+        return False
 
     def _request(
         self, request: Message, callback: Callable[[Reply[Any]], Any] | None

@@ -400,6 +400,12 @@ class StateMachine(ActorHandle):
         target, event, data = check_move(target, event, data, self._where("request_transition"))
         return self._request(Move((target, event, data)), callback)
 
+    def _awaits_after_commit(self) -> bool:
+        spec = self._spec
+        return spec.has_async_hooks and any(
+            hook.is_async for hook in spec.hooks if hook.kind == "after_commit"
+        )
+
     def _behaviour(self, cell: Cell) -> Behaviour:
         return machine_behaviour(
             self._spec,
