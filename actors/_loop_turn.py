@@ -49,7 +49,6 @@ import concurrent.futures
 import contextvars
 import inspect
 import threading
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -135,17 +134,17 @@ class LoopTurn:
             return
         try:
             self.loop.call_soon_threadsafe(task.cancel)
-        except RuntimeError:  # the loop has closed
-            if not task.done():
-                self._go_on(_raiser(self.step, concurrent.futures.CancelledError()))
+        except RuntimeError:  # the loop has closed: its callbacks will never run
+            self._ready(task)
 
     def _ready(self, task: asyncio.Future[Any]) -> None:
-        """The awaited task is done (on the loop): go on with the request."""
+        """The awaited task is done (on the loop), or will never be (its loop
+        closed): go on with the request."""
         if self.task is not task:
             return  # pragma: no cover - gone on already (its loop closed)
         step = self.step
         assert step is not None
-        if task.cancelled():
+        if not task.done() or task.cancelled():
             self._go_on(_raiser(step, concurrent.futures.CancelledError()))
             return
         error = task.exception()
@@ -195,7 +194,7 @@ def _raiser(step: Suspended | None, error: BaseException) -> Callable[[], Any]:
 class LoopSlots:
     """The inline requests one event loop may still run in this round, and
     the calls waiting for a later round (see the module). Used on the loop's
-    thread only; it keeps no reference to the loop.
+    thread only.
 
     A round starts with `_refill`, first in a loop iteration while the loop
     runs inline requests: the calls it woke last time go on in this
@@ -204,9 +203,10 @@ class LoopSlots:
     calls, in order, for the next iteration.
     """
 
-    __slots__ = ("__weakref__", "free", "parked", "refill_due", "waking")
+    __slots__ = ("free", "loop", "parked", "refill_due", "waking")
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
         #: Slots left in this round for calls made now.
         self.free = ROUND
         #: The calls waiting for a round, oldest first.
@@ -216,31 +216,31 @@ class LoopSlots:
         self.waking = 0
         self.refill_due = False
 
-    def take(self, loop: asyncio.AbstractEventLoop) -> bool:
+    def take(self) -> bool:
         """Take a slot of this round; False if none is left, or calls wait."""
         if self.free and not self.parked and not self.waking:
             self.free -= 1
             if not self.refill_due:
                 self.refill_due = True
-                loop.call_soon(self._refill, loop)  # once the loop serves its callbacks
+                self.loop.call_soon(self._refill)  # once the loop serves its callbacks
             return True
         return False
 
-    async def wait(self, loop: asyncio.AbstractEventLoop) -> None:
+    async def wait(self) -> None:
         """Wait for a slot of a later round, behind the calls already waiting.
         Cancelled meanwhile: nothing was sent."""
-        waiter: asyncio.Future[None] = loop.create_future()
+        waiter: asyncio.Future[None] = self.loop.create_future()
         self.parked.append(waiter)
         if not self.refill_due:
             self.refill_due = True
-            loop.call_soon(self._refill, loop)
+            self.loop.call_soon(self._refill)
         try:
             await waiter
         finally:
             if waiter.done() and not waiter.cancelled():  # woken (maybe cancelled since)
                 self.waking -= 1
 
-    def _refill(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _refill(self) -> None:
         """A new round (see the class)."""
         self.free = ROUND - self.waking  # the woken calls go on in this iteration
         parked = self.parked
@@ -248,7 +248,7 @@ class LoopSlots:
         if self.refill_due:
             # Scheduled before the wake-ups below: the next round starts first
             # in the next iteration, before the calls woken now go on.
-            loop.call_soon(self._refill, loop)
+            self.loop.call_soon(self._refill)
         woken = 0
         while woken < ROUND and parked:
             waiter = parked.popleft()
@@ -258,23 +258,21 @@ class LoopSlots:
         self.waking += woken
 
 
-_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopSlots] = (
-    weakref.WeakKeyDictionary()
-)
-_slots_lock = threading.Lock()
-#: The loop asked for last (weakly) and its slots: most programs run one loop.
-_last: tuple[weakref.ref[asyncio.AbstractEventLoop], LoopSlots] | None = None
+class _Current(threading.local):
+    """Per thread: the `LoopSlots` of the loop it runs (one at a time)."""
+
+    slots: LoopSlots | None = None
+
+
+_current = _Current()
 
 
 def slots_of(loop: asyncio.AbstractEventLoop) -> LoopSlots:
-    """The `LoopSlots` of ``loop`` (the running loop of the calling thread)."""
-    global _last
-    last = _last
-    if last is not None and last[0]() is loop:
-        return last[1]
-    with _slots_lock:
-        slots = _slots.get(loop)
-        if slots is None:
-            slots = _slots[loop] = LoopSlots()
-    _last = (weakref.ref(loop), slots)
+    """The `LoopSlots` of ``loop``, the running loop of the calling thread.
+
+    A thread runs one loop at a time, so it keeps the slots of the last one
+    (and that loop, until it runs another or ends)."""
+    slots = _current.slots
+    if slots is None or slots.loop is not loop:
+        slots = _current.slots = LoopSlots(loop)
     return slots

@@ -209,13 +209,12 @@ class ActorHandle:
         reply: Reply[Any] = Reply(cell, request)
         turn = 0
         if self._runtime.inline_calls and self._runs_on_loop(cell):
-            loop = asyncio.get_running_loop()
-            slots = slots_of(loop)
-            if not slots.take(loop):
-                await slots.wait(loop)  # this round of the loop is spent: the next one
+            slots = slots_of(asyncio.get_running_loop())
+            if not slots.take():
+                await slots.wait()  # this round of the loop is spent: a later one
             turn = cell.try_inline()
             if turn:
-                LoopTurn(cell, reply, turn, loop).start()
+                LoopTurn(cell, reply, turn, slots.loop).start()
                 if reply.done():
                     return reply.result()
         if not turn:

@@ -401,6 +401,39 @@ def test_a_shutdown_giving_up_on_an_inline_hook_cancels_it_and_commits_nothing()
     assert machine.stats().queue_depth == 0
 
 
+def test_a_loop_closed_while_an_inline_hook_awaits_holds_no_turn_once_the_actor_is_given_up() -> (
+    None
+):
+    """The caller gave up and its loop closed with the hook's task pending: a
+    shutdown that gives up on the actor ends the request on its own thread."""
+    runtime = Runtime("closed-loop", default_timeout=10.0)
+    flow = MachineBuilder("a", TOGGLE)
+    started = asyncio.Event()
+
+    @flow.on_enter("b")
+    async def hangs(ctx: Any) -> None:
+        started.set()
+        await asyncio.Event().wait()  # never set
+
+    machine = StateMachine(flow, runtime=runtime)
+
+    async def call_then_give_up() -> None:
+        call = asyncio.ensure_future(atransition(machine, "b"))
+        await asyncio.wait_for(started.wait(), 10)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(call_then_give_up())
+    finally:
+        loop.close()  # the hook's task never ends
+    runtime.shutdown(timeout=0.2)  # gives up on the actor after 0.2 s
+    assert machine.version == 0 and machine.snapshot.state == "a"
+    assert machine._cell.mailbox.turn == 0
+
+
 def test_an_actor_with_a_deadline_is_not_run_inline_so_its_deadline_applies(
     runtime: Runtime,
 ) -> None:
