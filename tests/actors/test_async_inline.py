@@ -259,6 +259,24 @@ def test_a_loop_runs_at_most_a_round_of_inline_requests_before_its_other_callbac
     assert len(set(ran_in)) >= 4  # the awaiting coroutine let the loop run between rounds
 
 
+def test_a_call_cancelled_while_it_waits_for_a_round_is_never_sent(runtime: Runtime) -> None:
+    machines = [StateMachine("a", TOGGLE, runtime=runtime) for _ in range(ROUND + 2)]
+
+    async def main() -> None:
+        async with asyncio.timeout(10):
+            calls = [asyncio.ensure_future(atransition(m, "b")) for m in machines]
+            await asyncio.sleep(0)  # their first steps: a round runs, two wait
+            assert [c.done() for c in calls] == [True] * ROUND + [False, False]
+            calls[-1].cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await calls[-1]
+            assert (await calls[-2]).version == 1
+            assert (await atransition(machines[-1], "b")).version == 1  # sent now
+
+    asyncio.run(main())
+    assert [m.version for m in machines] == [1] * len(machines)
+
+
 def test_an_error_in_an_inline_async_hook_reaches_the_caller_and_frees_the_turn(
     runtime: Runtime,
 ) -> None:
