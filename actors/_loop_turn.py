@@ -62,7 +62,7 @@ __all__ = ["ROUND", "LoopSlots", "LoopTurn", "loop_turn", "slots_of"]
 
 #: The most inline requests one event loop runs in a row before it serves its
 #: other callbacks: at ~10 µs each, well under a millisecond of loop time.
-ROUND = 32
+ROUND = 64
 
 #: The `LoopTurn` whose synchronous step runs now in this context: where
 #: `_suspension.suspend` sends the awaitable its request waits for.

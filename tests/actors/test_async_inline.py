@@ -217,6 +217,34 @@ def test_each_senders_awaits_are_applied_in_the_order_made_inline_or_queued(
     assert sum(m.version for m in managers) == senders * per_sender
 
 
+def test_a_call_made_as_a_waiting_call_is_woken_goes_after_it(runtime: Runtime) -> None:
+    """A round is spent, so ``first`` waits; the loop's next round wakes it,
+    and ``second``, made right then (before ``first`` has gone on), goes
+    after it, not into a free slot ahead of it."""
+    spent = [StateMachine("a", TOGGLE, runtime=runtime) for _ in range(ROUND)]
+    manager = StateManager({"log": []}, runtime=runtime)
+
+    def append(label: str) -> Callable[[ImmutableState], Any]:
+        def fn(state: ImmutableState) -> ImmutableState:
+            return state.update(log=[*state.log, label])
+
+        return fn
+
+    async def second() -> Any:
+        await asyncio.sleep(0)  # made in the next loop iteration
+        return await amodify(manager, append("second"))
+
+    async def main() -> None:
+        async with asyncio.timeout(10):
+            calls = [asyncio.ensure_future(atransition(m, "b")) for m in spent]
+            calls.append(asyncio.ensure_future(amodify(manager, append("first"))))
+            calls.append(asyncio.ensure_future(second()))
+            await asyncio.gather(*calls)
+
+    asyncio.run(main())
+    assert list(manager.get_state()["log"]) == ["first", "second"]
+
+
 def test_a_loop_runs_at_most_a_round_of_inline_requests_before_its_other_callbacks(
     runtime: Runtime,
 ) -> None:
