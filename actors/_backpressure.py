@@ -12,8 +12,8 @@ its limit:
 - a ``request_*`` call raises `MailboxFull` at once (the handle does);
 - a blocking call waits for room within its timeout (`send_when_room`), and
   on timeout raises `ActorTimeout` with nothing sent;
-- an awaited call suspends until there is room (`wait_for_room`), leaving
-  the event loop free, then sends.
+- an awaited call suspends until there is room (`asend_when_room`), leaving
+  the event loop free, and is queued as a blocking one is.
 
 Room appears when the holder of the actor's turn takes a message off the
 queue: it then wakes one waiter (`room_made`). Waiters live in one dict
@@ -39,11 +39,11 @@ from ._errors import ActorTimeout, MailboxFull
 from .stores._group_commit import flush_staged
 
 __all__ = [
+    "asend_when_room",
     "check_mailbox_limit",
     "is_full",
     "room_made",
     "send_when_room",
-    "wait_for_room",
     "waiting",
     "wake_all",
 ]
@@ -242,12 +242,11 @@ def send_when_room(mailbox: Bounded, item: Sent, limit: int, seconds: float) -> 
         raise _timed_out(item.actor, item.describe(), limit, seconds)
 
 
-async def wait_for_room(
-    mailbox: Bounded, limit: int, seconds: float, actor: str, message: str
-) -> float:
-    """Suspend until fewer than ``limit`` requests wait in ``mailbox`` (or it
-    has closed), at most ``seconds``; return the seconds left. The caller
-    sends right after, with no await in between.
+async def asend_when_room(mailbox: Bounded, item: Sent, limit: int, seconds: float) -> float:
+    """`send_when_room` for a coroutine: suspend (the event loop stays free)
+    until ``item`` is queued in ``mailbox``, at most ``seconds``; return the
+    seconds left. Queued by `Mailbox.offer`, as every bounded sender is, so
+    awaited and blocking senders never queue more than ``limit`` between them.
 
     Raises:
         ActorTimeout: no room in time; nothing was sent.
@@ -255,20 +254,19 @@ async def wait_for_room(
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
-    while is_full(mailbox, limit):
+    while True:
         waiter = _LoopWaiter(loop)
         _enlist(mailbox, waiter)
         try:
-            if not is_full(mailbox, limit):  # room made before we were on the list
+            if mailbox.offer(item, limit):  # room, or closed (then refused): done
                 _leave(mailbox, waiter)
-                break
+                return max(0.0, deadline - loop.time())
             async with asyncio.timeout_at(deadline):
-                await waiter.future
+                await waiter.future  # woken: room was made, or the mailbox closed
         except TimeoutError:
             _leave(mailbox, waiter)
-            error = _timed_out(actor, message, limit, seconds)
+            error = _timed_out(item.actor, item.describe(), limit, seconds)
             raise error from error.__cause__  # not the loop's own TimeoutError
         except BaseException:
             _leave(mailbox, waiter)
             raise
-    return max(0.0, deadline - loop.time())

@@ -14,11 +14,10 @@ value other than the default (`Rare`): an idle cell pays one slot for all.
 
 from __future__ import annotations
 
-import concurrent.futures
 import itertools
 import threading
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, Protocol, TypeVar, overload
 
 T = TypeVar("T")
 
@@ -53,6 +52,12 @@ observer_locks = Stripes()
 #: Orders the making of a cell's side object, and of its stopped event
 #: against the cell stopping.
 extra_locks = Stripes()
+
+
+class Cancellable(Protocol):
+    """What a fence cancels: an awaited hook (see ``CellState.awaiting``)."""
+
+    def cancel(self) -> object: ...
 
 
 class Extra:
@@ -150,8 +155,10 @@ class CellState:
     #: The runtime that owns the cell (a slot of `_cell.Cell`).
     runtime: Any
 
-    #: The async hook the turn's holder is waiting for, if any.
-    awaiting: Rare[concurrent.futures.Future[Any] | None] = Rare(None)
+    #: The async hook the turn's holder is waiting for, if any: a fence
+    #: cancels it (a future of the runtime's event loop, or the
+    #: `_loop_turn.LoopTurn` awaiting it on a caller's loop).
+    awaiting: Rare[Cancellable | None] = Rare(None)
     failures: Rare[int] = Rare(0)
     hook_errors: Rare[int] = Rare(0)
     #: The request a deadline watches, while it runs.

@@ -94,8 +94,10 @@ class Runtime:
     ``stateward:<runtime>:worker-<i>``; with ``workers=0`` or
     ``dedicated=True`` a thread of the actor's own, named
     ``stateward:<runtime>:<actor>``), or, for an inline call, on the calling
-    thread; async hooks run on the runtime's event loop thread; timers
-    (backoff, deadlines) on the timer's thread.
+    thread (for an awaited call, the awaiting event loop's thread); async
+    hooks run on the runtime's event loop thread (for an awaited call run
+    inline, on the awaiting loop); timers (backoff, deadlines) on the timer's
+    thread.
 
     Args:
         name: a label for threads, logs and errors.
@@ -109,7 +111,8 @@ class Runtime:
         clock: the source of timestamps in histories (UTC ``datetime``).
         inline_calls: let a blocking call that finds its actor idle, with an
             empty mailbox, run the message on the calling thread instead of
-            handing it to the actor thread and back. Messages stay one at a time
+            handing it to the actor thread and back (an awaited ``a*`` call:
+            on the awaiting event loop's thread). Messages stay one at a time
             and in order; only the thread differs, and ``timeout=`` then bounds
             the wait for the actor, not the handler's own run. Turn it off if
             hooks must always run on the actor's thread.

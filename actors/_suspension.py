@@ -29,7 +29,9 @@ A crash while it goes on crashes the actor, as any request does.
 
 A worker that cannot hold a turn (a dedicated host's thread has nothing else
 to run: `DedicatedWorker.hold` says no) gets today's behaviour: the awaitable
-is awaited right there, on the thread that runs the turn.
+is awaited right there, on the thread that runs the turn. A request run
+inline on the event loop that awaits it (`_loop_turn.LoopTurn`) has its
+awaitable awaited on that loop instead, its turn held the same way.
 
 This module sits with the hosts, above the cells: `Cell.process` reaches it
 through the running incarnation (`Running.suspend`), and it knows of the
@@ -47,6 +49,7 @@ from stateward.core._suspend import Suspended
 
 from ._cell import FENCED, SUSPENDED, Cell
 from ._context import current_cell
+from ._loop_turn import loop_turn
 from ._reply import Reply
 
 __all__ = ["Suspends", "Suspension", "resume_turn", "suspend"]
@@ -134,6 +137,9 @@ def suspend(cell: Cell, message: Reply[Any], generation: int, step: Suspended) -
     if not live or owner is None:  # fenced off already: it goes on no further
         step.close()
         return cell.process(message, generation, _cancelled)
+    on_loop = loop_turn.get()
+    if on_loop is not None and on_loop.message is message:
+        return on_loop.suspend(generation, step)  # inline on the awaiting loop: awaited there
     worker = owner.attached()  # one that started inline has none yet
     if worker is None or not worker.hold():
         return cell.process(message, generation, lambda *_: _wait_here(cell, generation, step))

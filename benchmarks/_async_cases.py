@@ -4,10 +4,16 @@ side with python-statemachine's async engine.
 - ``asyncio_one_at_a_time``: one coroutine awaits one transition after the
   other on one machine.
 - ``asyncio_in_flight``: one event loop keeps ``async_in_flight`` requests in
-  flight over ``async_machines`` machines (a window of requests per machine,
-  in order), while a probe task measures how late the loop wakes it from a
-  1 ms sleep: the loop's lag, which every other coroutine of a web service
-  waits too. The same probe on the idle loop runs in the same round.
+  flight over ``async_machines`` machines, while a probe task measures how
+  late the loop wakes it from a 1 ms sleep: the loop's lag, which every other
+  coroutine of a web service waits too. The same probe on the idle loop runs
+  in the same round.
+
+stateward's ``stateward`` rows use the awaited calls (``await
+machine.atransition(...)``: an idle actor's request runs on the loop, no
+thread hop); the ``stateward-request_transition`` rows await the replies of
+``machine.request_transition(...)`` (every request goes to a worker thread
+and its reply comes back to the loop), for comparison.
 
 Each round runs its own event loop (``asyncio.run``).
 """
@@ -26,7 +32,7 @@ from typing import Any
 from _harness import Sample, Stopwatch, System, percentile
 from _systems import CALL_TIMEOUT, A, B, Counter, Peers, Sizes, check, sample, stateward_toggle
 
-from stateward.actors import Runtime
+from stateward.actors import Runtime, StateMachine
 
 #: The probe's sleep, in seconds.
 PROBE_SLEEP = 0.001
@@ -111,32 +117,52 @@ def run_round(body: Callable[[], Awaitable[Sample]]) -> Sample:
     return asyncio.run(body())
 
 
+def atransition_of(machine: StateMachine) -> Callable[..., Awaitable[Any]]:
+    """``machine.atransition``; a version of stateward without it (``--against``
+    an older commit) gets the same call through the handle's ``_acall``, the
+    coroutine every ``a*`` call goes through."""
+    method: Callable[..., Awaitable[Any]] | None = getattr(machine, "atransition", None)
+    if method is not None:
+        return method
+    from stateward.core._messages import Move
+
+    acall = machine._acall
+
+    async def atransition(target: str) -> Any:
+        return await acall(Move((target, None, None)), None)
+
+    return atransition
+
+
 # -- asyncio_one_at_a_time ------------------------------------------------------------------
 
 
 def asyncio_one_at_a_time(sizes: Sizes, peers: Peers, scratch: Path) -> list[System]:
     n = sizes.async_calls
 
-    async def stateward_round() -> Sample:
-        problems: list[str] = []
-        counter = Counter()
-        runtime = Runtime("bench-async-1")
-        try:
-            machine = stateward_toggle(runtime, counter)
-            request = machine.request_transition
-            latencies = [0.0] * n
-            clock = time.perf_counter
-            timed = Stopwatch().start()
-            for i in range(n):
-                began = clock()
-                await request(B if i % 2 == 0 else A)
-                latencies[i] = clock() - began
-            timed.stop()
-            check(problems, machine.version == n, f"version {machine.version}, not {n}")
-            check(problems, counter.n == n, f"the hook ran {counter.n} times, not {n}")
-        finally:
-            runtime.shutdown(timeout=CALL_TIMEOUT)
-        return sample(n, timed, statistics.median(latencies) * 1e6, problems)
+    def stateward(awaited: bool) -> Callable[[int], Sample]:
+        async def body() -> Sample:
+            problems: list[str] = []
+            counter = Counter()
+            runtime = Runtime("bench-async-1")
+            try:
+                machine = stateward_toggle(runtime, counter)
+                call = atransition_of(machine) if awaited else machine.request_transition
+                latencies = [0.0] * n
+                clock = time.perf_counter
+                timed = Stopwatch().start()
+                for i in range(n):
+                    began = clock()
+                    await call(B if i % 2 == 0 else A)
+                    latencies[i] = clock() - began
+                timed.stop()
+                check(problems, machine.version == n, f"version {machine.version}, not {n}")
+                check(problems, counter.n == n, f"the hook ran {counter.n} times, not {n}")
+            finally:
+                runtime.shutdown(timeout=CALL_TIMEOUT)
+            return sample(n, timed, statistics.median(latencies) * 1e6, problems)
+
+        return lambda _round: run_round(body)
 
     def psm(sm: ModuleType) -> Callable[[int], Sample]:
         cls = psm_async_class(sm)
@@ -161,9 +187,14 @@ def asyncio_one_at_a_time(sizes: Sizes, peers: Peers, scratch: Path) -> list[Sys
     systems = [
         System(
             "stateward",
-            lambda _round: run_round(stateward_round),
+            stateward(True),
+            "await machine.atransition(...) one after the other, on one machine",
+        ),
+        System(
+            "stateward-request_transition",
+            stateward(False),
             "await machine.request_transition(...) one after the other, on one machine",
-        )
+        ),
     ]
     if peers.statemachine is not None:
         systems.append(
@@ -186,11 +217,20 @@ def asyncio_in_flight(sizes: Sizes, peers: Peers, scratch: Path) -> list[System]
     per_machine = max(window, sizes.async_total // machines_n)
     total = per_machine * machines_n
 
-    async def drive(machine: Any) -> int:
+    async def drive(machine: StateMachine, awaited: bool) -> int:
         """``per_machine`` requests on ``machine``, ``window`` in flight, in
-        order; how many replies came with a version out of order."""
+        order; how many replies came with a version out of order. Awaited:
+        each request is a task awaiting ``atransition`` (as a web handler
+        would), started in order; else a ``request_transition`` reply."""
         in_flight: collections.deque[Any] = collections.deque()
-        request = machine.request_transition
+        if awaited:
+            call = atransition_of(machine)
+            ensure_future = asyncio.ensure_future
+
+            def request(target: str) -> Any:
+                return ensure_future(call(target))
+        else:
+            request = machine.request_transition
         wrong = expected = 0
         for i in range(per_machine):
             if len(in_flight) >= window:
@@ -202,30 +242,34 @@ def asyncio_in_flight(sizes: Sizes, peers: Peers, scratch: Path) -> list[System]
             wrong += (await in_flight.popleft()).version != expected
         return wrong
 
-    async def stateward_round() -> Sample:
-        problems: list[str] = []
-        idle = await idle_lag()
-        runtime = Runtime("bench-async-flight")
-        try:
-            machines = [stateward_toggle(runtime, None) for _ in range(machines_n)]
-            probe = LagProbe().start()
-            timed = Stopwatch().start()
-            wrong = sum(
-                await asyncio.wait_for(
-                    asyncio.gather(*(drive(m) for m in machines)), timeout=CALL_TIMEOUT * 10
+    def stateward(awaited: bool) -> Callable[[int], Sample]:
+        async def body() -> Sample:
+            problems: list[str] = []
+            idle = await idle_lag()
+            runtime = Runtime("bench-async-flight")
+            try:
+                machines = [stateward_toggle(runtime, None) for _ in range(machines_n)]
+                probe = LagProbe().start()
+                timed = Stopwatch().start()
+                wrong = sum(
+                    await asyncio.wait_for(
+                        asyncio.gather(*(drive(m, awaited) for m in machines)),
+                        timeout=CALL_TIMEOUT * 10,
+                    )
                 )
-            )
-            timed.stop()
-            lags = await probe.stop()
-            check(problems, wrong == 0, f"{wrong} replies out of order")
-            versions = sum(m.version for m in machines)
-            check(problems, versions == total, f"{versions} transitions committed, not {total}")
-        finally:
-            runtime.shutdown(timeout=CALL_TIMEOUT)
-        result = sample(total, timed, None, problems)
-        result.values.update(lag_values("lag", lags))
-        result.values.update(lag_values("idle_lag", idle))
-        return result
+                timed.stop()
+                lags = await probe.stop()
+                check(problems, wrong == 0, f"{wrong} replies out of order")
+                versions = sum(m.version for m in machines)
+                check(problems, versions == total, f"{versions} transitions committed, not {total}")
+            finally:
+                runtime.shutdown(timeout=CALL_TIMEOUT)
+            result = sample(total, timed, None, problems)
+            result.values.update(lag_values("lag", lags))
+            result.values.update(lag_values("idle_lag", idle))
+            return result
+
+        return lambda _round: run_round(body)
 
     def psm_one(sm: ModuleType) -> Callable[[int], Sample]:
         cls = psm_async_class(sm)
@@ -254,14 +298,23 @@ def asyncio_in_flight(sizes: Sizes, peers: Peers, scratch: Path) -> list[System]
             "sleep probe)"
         )
 
+    flight = (
+        f"{total:,} transitions over {machines_n} machines from one event loop, "
+        f"{window} requests in flight per machine ({window * machines_n:,} in all)"
+    )
     systems = [
         System(
             "stateward",
-            lambda _round: run_round(stateward_round),
-            f"{total:,} transitions over {machines_n} machines from one event loop, "
-            f"{window} awaited requests in flight per machine ({window * machines_n:,} in all)",
+            stateward(True),
+            f"{flight}, each a task awaiting machine.atransition(...)",
             detail,
-        )
+        ),
+        System(
+            "stateward-request_transition",
+            stateward(False),
+            f"{flight}, each an awaited machine.request_transition(...) reply",
+            detail,
+        ),
     ]
     if peers.statemachine is not None:
         systems.append(

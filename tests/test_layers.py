@@ -98,6 +98,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "actors: hosts",
         [
             "stateward.actors._host",
+            "stateward.actors._loop_turn",
             "stateward.actors._suspension",
             "stateward.actors._lifecycle_stop",
             "stateward.actors._lifecycle",

@@ -11,6 +11,7 @@ the answer (with a finite timeout), ``request_*`` calls return a `Reply` at once
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -21,11 +22,12 @@ from stateward.core._behaviours import Behaviour
 from stateward.core._messages import Message
 from stateward.core._persist import KindCodec
 
-from .._backpressure import check_mailbox_limit, is_full, send_when_room, wait_for_room
+from .._backpressure import asend_when_room, check_mailbox_limit, send_when_room
 from .._cell import Cell
 from .._context import current_cell
 from .._errors import MailboxFull, SelfCallError
 from .._loop_inbox import inbox_for
+from .._loop_turn import LoopTurn, slots_of
 from .._reply import Reply
 from .._runtime import Runtime, current_runtime, stop_request
 from .._supervisor import Supervisor
@@ -203,16 +205,58 @@ class ActorHandle(Watching):
     async def _acall(self, request: Message, timeout: float | None) -> Any:
         """The awaited form of `_call`, behind every ``a*`` call (``atransition``,
         ``amodify``, ...): the request is sent and its answer awaited without
-        blocking the event loop."""
-        timeout = await self._wait_for_room(request, timeout)
+        blocking the event loop.
+
+        An actor found idle runs the request here, on the awaiting loop's
+        thread, and its awaitables (async hooks, guards, ``modify``
+        functions) are awaited on this loop, its turn held meanwhile
+        (`_loop_turn`): no hop to a worker thread or to the runtime's event
+        loop. Not for an actor whose store is durable (its write and fsync
+        never run on the loop: a worker's group commit writes it) or whose
+        commit would make the loop wait (`_runs_on_loop`); nor for one with a
+        ``deadline=``, as for blocking calls. At most `ROUND` requests run in
+        a row on one loop before it serves its other callbacks.
+        """
         if timeout is not None:
             timeout = check_timeout(timeout, self._where(f"a{request.call}"))
         cell = self._cell
         if current_cell.get() is cell:
             raise SelfCallError(cell.name, request.describe())
         reply: Reply[Any] = Reply(cell, request)
-        cell.mailbox.put(reply)
+        turn = 0
+        if self._runtime.inline_calls and self._runs_on_loop(cell):
+            slots = slots_of(asyncio.get_running_loop())
+            if not slots.take():
+                await slots.wait()  # this round of the loop is spent: a later one
+            turn = cell.try_inline()
+            if turn:
+                LoopTurn(cell, reply, turn, slots.loop).start()
+                if reply.done():
+                    return reply.result()
+        if not turn:
+            timeout = await self._asend(reply, timeout)
         return await reply.wait(timeout)
+
+    def _runs_on_loop(self, cell: Cell) -> bool:
+        """Whether a request of this actor may run inline on an event loop:
+        its store is a memory one (a durable store's write never runs on a
+        loop), no deadline watches it, and nothing after its commit awaits
+        (an async after-commit hook or observer would make the loop wait for
+        the runtime's event loop)."""
+        if cell.deadline is not None:
+            return False
+        store = cell.store
+        if store is not None and getattr(store, "durability", None) != "memory":
+            return False
+        observers = cell.observers
+        if observers and any(inspect.iscoroutinefunction(fn) for fn in observers):
+            return False
+        return not self._awaits_after_commit()
+
+    def _awaits_after_commit(self) -> bool:
+        """Whether the actor's after-commit work may await (a machine's
+        coroutine after-commit hooks)."""
+        return False
 
     def _request(
         self, request: Message, callback: Callable[[Reply[Any]], Any] | None
@@ -230,24 +274,23 @@ class ActorHandle(Watching):
             reply.add_done_callback(callback)
         return reply
 
-    async def _wait_for_room(self, request: Message, timeout: float | None) -> float | None:
-        """Before an awaited call sends: suspend while its actor's mailbox is
-        at its limit, without blocking the loop (`_backpressure.wait_for_room`);
-        return the timeout left for the answer (``timeout`` itself if there
-        was room). The caller sends with no await in between.
+    async def _asend(self, reply: Reply[Any], timeout: float | None) -> float | None:
+        """Queue an awaited call's ``reply``; at its actor's mailbox limit,
+        suspend until there is room, without blocking the loop
+        (`_backpressure.asend_when_room`). Return the timeout left for the
+        answer (``timeout`` itself if there was room at once).
 
         Raises:
             ActorTimeout: no room within ``timeout``; nothing was sent.
         """
         cell = self._cell
         limit = cell.room_limit()
-        if limit is None or not is_full(cell.mailbox, limit) or current_cell.get() is cell:
-            return timeout  # room (or a call the caller refuses): nothing to wait for
-        where = self._where(f"a{request.call}")
-        if timeout is not None:
-            timeout = check_timeout(timeout, where)
-        seconds = cell.default_timeout if timeout is None else timeout
-        return await wait_for_room(cell.mailbox, limit, seconds, cell.name, request.describe())
+        if limit is None:
+            cell.mailbox.put(reply)
+        elif not cell.mailbox.offer(reply, limit):  # full: wait for room, within the timeout
+            seconds = cell.default_timeout if timeout is None else timeout
+            return await asend_when_room(cell.mailbox, reply, limit, seconds)
+        return timeout
 
     # -- observers ---------------------------------------------------------------------
 

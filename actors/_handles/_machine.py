@@ -274,6 +274,12 @@ class StateMachine(ActorHandle):
             )
         return lambda snapshot: snapshot.state == state
 
+    def _awaits_after_commit(self) -> bool:
+        spec = self._spec
+        return spec.has_async_hooks and any(
+            hook.is_async for hook in spec.hooks if hook.kind == "after_commit"
+        )
+
     def _behaviour(self, cell: Cell) -> Behaviour:
         return machine_behaviour(
             self._spec,
