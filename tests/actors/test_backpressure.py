@@ -34,6 +34,7 @@ from stateward.actors import (
     StateManager,
 )
 from stateward.actors._backpressure import waiting
+from stateward.actors._loop_turn import ROUND
 from stateward.core import ArgumentTypeError, ArgumentValueError, ImmutableState
 from stateward.core._messages import Modify
 
@@ -465,3 +466,37 @@ def test_a_producer_ten_times_faster_than_its_actor_keeps_memory_bounded(
     assert [t for t in applied if isinstance(t, int)] == accepted  # in the order sent
     assert [t for t in applied if isinstance(t, str)] == blocking_ids
     assert manager.get_state().n == len(accepted) + len(blocking_ids)
+
+
+def test_an_awaited_call_that_waited_for_a_loop_round_still_keeps_to_the_limit(
+    rt: Runtime,
+) -> None:
+    """An awaited call that found room, then waited for its loop's next round
+    of inline calls, is queued only if there is room still: a request sent
+    meanwhile took it, so it waits for room like any other sender."""
+    target = StateManager({"log": ()}, runtime=rt, mailbox_limit=1)
+    other = StateManager({"log": ()}, runtime=rt)
+    held = Held()
+    first = held.hold(target)
+
+    async def main() -> ImmutableState:
+        async with asyncio.timeout(10):
+            # A round's worth of inline calls on an idle actor, then one more
+            # call, to the held actor: it waits for the next round.
+            spent = [asyncio.create_task(amodify(other, append(str(n)))) for n in range(ROUND)]
+            late = asyncio.create_task(amodify(target, append("late"), timeout=10))
+            await asyncio.sleep(0)  # every task has made its first step
+            assert target.stats().queue_depth == 0  # there was room when it looked
+            sneaked = target.request_modify(append("sneaked"))  # ... and now there is none
+            while len(waiting.get(target._cell.mailbox, ())) < 1:
+                assert target.stats().queue_depth <= 1, "the late call went past the limit"
+                await asyncio.sleep(0.001)
+            assert target.stats().queue_depth == 1
+            held.release()
+            await asyncio.gather(*spent)
+            sneaked.result(5)
+            return await late
+
+    state = asyncio.run(main())
+    assert state.log == ("held", "sneaked", "late")
+    first.result(5)
