@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import random
 import threading
+import time
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -102,6 +103,12 @@ def test_every_kind_reads_and_resumes_after_passivation(idle_runtime: Runtime, s
     manager = StateManager({"n": 1}, runtime=idle_runtime)
     config = ConfigManager({"level": "info"}, runtime=idle_runtime)
     config.update_config({"level": "debug"})
+    # With a thread per actor, an actor starts on its own thread: only a
+    # started one is idle, and passivated. Wait (bounded) for the starts.
+    deadline = time.monotonic() + 5
+    while not all(h._cell.ready for h in (machine, manager, config)):
+        assert time.monotonic() < deadline, "the actors never started"
+        time.sleep(0.0005)
     assert idle_runtime.passivate_idle() == 3
     assert (machine.current_state, manager.get_state().n) == ("a", 1)
     assert (config.get_config()["level"], config.version) == ("debug", 1)
