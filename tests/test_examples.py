@@ -64,6 +64,32 @@ EXPECTED: dict[str, list[str]] = {
         "the event loop kept running while the hooks awaited: the ticker ticked > 0 times",
         "TransitionRejected by 'start_payment': the payment gateway declined the charge",
     ],
+    "async_races.py": [
+        "  plain coroutines: 1 (expected 3)",
+        "  stateward: 3 (expected 3)",
+        "  the three updates ran one after the other: True",
+        "  plain coroutines: 8 (one after the other gives 6)",
+        "  stateward: 6 (expected 6)",
+        "the event loop kept running meanwhile: the ticker ticked > 0 times: True",
+    ],
+    "async_backpressure.py": [
+        "asyncio producer: 40 of 40 items handled",
+        "  in the order sent: True",
+        "  items waiting never above the limit: True",
+        "thread producer: 40 of 40 items handled, in order: True",
+        "  request_modify refused with MailboxFull at least once: True",
+    ],
+    "async_web_handler.py": [
+        "  [log req-1] order A1 paid 10",
+        "req-1 POST /orders/A1/paid -> 200 {'order': 'A1', 'state': 'paid', 'version': 1}",
+        "req-2 POST /orders/A2/paid -> 409 {'error': \"machine 'A2': transition 'placed' -> "
+        "'paid' rejected by 'amount_matches': the amount paid does not match the order total\"}",
+        "req-3 POST /orders/A3/shipped -> 409",
+        "req-4 POST /orders/A9/paid -> 404 {'error': \"no order 'A9'\"}",
+        "  [log req-5] order A1 shipped: customer notified",
+        "req-5 POST /orders/A1/shipped -> 200 {'order': 'A1', 'state': 'shipped', 'version': 2}",
+        "request id outside any request: '-'",
+    ],
     "vending_machine.py": [
         "- 'machine_id' must be str, got 7 (int)",
         "paying 100 cents: vetoed by 'payment_covers_price': insufficient payment: 100 of 150 "
