@@ -90,7 +90,7 @@ class CommitBatch:
         #: The entry a store has just staged, waiting for `defer` to pair it
         #: with its request.
         self._entry: tuple[Any, Any] | None = None
-        #: The turns held past their end: ``(cell, turn lock)``.
+        #: The turns held past their end: ``(cell, turn token)``.
         self._held: list[tuple[Any, int]] = []
         #: What a flush has written or failed and not yet answered, cell by cell.
         self._answers: collections.deque[tuple[Any, list[_Staged], Any, Any]] = collections.deque()
