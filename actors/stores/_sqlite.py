@@ -17,7 +17,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from stateward.core._persist import KindCodec, RecordUpgrades
 
 from .._errors import RecoveryError, StoreWriteError
 from ._group_commit import GroupCommit, Pending, group
+from ._leases import DEFAULT_LEASE_SECONDS, Leases
 from ._protocol import RecoveryReport, StoredActor
 from ._records import encode_record, journal_entry, recover_records
 from ._snapshot_writer import SnapshotWriter
@@ -42,6 +43,16 @@ _ROWS_PER_INSERT = 500
 
 def _insert_journal(rows: int) -> str:
     return "INSERT INTO journal VALUES " + ", ".join(["(?, ?, ?, ?)"] * rows)
+
+
+def _insert_journal_if(rows: int, condition: str) -> str:
+    """Insert the rows only while ``condition`` holds (the lease fence), in one statement."""
+    return (
+        "INSERT INTO journal SELECT * FROM (VALUES "
+        + ", ".join(["(?, ?, ?, ?)"] * rows)
+        + ") WHERE "
+        + condition
+    )
 
 
 class SQLiteStore(GroupCommit, SnapshotWriter, Names):
@@ -78,6 +89,13 @@ class SQLiteStore(GroupCommit, SnapshotWriter, Names):
             written, not even the tables of a new file.
         check: run SQLite's ``quick_check`` at open and refuse a damaged file.
             A damaged page can otherwise hide records instead of failing.
+        lease_seconds: how long a runtime's lease on this store lasts unless
+            renewed (`_leases`): a runtime that stops renewing (a paused or
+            cut-off process) loses its names to the next claim that long
+            after its last renewal, and its later commits raise `LeaseLost`.
+            Its runtime renews it every third of that.
+        lease_clock: the wall clock leases are measured by (seconds, like
+            ``time.time``); every process sharing the file must agree on it.
 
     A commit's journal entry and the snapshot due with it, and in batched
     mode every commit of a group commit, are one transaction: a commit that
@@ -104,6 +122,8 @@ class SQLiteStore(GroupCommit, SnapshotWriter, Names):
         upgrades: RecordUpgrades | None = None,
         readonly: bool = False,
         check: bool = True,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        lease_clock: Callable[[], float] = time.time,
     ) -> None:
         if durability not in DURABILITY_MODES:
             raise ValueError(
@@ -148,6 +168,9 @@ class SQLiteStore(GroupCommit, SnapshotWriter, Names):
         SnapshotWriter.__init__(self)
         # Names claimed and not yet created (claim, create and release: `Names`).
         Names.__init__(self)
+        # The leases of the runtimes that own names through this store object.
+        self._leases = Leases(repr(str(self.path)), lease_seconds, lease_clock)
+        self.lease_seconds = self._leases.seconds
 
     # -- the protocol ------------------------------------------------------------------------
 
@@ -202,9 +225,23 @@ class SQLiteStore(GroupCommit, SnapshotWriter, Names):
         try:
             if not due and len(items) <= _ROWS_PER_INSERT:
                 with self._lock:
-                    self._db.execute(_insert_journal(len(items)), rows)
+                    epochs = self._leases.epochs_of(item.name for item in items)
+                    if not epochs:
+                        self._db.execute(_insert_journal(len(items)), rows)
+                    else:  # fenced: written only while the leases hold, in one statement
+                        condition, params = self._leases.guard(epochs)
+                        written = self._db.execute(
+                            _insert_journal_if(len(items), condition), [*rows, *params]
+                        ).rowcount
+                        if written != len(items):
+                            names = [item.name for item in items]
+                            raise self._leases.lost_error(self._db.execute, names, epochs)
             else:
                 with transaction(self._db, self._lock) as db:
+                    epochs = self._leases.epochs_of(item.name for item in items)
+                    if self._leases.lost_epochs(db.execute, epochs):
+                        names = [item.name for item in items]
+                        raise self._leases.lost_error(db.execute, names, epochs)
                     for start in range(0, len(items), _ROWS_PER_INSERT):
                         count = min(_ROWS_PER_INSERT, len(items) - start)
                         db.execute(_insert_journal(count), rows[start * 4 : (start + count) * 4])
@@ -218,6 +255,11 @@ class SQLiteStore(GroupCommit, SnapshotWriter, Names):
             names = listed(item.name for item in items)
             raise StoreWriteError(names, explain(exc), exc) from exc
         self._file.check_after_write(item.name for item in items)
+
+    def _fenced_out(self, names: list[str]) -> set[str]:
+        with self._lock:
+            lost = self._leases.lost_epochs(self._db.execute, self._leases.epochs_of(names))
+            return {name for name in names if self._leases.epoch_of(name) in lost}
 
     def _compact(self, db: sqlite3.Connection, name: str) -> None:
         kept = [
@@ -246,6 +288,9 @@ class SQLiteStore(GroupCommit, SnapshotWriter, Names):
         self._file.check_before_write(dirty)
         try:
             with transaction(self._db, self._lock) as db:
+                epochs = self._leases.epochs_of(dirty)
+                if self._leases.lost_epochs(db.execute, epochs):
+                    raise self._leases.lost_error(db.execute, list(dirty), epochs)
                 for name, version, payload in rows:
                     db.execute(
                         "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?)",
