@@ -105,6 +105,8 @@ class Leases:
         self._held: dict[str, int] = {}
         #: The epoch each name was claimed under (its commits are fenced by it).
         self._epochs: dict[str, int] = {}
+        #: Epochs found taken over: their names are neither written nor recovered.
+        self._lost: set[int] = set()
 
     def _sql(self, text: str) -> str:
         return text if self._marker == "?" else text.replace("?", self._marker)
@@ -196,6 +198,12 @@ class Leases:
     def epoch_of(self, name: str) -> int | None:
         return self._epochs.get(name)
 
+    def lost_epoch(self, name: str) -> int | None:
+        """The epoch ``name`` was claimed under, if that lease was found taken
+        over: its runtime may neither write nor recover it any more."""
+        epoch = self._epochs.get(name)
+        return epoch if epoch in self._lost else None
+
     def lost_epochs(self, execute: Execute, epochs: set[int]) -> set[int]:
         """Which of ``epochs`` no longer exist (their leases were taken over)."""
         if not epochs:
@@ -220,15 +228,17 @@ class Leases:
         """The `LeaseLost` of a write of ``names`` refused because a lease of
         ``epochs`` is gone: which epoch was held and which holds the first name now."""
         lost = self.lost_epochs(execute, epochs) or epochs
+        self._lost |= lost
         held = min(lost)
+        fenced = sorted({name for name in names if self._epochs.get(name) == held}) or list(names)
         row = execute(
             self._sql(
                 "SELECT l.epoch FROM owners o JOIN leases l ON l.holder = o.runtime_id "
                 "WHERE o.name = ?"
             ),
-            (names[0],),
+            (fenced[0],),
         ).fetchone()
-        return LeaseLost(", ".join(sorted(set(names))), self.store, held, row and row[0])
+        return LeaseLost(", ".join(fenced), self.store, held, None if row is None else row[0])
 
     # -- the holder's side -------------------------------------------------------------------
 

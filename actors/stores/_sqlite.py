@@ -314,6 +314,10 @@ class SQLiteStore(GroupCommit, SnapshotWriter, Names):
         self._flush_dirty(name)
         if self._file.lost is not None:
             raise RecoveryError(name, self._file.lost)
+        with self._lock:
+            held = self._leases.lost_epoch(name)
+            if held is not None:  # a restart of a fenced actor: it is another's now
+                raise self._leases.lost_error(self._db.execute, [name], {held})
         try:
             with self._lock:
                 snapshots = self._db.execute(
