@@ -9,6 +9,11 @@ the test advances that timer.
 
 from __future__ import annotations
 
+import os
+import select
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -168,3 +173,88 @@ def test_a_group_commit_writes_the_live_holders_commits_and_fences_the_zombies(
 def test_lease_seconds_must_be_a_positive_number(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="lease_seconds must be a number of seconds > 0"):
         SQLiteStore(tmp_path / "leases.db", lease_seconds=0)
+
+
+class Child:
+    """`lease_child.py` in a process of its own; every read has a time limit."""
+
+    def __init__(self, path: Path, clock_file: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("lease_child.py")), str(path)]
+            + [str(clock_file)],
+            stdin=subprocess.PIPE,  # the child exits at its end of file: no orphans
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        self._buffer = b""
+
+    def line(self, timeout: float = 20.0) -> str:
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([self.proc.stdout], [], [], max(0.0, left))
+            assert ready, f"the child said nothing within {timeout} s"
+            chunk = os.read(self.proc.stdout.fileno(), 4096)
+            assert chunk, "the child exited: " + self.stderr()
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line.decode()
+
+    def send(self, text: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(text.encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def stderr(self) -> str:
+        self.proc.kill()
+        return self.proc.communicate(timeout=10)[1].decode()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGCONT)
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=10)
+            finally:
+                if self.proc.poll() is None:
+                    self.proc.kill()
+                    self.proc.wait(timeout=10)
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+
+
+def test_a_paused_process_whose_names_were_taken_over_commits_nothing_when_it_resumes(
+    tmp_path: Path,
+) -> None:
+    """The zombie of issue 16, faithfully: a process paused with SIGSTOP is
+    alive (``kill(pid, 0)`` succeeds), so only its lease's expiry frees its names."""
+    path = tmp_path / "leases.db"
+    clock_file = tmp_path / "clock"
+    clock_file.write_text(repr(time.time()))
+
+    def clock() -> float:
+        return float(clock_file.read_text())
+
+    child = Child(path, clock_file)
+    try:
+        assert child.line() == "READY"
+        os.kill(child.proc.pid, signal.SIGSTOP)
+        store = SQLiteStore(path, lease_seconds=LEASE, lease_clock=clock)
+        with Runtime("heir", store=store, timer=ManualClock()) as heir:
+            with pytest.raises(ActorOwned, match=f"process {child.proc.pid} .* until "):
+                StateManager({"n": 0}, name="counter", runtime=heir)
+            clock_file.write_text(repr(clock() + LEASE + 1))
+            counter = StateManager({"n": 0}, name="counter", runtime=heir)
+            assert counter.get_state().n == 1
+            counter.update_state({"n": 100})
+            os.kill(child.proc.pid, signal.SIGCONT)
+            child.send("commit 2")
+            assert child.line() == "ERR LeaseLost 1 2"
+            counter.update_state({"n": 101})
+    finally:
+        child.close()
+    with Runtime("check", store=SQLiteStore(path)) as check:
+        assert StateManager({"n": 0}, name="counter", runtime=check).get_state().n == 101
