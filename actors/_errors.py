@@ -379,7 +379,9 @@ class LeaseLost(StoreWriteError):
         self.store = store
         self.held = held
         self.current = current
-        now = "no runtime holds it now" if current is None else f"lease epoch {current} holds it now"
+        now = (
+            "no runtime holds it now" if current is None else f"lease epoch {current} holds it now"
+        )
         super().__init__(
             actor,
             f"this runtime's lease (epoch {held}) on store {store} was taken over ({now}): "

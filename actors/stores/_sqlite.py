@@ -234,14 +234,14 @@ class SQLiteStore(GroupCommit, SnapshotWriter, Names):
                             _insert_journal_if(len(items), condition), [*rows, *params]
                         ).rowcount
                         if written != len(items):
-                            names = [item.name for item in items]
-                            raise self._leases.lost_error(self._db.execute, names, epochs)
+                            fenced = [item.name for item in items]
+                            raise self._leases.lost_error(self._db.execute, fenced, epochs)
             else:
                 with transaction(self._db, self._lock) as db:
                     epochs = self._leases.epochs_of(item.name for item in items)
                     if self._leases.lost_epochs(db.execute, epochs):
-                        names = [item.name for item in items]
-                        raise self._leases.lost_error(db.execute, names, epochs)
+                        fenced = [item.name for item in items]
+                        raise self._leases.lost_error(db.execute, fenced, epochs)
                     for start in range(0, len(items), _ROWS_PER_INSERT):
                         count = min(_ROWS_PER_INSERT, len(items) - start)
                         db.execute(_insert_journal(count), rows[start * 4 : (start + count) * 4])

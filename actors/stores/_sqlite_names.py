@@ -47,7 +47,7 @@ logger = logging.getLogger("stateward.actors")
 #: A name's owner, the kind of the actor stored under it, and whether any
 #: record of it is stored: what a claim needs to know, in one statement.
 _LOOK_UP = (
-    "SELECT o.runtime_id, o.pid, o.started, o.since, "
+    "SELECT o.runtime_id, "
     "(SELECT kind FROM actors WHERE name = ?1), "
     "EXISTS (SELECT 1 FROM snapshots WHERE name = ?1) "
     "OR EXISTS (SELECT 1 FROM journal WHERE name = ?1) "
@@ -101,9 +101,7 @@ class Names(ABC):
                 holder = self._reserved.get(name)
                 if holder is not None and owner_is_live(runtime_id, holder, MY_PID, MY_START):
                     raise ActorOwned(name, describe_owner(holder, MY_PID, time.time()))
-                o_runtime, o_pid, o_started, o_since, kind, recorded = self._db.execute(
-                    _LOOK_UP, (name,)
-                ).fetchone()
+                o_runtime, kind, recorded = self._db.execute(_LOOK_UP, (name,)).fetchone()
                 if o_runtime is not None:
                     lease = self._leases.holder_live(self._db.execute, runtime_id, o_runtime)
                     if lease is not None:

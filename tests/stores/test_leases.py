@@ -76,7 +76,7 @@ def test_a_zombie_whose_lease_was_taken_over_commits_nothing(
     try:
         old = StateManager({"n": 0}, name="counter", runtime=zombie)
         old.update_state({"n": 1})
-        with pytest.raises(ActorOwned, match="lease epoch 1.* until "):
+        with pytest.raises(ActorOwned, match=r"lease epoch 1\).* until "):
             StateManager({"n": 0}, name="counter", runtime=heir)
 
         clock.now += LEASE + 1  # the zombie did not renew: its lease expired
@@ -180,8 +180,12 @@ class Child:
 
     def __init__(self, path: Path, clock_file: Path) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).with_name("lease_child.py")), str(path)]
-            + [str(clock_file)],
+            [
+                sys.executable,
+                str(Path(__file__).with_name("lease_child.py")),
+                str(path),
+                str(clock_file),
+            ],
             stdin=subprocess.PIPE,  # the child exits at its end of file: no orphans
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -244,7 +248,7 @@ def test_a_paused_process_whose_names_were_taken_over_commits_nothing_when_it_re
         os.kill(child.proc.pid, signal.SIGSTOP)
         store = SQLiteStore(path, lease_seconds=LEASE, lease_clock=clock)
         with Runtime("heir", store=store, timer=ManualClock()) as heir:
-            with pytest.raises(ActorOwned, match=f"process {child.proc.pid} .* until "):
+            with pytest.raises(ActorOwned, match=rf"process {child.proc.pid} .* until "):
                 StateManager({"n": 0}, name="counter", runtime=heir)
             clock_file.write_text(repr(clock() + LEASE + 1))
             counter = StateManager({"n": 0}, name="counter", runtime=heir)
