@@ -224,6 +224,23 @@ class Leases:
             tuple(epochs),
         )
 
+    def fenced_insert(
+        self,
+        execute: Execute,
+        table: str,
+        values: str,
+        params: Sequence[Any],
+        names: Sequence[str],
+        epochs: set[int],
+    ) -> None:
+        """``INSERT INTO table VALUES values`` in one statement that writes
+        the rows only while every lease of ``epochs`` exists; `LeaseLost` if not."""
+        condition, guard = self.guard(epochs)
+        sql = f"INSERT INTO {table} SELECT * FROM (VALUES {values}) AS v WHERE {condition}"
+        written = execute(sql, [*params, *guard]).rowcount
+        if written == 0:  # all of the rows or none: the condition holds for all of them
+            raise self.lost_error(execute, names, epochs)
+
     def lost_error(self, execute: Execute, names: Sequence[str], epochs: set[int]) -> LeaseLost:
         """The `LeaseLost` of a write of ``names`` refused because a lease of
         ``epochs`` is gone: which epoch was held and which holds the first name now."""
@@ -239,6 +256,22 @@ class Leases:
             (fenced[0],),
         ).fetchone()
         return LeaseLost(", ".join(fenced), self.store, held, None if row is None else row[0])
+
+    def fenced(self, execute: Execute, names: Sequence[str]) -> set[str]:
+        """Which of ``names`` were claimed under a lease that was taken over."""
+        lost = self.lost_epochs(execute, self.epochs_of(names))
+        self._lost |= lost
+        return {name for name in names if self._epochs.get(name) in lost}
+
+    def refusal(self, execute: Execute, names: Iterable[str]) -> LeaseLost:
+        """The `LeaseLost` of ``names``, whose leases are known to be taken over."""
+        names = sorted(names)
+        return self.lost_error(execute, names, self.epochs_of(names))
+
+    def refuse(self, execute: Execute, name: str) -> None:
+        """Raise `LeaseLost` if ``name``'s lease is known to be taken over."""
+        if self.lost_epoch(name) is not None:
+            raise self.refusal(execute, [name])
 
     # -- the holder's side -------------------------------------------------------------------
 

@@ -4,8 +4,8 @@ Its three durability modes share one file layout (`_sqlite_open`): ``"strict"``
 writes each commit alone, ``"batched"`` writes commits from all actors
 together (`_group_commit`), ``"snapshot"`` writes no journal, only periodic
 snapshots from a writer thread. Records and recovery are those of every
-database store (`_records`); owners are recorded with their process
-(`_ownership`); claims, new actors and releases are written without an fsync
+database store (`_records`); owners hold their names under a lease that
+every write checks in its own transaction (`_leases`); claims, new actors and releases are written without an fsync
 of their own (`_sqlite_names`). On a pool, the commits of the turns a worker
 runs in a row are written together (`commit`, `write_staged`).
 """
@@ -42,17 +42,11 @@ _ROWS_PER_INSERT = 500
 
 
 def _insert_journal(rows: int) -> str:
-    return "INSERT INTO journal VALUES " + ", ".join(["(?, ?, ?, ?)"] * rows)
+    return "INSERT INTO journal VALUES " + _values(rows)
 
 
-def _insert_journal_if(rows: int, condition: str) -> str:
-    """Insert the rows only while ``condition`` holds (the lease fence), in one statement."""
-    return (
-        "INSERT INTO journal SELECT * FROM (VALUES "
-        + ", ".join(["(?, ?, ?, ?)"] * rows)
-        + ") WHERE "
-        + condition
-    )
+def _values(rows: int) -> str:
+    return ", ".join(["(?, ?, ?, ?)"] * rows)
 
 
 class SQLiteStore(GroupCommit, SnapshotWriter, Names):
@@ -177,6 +171,9 @@ class SQLiteStore(GroupCommit, SnapshotWriter, Names):
     def commit(self, name: str, codec: KindCodec, old: Any, new: Any) -> None:
         """Make one commit durable (per the mode) before returning."""
         if self.durability == "snapshot":
+            if self._leases.lost_epoch(name) is not None:  # fenced: refuse it now
+                with self._lock:
+                    self._leases.refuse(self._db.execute, name)
             self._mark_dirty(name, codec, new)
             return
         item = journal_entry(name, codec, old, new, self.snapshot_every)
@@ -229,13 +226,10 @@ class SQLiteStore(GroupCommit, SnapshotWriter, Names):
                     if not epochs:
                         self._db.execute(_insert_journal(len(items)), rows)
                     else:  # fenced: written only while the leases hold, in one statement
-                        condition, params = self._leases.guard(epochs)
-                        written = self._db.execute(
-                            _insert_journal_if(len(items), condition), [*rows, *params]
-                        ).rowcount
-                        if written != len(items):
-                            fenced = [item.name for item in items]
-                            raise self._leases.lost_error(self._db.execute, fenced, epochs)
+                        fenced = [item.name for item in items]
+                        self._leases.fenced_insert(
+                            self._db.execute, "journal", _values(len(items)), rows, fenced, epochs
+                        )
             else:
                 with transaction(self._db, self._lock) as db:
                     epochs = self._leases.epochs_of(item.name for item in items)
@@ -258,8 +252,7 @@ class SQLiteStore(GroupCommit, SnapshotWriter, Names):
 
     def _fenced_out(self, names: list[str]) -> set[str]:
         with self._lock:
-            lost = self._leases.lost_epochs(self._db.execute, self._leases.epochs_of(names))
-            return {name for name in names if self._leases.epoch_of(name) in lost}
+            return self._leases.fenced(self._db.execute, names)
 
     def _compact(self, db: sqlite3.Connection, name: str) -> None:
         kept = [
@@ -278,6 +271,10 @@ class SQLiteStore(GroupCommit, SnapshotWriter, Names):
     # -- snapshot mode ---------------------------------------------------------------------
 
     def _write_snapshots(self, dirty: dict[str, tuple[KindCodec, Any, int]]) -> None:
+        """Write the snapshots of ``dirty`` in one transaction, but those of a
+        runtime whose lease was taken over: they are dropped (and logged), so
+        that a zombie's snapshots neither overwrite its heir's nor block the
+        other actors' snapshots."""
         now = time.time()
         rows = []
         for name, (codec, snapshot, _) in dirty.items():
@@ -288,9 +285,10 @@ class SQLiteStore(GroupCommit, SnapshotWriter, Names):
         self._file.check_before_write(dirty)
         try:
             with transaction(self._db, self._lock) as db:
-                epochs = self._leases.epochs_of(dirty)
-                if self._leases.lost_epochs(db.execute, epochs):
-                    raise self._leases.lost_error(db.execute, list(dirty), epochs)
+                fenced = self._leases.fenced(db.execute, list(dirty))
+                if fenced:
+                    logger.error("snapshots dropped: %s", self._leases.refusal(db.execute, fenced))
+                    rows = [row for row in rows if row[0] not in fenced]
                 for name, version, payload in rows:
                     db.execute(
                         "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?)",

@@ -262,3 +262,33 @@ def test_a_paused_process_whose_names_were_taken_over_commits_nothing_when_it_re
         child.close()
     with Runtime("check", store=SQLiteStore(path)) as check:
         assert StateManager({"n": 0}, name="counter", runtime=check).get_state().n == 101
+
+
+def test_in_snapshot_mode_a_zombies_snapshots_are_dropped_and_its_commits_refused(
+    tmp_path: Path, clock: WallClock
+) -> None:
+    """Snapshot mode's replies do not wait for a write: a zombie's unsaved
+    snapshots are dropped when its writer finds its lease taken over (they
+    would overwrite its heir's), and from then on its commits are refused."""
+    path = tmp_path / "leases.db"
+    codec = ManagerCodec()
+    zombie_store = SQLiteStore(
+        path, durability="snapshot", snapshot_interval=3600, lease_seconds=LEASE, lease_clock=clock
+    )
+    zombie = Runtime("zombie", store=zombie_store, timer=ManualClock())
+    try:
+        old = StateManager({"n": 0}, name="counter", runtime=zombie)
+        clock.now += LEASE + 1
+        with Runtime("heir", store=open_store(path, clock, "strict"), timer=ManualClock()) as heir:
+            new = StateManager({"n": 0}, name="counter", runtime=heir)
+            old.update_state({"n": 1})  # not written yet: it waits for the writer
+            new.update_state({"n": 100})
+        with pytest.raises(LeaseLost):
+            zombie_store.recover("counter", codec)  # writes what is unsaved first
+        with pytest.raises((ActorCrashed, LeaseLost)) as failed:
+            old.update_state({"n": 2})
+        assert lease_lost(failed.value).held == 1
+    finally:
+        zombie.shutdown()
+    with Runtime("check", store=open_store(path, clock)) as check:
+        assert StateManager({"n": 0}, name="counter", runtime=check).get_state().n == 100
