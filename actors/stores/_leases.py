@@ -28,8 +28,9 @@ indexed look-up per write, not per commit.
 
 This module holds the SQL and the logic; a store supplies ``execute`` (a
 function running one statement with parameters and returning a cursor, inside
-the store's transaction) and its parameter marker (``?`` for SQLite, ``%s``
-for psycopg). What a `PostgresStore` must call, with its connection's cursor:
+the store's transaction) and its dialect (``Leases(..., dialect="postgres")``:
+``%s`` parameters, and row locks on the leases a write checks). What a
+`PostgresStore` must call, with its cursor's ``execute``:
 
 - at open: `POSTGRES_TABLE`;
 - in a claim's or new actor's transaction, before writing the owner row:
@@ -37,10 +38,12 @@ for psycopg). What a `PostgresStore` must call, with its connection's cursor:
   with `Leases.describe` if live), `Leases.revoke` if not, then
   `Leases.acquire` (returns the claimant's epoch) and `Leases.claimed`;
 - in every commit transaction: ``epochs = leases.epochs_of(names)``, then
-  the journal insert guarded as in `fenced_insert` (or `lost_epochs` first,
-  with ``SELECT ... FOR SHARE`` so that a concurrent takeover waits: under
-  PostgreSQL's READ COMMITTED an unlocked check can race a takeover), and
-  raise `Leases.lost_error` when the guard refuses;
+  either `Leases.fenced_insert` for the journal rows (one statement), or
+  `Leases.lost_epochs` first and `Leases.lost_error` if it finds any (both
+  lock the lease rows ``FOR SHARE`` in PostgreSQL, so a takeover's delete
+  waits for the commit: an unlocked check could race it under READ
+  COMMITTED); `Leases.refuse` before accepting an unsaved commit, and
+  `Leases.fenced` to drop a group's fenced names;
 - `Leases.released` when a name is released; `Leases.renew` from the runtime
   (`renew_lease`), `Leases.end` when the runtime ends (`end_lease`).
 """
@@ -95,12 +98,18 @@ class Leases:
         store: str,
         seconds: float = DEFAULT_LEASE_SECONDS,
         clock: Callable[[], float] = time.time,
-        marker: str = "?",
+        dialect: str = "sqlite",
     ) -> None:
+        if dialect not in ("sqlite", "postgres"):
+            raise ValueError(f"dialect must be 'sqlite' or 'postgres', got {dialect!r}")
         self.store = store
         self.seconds = check_lease_seconds(seconds)
         self.clock = clock
-        self._marker = marker
+        self._marker = "?" if dialect == "sqlite" else "%s"
+        # PostgreSQL (READ COMMITTED) checks a lease with a row lock, so that a
+        # takeover that deletes it waits for the commit that checked it, or the
+        # commit sees it gone; SQLite runs one write transaction at a time.
+        self._lock_rows = "" if dialect == "sqlite" else " FOR SHARE"
         #: The epoch of each runtime's lease taken through this store object.
         self._held: dict[str, int] = {}
         #: The epoch each name was claimed under (its commits are fenced by it).
@@ -208,10 +217,9 @@ class Leases:
         """Which of ``epochs`` no longer exist (their leases were taken over)."""
         if not epochs:
             return set()
+        marks = ", ".join("?" * len(epochs))
         found = execute(
-            self._sql(
-                "SELECT epoch FROM leases WHERE epoch IN (" + ", ".join("?" * len(epochs)) + ")"
-            ),
+            self._sql(f"SELECT epoch FROM leases WHERE epoch IN ({marks}){self._lock_rows}"),
             tuple(epochs),
         ).fetchall()
         return epochs - {row[0] for row in found}
@@ -219,8 +227,9 @@ class Leases:
     def guard(self, epochs: set[int]) -> tuple[str, tuple[int, ...]]:
         """A SQL condition, true while every lease of ``epochs`` exists, and its parameters."""
         marks = ", ".join("?" * len(epochs))
+        held = f"SELECT epoch FROM leases WHERE epoch IN ({marks}){self._lock_rows}"
         return (
-            self._sql(f"(SELECT count(*) FROM leases WHERE epoch IN ({marks})) = {len(epochs)}"),
+            self._sql(f"(SELECT count(*) FROM ({held}) AS held) = {len(epochs)}"),
             tuple(epochs),
         )
 

@@ -5,9 +5,10 @@ writes each commit alone, ``"batched"`` writes commits from all actors
 together (`_group_commit`), ``"snapshot"`` writes no journal, only periodic
 snapshots from a writer thread. Records and recovery are those of every
 database store (`_records`); owners hold their names under a lease that
-every write checks in its own transaction (`_leases`); claims, new actors and releases are written without an fsync
-of their own (`_sqlite_names`). On a pool, the commits of the turns a worker
-runs in a row are written together (`commit`, `write_staged`).
+every write checks in its own transaction (`_leases`); claims, new actors and
+releases are written without an fsync of their own (`_sqlite_names`). On a
+pool, the commits of the turns a worker runs in a row are written together
+(`commit`, `write_staged`).
 """
 
 from __future__ import annotations
