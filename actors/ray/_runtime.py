@@ -14,7 +14,7 @@ import threading
 from typing import Any
 
 from .._cell import Cell
-from .._errors import ActorStopped
+from .._errors import ActorStopped, DuplicateActorName
 from .._reply import Reply
 from .._runtime import Handle, Runtime
 from .._supervisor import Supervisor
@@ -169,7 +169,7 @@ class RayRuntime(Runtime):
         link = self._links[shard_of(cell.name, self.shards)]
         with self._cells_lock:
             if cell.name in self._cells:
-                raise ValueError(f"this RayRuntime already has a handle named {cell.name!r}")
+                raise DuplicateActorName(cell.name, self.name)
             self._cells[cell.name] = cell
         cell.mailbox = _Forward(link, cell.name)  # type: ignore[assignment]
         reply: Reply[Any] = Reply(cell, _Create(cell.name))
@@ -181,6 +181,14 @@ class RayRuntime(Runtime):
                 self._cells.pop(cell.name, None)
             raise
         cell.recovered = True  # its snapshot is the shard's, stored or new
+
+    def _stop_actor(self, cell: Cell, reason: str, timeout: float | None, *, wait: bool) -> None:
+        """``handle.stop()``: this client's handle takes no more requests (they
+        raise `ActorStopped`); the actor on its shard runs on for other clients."""
+        cell.mailbox.close(reason)
+        with self._cells_lock:
+            if self._cells.get(cell.name) is cell:
+                del self._cells[cell.name]
 
     def shutdown(self, timeout: float = 10.0, *, stop_shards: bool = False) -> Any:
         """Answer what is queued, stop sending, and close the client's store;

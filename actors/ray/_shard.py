@@ -13,6 +13,8 @@ from __future__ import annotations
 import pickle
 from typing import Any
 
+from stateward.core import DefinitionMismatch
+
 from .._handles import StateMachine, StateManager
 from .._runtime import Runtime
 from ._errors import ShardUnavailable
@@ -39,16 +41,27 @@ class Shard:
         self.index = index
         self.runtime = Runtime(f"ray-shard-{index}", store=open_store(recipe), workers=workers)
         self.handles: dict[str, Any] = {}
+        #: How each actor was defined: ``(kind, definition)``, by name.
+        self.definitions: dict[str, tuple[str, Any]] = {}
 
     def _create(self, name: str, kind: str, definition: Any, initial: Any) -> Any:
         handle = self.handles.get(name)
-        if handle is None:
+        if handle is not None:
+            known = self.definitions[name]
+            if known != (kind, definition):
+                raise DefinitionMismatch(
+                    name,
+                    f"it lives on shard {self.index} as a {known[0]} defined by {known[1]!r}, "
+                    f"not as a {kind} defined by {definition!r}",
+                )
+        else:
             if kind == "machine":
                 spec = import_spec(*definition)
                 handle = StateMachine(spec, name=name, runtime=self.runtime, data=initial)
             else:
                 handle = StateManager(initial, name=name, runtime=self.runtime)
             self.handles[name] = handle
+            self.definitions[name] = (kind, definition)
         return handle.snapshot
 
     def run(self, ops: list[tuple[Any, ...]]) -> tuple[list[tuple[bool, Any]], dict[str, Any]]:

@@ -8,6 +8,7 @@ SQLite store, so its shards are its own, killed at its end.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import random
 import sys
@@ -20,9 +21,9 @@ from unittest import mock
 import pytest
 import ray_specs
 
-from stateward.actors import StateMachine, StateManager
+from stateward.actors import ActorStopped, DuplicateActorName, StateMachine, StateManager
 from stateward.actors.stores import SQLiteStore
-from stateward.core import InvalidTransition
+from stateward.core import DefinitionMismatch, InvalidTransition
 
 ray = pytest.importorskip("ray")
 
@@ -131,8 +132,6 @@ def test_pipelined_requests_from_four_threads_run_in_each_threads_order(
 
 
 def _bound(thread: int, number: int) -> Any:
-    import functools
-
     return functools.partial(ray_specs.record, thread, number)
 
 
@@ -175,5 +174,21 @@ def test_a_second_client_sees_the_state_on_the_same_shards(
         seen = StateMachine(ray_specs.ORDER, name="shared", runtime=second)
         assert (seen.current_state, seen.version) == ("review", 1)
         assert seen.transition("published").version == 2
+        StateManager({}, name="ledger", runtime=runtime)
+        with pytest.raises(DefinitionMismatch, match="as a manager"):
+            StateMachine(ray_specs.ORDER, name="ledger", runtime=second)
     finally:
         second.shutdown()
+
+
+def test_stop_ends_this_clients_handle_and_not_the_shards_actor(runtime: RayRuntime) -> None:
+    machine = StateMachine(ray_specs.ORDER, name="kept", runtime=runtime)
+    machine.transition("review")
+    with pytest.raises(DuplicateActorName):
+        StateMachine(ray_specs.ORDER, name="kept", runtime=runtime)
+    machine.stop()
+    assert not machine.alive
+    with pytest.raises(ActorStopped):
+        machine.transition("published")
+    again = StateMachine(ray_specs.ORDER, name="kept", runtime=runtime)
+    assert again.current_state == "review"
