@@ -35,15 +35,24 @@ def spec_path(spec: MachineSpec) -> tuple[str, str]:
     known = _found.get(id(spec))
     if known is not None and known[0] is spec:
         return known[1], known[2]
+    builders: list[tuple[str, str, MachineBuilder]] = []
     for module_name, module in list(sys.modules.items()):
         if module_name == "__main__" or module is None:
             continue
-        for attr, value in list(getattr(module, "__dict__", {}).items()):
-            if value is spec or (
-                isinstance(value, MachineSpec | MachineBuilder) and _defines(value, spec)
-            ):
+        try:
+            names = list(vars(module).items())
+        except TypeError:  # a module-like object with no __dict__
+            continue
+        for attr, value in names:
+            if value is spec:
                 _found[id(spec)] = (spec, module_name, attr)
                 return module_name, attr
+            if type(value) is MachineBuilder:
+                builders.append((module_name, attr, value))
+    for module_name, attr, builder in builders:  # a builder defines its spec by content
+        if _defines(builder, spec):
+            _found[id(spec)] = (spec, module_name, attr)
+            return module_name, attr
     raise SpecNotImportable(
         "a machine on a RayRuntime is created on a Ray worker from its definition's import "
         "path, and this definition is no module-level name of an imported module (a spec "
@@ -53,7 +62,7 @@ def spec_path(spec: MachineSpec) -> tuple[str, str]:
     )
 
 
-def _defines(value: MachineSpec | MachineBuilder, spec: MachineSpec) -> bool:
+def _defines(value: MachineBuilder, spec: MachineSpec) -> bool:
     try:
         definition = read_definition(value, None, None, None)
     except Exception:

@@ -202,14 +202,20 @@ class RayRuntime(Runtime):
             cell.mailbox.close(reason)
         for link in self._links:
             link.close(reason, timeout)
+        failure: BaseException | None = None
         if stop_shards:
             try:
                 ray.get([link.actor.close.remote() for link in self._links], timeout=timeout)
             except Exception as exc:
-                raise ShardUnavailable(f"a shard did not shut down: {exc}") from exc
-            finally:
-                for link in self._links:
-                    ray.kill(link.actor)
+                failure = exc
+            for link in self._links:
+                ray.kill(link.actor)
         self._cells.clear()
         self._client_store.close()
-        return super().shutdown(timeout)
+        report = super().shutdown(timeout)
+        if failure is not None:
+            raise ShardUnavailable(
+                f"a shard did not shut down cleanly ({type(failure).__name__}: {failure}); "
+                "it was killed, and its last batch may not be committed"
+            ) from failure
+        return report

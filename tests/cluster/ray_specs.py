@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stateward.core import MachineSpec
+from stateward.core import MachineBuilder, MachineSpec
 
 ORDER = MachineSpec(
     "draft",
@@ -23,3 +23,12 @@ def record(thread: int, number: int, state: Any) -> dict[str, Any]:
     values[key] = number
     values["inversions"] = values.get("inversions", 0) + (number != last + 1)
     return values
+
+
+PAYMENTS = MachineBuilder("pending", {"pending": ["paid"], "paid": []})
+
+
+@PAYMENTS.guard("paid")
+def amount_positive(ctx: Any) -> bool:
+    """Runs on the shard: the builder and its hooks are imported there."""
+    return bool(ctx.payload.get("amount", 0) > 0)

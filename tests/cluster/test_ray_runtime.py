@@ -23,7 +23,7 @@ import ray_specs
 
 from stateward.actors import ActorStopped, DuplicateActorName, StateMachine, StateManager
 from stateward.actors.stores import SQLiteStore
-from stateward.core import DefinitionMismatch, InvalidTransition
+from stateward.core import DefinitionMismatch, InvalidTransition, TransitionRejected
 
 ray = pytest.importorskip("ray")
 
@@ -87,6 +87,13 @@ def test_a_transition_round_trips_through_its_shard(runtime: RayRuntime) -> None
         return first.state, second.state
 
     assert asyncio.run(awaited()) == ("review", "draft")
+
+
+def test_a_builders_guard_runs_on_the_shard(runtime: RayRuntime) -> None:
+    payment = StateMachine(ray_specs.PAYMENTS, name="payment-1", runtime=runtime)
+    with pytest.raises(TransitionRejected):
+        payment.transition("paid", {"amount": 0})
+    assert payment.transition("paid", {"amount": 5}).state == "paid"
 
 
 def test_pipelined_requests_from_four_threads_run_in_each_threads_order(
