@@ -1,8 +1,9 @@
 """`RayRuntime` on a real local Ray cluster: one cluster for the module.
 
 The cluster keeps its files in a pytest temporary folder and writes nothing to
-the home directory (``RAY_AUTH_MODE=disabled``). Each test uses its own
-SQLite store, so its shards are its own, killed at its end.
+the home directory (``RAY_AUTH_MODE=disabled``). One SQLite store and one
+client with 2 shards serve the module (each test uses names of its own); the
+shards are shut down and killed at the module's end.
 """
 
 from __future__ import annotations
@@ -58,9 +59,16 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     assert _home_ray_files() == home_before, "the test cluster wrote into ~/.ray"
 
 
-@pytest.fixture
-def runtime(cluster: Path, tmp_path: Path) -> Iterator[RayRuntime]:
-    runtime = RayRuntime(SQLiteStore(tmp_path / "shared.db"), shards=2)
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("store") / "shared.db"
+
+
+@pytest.fixture(scope="module")
+def runtime(cluster: Path, store_path: Path) -> Iterator[RayRuntime]:
+    """One client and its 2 shards for the module (a shard is a worker process:
+    starting one costs about a second); each test uses names of its own."""
+    runtime = RayRuntime(SQLiteStore(store_path), shards=2)
     yield runtime
     runtime.shutdown(stop_shards=True)
 
@@ -103,6 +111,7 @@ def test_pipelined_requests_from_four_threads_run_in_each_threads_order(
     (and to 7 machines' shards meanwhile, so batches mix actors)."""
     manager = StateManager({}, name="ledger", runtime=runtime)
     machines = [StateMachine(ray_specs.ORDER, name=f"m-{i}", runtime=runtime) for i in range(7)]
+    calls_before = sum(link.calls for link in runtime._links)
     rng = random.Random(16)
     plans = [[rng.randrange(7) for _ in range(50)] for _ in range(4)]
     start = threading.Barrier(4)
@@ -135,7 +144,8 @@ def test_pipelined_requests_from_four_threads_run_in_each_threads_order(
     )
     assert state["inversions"] == 0
     assert manager.version == 201
-    assert all(link.calls < 201 for link in runtime._links)  # coalesced: fewer calls than requests
+    calls = sum(link.calls for link in runtime._links) - calls_before
+    assert calls <= 221 // 10  # coalesced: 221 requests, at least 10 a Ray call on average
 
 
 def _bound(thread: int, number: int) -> Any:
@@ -173,17 +183,17 @@ def test_a_modify_function_that_cannot_pickle_is_refused_before_sending(
 
 
 def test_a_second_client_sees_the_state_on_the_same_shards(
-    runtime: RayRuntime, tmp_path: Path
+    runtime: RayRuntime, store_path: Path
 ) -> None:
     StateMachine(ray_specs.ORDER, name="shared", runtime=runtime).transition("review")
-    second = RayRuntime(SQLiteStore(tmp_path / "shared.db"), shards=2)
+    second = RayRuntime(SQLiteStore(store_path), shards=2)
     try:
         seen = StateMachine(ray_specs.ORDER, name="shared", runtime=second)
         assert (seen.current_state, seen.version) == ("review", 1)
         assert seen.transition("published").version == 2
-        StateManager({}, name="ledger", runtime=runtime)
+        StateManager({}, name="settings", runtime=runtime)
         with pytest.raises(DefinitionMismatch, match="as a manager"):
-            StateMachine(ray_specs.ORDER, name="ledger", runtime=second)
+            StateMachine(ray_specs.ORDER, name="settings", runtime=second)
     finally:
         second.shutdown()
 
