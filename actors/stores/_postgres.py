@@ -103,7 +103,11 @@ class PostgresStore(GroupCommit, PgNames):
         self._closed = False
         self._reports: dict[str, RecoveryReport] = {}
         self._link = Link(self.target, self.schema, connect_timeout, self._lock)
-        prepare(self._link)
+        try:
+            prepare(self._link)
+        except BaseException:
+            self._link.close()
+            raise
         GroupCommit.__init__(self)
         PgNames.__init__(self)
 

@@ -256,6 +256,8 @@ def prepare(link: Link) -> None:
     """Create the schema and its tables if they are missing, or check them;
     nothing is written to a schema that is refused."""
     s, target = link.schema, link.target
+    with link.lock:
+        link.connection()  # a StoreOpenError of its own if the server cannot be reached
     try:
         with link.transaction() as conn:
             # Stores opening the same new schema at once: one creates it, the others wait.
