@@ -7,15 +7,16 @@ one psycopg 3 connection per store (`_postgres_open`).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from stateward.core import decode
 from stateward.core._persist import KindCodec, RecordUpgrades
 
-from .._errors import RecoveryError, StoreWriteError
+from .._errors import RecoveryError, StoreOpenError, StoreWriteError
 from ._group_commit import GroupCommit, Pending, group
 from ._postgres_names import PgNames
 from ._postgres_open import Link, Problem, Target, check_schema_name, prepare
@@ -261,7 +262,7 @@ class PostgresStore(GroupCommit, PgNames):
     def actors(self) -> list[StoredActor]:
         """Every actor stored here, by name."""
         s = self.schema
-        with self._link.transaction() as conn:
+        with self._reading("its actors") as conn:
             rows = conn.execute(
                 "SELECT a.name, a.kind, a.created_at, o.runtime_id, o.pid, "
                 f" (SELECT max(version) FROM {s}.snapshots x WHERE x.name = a.name), "
@@ -284,13 +285,21 @@ class PostgresStore(GroupCommit, PgNames):
         Raises:
             KeyError: no such actor.
         """
-        with self._link.transaction() as conn:
+        with self._reading(f"the definition of {name!r}") as conn:
             row = conn.execute(
                 f"SELECT definition FROM {self.schema}.actors WHERE name = %s", (name,)
             ).fetchone()
         if row is None:
             raise KeyError(name)
         return decode(bytes(row[0]))
+
+    @contextlib.contextmanager
+    def _reading(self, what: str) -> Iterator[Any]:
+        try:
+            with self._link.transaction() as conn:
+                yield conn
+        except Problem as exc:
+            raise StoreOpenError(self.url, f"cannot read {what}: {exc.text}") from None
 
     def __repr__(self) -> str:
         return f"<PostgresStore {self.url!r} schema {self.schema!r} {self.durability}>"

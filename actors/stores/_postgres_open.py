@@ -116,21 +116,22 @@ class Target:
 
     def connect(self, schema: str, timeout: float) -> psycopg.Connection[Any]:
         """A new connection in autocommit mode (each write opens its own transaction)."""
-        psycopg = import_psycopg(self)
+        pg = import_psycopg(self)
         try:
-            return psycopg.connect(
+            conn: psycopg.Connection[Any] = pg.connect(
                 self._conninfo,
                 autocommit=True,
                 connect_timeout=max(1, round(timeout)),
                 application_name=f"stateward:{schema}",
             )
-        except psycopg.Error as exc:
+        except pg.Error as exc:
             raise StoreOpenError(
                 self.shown,
                 f"cannot connect to {self.where()}: {self.scrub(str(exc)).strip()}",
                 "check that the server runs and is reachable, and the URL's user, password "
                 "and database",
             ) from None
+        return conn
 
 
 def _redact(url: str) -> str:
@@ -195,7 +196,7 @@ class Link:
     def transaction(self) -> Iterator[psycopg.Connection[Any]]:
         """One transaction on the connection: committed when the block ends,
         rolled back if it raises."""
-        psycopg = import_psycopg(self.target)
+        pg = import_psycopg(self.target)
         with self.lock:
             try:
                 conn = self.connection()
@@ -204,8 +205,8 @@ class Link:
             try:
                 with conn.transaction():
                     yield conn
-            except psycopg.Error as exc:
-                lost = isinstance(exc, psycopg.OperationalError) and (conn.closed or conn.broken)
+            except pg.Error as exc:
+                lost = isinstance(exc, pg.OperationalError) and (conn.closed or conn.broken)
                 if lost:
                     self.drop()
                 text = self.target.scrub(str(exc)).strip()

@@ -8,9 +8,12 @@ it), except those that never reach a server.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import traceback
 import urllib.parse
+from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -24,6 +27,7 @@ from stateward.actors import (
     StoreOpenError,
     StoreWriteError,
 )
+from stateward.actors.stores._postgres_open import Problem
 from stateward.core import StatewardError
 
 SECRET = "S3cret-Pa55word"
@@ -207,3 +211,47 @@ def test_a_lost_connection_fails_the_commit_in_flight_and_the_next_one_reconnect
         counter.update_state({"n": 3})
     with Runtime("after", store=PostgresStore(url, schema=schema)) as runtime:
         assert StateManager({"n": 0}, name="c", runtime=runtime).get_state() == {"n": 3}
+
+
+def lose_the_connection_once(monkeypatch: pytest.MonkeyPatch, store: PostgresStore, *, after: bool):
+    """The next transaction of ``store`` loses its connection: before it
+    commits, or (``after``) once the server has committed it, so that the
+    answer never arrives."""
+    link = store._link
+    real = link.transaction
+
+    @contextlib.contextmanager
+    def transaction() -> Iterator[Any]:
+        monkeypatch.setattr(link, "transaction", real)  # once
+        with real() as conn:
+            yield conn
+            if not after:
+                link.drop()
+                raise Problem("the connection to the server was lost (in the test)", lost=True)
+        link.drop()
+        raise Problem("the connection to the server was lost (in the test)", lost=True)
+
+    monkeypatch.setattr(link, "transaction", transaction)
+
+
+@pytest.mark.parametrize("after", [True, False], ids=["after-commit", "before-commit"])
+def test_a_commit_whose_connection_is_lost_counts_exactly_when_the_server_has_it(
+    pg_schema: tuple[str, str], monkeypatch: pytest.MonkeyPatch, after: bool
+) -> None:
+    url, schema = pg_schema
+    store = PostgresStore(url, schema=schema)
+    with Runtime("doubt", store=store) as runtime:
+        counter = StateManager({"n": 0}, name="c", runtime=runtime, on_error="restart")
+        counter.update_state({"n": 1})
+        lose_the_connection_once(monkeypatch, store, after=after)
+        if after:  # committed: the store finds it on a new connection and says so
+            counter.update_state({"n": 2})
+            assert counter.get_state() == {"n": 2}
+        else:
+            with pytest.raises(ActorCrashed) as crashed:
+                counter.update_state({"n": 2})
+            assert isinstance(crashed.value.__cause__, StoreWriteError)
+            assert counter.get_state() == {"n": 1}
+    with Runtime("then", store=PostgresStore(url, schema=schema)) as runtime:
+        recovered = StateManager({"n": 0}, name="c", runtime=runtime)
+        assert recovered.get_state() == {"n": 2 if after else 1}
