@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import subprocess
+import sys
 import traceback
 import urllib.parse
 from collections.abc import Iterator
@@ -255,3 +257,21 @@ def test_a_commit_whose_connection_is_lost_counts_exactly_when_the_server_has_it
     with Runtime("then", store=PostgresStore(url, schema=schema)) as runtime:
         recovered = StateManager({"n": 0}, name="c", runtime=runtime)
         assert recovered.get_state() == {"n": 2 if after else 1}
+
+
+def test_the_store_works_without_sqlalchemy(pg_schema: tuple[str, str]) -> None:
+    """Only psycopg is needed: the store runs with SQLAlchemy's import blocked."""
+    url, schema = pg_schema
+    program = (
+        "import sys\n"
+        "sys.modules['sqlalchemy'] = None\n"
+        "from stateward.actors import PostgresStore, Runtime, StateManager\n"
+        f"with Runtime('x', store=PostgresStore({url!r}, schema={schema!r})) as rt:\n"
+        "    StateManager({'n': 0}, name='c', runtime=rt).update_state({'n': 1})\n"
+        "print('ok', 'sqlalchemy' in sys.modules and sys.modules['sqlalchemy'] is not None)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok False"
