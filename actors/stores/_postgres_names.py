@@ -80,11 +80,11 @@ class PgNames(ABC):
         """
         self._check_open((name,))
         s = self.schema
-        holder = self._reserved.get(name)
-        if holder is not None and owner_is_live(runtime_id, holder, MY_PID, MY_START):
-            raise ActorOwned(name, describe_owner(holder, MY_PID, time.time()))
         try:
-            with self._link.transaction() as conn:
+            with self._link.transaction() as conn:  # under the store's lock: so is _reserved
+                holder = self._reserved.get(name)
+                if holder is not None and owner_is_live(runtime_id, holder, MY_PID, MY_START):
+                    raise ActorOwned(name, describe_owner(holder, MY_PID, time.time()))
                 self._refuse_live_owner(conn, name, runtime_id, lock=True)
                 kind = conn.execute(f"SELECT kind FROM {s}.actors WHERE name = %s", (name,))
                 found = kind.fetchone()
@@ -120,9 +120,9 @@ class PgNames(ABC):
         payload = encode_record(name, codec.kind, version, codec.document(snapshot))
         definition = encode(codec.definition())
         now = time.time()
-        runtime_id = self._reserved.pop(name, None)
         try:
             with self._link.transaction() as conn:
+                runtime_id = self._reserved.pop(name, None)
                 if runtime_id is not None:
                     self._refuse_live_owner(conn, name, runtime_id, lock=True)
                     self._own(conn, name, runtime_id)
@@ -141,8 +141,9 @@ class PgNames(ABC):
         """Give ``name`` up (the actor stopped for good)."""
         if self._closed:
             return
-        if self._reserved.get(name) == runtime_id:
-            del self._reserved[name]  # claimed, never created
+        with self._link.lock:
+            if self._reserved.get(name) == runtime_id:
+                del self._reserved[name]  # claimed, never created
         try:
             with self._link.transaction() as conn:
                 conn.execute(
