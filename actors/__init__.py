@@ -38,7 +38,14 @@ from ._runtime import Runtime, RuntimeStats
 from ._stats import ActorStats, ErrorReport
 from ._supervision import Backoff, ShutdownReport, SupervisorEvent
 from ._supervisor import Supervisor
-from .stores import MemoryStore, RecoveryReport, SQLiteStore, Store, StoredActor
+from .stores import (
+    MemoryStore,
+    PostgresStore,
+    RecoveryReport,
+    SQLiteStore,
+    Store,
+    StoredActor,
+)
 
 _logging.getLogger("stateward").addHandler(_logging.NullHandler())
 
@@ -60,6 +67,7 @@ __all__ = [
     "MailboxFull",
     "ManualClock",
     "MemoryStore",
+    "PostgresStore",
     "RecoveryError",
     "RecoveryReport",
     "Reply",
