@@ -276,4 +276,4 @@ def _straight_init() -> Callable[[Extra], None]:
     return init
 
 
-Extra.__init__ = _straight_init()  # type: ignore[method-assign]
+Extra.__init__ = _straight_init()  # type: ignore[method-assign, assignment]
