@@ -18,6 +18,7 @@ from ._errors import (
     ActorTimeout,
     DeadlineExceeded,
     DuplicateActorName,
+    LeaseLost,
     MailboxFull,
     RecoveryError,
     RequestCancelled,
@@ -37,7 +38,14 @@ from ._runtime import Runtime, RuntimeStats
 from ._stats import ActorStats, ErrorReport
 from ._supervision import Backoff, ShutdownReport, SupervisorEvent
 from ._supervisor import Supervisor
-from .stores import MemoryStore, RecoveryReport, SQLiteStore, Store, StoredActor
+from .stores import (
+    MemoryStore,
+    PostgresStore,
+    RecoveryReport,
+    SQLiteStore,
+    Store,
+    StoredActor,
+)
 
 _logging.getLogger("stateward").addHandler(_logging.NullHandler())
 
@@ -55,9 +63,11 @@ __all__ = [
     "DeadlineExceeded",
     "DuplicateActorName",
     "ErrorReport",
+    "LeaseLost",
     "MailboxFull",
     "ManualClock",
     "MemoryStore",
+    "PostgresStore",
     "RecoveryError",
     "RecoveryReport",
     "Reply",

@@ -361,6 +361,39 @@ class ActorOwned(StoreError, RuntimeError):
         )
 
 
+class LeaseLost(StoreWriteError):
+    """A commit (or claim) by a runtime whose lease on the store was taken
+    over: another runtime claimed its names under a newer lease epoch, after
+    this one's lease expired (a paused or partitioned process). Nothing of it
+    was written; the actor is fenced off this store.
+
+    Attributes:
+        actor: the actor (comma-separated for a group commit).
+        store: the store.
+        held: the lease epoch this runtime held.
+        current: the epoch of the lease that holds the actor now (None if no
+            runtime holds it).
+    """
+
+    def __init__(self, actor: str, store: str, held: int, current: int | None) -> None:
+        self.store = store
+        self.held = held
+        self.current = current
+        now = (
+            "no runtime holds it now" if current is None else f"lease epoch {current} holds it now"
+        )
+        super().__init__(
+            actor,
+            f"this runtime's lease (epoch {held}) on store {store} was taken over ({now}): "
+            "its lease expired without being renewed (the process was paused or cut off)",
+            fix=(
+                "nothing more is committed for it by this runtime: shut this runtime down; the "
+                "actor goes on where its new owner runs it (give Runtime a longer lease, "
+                "SQLiteStore(lease_seconds=...), if pauses this long are expected)"
+            ),
+        )
+
+
 class RecoveryError(StoreError, RuntimeError):
     """A stored actor that cannot be recovered without risking wrong data.
 

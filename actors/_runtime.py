@@ -27,6 +27,7 @@ from ._clock import SystemClock, Timer
 from ._context import current_block, current_runtime
 from ._errors import ActorNotFound, DuplicateActorName, RuntimeStopped
 from ._host import Host
+from ._lease_renewal import LeaseRenewal
 from ._lifecycle import Lifecycle, stop_request
 from ._passivation import Passivation
 from ._pool_host import DEFAULT_WORKERS, POOL_TURN_BUDGET, PoolHost
@@ -240,6 +241,8 @@ class Runtime:
         )
         self.runtime_id = new_runtime_id()
         runtime_started(self.runtime_id)
+        #: Renews this runtime's lease on the store (`_lease_renewal`).
+        self._lease = LeaseRenewal(self.store, self.runtime_id, self.timer, self.name)
         self.fatal_handler = fatal_handler
         self._fatal_error: BaseException | None = None
         self._fatal_event = threading.Event()
@@ -545,6 +548,7 @@ class Runtime:
         if host is not None:
             # Unwinding cancelled hooks gets a moment even when time is up.
             host.close(max(0.2, deadline - time.monotonic()))
+        self._lease.end()
         self.timer.close()
         try:
             self.store.close()

@@ -17,11 +17,14 @@ that needs them, so that ``--against`` an older version skips that case alone.
 from __future__ import annotations
 
 import collections
+import contextlib
 import operator
+import os
 import statistics
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -53,10 +56,12 @@ from _systems import (
 from stateward.actors import (
     ActorCrashed,
     MemoryStore,
+    PostgresStore,
     Runtime,
     SQLiteStore,
     StateMachine,
     StateManager,
+    Store,
     Supervisor,
 )
 from stateward.core import ImmutableState, InvalidTransition
@@ -688,6 +693,39 @@ def modify_8threads(sizes: Sizes, peers: Peers, scratch: Path) -> list[System]:
 # -- durable_transitions -------------------------------------------------------------------
 
 DURABLE_MODES = ("memory", "strict", "batched", "snapshot")
+#: PostgresStore's modes, measured when ``STATEWARD_PG_URL`` names a server.
+PG_MODES = ("pg-strict", "pg-batched")
+PG_ENV = "STATEWARD_PG_URL"
+
+
+@contextlib.contextmanager
+def _durable_store(mode: str, scratch: Path, label: str) -> Iterator[Store]:
+    """The store of one durable system's round: memory, a SQLite file in
+    ``scratch``, or (``pg-*``) a fresh schema on the PostgreSQL server of
+    ``STATEWARD_PG_URL``, dropped afterwards."""
+    if mode == "memory":
+        yield MemoryStore()
+    elif not mode.startswith("pg-"):
+        yield SQLiteStore(scratch / f"{label}.db", durability=mode)
+    else:
+        import psycopg
+
+        url = os.environ[PG_ENV]
+        schema = f"sw_bench_{uuid.uuid4().hex[:12]}"
+        try:
+            yield PostgresStore(url, durability=mode[3:], schema=schema)
+        finally:
+            conninfo = url.replace("postgresql+psycopg://", "postgresql://", 1)
+            with psycopg.connect(conninfo, autocommit=True) as conn:
+                conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def _where(mode: str, fs: str) -> str:
+    if mode == "memory":
+        return "MemoryStore (no disk)"
+    if mode.startswith("pg-"):
+        return f"PostgresStore durability={mode[3:]!r} on a local server"
+    return f"SQLiteStore durability={mode!r} on {fs}"
 
 
 def _filesystem(path: Path) -> str:
@@ -712,12 +750,10 @@ def durable_transitions(sizes: Sizes, peers: Peers, scratch: Path) -> list[Syste
 
     def system(mode: str, callers: int) -> System:
         def measure(round_no: int) -> Sample:
-            store: MemoryStore | SQLiteStore
-            if mode == "memory":
-                store = MemoryStore()
-            else:
-                store = SQLiteStore(scratch / f"{mode}-{callers}-{round_no}.db", durability=mode)
-            with Runtime(f"bench-durable-{mode}", store=store) as runtime:
+            with (
+                _durable_store(mode, scratch, f"{mode}-{callers}-{round_no}") as store,
+                Runtime(f"bench-durable-{mode}", store=store) as runtime,
+            ):
                 machines = [
                     StateMachine(A, TOGGLE, name=f"m{i}", runtime=runtime) for i in range(callers)
                 ]
@@ -746,14 +782,10 @@ def durable_transitions(sizes: Sizes, peers: Peers, scratch: Path) -> list[Syste
             done = sum(counts)
             return sample(done, timed, median, problems, transitions=done)
 
-        if mode == "memory":
-            where_note = "MemoryStore (no disk)"
-        else:
-            where_note = f"SQLiteStore durability={mode!r} on {fs}"
         return System(
             f"stateward-{mode}-{callers}",
             measure,
-            f"{where_note}; {callers} caller(s), one machine each; checked: every "
+            f"{_where(mode, fs)}; {callers} caller(s), one machine each; checked: every "
             "machine's version == its caller's count",
             judge_by="cpu" if mode == "memory" else "wall",  # SQLite waits on the disk
         )
@@ -763,13 +795,11 @@ def durable_transitions(sizes: Sizes, peers: Peers, scratch: Path) -> list[Syste
         window, count = sizes.durable_window, sizes.durable_machines
 
         def measure(round_no: int) -> Sample:
-            store: MemoryStore | SQLiteStore
-            if mode == "memory":
-                store = MemoryStore()
-            else:
-                store = SQLiteStore(scratch / f"{mode}-pipelined-{round_no}.db", durability=mode)
             problems: list[str] = []
-            with Runtime(f"bench-durable-{mode}-pipelined", store=store) as runtime:
+            with (
+                _durable_store(mode, scratch, f"{mode}-pipelined-{round_no}") as store,
+                Runtime(f"bench-durable-{mode}-pipelined", store=store) as runtime,
+            ):
                 machines = [
                     StateMachine(A, TOGGLE, name=f"m{i}", runtime=runtime) for i in range(count)
                 ]
@@ -803,22 +833,22 @@ def durable_transitions(sizes: Sizes, peers: Peers, scratch: Path) -> list[Syste
                         problems.append(f"{machine.name}: version {machine.version} != {expected}")
             return sample(done, timed, None, problems, transitions=done)
 
-        if mode == "memory":
-            where = "MemoryStore (no disk)"
-        else:
-            where = f"SQLiteStore durability={mode!r} on {fs}"
         return System(
             f"stateward-{mode}-pipelined",
             measure,
-            f"{where}; one caller keeping {window:,} requests in flight over {count} machines "
-            "(request_transition, round-robin); checked: every reply's version and every "
-            "machine's version",
+            f"{_where(mode, fs)}; one caller keeping {window:,} requests in flight over "
+            f"{count} machines (request_transition, round-robin); checked: every reply's "
+            "version and every machine's version",
             finish=lambda _samples: {"in_flight": window, "machines": count},
             judge_by="cpu" if mode == "memory" else "wall",
         )
 
-    systems = [system(mode, callers) for callers in (1, 32) for mode in DURABLE_MODES]
-    return [*systems, pipelined("memory"), pipelined("batched")]
+    modes = DURABLE_MODES + (PG_MODES if os.environ.get(PG_ENV) else ())
+    systems = [system(mode, callers) for callers in (1, 32) for mode in modes]
+    systems += [pipelined("memory"), pipelined("batched")]
+    if os.environ.get(PG_ENV):
+        systems.append(pipelined("pg-batched"))
+    return systems
 
 
 # -- restart_latency -----------------------------------------------------------------------

@@ -117,7 +117,12 @@ LAYERS: list[tuple[str, list[str]]] = [
     ),
     (
         "actors: runtime",
-        ["stateward.actors._async_host", "stateward.actors._runtime", "stateward.actors._default"],
+        [
+            "stateward.actors._lease_renewal",
+            "stateward.actors._async_host",
+            "stateward.actors._runtime",
+            "stateward.actors._default",
+        ],
     ),
     ("actors: handles", ["stateward.actors._handles"]),
     ("actors: public names", ["stateward.actors"]),

@@ -13,6 +13,7 @@ PACKAGES = (
     "stateward.core",
     "stateward.actors",
     "stateward.actors.cli",
+    "stateward.actors.ray",
     "stateward.actors.rows",
     "stateward.actors.stores",
 )

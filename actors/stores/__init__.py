@@ -11,16 +11,20 @@ the actor, and `release` the name when the actor stops for good.
 - `SQLiteStore` keeps a journal of deltas and periodic snapshots in one
   SQLite file, safe across ``kill -9``; its durability mode says when a
   commit counts as durable.
+- `PostgresStore` keeps the same journal and snapshots in a schema of a
+  PostgreSQL database (psycopg 3: the ``postgresql`` extra).
 
 The same names are exported by `stateward.actors`.
 """
 
 from ._memory import MemoryStore
+from ._postgres import PostgresStore
 from ._protocol import RecoveryReport, Store, StoredActor
 from ._sqlite import SQLiteStore
 
 __all__ = [
     "MemoryStore",
+    "PostgresStore",
     "RecoveryReport",
     "SQLiteStore",
     "Store",

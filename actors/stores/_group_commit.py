@@ -21,6 +21,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from typing import Any
 
+from .._errors import LeaseLost
+
 
 class _Staging(threading.local):
     """Per thread: the commit batch of a pool's worker thread, if it has one."""
@@ -105,6 +107,10 @@ class GroupCommit(ABC):
         """Write the journal entries of ``items``, and the snapshots due with
         them, in one transaction: all of them, or (raising) none."""
 
+    def _fenced_out(self, names: list[str]) -> set[str]:
+        """Which of ``names`` were claimed under a lease that was taken over."""
+        return set(names)
+
     @abstractmethod
     def _check_open(self, names: Iterable[str] = ("(any)",)) -> None:
         """Raise `StoreWriteError` if the store can no longer commit."""
@@ -139,6 +145,8 @@ class GroupCommit(ABC):
             batch, self._pending = self._pending, []
         try:
             self._write(_entries(batch))
+        except LeaseLost as exc:  # a holder was fenced off: write the others' commits
+            self._write_unfenced(batch, exc)
         except BaseException as exc:
             for pending in batch:
                 pending.error = exc
@@ -156,6 +164,28 @@ class GroupCommit(ABC):
                 pending.wake.release()
         if item.error is not None:
             raise item.error
+
+    def _write_unfenced(self, batch: list[Pending], lost: LeaseLost) -> None:
+        """A batch refused by the lease fence: fail the commits of the runtime
+        whose lease was taken over, and write the rest (several runtimes can
+        share one store object) in a write of their own."""
+        try:
+            fenced = self._fenced_out([entry.name for entry in _entries(batch)])
+        except BaseException as exc:
+            fenced = set()
+            lost = exc  # type: ignore[assignment]
+        kept = []
+        for pending in batch:
+            if fenced and not any(entry.name in fenced for entry in pending.group or (pending,)):
+                kept.append(pending)
+            else:
+                pending.error = lost
+        if kept:
+            try:
+                self._write(_entries(kept))
+            except BaseException as exc:
+                for pending in kept:
+                    pending.error = exc
 
     def _withdraw(self, item: Pending) -> None:
         """Take back the entry of a committer whose wait was interrupted (a

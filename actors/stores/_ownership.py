@@ -11,6 +11,12 @@ live owner holds the name is refused with `ActorOwned`. An owner is
 
 An owner that is gone (a runtime that ended without releasing, a process
 killed with ``kill -9``) holds nothing: the next claim takes the name over.
+
+The memory store and names a SQLite store has reserved but not yet written
+use these rules alone. A name written in a SQLite store is held under its
+runtime's lease (`_leases`), which uses them only to let a lease go before its
+expiry: a runtime of this process that ended, a process of this host that is
+gone. A running process, even a paused one, holds only until its lease expires.
 """
 
 from __future__ import annotations

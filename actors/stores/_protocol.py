@@ -11,6 +11,12 @@ Every store implements `Store`, checked by one conformance test suite:
   ``write_staged``, before publishing and replying (`actors._commit_batch`);
 - `recover` the last durable snapshot (what a supervisor restart starts from);
 - `release` the name when the actor stops for good.
+
+A store with leases (`SQLiteStore`: see `_leases`) also offers
+``renew_lease(runtime_id)``, which the runtime calls every third of the
+store's ``lease_seconds``, and ``end_lease(runtime_id)``, called when the
+runtime shuts down. A store that wraps one must pass both on (and
+``lease_seconds``), or its runtime's lease expires while it runs.
 """
 
 from __future__ import annotations

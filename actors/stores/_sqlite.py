@@ -4,10 +4,11 @@ Its three durability modes share one file layout (`_sqlite_open`): ``"strict"``
 writes each commit alone, ``"batched"`` writes commits from all actors
 together (`_group_commit`), ``"snapshot"`` writes no journal, only periodic
 snapshots from a writer thread. Records and recovery are those of every
-database store (`_records`); owners are recorded with their process
-(`_ownership`); claims, new actors and releases are written without an fsync
-of their own (`_sqlite_names`). On a pool, the commits of the turns a worker
-runs in a row are written together (`commit`, `write_staged`).
+database store (`_records`); owners hold their names under a lease that
+every write checks in its own transaction (`_leases`); claims, new actors and
+releases are written without an fsync of their own (`_sqlite_names`). On a
+pool, the commits of the turns a worker runs in a row are written together
+(`commit`, `write_staged`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from stateward.core._persist import KindCodec, RecordUpgrades
 
 from .._errors import RecoveryError, StoreWriteError
 from ._group_commit import GroupCommit, Pending, group
+from ._leases import DEFAULT_LEASE_SECONDS, Leases
 from ._protocol import RecoveryReport, StoredActor
 from ._records import encode_record, journal_entry, recover_records
 from ._snapshot_writer import SnapshotWriter
@@ -41,7 +43,11 @@ _ROWS_PER_INSERT = 500
 
 
 def _insert_journal(rows: int) -> str:
-    return "INSERT INTO journal VALUES " + ", ".join(["(?, ?, ?, ?)"] * rows)
+    return "INSERT INTO journal VALUES " + _values(rows)
+
+
+def _values(rows: int) -> str:
+    return ", ".join(["(?, ?, ?, ?)"] * rows)
 
 
 class SQLiteStore(GroupCommit, SnapshotWriter, Names):
@@ -78,6 +84,13 @@ class SQLiteStore(GroupCommit, SnapshotWriter, Names):
             written, not even the tables of a new file.
         check: run SQLite's ``quick_check`` at open and refuse a damaged file.
             A damaged page can otherwise hide records instead of failing.
+        lease_seconds: how long a runtime's lease on this store lasts unless
+            renewed (`_leases`): a runtime that stops renewing (a paused or
+            cut-off process) loses its names to the next claim that long
+            after its last renewal, and its later commits raise `LeaseLost`.
+            Its runtime renews it every third of that.
+        lease_clock: the wall clock leases are measured by (seconds, like
+            ``time.time``); every process sharing the file must agree on it.
 
     A commit's journal entry and the snapshot due with it, and in batched
     mode every commit of a group commit, are one transaction: a commit that
@@ -104,6 +117,8 @@ class SQLiteStore(GroupCommit, SnapshotWriter, Names):
         upgrades: RecordUpgrades | None = None,
         readonly: bool = False,
         check: bool = True,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        lease_clock: Callable[[], float] = time.time,
     ) -> None:
         if durability not in DURABILITY_MODES:
             raise ValueError(
@@ -148,12 +163,18 @@ class SQLiteStore(GroupCommit, SnapshotWriter, Names):
         SnapshotWriter.__init__(self)
         # Names claimed and not yet created (claim, create and release: `Names`).
         Names.__init__(self)
+        # The leases of the runtimes that own names through this store object.
+        self._leases = Leases(repr(str(self.path)), lease_seconds, lease_clock)
+        self.lease_seconds = self._leases.seconds
 
     # -- the protocol ------------------------------------------------------------------------
 
     def commit(self, name: str, codec: KindCodec, old: Any, new: Any) -> None:
         """Make one commit durable (per the mode) before returning."""
         if self.durability == "snapshot":
+            if self._leases.lost_epoch(name) is not None:  # fenced: refuse it now
+                with self._lock:
+                    self._leases.refuse(self._db.execute, name)
             self._mark_dirty(name, codec, new)
             return
         item = journal_entry(name, codec, old, new, self.snapshot_every)
@@ -202,9 +223,20 @@ class SQLiteStore(GroupCommit, SnapshotWriter, Names):
         try:
             if not due and len(items) <= _ROWS_PER_INSERT:
                 with self._lock:
-                    self._db.execute(_insert_journal(len(items)), rows)
+                    epochs = self._leases.epochs_of(item.name for item in items)
+                    if not epochs:
+                        self._db.execute(_insert_journal(len(items)), rows)
+                    else:  # fenced: written only while the leases hold, in one statement
+                        fenced = [item.name for item in items]
+                        self._leases.fenced_insert(
+                            self._db.execute, "journal", _values(len(items)), rows, fenced, epochs
+                        )
             else:
                 with transaction(self._db, self._lock) as db:
+                    epochs = self._leases.epochs_of(item.name for item in items)
+                    if self._leases.lost_epochs(db.execute, epochs):
+                        fenced = [item.name for item in items]
+                        raise self._leases.lost_error(db.execute, fenced, epochs)
                     for start in range(0, len(items), _ROWS_PER_INSERT):
                         count = min(_ROWS_PER_INSERT, len(items) - start)
                         db.execute(_insert_journal(count), rows[start * 4 : (start + count) * 4])
@@ -218,6 +250,10 @@ class SQLiteStore(GroupCommit, SnapshotWriter, Names):
             names = listed(item.name for item in items)
             raise StoreWriteError(names, explain(exc), exc) from exc
         self._file.check_after_write(item.name for item in items)
+
+    def _fenced_out(self, names: list[str]) -> set[str]:
+        with self._lock:
+            return self._leases.fenced(self._db.execute, names)
 
     def _compact(self, db: sqlite3.Connection, name: str) -> None:
         kept = [
@@ -236,6 +272,10 @@ class SQLiteStore(GroupCommit, SnapshotWriter, Names):
     # -- snapshot mode ---------------------------------------------------------------------
 
     def _write_snapshots(self, dirty: dict[str, tuple[KindCodec, Any, int]]) -> None:
+        """Write the snapshots of ``dirty`` in one transaction, but those of a
+        runtime whose lease was taken over: they are dropped (and logged), so
+        that a zombie's snapshots neither overwrite its heir's nor block the
+        other actors' snapshots."""
         now = time.time()
         rows = []
         for name, (codec, snapshot, _) in dirty.items():
@@ -246,6 +286,10 @@ class SQLiteStore(GroupCommit, SnapshotWriter, Names):
         self._file.check_before_write(dirty)
         try:
             with transaction(self._db, self._lock) as db:
+                fenced = self._leases.fenced(db.execute, list(dirty))
+                if fenced:
+                    logger.error("snapshots dropped: %s", self._leases.refusal(db.execute, fenced))
+                    rows = [row for row in rows if row[0] not in fenced]
                 for name, version, payload in rows:
                     db.execute(
                         "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?)",
@@ -269,6 +313,10 @@ class SQLiteStore(GroupCommit, SnapshotWriter, Names):
         self._flush_dirty(name)
         if self._file.lost is not None:
             raise RecoveryError(name, self._file.lost)
+        with self._lock:
+            held = self._leases.lost_epoch(name)
+            if held is not None:  # a restart of a fenced actor: it is another's now
+                raise self._leases.lost_error(self._db.execute, [name], {held})
         try:
             with self._lock:
                 snapshots = self._db.execute(

@@ -36,6 +36,7 @@ from stateward.core import encode
 from stateward.core._persist import DefinitionMismatch, KindCodec
 
 from .._errors import ActorOwned, RecoveryError, StoreWriteError
+from ._leases import Leases
 from ._ownership import MY_PID, MY_START, describe_owner, owner_is_live
 from ._records import encode_record
 from ._sqlite_file import StoreFile
@@ -46,7 +47,7 @@ logger = logging.getLogger("stateward.actors")
 #: A name's owner, the kind of the actor stored under it, and whether any
 #: record of it is stored: what a claim needs to know, in one statement.
 _LOOK_UP = (
-    "SELECT o.runtime_id, o.pid, o.started, o.since, "
+    "SELECT o.runtime_id, "
     "(SELECT kind FROM actors WHERE name = ?1), "
     "EXISTS (SELECT 1 FROM snapshots WHERE name = ?1) "
     "OR EXISTS (SELECT 1 FROM journal WHERE name = ?1) "
@@ -69,6 +70,7 @@ class Names(ABC):
     _lock: threading.RLock
     _closed: bool
     _file: StoreFile
+    _leases: Leases
 
     @abstractmethod
     def _check_open(self, names: Iterable[str] = ("(any)",)) -> None:
@@ -99,11 +101,11 @@ class Names(ABC):
                 holder = self._reserved.get(name)
                 if holder is not None and owner_is_live(runtime_id, holder, MY_PID, MY_START):
                     raise ActorOwned(name, describe_owner(holder, MY_PID, time.time()))
-                o_runtime, o_pid, o_started, o_since, kind, recorded = self._db.execute(
-                    _LOOK_UP, (name,)
-                ).fetchone()
-                if o_runtime is not None and owner_is_live(runtime_id, o_runtime, o_pid, o_started):
-                    raise ActorOwned(name, describe_owner(o_runtime, o_pid, o_since))
+                o_runtime, kind, recorded = self._db.execute(_LOOK_UP, (name,)).fetchone()
+                if o_runtime is not None:
+                    lease = self._leases.holder_live(self._db.execute, runtime_id, o_runtime)
+                    if lease is not None:
+                        raise ActorOwned(name, self._leases.describe(o_runtime, lease))
                 if kind is None and not recorded:
                     self._reserved[name] = runtime_id
                     return None
@@ -117,11 +119,7 @@ class Names(ABC):
         self._file.check_before_write((name,))
         try:
             with self._unsynced() as db:
-                owner = db.execute(_OWNER, (name,)).fetchone()
-                if owner is not None:
-                    o_runtime, o_pid, o_started, o_since = owner
-                    if owner_is_live(runtime_id, o_runtime, o_pid, o_started):
-                        raise ActorOwned(name, describe_owner(o_runtime, o_pid, o_since))
+                self._take_over(db, name, runtime_id)
                 row = db.execute("SELECT kind FROM actors WHERE name = ?", (name,)).fetchone()
                 if row is not None and row[0] != codec.kind:
                     raise DefinitionMismatch(
@@ -135,7 +133,8 @@ class Names(ABC):
                         "its snapshots or journal are stored but the actor itself is "
                         "not found: the store is damaged",
                     )
-                self._own(db, name, runtime_id)
+                epoch = self._own(db, name, runtime_id)
+            self._leases.claimed(name, epoch)
         except sqlite3.OperationalError as exc:
             raise StoreWriteError(name, f"SQLite refused to record the owner ({exc})", exc) from exc
         except sqlite3.DatabaseError as exc:
@@ -155,13 +154,11 @@ class Names(ABC):
             runtime_id = self._reserved.pop(name, None)
             try:
                 with self._unsynced() as db:
+                    epoch = None
                     if runtime_id is not None:
-                        owner = db.execute(_OWNER, (name,)).fetchone()
-                        if owner is not None:  # taken since the claim looked (another store)
-                            o_runtime, o_pid, o_started, o_since = owner
-                            if owner_is_live(runtime_id, o_runtime, o_pid, o_started):
-                                raise ActorOwned(name, describe_owner(o_runtime, o_pid, o_since))
-                        self._own(db, name, runtime_id)
+                        # Taken since the claim looked (another store)?
+                        self._take_over(db, name, runtime_id)
+                        epoch = self._own(db, name, runtime_id)
                     db.execute(
                         "INSERT INTO actors VALUES (?, ?, ?, ?)",
                         (name, codec.kind, definition, now),
@@ -171,6 +168,8 @@ class Names(ABC):
                     )
             except sqlite3.Error as exc:
                 raise StoreWriteError(name, f"SQLite refused the new actor ({exc})", exc) from exc
+            if epoch is not None:
+                self._leases.claimed(name, epoch)
         self._file.check_after_write((name,))
 
     def _definition(self, codec: KindCodec) -> bytes:
@@ -188,12 +187,27 @@ class Names(ABC):
             self._definitions[codec] = found
         return found
 
-    @staticmethod
-    def _own(db: sqlite3.Connection, name: str, runtime_id: str) -> None:
+    def _take_over(self, db: sqlite3.Connection, name: str, runtime_id: str) -> None:
+        """In a claim's transaction: refuse ``name`` with `ActorOwned` if
+        another runtime's lease holds it; else revoke that runtime's lease
+        (expired, or its process is gone), which fences off its writes."""
+        owner = db.execute(_OWNER, (name,)).fetchone()
+        if owner is None or owner[0] == runtime_id:
+            return
+        lease = self._leases.holder_live(db.execute, runtime_id, owner[0])
+        if lease is not None:
+            raise ActorOwned(name, self._leases.describe(owner[0], lease))
+        self._leases.revoke(db.execute, owner[0])
+
+    def _own(self, db: sqlite3.Connection, name: str, runtime_id: str) -> int:
+        """Record ``runtime_id`` as ``name``'s owner, under its lease (taken now
+        if it has none here, renewed if it has); the lease's epoch."""
+        epoch = self._leases.acquire(db.execute, runtime_id, [name])
         db.execute(
             "INSERT OR REPLACE INTO owners VALUES (?, ?, ?, ?, ?)",
             (name, runtime_id, MY_PID, MY_START, time.time()),
         )
+        return epoch
 
     def release(self, name: str, runtime_id: str) -> None:
         """Give ``name`` up (the actor stopped for good)."""
@@ -205,6 +219,28 @@ class Names(ABC):
         self._flush_dirty(name)
         with contextlib.suppress(sqlite3.Error), self._unsynced() as db:
             db.execute("DELETE FROM owners WHERE name = ? AND runtime_id = ?", (name, runtime_id))
+        with self._lock:
+            self._leases.released(name)
+
+    def renew_lease(self, runtime_id: str) -> None:
+        """Extend ``runtime_id``'s lease on this store (its runtime's timer
+        calls this every third of the lease's duration).
+
+        Raises:
+            LeaseLost: the lease was taken over; nothing more is committed for it.
+        """
+        if self._closed:
+            return
+        with self._unsynced() as db:
+            self._leases.renew(db.execute, runtime_id)
+
+    def end_lease(self, runtime_id: str) -> None:
+        """``runtime_id``'s runtime ends: give its lease up, so that its names
+        can be claimed at once."""
+        if self._closed:
+            return
+        with contextlib.suppress(sqlite3.Error), self._unsynced() as db:
+            self._leases.end(db.execute, runtime_id)
 
     @contextlib.contextmanager
     def _unsynced(self) -> Iterator[sqlite3.Connection]:

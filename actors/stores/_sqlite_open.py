@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .._errors import StoreOpenError
+from ._leases import SQLITE_TABLE
 
 #: Table layout of a SQLite store; a file from a newer layout is refused at open.
 STORE_SCHEMA = 1
@@ -250,6 +251,8 @@ def _check_or_create(
         _use_wal(db, path, busy_timeout)
         db.execute("PRAGMA synchronous = " + ("NORMAL" if durability == "snapshot" else "FULL"))
         if tables:
+            if "leases" not in tables:  # a file from before leases: add their table
+                db.execute(SQLITE_TABLE)
             return
         # Another process may be creating the tables right now: look again
         # under the write lock, and create them only if they are still missing.
@@ -259,6 +262,7 @@ def _check_or_create(
                 for statement in _SCHEMA_SQL.strip().split(";"):
                     if statement.strip():
                         db.execute(statement)
+                db.execute(SQLITE_TABLE)
                 db.execute("INSERT INTO stateward_meta VALUES ('schema', ?)", (str(STORE_SCHEMA),))
                 db.execute(
                     "INSERT INTO stateward_meta VALUES ('created_at', ?)", (repr(time.time()),)

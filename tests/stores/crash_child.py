@@ -1,7 +1,8 @@
 """A child process that commits as fast as it can until the parent kills it with SIGKILL.
 
 Run as ``python tests/stores/crash_child.py PATH MODE SEED [LAYOUT]``. It opens
-``SQLiteStore(PATH, durability=MODE)``, creates (or recovers: the names are the
+``SQLiteStore(PATH, durability=MODE)`` (or a `PostgresStore` for a ``PATH``
+named ``pg:SCHEMA``: `open_store`), creates (or recovers: the names are the
 same on every run) its actors, prints one ``READY`` line with the versions it
 recovered, then commits forever and prints one line after each acknowledged
 commit. ``LAYOUT`` is ``few`` (the default), ``pipelined`` or ``many``.
@@ -62,7 +63,14 @@ from itertools import count as numbers
 from itertools import pairwise
 from typing import Any
 
-from stateward.actors import ConfigManager, Runtime, SQLiteStore, StateMachine, StateManager
+from stateward.actors import (
+    ConfigManager,
+    PostgresStore,
+    Runtime,
+    SQLiteStore,
+    StateMachine,
+    StateManager,
+)
 from stateward.core import MachineBuilder, MachineSnapshot
 
 #: Journal entries between snapshots: small, so kills land around snapshot writes too.
@@ -91,22 +99,26 @@ def door_spec() -> Any:
     return builder.build()
 
 
-def open_store(path: str, mode: str, layout: str = "few") -> SQLiteStore:
+def open_store(path: str, mode: str, layout: str = "few") -> SQLiteStore | PostgresStore:
+    """The store at ``path``: a SQLite file, or, for a path whose name is
+    ``pg:SCHEMA``, a `PostgresStore` on the schema ``SCHEMA`` of the server
+    of ``STATEWARD_PG_URL``."""
     if layout == "many":
-        return SQLiteStore(
-            path,
-            durability=mode,
-            snapshot_every=MANY_SNAPSHOT_EVERY,
-            keep_snapshots=MANY_KEEP_SNAPSHOTS,
-        )
-    return SQLiteStore(
-        path,
-        durability=mode,
+        options: dict[str, Any] = {
+            "snapshot_every": MANY_SNAPSHOT_EVERY,
+            "keep_snapshots": MANY_KEEP_SNAPSHOTS,
+        }
+    else:
         # In snapshot mode snapshot_every would write a snapshot early: make the
         # interval alone decide, as the loss bound under test is the interval's.
-        snapshot_every=SNAPSHOT_EVERY if mode != "snapshot" else 10**9,
-        snapshot_interval=SNAPSHOT_INTERVAL,
-    )
+        options = {"snapshot_every": SNAPSHOT_EVERY if mode != "snapshot" else 10**9}
+    name = os.path.basename(path)
+    if name.startswith("pg:"):
+        url = os.environ["STATEWARD_PG_URL"]
+        return PostgresStore(url, durability=mode, schema=name[3:], **options)
+    if layout != "many":
+        options["snapshot_interval"] = SNAPSHOT_INTERVAL
+    return SQLiteStore(path, durability=mode, **options)
 
 
 def open_actors(runtime: Runtime, mode: str) -> tuple[dict[str, StateManager], StateMachine]:

@@ -12,6 +12,7 @@ from stateward.actors import (
     ActorOwned,
     ConfigManager,
     MemoryStore,
+    PostgresStore,
     Runtime,
     SQLiteStore,
     StateMachine,
@@ -36,14 +37,28 @@ def flow() -> MachineBuilder:
     return builder
 
 
-@pytest.fixture(params=["memory", "sqlite-strict", "sqlite-batched", "sqlite-snapshot"])
+@pytest.fixture(
+    params=[
+        "memory",
+        "sqlite-strict",
+        "sqlite-batched",
+        "sqlite-snapshot",
+        "postgres-strict",
+        "postgres-batched",
+    ]
+)
 def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
-    """A factory of stores that all see the same stored data (one file, or one memory)."""
+    """A factory of stores that all see the same stored data (one file, one
+    memory, or one PostgreSQL schema, fresh for each test: see ``pg_schema``)."""
     if request.param == "memory":
         shared = MemoryStore()
         yield lambda: shared
         return
     mode = request.param.split("-")[1]
+    if request.param.startswith("postgres"):
+        url, schema = request.getfixturevalue("pg_schema")
+        yield lambda: PostgresStore(url, durability=mode, schema=schema, snapshot_every=3)
+        return
     path = tmp_path / "state.db"
     yield lambda: SQLiteStore(path, durability=mode, snapshot_every=3, snapshot_interval=0.01)
 

@@ -50,13 +50,17 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import psycopg
 import pytest
+from pg_support import drop_pg_schema, pg_url
 
 from stateward.actors import RecoveryReport, Runtime, StoreError
 from stateward.core import StatewardError
@@ -95,6 +99,44 @@ def _load_child() -> ModuleType:
 
 
 child_program = _load_child()
+
+
+class Backend:
+    """Where a test's stores live: SQLite files in its folder, or (``postgres``)
+    schemas of the PostgreSQL server, each named after the file it stands for
+    and dropped when the test ends (`crash_child.open_store`)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.prefix = f"sw_crash_{uuid.uuid4().hex[:8]}_"
+        self.schemas: list[str] = []
+
+    def path(self, folder: Path, name: str) -> Path:
+        if self.kind == "sqlite":
+            return folder / name
+        schema = self.prefix + re.sub(r"[^a-z0-9]", "_", name.lower())
+        self.schemas.append(schema)
+        return folder / f"pg:{schema}"
+
+    def drop(self) -> None:
+        for schema in self.schemas:
+            drop_pg_schema(pg_url(), schema)
+
+
+SQLITE = Backend("sqlite")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """Run the test on SQLite files, and on PostgreSQL (where the server
+    survives the kill and only the client process dies)."""
+    if request.param == "postgres":
+        pg_url()  # skips without a server (fails in CI)
+    chosen = Backend(request.param)
+    try:
+        yield chosen
+    finally:
+        chosen.drop()
 
 
 # -- running a child -------------------------------------------------------------------------
@@ -393,10 +435,12 @@ def crash_and_check(
     return check_against_acks(mode, out, recovered, before, layout), recovered, out
 
 
-def crash_trial(mode: str, trial: int, folder: Path, layout: str = "few") -> str | None:
+def crash_trial(
+    mode: str, trial: int, folder: Path, layout: str = "few", backend: Backend = SQLITE
+) -> str | None:
     """One kill at a seeded point on a fresh store; the problems found, or None."""
     rng = random.Random(f"{SEED}:{mode}:{layout}:{trial}")
-    path = folder / f"{mode}-{layout}-{trial}.db"
+    path = backend.path(folder, f"{mode}-{layout}-{trial}.db")
     problems, recovered, out = crash_and_check(mode, path, rng, None, layout)
     if problems:
         versions = recovered.versions if recovered else None
@@ -404,9 +448,17 @@ def crash_trial(mode: str, trial: int, folder: Path, layout: str = "few") -> str
     return None
 
 
-def run_trials(mode: str, folder: Path, layout: str = "few", trials: int = TRIALS) -> list[str]:
+def run_trials(
+    mode: str,
+    folder: Path,
+    layout: str = "few",
+    trials: int = TRIALS,
+    backend: Backend = SQLITE,
+) -> list[str]:
     with ThreadPoolExecutor(PARALLEL, thread_name_prefix=f"crash-{mode}") as pool:
-        results = list(pool.map(lambda t: crash_trial(mode, t, folder, layout), range(trials)))
+        results = list(
+            pool.map(lambda t: crash_trial(mode, t, folder, layout, backend), range(trials))
+        )
     return [r for r in results if r is not None]
 
 
@@ -418,9 +470,9 @@ def run_trials(mode: str, folder: Path, layout: str = "few", trials: int = TRIAL
 @pytest.mark.timeout(max(120, 30 + 3 * TRIALS))
 @pytest.mark.parametrize("mode", ["strict", "batched"])
 def test_kill_9_loses_no_acknowledged_commit_and_loads_no_wrong_data(
-    mode: str, tmp_path: Path
+    mode: str, tmp_path: Path, backend: Backend
 ) -> None:
-    failures = run_trials(mode, tmp_path)
+    failures = run_trials(mode, tmp_path, backend=backend)
     assert not failures, (
         f"{len(failures)} of {TRIALS} kill -9 trials in {mode} mode failed (seed {SEED}); "
         f"first ones:\n" + "\n".join(failures[:5])
@@ -432,12 +484,12 @@ def test_kill_9_loses_no_acknowledged_commit_and_loads_no_wrong_data(
 @pytest.mark.timeout(max(120, 30 + 3 * PIPELINED_TRIALS))
 @pytest.mark.parametrize("mode", ["strict", "batched"])
 def test_kill_9_while_workers_write_several_actors_commits_together_loses_none(
-    mode: str, tmp_path: Path
+    mode: str, tmp_path: Path, backend: Backend
 ) -> None:
     """One thread keeps a request in flight on every actor at once, so the
     pool's workers write several actors' commits in one transaction: each
     acknowledged one must be there after a ``kill -9``."""
-    failures = run_trials(mode, tmp_path, "pipelined", PIPELINED_TRIALS)
+    failures = run_trials(mode, tmp_path, "pipelined", PIPELINED_TRIALS, backend)
     assert not failures, (
         f"{len(failures)} of {PIPELINED_TRIALS} pipelined kill -9 trials in {mode} mode "
         f"failed (seed {SEED}); first ones:\n" + "\n".join(failures[:5])
@@ -446,11 +498,11 @@ def test_kill_9_while_workers_write_several_actors_commits_together_loses_none(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["strict", "batched"])
-def test_kill_9_again_and_again_on_one_store(mode: str, tmp_path: Path) -> None:
+def test_kill_9_again_and_again_on_one_store(mode: str, tmp_path: Path, backend: Backend) -> None:
     """Each run recovers what the last one acknowledged and carries on, through snapshots,
     compaction and kills during recovery itself."""
     rng = random.Random(f"{SEED}:{mode}:again")
-    path = tmp_path / "store.db"
+    path = backend.path(tmp_path, "store.db")
     before: dict[str, int] | None = None
     for run in range(6):
         problems, recovered, out = crash_and_check(mode, path, rng, before)
@@ -537,15 +589,19 @@ def store_activity(path: Path, folder: Path) -> tuple[int, int]:
     so an actor's newest one tells how many it took; an actor whose oldest kept
     snapshot is not its first (version 0) was compacted.
     """
-    copy = folder / f"inspect-{path.name}"
-    copy_store(path, copy)
-    db = sqlite3.connect(copy)
-    try:
-        rows = db.execute(
-            "SELECT name, min(version), max(version) FROM snapshots GROUP BY name"
-        ).fetchall()
-    finally:
-        db.close()
+    query = "SELECT name, min(version), max(version) FROM {}snapshots GROUP BY name"
+    if path.name.startswith("pg:"):  # the server keeps it as the kill left it
+        conninfo = pg_url().replace("postgresql+psycopg://", "postgresql://", 1)
+        with psycopg.connect(conninfo) as conn:
+            rows = conn.execute(query.format(path.name[3:] + ".")).fetchall()
+    else:
+        copy = folder / f"inspect-{path.name}"
+        copy_store(path, copy)
+        db = sqlite3.connect(copy)
+        try:
+            rows = db.execute(query.format("")).fetchall()
+        finally:
+            db.close()
     every = child_program.MANY_SNAPSHOT_EVERY
     snapshots = sum(newest // every for _, _, newest in rows)
     compacted = sum(1 for _, oldest, _ in rows if oldest > 0)
@@ -687,10 +743,10 @@ def recover_many(path: Path, mode: str) -> tuple[Any, list[str]]:
         return child_program.many_model(handles), damage
 
 
-def many_trial(mode: str, trial: int, folder: Path) -> ManyTrial:
+def many_trial(mode: str, trial: int, folder: Path, backend: Backend = SQLITE) -> ManyTrial:
     """Kill a child driving many actors at a seeded point after some progress; check all."""
     rng = random.Random(f"{SEED}:many:{mode}:{trial}")
-    path = folder / f"many-{mode}-{trial}.db"
+    path = backend.path(folder, f"many-{mode}-{trial}.db")
     seed = rng.randrange(2**31)
     with start_child(folder, path, mode, seed, "many") as child:
         child.wait_ready()
@@ -721,13 +777,15 @@ def many_trial(mode: str, trial: int, folder: Path) -> ManyTrial:
 @pytest.mark.timeout(max(120, 30 + 10 * MANY_TRIALS))
 @pytest.mark.parametrize("mode", ["strict", "batched"])
 def test_kill_9_with_many_actors_and_threads_loses_no_acknowledged_update(
-    mode: str, tmp_path: Path
+    mode: str, tmp_path: Path, backend: Backend
 ) -> None:
     """60 actors (managers, machines, configs) and 8 threads, snapshots and compaction
     all the time: every acknowledged update is recovered, nothing unsent is, and every
     history fits its state."""
     with ThreadPoolExecutor(PARALLEL, thread_name_prefix=f"crash-many-{mode}") as pool:
-        trials = list(pool.map(lambda t: many_trial(mode, t, tmp_path), range(MANY_TRIALS)))
+        trials = list(
+            pool.map(lambda t: many_trial(mode, t, tmp_path, backend), range(MANY_TRIALS))
+        )
     failures = [p for t in trials for p in t.problems]
     assert not failures, (
         f"{len(failures)} of {MANY_TRIALS} many-actors kill -9 trials in {mode} mode failed "
@@ -746,12 +804,14 @@ def test_kill_9_with_many_actors_and_threads_loses_no_acknowledged_update(
 @pytest.mark.slow
 @pytest.mark.timeout(max(120, 30 + 10 * MANY_TRIALS))
 @pytest.mark.parametrize("mode", ["strict", "batched"])
-def test_kill_9_again_and_again_with_many_actors_on_one_store(mode: str, tmp_path: Path) -> None:
+def test_kill_9_again_and_again_with_many_actors_on_one_store(
+    mode: str, tmp_path: Path, backend: Backend
+) -> None:
     """Each run recovers the 60 actors, snapshotted and compacted, that the last one
     left, and carries on with threads of its own; every other kill lands while it
     recovers them. After each kill, every update of every run so far is accounted for."""
     rng = random.Random(f"{SEED}:many:{mode}:again")
-    path = tmp_path / "store.db"
+    path = backend.path(tmp_path, "store.db")
     runs: list[ManyRun] = []
     before = NEW_STORE
     in_recovery = 0

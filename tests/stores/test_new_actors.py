@@ -70,8 +70,11 @@ def test_a_new_actor_takes_one_unsynced_transaction_and_commits_stay_synced(
         counter = StateManager({"n": 0}, name="counter", runtime=runtime)
         created = statements.transactions()
         assert len(created) == 1, created
-        assert [s.split(" (")[0] for s in created[0]] == [
+        assert [s.split(" (")[0].split(" SET")[0] for s in created[0]] == [
             "SELECT runtime_id, pid, started, since FROM owners WHERE name = 'counter'",
+            # The runtime's first name in this store takes its lease, in the same transaction.
+            "UPDATE leases",
+            "INSERT INTO leases",
             "INSERT OR REPLACE INTO owners",
             "INSERT INTO actors",
             "INSERT INTO snapshots",

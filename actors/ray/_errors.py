@@ -1,0 +1,32 @@
+"""The errors of `RayRuntime`: what cannot travel to a shard, and a shard that
+did not answer."""
+
+from __future__ import annotations
+
+from stateward.core import StatewardError
+
+
+class SpecNotImportable(StatewardError, ImportError):
+    """A machine's definition cannot be found by import path, on the client (it
+    is not a module-level name of an imported module) or on a shard's worker
+    (its module does not import there). Nothing was created."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+
+class NotPicklable(StatewardError, TypeError):
+    """A request (a ``modify`` function, most often) cannot be pickled to travel
+    to its shard. Nothing was sent."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+
+class ShardUnavailable(StatewardError, RuntimeError):
+    """A shard's Ray call failed (the shard died, or the cluster is gone): the
+    requests of that call were answered with this error, and whether they ran is
+    unknown (retries with request ids are not built yet)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)

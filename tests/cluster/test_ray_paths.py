@@ -1,0 +1,66 @@
+"""How names, definitions and stores travel to Ray shards: checked without a
+cluster (nothing here imports Ray)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import ray_specs
+
+from stateward.actors.ray import SpecNotImportable
+from stateward.actors.ray._paths import import_spec, shard_of, spec_path, store_recipe
+from stateward.actors.stores import MemoryStore, SQLiteStore
+from stateward.core import MachineSpec
+
+
+def test_a_name_goes_to_the_same_shard_in_every_process() -> None:
+    names = [f"order-{i}" for i in range(20)]
+    here = [shard_of(name, 4) for name in names]
+    code = (
+        "from stateward.actors.ray._paths import shard_of;"
+        f"print([shard_of(n, 4) for n in {names!r}])"
+    )
+    # Another interpreter, with another string hash seed: the same shards.
+    other = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env={"PYTHONHASHSEED": "12345"},
+    )
+    assert other.stdout.strip() == str(here)
+    assert set(here) == {0, 1, 2, 3}  # and the names spread over every shard
+
+
+def test_a_module_level_spec_and_builder_are_found_by_import_path() -> None:
+    assert spec_path(ray_specs.ORDER) == ("ray_specs", "ORDER")
+    built = ray_specs.PAYMENTS.build()
+    assert import_spec("ray_specs", "ORDER") is ray_specs.ORDER
+    with pytest.raises(SpecNotImportable, match="no module-level name"):
+        spec_path(built)  # built by hand: another spec object than the builder's shared one
+
+
+def test_a_spec_made_in_a_function_is_refused() -> None:
+    with pytest.raises(SpecNotImportable, match="module level"):
+        spec_path(MachineSpec("a", {"a": []}))
+
+
+def test_a_worker_missing_the_module_or_the_name_says_so() -> None:
+    with pytest.raises(SpecNotImportable, match="cannot be imported on the Ray worker"):
+        import_spec("no_such_module_anywhere", "SPEC")
+    with pytest.raises(SpecNotImportable, match="has no 'MISSING'"):
+        import_spec("ray_specs", "MISSING")
+
+
+def test_only_a_store_other_processes_can_open_is_shared(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="MemoryStore lives in one process"):
+        store_recipe(MemoryStore())
+    store = SQLiteStore(tmp_path / "s.db", durability="batched")
+    try:
+        assert store_recipe(store) == ("sqlite", str((tmp_path / "s.db").resolve()), "batched")
+    finally:
+        store.close()
