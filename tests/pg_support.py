@@ -1,4 +1,5 @@
-"""PostgreSQL for the store tests: the server's URL (or a skip), and dropping a test's schema."""
+"""PostgreSQL for the tests (stores and rows): the server's URL (or a skip), and dropping a
+test's schema."""
 
 from __future__ import annotations
 
@@ -6,13 +7,13 @@ import os
 
 import pytest
 
-#: Where the PostgreSQL server is, as in tests/rows/conftest.py.
+#: Where the PostgreSQL server is.
 PG_ENV = "STATEWARD_PG_URL"
 PG_SKIP = "no PostgreSQL: set STATEWARD_PG_URL (CI always does)"
 
 
 def pg_url() -> str:
-    """The PostgreSQL URL; skips without one, but fails in CI (as tests/rows does)."""
+    """The PostgreSQL URL; skips without one, but fails in CI."""
     url = os.environ.get(PG_ENV)
     if not url:
         if os.environ.get("CI") == "true":

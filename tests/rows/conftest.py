@@ -11,7 +11,6 @@ each other's rows.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,14 +19,13 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from pg_support import pg_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from stateward.actors import Runtime
 from stateward.actors.rows import AUDIT_TABLE, RowBinding, RowMachines
 from stateward.core import MachineBuilder, MachineSpec, decode
 
-PG_ENV = "STATEWARD_PG_URL"
-PG_SKIP = "no PostgreSQL: set STATEWARD_PG_URL (CI always does)"
 #: Seconds a teardown may wait for a lock before it gives up (it never hangs).
 TEARDOWN_LOCK_TIMEOUT_MS = 10_000
 
@@ -60,19 +58,6 @@ class Ticket(Base):
     state: Mapped[int] = mapped_column()
     rev: Mapped[int] = mapped_column(default=0)
     title: Mapped[str] = mapped_column(sa.String(100), default="")
-
-
-def pg_url() -> str:
-    """The PostgreSQL URL; skips without one, but fails in CI."""
-    url = os.environ.get(PG_ENV)
-    if not url:
-        if os.environ.get("CI") == "true":
-            pytest.fail(
-                f"{PG_ENV} is not set, and CI=true: the PostgreSQL tests must run in CI, "
-                "never skip (.ci/run starts the server and exports the URL)"
-            )
-        pytest.skip(PG_SKIP)
-    return url
 
 
 @dataclass
