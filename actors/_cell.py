@@ -42,7 +42,7 @@ from stateward.core._suspend import Suspended
 from ._cell_state import CellState, callback_locks, commit_locks, observer_locks
 from ._cell_watch import unwatch, watch
 from ._clock import Timer
-from ._context import as_cell
+from ._context import as_cell, request_id
 from ._errors import ActorCrashed, ActorStopped
 from ._mailbox import Mailbox
 from ._reply import Reply
@@ -487,14 +487,19 @@ class Cell(CellState):
             return FENCED
         store = self.store
         if store is not None:
+            # A Ray client's id for the request, written with its commit (`_requests`).
+            rid = context.get(request_id)
             try:
                 stage_entry = self.runtime._stage_entry  # the store's, if it stages
                 batch = staging.batch if stage_entry is not None else None
-                if batch is not None and batch.stage(self, stage_entry, old, commit.snapshot):
+                if batch is not None and batch.stage(self, stage_entry, old, commit.snapshot, rid):
                     # A pooled worker's batch writes it, then publishes and answers it.
                     batch.defer(self, message, commit, generation)
                     return None
-                store.commit(self.name, self.codec, old, commit.snapshot)  # type: ignore[arg-type]
+                if rid is None:
+                    store.commit(self.name, self.codec, old, commit.snapshot)  # type: ignore[arg-type]
+                else:
+                    store.commit(self.name, self.codec, old, commit.snapshot, request_id=rid)  # type: ignore[arg-type, call-arg]
             except BaseException as exc:  # not durable: not committed, and a crash
                 if self.staged is not None:
                     flush_staged()

@@ -97,13 +97,19 @@ class CommitBatch:
 
     # -- staging (on the worker, in a turn) --------------------------------------------------
 
-    def stage(self, cell: Any, stage_entry: Any, old: Any, new: Any) -> bool:
-        """Take ``cell``'s commit (``old`` -> ``new``) if a pooled turn of
-        ``cell`` runs now and its store stages it (``stage_entry``, the store's
-        method, returns its entry); False if it must be committed directly."""
+    def stage(
+        self, cell: Any, stage_entry: Any, old: Any, new: Any, request_id: str | None = None
+    ) -> bool:
+        """Take ``cell``'s commit (``old`` -> ``new``, made by the request of
+        ``request_id`` if given) if a pooled turn of ``cell`` runs now and its
+        store stages it (``stage_entry``, the store's method, returns its
+        entry); False if it must be committed directly."""
         if self.cell is not cell or cell is not current_cell.get():
             return False  # an inline call nested in a turn, or no turn at all
-        item = stage_entry(cell.name, cell.codec, old, new)
+        if request_id is None:
+            item = stage_entry(cell.name, cell.codec, old, new)
+        else:
+            item = stage_entry(cell.name, cell.codec, old, new, request_id=request_id)
         if item is None:
             return False
         self._entry = (stage_entry.__self__, item)

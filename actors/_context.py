@@ -34,6 +34,15 @@ def as_cell(cell: Any, fn: Callable[[Any, Any], Any], first: Any, second: Any) -
     return fn(first, second)
 
 
+#: The id a `RayRuntime` client gave the request being sent, set by its shard
+#: around the send: the request's reply copies it with the sender's context,
+#: and its commit is written with it (`Cell.process`), so that a retry of the
+#: same request is found applied (`stores._requests`).
+request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "stateward_request_id", default=None
+)
+
+
 #: The runtime of the innermost ``with Runtime(...)`` block of this context, and
 #: the value it replaced (so nested blocks restore the outer one): a pair, or
 #: None. Threads start with an empty context; asyncio tasks copy theirs.

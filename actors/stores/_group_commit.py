@@ -54,13 +54,26 @@ class Pending:
     written (``done``), or it is handed the lead of the next write.
     """
 
-    __slots__ = ("done", "error", "group", "name", "payload", "snapshot", "version", "wake")
+    __slots__ = (
+        "done",
+        "error",
+        "group",
+        "name",
+        "payload",
+        "request_id",
+        "snapshot",
+        "version",
+        "wake",
+    )
 
     def __init__(self, name: str, version: int, payload: bytes, snapshot: bytes | None) -> None:
         self.name = name
         self.version = version
         self.payload = payload
         self.snapshot = snapshot
+        #: The id of the request that made this commit, when its sender gave
+        #: one (a `RayRuntime` client): written in the same transaction.
+        self.request_id: str | None = None
         self.error: BaseException | None = None
         self.done = False
         #: The entries this one stands for, when it carries several (`group`).

@@ -8,8 +8,9 @@ from typing import Any
 from stateward.core import ConfigHistory, MachineSnapshot, StoreSnapshot
 from stateward.core._persist import DefinitionMismatch, KindCodec
 
-from .._errors import ActorOwned
+from .._errors import ActorOwned, StoreWriteError
 from ._ownership import runtime_is_live
+from ._requests import REQUEST_IDS_KEPT
 
 
 class MemoryStore:
@@ -26,6 +27,8 @@ class MemoryStore:
         #: Each actor's last committed snapshot; its kind is its type's.
         self._latest: dict[str, Any] = {}
         self._owners: dict[str, str] = {}
+        #: The ids of the requests that made each actor's last commits (`_requests`).
+        self._requests: dict[str, dict[str, int]] = {}
 
     def claim(self, name: str, codec: KindCodec, runtime_id: str) -> Any | None:
         with self._lock:
@@ -45,8 +48,30 @@ class MemoryStore:
         with self._lock:
             self._latest[name] = snapshot
 
-    def commit(self, name: str, codec: KindCodec, old: Any, new: Any) -> None:
-        self._latest[name] = new
+    def commit(
+        self, name: str, codec: KindCodec, old: Any, new: Any, request_id: str | None = None
+    ) -> None:
+        if request_id is None:
+            self._latest[name] = new
+            return
+        with self._lock:  # the id with the commit, as one change
+            ids = self._requests.setdefault(name, {})
+            if request_id in ids:
+                raise StoreWriteError(
+                    name,
+                    f"request {request_id!r} was already applied to it (version "
+                    f"{ids[request_id]}): a request is applied at most once",
+                )
+            self._latest[name] = new
+            ids[request_id] = codec.version(new)
+            if len(ids) > REQUEST_IDS_KEPT:
+                del ids[next(iter(ids))]  # the oldest: dicts keep insertion order
+
+    def applied(self, name: str, request_ids: list[str]) -> dict[str, int]:
+        """Which of ``request_ids`` made a commit of ``name``: ``{id: version}``."""
+        with self._lock:
+            ids = self._requests.get(name, {})
+            return {rid: ids[rid] for rid in request_ids if rid in ids}
 
     def recover(self, name: str, codec: KindCodec) -> Any:
         return self._latest[name]

@@ -22,6 +22,7 @@ from ._postgres_names import PgNames
 from ._postgres_open import Link, Problem, Target, check_schema_name, prepare
 from ._protocol import RecoveryReport, StoredActor
 from ._records import journal_entry, recover_records
+from ._requests import applied, prune, record, requested
 from ._sqlite_file import listed
 
 DURABILITY_MODES = ("strict", "batched")
@@ -119,19 +120,24 @@ class PostgresStore(GroupCommit, PgNames):
 
     # -- the protocol ------------------------------------------------------------------------
 
-    def commit(self, name: str, codec: KindCodec, old: Any, new: Any) -> None:
-        """Make one commit durable (per the mode) before returning."""
-        item = journal_entry(name, codec, old, new, self.snapshot_every)
+    def commit(
+        self, name: str, codec: KindCodec, old: Any, new: Any, request_id: str | None = None
+    ) -> None:
+        """Make one commit durable (per the mode) before returning, with the
+        id of the request that made it, if given."""
+        item = journal_entry(name, codec, old, new, self.snapshot_every, request_id)
         if self.durability == "strict":
             self._write([item])
         else:
             self._write_batched(item)
 
-    def stage_entry(self, name: str, codec: KindCodec, old: Any, new: Any) -> Pending | None:
+    def stage_entry(
+        self, name: str, codec: KindCodec, old: Any, new: Any, request_id: str | None = None
+    ) -> Pending | None:
         """The journal entry of one commit, for a pooled worker's commit batch
         to write with others (`write_staged`) before it publishes or answers
         any of them."""
-        return journal_entry(name, codec, old, new, self.snapshot_every)
+        return journal_entry(name, codec, old, new, self.snapshot_every, request_id)
 
     def write_staged(self, items: list[Pending]) -> None:
         """Write the entries of several staged commits in one transaction,
@@ -154,6 +160,7 @@ class PostgresStore(GroupCommit, PgNames):
                     f"INSERT INTO {s}.journal VALUES (%s, %s, %s, %s)",
                     [(item.name, item.version, now, item.payload) for item in items],
                 )
+                record(cursor.executemany, requested(items), f"{s}.requests", "%s")
                 for item in items:
                     if item.snapshot is not None:
                         cursor.execute(
@@ -163,6 +170,7 @@ class PostgresStore(GroupCommit, PgNames):
                             (item.name, item.version, now, item.snapshot),
                         )
                         self._compact(cursor, item.name)
+                        prune(cursor.execute, item.name, item.version, f"{s}.requests", "%s")
         except Problem as exc:
             if exc.lost and self._landed(items[0]):
                 return  # the connection went after the server committed it
@@ -241,6 +249,11 @@ class PostgresStore(GroupCommit, PgNames):
         )
         self._reports[name] = report
         return snapshot
+
+    def applied(self, name: str, request_ids: list[str]) -> dict[str, int]:
+        """Which of ``request_ids`` made a commit of ``name``: ``{id: version}``."""
+        with self._reading(f"the applied requests of {name!r}") as conn:
+            return applied(conn.execute, name, request_ids, f"{self.schema}.requests", "%s")
 
     def recovery_report(self, name: str) -> RecoveryReport | None:
         """What the last recovery of ``name`` found, if it was recovered."""

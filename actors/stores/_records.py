@@ -36,15 +36,25 @@ def encode_record(name: str, kind: str, version: int, body: Any) -> bytes:
     return encode_checked((name, kind, version, RECORD_SCHEMA, body))
 
 
-def journal_entry(name: str, codec: KindCodec, old: Any, new: Any, snapshot_every: int) -> Pending:
+def journal_entry(
+    name: str,
+    codec: KindCodec,
+    old: Any,
+    new: Any,
+    snapshot_every: int,
+    request_id: str | None = None,
+) -> Pending:
     """One commit's records: its journal entry (the delta from ``old`` to ``new``),
-    and the snapshot of ``new`` if one is due at its version."""
+    and the snapshot of ``new`` if one is due at its version; ``request_id``
+    (if given) is written with them, in the same transaction."""
     version = codec.version(new)
     payload = encode_record(name, codec.kind, version, codec.delta(old, new))
     snapshot = None
     if version % snapshot_every == 0:
         snapshot = encode_record(name, codec.kind, version, codec.document(new))
-    return Pending(name, version, payload, snapshot)
+    entry = Pending(name, version, payload, snapshot)
+    entry.request_id = request_id
+    return entry
 
 
 def read_record(

@@ -30,6 +30,7 @@ from ._group_commit import GroupCommit, Pending, group
 from ._leases import DEFAULT_LEASE_SECONDS, Leases
 from ._protocol import RecoveryReport, StoredActor
 from ._records import encode_record, journal_entry, recover_records
+from ._requests import applied, prune, record, requested
 from ._snapshot_writer import SnapshotWriter
 from ._sqlite_file import LOST_FIX, StoreFile, listed
 from ._sqlite_names import Names
@@ -169,21 +170,26 @@ class SQLiteStore(GroupCommit, SnapshotWriter, Names):
 
     # -- the protocol ------------------------------------------------------------------------
 
-    def commit(self, name: str, codec: KindCodec, old: Any, new: Any) -> None:
-        """Make one commit durable (per the mode) before returning."""
+    def commit(
+        self, name: str, codec: KindCodec, old: Any, new: Any, request_id: str | None = None
+    ) -> None:
+        """Make one commit durable (per the mode) before returning, with the
+        id of the request that made it, if given (not in snapshot mode)."""
         if self.durability == "snapshot":
             if self._leases.lost_epoch(name) is not None:  # fenced: refuse it now
                 with self._lock:
                     self._leases.refuse(self._db.execute, name)
             self._mark_dirty(name, codec, new)
             return
-        item = journal_entry(name, codec, old, new, self.snapshot_every)
+        item = journal_entry(name, codec, old, new, self.snapshot_every, request_id)
         if self.durability == "strict":
             self._write([item])
         else:
             self._write_batched(item)
 
-    def stage_entry(self, name: str, codec: KindCodec, old: Any, new: Any) -> Pending | None:
+    def stage_entry(
+        self, name: str, codec: KindCodec, old: Any, new: Any, request_id: str | None = None
+    ) -> Pending | None:
         """The journal entry of one commit, for a pooled worker's commit batch
         to write with others (`write_staged`) before it publishes or answers
         any of them; None when this store does not stage (snapshot mode: call
@@ -191,7 +197,7 @@ class SQLiteStore(GroupCommit, SnapshotWriter, Names):
         `commit`: its commits are durable when it returns."""
         if self.durability == "snapshot":
             return None
-        return journal_entry(name, codec, old, new, self.snapshot_every)
+        return journal_entry(name, codec, old, new, self.snapshot_every, request_id)
 
     def write_staged(self, items: list[Pending]) -> None:
         """Write the entries of several staged commits in one transaction,
@@ -219,9 +225,10 @@ class SQLiteStore(GroupCommit, SnapshotWriter, Names):
         for item in items:
             rows += (item.name, item.version, now, item.payload)
         due = [item for item in items if item.snapshot is not None]
+        ids = requested(items)
         self._file.check_before_write(item.name for item in items)
         try:
-            if not due and len(items) <= _ROWS_PER_INSERT:
+            if not due and not ids and len(items) <= _ROWS_PER_INSERT:
                 with self._lock:
                     epochs = self._leases.epochs_of(item.name for item in items)
                     if not epochs:
@@ -240,12 +247,14 @@ class SQLiteStore(GroupCommit, SnapshotWriter, Names):
                     for start in range(0, len(items), _ROWS_PER_INSERT):
                         count = min(_ROWS_PER_INSERT, len(items) - start)
                         db.execute(_insert_journal(count), rows[start * 4 : (start + count) * 4])
+                    record(db.executemany, ids, "requests", "?")
                     for item in due:
                         db.execute(
                             "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?)",
                             (item.name, item.version, now, item.snapshot),
                         )
                         self._compact(db, item.name)
+                        prune(db.execute, item.name, item.version, "requests", "?")
         except sqlite3.Error as exc:
             names = listed(item.name for item in items)
             raise StoreWriteError(names, explain(exc), exc) from exc
@@ -340,6 +349,11 @@ class SQLiteStore(GroupCommit, SnapshotWriter, Names):
         snapshot, report = recover_records(name, codec, self.upgrades, snapshots, journal_after)
         self._reports[name] = report
         return snapshot
+
+    def applied(self, name: str, request_ids: list[str]) -> dict[str, int]:
+        """Which of ``request_ids`` made a commit of ``name``: ``{id: version}``."""
+        with self._lock:
+            return applied(self._db.execute, name, request_ids, "requests", "?")
 
     def recovery_report(self, name: str) -> RecoveryReport | None:
         """What the last recovery of ``name`` found, if it was recovered."""

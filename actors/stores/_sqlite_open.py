@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .._errors import StoreOpenError
 from ._leases import SQLITE_TABLE
+from ._requests import SQLITE_TABLE as REQUESTS_TABLE
 
 #: Table layout of a SQLite store; a file from a newer layout is refused at open.
 STORE_SCHEMA = 1
@@ -253,6 +254,8 @@ def _check_or_create(
         if tables:
             if "leases" not in tables:  # a file from before leases: add their table
                 db.execute(SQLITE_TABLE)
+            if "requests" not in tables:  # from before request ids: add their table
+                db.execute(REQUESTS_TABLE)
             return
         # Another process may be creating the tables right now: look again
         # under the write lock, and create them only if they are still missing.
@@ -263,6 +266,7 @@ def _check_or_create(
                     if statement.strip():
                         db.execute(statement)
                 db.execute(SQLITE_TABLE)
+                db.execute(REQUESTS_TABLE)
                 db.execute("INSERT INTO stateward_meta VALUES ('schema', ?)", (str(STORE_SCHEMA),))
                 db.execute(
                     "INSERT INTO stateward_meta VALUES ('created_at', ?)", (repr(time.time()),)
