@@ -24,9 +24,11 @@ class NotPicklable(StatewardError, TypeError):
 
 
 class ShardUnavailable(StatewardError, RuntimeError):
-    """A shard's Ray call failed (the shard died, or the cluster is gone): the
-    requests of that call were answered with this error, and whether they ran is
-    unknown (retries with request ids are not built yet)."""
+    """A request's shard could not give its answer: the Ray call failed
+    otherwise than by the shard's death (then the client retries it on a
+    replacement), or the shard was replaced too many times in a row, or the
+    client shut down; the message says whether the request ran, or that this
+    is unknown (see docs/cluster.md, "Failure semantics")."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

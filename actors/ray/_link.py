@@ -13,6 +13,7 @@ order put.
 from __future__ import annotations
 
 import collections
+import logging
 import pickle
 import threading
 from typing import Any
@@ -22,6 +23,11 @@ from ._errors import NotPicklable, ShardUnavailable
 
 #: The most operations one Ray call carries.
 MAX_BATCH = 1000
+
+#: How many times in a row one batch may find its shard dead and replace it.
+MAX_REPLACEMENTS = 3
+
+logger = logging.getLogger("stateward.actors")
 
 
 def pickled(request: Any, where: str) -> bytes:
@@ -49,11 +55,20 @@ def pickled(request: Any, where: str) -> bytes:
 
 
 class Link:
-    """The queue to one shard and its sending thread."""
+    """The queue to one shard and its sending thread.
 
-    def __init__(self, actor: Any, index: int, call_timeout: float) -> None:
-        self.actor = actor
+    A call that fails because the shard's actor died, or that gets no answer
+    within ``call_timeout`` seconds, declares the shard dead: the link has it
+    killed and replaced (`ShardSet.replace`) and sends the same batch again,
+    marked as a retry, to the replacement, which applies each request id at
+    most once (`Shard.run`). After `MAX_REPLACEMENTS` replacements in a row
+    for one batch, its requests get `ShardUnavailable`.
+    """
+
+    def __init__(self, shards: Any, index: int, call_timeout: float) -> None:
+        self.shards = shards
         self.index = index
+        self.generation, self.actor = shards.current(index)
         self.call_timeout = call_timeout
         self.queue: collections.deque[tuple[Any, Reply[Any] | None, Any]] = collections.deque()
         self.ready = threading.Condition()
@@ -61,6 +76,8 @@ class Link:
         #: Publishes a snapshot the shard returned: ``(name, snapshot)``.
         self.publish: Any = None
         self.calls = 0
+        #: How many times this link replaced its shard.
+        self.replacements = 0
         self.thread = threading.Thread(
             target=self._send, name=f"stateward-ray-link-{index}", daemon=True
         )
@@ -100,24 +117,15 @@ class Link:
             return batch
 
     def _send(self) -> None:
-        import ray
-
         while True:
             batch = self._take()
             if batch is None:
                 return
             if not batch:
                 continue
-            self.calls += 1
             try:
-                answers, snapshots = ray.get(
-                    self.actor.run.remote([op for op, _ in batch]), timeout=self.call_timeout
-                )
-            except Exception as exc:
-                error = ShardUnavailable(
-                    f"shard {self.index} did not answer a call of {len(batch)} requests "
-                    f"({type(exc).__name__}: {exc}); whether they ran is unknown"
-                )
+                answers, snapshots = self._call([op for op, _ in batch])
+            except ShardUnavailable as error:
                 for _, reply in batch:
                     reply.set_exception(error)
                 continue
@@ -128,3 +136,51 @@ class Link:
                     reply.set_result(value)
                 else:
                     reply.set_exception(value)
+
+    def _call(self, ops: list[Any]) -> Any:
+        """One Ray call of ``ops``; on a dead shard, the same ops again (as a
+        retry) on its replacement.
+
+        Raises:
+            ShardUnavailable: the call failed otherwise, or the shard was
+                replaced `MAX_REPLACEMENTS` times in a row.
+        """
+        import ray
+        from ray.exceptions import GetTimeoutError, RayActorError
+
+        retry = False
+        for _ in range(MAX_REPLACEMENTS + 1):
+            self.calls += 1
+            try:
+                return ray.get(self.actor.run.remote(ops, retry), timeout=self.call_timeout)
+            except (RayActorError, GetTimeoutError) as exc:
+                failure: Exception = exc
+                if self.closed is not None and isinstance(exc, GetTimeoutError):
+                    break  # shutting down: no replacement
+                dead = self.generation
+                self.generation, self.actor = self.shards.replace(self.index, dead, self.actor)
+                self.replacements += 1
+                retry = True
+                logger.warning(
+                    "shard %d (generation %d) declared dead (%s: %s); retrying %d requests on "
+                    "generation %d",
+                    self.index,
+                    dead,
+                    type(exc).__name__,
+                    exc,
+                    len(ops),
+                    self.generation,
+                )
+            except Exception as exc:
+                failure = exc
+                break
+        else:
+            raise ShardUnavailable(
+                f"shard {self.index} died or did not answer within {self.call_timeout:g} s "
+                f"{MAX_REPLACEMENTS + 1} times in a row for a call of {len(ops)} requests "
+                f"(last: {type(failure).__name__}: {failure}); whether they ran is unknown"
+            )
+        raise ShardUnavailable(
+            f"shard {self.index} did not answer a call of {len(ops)} requests "
+            f"({type(failure).__name__}: {failure}); whether they ran is unknown"
+        )

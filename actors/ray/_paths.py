@@ -112,9 +112,10 @@ def store_recipe(store: Store) -> tuple[str, str, str]:
     )
 
 
-def open_store(recipe: tuple[str, str, str]) -> Store:
-    """The store of ``recipe``, opened in this process (a shard's)."""
+def open_store(recipe: tuple[str, str, str], lease_seconds: float = 15.0) -> Store:
+    """The store of ``recipe``, opened in this process (a shard's), with the
+    client's store's ``lease_seconds``."""
     kind, where, durability = recipe
     if kind != "sqlite":
         raise TypeError(f"unknown store kind {kind!r}")
-    return SQLiteStore(where, durability=durability)
+    return SQLiteStore(where, durability=durability, lease_seconds=lease_seconds)

@@ -10,7 +10,9 @@ what travels must pickle, and a machine's definition travels by import path.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import threading
+import uuid
 from typing import Any
 
 from .._cell import Cell
@@ -20,12 +22,12 @@ from .._runtime import Handle, Runtime
 from .._supervisor import Supervisor
 from ..stores import Store
 from ._errors import ShardUnavailable
-from ._link import Link, pickled
+from ._link import MAX_REPLACEMENTS, Link, pickled
 from ._paths import shard_of, spec_path, store_recipe
-from ._shard import Shard
+from ._shards import ShardSet
 
-#: How long one Ray call to a shard may take before its requests fail.
-CALL_TIMEOUT = 60.0
+#: How long a shard may take to answer one call before it is declared dead, by default.
+SHARD_TIMEOUT = 30.0
 
 
 class _Create:
@@ -43,11 +45,16 @@ class _Create:
 class _Forward:
     """A client-side cell's mailbox: requests go to the shard's link."""
 
-    __slots__ = ("closed_reason", "link", "name", "queue")
+    __slots__ = ("closed_reason", "defined", "link", "name", "new_id", "queue")
 
-    def __init__(self, link: Link, name: str) -> None:
+    def __init__(self, link: Link, name: str, defined: tuple[str, Any], new_id: Any) -> None:
         self.link = link
         self.name = name
+        #: ``(kind, definition)``: sent with each request, so that a shard that
+        #: replaces a dead one can recover the actor from the store.
+        self.defined = defined
+        #: Returns a new request id (unique to this client).
+        self.new_id = new_id
         self.closed_reason: str | None = None
         self.queue: tuple[()] = ()  # nothing waits here: `Cell.try_inline` finds it empty
 
@@ -55,8 +62,8 @@ class _Forward:
         if self.closed_reason is not None:
             raise ActorStopped(self.name, self.closed_reason)
         request = reply.request
-        where = f"{self.name!r}: {request.describe()}"
-        self.link.put(("call", self.name, pickled(request, where)), reply)
+        payload = pickled(request, f"{self.name!r}: {request.describe()}")
+        self.link.put(("call", self.name, payload, self.new_id(), *self.defined), reply)
 
     def offer(self, reply: Reply[Any], limit: int) -> bool:
         self.put(reply)  # the shard's actor holds the queue: no client-side limit
@@ -92,10 +99,18 @@ class RayRuntime(Runtime):
         address: the Ray cluster's address; None: the Ray of this process
             (started with ``ray.init()`` if not yet).
         name: the runtime's name; workers: each shard's worker pool size.
+        shard_timeout: seconds a shard may take to answer one call (a batch)
+            before it is declared dead, killed and replaced, and the call
+            sent again to its replacement (see docs/cluster.md, "Failure
+            semantics"). It must exceed the store's ``lease_seconds``: a
+            replacement may wait that long for a paused shard's lease.
 
     Raises:
         ImportError: Ray is not installed (``pip install 'stateward[ray]'``).
         TypeError: ``store`` cannot be shared by processes (a `MemoryStore`).
+        ValueError: a bad ``shards`` or ``shard_timeout``, or a store in
+            ``"snapshot"`` mode (it keeps no request ids: a retried request
+            could be applied twice).
     """
 
     def __init__(
@@ -106,6 +121,7 @@ class RayRuntime(Runtime):
         address: str | None = None,
         name: str | None = None,
         workers: int = 2,
+        shard_timeout: float = SHARD_TIMEOUT,
     ) -> None:
         try:
             import ray
@@ -114,23 +130,29 @@ class RayRuntime(Runtime):
         if type(shards) is not int or shards < 1:
             raise ValueError(f"shards must be an int >= 1, got {shards!r}")
         recipe = store_recipe(store)
+        lease_seconds = float(getattr(store, "lease_seconds", 15.0))
+        shard_timeout = _check_shard_timeout(shard_timeout, lease_seconds)
+        if recipe[2] == "snapshot":
+            raise ValueError(
+                "a RayRuntime needs a store that writes a journal (durability 'strict' or "
+                "'batched'): in 'snapshot' mode no request id is kept, so a request retried "
+                "after a shard died could be applied twice"
+            )
         super().__init__(name, inline_calls=False)
         self.shards = shards
+        self.shard_timeout = shard_timeout
         self._client_store = store
         if not ray.is_initialized():
             ray.init(address=address)
         key = hashlib.sha256(recipe[1].encode()).hexdigest()[:16]
-        remote = ray.remote(Shard)
+        self._shards = ShardSet(f"stateward-shard-{key}-{shards}", (recipe, workers, lease_seconds))
+        # Request ids: unique to this client, numbered in the order sent.
+        client = uuid.uuid4().hex[:16]
+        numbers = itertools.count()
+        self._new_id = lambda: f"{client}:{next(numbers)}"
         self._links: list[Link] = []
         for index in range(shards):
-            actor = remote.options(
-                name=f"stateward-shard-{key}-{shards}-{index}",
-                get_if_exists=True,
-                max_concurrency=1,
-                max_restarts=0,
-                max_task_retries=0,
-            ).remote(index, recipe, workers)
-            link = Link(actor, index, CALL_TIMEOUT)
+            link = Link(self._shards, index, shard_timeout)
             link.publish = self._publish
             self._links.append(link)
         self._cells: dict[str, Cell] = {}
@@ -171,11 +193,11 @@ class RayRuntime(Runtime):
             if cell.name in self._cells:
                 raise DuplicateActorName(cell.name, self.name)
             self._cells[cell.name] = cell
-        cell.mailbox = _Forward(link, cell.name)  # type: ignore[assignment]
+        cell.mailbox = _Forward(link, cell.name, (cell.kind, definition), self._new_id)  # type: ignore[assignment]
         reply: Reply[Any] = Reply(cell, _Create(cell.name))
         try:
             link.put(("create", cell.name, cell.kind, definition, initial), reply)
-            cell.publish(reply.result(CALL_TIMEOUT))
+            cell.publish(reply.result(self.shard_timeout * (MAX_REPLACEMENTS + 1)))
         except BaseException:
             with self._cells_lock:
                 self._cells.pop(cell.name, None)
@@ -209,7 +231,7 @@ class RayRuntime(Runtime):
             except Exception as exc:
                 failure = exc
             for link in self._links:
-                ray.kill(link.actor)
+                self._shards.kill(link.actor)
         self._cells.clear()
         self._client_store.close()
         report = super().shutdown(timeout)
@@ -219,3 +241,16 @@ class RayRuntime(Runtime):
                 "it was killed, and its last batch may not be committed"
             ) from failure
         return report
+
+
+def _check_shard_timeout(value: Any, lease_seconds: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"shard_timeout must be a number of seconds > 0, got {value!r}")
+    if value <= lease_seconds:
+        raise ValueError(
+            f"shard_timeout ({value:g} s) must exceed the store's lease_seconds "
+            f"({lease_seconds:g} s): a shard that replaces a paused one may wait that long "
+            "for its lease, and would be declared dead meanwhile. Pass a longer "
+            "shard_timeout or a shorter lease_seconds to the store"
+        )
+    return float(value)

@@ -6,15 +6,30 @@ the handles of the actors placed on it. Each Ray call carries a batch of
 operations (`Shard.run`): creations, run in place, and requests, queued into
 their actors' mailboxes in batch order and answered together, so the actors
 of one batch run side by side on the pool and one machine's requests in order.
+
+A shard that replaces a dead one starts empty: it recovers an actor from the
+store when the first request for it arrives (each request says how the actor
+is defined), claiming its name under its own lease, so that the dead shard,
+if it still runs somewhere, can commit nothing more for it (`LeaseLost`).
+Each request carries its client's id for it; the id is written with the
+request's commit (`actors._context.request_id`). A batch sent again after a
+shard died is marked as a retry: its ids found in the store were applied by
+the dead shard and are answered, not applied again (`Shard._applied`).
 """
 
 from __future__ import annotations
 
+import os
 import pickle
+import threading
+import time
+from collections.abc import Sequence
 from typing import Any
 
 from stateward.core import DefinitionMismatch
 
+from .._context import request_id
+from .._errors import ActorCrashed, ActorOwned, LeaseLost
 from .._handles import StateMachine, StateManager
 from .._runtime import Runtime
 from ._errors import ShardUnavailable
@@ -23,10 +38,16 @@ from ._paths import import_spec, open_store
 #: How long a shard waits for one request of a batch.
 ANSWER_TIMEOUT = 30.0
 
+#: A request's answer: ``(True, value)`` or ``(False, error)``.
+Answer = tuple[bool, Any]
+
 
 def _portable(error: BaseException) -> BaseException:
     """``error`` if it pickles back to the client, else a `ShardUnavailable`
-    that tells what it was."""
+    that tells what it was. A crash because this shard's lease was taken over
+    is answered as the `LeaseLost` itself: nothing of the request was committed."""
+    if isinstance(error, ActorCrashed) and isinstance(error.cause, LeaseLost):
+        error = error.cause
     try:
         pickle.loads(pickle.dumps(error))
     except Exception:
@@ -37,12 +58,19 @@ def _portable(error: BaseException) -> BaseException:
 class Shard:
     """The actors of one logical shard, over the shared store."""
 
-    def __init__(self, index: int, recipe: tuple[str, str, str], workers: int) -> None:
+    def __init__(
+        self, index: int, recipe: tuple[str, str, str], workers: int, lease_seconds: float
+    ) -> None:
         self.index = index
-        self.runtime = Runtime(f"ray-shard-{index}", store=open_store(recipe), workers=workers)
+        self.store = open_store(recipe, lease_seconds=lease_seconds)
+        self.runtime = Runtime(f"ray-shard-{index}", store=self.store, workers=workers)
         self.handles: dict[str, Any] = {}
         #: How each actor was defined: ``(kind, definition)``, by name.
         self.definitions: dict[str, tuple[str, Any]] = {}
+
+    def pid(self) -> int:
+        """This shard's process id (what a test kills or pauses)."""
+        return os.getpid()
 
     def _create(self, name: str, kind: str, definition: Any, initial: Any) -> Any:
         handle = self.handles.get(name)
@@ -54,40 +82,103 @@ class Shard:
                     f"it lives on shard {self.index} as a {known[0]} defined by {known[1]!r}, "
                     f"not as a {kind} defined by {definition!r}",
                 )
-        else:
-            if kind == "machine":
-                spec = import_spec(*definition)
-                handle = StateMachine(spec, name=name, runtime=self.runtime, data=initial)
-            else:
-                handle = StateManager(initial, name=name, runtime=self.runtime)
-            self.handles[name] = handle
-            self.definitions[name] = (kind, definition)
+            return handle.snapshot
+        spec = import_spec(*definition) if kind == "machine" else None
+        # A shard that replaces a paused or cut-off one waits for that one's
+        # lease to expire (a killed one's is free at once): its names are its
+        # own until then.
+        deadline = time.monotonic() + 2 * self.store.lease_seconds  # type: ignore[attr-defined]
+        while True:
+            try:
+                if kind == "machine":
+                    handle = StateMachine(spec, name=name, runtime=self.runtime, data=initial)
+                else:
+                    handle = StateManager(initial or {}, name=name, runtime=self.runtime)
+                break
+            except ActorOwned:
+                if time.monotonic() >= deadline:
+                    raise
+                threading.Event().wait(0.05)
+        self.handles[name] = handle
+        self.definitions[name] = (kind, definition)
         return handle.snapshot
 
-    def run(self, ops: list[tuple[Any, ...]]) -> tuple[list[tuple[bool, Any]], dict[str, Any]]:
+    def _answer_applied(self, name: str) -> Any:
+        """What a request the dead shard applied is answered with: the actor's
+        snapshot as recovered (a manager's state)."""
+        snapshot = self.handles[name]._cell.read()
+        return snapshot if self.definitions[name][0] == "machine" else snapshot.state
+
+    def _applied(self, ops: Sequence[tuple[Any, ...]]) -> dict[int, Answer]:
+        """The answers of a retried batch's requests that must not run again,
+        by position: those the store holds as applied, and those that the dead
+        shard ran before an applied one of the same actor without committing
+        (they failed, or changed nothing: their answers were lost with it)."""
+        calls: dict[str, list[tuple[int, str]]] = {}
+        for position, op in enumerate(ops):
+            if op[0] == "call":
+                calls.setdefault(op[1], []).append((position, op[3]))
+        answers: dict[int, Answer] = {}
+        for name, sent in calls.items():
+            first = ops[sent[0][0]]
+            try:
+                # Claimed first: from here on, the dead shard commits nothing for it.
+                self._create(name, first[4], first[5], None)
+                done = self.store.applied(name, [rid for _, rid in sent])  # type: ignore[attr-defined]
+            except Exception as exc:
+                for position, _ in sent:
+                    answers[position] = (False, _portable(exc))
+                continue
+            if not done:
+                continue
+            last = max(position for position, rid in sent if rid in done)
+            for position, rid in sent:
+                if rid in done:
+                    answers[position] = (True, self._answer_applied(name))
+                elif position < last:
+                    answers[position] = (
+                        False,
+                        ShardUnavailable(
+                            f"{name!r}: request {rid} was not applied: the shard that died ran "
+                            "it before a later request of the same client that it committed, "
+                            "and committed nothing for it (it failed, or changed nothing); "
+                            "its answer was lost with that shard"
+                        ),
+                    )
+        return answers
+
+    def run(
+        self, ops: list[tuple[Any, ...]], retry: bool = False
+    ) -> tuple[list[Answer], dict[str, Any]]:
         """Run a batch: ``("create", name, kind, definition, initial)`` and
-        ``("call", name, pickled message)``. Return one ``(ok, value or
-        error)`` per operation, in order, and each named actor's snapshot
-        after the batch."""
+        ``("call", name, pickled message, request id, kind, definition)``.
+        Return one ``(ok, value or error)`` per operation, in order, and each
+        named actor's snapshot after the batch. ``retry``: the batch was sent
+        to a shard that died; what it applied is answered, not run again."""
+        settled = self._applied(ops) if retry else {}
         outcomes: list[Any] = []
         names: set[str] = set()
-        for op in ops:
+        for position, op in enumerate(ops):
             name = op[1]
             try:
-                if op[0] == "create":
-                    outcomes.append((True, self._create(*op[1:])))
+                if position in settled:
+                    outcomes.append(settled[position])
+                elif op[0] == "create":
+                    outcomes.append((True, self._create(*op[1:5])))
                 else:
                     handle = self.handles.get(name)
-                    if handle is None:
-                        raise ShardUnavailable(
-                            f"shard {self.index} holds no actor {name!r} (it was restarted "
-                            "and lost its actors: shard recovery is not built yet)"
-                        )
-                    outcomes.append(handle._request(pickle.loads(op[2]), None))
+                    if handle is None:  # placed on the shard this one replaces: recover it
+                        self._create(name, op[4], op[5], None)
+                        handle = self.handles[name]
+                    token = request_id.set(op[3])  # the reply copies it with the context
+                    try:
+                        outcomes.append(handle._request(pickle.loads(op[2]), None))
+                    finally:
+                        request_id.reset(token)
                 names.add(name)
             except Exception as exc:
                 outcomes.append((False, _portable(exc)))
-        answers: list[tuple[bool, Any]] = []
+        answers: list[Answer] = []
         for outcome in outcomes:
             if isinstance(outcome, tuple):
                 answers.append(outcome)
