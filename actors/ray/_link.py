@@ -65,10 +65,13 @@ class Link:
     for one batch, its requests get `ShardUnavailable`.
     """
 
-    def __init__(self, shards: Any, index: int, call_timeout: float) -> None:
+    def __init__(
+        self, shards: Any, index: int, placed: tuple[int, Any], call_timeout: float
+    ) -> None:
         self.shards = shards
         self.index = index
-        self.generation, self.actor = shards.current(index)
+        #: The generation of the shard's Ray actor, and the actor.
+        self.generation, self.actor = placed
         self.call_timeout = call_timeout
         self.queue: collections.deque[tuple[Any, Reply[Any] | None, Any]] = collections.deque()
         self.ready = threading.Condition()

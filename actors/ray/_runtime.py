@@ -150,9 +150,11 @@ class RayRuntime(Runtime):
         client = uuid.uuid4().hex[:16]
         numbers = itertools.count()
         self._new_id = lambda: f"{client}:{next(numbers)}"
+        placed = [self._shards.current(index) for index in range(shards)]
+        self._shards.ready([actor for _, actor in placed])  # started side by side
         self._links: list[Link] = []
         for index in range(shards):
-            link = Link(self._shards, index, shard_timeout)
+            link = Link(self._shards, index, placed[index], shard_timeout)
             link.publish = self._publish
             self._links.append(link)
         self._cells: dict[str, Cell] = {}

@@ -23,7 +23,11 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from ._errors import ShardUnavailable
 from ._shard import Shard
+
+#: How long a shard's Ray actor may take to start (a worker process, imports, the store).
+START_TIMEOUT = 120.0
 
 
 class ShardSet:
@@ -58,10 +62,31 @@ class ShardSet:
 
     def replace(self, index: int, generation: int, actor: Any) -> tuple[int, Any]:
         """Declare ``actor`` (generation ``generation`` of shard ``index``)
-        dead: kill it, and return its replacement, found or started."""
+        dead: kill it, and return its replacement, found or started, once it
+        has started (its start does not count against the call timeout; one
+        that fails to start fails its first call, and is replaced in turn)."""
         self.kill(actor)
         newer = [found for found in self._living(index) if found > generation]
-        return self._start(index, max(newer, default=generation + 1))
+        replacement = self._start(index, max(newer, default=generation + 1))
+        with contextlib.suppress(Exception):
+            self.ready([replacement[1]])
+        return replacement
+
+    def ready(self, actors: list[Any]) -> None:
+        """Wait until ``actors`` have started (at most `START_TIMEOUT` seconds).
+
+        Raises:
+            ShardUnavailable: one did not start (its error says why).
+        """
+        import ray
+
+        try:
+            ray.get([actor.pid.remote() for actor in actors], timeout=START_TIMEOUT)
+        except Exception as exc:
+            raise ShardUnavailable(
+                f"a shard of {self.prefix} did not start within {START_TIMEOUT:g} s "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
 
     def kill(self, actor: Any) -> None:
         """``ray.kill`` the actor (Ray ends its process, within seconds even

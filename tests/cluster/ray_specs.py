@@ -4,6 +4,8 @@ workers' PYTHONPATH)."""
 
 from __future__ import annotations
 
+import os
+import signal
 from typing import Any
 
 from stateward.core import MachineBuilder, MachineSpec
@@ -32,3 +34,36 @@ PAYMENTS = MachineBuilder("pending", {"pending": ["paid"], "paid": []})
 def amount_positive(ctx: Any) -> bool:
     """Runs on the shard: the builder and its hooks are imported there."""
     return bool(ctx.payload.get("amount", 0) > 0)
+
+
+def log_entry(thread: int, number: int, state: Any) -> dict[str, Any]:
+    """A ``modify`` function: append ``[thread, number]`` to the state's log,
+    so that the log shows which requests were applied, how often, in what order."""
+    return {"log": [*state.get("log", ()), [thread, number]]}
+
+
+#: A machine that logs every request it applies: ``transition("open",
+#: {"by": [thread, number]})`` appends ``[thread, number]`` to its ``log``.
+LEDGER = MachineBuilder("open", {"open": ["open"]}, history_limit=1)
+
+
+@LEDGER.on_enter("open")
+def append_to_log(ctx: Any) -> dict[str, Any]:
+    return {"log": [*ctx.data.get("log", ()), list(ctx.payload["by"])]}
+
+
+#: A machine whose entry hooks log ``payload["n"]`` and, given
+#: ``payload["die_once"]`` (a file path), kill their own shard's process the
+#: first time (creating that file), before the transition commits.
+FLIP = MachineBuilder("x", {"x": ["y"], "y": ["x", "y"]})
+
+
+@FLIP.on_enter("x")
+@FLIP.on_enter("y")
+def log_or_die(ctx: Any) -> dict[str, Any]:
+    marker = ctx.payload.get("die_once")
+    if marker is not None and not os.path.exists(marker):
+        with open(marker, "x"):
+            pass
+        os.kill(os.getpid(), signal.SIGKILL)
+    return {"log": [*ctx.data.get("log", ()), ctx.payload["n"]]}

@@ -1,0 +1,244 @@
+"""What happens when a shard dies, on a real local Ray cluster (one for the module).
+
+- A shard's worker process killed with SIGKILL while 4 client threads drive 50
+  machines: the client declares it dead, a replacement (the next generation)
+  recovers the actors from the store, and the requests whose outcome was
+  unknown are sent again with the same ids: every request is answered once,
+  nothing acknowledged is lost, nothing is applied twice, and each client's
+  requests to one machine are applied in the order sent.
+- A zombie shard (paused with SIGSTOP, declared dead and replaced, then
+  resumed) commits nothing: its lease was taken over.
+
+Each test has a store and a client of its own (their shards get killed). The
+store is a fixture with one parameter per kind of store the shards can open.
+CI-sized counts; ``STATEWARD_RAY_FAILURE_ROUNDS`` (default 4) sets how many
+requests each thread sends to each machine in the SIGKILL test, for a longer
+local run.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import pytest
+import ray_specs
+
+from stateward.actors import LeaseLost, Runtime, SQLiteStore, StateMachine, Store
+from stateward.core import ImmutableState
+from stateward.core._messages import Move
+
+ray = pytest.importorskip("ray")
+
+from stateward.actors.ray import RayRuntime  # noqa: E402
+from stateward.actors.ray._link import pickled  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+ROUNDS = int(os.environ.get("STATEWARD_RAY_FAILURE_ROUNDS", "4"))
+THREADS = 4
+MACHINES = 50
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A local Ray cluster (2 CPUs, no dashboard) for the module, its files
+    in a temporary folder, none in the home directory."""
+    folder = tmp_path_factory.mktemp("ray")
+    path = os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
+    with mock.patch.dict(os.environ, {"RAY_AUTH_MODE": "disabled"}):
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            _temp_dir=str(folder),
+            runtime_env={"env_vars": {"PYTHONPATH": path, "RAY_AUTH_MODE": "disabled"}},
+            log_to_driver=False,
+        )
+        try:
+            yield folder
+        finally:
+            ray.shutdown()
+
+
+#: A store the shards share, by kind: ``make_store(**options)`` opens it (each
+#: call a new store object on the same data). PostgresStore joins as a second
+#: parameter once `RayRuntime` can open it on its shards.
+@pytest.fixture(params=["sqlite"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Store]:
+    path = tmp_path / "shared.db"
+    return lambda **options: SQLiteStore(path, **options)
+
+
+@pytest.fixture
+def clients(cluster: Path) -> Iterator[list[RayRuntime]]:
+    """The test's `RayRuntime` clients, shut down with their shards at its
+    end whatever happened (a test appends each one it makes)."""
+    made: list[RayRuntime] = []
+    yield made
+    for runtime in made:
+        if not runtime.closed:
+            runtime.shutdown(stop_shards=True)
+
+
+def _recovered(make_store: Callable[..., Store], names: list[str]) -> dict[str, Any]:
+    """Each machine's snapshot as the store holds it, read by a runtime of
+    this process once the shards are gone."""
+    with Runtime("check", store=make_store()) as local:
+        return {
+            name: StateMachine(ray_specs.LEDGER, name=name, runtime=local).snapshot
+            for name in names
+        }
+
+
+def _recovered_as(make_store: Callable[..., Store], spec: Any, name: str) -> Any:
+    with Runtime("check", store=make_store()) as local:
+        return StateMachine(spec, name=name, runtime=local).snapshot
+
+
+def _log(snapshot: Any) -> list[tuple[int, int]]:
+    return [(entry[0], entry[1]) for entry in snapshot.data.get("log", ())]
+
+
+def test_a_killed_shard_is_replaced_and_every_request_is_applied_once_in_order(
+    clients: list[RayRuntime], make_store: Callable[..., Store]
+) -> None:
+    runtime = RayRuntime(make_store(), shards=2)
+    clients.append(runtime)
+    names = [f"kill-{i}" for i in range(MACHINES)]
+    machines = [StateMachine(ray_specs.LEDGER, name=name, runtime=runtime) for name in names]
+    victim = runtime._links[0]
+    pid = ray.get(victim.actor.pid.remote(), timeout=30)
+    total = THREADS * MACHINES * ROUNDS
+    lock = threading.Lock()
+    answered = [0]
+    calls: dict[int, int] = {}  # done-callback calls, by reply
+    quarter = threading.Event()
+
+    def count(reply: Any) -> None:
+        with lock:
+            calls[id(reply)] = calls.get(id(reply), 0) + 1
+            answered[0] += 1
+            if answered[0] >= total // 4:
+                quarter.set()
+
+    start = threading.Barrier(THREADS + 1)
+    outcomes: list[tuple[int, int, int, BaseException | None]] = []
+    failures: list[BaseException] = []
+    kept: list[Any] = []  # the replies, alive until their callbacks are counted
+
+    def drive(thread: int) -> None:
+        try:
+            rng = random.Random(16 + thread)
+            sent = []
+            start.wait(30)
+            for number in range(ROUNDS):
+                order = list(range(MACHINES))
+                rng.shuffle(order)
+                for i in order:
+                    reply = machines[i].request_transition("open", {"by": [thread, number]})
+                    reply.add_done_callback(count)
+                    sent.append((i, number, reply))
+            for i, number, reply in sent:
+                error = reply.exception(120)
+                outcomes.append((thread, i, number, error))
+            kept.extend(reply for _, _, reply in sent)
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=drive, args=(t,)) for t in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    start.wait(30)
+    assert quarter.wait(120), "a quarter of the requests was not answered in time"
+    os.kill(pid, signal.SIGKILL)
+    for thread in threads:
+        thread.join(300)
+        assert not thread.is_alive()
+    if failures:
+        raise failures[0]
+    assert victim.replacements >= 1, "the killed shard was never found dead"
+    assert len(outcomes) == total
+    assert sorted(calls.values()) == [1] * total, "a request was answered more than once"
+    errors = [error for *_, error in outcomes if error is not None]
+    assert errors == [], errors[:3]
+    runtime.shutdown(stop_shards=True)
+
+    stored = _recovered(make_store, names)
+    for i, name in enumerate(names):
+        log = _log(stored[name])
+        assert stored[name].version == THREADS * ROUNDS == len(log), (name, log)
+        for thread in range(THREADS):
+            applied = [number for who, number in log if who == thread]
+            # Once each, in the order sent, none lost: exactly 0, 1, ..., ROUNDS - 1.
+            assert applied == list(range(ROUNDS)), (name, thread, log)
+
+
+def test_a_zombie_shard_commits_nothing_after_its_replacement_took_over(
+    clients: list[RayRuntime], make_store: Callable[..., Store]
+) -> None:
+    """The shard is paused (SIGSTOP) and the kill that would end it does not
+    reach it (a partition: `ShardSet.kill` does nothing here). The client
+    declares it dead after ``shard_timeout``, its replacement claims the
+    machine once the paused shard's lease has expired, and applies the
+    request. Resumed (SIGCONT), the zombie runs what it had in flight: each
+    fails with `LeaseLost`, and the store holds the replacement's commits only."""
+    runtime = RayRuntime(make_store(lease_seconds=1.5), shards=1, shard_timeout=5)
+    clients.append(runtime)
+    machine = StateMachine(ray_specs.LEDGER, name="zombie-1", runtime=runtime)
+    assert machine.transition("open", {"by": [0, 0]}).version == 1
+    zombie = runtime._links[0].actor
+    pid = ray.get(zombie.pid.remote(), timeout=30)
+    by_hand = Move(("open", None, ImmutableState({"by": [9, 9]})))
+    op = ("call", "zombie-1", pickled(by_hand, "test"), "test:1", "machine", None)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        with mock.patch.object(runtime._shards, "kill"):  # the kill does not reach it
+            stuck = zombie.run.remote([op], False)  # waits in the paused shard's queue
+            snapshot = machine.transition("open", {"by": [0, 1]}, timeout=60)
+        assert runtime._links[0].replacements == 1 and runtime._links[0].actor != zombie
+        assert snapshot.version == 2 and _log(snapshot) == [(0, 0), (0, 1)]
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    (ok, error), = ray.get(stuck, timeout=30)[0]
+    assert not ok and isinstance(error, LeaseLost), error
+    assert machine.transition("open", {"by": [0, 2]}).version == 3
+    ray.kill(zombie)
+    runtime.shutdown(stop_shards=True)
+    stored = _recovered(make_store, ["zombie-1"])["zombie-1"]
+    assert stored.version == 3
+    assert _log(stored) == [(0, 0), (0, 1), (0, 2)]
+
+
+def test_what_a_shard_applied_before_it_died_is_answered_and_not_applied_again(
+    clients: list[RayRuntime], make_store: Callable[..., Store], tmp_path: Path
+) -> None:
+    """One batch to one machine, in one Ray call: a transition that fails, one
+    that commits, and one whose hook kills the shard's process before it
+    commits. Sent again to the replacement with the same ids, the committed
+    one is answered from the store (not applied again), the failed one is
+    not retried into success (it would succeed now), and the third is
+    applied once. ``workers=0``: each actor on a thread of its own, so each
+    commit is durable before the next request of that actor runs."""
+    runtime = RayRuntime(make_store(), shards=1, workers=0)
+    clients.append(runtime)
+    machine = StateMachine(ray_specs.FLIP, name="flip", runtime=runtime)
+    link = runtime._links[0]
+    die = str(tmp_path / "died")
+    with link.ready:  # the link's sender waits: the three leave in one call
+        failing = machine.request_transition("x", {"n": 1})  # x -> x: invalid
+        committed = machine.request_transition("y", {"n": 2})
+        killing = machine.request_transition("y", {"n": 3, "die_once": die})
+    assert killing.result(60).version == 2
+    assert os.path.exists(die) and link.replacements == 1
+    error = failing.exception(10)
+    assert error is not None and "was not applied" in str(error), error
+    assert committed.result(10).state == "y"
+    assert list(machine.snapshot.data["log"]) == [2, 3]
+    runtime.shutdown(stop_shards=True)
+    stored = _recovered_as(make_store, ray_specs.FLIP, "flip")
+    assert (stored.state, stored.version, list(stored.data["log"])) == ("y", 2, [2, 3])
