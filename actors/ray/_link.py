@@ -18,6 +18,7 @@ import pickle
 import threading
 from typing import Any
 
+from .._errors import LeaseLost
 from .._reply import Reply
 from ._errors import NotPicklable, ShardUnavailable
 
@@ -142,7 +143,10 @@ class Link:
 
     def _call(self, ops: list[Any]) -> Any:
         """One Ray call of ``ops``; on a dead shard, the same ops again (as a
-        retry) on its replacement.
+        retry) on its replacement. A shard that answers `LeaseLost` was
+        replaced (by another client, while this one did not look): it is
+        declared dead too, and the ops, none of which it committed, go to
+        its replacement.
 
         Raises:
             ShardUnavailable: the call failed otherwise, or the shard was
@@ -152,31 +156,36 @@ class Link:
         from ray.exceptions import GetTimeoutError, RayActorError
 
         retry = False
-        for _ in range(MAX_REPLACEMENTS + 1):
+        for attempt in range(MAX_REPLACEMENTS + 1):
             self.calls += 1
             try:
-                return ray.get(self.actor.run.remote(ops, retry), timeout=self.call_timeout)
+                result = ray.get(self.actor.run.remote(ops, retry), timeout=self.call_timeout)
             except (RayActorError, GetTimeoutError) as exc:
-                failure: Exception = exc
+                failure: BaseException = exc
                 if self.closed is not None and isinstance(exc, GetTimeoutError):
                     break  # shutting down: no replacement
-                dead = self.generation
-                self.generation, self.actor = self.shards.replace(self.index, dead, self.actor)
-                self.replacements += 1
-                retry = True
-                logger.warning(
-                    "shard %d (generation %d) declared dead (%s: %s); retrying %d requests on "
-                    "generation %d",
-                    self.index,
-                    dead,
-                    type(exc).__name__,
-                    exc,
-                    len(ops),
-                    self.generation,
-                )
             except Exception as exc:
                 failure = exc
                 break
+            else:
+                fenced = _lease_lost(result[0])
+                if fenced is None or attempt == MAX_REPLACEMENTS:
+                    return result
+                failure = fenced
+            dead = self.generation
+            self.generation, self.actor = self.shards.replace(self.index, dead, self.actor)
+            self.replacements += 1
+            retry = True
+            logger.warning(
+                "shard %d (generation %d) declared dead (%s: %s); retrying %d requests on "
+                "generation %d",
+                self.index,
+                dead,
+                type(failure).__name__,
+                failure,
+                len(ops),
+                self.generation,
+            )
         else:
             raise ShardUnavailable(
                 f"shard {self.index} died or did not answer within {self.call_timeout:g} s "
@@ -187,3 +196,11 @@ class Link:
             f"shard {self.index} did not answer a call of {len(ops)} requests "
             f"({type(failure).__name__}: {failure}); whether they ran is unknown"
         )
+
+
+def _lease_lost(answers: list[tuple[bool, Any]]) -> LeaseLost | None:
+    """The first `LeaseLost` among ``answers``, if any."""
+    for ok, value in answers:
+        if not ok and isinstance(value, LeaseLost):
+            return value
+    return None

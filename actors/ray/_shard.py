@@ -67,6 +67,9 @@ class Shard:
         self.handles: dict[str, Any] = {}
         #: How each actor was defined: ``(kind, definition)``, by name.
         self.definitions: dict[str, tuple[str, Any]] = {}
+        #: Once a commit found this shard's lease taken over (it was replaced:
+        #: a zombie), that `LeaseLost`: every later request is answered with it.
+        self.fenced: LeaseLost | None = None
 
     def pid(self) -> int:
         """This shard's process id (what a test kills or pauses)."""
@@ -154,7 +157,11 @@ class Shard:
         ``("call", name, pickled message, request id, kind, definition)``.
         Return one ``(ok, value or error)`` per operation, in order, and each
         named actor's snapshot after the batch. ``retry``: the batch was sent
-        to a shard that died; what it applied is answered, not run again."""
+        to a shard that died; what it applied is answered, not run again.
+        A shard that was replaced answers every request with `LeaseLost`
+        (its client then finds the replacement)."""
+        if self.fenced is not None:
+            return [(False, self.fenced)] * len(ops), {}
         settled = self._applied(ops) if retry else {}
         outcomes: list[Any] = []
         names: set[str] = set()
@@ -187,6 +194,9 @@ class Shard:
                 answers.append((True, outcome.result(ANSWER_TIMEOUT)))
             except Exception as exc:
                 answers.append((False, _portable(exc)))
+        for ok, value in answers:
+            if not ok and isinstance(value, LeaseLost):
+                self.fenced = value
         snapshots = {name: self.handles[name]._cell.read() for name in names}
         return answers, snapshots
 

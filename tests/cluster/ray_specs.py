@@ -49,7 +49,17 @@ LEDGER = MachineBuilder("open", {"open": ["open"]}, history_limit=1)
 
 @LEDGER.on_enter("open")
 def append_to_log(ctx: Any) -> dict[str, Any]:
+    _die_once(ctx.payload.get("die_once"))
     return {"log": [*ctx.data.get("log", ()), list(ctx.payload["by"])]}
+
+
+def _die_once(marker: str | None) -> None:
+    """Given a file path that does not exist yet: create it, and SIGKILL this
+    process (a shard's), before the request commits."""
+    if marker is not None and not os.path.exists(marker):
+        with open(marker, "x"):
+            pass
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 #: A machine whose entry hooks log ``payload["n"]`` and, given
@@ -61,9 +71,5 @@ FLIP = MachineBuilder("x", {"x": ["y"], "y": ["x", "y"]})
 @FLIP.on_enter("x")
 @FLIP.on_enter("y")
 def log_or_die(ctx: Any) -> dict[str, Any]:
-    marker = ctx.payload.get("die_once")
-    if marker is not None and not os.path.exists(marker):
-        with open(marker, "x"):
-            pass
-        os.kill(os.getpid(), signal.SIGKILL)
+    _die_once(ctx.payload.get("die_once"))
     return {"log": [*ctx.data.get("log", ()), ctx.payload["n"]]}

@@ -104,20 +104,31 @@ def _log(snapshot: Any) -> list[tuple[int, int]]:
     return [(entry[0], entry[1]) for entry in snapshot.data.get("log", ())]
 
 
+@pytest.mark.parametrize("kill", ["from-outside", "mid-batch"])
 def test_a_killed_shard_is_replaced_and_every_request_is_applied_once_in_order(
-    clients: list[RayRuntime], make_store: Callable[..., Store]
+    clients: list[RayRuntime], make_store: Callable[..., Store], tmp_path: Path, kill: str
 ) -> None:
-    runtime = RayRuntime(make_store(), shards=2)
+    """``from-outside``: the test SIGKILLs shard 0's process (its pid from the
+    shard) once a quarter of the requests were answered, while the threads
+    send the next rounds. ``mid-batch``: a request in the middle of thread
+    0's second round carries a payload whose hook SIGKILLs its shard's process
+    before it commits, while the other machines of that Ray call commit
+    theirs (``workers=0``: each machine on a thread of its own, each commit
+    durable at once): those are applied by the dead shard and not answered,
+    and their retries must not apply them again."""
+    runtime = RayRuntime(make_store(), shards=2, workers=0)
     clients.append(runtime)
     names = [f"kill-{i}" for i in range(MACHINES)]
     machines = [StateMachine(ray_specs.LEDGER, name=name, runtime=runtime) for name in names]
-    victim = runtime._links[0]
-    pid = ray.get(victim.actor.pid.remote(), timeout=30)
+    links = list(runtime._links)
+    pid = ray.get(links[0].actor.pid.remote(), timeout=30)
+    die = str(tmp_path / "died")
     total = THREADS * MACHINES * ROUNDS
     lock = threading.Lock()
     answered = [0]
     calls: dict[int, int] = {}  # done-callback calls, by reply
     quarter = threading.Event()
+    killed = threading.Event()
 
     def count(reply: Any) -> None:
         with lock:
@@ -137,12 +148,21 @@ def test_a_killed_shard_is_replaced_and_every_request_is_applied_once_in_order(
             sent = []
             start.wait(30)
             for number in range(ROUNDS):
+                if number == ROUNDS - 1:  # the last round at least is sent after the kill
+                    assert killed.wait(120), "the shard was not killed in time"
                 order = list(range(MACHINES))
                 rng.shuffle(order)
-                for i in order:
-                    reply = machines[i].request_transition("open", {"by": [thread, number]})
+                for position, i in enumerate(order):
+                    payload: dict[str, Any] = {"by": [thread, number]}
+                    if kill == "mid-batch" and (thread, number, position) == (0, 1, MACHINES // 2):
+                        payload["die_once"] = die
+                        killed.set()
+                    reply = machines[i].request_transition("open", payload)
                     reply.add_done_callback(count)
                     sent.append((i, number, reply))
+                if number == 0:
+                    for _, _, reply in sent:  # so that later rounds are sent around the kill
+                        reply.exception(120)
             for i, number, reply in sent:
                 error = reply.exception(120)
                 outcomes.append((thread, i, number, error))
@@ -154,14 +174,16 @@ def test_a_killed_shard_is_replaced_and_every_request_is_applied_once_in_order(
     for thread in threads:
         thread.start()
     start.wait(30)
-    assert quarter.wait(120), "a quarter of the requests was not answered in time"
-    os.kill(pid, signal.SIGKILL)
+    if kill == "from-outside":
+        assert quarter.wait(120), "a quarter of the requests was not answered in time"
+        os.kill(pid, signal.SIGKILL)
+        killed.set()
     for thread in threads:
         thread.join(300)
         assert not thread.is_alive()
     if failures:
         raise failures[0]
-    assert victim.replacements >= 1, "the killed shard was never found dead"
+    assert sum(link.replacements for link in links) == 1, "the killed shard was not replaced"
     assert len(outcomes) == total
     assert sorted(calls.values()) == [1] * total, "a request was answered more than once"
     errors = [error for *_, error in outcomes if error is not None]
@@ -169,7 +191,7 @@ def test_a_killed_shard_is_replaced_and_every_request_is_applied_once_in_order(
     runtime.shutdown(stop_shards=True)
 
     stored = _recovered(make_store, names)
-    for i, name in enumerate(names):
+    for name in names:
         log = _log(stored[name])
         assert stored[name].version == THREADS * ROUNDS == len(log), (name, log)
         for thread in range(THREADS):
@@ -191,6 +213,11 @@ def test_a_zombie_shard_commits_nothing_after_its_replacement_took_over(
     clients.append(runtime)
     machine = StateMachine(ray_specs.LEDGER, name="zombie-1", runtime=runtime)
     assert machine.transition("open", {"by": [0, 0]}).version == 1
+    # A second client that is idle while the shard is replaced: it still sends to the zombie.
+    stale = RayRuntime(make_store(lease_seconds=1.5), shards=1, shard_timeout=5)
+    clients.append(stale)
+    other = StateMachine(ray_specs.LEDGER, name="zombie-1", runtime=stale)
+    assert stale._links[0].actor == runtime._links[0].actor
     zombie = runtime._links[0].actor
     pid = ray.get(zombie.pid.remote(), timeout=30)
     by_hand = Move(("open", None, ImmutableState({"by": [9, 9]})))
@@ -204,14 +231,19 @@ def test_a_zombie_shard_commits_nothing_after_its_replacement_took_over(
         assert snapshot.version == 2 and _log(snapshot) == [(0, 0), (0, 1)]
     finally:
         os.kill(pid, signal.SIGCONT)
-    (ok, error), = ray.get(stuck, timeout=30)[0]
+    ((ok, error),) = ray.get(stuck, timeout=30)[0]
     assert not ok and isinstance(error, LeaseLost), error
     assert machine.transition("open", {"by": [0, 2]}).version == 3
-    ray.kill(zombie)
+    # The zombie answers the stale client LeaseLost: that client declares it
+    # dead in turn (and kills it), finds the replacement and is answered there.
+    assert other.transition("open", {"by": [1, 0]}).version == 4
+    assert stale._links[0].replacements == 1
+    assert stale._links[0].actor == runtime._links[0].actor != zombie
+    stale.shutdown()
     runtime.shutdown(stop_shards=True)
     stored = _recovered(make_store, ["zombie-1"])["zombie-1"]
-    assert stored.version == 3
-    assert _log(stored) == [(0, 0), (0, 1), (0, 2)]
+    assert stored.version == 4
+    assert _log(stored) == [(0, 0), (0, 1), (0, 2), (1, 0)]
 
 
 def test_what_a_shard_applied_before_it_died_is_answered_and_not_applied_again(

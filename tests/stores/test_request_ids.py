@@ -18,8 +18,8 @@ from stateward.actors import (
     SQLiteStore,
     StateMachine,
     Store,
+    _context,
 )
-from stateward.actors import _context
 from stateward.actors.stores import _memory, _requests
 from stateward.core import MachineSpec
 
