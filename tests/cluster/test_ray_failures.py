@@ -274,3 +274,30 @@ def test_what_a_shard_applied_before_it_died_is_answered_and_not_applied_again(
     runtime.shutdown(stop_shards=True)
     stored = _recovered_as(make_store, ray_specs.FLIP, "flip")
     assert (stored.state, stored.version, list(stored.data["log"])) == ("y", 2, [2, 3])
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"shard_timeout": 0}, "shard_timeout must be a number of seconds > 0"),
+        ({"shard_timeout": "30"}, "shard_timeout must be a number of seconds > 0"),
+        ({"shard_timeout": True}, "shard_timeout must be a number of seconds > 0"),
+        ({"shard_timeout": 10}, r"must exceed the store's lease_seconds \(15 s\)"),
+    ],
+)
+def test_a_shard_timeout_that_is_not_longer_than_the_lease_is_refused(
+    tmp_path: Path, options: dict[str, Any], message: str
+) -> None:
+    store = SQLiteStore(tmp_path / "s.db", lease_seconds=15)
+    with pytest.raises(ValueError, match=message):
+        RayRuntime(store, **options)
+    store.close()
+
+
+def test_a_store_in_snapshot_mode_is_refused_since_it_keeps_no_request_ids(
+    tmp_path: Path,
+) -> None:
+    store = SQLiteStore(tmp_path / "s.db", durability="snapshot")
+    with pytest.raises(ValueError, match="no request id is kept"):
+        RayRuntime(store)
+    store.close()
