@@ -92,6 +92,11 @@ class RayRuntime(Runtime):
     answer from its shard that this client received: a change made through
     another client shows after this client's next request to that shard.
 
+    A shard that dies, or does not answer within ``shard_timeout``, is killed
+    and replaced; its requests are sent again with their ids and applied at
+    most once; a replaced shard commits nothing (docs/cluster.md, "Failure
+    semantics").
+
     Args:
         store: a `SQLiteStore` (one node) that every shard opens by its path.
             This runtime closes it at shutdown.
@@ -151,7 +156,11 @@ class RayRuntime(Runtime):
         numbers = itertools.count()
         self._new_id = lambda: f"{client}:{next(numbers)}"
         placed = [self._shards.current(index) for index in range(shards)]
-        self._shards.ready([actor for _, actor in placed])  # started side by side
+        try:
+            self._shards.ready([actor for _, actor in placed])  # started side by side
+        except BaseException:
+            super().shutdown()
+            raise
         self._links: list[Link] = []
         for index in range(shards):
             link = Link(self._shards, index, placed[index], shard_timeout)

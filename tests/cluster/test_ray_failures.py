@@ -22,6 +22,7 @@ import os
 import random
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from unittest import mock
 import pytest
 import ray_specs
 
-from stateward.actors import LeaseLost, Runtime, SQLiteStore, StateMachine, Store
+from stateward.actors import ActorOwned, LeaseLost, Runtime, SQLiteStore, StateMachine, Store
 from stateward.core import ImmutableState
 from stateward.core._messages import Move
 
@@ -38,6 +39,8 @@ ray = pytest.importorskip("ray")
 
 from stateward.actors.ray import RayRuntime  # noqa: E402
 from stateward.actors.ray._link import pickled  # noqa: E402
+from stateward.actors.ray._paths import store_recipe  # noqa: E402
+from stateward.actors.ray._shard import Shard  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ROUNDS = int(os.environ.get("STATEWARD_RAY_FAILURE_ROUNDS", "4"))
@@ -301,3 +304,26 @@ def test_a_store_in_snapshot_mode_is_refused_since_it_keeps_no_request_ids(
     with pytest.raises(ValueError, match="no request id is kept"):
         RayRuntime(store)
     store.close()
+
+
+def test_a_replacement_waits_for_a_live_owners_lease_then_gives_up_with_actor_owned(
+    tmp_path: Path,
+) -> None:
+    """A shard claims a name another runtime holds (the shard it replaces,
+    paused): it tries again until twice the lease has passed, then raises
+    `ActorOwned`; once the holder is gone, the same shard claims it."""
+    path = tmp_path / "s.db"
+    holder = Runtime("holder", store=SQLiteStore(path, lease_seconds=0.5))
+    StateMachine(ray_specs.LEDGER, name="held", runtime=holder).transition("open", {"by": [0, 0]})
+    shard = Shard(0, store_recipe(SQLiteStore(path)), 0, 0.5)
+    try:
+        definition = ("ray_specs", "LEDGER")
+        started = time.monotonic()
+        with pytest.raises(ActorOwned):
+            shard._create("held", "machine", definition, None)
+        assert time.monotonic() - started >= 2 * 0.5  # it kept trying that long
+        holder.shutdown()
+        assert shard._create("held", "machine", definition, None).version == 1
+    finally:
+        holder.shutdown()
+        shard.close()
