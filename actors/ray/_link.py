@@ -19,6 +19,7 @@ from typing import Any
 
 from .._reply import Reply
 from ._errors import NotPicklable, ShardUnavailable
+from ._journal import Deferred
 
 #: The most operations one Ray call carries.
 MAX_BATCH = 1000
@@ -60,6 +61,8 @@ class Link:
         self.closed: str | None = None
         #: Publishes a snapshot the shard returned: ``(name, snapshot)``.
         self.publish: Any = None
+        #: Takes a request whose answer the shard deferred: ``(index, reply, token)``.
+        self.defer: Any = None
         self.calls = 0
         self.thread = threading.Thread(
             target=self._send, name=f"stateward-ray-link-{index}", daemon=True
@@ -124,7 +127,9 @@ class Link:
             for name, snapshot in snapshots.items():
                 self.publish(name, snapshot)
             for (_, reply), (ok, value) in zip(batch, answers, strict=True):
-                if ok:
+                if ok and type(value) is Deferred:
+                    self.defer(self.index, reply, value.token)  # answered by a later poll
+                elif ok:
                     reply.set_result(value)
                 else:
                     reply.set_exception(value)

@@ -9,6 +9,7 @@ what travels must pickle, and a machine's definition travels by import path.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 from typing import Any
@@ -20,8 +21,11 @@ from .._runtime import Handle, Runtime
 from .._supervisor import Supervisor
 from ..stores import Store
 from ._errors import ShardUnavailable
+from ._carry import Carried, carried
+from ._follow import Follower
 from ._link import Link, pickled
-from ._paths import shard_of, spec_path, store_recipe
+from ._options import placement
+from ._paths import shard_of, store_recipe
 from ._shard import Shard
 
 #: How long one Ray call to a shard may take before its requests fail.
@@ -56,6 +60,9 @@ class _Forward:
             raise ActorStopped(self.name, self.closed_reason)
         request = reply.request
         where = f"{self.name!r}: {request.describe()}"
+        values = carried(reply.context)
+        if values is not None:
+            request = Carried(request, values)  # registered context values travel along
         self.link.put(("call", self.name, pickled(request, where)), reply)
 
     def offer(self, reply: Reply[Any], limit: int) -> bool:
@@ -135,11 +142,21 @@ class RayRuntime(Runtime):
             self._links.append(link)
         self._cells: dict[str, Cell] = {}
         self._cells_lock = threading.Lock()
+        self._follower = Follower(self._links, functools.partial(shard_of, shards=shards))
+        for link in self._links:
+            link.defer = self._follower.defer
 
     def _publish(self, name: str, snapshot: Any) -> None:
         cell = self._cells.get(name)
         if cell is not None and cell.version_of(snapshot) >= cell.version_of(cell.snapshot):
             cell.publish(snapshot)
+            if name in self._follower.watched:
+                self._follower.nudge()  # its observers: right after this answer
+
+    def _observed(self, cell: Cell) -> None:
+        """Follow ``cell``'s commits on its shard (see `_follow`)."""
+        if self._cells.get(cell.name) is cell:
+            self._follower.observe(cell)
 
     def _start(
         self,
@@ -153,19 +170,7 @@ class RayRuntime(Runtime):
         if another client made it) and make its cell forward to it."""
         if self.closed:
             raise ActorStopped(cell.name, f"runtime {self.name!r} shut down")
-        if supervisor is not None or cell.deadline is not None or cell.on_start is not None:
-            raise ValueError(
-                "a RayRuntime does not take supervisor=, deadline= or on_start= yet: the "
-                "actor runs under its shard's supervisor"
-            )
-        if cell.kind == "machine":
-            definition: Any = spec_path(handle._spec)  # type: ignore[attr-defined]
-            initial = dict(cell.snapshot.data) or None
-        elif cell.kind == "manager":
-            definition = None
-            initial = dict(cell.snapshot.state)
-        else:
-            raise TypeError(f"a RayRuntime hosts machines and managers, not a {cell.kind}")
+        definition, initial, options = placement(handle, cell, supervisor, restart, dedicated)
         link = self._links[shard_of(cell.name, self.shards)]
         with self._cells_lock:
             if cell.name in self._cells:
@@ -174,7 +179,7 @@ class RayRuntime(Runtime):
         cell.mailbox = _Forward(link, cell.name)  # type: ignore[assignment]
         reply: Reply[Any] = Reply(cell, _Create(cell.name))
         try:
-            link.put(("create", cell.name, cell.kind, definition, initial), reply)
+            link.put(("create", cell.name, cell.kind, definition, initial, options), reply)
             cell.publish(reply.result(CALL_TIMEOUT))
         except BaseException:
             with self._cells_lock:
@@ -189,6 +194,7 @@ class RayRuntime(Runtime):
         with self._cells_lock:
             if self._cells.get(cell.name) is cell:
                 del self._cells[cell.name]
+        cell.mark_stopped()  # its waits and streams here end with `ActorStopped`
 
     def shutdown(self, timeout: float = 10.0, *, stop_shards: bool = False) -> Any:
         """Answer what is queued, stop sending, and close the client's store;
@@ -200,8 +206,10 @@ class RayRuntime(Runtime):
         reason = f"runtime {self.name!r} shut down"
         for cell in list(self._cells.values()):
             cell.mailbox.close(reason)
+            cell.mark_stopped()
         for link in self._links:
             link.close(reason, timeout)
+        self._follower.close(reason, timeout)
         failure: BaseException | None = None
         if stop_shards:
             try:

@@ -15,13 +15,12 @@ from typing import Any
 
 from stateward.core import DefinitionMismatch
 
-from .._handles import StateMachine, StateManager
 from .._runtime import Runtime
+from ._carry import send_in_context
 from ._errors import ShardUnavailable
-from ._paths import import_spec, open_store
-
-#: How long a shard waits for one request of a batch.
-ANSWER_TIMEOUT = 30.0
+from ._journal import Journal
+from ._options import create_on_shard
+from ._paths import open_store
 
 
 def _portable(error: BaseException) -> BaseException:
@@ -41,28 +40,28 @@ class Shard:
         self.index = index
         self.runtime = Runtime(f"ray-shard-{index}", store=open_store(recipe), workers=workers)
         self.handles: dict[str, Any] = {}
-        #: How each actor was defined: ``(kind, definition)``, by name.
-        self.definitions: dict[str, tuple[str, Any]] = {}
+        #: How each actor was defined: ``(kind, definition, options)``, by name.
+        self.definitions: dict[str, tuple[str, Any, Any]] = {}
+        self.journal = Journal()
 
-    def _create(self, name: str, kind: str, definition: Any, initial: Any) -> Any:
+    def _create(
+        self, name: str, kind: str, definition: Any, initial: Any, options: Any = None
+    ) -> Any:
         handle = self.handles.get(name)
         if handle is not None:
             known = self.definitions[name]
-            if known != (kind, definition):
+            if known != (kind, definition, options):
                 raise DefinitionMismatch(
                     name,
-                    f"it lives on shard {self.index} as a {known[0]} defined by {known[1]!r}, "
-                    f"not as a {kind} defined by {definition!r}",
+                    f"it lives on shard {self.index} as a {known[0]} defined by {known[1]!r} "
+                    f"with options {known[2]!r}, not as a {kind} defined by {definition!r} "
+                    f"with options {options!r}",
                 )
         else:
-            if kind == "machine":
-                spec = import_spec(*definition)
-                handle = StateMachine(spec, name=name, runtime=self.runtime, data=initial)
-            else:
-                handle = StateManager(initial, name=name, runtime=self.runtime)
+            handle = create_on_shard(self.runtime, name, kind, definition, initial, options)
             self.handles[name] = handle
-            self.definitions[name] = (kind, definition)
-        return handle.snapshot
+            self.definitions[name] = (kind, definition, options)
+        return handle._cell.read()
 
     def run(self, ops: list[tuple[Any, ...]]) -> tuple[list[tuple[bool, Any]], dict[str, Any]]:
         """Run a batch: ``("create", name, kind, definition, initial)`` and
@@ -83,21 +82,30 @@ class Shard:
                             f"shard {self.index} holds no actor {name!r} (it was restarted "
                             "and lost its actors: shard recovery is not built yet)"
                         )
-                    outcomes.append(handle._request(pickle.loads(op[2]), None))
+                    outcomes.append(send_in_context(pickle.loads(op[2]), handle._request))
                 names.add(name)
             except Exception as exc:
                 outcomes.append((False, _portable(exc)))
-        answers: list[tuple[bool, Any]] = []
-        for outcome in outcomes:
-            if isinstance(outcome, tuple):
-                answers.append(outcome)
-                continue
-            try:
-                answers.append((True, outcome.result(ANSWER_TIMEOUT)))
-            except Exception as exc:
-                answers.append((False, _portable(exc)))
+        answers = self.journal.settle([op[1] for op in ops], outcomes, _portable)
         snapshots = {name: self.handles[name]._cell.read() for name in names}
         return answers, snapshots
+
+    def poll(
+        self, versions: dict[str, int], tokens: list[int]
+    ) -> tuple[dict[str, list[Any]], dict[int, Any], dict[str, Any]]:
+        """What a client follows, never waiting (see `_journal`): the commits
+        after ``versions[name]`` of each watched name, the answers of the
+        deferred requests ``tokens`` done by now, and the snapshots of their
+        actors."""
+        self.journal.drop_idle()
+        logs: dict[str, list[Any]] = {}
+        for name, version in versions.items():
+            handle = self.handles.get(name)
+            if handle is not None:
+                logs[name] = self.journal.follow(name, handle, version)
+        answers, names = self.journal.collect(tokens, _portable)
+        snapshots = {name: self.handles[name]._cell.read() for name in names}
+        return logs, answers, snapshots
 
     def close(self) -> None:
         """Shut the shard's runtime down (drain, commit, close the store)."""

@@ -1,0 +1,189 @@
+"""The client's side of what it follows on its shards: the commits of the
+actors it watches, and the answers its shards deferred (see `_journal`).
+
+One thread per `RayRuntime` (``stateward-ray-follow``) asks each shard with
+work for it, with one `Shard.poll` call (which never waits on the shard),
+every `INTERVAL` seconds while there is work, and at once when woken:
+
+- **watched actors**: an actor with an observer, a ``wait_until`` waiting
+  or a ``changes()`` stream on this client. Its commits, whoever made them,
+  come back in commit order; each is published here (if newer than what an
+  answer already published) and handed to the actor's observers and
+  watches (`deliver`), on this thread, each commit once. The first watch of
+  an actor asks its shard at once, from the caller's thread (`observe`),
+  so that the shard logs every commit after it.
+- **deferred answers**: a request its batch did not wait for is answered
+  here when its shard has the answer.
+
+A commit made through another client reaches this client's observers
+within `INTERVAL` seconds plus one Ray call; one made through this client,
+right after its answer (the link wakes this thread).
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from typing import Any
+
+from .._watchers import Watchers
+from ._errors import ShardUnavailable
+
+#: Seconds between two polls of a shard while something is followed there.
+INTERVAL = 0.05
+#: How long one poll may take before it counts as failed.
+POLL_TIMEOUT = 30.0
+
+
+class Follower:
+    """The watched cells and the deferred replies of one `RayRuntime`."""
+
+    def __init__(self, links: list[Any], shard_of: Any) -> None:
+        self.links = links
+        self.shard_of = shard_of
+        #: Watched cells by name, and the version delivered to their observers.
+        self.watched: dict[str, Any] = {}
+        self.delivered: dict[str, Any] = {}
+        #: Deferred replies by shard: token -> reply.
+        self.deferred: list[dict[int, Any]] = [{} for _ in links]
+        self.wake = threading.Condition()
+        self.woken = False
+        self.closed = False
+        #: Orders deliveries (an observer adding a watch re-enters it).
+        self.delivering = threading.RLock()
+        self.thread = threading.Thread(target=self._run, name="stateward-ray-follow", daemon=True)
+        self.thread.start()
+
+    # -- what the runtime and the links tell it ---------------------------------------
+
+    def observe(self, cell: Any) -> None:
+        """``cell`` got an observer or a watch: follow its commits from now."""
+        with self.delivering:
+            if self.watched.get(cell.name) is cell:
+                return
+            self.watched[cell.name] = cell
+            self.delivered[cell.name] = cell.snapshot
+        # The shard logs every commit after this call (no deferred tokens:
+        # only this thread collects those, so each is answered once).
+        self._poll(self.shard_of(cell.name), collect=False)
+        self.nudge()
+
+    def defer(self, index: int, reply: Any, token: int) -> None:
+        """A batch of shard ``index`` answered ``reply`` with a deferred token."""
+        with self.wake:
+            self.deferred[index][token] = reply
+        self.nudge()
+
+    def nudge(self) -> None:
+        with self.wake:
+            self.woken = True
+            self.wake.notify()
+
+    def close(self, reason: str, timeout: float) -> None:
+        with self.wake:
+            self.closed = True
+            self.wake.notify()
+        self.thread.join(timeout)
+        error = ShardUnavailable(f"the request's answer was not collected: {reason}")
+        for pending in self.deferred:
+            for reply in pending.values():
+                reply.set_exception(error)
+            pending.clear()
+
+    # -- the thread ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self.wake:
+                while not self.closed and not self.woken and not self._has_work():
+                    self.wake.wait()
+                if self.closed:
+                    return
+                if not self.woken:
+                    self.wake.wait(INTERVAL)
+                self.woken = False
+            for index in range(len(self.links)):
+                self._poll(index)
+
+    def _has_work(self) -> bool:
+        return bool(self.watched) or any(self.deferred)
+
+    def _poll(self, index: int, collect: bool = True) -> None:
+        import ray
+
+        with self.delivering:
+            versions = {}
+            for name, cell in list(self.watched.items()):
+                if not cell.observers or cell.is_stopped or cell.mailbox.closed_reason:
+                    del self.watched[name]  # nothing watches it here any more
+                    self.delivered.pop(name, None)
+                elif self.shard_of(name) == index:
+                    versions[name] = cell.version_of(self.delivered[name])
+        tokens = list(self.deferred[index]) if collect else []
+        if not versions and not tokens:
+            return
+        link = self.links[index]
+        try:
+            logs, answers, snapshots = ray.get(
+                link.actor.poll.remote(versions, tokens), timeout=POLL_TIMEOUT
+            )
+        except Exception as exc:
+            self._lost(index, tokens, exc)
+            return
+        for name, snapshot in snapshots.items():
+            link.publish(name, snapshot)
+        for token, (ok, value) in answers.items():
+            reply = self.deferred[index].pop(token, None)
+            if reply is None:
+                continue
+            if ok:
+                reply.set_result(value)
+            else:
+                reply.set_exception(value)
+        for name, snapshots_of in logs.items():
+            self.deliver(name, snapshots_of, link.publish)
+
+    def _lost(self, index: int, tokens: list[int], exc: BaseException) -> None:
+        """A poll failed: its deferred requests cannot be answered any more."""
+        error = ShardUnavailable(
+            f"shard {self.links[index].index} did not answer a poll ({type(exc).__name__}: "
+            f"{exc}); whether its deferred requests ran is unknown"
+        )
+        for token in tokens:
+            reply = self.deferred[index].pop(token, None)
+            if reply is not None:
+                reply.set_exception(error)
+
+    def deliver(self, name: str, snapshots: list[Any], publish: Any) -> None:
+        """Publish each of ``snapshots`` (in commit order) and hand it to the
+        cell's observers and watches, each commit once."""
+        with self.delivering:
+            cell = self.watched.get(name)
+            if cell is None:
+                return
+            for snapshot in snapshots:
+                old = self.delivered[name]
+                if cell.version_of(snapshot) <= cell.version_of(old):
+                    continue
+                publish(name, snapshot)
+                self.delivered[name] = snapshot
+                notify(cell, old, snapshot)
+
+
+def notify(cell: Any, old: Any, new: Any) -> None:
+    """Call ``cell``'s observers with the views of ``old`` and ``new``, and
+    offer ``new`` to its watches; an observer's error is reported."""
+    observers = cell.observers
+    if not observers:
+        return
+    before, after = cell.view(old), cell.view(new)
+    for fn in observers:
+        try:
+            if type(fn) is Watchers:
+                fn.offer(new)
+                continue
+            result = fn(before, after)
+            if inspect.isawaitable(result):
+                cell.run_async(result)  # on this client runtime's event loop
+        except Exception as exc:
+            cell.report("observer", getattr(fn, "__qualname__", repr(fn)), exc)
