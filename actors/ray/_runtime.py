@@ -20,8 +20,8 @@ from .._reply import Reply
 from .._runtime import Handle, Runtime
 from .._supervisor import Supervisor
 from ..stores import Store
-from ._errors import ShardUnavailable
 from ._carry import Carried, carried
+from ._errors import ShardUnavailable
 from ._follow import Follower
 from ._link import Link, pickled
 from ._options import placement
