@@ -11,7 +11,9 @@ every `INTERVAL` seconds while there is work, and at once when woken:
   answer already published) and handed to the actor's observers and
   watches (`deliver`), on this thread, each commit once. The first watch of
   an actor asks its shard at once, from the caller's thread (`observe`),
-  so that the shard logs every commit after it.
+  so that the shard logs every commit after it (from a thread running an
+  event loop, which must not block, the next poll asks: commits made
+  before that poll are seen as the latest of them).
 - **deferred answers**: a request its batch did not wait for is answered
   here when its shard has the answer.
 
@@ -22,6 +24,7 @@ right after its answer (the link wakes this thread).
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import threading
 from typing import Any
@@ -63,10 +66,11 @@ class Follower:
                 return
             self.watched[cell.name] = cell
             self.delivered[cell.name] = cell.snapshot
-        # The shard logs every commit after this call (no deferred tokens:
-        # only this thread collects those, so each is answered once).
-        self._poll(self.shard_of(cell.name), collect=False)
-        self.nudge()
+        if not _in_event_loop():
+            # The shard logs every commit after this call (no deferred tokens:
+            # only this thread collects those, so each is answered once).
+            self._poll(self.shard_of(cell.name), collect=False)
+        self.nudge()  # on an event loop, never a blocking call: the next poll
 
     def defer(self, index: int, reply: Any, token: int) -> None:
         """A batch of shard ``index`` answered ``reply`` with a deferred token."""
@@ -168,6 +172,14 @@ class Follower:
                 publish(name, snapshot)
                 self.delivered[name] = snapshot
                 notify(cell, old, snapshot)
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def notify(cell: Any, old: Any, new: Any) -> None:

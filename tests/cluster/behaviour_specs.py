@@ -16,6 +16,8 @@ from stateward.core import MachineBuilder
 
 #: A request's tenant: registered for propagation to Ray shards by the tests.
 TENANT: contextvars.ContextVar[str] = contextvars.ContextVar("behaviour_specs_tenant")
+#: Never registered: its value stays in the caller's process.
+LOCAL_ONLY: contextvars.ContextVar[str] = contextvars.ContextVar("behaviour_specs_local")
 
 ORDERS = MachineBuilder(
     "pending",
@@ -49,8 +51,9 @@ def refuse_an_exploding_cancel(ctx: Any) -> None:
 
 
 def tenant_of(state: Any) -> dict[str, Any]:
-    """A ``modify`` function: records the tenant its request carried."""
-    return {**state, "tenant": TENANT.get("unset")}
+    """A ``modify`` function: records the tenant its request carried (and
+    ``LOCAL_ONLY``, where it runs)."""
+    return {**state, "tenant": TENANT.get("unset"), "local": LOCAL_ONLY.get("absent")}
 
 
 def add(key: str, amount: int, state: Any) -> dict[str, Any]:
