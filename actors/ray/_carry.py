@@ -24,7 +24,8 @@ from typing import Any
 
 from ._errors import NotPropagable
 
-#: The registered variables and the ``module:attr`` key each travels under.
+#: The registered variables and the ``module:attr`` key each travels under
+#: (replaced, never changed in place).
 _registered: dict[contextvars.ContextVar[Any], str] = {}
 #: On a shard: variables found by key.
 _found: dict[str, contextvars.ContextVar[Any]] = {}
@@ -56,6 +57,20 @@ def propagate_context(var: contextvars.ContextVar[Any]) -> contextvars.ContextVa
         )
     if var in _registered:
         return var
+    key = _path_of(var)
+    if key is None:
+        raise NotPropagable(
+            f"the ContextVar {var.name!r} is no module-level name of an imported module, so a "
+            "Ray shard cannot find it by import path: define it at module level in a module "
+            "that imports on every node, and register that object"
+        )
+    global _registered
+    _registered = {**_registered, var: key}  # replaced whole: readers iterate it unlocked
+    return var
+
+
+def _path_of(var: contextvars.ContextVar[Any]) -> str | None:
+    """``module:attr`` of a module-level name bound to ``var``, if any."""
     for module_name, module in list(sys.modules.items()):
         if module_name == "__main__" or module is None:
             continue
@@ -65,13 +80,8 @@ def propagate_context(var: contextvars.ContextVar[Any]) -> contextvars.ContextVa
             continue
         for attr, value in names:
             if value is var:
-                _registered[var] = f"{module_name}:{attr}"
-                return var
-    raise NotPropagable(
-        f"the ContextVar {var.name!r} is no module-level name of an imported module, so a "
-        "Ray shard cannot find it by import path: define it at module level in a module "
-        "that imports on every node, and register that object"
-    )
+                return f"{module_name}:{attr}"
+    return None
 
 
 def carried(context: contextvars.Context | None) -> dict[str, Any] | None:
@@ -158,7 +168,7 @@ def _trace() -> Any:
     global _otel
     if _otel is None:
         try:
-            from opentelemetry import trace
+            from opentelemetry import trace  # type: ignore[import-not-found,unused-ignore]
         except ImportError:
             _otel = False
         else:
@@ -171,7 +181,7 @@ def _enter_trace(value: tuple[int, int, int, list[tuple[str, str]]]) -> None:
     trace = _trace()
     if not trace:
         return  # not installed on this worker: the trace context stops here
-    from opentelemetry import context as otel_context
+    from opentelemetry import context as otel_context  # type: ignore[import-not-found,unused-ignore]
 
     trace_id, span_id, flags, state = value
     span = trace.SpanContext(
