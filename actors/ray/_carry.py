@@ -50,6 +50,7 @@ def propagate_context(var: contextvars.ContextVar[Any]) -> contextvars.ContextVa
             module-level name of an imported module (the shard finds it by
             that import path, as it finds a machine's definition).
     """
+    global _registered
     if not isinstance(var, contextvars.ContextVar):
         raise NotPropagable(
             f"propagate_context takes a contextvars.ContextVar, got {type(var).__qualname__}: "
@@ -64,7 +65,6 @@ def propagate_context(var: contextvars.ContextVar[Any]) -> contextvars.ContextVa
             "Ray shard cannot find it by import path: define it at module level in a module "
             "that imports on every node, and register that object"
         )
-    global _registered
     _registered = {**_registered, var: key}  # replaced whole: readers iterate it unlocked
     return var
 
