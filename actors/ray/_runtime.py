@@ -81,8 +81,10 @@ class RayRuntime(Runtime):
     named, sync, single-threaded Ray actor running a `Runtime` (a worker pool)
     over the shared ``store``.
 
-    ``StateMachine(spec, name=..., runtime=ray_runtime)`` and
-    ``StateManager(..., runtime=ray_runtime)`` return the usual handles. A
+    ``StateMachine(spec, name=..., runtime=ray_runtime)``,
+    ``StateManager(..., runtime=ray_runtime)`` and ``ConfigManager(...)``
+    return the usual handles (docs/cluster.md says which semantics hold on
+    Ray, and how: options, observers and watches, context values). A
     name goes to shard ``crc32(name) % shards``, the same from every client;
     clients of one cluster and one store share the shards (found by name,
     created by the first). Requests to one shard are sent in batches, one Ray
@@ -90,7 +92,9 @@ class RayRuntime(Runtime):
 
     Reads (``current_state``, ``snapshot``) are the snapshot as of the last
     answer from its shard that this client received: a change made through
-    another client shows after this client's next request to that shard.
+    another client shows after this client's next request to that shard,
+    or, while an observer or a watch of this client follows that actor,
+    within `_follow.INTERVAL` seconds plus one Ray call (see `_follow`).
 
     Args:
         store: a `SQLiteStore` (one node) that every shard opens by its path.
