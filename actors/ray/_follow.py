@@ -26,11 +26,14 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import threading
 from typing import Any
 
 from .._watchers import Watchers
 from ._errors import ShardUnavailable
+
+logger = logging.getLogger("stateward.ray")
 
 #: Seconds between two polls of a shard while something is followed there.
 INTERVAL = 0.05
@@ -107,7 +110,10 @@ class Follower:
                     self.wake.wait(INTERVAL)
                 self.woken = False
             for index in range(len(self.links)):
-                self._poll(index)
+                try:
+                    self._poll(index)
+                except Exception:  # never let this thread die: it answers deferred requests
+                    logger.exception("following shard %d failed; trying again", index)
 
     def _has_work(self) -> bool:
         return bool(self.watched) or any(self.deferred)
