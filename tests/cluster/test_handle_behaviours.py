@@ -203,6 +203,22 @@ def test_observers_see_each_commit_in_order(runtime: Any, name: Any) -> None:
     assert len(seen) == 3
 
 
+def test_an_observer_that_raises_is_reported_and_the_commit_stands(runtime: Any, name: Any) -> None:
+    manager = StateManager({"n": 0}, name=name("m"), runtime=runtime)
+    later = threading.Event()
+
+    def broken(old: Any, new: Any) -> None:
+        raise RuntimeError("observer broke")
+
+    manager.add_observer(broken)
+    manager.add_observer(lambda old, new: later.set())
+    assert manager.update_state({"n": 1})["n"] == 1  # the caller sees no error
+    assert later.wait(WAIT)  # the next observer still ran
+    reports = [r for r in runtime.errors() if r.actor == manager.name]
+    assert [(r.source, str(r.error)) for r in reports] == [("observer", "observer broke")]
+    assert manager.get_state()["n"] == 1
+
+
 def test_wait_until_and_changes_see_the_commits(runtime: Any, name: Any) -> None:
     order = StateMachine(specs.ORDERS, name=name("o"), runtime=runtime)
     with order.changes(timeout=WAIT) as stream:

@@ -107,6 +107,24 @@ def test_commits_through_another_client_reach_observers_in_commit_order(
     assert here.get_state()["n"] == 10  # published here too, with no request from here
 
 
+def test_an_async_observer_runs_on_the_clients_event_loop(
+    runtime: RayRuntime, second: RayRuntime
+) -> None:
+    manager = StateManager({"n": 0}, name="async-observed", runtime=second)
+    seen: list[int] = []
+    done = threading.Event()
+
+    async def observer(old: Any, new: Any) -> None:
+        await asyncio.sleep(0)  # a coroutine: awaited to its end on the client
+        seen.append(new["n"])
+        done.set()
+
+    manager.add_observer(observer)
+    StateManager({"n": 0}, name="async-observed", runtime=runtime).update_state({"n": 7})
+    assert done.wait(WAIT)
+    assert seen == [7]
+
+
 def test_wait_until_and_changes_see_another_clients_commits(
     runtime: RayRuntime, second: RayRuntime
 ) -> None:
