@@ -9,7 +9,8 @@ every `INTERVAL` seconds while there is work, and at once when woken:
   or a ``changes()`` stream on this client. Its commits, whoever made them,
   come back in commit order; each is published here (if newer than what an
   answer already published) and handed to the actor's observers and
-  watches (`deliver`), on this thread, each commit once. The first watch of
+  watches (`deliver`), each commit once, in commit order, on a thread of
+  their own (``stateward-ray-notify``, see `Notifier`). The first watch of
   an actor asks its shard at once, from the caller's thread (`observe`),
   so that the shard logs every commit after it (from a thread running an
   event loop, which must not block, the next poll asks: commits made
@@ -25,6 +26,7 @@ right after its answer (the link wakes this thread).
 from __future__ import annotations
 
 import asyncio
+import collections
 import inspect
 import logging
 import threading
@@ -55,8 +57,9 @@ class Follower:
         self.wake = threading.Condition()
         self.woken = False
         self.closed = False
-        #: Orders deliveries (an observer adding a watch re-enters it).
+        #: Orders deliveries.
         self.delivering = threading.RLock()
+        self.notifier = Notifier()
         self.thread = threading.Thread(target=self._run, name="stateward-ray-follow", daemon=True)
         self.thread.start()
 
@@ -91,6 +94,7 @@ class Follower:
             self.closed = True
             self.wake.notify()
         self.thread.join(timeout)
+        self.notifier.close(timeout)
         error = ShardUnavailable(f"the request's answer was not collected: {reason}")
         for pending in self.deferred:
             for reply in pending.values():
@@ -151,7 +155,7 @@ class Follower:
             else:
                 reply.set_exception(value)
         for name, snapshots_of in logs.items():
-            self.deliver(name, snapshots_of, link.publish)
+            self.deliver(name, snapshots_of)
 
     def _lost(self, index: int, tokens: list[int], exc: BaseException) -> None:
         """A poll failed: its deferred requests cannot be answered any more."""
@@ -164,9 +168,10 @@ class Follower:
             if reply is not None:
                 reply.set_exception(error)
 
-    def deliver(self, name: str, snapshots: list[Any], publish: Any) -> None:
-        """Publish each of ``snapshots`` (in commit order) and hand it to the
+    def deliver(self, name: str, snapshots: list[Any]) -> None:
+        """Publish each of ``snapshots`` (in commit order) and queue it for the
         cell's observers and watches, each commit once."""
+        notices = []
         with self.delivering:
             cell = self.watched.get(name)
             if cell is None:
@@ -175,9 +180,47 @@ class Follower:
                 old = self.delivered[name]
                 if cell.version_of(snapshot) <= cell.version_of(old):
                     continue
-                publish(name, snapshot)
+                if cell.version_of(snapshot) > cell.version_of(cell.snapshot):
+                    cell.publish(snapshot)
                 self.delivered[name] = snapshot
-                notify(cell, old, snapshot)
+                notices.append((cell, old, snapshot))
+            self.notifier.put(notices)  # in this lock: queued in commit order
+
+
+class Notifier:
+    """The thread that runs a client's observers (``stateward-ray-notify``),
+    in commit order: not the follow thread, so an observer that makes a
+    blocking call whose answer is deferred does not hold up the poll that
+    collects it."""
+
+    def __init__(self) -> None:
+        self.queue: collections.deque[tuple[Any, Any, Any]] = collections.deque()
+        self.ready = threading.Condition()
+        self.closed = False
+        self.thread = threading.Thread(target=self._run, name="stateward-ray-notify", daemon=True)
+        self.thread.start()
+
+    def put(self, notices: list[tuple[Any, Any, Any]]) -> None:
+        if notices:
+            with self.ready:
+                self.queue.extend(notices)
+                self.ready.notify()
+
+    def close(self, timeout: float) -> None:
+        with self.ready:
+            self.closed = True
+            self.ready.notify()
+        self.thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self.ready:
+                while not self.queue and not self.closed:
+                    self.ready.wait()
+                if not self.queue:
+                    return
+                cell, old, new = self.queue.popleft()
+            notify(cell, old, new)
 
 
 def _in_event_loop() -> bool:

@@ -107,6 +107,13 @@ async def signal_arrived(ctx: Any) -> bool:
     return True
 
 
+def is_waiting(key: str, state: Any) -> dict[str, Any]:
+    """A ``modify`` function: whether a WAITER's guard waits for ``key``
+    (in the process that runs it: a probe on the same shard)."""
+    with _LOCK:
+        return {**state, "waiting": key in _WAITING}
+
+
 @SIGNAL.on_enter("on")
 def announce(ctx: Any) -> None:
     key = ctx.payload["key"]

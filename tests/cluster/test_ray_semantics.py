@@ -34,6 +34,7 @@ from stateward.actors.ray import (  # noqa: E402
     RayRuntime,
     propagate_context,
 )
+from stateward.actors.ray._paths import shard_of  # noqa: E402
 
 WAIT = 20.0
 
@@ -123,6 +124,39 @@ def test_an_async_observer_runs_on_the_clients_event_loop(
     StateManager({"n": 0}, name="async-observed", runtime=runtime).update_state({"n": 7})
     assert done.wait(WAIT)
     assert seen == [7]
+
+
+def test_an_observer_may_wait_for_an_answer_its_shard_defers(runtime: RayRuntime) -> None:
+    """The observer's call runs past a batch's patience (its guard waits for
+    another actor), so its answer comes through a later poll: the observer
+    runs on a thread of its own, not on the one that polls."""
+    names = [f"deferred-{i}" for i in range(40)]
+    on_one_shard = [n for n in names if shard_of(n, 2) == shard_of(names[0], 2)]
+    waiter_name, signal_name, probe_name = on_one_shard[:3]
+    waiter = StateMachine(specs.WAITER, name=waiter_name, runtime=runtime)
+    signal = StateMachine(specs.SIGNAL, name=signal_name, runtime=runtime)
+    probe = StateManager({}, name=probe_name, runtime=runtime)
+    trigger = StateManager({"go": False}, name="deferred-trigger", runtime=runtime)
+    outcome: list[Any] = []
+    finished = threading.Event()
+
+    def observer(old: Any, new: Any) -> None:
+        try:
+            outcome.append(waiter.transition("done", {"for": waiter_name}, timeout=WAIT).state)
+        except BaseException as exc:
+            outcome.append(exc)
+        finished.set()
+
+    trigger.add_observer(observer)
+    trigger.update_state({"go": True})
+    for _ in range(400):  # bounded: until the guard waits on the shard (a round trip each)
+        if probe.modify(functools.partial(specs.is_waiting, waiter_name))["waiting"]:
+            break
+    else:
+        pytest.fail("the observer's request never reached its guard")
+    signal.transition("on", {"key": waiter_name}, timeout=WAIT)
+    assert finished.wait(WAIT)
+    assert outcome == ["done"]
 
 
 def test_wait_until_and_changes_see_another_clients_commits(
