@@ -22,7 +22,8 @@ import importlib
 import sys
 from typing import Any
 
-from ._errors import NotPropagable
+from ._errors import NotPicklable, NotPropagable
+from ._link import pickled
 
 #: The registered variables and the ``module:attr`` key each travels under
 #: (replaced, never changed in place).
@@ -122,6 +123,30 @@ class Carried:
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (Carried, (self.request, self.values))
+
+
+def pickled_with(request: Any, values: dict[str, Any], where: str) -> bytes:
+    """``request`` and the context ``values`` that travel with it, pickled.
+
+    Raises:
+        NotPicklable: the request cannot be pickled, or a registered context
+            value cannot (the message names it); nothing is sent.
+    """
+    try:
+        return pickled(Carried(request, values), where)
+    except NotPicklable:
+        pickled(request, where)  # the request itself: raises its own error
+        for key, value in values.items():
+            try:
+                pickled(value, where)
+            except NotPicklable:
+                raise NotPicklable(
+                    f"{where}: the value of the context variable {key.replace(':', '.')}, "
+                    f"registered with propagate_context, cannot be pickled (a "
+                    f"{type(value).__qualname__}), so it cannot travel to the Ray shard. Set "
+                    "it to a value that pickles (plain data) around calls to a RayRuntime"
+                ) from None
+        raise
 
 
 def send_in_context(message: Any, send: Any) -> Any:

@@ -20,7 +20,7 @@ from .._reply import Reply
 from .._runtime import Handle, Runtime
 from .._supervisor import Supervisor
 from ..stores import Store
-from ._carry import Carried, carried
+from ._carry import carried, pickled_with
 from ._errors import ShardUnavailable
 from ._follow import Follower
 from ._link import Link, pickled
@@ -61,9 +61,9 @@ class _Forward:
         request = reply.request
         where = f"{self.name!r}: {request.describe()}"
         values = carried(reply.context)
-        if values is not None:
-            request = Carried(request, values)  # registered context values travel along
-        self.link.put(("call", self.name, pickled(request, where)), reply)
+        # Registered context values, if any are set, travel along.
+        data = pickled(request, where) if values is None else pickled_with(request, values, where)
+        self.link.put(("call", self.name, data), reply)
 
     def offer(self, reply: Reply[Any], limit: int) -> bool:
         self.put(reply)  # the shard's actor holds the queue: no client-side limit

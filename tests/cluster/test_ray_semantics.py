@@ -215,7 +215,7 @@ def test_a_context_variable_without_an_import_path_or_value_that_cannot_pickle_i
     manager = StateManager({}, name="unpicklable-context", runtime=runtime)
     token = specs.TENANT.set(threading.Lock())  # type: ignore[arg-type]
     try:
-        with pytest.raises(NotPicklable, match="cannot be pickled"):
+        with pytest.raises(NotPicklable, match=r"behaviour_specs\.TENANT, registered"):
             manager.update_state({"x": 1})
     finally:
         specs.TENANT.reset(token)
