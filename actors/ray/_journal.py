@@ -5,11 +5,12 @@ A shard is a sync, single-threaded Ray actor: while one call runs, no other
 call to it starts. So no call may wait for something that only a later call
 can bring about:
 
-- a batch (`Shard.run`) waits at most `PATIENCE` seconds for its answers.
-  A request still running then (an async hook waiting for another actor of
-  the shard, a slow guard) is answered with a `Deferred` token, and goes on
-  running on the shard's pool; the client collects its answer later with a
-  `Shard.poll` call, which never waits;
+- a batch (`Shard.run`) waits for its answers while they come, but not
+  past `PATIENCE` seconds in which none came. A request still running then
+  (an async hook waiting for another actor of the shard, a slow guard) is
+  answered with a `Deferred` token, and goes on running on the shard's
+  pool; the client collects its answer later with a `Shard.poll` call,
+  which never waits;
 - a client that watches an actor (an observer, ``wait_until``,
   ``changes()``) asks with `Shard.poll` for the commits after the version it
   has seen. From its first such call, an observer on the shard's actor keeps
@@ -26,7 +27,7 @@ import threading
 import time
 from typing import Any
 
-#: How long a batch waits for its answers before deferring the rest.
+#: How long a batch waits with no answer coming before deferring the rest.
 PATIENCE = 0.2
 #: How many committed snapshots a watched actor's log keeps.
 LOG_LIMIT = 1000
@@ -92,8 +93,9 @@ class Journal:
         self.tokens = itertools.count(1)
 
     def settle(self, names: list[str], outcomes: list[Any], portable: Any) -> list[Any]:
-        """One answer per outcome: ``(ok, value or error)``, a `Deferred`
-        for a request not done within `PATIENCE` (it goes on running)."""
+        """One answer per outcome: ``(ok, value or error)``, or a `Deferred`
+        for a request not done when `PATIENCE` seconds passed with no other
+        answer (it goes on running)."""
         running = [o for o in outcomes if not isinstance(o, tuple) and not o.done()]
         if running:
             left = [len(running)]
@@ -108,7 +110,12 @@ class Journal:
 
             for reply in running:
                 reply.add_done_callback(one_done)
-            all_done.wait(PATIENCE)
+            # Wait while the batch makes progress: a large batch that is
+            # being worked through is answered whole; one stuck for PATIENCE
+            # seconds (nothing answered meanwhile) is deferred.
+            before = len(running)
+            while not all_done.wait(PATIENCE) and left[0] < before:
+                before = left[0]
         answers: list[Any] = []
         for name, outcome in zip(names, outcomes, strict=True):
             if isinstance(outcome, tuple):

@@ -6,8 +6,8 @@ the handles of the actors placed on it. Each Ray call carries a batch of
 operations (`Shard.run`): creations, run in place, and requests, queued into
 their actors' mailboxes in batch order and answered together, so the actors
 of one batch run side by side on the pool and one machine's requests in order.
-A call never waits for what only a later call can bring: a batch waits at
-most `_journal.PATIENCE` for its answers and defers the rest, which the
+A call never waits for what only a later call can bring: a batch stuck for
+`_journal.PATIENCE` seconds (no answer coming) defers the rest, which the
 client collects with `Shard.poll` (see `_journal`).
 """
 
