@@ -30,6 +30,7 @@ import collections
 import inspect
 import logging
 import threading
+import time
 from typing import Any
 
 from .._watchers import Watchers
@@ -39,6 +40,8 @@ logger = logging.getLogger("stateward.ray")
 
 #: Seconds between two polls of a shard while something is followed there.
 INTERVAL = 0.05
+#: How long a deferred request may run before its caller gets `ShardUnavailable`.
+DEFERRED_LIMIT = 300.0
 #: How long one poll may take before it counts as failed.
 POLL_TIMEOUT = 30.0
 
@@ -52,8 +55,8 @@ class Follower:
         #: Watched cells by name, and the version delivered to their observers.
         self.watched: dict[str, Any] = {}
         self.delivered: dict[str, Any] = {}
-        #: Deferred replies by shard: token -> reply.
-        self.deferred: list[dict[int, Any]] = [{} for _ in links]
+        #: Deferred replies by shard: token -> (reply, monotonic time it gives up).
+        self.deferred: list[dict[int, tuple[Any, float]]] = [{} for _ in links]
         self.wake = threading.Condition()
         self.woken = False
         self.closed = False
@@ -81,7 +84,7 @@ class Follower:
     def defer(self, index: int, reply: Any, token: int) -> None:
         """A batch of shard ``index`` answered ``reply`` with a deferred token."""
         with self.wake:
-            self.deferred[index][token] = reply
+            self.deferred[index][token] = (reply, time.monotonic() + DEFERRED_LIMIT)
         self.nudge()
 
     def nudge(self) -> None:
@@ -97,7 +100,7 @@ class Follower:
         self.notifier.close(timeout)
         error = ShardUnavailable(f"the request's answer was not collected: {reason}")
         for pending in self.deferred:
-            for reply in pending.values():
+            for reply, _ in pending.values():
                 reply.set_exception(error)
             pending.clear()
 
@@ -113,11 +116,28 @@ class Follower:
                 if not self.woken:
                     self.wake.wait(INTERVAL)
                 self.woken = False
+            self._expire()
             for index in range(len(self.links)):
                 try:
                     self._poll(index)
                 except Exception:  # never let this thread die: it answers deferred requests
                     logger.exception("following shard %d failed; trying again", index)
+
+    def _expire(self) -> None:
+        """Answer the deferred requests past `DEFERRED_LIMIT` with an error
+        (there are few: only requests their batch did not wait for)."""
+        now = time.monotonic()
+        for index, pending in enumerate(self.deferred):
+            for token, (_, deadline) in list(pending.items()):
+                entry = pending.pop(token, None) if deadline <= now else None
+                if entry is None:
+                    continue
+                entry[0].set_exception(
+                    ShardUnavailable(
+                        f"shard {index} did not finish a request within {DEFERRED_LIMIT:g} s "
+                        "of its call; it may still run there, and whether it commits is unknown"
+                    )
+                )
 
     def _has_work(self) -> bool:
         return bool(self.watched) or any(self.deferred)
@@ -147,9 +167,10 @@ class Follower:
         for name, snapshot in snapshots.items():
             link.publish(name, snapshot)
         for token, (ok, value) in answers.items():
-            reply = self.deferred[index].pop(token, None)
-            if reply is None:
+            entry = self.deferred[index].pop(token, None)
+            if entry is None:
                 continue
+            reply = entry[0]
             if ok:
                 reply.set_result(value)
             else:
@@ -164,9 +185,9 @@ class Follower:
             f"{exc}); whether its deferred requests ran is unknown"
         )
         for token in tokens:
-            reply = self.deferred[index].pop(token, None)
-            if reply is not None:
-                reply.set_exception(error)
+            entry = self.deferred[index].pop(token, None)
+            if entry is not None:
+                entry[0].set_exception(error)
 
     def deliver(self, name: str, snapshots: list[Any]) -> None:
         """Publish each of ``snapshots`` (in commit order) and queue it for the

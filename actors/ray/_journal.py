@@ -33,6 +33,9 @@ PATIENCE = 0.2
 LOG_LIMIT = 1000
 #: Seconds after which a log no client polls is dropped.
 LOG_IDLE = 60.0
+#: Seconds a deferred answer is kept for its client (which gives up before:
+#: `_follow.DEFERRED_LIMIT`).
+DEFERRED_KEPT = 600.0
 
 
 class Deferred:
@@ -89,7 +92,8 @@ class Journal:
 
     def __init__(self) -> None:
         self.logs: dict[str, _Log] = {}
-        self.deferred: dict[int, tuple[str, Any]] = {}
+        #: Deferred requests by token: ``(name, reply, monotonic time deferred)``.
+        self.deferred: dict[int, tuple[str, Any, float]] = {}
         self.tokens = itertools.count(1)
 
     def settle(self, names: list[str], outcomes: list[Any], portable: Any) -> list[Any]:
@@ -124,7 +128,7 @@ class Journal:
                 answers.append(answer_of(outcome, portable))
             else:
                 token = next(self.tokens)
-                self.deferred[token] = (name, outcome)
+                self.deferred[token] = (name, outcome, time.monotonic())
                 answers.append((True, Deferred(token)))
         return answers
 
@@ -153,8 +157,12 @@ class Journal:
         return log.since(version)
 
     def drop_idle(self) -> None:
-        """Drop the logs no client polled for `LOG_IDLE` seconds."""
+        """Drop the logs no client polled for `LOG_IDLE` seconds, and the
+        deferred requests older than `DEFERRED_KEPT` (their client gave up)."""
         now = time.monotonic()
+        for token, (_, _, since) in list(self.deferred.items()):
+            if now - since > DEFERRED_KEPT:
+                del self.deferred[token]
         for name, log in list(self.logs.items()):
             if now - log.polled > LOG_IDLE:
                 del self.logs[name]

@@ -32,6 +32,8 @@ from stateward.actors.ray import (  # noqa: E402
     NotPicklable,
     NotPropagable,
     RayRuntime,
+    ShardUnavailable,
+    _follow,
     propagate_context,
 )
 from stateward.actors.ray._paths import shard_of  # noqa: E402
@@ -157,6 +159,22 @@ def test_an_observer_may_wait_for_an_answer_its_shard_defers(runtime: RayRuntime
     signal.transition("on", {"key": waiter_name}, timeout=WAIT)
     assert finished.wait(WAIT)
     assert outcome == ["done"]
+
+
+def test_a_deferred_request_past_the_limit_is_answered_shard_unavailable(
+    runtime: RayRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_follow, "DEFERRED_LIMIT", 1.0)
+    names = [f"expired-{i}" for i in range(40)]
+    waiter_name, signal_name = [n for n in names if shard_of(n, 2) == shard_of(names[0], 2)][:2]
+    waiter = StateMachine(specs.WAITER, name=waiter_name, runtime=runtime)
+    with pytest.raises(ShardUnavailable, match=r"within 1 s of its call"):
+        waiter.transition("done", {"for": waiter_name}, timeout=WAIT)
+    # Its guard still waits on the shard: let it pass; the move commits there.
+    StateMachine(specs.SIGNAL, name=signal_name, runtime=runtime).transition(
+        "on", {"key": waiter_name}
+    )
+    assert waiter.wait_until("done", timeout=WAIT).version == 1
 
 
 def test_wait_until_and_changes_see_another_clients_commits(
