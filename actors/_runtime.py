@@ -321,6 +321,11 @@ class Runtime:
             if self._actors.get(name) is handle:
                 del self._actors[name]
 
+    def _observed(self, cell: Cell) -> None:
+        """``cell`` got an observer or a watch. Its commits run here, so its
+        observers are called on its turn: nothing to do. (A runtime whose
+        actors commit elsewhere starts following the commits.)"""
+
     def _stop_actor(self, cell: Cell, reason: str, timeout: float | None, *, wait: bool) -> None:
         """Stop ``cell``'s actor for good (see `ActorHandle.stop`), and forget it."""
         lifecycle: Lifecycle = cell.lifecycle

@@ -69,8 +69,12 @@ class Watchers:
         the actor's turn, right after the commit). The observers' views are
         not what watchers see (a config's is its config, not its change), so
         the cell's snapshot, just published, is read here."""
+        self.offer(self._cell.snapshot)
+
+    def offer(self, snapshot: Any) -> None:
+        """Offer the committed ``snapshot`` to every watch (what a runtime
+        that learns of commits from elsewhere calls, in commit order)."""
         cell = self._cell
-        snapshot = cell.snapshot
         value = self.value_of(snapshot)
         version = cell.version_of(snapshot)
         dead = False
@@ -92,6 +96,7 @@ class Watchers:
             if not self.installed:
                 self.installed = True
                 cell.observers = (*cell.observers, self)
+        cell.runtime._observed(cell)
 
     def remove(self, watch: Watch | None) -> None:
         """Unsubscribe ``watch`` (and any watch no longer referenced); the

@@ -308,6 +308,7 @@ class ActorHandle(Watching):
         check_callable(fn, self._where("add_observer"), "fn")
         with self._cell.observer_lock:
             self._cell.observers = (*self._cell.observers, fn)
+        self._runtime._observed(self._cell)
 
     def remove_observer(self, fn: Observer) -> None:
         """Stop calling ``fn``.

@@ -1,10 +1,19 @@
 """Hosting the same machines on a Ray cluster: `RayRuntime` (the ``ray`` extra).
 
 Importing this package does not import Ray; creating a `RayRuntime` does.
-See docs/cluster.md for what works on Ray today.
+See docs/cluster.md for which semantics hold on Ray, and how.
 """
 
-from ._errors import NotPicklable, ShardUnavailable, SpecNotImportable
+from ._carry import propagate_context
+from ._errors import NotOnRay, NotPicklable, NotPropagable, ShardUnavailable, SpecNotImportable
 from ._runtime import RayRuntime
 
-__all__ = ["NotPicklable", "RayRuntime", "ShardUnavailable", "SpecNotImportable"]
+__all__ = [
+    "NotOnRay",
+    "NotPicklable",
+    "NotPropagable",
+    "RayRuntime",
+    "ShardUnavailable",
+    "SpecNotImportable",
+    "propagate_context",
+]

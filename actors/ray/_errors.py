@@ -32,3 +32,19 @@ class ShardUnavailable(StatewardError, RuntimeError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
+
+
+class NotPropagable(StatewardError, ValueError):
+    """A context variable registered with `propagate_context` that a shard
+    cannot find by import path (or that is no `ContextVar`)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+
+class NotOnRay(StatewardError, ValueError):
+    """An option of a handle that cannot hold for an actor hosted on a Ray
+    shard; the message says why and what to pass instead. Nothing was created."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)

@@ -21,6 +21,7 @@ from typing import Any
 from .._errors import LeaseLost
 from .._reply import Reply
 from ._errors import NotPicklable, ShardUnavailable
+from ._journal import Deferred
 
 #: The most operations one Ray call carries.
 MAX_BATCH = 1000
@@ -79,6 +80,9 @@ class Link:
         self.closed: str | None = None
         #: Publishes a snapshot the shard returned: ``(name, snapshot)``.
         self.publish: Any = None
+        #: Takes a request whose answer the shard deferred: ``(index, reply,
+        #: (generation, token))``.
+        self.defer: Any = None
         self.calls = 0
         #: How many times this link replaced its shard.
         self.replacements = 0
@@ -136,7 +140,10 @@ class Link:
             for name, snapshot in snapshots.items():
                 self.publish(name, snapshot)
             for (_, reply), (ok, value) in zip(batch, answers, strict=True):
-                if ok:
+                if ok and type(value) is Deferred:
+                    # Answered by a later poll of this generation of the shard.
+                    self.defer(self.index, reply, (self.generation, value.token))
+                elif ok:
                     reply.set_result(value)
                 else:
                     reply.set_exception(value)

@@ -9,6 +9,7 @@ what travels must pickle, and a machine's definition travels by import path.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import threading
@@ -21,9 +22,12 @@ from .._reply import Reply
 from .._runtime import Handle, Runtime
 from .._supervisor import Supervisor
 from ..stores import Store
+from ._carry import carried, pickled_with
 from ._errors import ShardUnavailable
+from ._follow import Follower
 from ._link import MAX_REPLACEMENTS, Link, pickled
-from ._paths import shard_of, spec_path, store_recipe
+from ._options import placement
+from ._paths import shard_of, store_recipe
 from ._shards import ShardSet
 
 #: How long a shard may take to answer one call before it is declared dead, by default.
@@ -47,10 +51,10 @@ class _Forward:
 
     __slots__ = ("closed_reason", "defined", "link", "name", "new_id", "queue")
 
-    def __init__(self, link: Link, name: str, defined: tuple[str, Any], new_id: Any) -> None:
+    def __init__(self, link: Link, name: str, defined: tuple[str, Any, Any], new_id: Any) -> None:
         self.link = link
         self.name = name
-        #: ``(kind, definition)``: sent with each request, so that a shard that
+        #: ``(kind, definition, options)``: sent with each request, so that a shard that
         #: replaces a dead one can recover the actor from the store.
         self.defined = defined
         #: Returns a new request id (unique to this client).
@@ -62,8 +66,11 @@ class _Forward:
         if self.closed_reason is not None:
             raise ActorStopped(self.name, self.closed_reason)
         request = reply.request
-        payload = pickled(request, f"{self.name!r}: {request.describe()}")
-        self.link.put(("call", self.name, payload, self.new_id(), *self.defined), reply)
+        where = f"{self.name!r}: {request.describe()}"
+        values = carried(reply.context)
+        # Registered context values, if any are set, travel along.
+        data = pickled(request, where) if values is None else pickled_with(request, values, where)
+        self.link.put(("call", self.name, data, self.new_id(), *self.defined), reply)
 
     def offer(self, reply: Reply[Any], limit: int) -> bool:
         self.put(reply)  # the shard's actor holds the queue: no client-side limit
@@ -81,8 +88,10 @@ class RayRuntime(Runtime):
     named, sync, single-threaded Ray actor running a `Runtime` (a worker pool)
     over the shared ``store``.
 
-    ``StateMachine(spec, name=..., runtime=ray_runtime)`` and
-    ``StateManager(..., runtime=ray_runtime)`` return the usual handles. A
+    ``StateMachine(spec, name=..., runtime=ray_runtime)``,
+    ``StateManager(..., runtime=ray_runtime)`` and ``ConfigManager(...)``
+    return the usual handles (docs/cluster.md says which semantics hold on
+    Ray, and how: options, observers and watches, context values). A
     name goes to shard ``crc32(name) % shards``, the same from every client;
     clients of one cluster and one store share the shards (found by name,
     created by the first). Requests to one shard are sent in batches, one Ray
@@ -90,7 +99,9 @@ class RayRuntime(Runtime):
 
     Reads (``current_state``, ``snapshot``) are the snapshot as of the last
     answer from its shard that this client received: a change made through
-    another client shows after this client's next request to that shard.
+    another client shows after this client's next request to that shard,
+    or, while an observer or a watch of this client follows that actor,
+    within `_follow.INTERVAL` seconds plus one Ray call (see `_follow`).
 
     A shard that dies, or does not answer within ``shard_timeout``, is killed
     and replaced; its requests are sent again with their ids and applied at
@@ -168,11 +179,21 @@ class RayRuntime(Runtime):
             self._links.append(link)
         self._cells: dict[str, Cell] = {}
         self._cells_lock = threading.Lock()
+        self._follower = Follower(self._links, functools.partial(shard_of, shards=shards))
+        for link in self._links:
+            link.defer = self._follower.defer
 
     def _publish(self, name: str, snapshot: Any) -> None:
         cell = self._cells.get(name)
         if cell is not None and cell.version_of(snapshot) >= cell.version_of(cell.snapshot):
             cell.publish(snapshot)
+            if name in self._follower.watched:
+                self._follower.nudge()  # its observers: right after this answer
+
+    def _observed(self, cell: Cell) -> None:
+        """Follow ``cell``'s commits on its shard (see `_follow`)."""
+        if self._cells.get(cell.name) is cell:
+            self._follower.observe(cell)
 
     def _start(
         self,
@@ -186,28 +207,17 @@ class RayRuntime(Runtime):
         if another client made it) and make its cell forward to it."""
         if self.closed:
             raise ActorStopped(cell.name, f"runtime {self.name!r} shut down")
-        if supervisor is not None or cell.deadline is not None or cell.on_start is not None:
-            raise ValueError(
-                "a RayRuntime does not take supervisor=, deadline= or on_start= yet: the "
-                "actor runs under its shard's supervisor"
-            )
-        if cell.kind == "machine":
-            definition: Any = spec_path(handle._spec)  # type: ignore[attr-defined]
-            initial = dict(cell.snapshot.data) or None
-        elif cell.kind == "manager":
-            definition = None
-            initial = dict(cell.snapshot.state)
-        else:
-            raise TypeError(f"a RayRuntime hosts machines and managers, not a {cell.kind}")
+        definition, initial, options = placement(handle, cell, supervisor, restart, dedicated)
         link = self._links[shard_of(cell.name, self.shards)]
         with self._cells_lock:
             if cell.name in self._cells:
                 raise DuplicateActorName(cell.name, self.name)
             self._cells[cell.name] = cell
-        cell.mailbox = _Forward(link, cell.name, (cell.kind, definition), self._new_id)  # type: ignore[assignment]
+        defined = (cell.kind, definition, options)
+        cell.mailbox = _Forward(link, cell.name, defined, self._new_id)  # type: ignore[assignment]
         reply: Reply[Any] = Reply(cell, _Create(cell.name))
         try:
-            link.put(("create", cell.name, cell.kind, definition, initial), reply)
+            link.put(("create", cell.name, cell.kind, definition, initial, options), reply)
             cell.publish(reply.result(self.shard_timeout * (MAX_REPLACEMENTS + 1)))
         except BaseException:
             with self._cells_lock:
@@ -222,6 +232,7 @@ class RayRuntime(Runtime):
         with self._cells_lock:
             if self._cells.get(cell.name) is cell:
                 del self._cells[cell.name]
+        cell.mark_stopped()  # its waits and streams here end with `ActorStopped`
 
     def shutdown(self, timeout: float = 10.0, *, stop_shards: bool = False) -> Any:
         """Answer what is queued, stop sending, and close the client's store;
@@ -233,8 +244,10 @@ class RayRuntime(Runtime):
         reason = f"runtime {self.name!r} shut down"
         for cell in list(self._cells.values()):
             cell.mailbox.close(reason)
+            cell.mark_stopped()
         for link in self._links:
             link.close(reason, timeout)
+        self._follower.close(reason, timeout)
         failure: BaseException | None = None
         if stop_shards:
             try:

@@ -6,6 +6,9 @@ the handles of the actors placed on it. Each Ray call carries a batch of
 operations (`Shard.run`): creations, run in place, and requests, queued into
 their actors' mailboxes in batch order and answered together, so the actors
 of one batch run side by side on the pool and one machine's requests in order.
+A call never waits for what only a later call can bring: a batch stuck for
+`_journal.PATIENCE` seconds (no answer coming) defers the rest, which the
+client collects with `Shard.poll` (see `_journal`).
 
 A shard that replaces a dead one starts empty: it recovers an actor from the
 store when the first request for it arrives (each request says how the actor
@@ -30,13 +33,12 @@ from stateward.core import DefinitionMismatch
 
 from .._context import request_id
 from .._errors import ActorCrashed, ActorOwned, LeaseLost
-from .._handles import StateMachine, StateManager
 from .._runtime import Runtime
+from ._carry import send_in_context
 from ._errors import ShardUnavailable
-from ._paths import import_spec, open_store
-
-#: How long a shard waits for one request of a batch.
-ANSWER_TIMEOUT = 30.0
+from ._journal import Journal
+from ._options import create_on_shard
+from ._paths import open_store
 
 #: A request's answer: ``(True, value)`` or ``(False, error)``.
 Answer = tuple[bool, Any]
@@ -65,8 +67,9 @@ class Shard:
         self.store = open_store(recipe, lease_seconds=lease_seconds)
         self.runtime = Runtime(f"ray-shard-{index}", store=self.store, workers=workers)
         self.handles: dict[str, Any] = {}
-        #: How each actor was defined: ``(kind, definition)``, by name.
-        self.definitions: dict[str, tuple[str, Any]] = {}
+        #: How each actor was defined: ``(kind, definition, options)``, by name.
+        self.definitions: dict[str, tuple[str, Any, Any]] = {}
+        self.journal = Journal()
         #: Once a commit found this shard's lease taken over (it was replaced:
         #: a zombie), that `LeaseLost`: every later request is answered with it.
         self.fenced: LeaseLost | None = None
@@ -75,42 +78,44 @@ class Shard:
         """This shard's process id (what a test kills or pauses)."""
         return os.getpid()
 
-    def _create(self, name: str, kind: str, definition: Any, initial: Any) -> Any:
+    def _create(
+        self, name: str, kind: str, definition: Any, initial: Any, options: Any = None
+    ) -> Any:
         handle = self.handles.get(name)
         if handle is not None:
             known = self.definitions[name]
-            if known != (kind, definition):
+            if known != (kind, definition, options):
                 raise DefinitionMismatch(
                     name,
-                    f"it lives on shard {self.index} as a {known[0]} defined by {known[1]!r}, "
-                    f"not as a {kind} defined by {definition!r}",
+                    f"it lives on shard {self.index} as a {known[0]} defined by {known[1]!r} "
+                    f"with options {known[2]!r}, not as a {kind} defined by {definition!r} "
+                    f"with options {options!r}",
                 )
-            return handle.snapshot
-        spec = import_spec(*definition) if kind == "machine" else None
+            return handle._cell.read()
         # A shard that replaces a paused or cut-off one waits for that one's
         # lease to expire (a killed one's is free at once): its names are its
         # own until then.
         deadline = time.monotonic() + 2 * self.store.lease_seconds  # type: ignore[attr-defined]
         while True:
             try:
-                if kind == "machine":
-                    handle = StateMachine(spec, name=name, runtime=self.runtime, data=initial)
-                else:
-                    handle = StateManager(initial or {}, name=name, runtime=self.runtime)
+                handle = create_on_shard(self.runtime, name, kind, definition, initial, options)
                 break
             except ActorOwned:
                 if time.monotonic() >= deadline:
                     raise
                 threading.Event().wait(0.05)
         self.handles[name] = handle
-        self.definitions[name] = (kind, definition)
-        return handle.snapshot
+        self.definitions[name] = (kind, definition, options)
+        return handle._cell.read()
 
     def _answer_applied(self, name: str) -> Any:
         """What a request the dead shard applied is answered with: the actor's
         snapshot as recovered (a manager's state)."""
         snapshot = self.handles[name]._cell.read()
-        return snapshot if self.definitions[name][0] == "machine" else snapshot.state
+        kind = self.definitions[name][0]
+        if kind == "machine":
+            return snapshot
+        return snapshot.state if kind == "manager" else snapshot.current
 
     def _applied(self, ops: Sequence[tuple[Any, ...]]) -> dict[int, Answer]:
         """The answers of a retried batch's requests that must not run again,
@@ -126,7 +131,7 @@ class Shard:
             first = ops[sent[0][0]]
             try:
                 # Claimed first: from here on, the dead shard commits nothing for it.
-                self._create(name, first[4], first[5], None)
+                self._create(name, first[4], first[5], None, first[6])
                 done = self.store.applied(name, [rid for _, rid in sent])  # type: ignore[attr-defined]
             except Exception as exc:
                 for position, _ in sent:
@@ -153,8 +158,9 @@ class Shard:
     def run(
         self, ops: list[tuple[Any, ...]], retry: bool = False
     ) -> tuple[list[Answer], dict[str, Any]]:
-        """Run a batch: ``("create", name, kind, definition, initial)`` and
-        ``("call", name, pickled message, request id, kind, definition)``.
+        """Run a batch: ``("create", name, kind, definition, initial, options)``
+        and ``("call", name, pickled message, request id, kind, definition,
+        options)``.
         Return one ``(ok, value or error)`` per operation, in order, and each
         named actor's snapshot after the batch. ``retry``: the batch was sent
         to a shard that died; what it applied is answered, not run again.
@@ -171,34 +177,43 @@ class Shard:
                 if position in settled:
                     outcomes.append(settled[position])
                 elif op[0] == "create":
-                    outcomes.append((True, self._create(*op[1:5])))
+                    outcomes.append((True, self._create(*op[1:6])))
                 else:
                     handle = self.handles.get(name)
                     if handle is None:  # placed on the shard this one replaces: recover it
-                        self._create(name, op[4], op[5], None)
+                        self._create(name, op[4], op[5], None, op[6])
                         handle = self.handles[name]
                     token = request_id.set(op[3])  # the reply copies it with the context
                     try:
-                        outcomes.append(handle._request(pickle.loads(op[2]), None))
+                        outcomes.append(send_in_context(pickle.loads(op[2]), handle._request))
                     finally:
                         request_id.reset(token)
                 names.add(name)
             except Exception as exc:
                 outcomes.append((False, _portable(exc)))
-        answers: list[Answer] = []
-        for outcome in outcomes:
-            if isinstance(outcome, tuple):
-                answers.append(outcome)
-                continue
-            try:
-                answers.append((True, outcome.result(ANSWER_TIMEOUT)))
-            except Exception as exc:
-                answers.append((False, _portable(exc)))
+        answers = self.journal.settle([op[1] for op in ops], outcomes, _portable)
         for ok, value in answers:
             if not ok and isinstance(value, LeaseLost):
                 self.fenced = value
         snapshots = {name: self.handles[name]._cell.read() for name in names}
         return answers, snapshots
+
+    def poll(
+        self, versions: dict[str, int], tokens: list[int]
+    ) -> tuple[dict[str, list[Any]], dict[int, Any], dict[str, Any]]:
+        """What a client follows, never waiting (see `_journal`): the commits
+        after ``versions[name]`` of each watched name, the answers of the
+        deferred requests ``tokens`` done by now, and the snapshots of their
+        actors."""
+        self.journal.drop_idle()
+        logs: dict[str, list[Any]] = {}
+        for name, version in versions.items():
+            handle = self.handles.get(name)
+            if handle is not None:
+                logs[name] = self.journal.follow(name, handle, version)
+        answers, names = self.journal.collect(tokens, _portable)
+        snapshots = {name: self.handles[name]._cell.read() for name in names}
+        return logs, answers, snapshots
 
     def close(self) -> None:
         """Shut the shard's runtime down (drain, commit, close the store)."""
