@@ -193,12 +193,10 @@ def _trace() -> Any:
     """`opentelemetry.trace` if installed, else False (looked up once)."""
     global _otel
     if _otel is None:
-        try:
-            from opentelemetry import trace  # type: ignore[import-not-found,unused-ignore]
+        try:  # imported by name: an optional dependency, typed or not
+            _otel = importlib.import_module("opentelemetry.trace")
         except ImportError:
             _otel = False
-        else:
-            _otel = trace
     return _otel
 
 
@@ -207,7 +205,7 @@ def _enter_trace(value: tuple[int, int, int, list[tuple[str, str]]]) -> None:
     trace = _trace()
     if not trace:
         return  # not installed on this worker: the trace context stops here
-    from opentelemetry import context as otel_context  # type: ignore[import-not-found,unused-ignore]
+    otel_context = importlib.import_module("opentelemetry.context")
 
     trace_id, span_id, flags, state = value
     span = trace.SpanContext(
