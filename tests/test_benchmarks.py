@@ -402,6 +402,37 @@ def run_module(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     return module
 
 
+def test_a_case_that_cannot_run_here_is_recorded_as_unavailable_and_the_run_goes_on(
+    run_module: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A case whose context cannot start (Ray not installed) is listed under
+    ``unavailable`` with the reason, the page says so, and the next case runs."""
+    import contextlib
+
+    import _cases  # type: ignore[import-not-found]
+    from _harness import CaseUnavailable  # type: ignore[import-not-found]
+
+    @contextlib.contextmanager
+    def no_cluster() -> Any:
+        raise CaseUnavailable("Ray is not installed (pip install 'stateward[ray]')")
+        yield  # pragma: no cover
+
+    cases = {
+        "ray_blocking": dataclasses.replace(_cases.CASES["ray_blocking"], around=no_cluster),
+        "restart_latency": _cases.CASES["restart_latency"],
+    }
+    monkeypatch.setattr(run_module, "CASES", cases)
+    results = run_module.run(True, None, tmp_path, "python benchmarks/run.py --quick")
+    assert results["unavailable"] == {
+        "ray_blocking": "Ray is not installed (pip install 'stateward[ray]')"
+    }
+    assert list(results["cases"]) == ["restart_latency"]
+    assert results["cases"]["restart_latency"]["stateward"]["correct"]
+    assert not [t for t in results["targets"] if t["case"] == "ray_blocking"]
+    page = _load_report().render_markdown(results)
+    assert "- `ray_blocking` not measured: Ray is not installed (pip install" in page
+
+
 def test_a_count_a_thread_per_actor_cannot_reach_is_refused_before_measuring(
     run_module: ModuleType, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
