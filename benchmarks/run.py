@@ -11,6 +11,9 @@ The JSON document goes to ``--out`` (or stdout); ``--markdown`` renders it as
 the page docs/benchmarks.md. ``--from results.json --markdown PATH`` renders a
 saved run again without measuring. ``--quick`` uses tiny counts: it checks that
 the harness works and that stateward is correct, and says nothing about speed.
+The Ray cases (``ray_blocking``, ``ray_pipelined``: benchmarks/_ray_cases.py)
+each start and stop a local Ray cluster of their own; without Ray installed
+(the ``ray`` extra) they are listed under ``unavailable`` and the run goes on.
 
     python benchmarks/run.py --cases spawn_machines [--spawn-count N] [--spawn-alone 1000000]
 
