@@ -32,6 +32,7 @@ from typing import Any
 
 from _async_cases import asyncio_in_flight, asyncio_one_at_a_time
 from _harness import Sample, Stopwatch, System, percentile
+from _ray_cases import local_cluster, ray_blocking, ray_pipelined
 from _scale import fairness, fanout_transitions, spawn_machines
 from _systems import (
     CALL_TIMEOUT,
@@ -932,10 +933,13 @@ def restart_latency(sizes: Sizes, peers: Peers, scratch: Path) -> list[System]:
 
 @dataclass(frozen=True)
 class Case:
-    """A benchmark case: how to build its systems, and how many rounds it runs."""
+    """A benchmark case: how to build its systems, how many rounds it runs, and
+    what it runs inside (``around``: a context entered before building and left
+    after the last round, such as a local Ray cluster; None: nothing)."""
 
     build: Callable[[Sizes, Peers, Path], list[System]]
     rounds: Callable[[Sizes], int] = operator.attrgetter("rounds")
+    around: Callable[[], contextlib.AbstractContextManager[None]] | None = None
 
 
 CASES: dict[str, Case] = {
@@ -951,4 +955,6 @@ CASES: dict[str, Case] = {
     "restart_latency": Case(restart_latency),
     "asyncio_one_at_a_time": Case(asyncio_one_at_a_time),
     "asyncio_in_flight": Case(asyncio_in_flight),
+    "ray_blocking": Case(ray_blocking, operator.attrgetter("ray_rounds"), local_cluster),
+    "ray_pipelined": Case(ray_pipelined, operator.attrgetter("ray_rounds"), local_cluster),
 }

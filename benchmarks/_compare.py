@@ -366,6 +366,12 @@ def compare(
         for name in CASES:
             if only and name not in only:
                 continue
+            if CASES[name].around is not None:
+                results["cases"][name] = {
+                    "status": "skipped",
+                    "why": "it runs on a Ray cluster of its own: compared only by a full run",
+                }
+                continue
             started, load = time.perf_counter(), load_average()
             _progress(f"{name} ...")
             results["cases"][name] = compare_case(

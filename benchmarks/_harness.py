@@ -19,6 +19,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+class CaseUnavailable(Exception):
+    """A case cannot run here (a library it needs is not installed): the run
+    records why and goes on with the next case."""
+
+
 @dataclass
 class Sample:
     """One measurement of one system in one round.

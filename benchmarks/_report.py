@@ -25,6 +25,11 @@ CASE_TITLES = {
     "fairness": "one cell with a backlog and many cells with one message each: how much of "
     "the backlog goes before each of them (ordering, not time)",
     "restart_latency": "from a crash to the next message handled",
+    "ray_blocking": "one caller, one blocking transition at a time through RayRuntime (1 shard), "
+    "next to a raw Ray actor call doing the same transition and store write (SQLiteStore "
+    "batched for both, on a local cluster the case starts)",
+    "ray_pipelined": "one caller keeping 1,000 requests in flight over 1,000 machines on 2 "
+    "shards, next to 2 raw Ray actors with one call per request (SQLiteStore batched for both)",
 }
 
 
@@ -228,6 +233,8 @@ def render_markdown(results: dict[str, Any]) -> str:
     missing = results.get("missing")
     if missing:
         lines.append(f"- Not installed, so not measured: {', '.join(missing)}.")
+    for case, why in results.get("unavailable", {}).items():
+        lines.append(f"- `{case}` not measured: {why}.")
     for case, systems in results["cases"].items():
         lines += ["", f"## `{case}`", ""]
         title = CASE_TITLES.get(case)

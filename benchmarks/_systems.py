@@ -72,6 +72,14 @@ class Sizes:
     async_in_flight: int = 1000
     async_machines: int = 100
     async_total: int = 20_000
+    #: ray_blocking: timed blocking calls per system and round.
+    ray_calls: int = 1000
+    #: ray_pipelined: requests in flight over ``ray_machines``, for ``ray_seconds``.
+    ray_in_flight: int = 1000
+    ray_machines: int = 1000
+    ray_seconds: float = 3.0
+    #: Rounds of the Ray cases (each round starts its own shards and raw actors).
+    ray_rounds: int = 3
 
 
 FULL = Sizes(
@@ -123,6 +131,11 @@ QUICK = Sizes(
     async_in_flight=100,
     async_machines=10,
     async_total=1000,
+    ray_calls=30,
+    ray_in_flight=20,
+    ray_machines=20,
+    ray_seconds=0.2,
+    ray_rounds=1,
 )
 
 

@@ -11,6 +11,9 @@ The JSON document goes to ``--out`` (or stdout); ``--markdown`` renders it as
 the page docs/benchmarks.md. ``--from results.json --markdown PATH`` renders a
 saved run again without measuring. ``--quick`` uses tiny counts: it checks that
 the harness works and that stateward is correct, and says nothing about speed.
+The Ray cases (``ray_blocking``, ``ray_pipelined``: benchmarks/_ray_cases.py)
+each start and stop a local Ray cluster of their own; without Ray installed
+(the ``ray`` extra) they are listed under ``unavailable`` and the run goes on.
 
     python benchmarks/run.py --cases spawn_machines [--spawn-count N] [--spawn-alone 1000000]
 
@@ -31,6 +34,7 @@ new/old with their spread, and exit status 1 when one is more than
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import importlib.metadata
 import json
@@ -46,7 +50,7 @@ from typing import Any
 
 import _compare
 from _cases import CASES
-from _harness import cpus, cpus_allowed, load_average, run_case
+from _harness import CaseUnavailable, cpus, cpus_allowed, load_average, run_case
 from _report import render_comparison, render_markdown
 from _sides import CompareError
 from _systems import FULL, QUICK, Peers, thread_host_cap, thread_limit, threads_per_machine
@@ -278,6 +282,7 @@ def check_targets(cases: dict[str, Any]) -> list[dict[str, Any]]:
             )
         )
     targets += asyncio_targets(cases)
+    targets += ray_targets(cases)
     restart = cases.get("restart_latency", {}).get("stateward")
     if restart:
         targets.append(
@@ -325,6 +330,42 @@ def asyncio_targets(cases: dict[str, Any]) -> list[dict[str, Any]]:
                 lag,
                 lambda ms: ms <= 10.0,
                 " ms",
+            )
+        )
+    return targets
+
+
+def ray_targets(cases: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Ray cases' targets (issue 16), each against raw Ray in the same run."""
+    targets: list[dict[str, Any]] = []
+    blocking = cases.get("ray_blocking", {})
+    if blocking:
+        targets.append(
+            _target(
+                "ray_blocking: median latency ≤ 1.5x a raw Ray actor call doing the same "
+                "transition and store write",
+                "ray_blocking",
+                _ratios(blocking, "stateward", "raw-ray", "median_us"),
+                lambda r: r <= 1.5,
+                "x",
+                also=all(entry["correct"] for entry in blocking.values()),
+                why_not="a system's checks failed",
+            )
+        )
+    piped = cases.get("ray_pipelined", {})
+    if piped:
+        entry = piped.get("stateward", {})
+        targets.append(
+            _target(
+                f"ray_pipelined: {entry.get('in_flight', 0):,} in flight over "
+                f"{entry.get('machines', 0):,} machines on 2 shards ≥ 10x raw Ray with one "
+                "call per request",
+                "ray_pipelined",
+                _ratios(piped, "stateward", "raw-ray", "ops_per_s"),
+                lambda r: r >= 10.0,
+                "x",
+                also=all(entry["correct"] for entry in piped.values()),
+                why_not="a system's checks failed",
             )
         )
     return targets
@@ -428,6 +469,7 @@ def run(
         "load_average_at_start": load_average(),
         "cases": {},
         "case_info": {},
+        "unavailable": {},
     }
     began = time.perf_counter()
     for name, case in CASES.items():
@@ -436,9 +478,17 @@ def run(
         started = time.perf_counter()
         load = load_average()
         print(f"[bench] {name} ...", file=sys.stderr, flush=True)
-        with tempfile.TemporaryDirectory(prefix="stateward-bench-", dir=tmp_dir) as scratch:
-            systems = case.build(sizes, peers, Path(scratch))
-            results["cases"][name] = run_case(systems, case.rounds(sizes))
+        try:
+            with (
+                tempfile.TemporaryDirectory(prefix="stateward-bench-", dir=tmp_dir) as scratch,
+                case.around() if case.around else contextlib.nullcontext(),
+            ):
+                systems = case.build(sizes, peers, Path(scratch))
+                results["cases"][name] = run_case(systems, case.rounds(sizes))
+        except CaseUnavailable as exc:
+            results["unavailable"][name] = str(exc)
+            print(f"[bench] {name}: not measured: {exc}", file=sys.stderr, flush=True)
+            continue
         seconds = time.perf_counter() - started
         results["case_info"][name] = {"seconds": round(seconds, 1), "load_average_at_start": load}
         print(f"[bench] {name}: {seconds:.1f} s", file=sys.stderr, flush=True)

@@ -35,7 +35,11 @@ CASES = (
     "restart_latency",
     "asyncio_one_at_a_time",
     "asyncio_in_flight",
+    "ray_blocking",
+    "ray_pipelined",
 )
+#: The cases that start a local Ray cluster: measured when Ray is installed.
+RAY_CASES = ("ray_blocking", "ray_pipelined")
 #: Other systems by case, each with the module it needs (None: always measured).
 PEER_SYSTEMS: dict[str, dict[str, str | None]] = {
     "blocking_transition_1thread": {
@@ -128,7 +132,9 @@ def test_quick_run_has_the_documented_shape(quick_results: dict[str, Any]) -> No
     assert isinstance(quick_results["cpus"], int) and quick_results["cpus"] >= 1
     assert quick_results["mode"] == "quick"
     cases = quick_results["cases"]
-    assert set(cases) == set(CASES)
+    unavailable = quick_results["unavailable"]
+    assert set(cases) | set(unavailable) == set(CASES)
+    assert set(unavailable) == (set() if _installed("ray") else set(RAY_CASES))
     for case, systems in cases.items():
         assert systems, case
         for system, entry in systems.items():
@@ -141,7 +147,7 @@ def test_quick_run_has_the_documented_shape(quick_results: dict[str, Any]) -> No
 @pytest.mark.timeout(QUICK_RUN_TIMEOUT_S + 30)
 def test_quick_run_measures_every_installed_system(quick_results: dict[str, Any]) -> None:
     cases = quick_results["cases"]
-    for case in CASES:
+    for case in cases:
         assert any(name.startswith("stateward") for name in cases[case]), case
     for case, systems in PEER_SYSTEMS.items():
         for system, module in systems.items():
@@ -230,6 +236,32 @@ def test_the_new_targets_compare_within_the_run(quick_results: dict[str, Any]) -
 
 @pytest.mark.slow
 @pytest.mark.timeout(QUICK_RUN_TIMEOUT_S + 30)
+def test_the_ray_cases_measure_ray_runtime_next_to_raw_ray_calls(
+    quick_results: dict[str, Any],
+) -> None:
+    """Each Ray case ran stateward and the raw Ray baseline on its own local
+    cluster, both correct (every reply's version checked), and its target is
+    judged from the two systems of the same run."""
+    if not _installed("ray"):
+        pytest.skip("Ray is not installed")
+    for case in RAY_CASES:
+        systems = quick_results["cases"][case]
+        assert set(systems) == {"stateward", "raw-ray"}, case
+        for system, entry in systems.items():
+            assert entry["correct"], (case, system, entry["notes"])
+            assert entry["ops_per_s"] > 0, (case, system)
+        (target,) = [t for t in quick_results["targets"] if t["case"] == case]
+        assert target["status"] in ("met", "missed"), target
+    blocking = quick_results["cases"]["ray_blocking"]
+    ratio = blocking["stateward"]["median_us"] / blocking["raw-ray"]["median_us"]
+    (target,) = [t for t in quick_results["targets"] if t["case"] == "ray_blocking"]
+    assert target["measured"] == pytest.approx(ratio, rel=1e-2)
+    piped = quick_results["cases"]["ray_pipelined"]["stateward"]
+    assert piped["counts"]["transitions"] >= piped["in_flight"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(QUICK_RUN_TIMEOUT_S + 30)
 def test_quick_run_stateward_is_correct(quick_results: dict[str, Any]) -> None:
     wrong = {
         f"{case}/{system}": entry["notes"]
@@ -256,8 +288,10 @@ def test_the_consistent_read_baseline_is_consistent(quick_results: dict[str, Any
 @pytest.mark.timeout(QUICK_RUN_TIMEOUT_S + 30)
 def test_quick_run_writes_the_markdown_page(quick_results: dict[str, Any]) -> None:
     page = quick_results["_page"]
-    for case in CASES:
+    for case in quick_results["cases"]:
         assert f"## `{case}`" in page
+    for case in quick_results["unavailable"]:
+        assert f"- `{case}` not measured: " in page
     assert "## Targets" in page
 
 
@@ -366,6 +400,37 @@ def run_module(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def test_a_case_that_cannot_run_here_is_recorded_as_unavailable_and_the_run_goes_on(
+    run_module: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A case whose context cannot start (Ray not installed) is listed under
+    ``unavailable`` with the reason, the page says so, and the next case runs."""
+    import contextlib
+
+    import _cases  # type: ignore[import-not-found]
+    from _harness import CaseUnavailable  # type: ignore[import-not-found]
+
+    @contextlib.contextmanager
+    def no_cluster() -> Any:
+        raise CaseUnavailable("Ray is not installed (pip install 'stateward[ray]')")
+        yield  # pragma: no cover
+
+    cases = {
+        "ray_blocking": dataclasses.replace(_cases.CASES["ray_blocking"], around=no_cluster),
+        "restart_latency": _cases.CASES["restart_latency"],
+    }
+    monkeypatch.setattr(run_module, "CASES", cases)
+    results = run_module.run(True, None, tmp_path, "python benchmarks/run.py --quick")
+    assert results["unavailable"] == {
+        "ray_blocking": "Ray is not installed (pip install 'stateward[ray]')"
+    }
+    assert list(results["cases"]) == ["restart_latency"]
+    assert results["cases"]["restart_latency"]["stateward"]["correct"]
+    assert not [t for t in results["targets"] if t["case"] == "ray_blocking"]
+    page = _load_report().render_markdown(results)
+    assert "- `ray_blocking` not measured: Ray is not installed (pip install" in page
 
 
 def test_a_count_a_thread_per_actor_cannot_reach_is_refused_before_measuring(

@@ -327,3 +327,77 @@ def test_demo_says_what_to_do_when_threads_run_out(
         "machines" in err.getvalue()
     )
     assert "with --workers 0 every machine needs a thread of its own" in err.getvalue()
+
+
+# -- stateward demo --ray --------------------------------------------------------------
+
+
+RAY_CHECKS = (
+    "every acknowledged transition is stored",
+    "no update was lost",
+    "each history is consistent with its state",
+    "each injected crash failed only its own transition",
+    "every actor and thread stopped",
+)
+
+
+@pytest.mark.timeout(200)
+def test_demo_on_ray_starts_its_own_cluster_verifies_every_check_and_stops_it(
+    tmp_path: Path,
+) -> None:
+    """``demo --ray`` on a local cluster the command starts and stops: the same
+    clients and checks, its cluster's files in a temporary folder that is gone
+    afterwards, and nothing written into the home directory."""
+    pytest.importorskip("ray")
+    home = tmp_path / "home"
+    home.mkdir()
+    store = tmp_path / "ray.db"
+    result = subprocess.run(
+        [
+            str(SCRIPT), "demo", "--ray", "--machines", "60", "--clients", "2", "--seconds",
+            "0.5", "--crash-rate", "0.05", "--json", "--progress-every", "0.001",
+            "--store", str(store),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "HOME": str(home)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["ok"] is True and report["machines"] == 60
+    assert list(report["checks"]) == list(RAY_CHECKS)
+    assert report["ray"]["shards"] == 2
+    folder = Path(report["ray"]["cluster_folder"])
+    assert folder.name.startswith("stateward-demo-ray-") and not folder.exists()
+    assert list(home.iterdir()) == []  # no ~/.ray (RAY_AUTH_MODE=disabled), nothing else
+    assert report["transitions"] > 0 and report["modifies"] > 0
+    assert report["crashes_injected"] > 0 and report["restarts"] == 0
+    assert report["threads"]["after_shutdown"] == report["threads"]["before"]
+    assert report["shutdown_clean"] is True
+    phases = [line.split()[1] for line in result.stderr.splitlines() if "progress: " in line]
+    assert list(dict.fromkeys(phases)) == ["creating", "driving", "stopping", "recovering"]
+    assert store.exists()  # a given store is kept
+
+
+def test_demo_ray_without_ray_says_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["demo", "--ray", "--machines", "3", "--store", str(tmp_path / "r.db")]
+    assert main(argv, out=out, err=err) == 1
+    assert err.getvalue() == (
+        "stateward demo: error: --ray runs the demo on a local Ray cluster, and Ray is not "
+        "installed: pip install 'stateward[ray]' (or leave --ray out)\n"
+    )
+    assert not (tmp_path / "r.db").exists()
+
+
+def test_demo_shards_without_ray_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["demo", "--shards", "3"], out=out, err=err) == 2
+    assert "usage: stateward demo" in err.getvalue()
+    assert "--shards goes with --ray" in err.getvalue()

@@ -34,9 +34,12 @@ from stateward.actors._pool_host import DEFAULT_WORKERS
 from stateward.core import MachineSpec, StatewardError
 
 from . import _demo_orders
+from ._demo_args import DEFAULT_SHARDS
 from ._demo_measure import SAMPLE_EVERY, Memory, Progress
 from ._demo_orders import Ledger, client, order_spec
+from ._demo_ray import RayHost
 from ._demo_report import Phase, Run, build_report, print_report, workers_label
+from ._usage import UsageError
 
 __all__ = ["run_demo"]
 
@@ -140,14 +143,20 @@ def _drive(
     run.driving = Phase(sum(ledger.acked.values()), time.monotonic() - started)
 
 
-def _shut_down(run: Run, progress: Progress, runtime: Runtime) -> None:
-    """Shut ``runtime`` down (on a helper thread, so progress can show), time it,
-    and wait for its threads to end."""
+def _shut_down(run: Run, progress: Progress, host: Any) -> None:
+    """Shut ``host``'s runtime down (on a helper thread, so progress can show),
+    time it, and wait for its threads to end. A shutdown that raises leaves no
+    report: the "every actor and thread stopped" check then fails, saying so."""
     done: list[ShutdownReport] = []
     timeout = SHUTDOWN_BASE_S + SHUTDOWN_PER_MACHINE_S * run.args.machines
-    stopper = threading.Thread(
-        target=lambda: done.append(runtime.shutdown(timeout)), name="demo-shutdown", daemon=True
-    )
+
+    def stop() -> None:
+        try:
+            done.append(host.shutdown(timeout))
+        except Exception as exc:  # reported by the check, never lost
+            run.shutdown_error = f"{type(exc).__name__}: {exc}"
+
+    stopper = threading.Thread(target=stop, name="demo-shutdown", daemon=True)
     started = time.monotonic()
     progress.restart()
     stopper.start()
@@ -157,7 +166,7 @@ def _shut_down(run: Run, progress: Progress, runtime: Runtime) -> None:
         if progress.due():
             progress.show(
                 f"{'stopping':<10} {time.monotonic() - started:6.1f} s  "
-                f"{len(runtime.names()):9,d} actors still running"
+                f"{host.running():9,d} actors still running"
             )
     progress.done()
     run.stopping = Phase(run.args.machines, time.monotonic() - started)
@@ -222,7 +231,7 @@ def _verify(run: Run, progress: Progress, spec: MachineSpec, ledger: Ledger, bas
     checks["every actor and thread stopped"] = {
         "ok": report is not None and report.clean and leftover == 0,
         "detail": (
-            "shutdown did not finish"
+            f"shutdown did not finish{': ' + run.shutdown_error if run.shutdown_error else ''}"
             if report is None
             else f"{report.describe()}; {leftover} threads left"
             if not report.clean or leftover
@@ -231,8 +240,87 @@ def _verify(run: Run, progress: Progress, spec: MachineSpec, ledger: Ledger, bas
     }
 
 
+class _LocalHost:
+    """The demo's machines in this process: a `Runtime` on the store, every
+    machine under one supervisor that restarts it when a hook crashes."""
+
+    crash_restarts = True
+
+    def __init__(self, args: argparse.Namespace, path: Path) -> None:
+        self.spec = order_spec()
+        self.label = workers_label(args)
+        self.runtime = Runtime(
+            "demo", store=SQLiteStore(path, durability=args.durability), workers=args.workers
+        )
+        self._lock, self._restarts = threading.Lock(), 0
+        self.runtime.subscribe(self._count_restarts)
+        self.orders = Supervisor(
+            "orders",
+            runtime=self.runtime,
+            strategy="one_for_one",
+            max_restarts=1_000_000,
+            within=1.0,
+        )
+
+    def _count_restarts(self, event: SupervisorEvent) -> None:
+        if event.kind == "restarted":
+            with self._lock:
+                self._restarts += 1
+
+    def restarts(self) -> int:
+        return self._restarts
+
+    def machine(self, name: str) -> StateMachine:
+        return StateMachine(
+            self.spec, name=name, runtime=self.runtime, supervisor=self.orders, on_error="restart"
+        )
+
+    def totals(self) -> StateManager:
+        return StateManager(
+            {"modifies": 0}, name="totals", runtime=self.runtime, supervisor=self.orders
+        )
+
+    def start(self, say: Callable[[str], None]) -> None:
+        """Nothing to start: the runtime runs in this process."""
+
+    def running(self) -> int:
+        return len(self.runtime.names())
+
+    def shutdown(self, timeout: float) -> ShutdownReport:
+        return self.runtime.shutdown(timeout)
+
+
+#: The Ray demo's check in place of "restarts match the crashes injected".
+RAY_CRASH_CHECK = "each injected crash failed only its own transition"
+
+
+def _crashes_failed_alone(run: Run, ledger: Ledger) -> None:
+    """On Ray, replace the restarts check: a shard's actors run with
+    ``on_error="fail"``, so an injected crash fails its own transition (the
+    caller gets the `InjectedCrash`) and the machine keeps its state, which the
+    stored versions show; no restart is expected."""
+    restarted = sum(run.restarts.values())
+    ok = not ledger.errors and restarted == 0
+    checks = run.checks = {
+        (RAY_CRASH_CHECK if name == "restarts match the crashes injected" else name): check
+        for name, check in run.checks.items()
+    }
+    checks[RAY_CRASH_CHECK] = {
+        "ok": ok,
+        "detail": f"{ledger.crashes} crashes injected, each answered to its caller with "
+        f"its InjectedCrash, {restarted} restarts (on a RayRuntime a hook's exception fails "
+        "its request; the machine keeps its state)"
+        if ok
+        else "; ".join(ledger.errors[:5]) or f"{restarted} restarts, none expected",
+    }
+
+
 def run_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Run ``stateward demo`` with the parsed ``args``; return its exit code."""
+    if args.shards is not None and not args.ray:
+        raise UsageError("--shards goes with --ray (the shards of a RayRuntime)")
+    if args.ray and args.shards is None:
+        args.shards = DEFAULT_SHARDS
     folder = None
     if args.store:
         path = Path(args.store)
@@ -241,7 +329,6 @@ def run_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         path = Path(folder) / "demo.db"
     run = Run(args, path)
     progress = Progress(err if args.json else out, args.progress_every)
-    spec = order_spec()
     ledger = Ledger(args.clients)
     memory = Memory(args.memory)
 
@@ -249,39 +336,21 @@ def run_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if not args.json:
             print(text, file=out, flush=True)
 
+    host: _LocalHost | RayHost = RayHost(args, path) if args.ray else _LocalHost(args, path)
+    run.host_label = host.label
     say(
         f"stateward demo: {args.machines:,} order machines, {args.clients} clients for "
-        f"{args.seconds:g} s, crash rate {args.crash_rate:g}, seed {args.seed}, "
-        f"{workers_label(args)}"
+        f"{args.seconds:g} s, crash rate {args.crash_rate:g}, seed {args.seed}, {host.label}"
     )
     say(f"store {path} ({args.durability})")
     wall = time.monotonic()
-    runtime = Runtime(
-        "demo", store=SQLiteStore(path, durability=args.durability), workers=args.workers
-    )
-    restart_lock, restarts = threading.Lock(), [0]
-
-    def count_restarts(event: SupervisorEvent) -> None:
-        if event.kind == "restarted":
-            with restart_lock:
-                restarts[0] += 1
-
+    host.start(say)
+    run.cluster_folder = getattr(host, "folder", None)
     try:
-        runtime.subscribe(count_restarts)
-        orders = Supervisor(
-            "orders", runtime=runtime, strategy="one_for_one", max_restarts=1_000_000, within=1.0
-        )
-        totals = StateManager({"modifies": 0}, name="totals", runtime=runtime, supervisor=orders)
+        totals = host.totals()
         memory.begin()
         started = time.monotonic()
-        machines = _create(
-            run,
-            progress,
-            "creating",
-            lambda name: StateMachine(
-                spec, name=name, runtime=runtime, supervisor=orders, on_error="restart"
-            ),
-        )
+        machines = _create(run, progress, "creating", host.machine)
         run.creation = Phase(len(machines), time.monotonic() - started)
         memory.end()
         say(
@@ -289,14 +358,16 @@ def run_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             f"({run.creation.rate:,.0f}/s)"
         )
         base = ([m.version for m in machines], totals.get_state().modifies)
-        _drive(run, progress, machines, totals, ledger, lambda: restarts[0])
+        _drive(run, progress, machines, totals, ledger, host.restarts)
         run.restarts = {m.name: m.restarts for m in machines}
         del machines, totals
         say(f"clients ran {run.driving.seconds:.1f} s; shutting down")
     finally:
-        _shut_down(run, progress, runtime)
+        _shut_down(run, progress, host)
     say(f"shut down in {run.stopping.seconds:.1f} s; reopening the store to verify")
-    _verify(run, progress, spec, ledger, base)
+    _verify(run, progress, host.spec, ledger, base)
+    if not host.crash_restarts:
+        _crashes_failed_alone(run, ledger)
     say(f"recovered {run.recovery.count:,} machines in {run.recovery.seconds:.1f} s")
     report = build_report(run, ledger, memory, time.monotonic() - wall)
     if args.json:

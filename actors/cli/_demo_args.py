@@ -9,6 +9,8 @@ from stateward.actors.stores._sqlite import DURABILITY_MODES
 
 #: Order machines the demo starts when not told otherwise.
 DEFAULT_MACHINES = 100_000
+#: Shards of ``demo --ray`` when not told otherwise.
+DEFAULT_SHARDS = 2
 
 
 def _number(text: str, kind: type[int] | type[float]) -> int | float:
@@ -135,5 +137,19 @@ def add_demo_parser(
     )
     demo.add_argument(
         "--json", action="store_true", help="print the report as JSON (progress goes to stderr)"
+    )
+    demo.add_argument(
+        "--ray",
+        action="store_true",
+        help="run the machines on a local Ray cluster that the demo starts and stops itself "
+        "(its files in a temporary folder), on the shards of a RayRuntime over the same "
+        "store; the same checks. Needs the ray extra (pip install 'stateward[ray]')",
+    )
+    demo.add_argument(
+        "--shards",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help=f"with --ray: the RayRuntime's shards (default {DEFAULT_SHARDS})",
     )
     return demo

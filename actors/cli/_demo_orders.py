@@ -60,6 +60,11 @@ def order_spec(history_limit: int = 50) -> MachineSpec:
     return orders.build()
 
 
+#: The order machine at module level: a `RayRuntime` sends it to its shards by
+#: import path (``stateward demo --ray``), where this module is imported again.
+ORDER = order_spec()
+
+
 @dataclass
 class Ledger:
     """What the clients saw acknowledged, per machine.
@@ -102,6 +107,9 @@ class _Tally:
         except ActorCrashed as exc:
             if not isinstance(exc.cause, InjectedCrash):
                 raise
+            self.crashes += 1
+            self.crashed[machine.name] = self.crashed.get(machine.name, 0) + 1
+        except InjectedCrash:  # on_error="fail" (a RayRuntime): it failed its transition only
             self.crashes += 1
             self.crashed[machine.name] = self.crashed.get(machine.name, 0) + 1
         except InvalidTransition:

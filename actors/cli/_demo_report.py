@@ -42,6 +42,12 @@ class Run:
     peak_clients: int = 0
     restarts: dict[str, int] = field(default_factory=dict)
     checks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: What hosts the machines, as the report shows it ("4 workers", "2 Ray shards, ...").
+    host_label: str = ""
+    #: Why the shutdown raised, when it did.
+    shutdown_error: str = ""
+    #: ``--ray``: the folder the local cluster kept its files in (removed at its end).
+    cluster_folder: str | None = None
 
 
 def workers_label(args: argparse.Namespace) -> str:
@@ -57,6 +63,7 @@ def build_report(run: Run, ledger: Ledger, memory: Memory, wall: float) -> dict[
         "durability": args.durability,
         "machines": args.machines,
         "workers": DEFAULT_WORKERS if args.workers is None else args.workers,
+        "ray": {"shards": args.shards, "cluster_folder": run.cluster_folder} if args.ray else None,
         "clients": args.clients,
         "seed": args.seed,
         "threads": {
@@ -97,7 +104,7 @@ def print_report(run: Run, report: dict[str, Any], memory: Memory, out: TextIO) 
     threads = report["threads"]
     lines = [
         "",
-        f"machines            {run.args.machines:,} ({workers_label(run.args)})",
+        f"machines            {run.args.machines:,} ({run.host_label or workers_label(run.args)})",
         f"threads             {threads['before']} before, {threads['peak']} at peak "
         f"({threads['clients']} of them clients), {threads['after_shutdown']} after shutdown",
         f"memory per machine  {size(memory.bytes / run.args.machines)} ({memory.label}: "
