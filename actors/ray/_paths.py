@@ -36,8 +36,11 @@ def spec_path(spec: MachineSpec) -> tuple[str, str]:
     if known is not None and known[0] is spec:
         return known[1], known[2]
     builders: list[tuple[str, str, MachineBuilder]] = []
+    main = sys.modules.get("__main__")
     for module_name, module in list(sys.modules.items()):
-        if module_name == "__main__" or module is None:
+        # The main module imports on no worker, under any name: Ray (through
+        # multiprocessing) registers it a second time as ``__mp_main__``.
+        if module is None or module is main:
             continue
         try:
             names = list(vars(module).items())

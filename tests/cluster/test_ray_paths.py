@@ -64,3 +64,19 @@ def test_only_a_store_other_processes_can_open_is_shared(tmp_path: Path) -> None
         assert store_recipe(store) == ("sqlite", str((tmp_path / "s.db").resolve()), "batched")
     finally:
         store.close()
+
+
+def test_a_spec_of_the_main_module_is_refused_under_any_alias_of_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ray (through multiprocessing) registers the main module a second time
+    as ``__mp_main__``: a spec found there has no import path on a worker."""
+    import types
+
+    main = types.ModuleType("__main__")
+    spec = MachineSpec("a", {"a": ["b"], "b": []})
+    main.SCRIPT_SPEC = spec  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    monkeypatch.setitem(sys.modules, "__mp_main__", main)
+    with pytest.raises(SpecNotImportable, match="module level"):
+        spec_path(spec)
