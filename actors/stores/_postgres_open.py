@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from .._errors import StoreOpenError
+from ._leases import postgres_table
 
 if TYPE_CHECKING:
     import psycopg
@@ -274,12 +275,15 @@ def prepare(link: Link) -> None:
                 conn.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
                 for statement in _TABLES.format(s=s).split(";"):
                     conn.execute(statement)
+                conn.execute(postgres_table(s))
                 conn.execute(
                     f"INSERT INTO {s}.stateward_meta VALUES ('schema', %s), ('created_at', %s)",
                     (str(STORE_SCHEMA), repr(time.time())),
                 )
                 return
             problem = _check(conn, s, tables)
+            if problem is None and "leases" not in tables:  # a store from before leases
+                conn.execute(postgres_table(s))
     except Problem as exc:
         raise StoreOpenError(
             target.shown, f"{target.where()} could not set up schema {s!r}: {exc.text}", "try again"
