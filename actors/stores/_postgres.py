@@ -107,11 +107,11 @@ class PostgresStore(GroupCommit, PgNames):
         if not 0 < connect_timeout <= threading.TIMEOUT_MAX:
             raise ValueError(f"connect_timeout must be > 0 seconds, got {connect_timeout!r}")
         self.schema = check_schema_name(schema)
-        # The leases of the runtimes that own names through this store object.
-        self._leases = Leases("(not opened)", lease_seconds, lease_clock, "postgres", self.schema)
-        self.lease_seconds = self._leases.seconds
         self.target = Target(url)
-        self._leases.store = f"{self.target.shown!r} schema {self.schema!r}"
+        # The leases of the runtimes that own names through this store object.
+        where = f"{self.target.shown!r} schema {self.schema!r}"
+        self._leases = Leases(where, lease_seconds, lease_clock, "postgres", self.schema)
+        self.lease_seconds = self._leases.seconds
         self.durability = durability
         self.snapshot_every = snapshot_every
         self.keep_snapshots = keep_snapshots
