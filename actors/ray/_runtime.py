@@ -86,8 +86,11 @@ class RayRuntime(Runtime):
     another client shows after this client's next request to that shard.
 
     Args:
-        store: a `SQLiteStore` (one node) that every shard opens by its path.
-            This runtime closes it at shutdown.
+        store: a `PostgresStore` (any number of nodes), or a `SQLiteStore`
+            (one node), that every shard opens again from its recipe (its
+            URL or path, durability and ``lease_seconds``; see
+            ``ray/_paths.py`` for how a password travels). This runtime
+            closes it at shutdown.
         shards: how many logical shards (Ray actors).
         address: the Ray cluster's address; None: the Ray of this process
             (started with ``ray.init()`` if not yet).

@@ -18,7 +18,7 @@ from stateward.core import DefinitionMismatch
 from .._handles import StateMachine, StateManager
 from .._runtime import Runtime
 from ._errors import ShardUnavailable
-from ._paths import import_spec, open_store
+from ._paths import StoreRecipe, import_spec, open_store
 
 #: How long a shard waits for one request of a batch.
 ANSWER_TIMEOUT = 30.0
@@ -37,7 +37,7 @@ def _portable(error: BaseException) -> BaseException:
 class Shard:
     """The actors of one logical shard, over the shared store."""
 
-    def __init__(self, index: int, recipe: tuple[str, str, str], workers: int) -> None:
+    def __init__(self, index: int, recipe: StoreRecipe, workers: int) -> None:
         self.index = index
         self.runtime = Runtime(f"ray-shard-{index}", store=open_store(recipe), workers=workers)
         self.handles: dict[str, Any] = {}

@@ -106,6 +106,11 @@ class Target:
             )
         self._conninfo = urllib.parse.urlunsplit(("postgresql", *tuple(parts)[1:]))
 
+    def url_to_connect(self) -> str:
+        """The URL to connect with, password included: only to hand it to
+        another process that opens the same store (a Ray shard), never to show."""
+        return self._conninfo
+
     def scrub(self, text: str) -> str:
         """``text`` with the password taken out, wherever it occurs."""
         for secret in self._secrets:
