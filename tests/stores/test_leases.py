@@ -211,6 +211,47 @@ def test_a_group_commit_writes_the_live_holders_commits_and_fences_the_zombies(
         shared.close()
 
 
+def test_a_staged_batch_too_large_for_one_statement_is_fenced_whole(
+    backend: Backend, clock: WallClock
+) -> None:
+    """A pooled worker's staged batch of 1,001 commits (more than one fenced
+    statement holds) is checked against its lease before its first row: the
+    live holder's is written whole, the zombie's not at all."""
+    zombie_store, heir_store = backend.open(clock), backend.open(clock)
+    codec = ManagerCodec()
+    zombie, heir = Runtime("zombie"), Runtime("heir")  # for their ids: live runtimes
+
+    def batch(first: int) -> list[Any]:
+        from stateward.actors.stores._records import journal_entry
+
+        return [
+            journal_entry(
+                "x",
+                codec,
+                StoreSnapshot(ImmutableState(n=v - 1), v - 1),
+                StoreSnapshot(ImmutableState(n=v), v),
+                100_000,  # no snapshot due: journal entries only
+            )
+            for v in range(first, first + 1001)
+        ]
+
+    try:
+        assert zombie_store.claim("x", codec, zombie.runtime_id) is None
+        zombie_store.create("x", codec, StoreSnapshot(ImmutableState(n=0), 0))
+        zombie_store.write_staged(batch(1))
+        clock.now += LEASE + 1
+        assert heir_store.claim("x", codec, heir.runtime_id).state.n == 1001
+        with pytest.raises(LeaseLost) as lost:
+            zombie_store.write_staged(batch(1002))
+        assert (lost.value.actor, lost.value.held, lost.value.current) == ("x", 1, 2)
+        assert heir_store.recover("x", codec).state.n == 1001
+    finally:
+        heir.shutdown()
+        zombie.shutdown()
+        heir_store.close()
+        zombie_store.close()
+
+
 @pytest.mark.parametrize("seconds", [0, -1.0, True, "15"])
 def test_lease_seconds_must_be_a_positive_number(tmp_path: Path, seconds: Any) -> None:
     with pytest.raises(ValueError, match="lease_seconds must be a number of seconds > 0"):
