@@ -1,17 +1,27 @@
 """How a definition and a store travel to a shard: by import path and by
-recipe, never by value (a spec holds functions; a store holds connections)."""
+recipe, never by value (a spec holds functions; a store holds connections).
+
+A PostgreSQL store's password travels in its recipe, `Sealed`: the recipe is
+an argument of the shard's Ray actor, which Ray keeps inside its control store
+(GCS) to create the actor, and shows nowhere (not in the actor or task tables
+its state API lists, nor in their names or runtime environments); a sealed
+secret prints as ``***`` wherever a recipe is printed. To keep the password
+out of the cluster altogether, give the store a URL without one and let each
+node's libpq find it (a ``~/.pgpass`` file, or ``PGPASSWORD`` in the
+environment of ``ray start`` on that node; not in a Ray ``runtime_env``, which
+Ray lists). See docs/cluster.md."""
 
 from __future__ import annotations
 
 import importlib
 import sys
 import zlib
-from typing import Any
+from typing import Any, NamedTuple
 
 from stateward.core import MachineBuilder, MachineSpec
 
 from .._handles._definitions import read_definition
-from ..stores import MemoryStore, SQLiteStore, Store
+from ..stores import MemoryStore, PostgresStore, SQLiteStore, Store
 from ._errors import SpecNotImportable
 
 #: Import paths found, by spec identity (the spec is kept alive with its path,
@@ -96,29 +106,111 @@ def import_spec(module_name: str, attr: str) -> Any:
         ) from None
 
 
-def store_recipe(store: Store) -> tuple[str, str, str]:
-    """What a shard needs to open ``store`` itself: ``(kind, where, durability)``.
+class Sealed:
+    """A store's password on its way to a shard: it pickles (the shard must
+    connect) but shows itself as ``***`` in every repr, str and format, so that
+    no error or log line that prints a recipe prints the password."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret itself: only to hand it to the store that connects."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Sealed('***')"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Sealed, (self._value,))
+
+
+class StoreRecipe(NamedTuple):
+    """What a shard needs to open the shared store itself.
+
+    Attributes:
+        kind: ``"sqlite"`` or ``"postgres"``.
+        where: the store's identity, never with a password: a SQLite file's
+            absolute path, or a PostgreSQL URL without its password and the
+            schema. The shards' Ray actor names are derived from it.
+        durability: the store's durability mode.
+        lease_seconds: how long a shard's lease lasts unless renewed.
+        snapshot_every: journal entries between snapshots.
+        keep_snapshots: snapshots kept per actor.
+        secret: PostgreSQL: the URL to connect with (its password, if it has
+            one, included), `Sealed`.
+        schema: PostgreSQL: the store's schema.
+    """
+
+    kind: str
+    where: str
+    durability: str
+    lease_seconds: float
+    snapshot_every: int
+    keep_snapshots: int
+    secret: Sealed | None = None
+    schema: str = ""
+
+
+def store_recipe(store: Store) -> StoreRecipe:
+    """What a shard needs to open ``store`` itself (`StoreRecipe`).
 
     Raises:
         TypeError: a store no other process can open (a `MemoryStore`), or a
-            kind of store the shards cannot open yet.
+            kind of store the shards cannot open.
     """
     if isinstance(store, SQLiteStore):
-        return ("sqlite", str(store.path.resolve()), store.durability)
+        return StoreRecipe(
+            "sqlite",
+            str(store.path.resolve()),
+            store.durability,
+            store.lease_seconds,
+            store.snapshot_every,
+            store.keep_snapshots,
+        )
+    if isinstance(store, PostgresStore):
+        return StoreRecipe(
+            "postgres",
+            f"{store.url} schema {store.schema}",
+            store.durability,
+            store.lease_seconds,
+            store.snapshot_every,
+            store.keep_snapshots,
+            Sealed(store.target.url_to_connect()),
+            store.schema,
+        )
     if isinstance(store, MemoryStore):
         raise TypeError(
             "RayRuntime needs a store its shards share: a MemoryStore lives in one process. "
-            "Pass a SQLiteStore on a path every shard can reach (one node)"
+            "Pass a PostgresStore, or a SQLiteStore on a path every shard can reach (one node)"
         )
     raise TypeError(
-        f"RayRuntime cannot open a {type(store).__name__} on its shards yet; pass a SQLiteStore"
+        f"RayRuntime cannot open a {type(store).__name__} on its shards; pass a PostgresStore "
+        "or a SQLiteStore"
     )
 
 
-def open_store(recipe: tuple[str, str, str], lease_seconds: float = 15.0) -> Store:
-    """The store of ``recipe``, opened in this process (a shard's), with the
-    client's store's ``lease_seconds``."""
-    kind, where, durability = recipe
-    if kind != "sqlite":
-        raise TypeError(f"unknown store kind {kind!r}")
-    return SQLiteStore(where, durability=durability, lease_seconds=lease_seconds)
+def open_store(recipe: StoreRecipe) -> Store:
+    """The store of ``recipe``, opened in this process (a shard's)."""
+    if recipe.kind == "sqlite":
+        return SQLiteStore(
+            recipe.where,
+            durability=recipe.durability,
+            lease_seconds=recipe.lease_seconds,
+            snapshot_every=recipe.snapshot_every,
+            keep_snapshots=recipe.keep_snapshots,
+        )
+    if recipe.kind == "postgres" and recipe.secret is not None:
+        return PostgresStore(
+            recipe.secret.reveal(),
+            schema=recipe.schema,
+            durability=recipe.durability,
+            lease_seconds=recipe.lease_seconds,
+            snapshot_every=recipe.snapshot_every,
+            keep_snapshots=recipe.keep_snapshots,
+        )
+    raise TypeError(f"unknown store kind {recipe.kind!r}")

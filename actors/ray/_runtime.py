@@ -109,8 +109,11 @@ class RayRuntime(Runtime):
     semantics").
 
     Args:
-        store: a `SQLiteStore` (one node) that every shard opens by its path.
-            This runtime closes it at shutdown.
+        store: a `PostgresStore` (any number of nodes), or a `SQLiteStore`
+            (one node), that every shard opens again from its recipe (its
+            URL or path, durability and ``lease_seconds``; see
+            ``ray/_paths.py`` for how a password travels). This runtime
+            closes it at shutdown.
         shards: how many logical shards (Ray actors).
         address: the Ray cluster's address; None: the Ray of this process
             (started with ``ray.init()`` if not yet).
@@ -146,9 +149,8 @@ class RayRuntime(Runtime):
         if type(shards) is not int or shards < 1:
             raise ValueError(f"shards must be an int >= 1, got {shards!r}")
         recipe = store_recipe(store)
-        lease_seconds = float(getattr(store, "lease_seconds", 15.0))
-        shard_timeout = _check_shard_timeout(shard_timeout, lease_seconds)
-        if recipe[2] == "snapshot":
+        shard_timeout = _check_shard_timeout(shard_timeout, recipe.lease_seconds)
+        if recipe.durability == "snapshot":
             raise ValueError(
                 "a RayRuntime needs a store that writes a journal (durability 'strict' or "
                 "'batched'): in 'snapshot' mode no request id is kept, so a request retried "
@@ -160,8 +162,8 @@ class RayRuntime(Runtime):
         self._client_store = store
         if not ray.is_initialized():
             ray.init(address=address)
-        key = hashlib.sha256(recipe[1].encode()).hexdigest()[:16]
-        self._shards = ShardSet(f"stateward-shard-{key}-{shards}", (recipe, workers, lease_seconds))
+        key = hashlib.sha256(recipe.where.encode()).hexdigest()[:16]
+        self._shards = ShardSet(f"stateward-shard-{key}-{shards}", (recipe, workers))
         # Request ids: unique to this client, numbered in the order sent.
         client = uuid.uuid4().hex[:16]
         numbers = itertools.count()

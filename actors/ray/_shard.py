@@ -38,7 +38,7 @@ from ._carry import send_in_context
 from ._errors import ShardUnavailable
 from ._journal import Journal
 from ._options import create_on_shard
-from ._paths import open_store
+from ._paths import StoreRecipe, open_store
 
 #: A request's answer: ``(True, value)`` or ``(False, error)``.
 Answer = tuple[bool, Any]
@@ -60,11 +60,9 @@ def _portable(error: BaseException) -> BaseException:
 class Shard:
     """The actors of one logical shard, over the shared store."""
 
-    def __init__(
-        self, index: int, recipe: tuple[str, str, str], workers: int, lease_seconds: float
-    ) -> None:
+    def __init__(self, index: int, recipe: StoreRecipe, workers: int) -> None:
         self.index = index
-        self.store = open_store(recipe, lease_seconds=lease_seconds)
+        self.store = open_store(recipe)
         self.runtime = Runtime(f"ray-shard-{index}", store=self.store, workers=workers)
         self.handles: dict[str, Any] = {}
         #: How each actor was defined: ``(kind, definition, options)``, by name.

@@ -8,7 +8,10 @@ first owns a name there: a row of the ``leases`` table with
 - ``holder``: the runtime's id; ``host``, ``pid``, ``started``: its process;
 - ``expires``: the wall-clock time (seconds) until which it holds. The live
   holder renews it (`Leases.renew`, from its runtime's timer, every third of
-  the lease's duration).
+  the lease's duration). Whose wall clock: the ``clock`` given (SQLite:
+  ``time.time`` of each process sharing the file, one host), or with
+  ``clock=None`` in PostgreSQL the **server's** (``clock_timestamp()``), so
+  that clients on hosts whose clocks disagree still agree on every expiry.
 
 An owner row (``owners``: name -> runtime id) is held while its runtime's lease
 is: the lease exists, has not expired and, if its process is on this host,
@@ -29,10 +32,11 @@ indexed look-up per write, not per commit.
 This module holds the SQL and the logic; a store supplies ``execute`` (a
 function running one statement with parameters and returning a cursor, inside
 the store's transaction) and its dialect (``Leases(..., dialect="postgres")``:
-``%s`` parameters, and row locks on the leases a write checks). What a
-`PostgresStore` must call, with its cursor's ``execute``:
+``%s`` parameters, and row locks on the leases a write checks; ``schema=``
+names the schema of its ``leases`` and ``owners`` tables). What a
+`PostgresStore` calls, with its cursor's ``execute``:
 
-- at open: `POSTGRES_TABLE`;
+- at open: `postgres_table` (`POSTGRES_TABLE` in the connection's search path);
 - in a claim's or new actor's transaction, before writing the owner row:
   `Leases.holder_live` for the current owner's runtime (raise `ActorOwned`
   with `Leases.describe` if live), `Leases.revoke` if not, then
@@ -69,11 +73,23 @@ SQLITE_TABLE = (
     "holder TEXT NOT NULL UNIQUE, host TEXT NOT NULL, pid INTEGER NOT NULL, "
     "started TEXT NOT NULL, expires REAL NOT NULL)"
 )
-POSTGRES_TABLE = (
-    "CREATE TABLE IF NOT EXISTS leases (epoch BIGSERIAL PRIMARY KEY, "
-    "holder TEXT NOT NULL UNIQUE, host TEXT NOT NULL, pid INTEGER NOT NULL, "
-    "started TEXT NOT NULL, expires DOUBLE PRECISION NOT NULL)"
-)
+
+
+def postgres_table(schema: str = "") -> str:
+    """The leases table of a PostgreSQL store in ``schema`` (or the search
+    path's first schema): its epochs come from the sequence of a BIGSERIAL."""
+    prefix = f"{schema}." if schema else ""
+    return (
+        f"CREATE TABLE IF NOT EXISTS {prefix}leases (epoch BIGSERIAL PRIMARY KEY, "
+        "holder TEXT NOT NULL UNIQUE, host TEXT NOT NULL, pid INTEGER NOT NULL, "
+        "started TEXT NOT NULL, expires DOUBLE PRECISION NOT NULL)"
+    )
+
+
+POSTGRES_TABLE = postgres_table()
+
+#: The PostgreSQL server's wall clock, in seconds since the epoch (like ``time.time``).
+SERVER_NOW = "CAST(extract(epoch FROM clock_timestamp()) AS DOUBLE PRECISION)"
 
 #: Runs one statement with its parameters in the store's transaction; returns a cursor.
 Execute = Callable[[str, Sequence[Any]], Any]
@@ -91,21 +107,33 @@ def check_lease_seconds(value: Any) -> float:
 
 class Leases:
     """The leases of one store object: the epoch each runtime holds here and
-    the epoch each name was claimed under. Callers hold the store's lock."""
+    the epoch each name was claimed under. Callers hold the store's lock.
+
+    ``clock`` measures expiries (seconds, like ``time.time``); None, in
+    PostgreSQL only, means the server's clock (`SERVER_NOW`).
+    """
 
     def __init__(
         self,
         store: str,
         seconds: float = DEFAULT_LEASE_SECONDS,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = time.time,
         dialect: str = "sqlite",
+        schema: str = "",
     ) -> None:
         if dialect not in ("sqlite", "postgres"):
             raise ValueError(f"dialect must be 'sqlite' or 'postgres', got {dialect!r}")
+        if clock is None and dialect != "postgres":
+            raise ValueError(
+                "a SQLite store's leases need a clock (a database server's is used "
+                "only by PostgreSQL): pass clock=time.time"
+            )
         self.store = store
         self.seconds = check_lease_seconds(seconds)
         self.clock = clock
         self._marker = "?" if dialect == "sqlite" else "%s"
+        #: Where the tables are: ``schema.`` or nothing (the search path's).
+        self._t = f"{schema}." if schema else ""
         # PostgreSQL (READ COMMITTED) checks a lease with a row lock, so that a
         # takeover that deletes it waits for the commit that checked it, or the
         # commit sees it gone; SQLite runs one write transaction at a time.
@@ -128,26 +156,37 @@ class Leases:
         claim again what it owns)."""
         if holder == claimant:
             return None
-        row = execute(
-            self._sql("SELECT epoch, host, pid, started, expires FROM leases WHERE holder = ?"),
-            (holder,),
+        now, at = self._now()
+        found = execute(
+            self._sql(
+                f"SELECT epoch, host, pid, started, expires, expires <= {now} "
+                f"FROM {self._t}leases WHERE holder = ?"
+            ),
+            (*at, holder),
         ).fetchone()
-        if row is None:
+        if found is None:
             return None
-        _, host, pid, started, expires = row
-        if expires <= self.clock():
+        row = tuple(found[:5])
+        _, host, pid, started, _ = row
+        if found[5]:  # expired
             return None
         if host == HOST:
             if pid == MY_PID and started == MY_START:
                 return row if runtime_is_live(holder) else None
             if not process_alive(pid, started):
                 return None  # killed: no need to wait for the expiry
-        return tuple(row)
+        return row
+
+    def _now(self) -> tuple[str, tuple[float, ...]]:
+        """Now, as SQL and its parameters: the clock's reading, or the server's clock."""
+        if self.clock is None:
+            return SERVER_NOW, ()
+        return "?", (self.clock(),)
 
     def revoke(self, execute: Execute, holder: str) -> None:
         """Take away ``holder``'s lease (found not live): from now on its
         writes are refused and its names are free."""
-        execute(self._sql("DELETE FROM leases WHERE holder = ?"), (holder,))
+        execute(self._sql(f"DELETE FROM {self._t}leases WHERE holder = ?"), (holder,))
 
     def describe(self, holder: str, lease: tuple[Any, ...]) -> str:
         """Who holds a name and until when, for `ActorOwned`."""
@@ -164,27 +203,31 @@ class Leases:
         Raises:
             LeaseLost: ``holder`` had a lease here and it was taken over.
         """
-        expires = self.clock() + self.seconds
+        now, at = self._now()
+        expires = f"{now} + ?"
+        lasts = (*at, self.seconds)
+        t = self._t
         epoch = self._held.get(holder)
         if epoch is not None:
             renewed = execute(
-                self._sql("UPDATE leases SET expires = ? WHERE epoch = ?"), (expires, epoch)
+                self._sql(f"UPDATE {t}leases SET expires = {expires} WHERE epoch = ?"),
+                (*lasts, epoch),
             )
             if renewed.rowcount != 1:
                 raise self.lost_error(execute, list(names) or ["(any)"], {epoch})
             return epoch
-        # Held through another store object on the same file: the same lease.
+        # Held through another store object on the same store: the same lease.
         row = execute(
-            self._sql("UPDATE leases SET expires = ? WHERE holder = ? RETURNING epoch"),
-            (expires, holder),
+            self._sql(f"UPDATE {t}leases SET expires = {expires} WHERE holder = ? RETURNING epoch"),
+            (*lasts, holder),
         ).fetchone()
         if row is None:
             row = execute(
                 self._sql(
-                    "INSERT INTO leases (holder, host, pid, started, expires) "
-                    "VALUES (?, ?, ?, ?, ?) RETURNING epoch"
+                    f"INSERT INTO {t}leases (holder, host, pid, started, expires) "
+                    f"VALUES (?, ?, ?, ?, {expires}) RETURNING epoch"
                 ),
-                (holder, HOST, MY_PID, MY_START, expires),
+                (holder, HOST, MY_PID, MY_START, *lasts),
             ).fetchone()
         epoch = row[0]
         self._held[holder] = epoch
@@ -219,7 +262,9 @@ class Leases:
             return set()
         marks = ", ".join("?" * len(epochs))
         found = execute(
-            self._sql(f"SELECT epoch FROM leases WHERE epoch IN ({marks}){self._lock_rows}"),
+            self._sql(
+                f"SELECT epoch FROM {self._t}leases WHERE epoch IN ({marks}){self._lock_rows}"
+            ),
             tuple(epochs),
         ).fetchall()
         return epochs - {row[0] for row in found}
@@ -227,7 +272,7 @@ class Leases:
     def guard(self, epochs: set[int]) -> tuple[str, tuple[int, ...]]:
         """A SQL condition, true while every lease of ``epochs`` exists, and its parameters."""
         marks = ", ".join("?" * len(epochs))
-        held = f"SELECT epoch FROM leases WHERE epoch IN ({marks}){self._lock_rows}"
+        held = f"SELECT epoch FROM {self._t}leases WHERE epoch IN ({marks}){self._lock_rows}"
         return (
             self._sql(f"(SELECT count(*) FROM ({held}) AS held) = {len(epochs)}"),
             tuple(epochs),
@@ -259,8 +304,8 @@ class Leases:
         fenced = sorted({name for name in names if self._epochs.get(name) == held}) or list(names)
         row = execute(
             self._sql(
-                "SELECT l.epoch FROM owners o JOIN leases l ON l.holder = o.runtime_id "
-                "WHERE o.name = ?"
+                f"SELECT l.epoch FROM {self._t}owners o JOIN {self._t}leases l "
+                "ON l.holder = o.runtime_id WHERE o.name = ?"
             ),
             (fenced[0],),
         ).fetchone()
@@ -296,6 +341,6 @@ class Leases:
         """``holder`` ends: give its lease up, so its names are free at once."""
         epoch = self._held.pop(holder, None)
         if epoch is not None:
-            execute(self._sql("DELETE FROM leases WHERE epoch = ?"), (epoch,))
+            execute(self._sql(f"DELETE FROM {self._t}leases WHERE epoch = ?"), (epoch,))
             for name in [n for n, e in self._epochs.items() if e == epoch]:
                 del self._epochs[name]

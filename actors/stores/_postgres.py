@@ -1,8 +1,9 @@
 """The PostgreSQL store: snapshots and a journal of deltas in a schema of a PostgreSQL database.
 
 The same records and recovery as `SQLiteStore` (`_records`), the same group
-commit (`_group_commit`) and the same ownership rule (`_postgres_names`), on
-one psycopg 3 connection per store (`_postgres_open`).
+commit (`_group_commit`) and the same ownership rule: leases, with the fence
+checked in every commit's transaction (`_leases`, `_postgres_names`), on one
+psycopg 3 connection per store (`_postgres_open`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from stateward.core import decode
@@ -18,6 +19,7 @@ from stateward.core._persist import KindCodec, RecordUpgrades
 
 from .._errors import RecoveryError, StoreOpenError, StoreWriteError
 from ._group_commit import GroupCommit, Pending, group
+from ._leases import DEFAULT_LEASE_SECONDS, Leases
 from ._postgres_names import PgNames
 from ._postgres_open import Link, Problem, Target, check_schema_name, prepare
 from ._protocol import RecoveryReport, StoredActor
@@ -26,6 +28,9 @@ from ._requests import applied, prune, record, requested
 from ._sqlite_file import listed
 
 DURABILITY_MODES = ("strict", "batched")
+#: Journal entries a commit writes with its lease check in one statement (4
+#: parameters each: far below PostgreSQL's 65,535); a larger batch checks first.
+_ROWS_PER_FENCED_INSERT = 1000
 
 
 class PostgresStore(GroupCommit, PgNames):
@@ -58,6 +63,14 @@ class PostgresStore(GroupCommit, PgNames):
             is corrupt.
         connect_timeout: seconds to wait for the server when connecting.
         upgrades: `RecordUpgrades` for records written by older code.
+        lease_seconds: how long a runtime's lease on this store lasts unless
+            renewed (`_leases`): a runtime that stops renewing (a paused or
+            cut-off process) loses its names to the next claim that long
+            after its last renewal, and its later commits raise `LeaseLost`.
+            Its runtime renews it every third of that.
+        lease_clock: the wall clock leases are measured by (seconds, like
+            ``time.time``), for tests; by default the server's
+            (``clock_timestamp()``), so clients whose clocks disagree agree.
 
     One connection serves the store, one user at a time. When it is lost,
     the commit in flight fails with `StoreWriteError` unless the store can
@@ -83,6 +96,8 @@ class PostgresStore(GroupCommit, PgNames):
         keep_snapshots: int = 2,
         connect_timeout: float = 10.0,
         upgrades: RecordUpgrades | None = None,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        lease_clock: Callable[[], float] | None = None,
     ) -> None:
         if durability not in DURABILITY_MODES:
             raise ValueError(
@@ -97,6 +112,10 @@ class PostgresStore(GroupCommit, PgNames):
             raise ValueError(f"connect_timeout must be > 0 seconds, got {connect_timeout!r}")
         self.schema = check_schema_name(schema)
         self.target = Target(url)
+        # The leases of the runtimes that own names through this store object.
+        where = f"{self.target.shown!r} schema {self.schema!r}"
+        self._leases = Leases(where, lease_seconds, lease_clock, "postgres", self.schema)
+        self.lease_seconds = self._leases.seconds
         self.durability = durability
         self.snapshot_every = snapshot_every
         self.keep_snapshots = keep_snapshots
@@ -156,10 +175,21 @@ class PostgresStore(GroupCommit, PgNames):
         now = time.time()
         try:
             with self._link.transaction() as conn, conn.cursor() as cursor:
-                cursor.executemany(
-                    f"INSERT INTO {s}.journal VALUES (%s, %s, %s, %s)",
-                    [(item.name, item.version, now, item.payload) for item in items],
-                )
+                rows = [(item.name, item.version, now, item.payload) for item in items]
+                # The fence: every lease these commits were claimed under still
+                # holds, its row locked until the commit (a takeover waits).
+                epochs = self._leases.epochs_of(names)
+                if epochs and len(rows) <= _ROWS_PER_FENCED_INSERT:
+                    # Checked by the statement that writes the entries: no
+                    # round trip of its own.
+                    values = ", ".join(["(%s, %s, %s, %s)"] * len(rows))
+                    flat = [value for row in rows for value in row]
+                    table = f"{s}.journal"
+                    self._leases.fenced_insert(cursor.execute, table, values, flat, names, epochs)
+                else:
+                    if self._leases.lost_epochs(cursor.execute, epochs):
+                        raise self._leases.lost_error(cursor.execute, names, epochs)
+                    cursor.executemany(f"INSERT INTO {s}.journal VALUES (%s, %s, %s, %s)", rows)
                 record(cursor.executemany, requested(items), f"{s}.requests", "%s")
                 for item in items:
                     if item.snapshot is not None:
@@ -174,6 +204,13 @@ class PostgresStore(GroupCommit, PgNames):
         except Problem as exc:
             if exc.lost and self._landed(items[0]):
                 return  # the connection went after the server committed it
+            raise StoreWriteError(listed(names), exc.text) from None
+
+    def _fenced_out(self, names: list[str]) -> set[str]:
+        try:
+            with self._link.transaction() as conn:
+                return self._leases.fenced(conn.execute, names)
+        except Problem as exc:
             raise StoreWriteError(listed(names), exc.text) from None
 
     def _landed(self, item: Pending) -> bool:
@@ -221,6 +258,15 @@ class PostgresStore(GroupCommit, PgNames):
         s = self.schema
         if self._closed:
             raise RecoveryError(name, f"the store {self.url!r} is closed")
+        with self._link.lock:
+            held = self._leases.lost_epoch(name)
+        if held is not None:  # a restart of a fenced actor: it is another's now
+            try:
+                with self._link.transaction() as conn:
+                    lost = self._leases.lost_error(conn.execute, [name], {held})
+            except Problem as exc:
+                raise RecoveryError(name, f"its lease was taken over ({exc.text})") from None
+            raise lost
 
         def read(sql: str, params: tuple[Any, ...], what: str) -> list[tuple[int, bytes]]:
             try:

@@ -26,7 +26,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from .._errors import StoreOpenError
-from ._requests import postgres_table
+from ._leases import postgres_table
+from ._requests import postgres_table as requests_table
 
 if TYPE_CHECKING:
     import psycopg
@@ -105,6 +106,11 @@ class Target:
                 URL_FIX,
             )
         self._conninfo = urllib.parse.urlunsplit(("postgresql", *tuple(parts)[1:]))
+
+    def url_to_connect(self) -> str:
+        """The URL to connect with, password included: only to hand it to
+        another process that opens the same store (a Ray shard), never to show."""
+        return self._conninfo
 
     def scrub(self, text: str) -> str:
         """``text`` with the password taken out, wherever it occurs."""
@@ -276,14 +282,17 @@ def prepare(link: Link) -> None:
                 for statement in _TABLES.format(s=s).split(";"):
                     conn.execute(statement)
                 conn.execute(postgres_table(s))
+                conn.execute(requests_table(s))
                 conn.execute(
                     f"INSERT INTO {s}.stateward_meta VALUES ('schema', %s), ('created_at', %s)",
                     (str(STORE_SCHEMA), repr(time.time())),
                 )
                 return
             problem = _check(conn, s, tables)
-            if problem is None and "requests" not in tables:  # from before request ids
+            if problem is None and "leases" not in tables:  # a store from before leases
                 conn.execute(postgres_table(s))
+            if problem is None and "requests" not in tables:  # from before request ids
+                conn.execute(requests_table(s))
     except Problem as exc:
         raise StoreOpenError(
             target.shown, f"{target.where()} could not set up schema {s!r}: {exc.text}", "try again"

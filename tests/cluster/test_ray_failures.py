@@ -315,7 +315,7 @@ def test_a_replacement_waits_for_a_live_owners_lease_then_gives_up_with_actor_ow
     path = tmp_path / "s.db"
     holder = Runtime("holder", store=SQLiteStore(path, lease_seconds=0.5))
     StateMachine(ray_specs.LEDGER, name="held", runtime=holder).transition("open", {"by": [0, 0]})
-    shard = Shard(0, store_recipe(SQLiteStore(path)), 0, 0.5)
+    shard = Shard(0, store_recipe(SQLiteStore(path, lease_seconds=0.5)), 0)
     try:
         definition = ("ray_specs", "LEDGER")
         started = time.monotonic()

@@ -1,6 +1,7 @@
 """The lease logic of ``stores/_leases.py`` on PostgreSQL, for the PostgresStore to share.
 
-Two connections stand for two hosts. Without ``STATEWARD_PG_URL`` the test
+Two connections stand for two hosts; at the end, two `PostgresStore` objects
+whose clients' clocks disagree. Without ``STATEWARD_PG_URL`` the test
 skips (CI always sets it). Each test works in a schema of its own, dropped at
 the end.
 """
@@ -15,8 +16,11 @@ from typing import Any
 
 import pytest
 
-from stateward.actors import ActorOwned, LeaseLost, Runtime
+from stateward.actors import ActorOwned, LeaseLost, PostgresStore, Runtime
 from stateward.actors.stores._leases import POSTGRES_TABLE, Leases
+from stateward.core import ImmutableState
+from stateward.core._persist import ManagerCodec
+from stateward.core._store import StoreSnapshot
 
 psycopg = pytest.importorskip("psycopg")
 
@@ -149,3 +153,35 @@ def test_a_takeover_waits_for_a_commit_that_checked_the_lease_on_postgres(
                 claim(second, heir_leases, "counter", heir.runtime_id)
             second.rollback()
         assert claim(second, heir_leases, "counter", heir.runtime_id) == 2
+
+
+def test_clients_whose_clocks_disagree_agree_on_leases_by_the_servers_clock(
+    pg_schema: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without ``lease_clock``, a `PostgresStore` measures leases by the
+    server's clock: a holder whose clock runs an hour behind still holds its
+    name against a claimant whose clock runs an hour ahead, and the lease row
+    expires ``lease_seconds`` after the server's now."""
+    url, schema = pg_schema
+    codec = ManagerCodec()
+    real_time = time.time
+    holder_store = PostgresStore(url, schema=schema, lease_seconds=LEASE)
+    ahead_store = PostgresStore(url, schema=schema, lease_seconds=LEASE)
+    try:
+        with Runtime("holder") as holder, Runtime("ahead") as ahead:
+            monkeypatch.setattr(time, "time", lambda: real_time() - 3600)
+            assert holder_store.claim("counter", codec, holder.runtime_id) is None
+            holder_store.create("counter", codec, StoreSnapshot(ImmutableState(n=0), 0))
+            monkeypatch.setattr(time, "time", lambda: real_time() + 3600)
+            with pytest.raises(ActorOwned, match=r"lease epoch 1\) until"):
+                ahead_store.claim("counter", codec, ahead.runtime_id)
+            monkeypatch.undo()
+            with psycopg.connect(pg_url(), autocommit=True) as conn:
+                left = conn.execute(
+                    f"SELECT expires - extract(epoch FROM clock_timestamp())::float8 "
+                    f"FROM {schema}.leases"
+                ).fetchall()
+            assert len(left) == 1 and LEASE - 20 < left[0][0] <= LEASE
+    finally:
+        ahead_store.close()
+        holder_store.close()
