@@ -90,7 +90,8 @@ LEASE = 600.0
 def open_client(pg_store: tuple[str, str]) -> RayRuntime:
     url, schema = pg_store
     store = PostgresStore(url, schema=schema, durability="batched", lease_seconds=LEASE)
-    return RayRuntime(store, shards=2)
+    # A shard is declared dead only after longer than its lease (RayRuntime checks).
+    return RayRuntime(store, shards=2, shard_timeout=LEASE + 60)
 
 
 @pytest.fixture(scope="module")
