@@ -23,6 +23,7 @@ import random
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,17 @@ from unittest import mock
 
 import pytest
 import ray_specs
+from pg_support import drop_pg_schema, pg_url
 
-from stateward.actors import ActorOwned, LeaseLost, Runtime, SQLiteStore, StateMachine, Store
+from stateward.actors import (
+    ActorOwned,
+    LeaseLost,
+    PostgresStore,
+    Runtime,
+    SQLiteStore,
+    StateMachine,
+    Store,
+)
 from stateward.core import ImmutableState
 from stateward.core._messages import Move
 
@@ -69,12 +79,18 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 #: A store the shards share, by kind: ``make_store(**options)`` opens it (each
-#: call a new store object on the same data). PostgresStore joins as a second
-#: parameter once `RayRuntime` can open it on its shards.
-@pytest.fixture(params=["sqlite"])
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Store]:
-    path = tmp_path / "shared.db"
-    return lambda **options: SQLiteStore(path, **options)
+#: call a new store object on the same data): a SQLite file (one node), or a
+#: schema of its own on the PostgreSQL server (dropped at the test's end).
+@pytest.fixture(params=["sqlite", "postgres"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., Store]]:
+    if request.param == "sqlite":
+        path = tmp_path / "shared.db"
+        yield lambda **options: SQLiteStore(path, **options)
+        return
+    url = pg_url()
+    schema = f"sw_rayfail_{uuid.uuid4().hex[:12]}"
+    yield lambda **options: PostgresStore(url, schema=schema, **options)
+    drop_pg_schema(url, schema)
 
 
 @pytest.fixture
