@@ -32,6 +32,7 @@ from unittest import mock
 import pytest
 import ray_specs
 from pg_support import drop_pg_schema, pg_url
+from ray_cluster import local_cluster
 
 from stateward.actors import (
     ActorOwned,
@@ -52,7 +53,6 @@ from stateward.actors.ray._link import pickled  # noqa: E402
 from stateward.actors.ray._paths import store_recipe  # noqa: E402
 from stateward.actors.ray._shard import Shard  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
 ROUNDS = int(os.environ.get("STATEWARD_RAY_FAILURE_ROUNDS", "4"))
 THREADS = 4
 MACHINES = 50
@@ -60,22 +60,9 @@ MACHINES = 50
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A local Ray cluster (2 CPUs, no dashboard) for the module, its files
-    in a temporary folder, none in the home directory."""
-    folder = tmp_path_factory.mktemp("ray")
-    path = os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
-    with mock.patch.dict(os.environ, {"RAY_AUTH_MODE": "disabled"}):
-        ray.init(
-            num_cpus=2,
-            include_dashboard=False,
-            _temp_dir=str(folder),
-            runtime_env={"env_vars": {"PYTHONPATH": path, "RAY_AUTH_MODE": "disabled"}},
-            log_to_driver=False,
-        )
-        try:
-            yield folder
-        finally:
-            ray.shutdown()
+    """A local Ray cluster for the module (`ray_cluster.local_cluster`); its folder."""
+    with local_cluster(tmp_path_factory.mktemp("ray")) as folder:
+        yield folder
 
 
 #: A store the shards share, by kind: ``make_store(**options)`` opens it (each

@@ -15,7 +15,6 @@ task events (each task's description, with its runtime environment).
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 import traceback
@@ -24,12 +23,12 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import psycopg
 import pytest
 import ray_specs
 from pg_support import drop_pg_schema, pg_url
+from ray_cluster import local_cluster
 
 from stateward.actors import ActorCrashed, StateMachine, StoreWriteError
 from stateward.actors.stores import PostgresStore
@@ -65,21 +64,9 @@ def pg_store() -> Iterator[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A local Ray cluster (2 CPUs, no dashboard) for the module; its folder."""
-    folder = tmp_path_factory.mktemp("ray")
-    path = os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
-    with mock.patch.dict(os.environ, {"RAY_AUTH_MODE": "disabled"}):
-        ray.init(
-            num_cpus=2,
-            include_dashboard=False,
-            _temp_dir=str(folder),
-            runtime_env={"env_vars": {"PYTHONPATH": path, "RAY_AUTH_MODE": "disabled"}},
-            log_to_driver=False,
-        )
-        try:
-            yield folder
-        finally:
-            ray.shutdown()
+    """A local Ray cluster for the module (`ray_cluster.local_cluster`); its folder."""
+    with local_cluster(tmp_path_factory.mktemp("ray")) as folder:
+        yield folder
 
 
 #: The shards' lease: long, so that no renewal (every third of it) runs while a

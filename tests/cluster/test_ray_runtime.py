@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
 import random
 import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import pytest
 import ray_specs
+from ray_cluster import local_cluster
 
 from stateward.actors import ActorStopped, DuplicateActorName, StateMachine, StateManager
 from stateward.actors.stores import SQLiteStore
@@ -30,33 +29,12 @@ ray = pytest.importorskip("ray")
 
 from stateward.actors.ray import NotPicklable, RayRuntime, SpecNotImportable  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
-
-
-def _home_ray_files() -> set[Path]:
-    folder = Path.home() / ".ray"
-    return set(folder.rglob("*")) if folder.exists() else set()
-
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A local Ray cluster (2 CPUs, no dashboard) for the module; its folder."""
-    home_before = _home_ray_files()
-    folder = tmp_path_factory.mktemp("ray")
-    path = os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
-    with mock.patch.dict(os.environ, {"RAY_AUTH_MODE": "disabled"}):
-        ray.init(
-            num_cpus=2,
-            include_dashboard=False,
-            _temp_dir=str(folder),
-            runtime_env={"env_vars": {"PYTHONPATH": path, "RAY_AUTH_MODE": "disabled"}},
-            log_to_driver=False,
-        )
-        try:
-            yield folder
-        finally:
-            ray.shutdown()
-    assert _home_ray_files() == home_before, "the test cluster wrote into ~/.ray"
+    """A local Ray cluster for the module (`ray_cluster.local_cluster`); its folder."""
+    with local_cluster(tmp_path_factory.mktemp("ray")) as folder:
+        yield folder
 
 
 @pytest.fixture(scope="module")
