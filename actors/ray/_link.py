@@ -20,6 +20,7 @@ from typing import Any
 
 from .._errors import LeaseLost
 from .._reply import Reply
+from ._delta import SHRUNK, Held, grow, held_of
 from ._errors import NotPicklable, ShardUnavailable
 from ._journal import Deferred
 
@@ -80,6 +81,8 @@ class Link:
         self.closed: str | None = None
         #: Publishes a snapshot the shard returned: ``(name, snapshot)``.
         self.publish: Any = None
+        #: The snapshot this client holds of an actor, by name (None: none).
+        self.holds: Any = lambda name: None
         #: Takes a request whose answer the shard deferred: ``(index, reply,
         #: (generation, token))``.
         self.defer: Any = None
@@ -131,14 +134,20 @@ class Link:
                 return
             if not batch:
                 continue
+            ops = [op for op, _ in batch]
+            bases, held = self._holding(ops)
             try:
-                answers, snapshots = self._call([op for op, _ in batch])
+                answers, snapshots, shrunk = self._call(_packed(ops, held), len(ops))
             except ShardUnavailable as error:
                 for _, reply in batch:
                     reply.set_exception(error)
                 continue
+            if held:
+                answers = _grown(ops, answers, bases)
             for name, snapshot in snapshots.items():
                 self.publish(name, snapshot)
+            for name, grown in shrunk.items():
+                self.publish(name, bases[name] if grown is None else grow(bases[name], grown))
             for (_, reply), (ok, value) in zip(batch, answers, strict=True):
                 if ok and type(value) is Deferred:
                     # Answered by a later poll of this generation of the shard.
@@ -148,12 +157,26 @@ class Link:
                 else:
                     reply.set_exception(value)
 
-    def _call(self, ops: list[Any]) -> Any:
-        """One Ray call of ``ops``; on a dead shard, the same ops again (as a
-        retry) on its replacement. A shard that answers `LeaseLost` was
-        replaced (by another client, while this one did not look): it is
-        declared dead too, and the ops, none of which it committed, go to
-        its replacement.
+    def _holding(self, ops: list[Any]) -> tuple[dict[str, Any], dict[str, Held]]:
+        """The snapshots this client holds of the machines ``ops`` call, and
+        what the shard may shrink their snapshots against (see `_delta`)."""
+        bases: dict[str, Any] = {}
+        held: dict[str, Held] = {}
+        for op in ops:
+            name = op[1]
+            if op[0] == "call" and name not in bases:
+                snapshot = bases[name] = self.holds(name)
+                mine = held_of(snapshot)
+                if mine is not None:
+                    held[name] = mine
+        return bases, held
+
+    def _call(self, batch: Any, count: int) -> Any:
+        """One Ray call of ``batch`` (`_packed`: ``count`` operations); on a
+        dead shard, the same batch again (as a retry) on its replacement. A
+        shard that answers `LeaseLost` was replaced (by another client, while
+        this one did not look): it is declared dead too, and the ops, none
+        of which it committed, go to its replacement.
 
         Raises:
             ShardUnavailable: the call failed otherwise, or the shard was
@@ -166,7 +189,9 @@ class Link:
         for attempt in range(MAX_REPLACEMENTS + 1):
             self.calls += 1
             try:
-                result = ray.get(self.actor.run.remote(ops, retry), timeout=self.call_timeout)
+                result = ray.get(self.actor.run.remote(batch, retry), timeout=self.call_timeout)
+                if type(result) is bytes:
+                    result = pickle.loads(result)
             except (RayActorError, GetTimeoutError) as exc:
                 failure: BaseException = exc
                 if self.closed is not None and isinstance(exc, GetTimeoutError):
@@ -190,19 +215,42 @@ class Link:
                 dead,
                 type(failure).__name__,
                 failure,
-                len(ops),
+                count,
                 self.generation,
             )
         else:
             raise ShardUnavailable(
                 f"shard {self.index} died or did not answer within {self.call_timeout:g} s "
-                f"{MAX_REPLACEMENTS + 1} times in a row for a call of {len(ops)} requests "
+                f"{MAX_REPLACEMENTS + 1} times in a row for a call of {count} requests "
                 f"(last: {type(failure).__name__}: {failure}); whether they ran is unknown"
             )
         raise ShardUnavailable(
-            f"shard {self.index} did not answer a call of {len(ops)} requests "
+            f"shard {self.index} did not answer a call of {count} requests "
             f"({type(failure).__name__}: {failure}); whether they ran is unknown"
         )
+
+
+def _packed(ops: list[Any], held: dict[str, Held]) -> Any:
+    """``(ops, held)`` for `Shard.run`: pickled with plain pickle (faster than
+    the cloudpickle Ray would use), else as is."""
+    try:
+        return pickle.dumps((ops, held), protocol=5)
+    except Exception:
+        return (ops, held)
+
+
+def _grown(ops: list[Any], answers: list[tuple[Any, Any]], bases: dict[str, Any]) -> list[Any]:
+    """``answers`` with each shrunk snapshot rebuilt, in batch order, each from
+    the one before it of the same machine (see `_delta`); ``bases`` ends
+    with each machine's last one."""
+    rebuilt = []
+    for op, answer in zip(ops, answers, strict=True):
+        if answer[0] == SHRUNK:
+            name = op[1]
+            snapshot = bases[name] = grow(bases[name], answer[1])
+            answer = (True, snapshot)
+        rebuilt.append(answer)
+    return rebuilt
 
 
 def _lease_lost(answers: list[tuple[bool, Any]]) -> LeaseLost | None:

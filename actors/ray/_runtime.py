@@ -176,12 +176,18 @@ class RayRuntime(Runtime):
         for index in range(shards):
             link = Link(self._shards, index, placed[index], shard_timeout)
             link.publish = self._publish
+            link.holds = self._holds
             self._links.append(link)
         self._cells: dict[str, Cell] = {}
         self._cells_lock = threading.Lock()
         self._follower = Follower(self._links, functools.partial(shard_of, shards=shards))
         for link in self._links:
             link.defer = self._follower.defer
+
+    def _holds(self, name: str) -> Any:
+        """The snapshot this client holds of actor ``name`` (None: none here)."""
+        cell = self._cells.get(name)
+        return None if cell is None else cell.snapshot
 
     def _publish(self, name: str, snapshot: Any) -> None:
         cell = self._cells.get(name)

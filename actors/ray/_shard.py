@@ -35,6 +35,7 @@ from .._context import request_id
 from .._errors import ActorCrashed, ActorOwned, LeaseLost
 from .._runtime import Runtime
 from ._carry import send_in_context
+from ._delta import SHRUNK, Chain
 from ._errors import ShardUnavailable
 from ._journal import Journal
 from ._options import create_on_shard
@@ -155,9 +156,7 @@ class Shard:
                     )
         return answers
 
-    def run(
-        self, ops: list[tuple[Any, ...]], retry: bool = False
-    ) -> tuple[list[Answer], dict[str, Any]]:
+    def run(self, batch: Any, retry: bool = False) -> Any:
         """Run a batch: ``("create", name, kind, definition, initial, options)``
         and ``("call", name, pickled message, request id, kind, definition,
         options)``.
@@ -165,7 +164,26 @@ class Shard:
         named actor's snapshot after the batch. ``retry``: the batch was sent
         to a shard that died; what it applied is answered, not run again.
         A shard that was replaced answers every request with `LeaseLost`
-        (its client then finds the replacement)."""
+        (its client then finds the replacement).
+
+        ``batch`` is a list of operations, or, as a `Link` sends it, ``(ops,
+        held)`` (``held``: what the client holds of each machine it calls,
+        see `_delta`), pickled with plain pickle (else as is). Such a batch
+        is answered ``(answers, snapshots, shrunk)``, pickled likewise: its
+        machines' snapshots shrunk (see `_shrink`)."""
+        if type(batch) is list:
+            return self._run(batch, retry)
+        ops, held = pickle.loads(batch) if type(batch) is bytes else batch
+        answers, snapshots = self._run(ops, retry)
+        result = _shrink(ops, answers, snapshots, Chain(held))
+        if type(batch) is bytes:
+            try:
+                return pickle.dumps(result, protocol=5)
+            except Exception:
+                pass  # a value only Ray's cloudpickle takes: it pickles the result
+        return result
+
+    def _run(self, ops: list[tuple[Any, ...]], retry: bool) -> tuple[list[Answer], dict[str, Any]]:
         if self.fenced is not None:
             return [(False, self.fenced)] * len(ops), {}
         settled = self._applied(ops) if retry else {}
@@ -218,3 +236,33 @@ class Shard:
     def close(self) -> None:
         """Shut the shard's runtime down (drain, commit, close the store)."""
         self.runtime.shutdown()
+
+
+def _shrink(
+    ops: list[tuple[Any, ...]], answers: list[Answer], snapshots: dict[str, Any], chain: Chain
+) -> tuple[list[Answer], dict[str, Any], dict[str, Any]]:
+    """A batch's answers with each machine snapshot that a call answered
+    ``(SHRUNK, shrunk)`` for its client (see `_delta`), in batch order; and
+    its actors' snapshots: whole in the first dict, shrunk in the second,
+    where None means "the one its last answer in the batch held"."""
+    last: dict[str, Any] = {}
+    sent: list[Answer] = []
+    for op, answer in zip(ops, answers, strict=True):
+        if answer[0] is True and op[0] == "call":
+            shrunk = chain.shrink(op[1], answer[1])
+            if shrunk is not None:
+                last[op[1]] = answer[1]
+                answer = (SHRUNK, shrunk)
+        sent.append(answer)
+    whole: dict[str, Any] = {}
+    shrunk_snapshots: dict[str, Any] = {}
+    for name, snapshot in snapshots.items():
+        if last.get(name) is snapshot:
+            shrunk_snapshots[name] = None
+            continue
+        shrunk = chain.shrink(name, snapshot)
+        if shrunk is None:
+            whole[name] = snapshot
+        else:
+            shrunk_snapshots[name] = shrunk
+    return sent, whole, shrunk_snapshots
