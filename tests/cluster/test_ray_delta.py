@@ -1,0 +1,114 @@
+"""A machine's snapshot travels back from its shard as what the client lacks
+(`_delta`), and the client rebuilds it whole, history included. Nothing here
+starts Ray: a `Shard` runs in this process over a SQLite store."""
+
+from __future__ import annotations
+
+import datetime as dt
+import pickle
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import ray_specs
+
+from stateward.actors.ray._delta import SHRUNK, grow, held_of, shrink
+from stateward.actors.ray._link import _grown, _packed, pickled
+from stateward.actors.ray._paths import spec_path
+from stateward.actors.ray._shard import Shard
+from stateward.actors.stores import SQLiteStore
+from stateward.core import MachineSpec, apply_creation, apply_transition
+from stateward.core._messages import Move
+
+LOOP = MachineSpec("a", {"a": ["a"]}, history_limit=5)
+START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def _lineage(count: int, spec: MachineSpec = LOOP, step: int = 1) -> list[Any]:
+    """Snapshots 0..count of one machine, a transition each, ``step`` seconds apart."""
+    snapshots = [apply_creation(spec, machine="m").snapshot]
+    for i in range(count):
+        at = START + dt.timedelta(seconds=step * (i + 1))
+        moved = apply_transition(spec, snapshots[-1], "a", clock=lambda at=at: at, machine="m")
+        snapshots.append(moved.snapshot)
+    return snapshots
+
+
+def test_a_snapshot_is_rebuilt_equal_from_any_held_one_still_in_its_history() -> None:
+    snapshots = _lineage(12)
+    for i, base in enumerate(snapshots):
+        for j in range(i, len(snapshots)):
+            done = shrink(snapshots[j], held_of(base))  # type: ignore[arg-type]
+            # Held: version i's record (none for version 0), still kept at j.
+            assert (done is not None) == (i == 0 or j - i < LOOP.history_limit), (i, j)
+            if done is None:
+                continue
+            shrunk, now_held = done
+            assert len(shrunk[3]) == (j - i if i else min(j, LOOP.history_limit))
+            rebuilt = grow(base, shrunk)
+            assert rebuilt == snapshots[j] and list(rebuilt.history) == list(snapshots[j].history)
+            assert now_held == held_of(snapshots[j])
+
+
+def test_a_snapshot_of_another_lineage_travels_whole() -> None:
+    mine, other = _lineage(4), _lineage(4, step=2)  # same versions, other times
+    assert shrink(other[4], held_of(mine[2])) is None  # type: ignore[arg-type]
+    # A client holding fewer records than the shard's history has before its
+    # last one (it cannot have them) gets it whole too.
+    last, _ = held_of(mine[3])  # type: ignore[misc]
+    assert shrink(mine[4], (last, 1)) is None
+
+
+def test_a_machine_that_keeps_no_history_is_rebuilt_from_its_state_alone() -> None:
+    spec = MachineSpec("a", {"a": ["a"]}, history_limit=0)
+    snapshots = _lineage(3, spec)
+    done = shrink(snapshots[3], held_of(snapshots[1]))  # type: ignore[arg-type]
+    assert done is not None
+    assert grow(snapshots[1], done[0]) == snapshots[3] and snapshots[3].history == ()
+
+
+@pytest.fixture
+def shard(tmp_path: Path) -> Iterator[Shard]:
+    SQLiteStore(tmp_path / "s.db").close()  # the file, as a client's store makes it
+    shard = Shard(0, ("sqlite", str(tmp_path / "s.db"), "batched"), 2, 15.0)
+    yield shard
+    shard.close()
+
+
+def _move(name: str, number: int) -> tuple[Any, ...]:
+    definition = spec_path(ray_specs.ORDER)
+    data = pickled(Move(("review" if number % 2 == 0 else "draft", None, None)), "test")
+    return ("call", name, data, f"test:{name}:{number}", "machine", definition, None)
+
+
+def test_a_batch_answers_each_machine_snapshot_with_only_the_records_its_client_lacks(
+    shard: Shard,
+) -> None:
+    definition = spec_path(ray_specs.ORDER)
+    creates = [("create", name, "machine", definition, None, None) for name in ("x", "y")]
+    answers, _ = pickle.loads(shard.run(_packed(creates, {}), False))[:2]
+    held = {name: snapshot for name, (_, snapshot) in zip(("x", "y"), answers, strict=True)}
+    # Three moves of x and one of y, then x again in the next batch.
+    for batch in ([_move("x", 0), _move("x", 1), _move("y", 0), _move("x", 2)], [_move("x", 3)]):
+        bases = dict(held)
+        packed = _packed(batch, {name: held_of(s) for name, s in held.items()})  # type: ignore[misc]
+        answers, whole, shrunk = pickle.loads(shard.run(packed, False))
+        assert [ok for ok, _ in answers] == [SHRUNK] * len(batch)
+        assert all(len(value[3]) == 1 for _, value in answers)  # one new record each
+        assert whole == {} and set(shrunk.values()) == {None}  # each its last answer's
+        rebuilt = _grown(batch, answers, bases)
+        for op, (ok, snapshot) in zip(batch, rebuilt, strict=True):
+            assert ok is True and snapshot.version == int(op[3].rsplit(":")[-1]) + 1
+        for name in shrunk:
+            assert bases[name] == shard.handles[name]._cell.read()
+            held[name] = bases[name]
+    assert [r.to_state for r in held["x"].history] == ["review", "draft", "review", "draft"]
+
+
+def test_a_batch_sent_as_a_list_is_answered_whole(shard: Shard) -> None:
+    definition = spec_path(ray_specs.ORDER)
+    shard.run([("create", "z", "machine", definition, None, None)], False)
+    answers, snapshots = shard.run([_move("z", 0)], False)
+    assert answers[0][0] is True and answers[0][1] == snapshots["z"]
+    assert snapshots["z"].version == 1 and len(snapshots["z"].history) == 1
