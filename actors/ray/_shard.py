@@ -22,6 +22,7 @@ the dead shard and are answered, not applied again (`Shard._applied`).
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 import threading
@@ -29,10 +30,12 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from stateward.core import DefinitionMismatch
+from stateward.core import DefinitionMismatch, MachineSpec
+from stateward.core._messages import Move
 
 from .._context import request_id
 from .._errors import ActorCrashed, ActorOwned, LeaseLost
+from .._reply import Reply
 from .._runtime import Runtime
 from ._carry import send_in_context
 from ._delta import SHRUNK, Chain
@@ -187,6 +190,7 @@ class Shard:
         if self.fenced is not None:
             return [(False, self.fenced)] * len(ops), {}
         settled = self._applied(ops) if retry else {}
+        lone = len(ops) == 1  # a lone request may run here (see `_send_here`)
         outcomes: list[Any] = []
         names: set[str] = set()
         for position, op in enumerate(ops):
@@ -203,7 +207,8 @@ class Shard:
                         handle = self.handles[name]
                     token = request_id.set(op[3])  # the reply copies it with the context
                     try:
-                        outcomes.append(send_in_context(pickle.loads(op[2]), handle._request))
+                        send = functools.partial(_send_here, handle) if lone else handle._request
+                        outcomes.append(send_in_context(pickle.loads(op[2]), send))
                     finally:
                         request_id.reset(token)
                 names.add(name)
@@ -236,6 +241,29 @@ class Shard:
     def close(self) -> None:
         """Shut the shard's runtime down (drain, commit, close the store)."""
         self.runtime.shutdown()
+
+
+def _send_here(handle: Any, message: Any, callback: None) -> Any:
+    """A batch's lone request, run on this (the shard's Ray) thread when it
+    runs no code of the user's (`_runs_no_user_code`) and its actor is idle
+    with nothing queued, as a blocking call runs inline (``Runtime(inline_calls=
+    True)``, `Cell.try_inline`): no hand-off to a pool worker and back. What
+    runs no code of the user's cannot wait for a later call, which the Ray
+    thread would never take (see `_journal`). Else queued, as usual."""
+    cell = handle._cell
+    if type(message) is Move and _runs_no_user_code(handle._spec):
+        turn = cell.try_inline()
+        if turn:
+            reply: Reply[Any] = Reply(cell, message)
+            cell.process_inline(reply, turn)
+            return reply
+    return handle._request(message, callback)
+
+
+def _runs_no_user_code(spec: MachineSpec) -> bool:
+    """Whether a transition of ``spec`` runs only stateward's code: no hook,
+    no event effect."""
+    return not spec.hooks and all(event.effect is None for event in spec.events)
 
 
 def _shrink(

@@ -1,11 +1,14 @@
-"""A machine's snapshot travels back from its shard as what the client lacks
-(`_delta`), and the client rebuilds it whole, history included. Nothing here
-starts Ray: a `Shard` runs in this process over a SQLite store."""
+"""A shard's batches without a cluster (nothing here starts Ray: a `Shard`
+runs in this process over a SQLite store): a machine's snapshot travels back
+as what the client lacks (`_delta`), and the client rebuilds it whole,
+history included; a lone request that runs no code of the user's runs on
+the thread that runs the batch."""
 
 from __future__ import annotations
 
 import datetime as dt
 import pickle
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,7 @@ from stateward.actors.ray._link import _grown, _packed, pickled
 from stateward.actors.ray._paths import spec_path
 from stateward.actors.ray._shard import Shard
 from stateward.actors.stores import SQLiteStore
-from stateward.core import MachineSpec, apply_creation, apply_transition
+from stateward.core import ImmutableState, MachineSpec, apply_creation, apply_transition
 from stateward.core._messages import Move
 
 LOOP = MachineSpec("a", {"a": ["a"]}, history_limit=5)
@@ -112,3 +115,27 @@ def test_a_batch_sent_as_a_list_is_answered_whole(shard: Shard) -> None:
     answers, snapshots = shard.run([_move("z", 0)], False)
     assert answers[0][0] is True and answers[0][1] == snapshots["z"]
     assert snapshots["z"].version == 1 and len(snapshots["z"].history) == 1
+
+
+def test_a_lone_request_that_runs_no_user_code_runs_on_the_batchs_thread(shard: Shard) -> None:
+    """No hand-off to a pool worker and back for it; a request that runs a
+    hook (it could wait for a later call), or shares its batch, is queued
+    for the pool as usual."""
+    plain, guarded = spec_path(ray_specs.ORDER), spec_path(ray_specs.PAYMENTS)
+    shard.run([("create", "plain", "machine", plain, None, None)], False)
+    shard.run([("create", "guarded", "machine", guarded, None, None)], False)
+    threads: list[str] = []
+    for name in ("plain", "guarded"):
+        shard.handles[name].add_observer(
+            lambda old, new: threads.append(threading.current_thread().name)
+        )
+    here = threading.current_thread().name
+    shard.run([_move("plain", 0)], False)
+    assert threads == [here]
+    shard.run([_move("plain", 1), _move("plain", 2)], False)
+    pay = Move(("paid", None, ImmutableState({"amount": 5})))
+    paid = ("call", "guarded", pickled(pay, "test"), "test:pay", "machine", guarded, None)
+    (answer,), _ = shard.run([paid], False)
+    assert answer[0] is True and answer[1].state == "paid"
+    assert threads[0] == here and len(threads) == 4
+    assert all(name != here for name in threads[1:]), threads
