@@ -111,10 +111,12 @@ class Link:
             self.ready.notify()
         self.thread.join(timeout)
 
-    def _take(self) -> list[tuple[Any, Reply[Any]]] | None:
+    def _take(self, wait: bool = True) -> list[tuple[Any, Reply[Any]]] | None:
+        """What is queued (up to `MAX_BATCH`); with ``wait``, once something
+        is. None: closed and nothing queued, or nothing queued (not ``wait``)."""
         with self.ready:
             while not self.queue:
-                if self.closed is not None:
+                if self.closed is not None or not wait:
                     return None
                 self.ready.wait()
             batch: list[tuple[Any, Reply[Any]]] = []
@@ -128,26 +130,29 @@ class Link:
             return batch
 
     def _send(self) -> None:
+        """Send batch after batch, one Ray call out at a time. Once a call
+        is answered, the next batch goes out before this one's callers are
+        answered: the shard runs it meanwhile."""
+        out = None
         while True:
-            batch = self._take()
-            if batch is None:
-                return
-            if not batch:
-                continue
-            ops = [op for op, _ in batch]
-            bases, held = self._holding(ops)
+            if out is None:
+                batch = self._take()
+                if batch is None:
+                    return
+                out = self._submit(batch)
+                if out is None:
+                    continue
+            batch, ops, bases, packed, ref = out
             try:
-                answers, snapshots, shrunk = self._call(_packed(ops, held), len(ops))
+                result = self._call(packed, len(ops), ref)
             except ShardUnavailable as error:
                 for _, reply in batch:
                     reply.set_exception(error)
+                out = None
                 continue
-            if held:
-                answers = _grown(ops, answers, bases)
-            for name, snapshot in snapshots.items():
-                self.publish(name, snapshot)
-            for name, grown in shrunk.items():
-                self.publish(name, bases[name] if grown is None else grow(bases[name], grown))
+            answers = self._published(ops, bases, result)
+            following = self._take(wait=False)
+            out = self._submit(following) if following else None
             for (_, reply), (ok, value) in zip(batch, answers, strict=True):
                 if ok and type(value) is Deferred:
                     # Answered by a later poll of this generation of the shard.
@@ -156,6 +161,36 @@ class Link:
                     reply.set_result(value)
                 else:
                     reply.set_exception(value)
+
+    def _submit(self, batch: list[tuple[Any, Reply[Any]]]) -> tuple[Any, ...] | None:
+        """Start ``batch``'s Ray call: ``(batch, ops, the snapshots held of
+        its machines, the packed batch, the call's reference)``; None for
+        an empty batch."""
+        if not batch:
+            return None
+        ops = [op for op, _ in batch]
+        bases, held = self._holding(ops)
+        packed = _packed(ops, held)
+        try:
+            ref = self._start(packed, False)
+        except Exception:
+            ref = None  # `_call` starts it again, and handles the failure
+        return batch, ops, bases, packed, ref
+
+    def _start(self, packed: Any, retry: bool) -> Any:
+        self.calls += 1
+        return self.actor.run.remote(packed, retry)
+
+    def _published(self, ops: list[Any], bases: dict[str, Any], result: Any) -> list[Any]:
+        """A call's answers, shrunk snapshots rebuilt (see `_delta`), once
+        the snapshots it returned are published."""
+        answers, snapshots, shrunk = result
+        answers = _grown(ops, answers, bases)
+        for name, snapshot in snapshots.items():
+            self.publish(name, snapshot)
+        for name, grown in shrunk.items():
+            self.publish(name, bases[name] if grown is None else grow(bases[name], grown))
+        return answers
 
     def _holding(self, ops: list[Any]) -> tuple[dict[str, Any], dict[str, Held]]:
         """The snapshots this client holds of the machines ``ops`` call, and
@@ -171,9 +206,10 @@ class Link:
                     held[name] = mine
         return bases, held
 
-    def _call(self, batch: Any, count: int) -> Any:
-        """One Ray call of ``batch`` (`_packed`: ``count`` operations); on a
-        dead shard, the same batch again (as a retry) on its replacement. A
+    def _call(self, batch: Any, count: int, started: Any = None) -> Any:
+        """One Ray call of ``batch`` (`_packed`: ``count`` operations), or the
+        answer of the one ``started`` (`_start`); on a dead shard, the same
+        batch again (as a retry) on its replacement. A
         shard that answers `LeaseLost` was replaced (by another client, while
         this one did not look): it is declared dead too, and the ops, none
         of which it committed, go to its replacement.
@@ -187,9 +223,11 @@ class Link:
 
         retry = False
         for attempt in range(MAX_REPLACEMENTS + 1):
-            self.calls += 1
+            call, started = started, None
             try:
-                result = ray.get(self.actor.run.remote(batch, retry), timeout=self.call_timeout)
+                if call is None:
+                    call = self._start(batch, retry)
+                result = ray.get(call, timeout=self.call_timeout)
                 if type(result) is bytes:
                     result = pickle.loads(result)
             except (RayActorError, GetTimeoutError) as exc:
