@@ -5,7 +5,10 @@ A shard holds a normal `Runtime` on a worker pool over the shared store, and
 the handles of the actors placed on it. Each Ray call carries a batch of
 operations (`Shard.run`): creations, run in place, and requests, queued into
 their actors' mailboxes in batch order and answered together, so the actors
-of one batch run side by side on the pool and one machine's requests in order.
+of one batch run side by side on the pool and one machine's requests in order
+(a lone request that runs no code of the user's runs on the Ray thread
+itself: `_send_here`). A batch a `Link` sends is answered with each
+machine's snapshots shrunk to what its client lacks (`_delta`).
 A call never waits for what only a later call can bring: a batch stuck for
 `_journal.PATIENCE` seconds (no answer coming) defers the rest, which the
 client collects with `Shard.poll` (see `_journal`).
