@@ -21,6 +21,7 @@ whole, as does every value that is not a `MachineSnapshot`.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from stateward.core import History, MachineSnapshot
@@ -41,7 +42,7 @@ def held_of(snapshot: Any) -> Held | None:
         return None
     history = snapshot.history
     size = len(history)
-    return (history[-1].to_tuple() if size else None), size
+    return (next(itertools.islice(history.entries(), size - 1, None)) if size else None), size
 
 
 def shrink(snapshot: Any, held: Held) -> tuple[tuple[Any, ...], Held] | None:
@@ -51,24 +52,30 @@ def shrink(snapshot: Any, held: Held) -> tuple[tuple[Any, ...], Held] | None:
     the module's docstring)."""
     if type(snapshot) is not MachineSnapshot or type(snapshot.history) is not History:
         return None
+    history = snapshot.history
+    size = len(history)
     last, count = held
-    entries = tuple(snapshot.history.entries())
-    kept = len(entries)
     if last is None:
         if count:
             return None
-        start = 0
+        new = tuple(history.entries())
     else:
-        start = kept
+        # The records after the held one are at most one per version since:
+        # only the newest of them (and the held one) are looked at.
         version = last[0]
-        while start and entries[start - 1][0] > version:
-            start -= 1
+        first = max(0, size - max(0, snapshot.version - version) - 1)
+        newest = tuple(itertools.islice(history.entries(), first, None))
+        at = len(newest)
+        while at and newest[at - 1][0] > version:
+            at -= 1
         # The held record must be in this history, and the client must hold
         # every record of it up to that one.
-        if not start or entries[start - 1] != last or count < start:
+        if not at or newest[at - 1] != last or count < first + at:
             return None
-    shrunk = (snapshot.state, snapshot.version, snapshot.data, entries[start:], kept)
-    return shrunk, (entries[-1] if kept else None, kept)
+        new = newest[at:]
+        last = newest[-1]
+    shrunk = (snapshot.state, snapshot.version, snapshot.data, new, size)
+    return shrunk, (new[-1] if new else last, size)
 
 
 def grow(base: MachineSnapshot, shrunk: tuple[Any, ...]) -> MachineSnapshot:
