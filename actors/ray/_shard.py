@@ -271,20 +271,21 @@ def _runs_no_user_code(spec: MachineSpec) -> bool:
 
 def _shrink(
     ops: list[tuple[Any, ...]], answers: list[Answer], snapshots: dict[str, Any], chain: Chain
-) -> tuple[list[Answer], dict[str, Any], dict[str, Any]]:
+) -> tuple[list[tuple[Any, Any]], dict[str, Any], dict[str, Any]]:
     """A batch's answers with each machine snapshot that a call answered
     ``(SHRUNK, shrunk)`` for its client (see `_delta`), in batch order; and
     its actors' snapshots: whole in the first dict, shrunk in the second,
     where None means "the one its last answer in the batch held"."""
     last: dict[str, Any] = {}
-    sent: list[Answer] = []
-    for op, answer in zip(ops, answers, strict=True):
-        if answer[0] is True and op[0] == "call":
-            shrunk = chain.shrink(op[1], answer[1])
+    sent: list[tuple[Any, Any]] = []
+    for op, (ok, value) in zip(ops, answers, strict=True):
+        if ok is True and op[0] == "call":
+            shrunk = chain.shrink(op[1], value)
             if shrunk is not None:
-                last[op[1]] = answer[1]
-                answer = (SHRUNK, shrunk)
-        sent.append(answer)
+                last[op[1]] = value
+                sent.append((SHRUNK, shrunk))
+                continue
+        sent.append((ok, value))
     whole: dict[str, Any] = {}
     shrunk_snapshots: dict[str, Any] = {}
     for name, snapshot in snapshots.items():
