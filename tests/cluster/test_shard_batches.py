@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 import ray_specs
 
+from stateward.actors._reply import Reply
 from stateward.actors.ray._delta import SHRUNK, grow, held_of, shrink
-from stateward.actors.ray._link import _grown, _packed, pickled
+from stateward.actors.ray._link import Link, _grown, _packed, pickled
 from stateward.actors.ray._paths import spec_path
 from stateward.actors.ray._shard import Shard
 from stateward.actors.stores import SQLiteStore
@@ -139,3 +140,61 @@ def test_a_lone_request_that_runs_no_user_code_runs_on_the_batchs_thread(shard: 
     assert answer[0] is True and answer[1].state == "paid"
     assert threads[0] == here and len(threads) == 4
     assert all(name != here for name in threads[1:]), threads
+
+
+class _Recipient:
+    """What a `Reply` needs of its cell."""
+
+    name = "fake"
+    default_timeout = 10.0
+
+    def __init__(self) -> None:
+        self.callback_lock = threading.Lock()
+
+    def report(self, source: str, name: str, error: BaseException) -> None:
+        raise AssertionError(f"{source} {name} raised {error!r}")
+
+
+def test_the_next_batch_is_sent_before_the_last_ones_callers_are_answered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While a link answers one call's callers, its shard runs the next
+    batch: that call starts first (still one call out at a time)."""
+    ray = pytest.importorskip("ray")
+    events: list[str] = []
+    first_started, second_queued = threading.Event(), threading.Event()
+    out = [0]  # calls started and not yet answered
+
+    class Actor:
+        class run:
+            @staticmethod
+            def remote(batch: Any, retry: bool) -> int:
+                ops, _ = pickle.loads(batch)
+                events.append(f"start {ops[0][1]}" if out[0] == 0 else "two calls out")
+                out[0] += 1
+                first_started.set()
+                return len(events)
+
+    def get(call: int, timeout: float) -> Any:
+        if call == 1:  # the first call returns once the second batch is queued
+            assert second_queued.wait(10)
+        out[0] -= 1
+        return [(True, call)], {}, {}
+
+    monkeypatch.setattr(ray, "get", get)
+    link = Link(None, 0, (0, Actor()), 10.0)
+    try:
+        recipient = _Recipient()
+        replies = []
+        for name in ("first", "second"):
+            reply: Reply[Any] = Reply(recipient, name)  # type: ignore[arg-type]
+            reply.add_done_callback(lambda r, name=name: events.append(f"answer {name}"))
+            link.put(("call", name, b"", name), reply)
+            replies.append(reply)
+            if name == "first":  # out before the second is queued
+                assert first_started.wait(10)
+        second_queued.set()
+        assert [reply.result(10) for reply in replies] == [1, 2]
+    finally:
+        link.close("test over", 10)
+    assert events == ["start first", "start second", "answer first", "answer second"]
