@@ -21,7 +21,6 @@ whole, as does every value that is not a `MachineSnapshot`.
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 from stateward.core import History, MachineSnapshot
@@ -42,7 +41,7 @@ def held_of(snapshot: Any) -> Held | None:
         return None
     history = snapshot.history
     size = len(history)
-    return (next(itertools.islice(history.entries(), size - 1, None)) if size else None), size
+    return (history.newest(1)[0] if size else None), size
 
 
 def shrink(snapshot: Any, held: Held) -> tuple[tuple[Any, ...], Held] | None:
@@ -63,8 +62,8 @@ def shrink(snapshot: Any, held: Held) -> tuple[tuple[Any, ...], Held] | None:
         # The records after the held one are at most one per version since:
         # only the newest of them (and the held one) are looked at.
         version = last[0]
-        first = max(0, size - max(0, snapshot.version - version) - 1)
-        newest = tuple(itertools.islice(history.entries(), first, None))
+        newest = history.newest(max(0, snapshot.version - version) + 1)
+        first = size - len(newest)
         at = len(newest)
         while at and newest[at - 1][0] > version:
             at -= 1
