@@ -102,6 +102,23 @@ class History(Sequence["TransitionRecord"]):
         flat = itertools.chain(itertools.chain.from_iterable(chunks), tail)
         return itertools.islice(flat, start, None)
 
+    def newest(self, count: int) -> tuple[Entry, ...]:
+        """The newest ``count`` records (all, if it keeps fewer), oldest first,
+        in `entries`' form; in time proportional to ``count``, not to the
+        history's length."""
+        chunks, tail, _, size = self._parts
+        count = min(count, size)
+        if count <= len(tail):
+            return tail[len(tail) - count :]
+        need, pieces = count - len(tail), [tail]
+        for chunk in reversed(chunks):
+            if need <= CHUNK:
+                pieces.append(chunk[CHUNK - need :])
+                break
+            pieces.append(chunk)
+            need -= CHUNK
+        return tuple(itertools.chain.from_iterable(reversed(pieces)))
+
     def appended(self, entry: Entry, limit: int) -> History:
         """This history plus ``entry``, keeping the last ``limit`` records."""
         if limit <= 0:

@@ -20,6 +20,7 @@ from typing import Any
 
 from .._errors import LeaseLost
 from .._reply import Reply
+from ._delta import SHRUNK, Held, grow, held_of
 from ._errors import NotPicklable, ShardUnavailable
 from ._journal import Deferred
 
@@ -80,6 +81,8 @@ class Link:
         self.closed: str | None = None
         #: Publishes a snapshot the shard returned: ``(name, snapshot)``.
         self.publish: Any = None
+        #: The snapshot this client holds of an actor, by name (None: none).
+        self.holds: Any = lambda name: None
         #: Takes a request whose answer the shard deferred: ``(index, reply,
         #: (generation, token))``.
         self.defer: Any = None
@@ -108,10 +111,12 @@ class Link:
             self.ready.notify()
         self.thread.join(timeout)
 
-    def _take(self) -> list[tuple[Any, Reply[Any]]] | None:
+    def _take(self, wait: bool = True) -> list[tuple[Any, Reply[Any]]] | None:
+        """What is queued (up to `MAX_BATCH`); with ``wait``, once something
+        is. None: closed and nothing queued, or nothing queued (not ``wait``)."""
         with self.ready:
             while not self.queue:
-                if self.closed is not None:
+                if self.closed is not None or not wait:
                     return None
                 self.ready.wait()
             batch: list[tuple[Any, Reply[Any]]] = []
@@ -125,20 +130,29 @@ class Link:
             return batch
 
     def _send(self) -> None:
+        """Send batch after batch, one Ray call out at a time. Once a call
+        is answered, the next batch goes out before this one's callers are
+        answered: the shard runs it meanwhile."""
+        out = None
         while True:
-            batch = self._take()
-            if batch is None:
-                return
-            if not batch:
-                continue
+            if out is None:
+                batch = self._take()
+                if batch is None:
+                    return
+                out = self._submit(batch)
+                if out is None:
+                    continue
+            batch, ops, bases, packed, ref = out
             try:
-                answers, snapshots = self._call([op for op, _ in batch])
+                result = self._call(packed, len(ops), ref)
             except ShardUnavailable as error:
                 for _, reply in batch:
                     reply.set_exception(error)
+                out = None
                 continue
-            for name, snapshot in snapshots.items():
-                self.publish(name, snapshot)
+            answers = self._published(ops, bases, result)
+            following = self._take(wait=False)
+            out = self._submit(following) if following else None
             for (_, reply), (ok, value) in zip(batch, answers, strict=True):
                 if ok and type(value) is Deferred:
                     # Answered by a later poll of this generation of the shard.
@@ -148,12 +162,57 @@ class Link:
                 else:
                     reply.set_exception(value)
 
-    def _call(self, ops: list[Any]) -> Any:
-        """One Ray call of ``ops``; on a dead shard, the same ops again (as a
-        retry) on its replacement. A shard that answers `LeaseLost` was
-        replaced (by another client, while this one did not look): it is
-        declared dead too, and the ops, none of which it committed, go to
-        its replacement.
+    def _submit(self, batch: list[tuple[Any, Reply[Any]]]) -> tuple[Any, ...] | None:
+        """Start ``batch``'s Ray call: ``(batch, ops, the snapshots held of
+        its machines, the packed batch, the call's reference)``; None for
+        an empty batch."""
+        if not batch:
+            return None
+        ops = [op for op, _ in batch]
+        bases, held = self._holding(ops)
+        packed = _packed(ops, held)
+        try:
+            ref = self._start(packed, False)
+        except Exception:
+            ref = None  # `_call` starts it again, and handles the failure
+        return batch, ops, bases, packed, ref
+
+    def _start(self, packed: Any, retry: bool) -> Any:
+        self.calls += 1
+        return self.actor.run.remote(packed, retry)
+
+    def _published(self, ops: list[Any], bases: dict[str, Any], result: Any) -> list[Any]:
+        """A call's answers, shrunk snapshots rebuilt (see `_delta`), once
+        the snapshots it returned are published."""
+        answers, snapshots, shrunk = result
+        answers = _grown(ops, answers, bases)
+        for name, snapshot in snapshots.items():
+            self.publish(name, snapshot)
+        for name, grown in shrunk.items():
+            self.publish(name, bases[name] if grown is None else grow(bases[name], grown))
+        return answers
+
+    def _holding(self, ops: list[Any]) -> tuple[dict[str, Any], dict[str, Held]]:
+        """The snapshots this client holds of the machines ``ops`` call, and
+        what the shard may shrink their snapshots against (see `_delta`)."""
+        bases: dict[str, Any] = {}
+        held: dict[str, Held] = {}
+        for op in ops:
+            name = op[1]
+            if op[0] == "call" and name not in bases:
+                snapshot = bases[name] = self.holds(name)
+                mine = held_of(snapshot)
+                if mine is not None:
+                    held[name] = mine
+        return bases, held
+
+    def _call(self, batch: Any, count: int, started: Any = None) -> Any:
+        """One Ray call of ``batch`` (`_packed`: ``count`` operations), or the
+        answer of the one ``started`` (`_start`); on a dead shard, the same
+        batch again (as a retry) on its replacement. A
+        shard that answers `LeaseLost` was replaced (by another client, while
+        this one did not look): it is declared dead too, and the ops, none
+        of which it committed, go to its replacement.
 
         Raises:
             ShardUnavailable: the call failed otherwise, or the shard was
@@ -164,9 +223,13 @@ class Link:
 
         retry = False
         for attempt in range(MAX_REPLACEMENTS + 1):
-            self.calls += 1
+            call, started = started, None
             try:
-                result = ray.get(self.actor.run.remote(ops, retry), timeout=self.call_timeout)
+                if call is None:
+                    call = self._start(batch, retry)
+                result = ray.get(call, timeout=self.call_timeout)
+                if type(result) is bytes:
+                    result = pickle.loads(result)
             except (RayActorError, GetTimeoutError) as exc:
                 failure: BaseException = exc
                 if self.closed is not None and isinstance(exc, GetTimeoutError):
@@ -190,19 +253,42 @@ class Link:
                 dead,
                 type(failure).__name__,
                 failure,
-                len(ops),
+                count,
                 self.generation,
             )
         else:
             raise ShardUnavailable(
                 f"shard {self.index} died or did not answer within {self.call_timeout:g} s "
-                f"{MAX_REPLACEMENTS + 1} times in a row for a call of {len(ops)} requests "
+                f"{MAX_REPLACEMENTS + 1} times in a row for a call of {count} requests "
                 f"(last: {type(failure).__name__}: {failure}); whether they ran is unknown"
             )
         raise ShardUnavailable(
-            f"shard {self.index} did not answer a call of {len(ops)} requests "
+            f"shard {self.index} did not answer a call of {count} requests "
             f"({type(failure).__name__}: {failure}); whether they ran is unknown"
         )
+
+
+def _packed(ops: list[Any], held: dict[str, Held]) -> Any:
+    """``(ops, held)`` for `Shard.run`: pickled with plain pickle (faster than
+    the cloudpickle Ray would use), else as is."""
+    try:
+        return pickle.dumps((ops, held), protocol=5)
+    except Exception:
+        return (ops, held)
+
+
+def _grown(ops: list[Any], answers: list[tuple[Any, Any]], bases: dict[str, Any]) -> list[Any]:
+    """``answers`` with each shrunk snapshot rebuilt, in batch order, each from
+    the one before it of the same machine (see `_delta`); ``bases`` ends
+    with each machine's last one."""
+    rebuilt = []
+    for op, answer in zip(ops, answers, strict=True):
+        if answer[0] == SHRUNK:
+            name = op[1]
+            snapshot = bases[name] = grow(bases[name], answer[1])
+            answer = (True, snapshot)
+        rebuilt.append(answer)
+    return rebuilt
 
 
 def _lease_lost(answers: list[tuple[bool, Any]]) -> LeaseLost | None:

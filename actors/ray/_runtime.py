@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import itertools
+import pickle
 import threading
 import uuid
 from typing import Any
@@ -66,10 +67,15 @@ class _Forward:
         if self.closed_reason is not None:
             raise ActorStopped(self.name, self.closed_reason)
         request = reply.request
-        where = f"{self.name!r}: {request.describe()}"
-        values = carried(reply.context)
         # Registered context values, if any are set, travel along.
-        data = pickled(request, where) if values is None else pickled_with(request, values, where)
+        values = carried(reply.context)
+        data = _plainly_pickled(request) if values is None else None
+        if data is None:  # an error says where: worded only now (most requests pickle at once)
+            where = f"{self.name!r}: {request.describe()}"
+            if values is None:
+                data = pickled(request, where)
+            else:
+                data = pickled_with(request, values, where)
         self.link.put(("call", self.name, data, self.new_id(), *self.defined), reply)
 
     def offer(self, reply: Reply[Any], limit: int) -> bool:
@@ -81,6 +87,14 @@ class _Forward:
 
     def close(self, reason: str) -> None:
         self.closed_reason = reason
+
+
+def _plainly_pickled(request: Any) -> bytes | None:
+    """``request`` pickled with plain pickle, or None if it refuses."""
+    try:
+        return pickle.dumps(request, protocol=5)
+    except Exception:
+        return None
 
 
 class RayRuntime(Runtime):
@@ -178,12 +192,18 @@ class RayRuntime(Runtime):
         for index in range(shards):
             link = Link(self._shards, index, placed[index], shard_timeout)
             link.publish = self._publish
+            link.holds = self._holds
             self._links.append(link)
         self._cells: dict[str, Cell] = {}
         self._cells_lock = threading.Lock()
         self._follower = Follower(self._links, functools.partial(shard_of, shards=shards))
         for link in self._links:
             link.defer = self._follower.defer
+
+    def _holds(self, name: str) -> Any:
+        """The snapshot this client holds of actor ``name`` (None: none here)."""
+        cell = self._cells.get(name)
+        return None if cell is None else cell.snapshot
 
     def _publish(self, name: str, snapshot: Any) -> None:
         cell = self._cells.get(name)

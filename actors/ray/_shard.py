@@ -5,7 +5,10 @@ A shard holds a normal `Runtime` on a worker pool over the shared store, and
 the handles of the actors placed on it. Each Ray call carries a batch of
 operations (`Shard.run`): creations, run in place, and requests, queued into
 their actors' mailboxes in batch order and answered together, so the actors
-of one batch run side by side on the pool and one machine's requests in order.
+of one batch run side by side on the pool and one machine's requests in order
+(a lone request that runs no code of the user's runs on the Ray thread
+itself: `_send_here`). A batch a `Link` sends is answered with each
+machine's snapshots shrunk to what its client lacks (`_delta`).
 A call never waits for what only a later call can bring: a batch stuck for
 `_journal.PATIENCE` seconds (no answer coming) defers the rest, which the
 client collects with `Shard.poll` (see `_journal`).
@@ -22,6 +25,7 @@ the dead shard and are answered, not applied again (`Shard._applied`).
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 import threading
@@ -29,12 +33,15 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from stateward.core import DefinitionMismatch
+from stateward.core import DefinitionMismatch, MachineSpec
+from stateward.core._messages import Move
 
 from .._context import request_id
 from .._errors import ActorCrashed, ActorOwned, LeaseLost
+from .._reply import Reply
 from .._runtime import Runtime
 from ._carry import send_in_context
+from ._delta import SHRUNK, Chain
 from ._errors import ShardUnavailable
 from ._journal import Journal
 from ._options import create_on_shard
@@ -153,9 +160,7 @@ class Shard:
                     )
         return answers
 
-    def run(
-        self, ops: list[tuple[Any, ...]], retry: bool = False
-    ) -> tuple[list[Answer], dict[str, Any]]:
+    def run(self, batch: Any, retry: bool = False) -> Any:
         """Run a batch: ``("create", name, kind, definition, initial, options)``
         and ``("call", name, pickled message, request id, kind, definition,
         options)``.
@@ -163,10 +168,30 @@ class Shard:
         named actor's snapshot after the batch. ``retry``: the batch was sent
         to a shard that died; what it applied is answered, not run again.
         A shard that was replaced answers every request with `LeaseLost`
-        (its client then finds the replacement)."""
+        (its client then finds the replacement).
+
+        ``batch`` is a list of operations, or, as a `Link` sends it, ``(ops,
+        held)`` (``held``: what the client holds of each machine it calls,
+        see `_delta`), pickled with plain pickle (else as is). Such a batch
+        is answered ``(answers, snapshots, shrunk)``, pickled likewise: its
+        machines' snapshots shrunk (see `_shrink`)."""
+        if type(batch) is list:
+            return self._run(batch, retry)
+        ops, held = pickle.loads(batch) if type(batch) is bytes else batch
+        answers, snapshots = self._run(ops, retry)
+        result = _shrink(ops, answers, snapshots, Chain(held))
+        if type(batch) is bytes:
+            try:
+                return pickle.dumps(result, protocol=5)
+            except Exception:
+                pass  # a value only Ray's cloudpickle takes: it pickles the result
+        return result
+
+    def _run(self, ops: list[tuple[Any, ...]], retry: bool) -> tuple[list[Answer], dict[str, Any]]:
         if self.fenced is not None:
             return [(False, self.fenced)] * len(ops), {}
         settled = self._applied(ops) if retry else {}
+        lone = len(ops) == 1  # a lone request may run here (see `_send_here`)
         outcomes: list[Any] = []
         names: set[str] = set()
         for position, op in enumerate(ops):
@@ -183,7 +208,8 @@ class Shard:
                         handle = self.handles[name]
                     token = request_id.set(op[3])  # the reply copies it with the context
                     try:
-                        outcomes.append(send_in_context(pickle.loads(op[2]), handle._request))
+                        send = functools.partial(_send_here, handle) if lone else handle._request
+                        outcomes.append(send_in_context(pickle.loads(op[2]), send))
                     finally:
                         request_id.reset(token)
                 names.add(name)
@@ -216,3 +242,57 @@ class Shard:
     def close(self) -> None:
         """Shut the shard's runtime down (drain, commit, close the store)."""
         self.runtime.shutdown()
+
+
+def _send_here(handle: Any, message: Any, callback: None) -> Any:
+    """A batch's lone request, run on this (the shard's Ray) thread when it
+    runs no code of the user's (`_runs_no_user_code`) and its actor is idle
+    with nothing queued, as a blocking call runs inline (``Runtime(inline_calls=
+    True)``, `Cell.try_inline`): no hand-off to a pool worker and back. What
+    runs no code of the user's cannot wait for a later call, which the Ray
+    thread would never take (see `_journal`). Else queued, as usual."""
+    cell = handle._cell
+    if type(message) is Move and _runs_no_user_code(handle._spec):
+        turn = cell.try_inline()
+        if turn:
+            reply: Reply[Any] = Reply(cell, message)
+            cell.process_inline(reply, turn)
+            return reply
+    return handle._request(message, callback)
+
+
+def _runs_no_user_code(spec: MachineSpec) -> bool:
+    """Whether a transition of ``spec`` runs only stateward's code: no hook,
+    no event effect."""
+    return not spec.hooks and all(event.effect is None for event in spec.events)
+
+
+def _shrink(
+    ops: list[tuple[Any, ...]], answers: list[Answer], snapshots: dict[str, Any], chain: Chain
+) -> tuple[list[tuple[Any, Any]], dict[str, Any], dict[str, Any]]:
+    """A batch's answers with each machine snapshot that a call answered
+    ``(SHRUNK, shrunk)`` for its client (see `_delta`), in batch order; and
+    its actors' snapshots: whole in the first dict, shrunk in the second,
+    where None means "the one its last answer in the batch held"."""
+    last: dict[str, Any] = {}
+    sent: list[tuple[Any, Any]] = []
+    for op, (ok, value) in zip(ops, answers, strict=True):
+        if ok is True and op[0] == "call":
+            shrunk = chain.shrink(op[1], value)
+            if shrunk is not None:
+                last[op[1]] = value
+                sent.append((SHRUNK, shrunk))
+                continue
+        sent.append((ok, value))
+    whole: dict[str, Any] = {}
+    shrunk_snapshots: dict[str, Any] = {}
+    for name, snapshot in snapshots.items():
+        if last.get(name) is snapshot:
+            shrunk_snapshots[name] = None
+            continue
+        shrunk = chain.shrink(name, snapshot)
+        if shrunk is None:
+            whole[name] = snapshot
+        else:
+            shrunk_snapshots[name] = shrunk
+    return sent, whole, shrunk_snapshots

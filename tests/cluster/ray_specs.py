@@ -27,6 +27,10 @@ def record(thread: int, number: int, state: Any) -> dict[str, Any]:
     return values
 
 
+#: A machine that keeps its last 3 transition records.
+SHORT_HISTORY = MachineSpec("a", {"a": ["a"]}, history_limit=3)
+
+
 PAYMENTS = MachineBuilder("pending", {"pending": ["paid"], "paid": []})
 
 

@@ -176,6 +176,30 @@ def test_a_second_client_sees_the_state_on_the_same_shards(
         second.shutdown()
 
 
+def test_a_client_behind_another_reads_the_whole_history_after_its_next_answer(
+    runtime: RayRuntime, store_path: Path
+) -> None:
+    """Each answer brings the history records this client lacks (or the whole
+    snapshot when it lacks more than the history keeps): its reads then hold
+    every kept record as the shard has it, another client's included."""
+    mine = StateMachine(ray_specs.SHORT_HISTORY, name="short-history", runtime=runtime)
+    second = RayRuntime(SQLiteStore(store_path), shards=2)
+    try:
+        other = StateMachine(ray_specs.SHORT_HISTORY, name="short-history", runtime=second)
+        for behind in (5, 1):  # more than the 3 kept records, then fewer
+            for _ in range(behind):
+                other.transition("a", {"by": "other"})
+            answer = mine.transition("a", {"by": "mine"})
+            assert mine.snapshot == answer and mine.version == other.version + 1
+            assert [r.version for r in mine.history] == list(
+                range(answer.version - 2, answer.version + 1)
+            )
+            assert list(mine.history[:2]) == list(other.history[1:])  # the other's, as recorded
+            assert mine.history[2].payload_keys == ("by",)
+    finally:
+        second.shutdown()
+
+
 def test_stop_ends_this_clients_handle_and_not_the_shards_actor(runtime: RayRuntime) -> None:
     machine = StateMachine(ray_specs.ORDER, name="kept", runtime=runtime)
     machine.transition("review")

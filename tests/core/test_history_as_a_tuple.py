@@ -179,3 +179,13 @@ def test_snapshots_pickle_and_copy_with_their_history_and_stay_equal() -> None:
         assert nxt == apply_transition(spec, snap, "b", clock=lambda: T0).snapshot
     # A hand-built snapshot keeps the history it was given, as before.
     assert type(pickle.loads(pickle.dumps(as_tuple)).history) is tuple
+
+
+@pytest.mark.parametrize("limit", LIMITS)
+def test_newest_gives_the_last_records_of_every_shape_of_history(limit: int) -> None:
+    history = EMPTY_HISTORY
+    for version in range(1, 3 * CHUNK + 8):
+        history = history.appended(record(version).to_tuple(), limit)
+        entries = tuple(history.entries())
+        for count in (0, 1, 2, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK + 1, len(entries) + 1):
+            assert history.newest(count) == entries[max(0, len(entries) - count) :], count
