@@ -19,7 +19,7 @@ import ray_specs
 from stateward.actors._reply import Reply
 from stateward.actors.ray._delta import SHRUNK, grow, held_of, shrink
 from stateward.actors.ray._link import Link, _grown, _packed, pickled
-from stateward.actors.ray._paths import spec_path
+from stateward.actors.ray._paths import spec_path, store_recipe
 from stateward.actors.ray._shard import Shard
 from stateward.actors.stores import SQLiteStore
 from stateward.core import ImmutableState, MachineSpec, apply_creation, apply_transition
@@ -74,8 +74,10 @@ def test_a_machine_that_keeps_no_history_is_rebuilt_from_its_state_alone() -> No
 
 @pytest.fixture
 def shard(tmp_path: Path) -> Iterator[Shard]:
-    SQLiteStore(tmp_path / "s.db").close()  # the file, as a client's store makes it
-    shard = Shard(0, ("sqlite", str(tmp_path / "s.db"), "batched"), 2, 15.0)
+    client = SQLiteStore(tmp_path / "s.db", durability="batched")  # the file, as a client makes it
+    recipe = store_recipe(client)
+    client.close()
+    shard = Shard(0, recipe, 2)
     yield shard
     shard.close()
 
