@@ -326,7 +326,7 @@ def plan_move(
         guards,
         tuple(stages),
         hooks_for("after_commit", source, target, event),
-        bool(pre or guards or stages),
+        bool(pre or guards or stages) or internal,  # internal: the history says so
         target,
         internal,
     )

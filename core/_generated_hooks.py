@@ -145,5 +145,8 @@ def transition_step(
         else:
             ctx, plan = _choose_now(spec, plan, ctx, run_async)
             ctx = _run_stages_now(spec, plan, ctx, run_async)
-    new, entry = snapshot_after(spec, snapshot, ctx, plan.internal)
+        if plan.internal:
+            new, entry = snapshot_after(spec, snapshot, ctx, True)
+            return (new, entry, ctx, plan.after_commit)
+    new, entry = snapshot_after(spec, snapshot, ctx)
     return (new, entry, ctx, plan.after_commit)

@@ -266,11 +266,14 @@ def _transition_steps(
     needs none.
     """
     ctx, plan = begin_move(spec, snapshot, target, event, payload, at, machine)
-    if plan.before_commit:
+    if plan.before_commit:  # always, for branches and internal transitions
         if plan.otherwise is None:
             ctx = yield from _run_hooks(spec, plan, ctx)
         else:  # an event with alternatives: the first admitted is taken
             ctx, plan = yield from _choose(spec, plan, ctx)
             ctx = yield from _run_stages(spec, plan, ctx)
-    new, entry = snapshot_after(spec, snapshot, ctx, plan.internal)
+        if plan.internal:
+            new, entry = snapshot_after(spec, snapshot, ctx, True)
+            return new, entry, ctx, plan.after_commit
+    new, entry = snapshot_after(spec, snapshot, ctx)
     return new, entry, ctx, plan.after_commit

@@ -129,7 +129,10 @@ def begin_move(
 
 
 def snapshot_after(
-    spec: MachineSpec, snapshot: MachineSnapshot, ctx: TransitionContext, internal: bool
+    spec: MachineSpec,
+    snapshot: MachineSnapshot,
+    ctx: TransitionContext,
+    internal: bool = False,
 ) -> tuple[MachineSnapshot, Entry]:
     """The snapshot a move whose hooks all passed creates, and its history entry
     (in `TransitionRecord.to_tuple`'s form; ``internal``: the move was an

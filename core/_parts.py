@@ -155,7 +155,8 @@ class MovePlan(NamedTuple):
     #: exit hooks, the event's effect, then enter hooks: (kind, name, function)
     stages: tuple[tuple[str, str, Callable[..., Any]], ...]
     after_commit: tuple[Hook, ...]
-    #: whether anything runs before the commit
+    #: whether anything runs before the commit (always True for an internal
+    #: transition, whose history entry is made on that path)
     before_commit: bool
     #: the state the move enters
     target: str | None = None
