@@ -141,9 +141,10 @@ def transition_step(
     ctx, plan = begin_move(spec, snapshot, target, event, payload, at, machine)
     if plan.before_commit:
         if plan.otherwise is None:
-            ctx = _run_hooks_now(spec, plan, ctx, run_async)
+            ctx = _admit_now(spec, plan, ctx, run_async)
         else:
             ctx, plan = _choose_now(spec, plan, ctx, run_async)
+        if plan.stages:
             ctx = _run_stages_now(spec, plan, ctx, run_async)
         if plan.internal:
             new, entry = snapshot_after(spec, snapshot, ctx, True)

@@ -268,9 +268,10 @@ def _transition_steps(
     ctx, plan = begin_move(spec, snapshot, target, event, payload, at, machine)
     if plan.before_commit:  # always, for branches and internal transitions
         if plan.otherwise is None:
-            ctx = yield from _run_hooks(spec, plan, ctx)
+            ctx = yield from _admit(spec, plan, ctx)
         else:  # an event with alternatives: the first admitted is taken
             ctx, plan = yield from _choose(spec, plan, ctx)
+        if plan.stages:
             ctx = yield from _run_stages(spec, plan, ctx)
         if plan.internal:
             new, entry = snapshot_after(spec, snapshot, ctx, True)
