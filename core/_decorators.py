@@ -8,11 +8,13 @@ decorator works bare (``@b.guard``) or called (``@b.guard("paid", order=1)``).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar, overload
+from typing import Any, Self, TypeVar, overload
 
 from ._errors import MachineDefinitionError
-from ._parts import Event, Hook, HookKind, describe, parse_names
+from ._events import Event
+from ._parts import Hook, HookKind, describe, parse_names
 
 __all__ = ["Decorators", "Filter"]
 
@@ -212,19 +214,74 @@ class Decorators:
         cannot undo the commit; its errors are reported, not raised to the caller."""
         return self._register("after_commit", fn_or_states, "to", to, source, event, order, name)
 
+    @overload
+    def unless(self, fn: _F, /) -> _F: ...
+    @overload
+    def unless(
+        self,
+        states: Filter = None,
+        /,
+        *,
+        to: Filter = None,
+        source: Filter = None,
+        event: Filter = None,
+        order: int = 0,
+        name: str | None = None,
+    ) -> Callable[[_F], _F]: ...
+    def unless(
+        self,
+        fn_or_states: Any = None,
+        /,
+        *,
+        to: Filter = None,
+        source: Filter = None,
+        event: Filter = None,
+        order: int = 0,
+        name: str | None = None,
+    ) -> Any:
+        """Register a negated guard: it vetoes by returning ``True`` (or raising
+        `Reject`) and lets the move go on by returning ``False``; any other
+        answer is a `HookReturnError`. Runs with the guards, in their order."""
+        bare = callable(fn_or_states) and not isinstance(fn_or_states, str)
+        register = self._register("guard", fn_or_states, "to", to, source, event, order, name)
+        if bare:
+            self._hooks[-1] = dataclasses.replace(self._hooks[-1], negated=True)
+            return fn_or_states
+
+        def negated(fn: _F) -> _F:
+            register(fn)
+            self._hooks[-1] = dataclasses.replace(self._hooks[-1], negated=True)
+            return fn
+
+        return negated
+
     def event(
-        self, name: str, source: str | Iterable[str] | None = None, target: str | None = None
+        self,
+        name: str,
+        source: str | Iterable[str] | None = None,
+        target: str | None = None,
+        *,
+        guards: Callable[..., Any] | Iterable[Callable[..., Any]] = (),
+        unless: Callable[..., Any] | Iterable[Callable[..., Any]] = (),
+        internal: bool = False,
     ) -> Callable[[_F], _F]:
         """Register the effect of an event: a function run between the exit and enter
         hooks that may return a mapping of changes to the machine's data.
 
-        With ``source`` and ``target`` the event is defined here as well;
-        without them it must already be defined in ``events``::
+        With ``source`` and ``target`` the event (one alternative of it, with
+        its ``guards``, ``unless`` and ``internal``: see `Event`) is defined
+        here as well; without them it must already be defined in ``events``::
 
             @cats.event("survive", "unknown", "alive")
             def survive(ctx):
                 return {"can_meow": True}
         """
+        if source is None and target is None and (guards or unless or internal):
+            raise MachineDefinitionError(
+                f"event {name!r}: guards=, unless= and internal= need the move: "
+                "pass source and target as well",
+                event=name,
+            )
 
         def register(fn: _F) -> _F:
             if source is None and target is None:
@@ -240,7 +297,33 @@ class Decorators:
             else:
                 sources = parse_names(source, f"event {name!r} sources")
                 assert sources is not None
-                self._extra_events.append(Event(name, sources, target, fn))
+                self._extra_events.append(
+                    Event(name, sources, target, fn, guards, unless, internal)  # type: ignore[arg-type]
+                )
             return fn
 
         return register
+
+    def add_event(
+        self,
+        name: str,
+        move: str,
+        *,
+        guards: Callable[..., Any] | Iterable[Callable[..., Any]] = (),
+        unless: Callable[..., Any] | Iterable[Callable[..., Any]] = (),
+        internal: bool = False,
+        effect: Callable[..., Any] | None = None,
+    ) -> Self:
+        """Add one move of event ``name`` (``"source -> target"``, sources as
+        ``"a|b"`` or ``"*"``) and return the builder, to chain calls.
+
+        Moves of one event from one source are its alternatives, tried in the
+        order added after those of ``events``; see `Event` for ``guards``,
+        ``unless`` and ``internal``::
+
+            hero.add_event("clean_up", "sweaty -> asleep", guards=is_exhausted)
+            hero.add_event("clean_up", "sweaty -> hanging out")  # the else
+        """
+        options = {"move": move, "guards": guards, "unless": unless, "internal": internal}
+        self._extra_events.append(Event.parse(name, options, effect))
+        return self

@@ -8,6 +8,7 @@ with what to do.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 
 class StatewardError(Exception):
@@ -97,12 +98,24 @@ class InvalidTransition(StatewardError, ValueError):
         }
 
 
+class RefusedBranch(NamedTuple):
+    """One alternative of an event that was not taken: where it led, and why not."""
+
+    target: str
+    guard: str
+    reason: str
+
+
 class TransitionRejected(InvalidTransition):
     """A guard, validator or hook vetoed a transition that the definition allows.
 
     Attributes:
-        guard: the name of the function that vetoed.
+        guard: the name of the function that vetoed (when an event's
+            alternatives all refused: each one's, joined by ``", "``).
         reason: why, in the guard's words.
+        alternatives: when an event has several alternatives from this state
+            and none was taken, one `RefusedBranch` (``target``, ``guard``,
+            ``reason``) per alternative, in the order tried; else empty.
     """
 
     def __init__(
@@ -117,9 +130,11 @@ class TransitionRejected(InvalidTransition):
         allowed_events: Iterable[str] = (),
         machine: str | None = None,
         note: str = "",
+        alternatives: Iterable[tuple[str, str, str]] = (),
     ) -> None:
         self.guard = guard
         self.reason = reason
+        self.alternatives = tuple(RefusedBranch(*branch) for branch in alternatives)
         super().__init__(
             state,
             target,
@@ -133,13 +148,26 @@ class TransitionRejected(InvalidTransition):
     def _message(self) -> str:
         via = f" (event {self.event!r})" if self.event is not None else ""
         prefix = f"machine {self.machine!r}: " if self.machine else ""
+        if self.alternatives:
+            tried = "; ".join(
+                f"-> {b.target!r} refused by {b.guard!r}: {b.reason}" for b in self.alternatives
+            )
+            return (
+                f"{prefix}event {self.event!r} from {self.state!r}: no alternative's guards "
+                f"passed ({tried})"
+            )
         return (
             f"{prefix}transition {self.state!r} -> {self.target!r}{via} rejected by "
             f"{self.guard!r}: {self.reason}"
         )
 
     def _kwargs(self) -> dict[str, object]:
-        return {**super()._kwargs(), "guard": self.guard, "reason": self.reason}
+        return {
+            **super()._kwargs(),
+            "guard": self.guard,
+            "reason": self.reason,
+            "alternatives": self.alternatives,
+        }
 
 
 def _rebuild(

@@ -28,8 +28,11 @@ __all__ = ["TWINS", "generate", "main", "semantic_form"]
 
 #: Each generator in `_hooks` and the name of its plain-code twin.
 TWINS = {
+    "_admit": "_admit_now",
     "_call": "_call_now",
+    "_choose": "_choose_now",
     "_run_hooks": "_run_hooks_now",
+    "_run_stages": "_run_stages_now",
     "_transition_steps": "transition_step",
 }
 RUN_ASYNC = "run_async"

@@ -13,14 +13,44 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ._errors import Reject
+from ._errors import Reject, TransitionRejected
 from ._history import Entry
-from ._hooks import AsyncRunner, _annotate, _changed, _enriched, _rejected, _stopped, _veto_reason
+from ._hooks import (
+    AsyncRunner,
+    _annotate,
+    _changed,
+    _enriched,
+    _guard_verdict,
+    _no_alternative,
+    _rejected,
+    _stopped,
+)
 from ._moves import begin_move, snapshot_after
 from ._snapshot import MachineSnapshot, TransitionContext
 from ._spec import Hook, MachineSpec, MovePlan
 
-__all__ = ["_call_now", "_run_hooks_now", "transition_step"]
+__all__ = [
+    "_admit_now",
+    "_call_now",
+    "_choose_now",
+    "_run_hooks_now",
+    "_run_stages_now",
+    "transition_step",
+]
+
+
+def _admit_now(
+    spec: MachineSpec, plan: MovePlan, ctx: TransitionContext, run_async: AsyncRunner
+) -> TransitionContext:
+    """Run a move's pre-transition hooks, then its guards; return the enriched
+    context, or raise the `TransitionRejected` of the first veto."""
+    for hook in plan.pre_transition:
+        ctx = _enriched(ctx, hook, _call_now(spec, ctx, hook.kind, hook.name, hook.fn, run_async))
+    for hook in plan.guards:
+        result = _call_now(spec, ctx, hook.kind, hook.name, hook.fn, run_async)
+        if result is False or hook.negated:
+            _guard_verdict(spec, ctx, hook, result)
+    return ctx
 
 
 def _call_now(
@@ -50,15 +80,39 @@ def _call_now(
     return result
 
 
+def _choose_now(
+    spec: MachineSpec, plan: MovePlan, ctx: TransitionContext, run_async: AsyncRunner
+) -> tuple[TransitionContext, MovePlan]:
+    """Try an event's alternatives in order (``plan`` and its `MovePlan.otherwise`
+    chain); return the first admitted, with its context. Each alternative
+    starts from the request's own payload. When none is admitted, raise a
+    `TransitionRejected` that names each one and why it refused."""
+    start = ctx
+    refused: list[tuple[str, str, str]] = []
+    while True:
+        try:
+            return (_admit_now(spec, plan, ctx, run_async), plan)
+        except TransitionRejected as refusal:
+            refused.append((ctx.target, refusal.guard, refusal.reason))
+            if plan.otherwise is None:
+                raise _no_alternative(start, spec, refused) from None
+        plan = plan.otherwise
+        assert plan.target is not None
+        ctx = start.with_target(plan.target)
+
+
 def _run_hooks_now(
     spec: MachineSpec, plan: MovePlan, ctx: TransitionContext, run_async: AsyncRunner
 ) -> TransitionContext:
     """Run a move's hooks up to the commit, in order; return the final context."""
-    for hook in plan.pre_transition:
-        ctx = _enriched(ctx, hook, _call_now(spec, ctx, hook.kind, hook.name, hook.fn, run_async))
-    for hook in plan.guards:
-        if _call_now(spec, ctx, hook.kind, hook.name, hook.fn, run_async) is False:
-            raise _rejected(ctx, spec, hook.name, _veto_reason(hook.fn))
+    ctx = _admit_now(spec, plan, ctx, run_async)
+    return _run_stages_now(spec, plan, ctx, run_async)
+
+
+def _run_stages_now(
+    spec: MachineSpec, plan: MovePlan, ctx: TransitionContext, run_async: AsyncRunner
+) -> TransitionContext:
+    """Run a move's exit hooks, event effect and enter hooks; return the context."""
     for stage in plan.stages:
         result = _call_now(spec, ctx, *stage, run_async)
         if result is not None:
@@ -86,6 +140,14 @@ def transition_step(
     """
     ctx, plan = begin_move(spec, snapshot, target, event, payload, at, machine)
     if plan.before_commit:
-        ctx = _run_hooks_now(spec, plan, ctx, run_async)
+        if plan.otherwise is None:
+            ctx = _admit_now(spec, plan, ctx, run_async)
+        else:
+            ctx, plan = _choose_now(spec, plan, ctx, run_async)
+        if plan.stages:
+            ctx = _run_stages_now(spec, plan, ctx, run_async)
+        if plan.internal:
+            new, entry = snapshot_after(spec, snapshot, ctx, True)
+            return (new, entry, ctx, plan.after_commit)
     new, entry = snapshot_after(spec, snapshot, ctx)
     return (new, entry, ctx, plan.after_commit)

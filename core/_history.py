@@ -26,8 +26,13 @@ __all__ = ["CHUNK", "Entry", "History", "TransitionRecord"]
 #: Entries per shared chunk.
 CHUNK = 32
 
-#: A record as kept: (version, from_state, to_state, event, at, payload_keys).
-Entry = tuple[int, str, str, "str | None", _dt.datetime, tuple[str, ...]]
+#: A record as kept: (version, from_state, to_state, event, at, payload_keys),
+#: and ``True`` after them for an internal transition (a plain move's entry, and
+#: every entry written before internal transitions existed, has six items).
+Entry = (
+    tuple[int, str, str, "str | None", _dt.datetime, tuple[str, ...]]
+    | tuple[int, str, str, "str | None", _dt.datetime, tuple[str, ...], bool]
+)
 _Chunks = tuple[tuple[Entry, ...], ...]
 
 
@@ -43,6 +48,8 @@ class TransitionRecord:
         event: the event that fired, or None for a move by target.
         at: when it was committed (the clock's time, UTC by default).
         payload_keys: the keys of the payload after enrichment, sorted.
+        internal: whether it was an internal transition (no exit or enter hook
+            ran); see `kind`.
     """
 
     version: int
@@ -51,10 +58,19 @@ class TransitionRecord:
     event: str | None
     at: _dt.datetime
     payload_keys: tuple[str, ...] = ()
+    internal: bool = False
+
+    @property
+    def kind(self) -> str:
+        """``"internal"`` (the state was not left: no exit or enter hook ran),
+        ``"self"`` (it was left and entered again: both ran) or ``"external"``."""
+        if self.internal:
+            return "internal"
+        return "self" if self.from_state == self.to_state else "external"
 
     def to_tuple(self) -> tuple[Any, ...]:
         """An encodable form, for snapshots (see `from_tuple`)."""
-        return (
+        plain = (
             self.version,
             self.from_state,
             self.to_state,
@@ -62,12 +78,16 @@ class TransitionRecord:
             self.at,
             self.payload_keys,
         )
+        return (*plain, True) if self.internal else plain
 
     @classmethod
     def from_tuple(cls, value: tuple[Any, ...]) -> TransitionRecord:
-        """Rebuild a record from `to_tuple`'s form."""
-        version, from_state, to_state, event, at, keys = value
-        return cls(version, from_state, to_state, event, at, tuple(keys))
+        """Rebuild a record from `to_tuple`'s form (six items, or seven for an
+        internal transition)."""
+        version, from_state, to_state, event, at, keys, *internal = value
+        return cls(
+            version, from_state, to_state, event, at, tuple(keys), bool(internal and internal[0])
+        )
 
 
 class History(Sequence["TransitionRecord"]):

@@ -51,11 +51,11 @@ class HookReturnError(StatewardError, TypeError):
         super().__init__(f"{kind} hook {hook!r} returned {value!r}; {expected}")
 
 
-def _veto_reason(fn: Callable[..., Any]) -> str:
+def _veto_reason(fn: Callable[..., Any], answer: str = "returned False") -> str:
     doc = inspect.getdoc(fn)
     if doc:
         return doc.strip().splitlines()[0]
-    return "returned False"
+    return answer
 
 
 def _data_changes(hook: str, kind: str, result: Any) -> Mapping[str, Any] | None:
@@ -88,6 +88,41 @@ def _rejected(
         event=ctx.event,
         allowed_events=spec.allowed_events(ctx.source),
         machine=ctx.machine,
+    )
+
+
+def _guard_verdict(spec: MachineSpec, ctx: TransitionContext, hook: Hook, result: Any) -> None:
+    """Raise the veto of a guard that returned ``result``: False for a guard;
+    True for an ``unless`` guard, which must answer True or False."""
+    if not hook.negated:
+        if result is False:
+            raise _rejected(ctx, spec, hook.name, _veto_reason(hook.fn))
+    elif result is True:
+        raise _rejected(ctx, spec, hook.name, _veto_reason(hook.fn, "unless: returned True"))
+    elif result is not False:
+        raise HookReturnError(
+            hook.name,
+            "unless guard",
+            result,
+            "return True (veto) or False (go on); an unless guard's answer must be a bool",
+        )
+
+
+def _no_alternative(
+    ctx: TransitionContext, spec: MachineSpec, refused: list[tuple[str, str, str]]
+) -> TransitionRejected:
+    """The refusal of an event none of whose alternatives' guards passed."""
+    assert ctx.source is not None
+    return TransitionRejected(
+        ctx.source,
+        None,
+        spec.allowed_targets(ctx.source),
+        guard=", ".join(guard for _, guard, _ in refused),
+        reason="no alternative's guards passed",
+        event=ctx.event,
+        allowed_events=spec.allowed_events(ctx.source),
+        machine=ctx.machine,
+        alternatives=refused,
     )
 
 
@@ -157,20 +192,58 @@ def _call(
     return result
 
 
-def _run_hooks(
+def _admit(
     spec: MachineSpec, plan: MovePlan, ctx: TransitionContext
 ) -> Generator[Awaitable[Any], Any, TransitionContext]:
-    """Run a move's hooks up to the commit, in order; return the final context."""
+    """Run a move's pre-transition hooks, then its guards; return the enriched
+    context, or raise the `TransitionRejected` of the first veto."""
     for hook in plan.pre_transition:
         ctx = _enriched(ctx, hook, (yield from _call(spec, ctx, hook.kind, hook.name, hook.fn)))
     for hook in plan.guards:
-        if (yield from _call(spec, ctx, hook.kind, hook.name, hook.fn)) is False:
-            raise _rejected(ctx, spec, hook.name, _veto_reason(hook.fn))
+        result = yield from _call(spec, ctx, hook.kind, hook.name, hook.fn)
+        if result is False or hook.negated:
+            _guard_verdict(spec, ctx, hook, result)
+    return ctx
+
+
+def _choose(
+    spec: MachineSpec, plan: MovePlan, ctx: TransitionContext
+) -> Generator[Awaitable[Any], Any, tuple[TransitionContext, MovePlan]]:
+    """Try an event's alternatives in order (``plan`` and its `MovePlan.otherwise`
+    chain); return the first admitted, with its context. Each alternative
+    starts from the request's own payload. When none is admitted, raise a
+    `TransitionRejected` that names each one and why it refused."""
+    start = ctx
+    refused: list[tuple[str, str, str]] = []
+    while True:
+        try:
+            return ((yield from _admit(spec, plan, ctx)), plan)
+        except TransitionRejected as refusal:
+            refused.append((ctx.target, refusal.guard, refusal.reason))
+            if plan.otherwise is None:
+                raise _no_alternative(start, spec, refused) from None
+        plan = plan.otherwise
+        assert plan.target is not None
+        ctx = start.with_target(plan.target)
+
+
+def _run_stages(
+    spec: MachineSpec, plan: MovePlan, ctx: TransitionContext
+) -> Generator[Awaitable[Any], Any, TransitionContext]:
+    """Run a move's exit hooks, event effect and enter hooks; return the context."""
     for stage in plan.stages:
         result = yield from _call(spec, ctx, *stage)
         if result is not None:  # None, the usual answer, changes nothing
             ctx = _changed(spec, ctx, stage, result)
     return ctx
+
+
+def _run_hooks(
+    spec: MachineSpec, plan: MovePlan, ctx: TransitionContext
+) -> Generator[Awaitable[Any], Any, TransitionContext]:
+    """Run a move's hooks up to the commit, in order; return the final context."""
+    ctx = yield from _admit(spec, plan, ctx)
+    return (yield from _run_stages(spec, plan, ctx))
 
 
 def _transition_steps(
@@ -193,7 +266,15 @@ def _transition_steps(
     needs none.
     """
     ctx, plan = begin_move(spec, snapshot, target, event, payload, at, machine)
-    if plan.before_commit:
-        ctx = yield from _run_hooks(spec, plan, ctx)
+    if plan.before_commit:  # always, for branches and internal transitions
+        if plan.otherwise is None:
+            ctx = yield from _admit(spec, plan, ctx)
+        else:  # an event with alternatives: the first admitted is taken
+            ctx, plan = yield from _choose(spec, plan, ctx)
+        if plan.stages:
+            ctx = yield from _run_stages(spec, plan, ctx)
+        if plan.internal:
+            new, entry = snapshot_after(spec, snapshot, ctx, True)
+            return new, entry, ctx, plan.after_commit
     new, entry = snapshot_after(spec, snapshot, ctx)
     return new, entry, ctx, plan.after_commit

@@ -49,19 +49,24 @@ def _resolve_move(
     """The move a request names, checked: its target, its event and its hooks.
 
     A move named by its target is the event that makes it, if one does: its
-    effect and event hooks run, and the history names it.
+    effect and event hooks run, and the history names it. An event with
+    several alternatives from ``source`` (those that lead to ``target``, when
+    it is named) gets a plan that tries them in order (`MovePlan.otherwise`).
     """
     if event is not None:
-        ev = spec.event_for(event, source)
-        if ev is None:
+        alternatives = spec.alternatives(event, source)
+        if not alternatives:
             spec.allowed_targets(source)  # an unknown state raises here
             note = "" if spec.has_event(event) else f"there is no event named {event!r}"
             raise _invalid(spec, source, target, event, name, note)
-        if target is not None and target != ev.target:
-            raise _invalid(
-                spec, source, target, event, name, f"event {event!r} leads to {ev.target!r}"
-            )
-        target = ev.target
+        if target is not None:
+            leading = tuple(ev for ev in alternatives if ev.target == target)
+            if not leading:
+                targets = " or ".join(dict.fromkeys(repr(ev.target) for ev in alternatives))
+                raise _invalid(
+                    spec, source, target, event, name, f"event {event!r} leads to {targets}"
+                )
+            alternatives = leading
     elif target is None:
         raise TypeError("a transition needs a target state or an event")
     elif not spec.allows(source, target):
@@ -70,9 +75,7 @@ def _resolve_move(
         raise _invalid(spec, source, target, event, name, note)
     else:
         via = spec.events_between(source, target)
-        if len(via) == 1:
-            event = via[0]
-        elif via:
+        if len(via) > 1:
             raise _invalid(
                 spec,
                 source,
@@ -81,7 +84,16 @@ def _resolve_move(
                 name,
                 f"events {', '.join(map(repr, via))} all lead there: name one with trigger(event)",
             )
-    return target, event, spec.plan(source, target, event)
+        if not via:
+            return target, None, spec.plan(source, target, None)
+        event = via[0]
+        alternatives = tuple(ev for ev in spec.alternatives(event, source) if ev.target == target)
+    if len(alternatives) == 1:
+        ev = alternatives[0]
+        return ev.target, event, spec.plan(source, ev.target, event, ev)
+    plan = spec.branching_plan(source, event, alternatives)
+    assert plan.target is not None
+    return plan.target, event, plan
 
 
 def begin_move(
@@ -117,12 +129,18 @@ def begin_move(
 
 
 def snapshot_after(
-    spec: MachineSpec, snapshot: MachineSnapshot, ctx: TransitionContext
+    spec: MachineSpec,
+    snapshot: MachineSnapshot,
+    ctx: TransitionContext,
+    internal: bool = False,
 ) -> tuple[MachineSnapshot, Entry]:
     """The snapshot a move whose hooks all passed creates, and its history entry
-    (in `TransitionRecord.to_tuple`'s form)."""
+    (in `TransitionRecord.to_tuple`'s form; ``internal``: the move was an
+    internal transition, which the entry says)."""
     payload = ctx.payload
     keys = tuple(sorted(payload._data)) if payload._data else ()
     entry: Entry = (ctx.version, snapshot.state, ctx.target, ctx.event, ctx.at, keys)
+    if internal:
+        entry = (*entry, True)
     history = extend_history(snapshot.history, entry, spec.history_limit)
     return MachineSnapshot(ctx.target, ctx.version, ctx.data, history), entry

@@ -1,10 +1,10 @@
 """The parts of a machine definition, each checked on its own.
 
-`Hook` (one registered hook), `Event` (a named move) and the helpers that read
-them from their short forms (``"a|b -> c"``, ``"pay: pending -> paid"``); the
-checks `MachineSpec` runs on its states, events and hooks (`declared_states`,
-`check_events`, `check_hook`); `MovePlan`, the hooks of one move by stage.
-The spec that puts them together is in `_spec`.
+`Hook` (one registered hook) and the name filters it is read from; the
+checks `MachineSpec` runs on its states and hooks (`declared_states`,
+`check_hook`); `MovePlan`, the hooks of one move by stage. Events (named
+moves, and an event's alternatives) are in `_events`; the spec that puts
+them together is in `_spec`.
 """
 
 from __future__ import annotations
@@ -19,16 +19,13 @@ from ._errors import MachineDefinitionError
 __all__ = [
     "ANY",
     "HOOK_KINDS",
-    "Event",
     "Hook",
     "HookKind",
     "MovePlan",
     "ReadOnlyTable",
-    "check_events",
     "check_hook",
     "declared_states",
     "describe",
-    "parse_events",
     "parse_names",
 ]
 
@@ -68,6 +65,9 @@ class Hook:
         source: run only for transitions out of one of these states (None: any).
         event: run only for these events (None: any, including no event).
         order: hooks of one kind run by ascending order, then registration order.
+        negated: for a guard, an ``unless`` guard: it vetoes when its function
+            returns True, lets the move go on when it returns False, and any
+            other answer is a `HookReturnError`.
     """
 
     kind: HookKind
@@ -77,6 +77,7 @@ class Hook:
     source: frozenset[str] | None = None
     event: frozenset[str] | None = None
     order: int = 0
+    negated: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in HOOK_KINDS:
@@ -86,6 +87,10 @@ class Hook:
         if not callable(self.fn):
             raise MachineDefinitionError(
                 f"{self.kind} hook {self.name!r} is not callable: {self.fn!r}"
+            )
+        if self.negated and self.kind != "guard":
+            raise MachineDefinitionError(
+                f"{self.kind} hook {self.name!r}: only a guard can be negated (unless)"
             )
 
     @property
@@ -100,86 +105,6 @@ class Hook:
             and (self.source is None or source in self.source)
             and (self.event is None or event in self.event)
         )
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """A named move from one or more source states to one target state.
-
-    Attributes:
-        name: the event's name, as passed to ``trigger(name)``.
-        sources: the states it can fire from (``ANY`` in the input means all).
-        target: the state it leads to.
-        effect: optional function run between exit and enter hooks; it may
-            return a mapping of changes to the machine's data.
-    """
-
-    name: str
-    sources: frozenset[str]
-    target: str
-    effect: Callable[..., Any] | None = None
-
-    @classmethod
-    def parse(
-        cls, name: str, definition: object, effect: Callable[..., Any] | None = None
-    ) -> Event:
-        """Build an event from ``"a|b -> c"``, ``("a|b", "c")`` or ``(["a", "b"], "c")``."""
-        if isinstance(definition, Event):
-            return definition
-        if isinstance(definition, str):
-            source_text, arrow, target = definition.partition("->")
-            if not arrow:
-                raise MachineDefinitionError(
-                    f"event {name!r}: {definition!r} is not of the form 'source -> target' "
-                    "(several sources as 'a|b')",
-                    event=name,
-                )
-            sources: object = source_text.strip()
-            target = target.strip()
-        elif isinstance(definition, (tuple, list)) and len(definition) == 2:
-            sources, target = definition
-        else:
-            raise MachineDefinitionError(
-                f"event {name!r}: expected 'source -> target' or (sources, target), "
-                f"got {definition!r}",
-                event=name,
-            )
-        if not isinstance(target, str) or not target:
-            raise MachineDefinitionError(
-                f"event {name!r}: target must be a state name, got {target!r}", event=name
-            )
-        parsed = parse_names(sources, f"event {name!r} sources")  # type: ignore[arg-type]
-        if not parsed:
-            raise MachineDefinitionError(f"event {name!r} has no source state", event=name)
-        return cls(name, parsed, target, effect)
-
-
-def parse_events(events: Mapping[str, object] | Iterable[Event | str] | None) -> list[Event]:
-    if events is None:
-        return []
-    parsed: list[Event] = []
-    if isinstance(events, Mapping):
-        for name, definition in events.items():
-            if not isinstance(name, str) or not name:
-                raise MachineDefinitionError(f"event names must be non-empty str, got {name!r}")
-            parsed.append(Event.parse(name, definition))
-        return parsed
-    for item in events:
-        if isinstance(item, Event):
-            parsed.append(item)
-        elif isinstance(item, str):
-            name, colon, rest = item.partition(":")
-            if not colon:
-                raise MachineDefinitionError(
-                    f"event {item!r} is not of the form 'name: source -> target'"
-                )
-            parsed.append(Event.parse(name.strip(), rest.strip()))
-        else:
-            raise MachineDefinitionError(
-                f"cannot read an event from {item!r}; use an Event, "
-                "'name: source -> target', or a mapping"
-            )
-    return parsed
 
 
 def declared_states(
@@ -200,53 +125,6 @@ def declared_states(
         if state not in declared:
             declared.append(state)
     return declared
-
-
-def check_events(
-    events: list[Event], known: set[str], ordered: list[str]
-) -> dict[tuple[str, str], Event]:
-    table: dict[tuple[str, str], Event] = {}
-    seen: set[tuple[str, frozenset[str], str]] = set()
-    for ev in events:
-        identity = (ev.name, ev.sources, ev.target)
-        if identity in seen:
-            raise MachineDefinitionError(
-                f"duplicate event {ev.name!r}: {'|'.join(sorted(ev.sources))} -> "
-                f"{ev.target} is defined twice",
-                event=ev.name,
-            )
-        seen.add(identity)
-        for state in [*ev.sources, ev.target]:
-            if state != ANY and state not in known:
-                raise MachineDefinitionError(
-                    f"event {ev.name!r} names unknown state {state!r}; states: "
-                    f"{', '.join(map(repr, ordered))}",
-                    state=state,
-                    event=ev.name,
-                )
-        if ev.target == ANY:
-            raise MachineDefinitionError(
-                f"event {ev.name!r} needs one target state, not {ANY!r}", event=ev.name
-            )
-        sources = ordered if ANY in ev.sources else sorted(ev.sources)
-        for source in sources:
-            other = table.get((ev.name, source))
-            if other is not None and other.target == ev.target:
-                raise MachineDefinitionError(
-                    f"duplicate event {ev.name!r}: the move {source!r} -> {ev.target!r} "
-                    "is defined twice",
-                    state=source,
-                    event=ev.name,
-                )
-            if other is not None:
-                raise MachineDefinitionError(
-                    f"ambiguous event {ev.name!r}: from {source!r} it leads both to "
-                    f"{other.target!r} and to {ev.target!r}",
-                    state=source,
-                    event=ev.name,
-                )
-            table[(ev.name, source)] = ev
-    return table
 
 
 def check_hook(hook: Hook, known: set[str], event_names: set[str]) -> None:
@@ -277,8 +155,16 @@ class MovePlan(NamedTuple):
     #: exit hooks, the event's effect, then enter hooks: (kind, name, function)
     stages: tuple[tuple[str, str, Callable[..., Any]], ...]
     after_commit: tuple[Hook, ...]
-    #: whether anything runs before the commit
+    #: whether anything runs before the commit (always True for an internal
+    #: transition, whose history entry is made on that path)
     before_commit: bool
+    #: the state the move enters
+    target: str | None = None
+    #: an internal transition: the state is not left, no exit or enter hook runs
+    internal: bool = False
+    #: the event's next alternative from the same source, tried when this
+    #: one's pre-transition hooks or guards refuse (None: this is the last)
+    otherwise: MovePlan | None = None
 
 
 class ReadOnlyTable(Mapping[str, tuple[str, ...]]):

@@ -121,6 +121,18 @@ class TransitionContext:
             self.at,
         )
 
+    def with_target(self, target: str) -> TransitionContext:
+        return TransitionContext(
+            self.source,
+            target,
+            self.event,
+            self.payload,
+            self.data,
+            self.version,
+            self.machine,
+            self.at,
+        )
+
     def with_data(self, data: ImmutableState) -> TransitionContext:
         return TransitionContext(
             self.source,

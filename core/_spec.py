@@ -12,7 +12,8 @@ Hooks run in this order for one transition (see `apply_transition`)::
 Every hook takes one argument, a `TransitionContext`, and may be a plain
 function or a coroutine function.
 
-The parts a spec is made of (hooks, events, their checks) are in `_parts`; the
+The parts a spec is made of (hooks and their checks) are in `_parts`, events
+and their alternatives in `_events`; the
 decorators `MachineBuilder` registers hooks with are in `_decorators`. The
 builder itself stays here, beside the spec: it builds one, and
 `MachineSpec.to_builder` turns a spec back into one.
@@ -20,6 +21,7 @@ builder itself stays here, beside the spec: it builds one, and
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -27,18 +29,15 @@ from typing import Any
 
 from ._decorators import Decorators
 from ._errors import MachineDefinitionError
+from ._events import Event, check_branches, check_events, parse_events, plan_move
 from ._parts import (
     ANY,
-    Event,
     Hook,
     HookKind,
     MovePlan,
     ReadOnlyTable,
-    check_events,
     check_hook,
     declared_states,
-    describe,
-    parse_events,
 )
 
 __all__ = ["ANY", "Event", "Hook", "HookKind", "MachineBuilder", "MachineSpec", "MovePlan"]
@@ -95,10 +94,10 @@ class MachineSpec:
     name: str | None
     _allowed: dict[str, frozenset[str]]
     _awaits: bool
-    _event_table: dict[tuple[str, str], Event]
+    _event_table: dict[tuple[str, str], tuple[Event, ...]]
     _events_from: dict[str, tuple[str, ...]]
     _hooks_by_kind: dict[str, tuple[Hook, ...]]
-    _plans: dict[tuple[str | None, str, str | None], MovePlan]
+    _plans: dict[tuple[str | None, str, str | None, Event | None], MovePlan]
     #: checked moves, by (source, target or None, event or None) as requested
     _moves: dict[tuple[str, str | None, str | None], tuple[str, str | None, MovePlan]]
     _events_to: dict[tuple[str, str], tuple[str, ...]]
@@ -160,13 +159,15 @@ class MachineSpec:
         for state in ordered:
             moves = list(table.get(state, ()))
             names: list[str] = []
-            for (ev_name, source), ev in event_table.items():
+            for (ev_name, source), alternatives in event_table.items():
                 if source == state:
-                    if ev.target not in moves:
-                        moves.append(ev.target)
                     names.append(ev_name)
-                    key = (state, ev.target)
-                    events_to[key] = (*events_to.get(key, ()), ev_name)
+                    for ev in alternatives:
+                        if ev.target not in moves:
+                            moves.append(ev.target)
+                        key = (state, ev.target)
+                        if ev_name not in events_to.get(key, ()):
+                            events_to[key] = (*events_to.get(key, ()), ev_name)
             allowed[state] = frozenset(moves)
             events_from[state] = tuple(sorted(names))
             table[state] = tuple(moves)  # the mapping form of every allowed move
@@ -174,6 +175,7 @@ class MachineSpec:
         hook_list = list(hooks)
         for hook in hook_list:
             check_hook(hook, known, {ev.name for ev in event_list})
+        check_branches(event_table, hook_list)
         if (
             not isinstance(history_limit, int)
             or isinstance(history_limit, bool)
@@ -210,8 +212,9 @@ class MachineSpec:
             "_awaits",
             any(h.is_async for h in self.hooks)
             or any(
-                ev.effect is not None and inspect.iscoroutinefunction(ev.effect)
+                inspect.iscoroutinefunction(fn)
                 for ev in event_list
+                for fn in (ev.effect, *ev.guards, *ev.unless)
             ),
         )
 
@@ -239,8 +242,15 @@ class MachineSpec:
         return allowed is not None and target in allowed
 
     def event_for(self, name: str, state: str) -> Event | None:
-        """The event ``name`` as it fires from ``state``, or None if it cannot."""
-        return self._event_table.get((name, state))
+        """The event ``name`` as it fires from ``state`` (its first alternative
+        when it has several: see `alternatives`), or None if it cannot."""
+        alternatives = self._event_table.get((name, state))
+        return alternatives[0] if alternatives else None
+
+    def alternatives(self, name: str, state: str) -> tuple[Event, ...]:
+        """The alternatives (branches) of event ``name`` from ``state``, in the
+        order they are tried; empty if it cannot fire from there."""
+        return self._event_table.get((name, state), ())
 
     def events_between(self, source: str, target: str) -> tuple[str, ...]:
         """The names of the events that move ``source -> target``, in definition order."""
@@ -265,33 +275,34 @@ class MachineSpec:
         """The hooks of ``kind`` that apply to ``source -> target``, in run order."""
         return tuple(h for h in self._hooks_by_kind[kind] if h.applies(source, target, event))
 
-    def plan(self, source: str | None, target: str, event: str | None) -> MovePlan:
+    def plan(
+        self, source: str | None, target: str, event: str | None, alternative: Event | None = None
+    ) -> MovePlan:
         """Every hook that runs for ``source -> target`` (by ``event``), in run order.
 
-        Computed once per move and kept: the spec never changes.
+        ``alternative`` is the `Event` that makes the move, when the event has
+        several from ``source``; by default the first of them that leads to
+        ``target``. Its own guards run before the guard hooks; an internal
+        transition runs no exit or enter hook. Computed once per move and kept:
+        the spec never changes.
         """
-        key = (source, target, event)
+        ev = alternative
+        if ev is None and event is not None and source is not None:
+            ev = next((a for a in self.alternatives(event, source) if a.target == target), None)
+        key = (source, target, event, ev)
         plan = self._plans.get(key)
         if plan is None:
-            stages: list[tuple[str, str, Callable[..., Any]]] = [
-                ("exit", h.name, h.fn) for h in self.hooks_for("exit", source, target, event)
-            ]
-            ev = self.event_for(event, source) if event is not None and source is not None else None
-            if ev is not None and ev.effect is not None:
-                stages.append(("effect", describe(ev.effect), ev.effect))
-            stages += [
-                ("enter", h.name, h.fn) for h in self.hooks_for("enter", source, target, event)
-            ]
-            pre = self.hooks_for("pre_transition", source, target, event)
-            guards = self.hooks_for("guard", source, target, event)
-            plan = MovePlan(
-                pre,
-                guards,
-                tuple(stages),
-                self.hooks_for("after_commit", source, target, event),
-                bool(pre or guards or stages),
-            )
+            plan = plan_move(self.hooks_for, source, target, event, ev)
             self._plans[key] = plan  # idempotent: a race computes the same plan twice
+        return plan
+
+    def branching_plan(self, source: str, event: str, alternatives: tuple[Event, ...]) -> MovePlan:
+        """The plan of the first of ``alternatives``, each linked to the next by
+        `MovePlan.otherwise`: the order in which they are tried."""
+        plan: MovePlan | None = None
+        for ev in reversed(alternatives):
+            plan = self.plan(source, ev.target, event, ev)._replace(otherwise=plan)
+        assert plan is not None, "no alternatives"
         return plan
 
     def _unknown_state(self, state: object) -> MachineDefinitionError:
@@ -381,18 +392,23 @@ class MachineBuilder(Decorators):
         """
         events = parse_events(self.events)
         with_effects = [
-            Event(ev.name, ev.sources, ev.target, self._effects.get(ev.name, ev.effect))
-            for ev in events
+            dataclasses.replace(ev, effect=self._effects.get(ev.name, ev.effect)) for ev in events
+        ]
+        with_effects += [
+            ev
+            if ev.effect is not None
+            else dataclasses.replace(ev, effect=self._effects.get(ev.name))
+            for ev in self._extra_events
         ]
         for name in self._effects:
-            if not any(ev.name == name for ev in with_effects + self._extra_events):
+            if not any(ev.name == name for ev in with_effects):
                 raise MachineDefinitionError(
                     f"effect registered for unknown event {name!r}", event=name
                 )
         return MachineSpec(
             self.initial,
             self.transitions,
-            events=with_effects + self._extra_events,
+            events=with_effects,
             hooks=self._hooks,
             states=self.states,
             history_limit=self.history_limit,

@@ -48,6 +48,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "core: specs",
         [
             "stateward.core._parts",
+            "stateward.core._events",
             "stateward.core._decorators",
             "stateward.core._spec",
             "stateward.core._graph",
