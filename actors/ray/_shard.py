@@ -263,8 +263,10 @@ def _send_here(handle: Any, message: Any, callback: None) -> Any:
 
 def _runs_no_user_code(spec: MachineSpec) -> bool:
     """Whether a transition of ``spec`` runs only stateward's code: no hook,
-    no event effect."""
-    return not spec.hooks and all(event.effect is None for event in spec.events)
+    no event effect, no guard of an event's alternative."""
+    return not spec.hooks and all(
+        event.effect is None and not event.guards and not event.unless for event in spec.events
+    )
 
 
 def _shrink(

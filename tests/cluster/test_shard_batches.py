@@ -200,3 +200,30 @@ def test_the_next_batch_is_sent_before_the_last_ones_callers_are_answered(
     finally:
         link.close("test over", 10)
     assert events == ["start first", "start second", "answer first", "answer second"]
+
+
+def test_a_request_whose_event_alternative_has_a_guard_is_not_run_on_the_batchs_thread() -> None:
+    """An event's own guards (a branch, an ``unless``) are code of the
+    user's: it could wait for a later call, which the shard's Ray thread
+    would never take, so such a request goes to the pool."""
+    from stateward.actors.ray._shard import _runs_no_user_code
+
+    def has_ticket(ctx: Any) -> bool:
+        return True
+
+    plain = MachineSpec("outside", events={"enter": ["outside -> seated"]})
+    branched = MachineSpec(
+        "outside",
+        events={
+            "enter": [
+                {"move": "outside -> seated", "guards": has_ticket},
+                "outside -> standing",
+            ]
+        },
+    )
+    negated = MachineSpec(
+        "outside", events={"enter": [{"move": "outside -> seated", "unless": has_ticket}]}
+    )
+    assert _runs_no_user_code(plain)
+    assert not _runs_no_user_code(branched)
+    assert not _runs_no_user_code(negated)
