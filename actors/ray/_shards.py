@@ -23,11 +23,44 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from stateward.core import ArgumentValueError
+
 from ._errors import ShardUnavailable
 from ._shard import Shard
 
 #: How long a shard's Ray actor may take to start (a worker process, imports, the store).
 START_TIMEOUT = 120.0
+
+
+def check_shard_count(base: str, shards: int) -> None:
+    """Refuse ``shards`` if shards of the same store (Ray names starting with
+    ``base``) run under another count: a name goes to shard
+    ``crc32(name) % shards``, so two counts would host one name on two shards,
+    whose leases would fight over it (each call waiting for the other's lease).
+
+    Raises:
+        ArgumentValueError: a living shard of this store has another count.
+    """
+    import ray
+
+    head = f"{base}-"
+    counts = set()
+    for name in ray.util.list_named_actors():
+        count = name[len(head) :].split("-", 1)[0] if name.startswith(head) else ""
+        if count.isdigit() and int(count) != shards:
+            counts.add(int(count))
+    if counts:
+        other = min(counts)
+        raise ArgumentValueError(
+            "RayRuntime",
+            "shards",
+            f"{other} (the count of the shards that serve this store now)",
+            shards,
+            f"Every client of one store must pass the same shards=: a name goes to shard "
+            f"crc32(name) % shards. Pass shards={other}, or stop those shards first "
+            "(shutdown(stop_shards=True) in their last client)",
+            outcome="no shard was started",
+        )
 
 
 class ShardSet:
@@ -75,18 +108,38 @@ class ShardSet:
     def ready(self, actors: list[Any]) -> None:
         """Wait until ``actors`` have started (at most `START_TIMEOUT` seconds).
 
+        An actor that died while starting (its constructor raised: the store
+        could not be opened there, say) is killed: Ray keeps a named actor's
+        name taken even after it failed to start, and until the kill every
+        later client of this store would get that dead actor by name.
+
         Raises:
             ShardUnavailable: one did not start (its error says why).
         """
         import ray
+        from ray.exceptions import RayActorError
 
+        waits = [actor.pid.remote() for actor in actors]
         try:
-            ray.get([actor.pid.remote() for actor in actors], timeout=START_TIMEOUT)
+            ray.get(waits, timeout=START_TIMEOUT)
+            return
         except Exception as exc:
-            raise ShardUnavailable(
-                f"a shard of {self.prefix} did not start within {START_TIMEOUT:g} s "
-                f"({type(exc).__name__}: {exc})"
-            ) from None
+            failure: BaseException = exc
+        died = []
+        for actor, wait in zip(actors, waits, strict=True):
+            try:
+                ray.get(wait, timeout=0)
+            except RayActorError as exc:
+                died.append(actor)
+                failure = exc
+            except Exception:
+                pass
+        for actor in died:
+            self.kill(actor)  # frees its name for the next start
+        what = "failed to start" if died else f"did not start within {START_TIMEOUT:g} s"
+        raise ShardUnavailable(
+            f"a shard of {self.prefix} {what} ({type(failure).__name__}: {failure})"
+        ) from None
 
     def kill(self, actor: Any) -> None:
         """``ray.kill`` the actor (Ray ends its process, within seconds even

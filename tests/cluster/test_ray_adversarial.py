@@ -1,0 +1,203 @@
+"""`RayRuntime` under bad input and awkward timing: each mistake gets a clear
+`StatewardError` (or the documented error), nothing is lost, and no shard
+is crashed by it.
+
+One local Ray cluster for the module (see ``ray_cluster``) and one client
+with 2 shards; a test that needs a store or client of its own makes it and
+shuts it down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import ray_adversarial_specs as adv
+import ray_specs
+from ray_cluster import local_cluster
+
+from stateward.actors import ActorTimeout, StateMachine, StateManager
+from stateward.actors.stores import SQLiteStore
+from stateward.core import ArgumentTypeError, ArgumentValueError, UnencodableValueError
+
+ray = pytest.importorskip("ray")
+
+from stateward.actors.ray import RayRuntime, ShardUnavailable, SpecNotImportable  # noqa: E402
+
+WAIT = 30.0
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("store") / "adversarial.db"
+
+
+@pytest.fixture(scope="module")
+def runtime(tmp_path_factory: pytest.TempPathFactory, store_path: Path) -> Iterator[RayRuntime]:
+    with local_cluster(tmp_path_factory.mktemp("ray")):
+        runtime = RayRuntime(SQLiteStore(store_path), shards=2)
+        try:
+            yield runtime
+        finally:
+            runtime.shutdown(stop_shards=True)
+
+
+def _shard_actors(store_path: Path) -> list[str]:
+    """The named shard actors Ray lists for the store at ``store_path``."""
+    import hashlib
+
+    key = hashlib.sha256(str(store_path.resolve()).encode()).hexdigest()[:16]
+    return [name for name in ray.util.list_named_actors() if f"-{key}-" in name]
+
+
+def test_a_bad_workers_argument_is_refused_before_any_shard_starts(
+    runtime: RayRuntime, tmp_path: Path
+) -> None:
+    path = tmp_path / "workers.db"
+    with pytest.raises(ArgumentTypeError, match="'workers' must be an int >= 0"):
+        RayRuntime(SQLiteStore(path), shards=1, workers="2")  # type: ignore[arg-type]
+    with pytest.raises(ArgumentValueError, match="'workers' must be an int >= 0"):
+        RayRuntime(SQLiteStore(path), shards=1, workers=-1)
+    assert _shard_actors(path) == []
+    client = RayRuntime(SQLiteStore(path), shards=1)  # the name of its shard is free
+    try:
+        assert StateManager({}, name="w", runtime=client).update_state({"ok": 1})["ok"] == 1
+    finally:
+        client.shutdown(stop_shards=True)
+
+
+def test_a_shard_that_failed_to_start_does_not_block_the_next_client(
+    runtime: RayRuntime, tmp_path: Path
+) -> None:
+    """A shard whose start fails (here: its store's folder is gone on the
+    worker) is reported as such, and its Ray name is freed: once the cause is
+    fixed, the next client starts the shard and works."""
+    folder = tmp_path / "gone"
+    folder.mkdir()
+    store = SQLiteStore(folder / "s.db")
+    store.close()
+    (folder / "s.db").unlink()
+    folder.rmdir()
+    with pytest.raises(ShardUnavailable, match="failed to start"):
+        RayRuntime(store, shards=1)
+    folder.mkdir()
+    client = RayRuntime(SQLiteStore(folder / "s.db"), shards=1)
+    try:
+        order = StateMachine(ray_specs.ORDER, name="after", runtime=client)
+        assert order.transition("review").state == "review"
+    finally:
+        client.shutdown(stop_shards=True)
+
+
+def test_a_client_with_another_shard_count_on_the_same_store_is_refused(
+    runtime: RayRuntime, store_path: Path
+) -> None:
+    """A name goes to shard ``crc32(name) % shards``: two shard counts on one
+    store would put one name on two shards, whose leases would fight over it."""
+    StateMachine(ray_specs.ORDER, name="counted", runtime=runtime).transition("review")
+    with pytest.raises(ArgumentValueError, match=r"'shards' must be 2 .*got 3.*Pass shards=2"):
+        RayRuntime(SQLiteStore(store_path), shards=3)
+    assert not [name for name in _shard_actors(store_path) if "-3-" in name.rsplit("-", 3)[0]]
+    second = RayRuntime(SQLiteStore(store_path), shards=2)  # the same count is fine
+    try:
+        assert StateMachine(ray_specs.ORDER, name="counted", runtime=second).version == 1
+    finally:
+        second.shutdown()
+
+
+def test_a_modify_function_whose_module_the_worker_lacks_is_a_clear_error(
+    runtime: RayRuntime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "client_side_functions.py").write_text(
+        "def bump(state):\n    return {'n': state.get('n', 0) + 1}\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import client_side_functions  # type: ignore[import-not-found]
+
+    manager = StateManager({"n": 0}, name="modified", runtime=runtime)
+    with pytest.raises(SpecNotImportable, match="client_side_functions") as caught:
+        manager.modify(client_side_functions.bump)
+    assert isinstance(caught.value, ImportError)
+    assert "every node" in str(caught.value)
+    assert manager.modify(lambda state: {"n": state["n"] + 1})["n"] == 1  # the actor lives on
+    monkeypatch.delitem(sys.modules, "client_side_functions")
+
+
+def test_an_error_whose_fields_cannot_pickle_comes_back_as_its_own_class(
+    runtime: RayRuntime,
+) -> None:
+    """As locally: a value that cannot be stored is an `UnencodableValueError`
+    (its ``value_type``, a lock's class, cannot pickle: it comes back as text)."""
+    manager = StateManager({"n": 0}, name="unencodable", runtime=runtime)
+    with pytest.raises(UnencodableValueError, match="lock cannot be stored") as caught:
+        manager.modify(adv.return_a_lock)
+    assert caught.value.path == "lock" and "lock" in str(caught.value.value_type)
+    assert manager.update_state({"n": 1})["n"] == 1 and manager.version == 1
+
+
+def test_an_exception_that_cannot_pickle_says_the_request_failed_on_the_shard(
+    runtime: RayRuntime,
+) -> None:
+    manager = StateManager({"n": 0}, name="odd-error", runtime=runtime)
+    with pytest.raises(ShardUnavailable, match="NeedsTwoArguments: refused on purpose") as caught:
+        manager.modify(adv.raise_needs_two_arguments)
+    assert "failed on the shard" in str(caught.value) and "nothing" in str(caught.value)
+    assert manager.version == 0 and manager.update_state({"n": 2})["n"] == 2
+
+
+def test_a_caller_timeout_while_its_request_is_on_the_shard_lets_it_complete(
+    runtime: RayRuntime,
+) -> None:
+    """docs/cluster.md, "Timeouts": the wait ends with `ActorTimeout`
+    (``started=True``); the request runs once and its commit shows in the
+    next answer."""
+    manager = StateManager({"n": 0}, name="timed-out", runtime=runtime)
+    with pytest.raises(ActorTimeout) as caught:
+        manager.modify(adv.slow_increment(1.0), timeout=0.2)
+    assert caught.value.started is True
+    manager.wait_until(lambda state: state.get("n") == 1, timeout=WAIT)
+    assert manager.version == 1  # applied once
+
+
+def test_an_awaited_request_cancelled_in_flight_completes_and_one_still_queued_is_withdrawn(
+    runtime: RayRuntime,
+) -> None:
+    manager = StateManager({"n": 0}, name="cancelled", runtime=runtime)
+
+    async def scenario() -> None:
+        running = asyncio.ensure_future(manager.amodify(adv.slow_increment(1.0)))
+        await asyncio.sleep(0)  # it is queued on its shard's link
+        for _ in range(500):  # until the link has taken it (bounded: 5 s)
+            if not manager._cell.mailbox.qsize():  # type: ignore[attr-defined]
+                break
+            await asyncio.sleep(0.01)
+        assert not manager._cell.mailbox.qsize(), "the request was not sent"  # type: ignore[attr-defined]
+        queued = asyncio.ensure_future(manager.amodify(lambda state: {"n": 1000}))
+        queued.cancel()  # before it was sent: withdrawn
+        running.cancel()  # on its shard: it completes there
+        for task in (running, queued):
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    asyncio.run(scenario())
+    manager.wait_until(lambda state: state.get("n") == 1, timeout=WAIT)
+    assert manager.version == 1  # the cancelled one ran once; the withdrawn one never
+
+
+def test_shutdown_twice_and_calls_after_shutdown_are_clear(
+    store_path: Path, runtime: RayRuntime
+) -> None:
+    from stateward.actors import ActorStopped
+
+    client = RayRuntime(SQLiteStore(store_path), shards=2)
+    order = StateMachine(ray_specs.ORDER, name="after-shutdown", runtime=client)
+    client.shutdown()
+    client.shutdown()  # a second shutdown does nothing
+    with pytest.raises(ActorStopped, match="shut down"):
+        order.transition("review")
+    with pytest.raises(ActorStopped, match="shut down"):
+        StateMachine(ray_specs.ORDER, name="after-shutdown-2", runtime=client)
+    assert StateMachine(ray_specs.ORDER, name="after-shutdown", runtime=runtime).version == 0
