@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import ray_adversarial_specs as adv
 import ray_specs
 from ray_cluster import local_cluster
 
-from stateward.actors import ActorTimeout, StateMachine, StateManager
+from stateward.actors import ActorTimeout, DuplicateActorName, StateMachine, StateManager
 from stateward.actors.stores import SQLiteStore
 from stateward.core import ArgumentTypeError, ArgumentValueError, UnencodableValueError
 
@@ -201,3 +203,62 @@ def test_shutdown_twice_and_calls_after_shutdown_are_clear(
     with pytest.raises(ActorStopped, match="shut down"):
         StateMachine(ray_specs.ORDER, name="after-shutdown-2", runtime=client)
     assert StateMachine(ray_specs.ORDER, name="after-shutdown", runtime=runtime).version == 0
+
+
+def test_a_spec_module_that_raises_on_the_worker_is_a_clear_error(runtime: RayRuntime) -> None:
+    import ray_raises_on_workers
+
+    with pytest.raises(SpecNotImportable, match="RuntimeError: this module refuses to import"):
+        StateMachine(ray_raises_on_workers.SPEC, name="raises-on-import", runtime=runtime)
+    with pytest.raises(SpecNotImportable):  # again: a failed import is not cached as a success
+        StateMachine(ray_raises_on_workers.SPEC, name="raises-on-import", runtime=runtime)
+    assert StateMachine(ray_specs.ORDER, name="after-import", runtime=runtime).version == 0
+
+
+def test_many_threads_of_two_clients_creating_one_name_get_one_actor(
+    runtime: RayRuntime, store_path: Path
+) -> None:
+    """Each client gets one handle (the others `DuplicateActorName`); both
+    reach the same actor on its shard, whose state both see."""
+    second = RayRuntime(SQLiteStore(store_path), shards=2)
+    clients = [runtime, second] * 4
+    start = threading.Barrier(len(clients))
+    made: list[tuple[int, Any]] = []
+    refused: list[BaseException] = []
+    failures: list[BaseException] = []
+
+    def create(index: int) -> None:
+        try:
+            start.wait(WAIT)
+            handle = StateMachine(ray_specs.ORDER, name="raced", runtime=clients[index])
+            made.append((index % 2, handle))
+        except DuplicateActorName as exc:
+            refused.append(exc)
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(len(clients))]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(WAIT)
+        assert not any(thread.is_alive() for thread in threads)
+        if failures:
+            raise failures[0]
+        assert sorted(client for client, _ in made) == [0, 1] and len(refused) == 6
+        first, other = (handle for _, handle in sorted(made, key=lambda pair: pair[0]))
+        assert first.transition("review").version == 1
+        assert other.transition("published").version == 2  # the same actor
+    finally:
+        second.shutdown()
+
+
+def test_reads_on_a_client_make_no_ray_call(runtime: RayRuntime) -> None:
+    order = StateMachine(ray_specs.ORDER, name="read-only", runtime=runtime)
+    order.transition("review")
+    calls = [link.calls for link in runtime._links]
+    for _ in range(100):
+        assert order.current_state == "review" and order.version == 1
+        assert order.snapshot.state == "review" and len(order.history) == 1
+    assert [link.calls for link in runtime._links] == calls
