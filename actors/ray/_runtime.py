@@ -17,6 +17,7 @@ import uuid
 from typing import Any
 
 from stateward.core import ArgumentTypeError, ArgumentValueError
+from stateward.core._arguments import check_timeout
 
 from .._cell import Cell
 from .._errors import ActorStopped, DuplicateActorName
@@ -133,7 +134,7 @@ class RayRuntime(Runtime):
             ``"snapshot"`` mode (it keeps no request ids: a retried request
             could be applied twice), or ``shards`` other than the count of
             the shards that serve this store now (`ArgumentValueError`).
-        ArgumentTypeError, ArgumentValueError: a bad ``workers``.
+        ArgumentTypeError, ArgumentValueError: a bad ``workers`` or ``address``.
         ShardUnavailable: a shard failed to start (its error says why).
     """
 
@@ -154,6 +155,15 @@ class RayRuntime(Runtime):
         if type(shards) is not int or shards < 1:
             raise ValueError(f"shards must be an int >= 1, got {shards!r}")
         _check_workers(workers)
+        if address is not None and type(address) is not str:
+            raise ArgumentTypeError(
+                "RayRuntime",
+                "address",
+                "None or a str, the Ray head's 'host:port'",
+                address,
+                "Pass address='10.0.0.1:6379', say, or leave it out.",
+                outcome="no shard was started",
+            )
         recipe = store_recipe(store)
         shard_timeout = _check_shard_timeout(shard_timeout, recipe.lease_seconds)
         if recipe.durability == "snapshot":
@@ -250,6 +260,7 @@ class RayRuntime(Runtime):
         other client uses them."""
         import ray
 
+        check_timeout(timeout, "RayRuntime.shutdown", outcome="nothing was shut down")
         reason = f"runtime {self.name!r} shut down"
         for cell in list(self._cells.values()):
             cell.mailbox.close(reason)

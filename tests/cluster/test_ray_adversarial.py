@@ -262,3 +262,20 @@ def test_reads_on_a_client_make_no_ray_call(runtime: RayRuntime) -> None:
         assert order.current_state == "review" and order.version == 1
         assert order.snapshot.state == "review" and len(order.history) == 1
     assert [link.calls for link in runtime._links] == calls
+
+
+def test_a_bad_address_or_shutdown_timeout_is_refused_and_changes_nothing(
+    runtime: RayRuntime, store_path: Path
+) -> None:
+    with pytest.raises(ArgumentTypeError, match="'address' must be"):
+        RayRuntime(SQLiteStore(store_path), shards=2, address=6379)  # type: ignore[arg-type]
+    client = RayRuntime(SQLiteStore(store_path), shards=2)
+    try:
+        order = StateMachine(ray_specs.ORDER, name="bad-shutdown", runtime=client)
+        with pytest.raises(ArgumentTypeError, match="'timeout' must be"):
+            client.shutdown("soon")  # type: ignore[arg-type]
+        with pytest.raises(ArgumentValueError, match="'timeout' must be"):
+            client.shutdown(-1)
+        assert order.transition("review").version == 1  # still running
+    finally:
+        client.shutdown()
