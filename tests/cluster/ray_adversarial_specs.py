@@ -34,3 +34,7 @@ def slow_increment(seconds: float) -> Any:
         return {"n": state.get("n", 0) + 1}
 
     return modify
+
+
+def add_one(state: Any) -> Any:
+    return {"n": state.get("n", 0) + 1}

@@ -164,6 +164,33 @@ def test_a_caller_timeout_while_its_request_is_on_the_shard_lets_it_complete(
     assert manager.version == 1  # applied once
 
 
+def _until_sent(manager: StateManager) -> None:
+    """Wait (bounded) until the link of ``manager``'s shard has taken all it queued."""
+    for _ in range(500):
+        if not manager._cell.mailbox.qsize():  # type: ignore[attr-defined]
+            return
+        threading.Event().wait(0.01)
+    raise AssertionError("the request was not sent within 5 s")
+
+
+def test_a_request_still_queued_on_the_client_when_its_wait_times_out_is_never_sent(
+    runtime: RayRuntime,
+) -> None:
+    """docs/cluster.md, "Timeouts". The first request keeps its shard's link
+    busy (its batch waits 0.2 s on the shard before deferring it); the second,
+    queued behind it, times out after 0.01 s and is withdrawn: the third,
+    sent after it, runs next."""
+    manager = StateManager({"n": 0}, name="withdrawn", runtime=runtime)
+    running = manager.request_modify(adv.slow_increment(1.0))
+    _until_sent(manager)
+    with pytest.raises(ActorTimeout) as caught:
+        manager.modify(lambda state: {"n": 1000}, timeout=0.01)
+    assert caught.value.started is False
+    assert running.result(WAIT)["n"] == 1
+    assert manager.update_state({"after": True}) == {"n": 1, "after": True}
+    assert manager.version == 2
+
+
 def test_an_awaited_request_cancelled_in_flight_completes_and_one_still_queued_is_withdrawn(
     runtime: RayRuntime,
 ) -> None:
@@ -172,13 +199,11 @@ def test_an_awaited_request_cancelled_in_flight_completes_and_one_still_queued_i
     async def scenario() -> None:
         running = asyncio.ensure_future(manager.amodify(adv.slow_increment(1.0)))
         await asyncio.sleep(0)  # it is queued on its shard's link
-        for _ in range(500):  # until the link has taken it (bounded: 5 s)
-            if not manager._cell.mailbox.qsize():  # type: ignore[attr-defined]
-                break
-            await asyncio.sleep(0.01)
-        assert not manager._cell.mailbox.qsize(), "the request was not sent"  # type: ignore[attr-defined]
+        _until_sent(manager)
         queued = asyncio.ensure_future(manager.amodify(lambda state: {"n": 1000}))
-        queued.cancel()  # before it was sent: withdrawn
+        await asyncio.sleep(0)  # queued behind the batch out (0.2 s at least)
+        assert manager._cell.mailbox.qsize() == 1  # type: ignore[attr-defined]
+        queued.cancel()  # not sent yet: withdrawn
         running.cancel()  # on its shard: it completes there
         for task in (running, queued):
             with pytest.raises(asyncio.CancelledError):
@@ -186,7 +211,17 @@ def test_an_awaited_request_cancelled_in_flight_completes_and_one_still_queued_i
 
     asyncio.run(scenario())
     manager.wait_until(lambda state: state.get("n") == 1, timeout=WAIT)
-    assert manager.version == 1  # the cancelled one ran once; the withdrawn one never
+    assert manager.update_state({"after": True}) == {"n": 1, "after": True}
+    assert manager.version == 2  # the cancelled one ran once; the withdrawn one never
+
+
+def test_shutdown_answers_what_is_queued(store_path: Path, runtime: RayRuntime) -> None:
+    client = RayRuntime(SQLiteStore(store_path), shards=2)
+    manager = StateManager({"n": 0}, name="drained", runtime=client)
+    replies = [manager.request_modify(adv.add_one) for _ in range(50)]
+    client.shutdown(timeout=WAIT)
+    assert sorted(reply.result(0)["n"] for reply in replies) == list(range(1, 51))
+    assert StateManager({}, name="drained", runtime=runtime).version == 50
 
 
 def test_shutdown_twice_and_calls_after_shutdown_are_clear(
