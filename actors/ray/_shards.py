@@ -28,8 +28,25 @@ from stateward.core import ArgumentValueError
 from ._errors import ShardUnavailable
 from ._shard import Shard
 
+#: The Ray namespace of every shard actor. Named actors are found only within
+#: their namespace, and a driver that names none gets an anonymous one of its
+#: own: without a fixed namespace, each client process would start shards of
+#: its own over the same store.
+NAMESPACE = "stateward"
+
 #: How long a shard's Ray actor may take to start (a worker process, imports, the store).
 START_TIMEOUT = 120.0
+
+
+def _named() -> list[str]:
+    """The names of the living shard actors of every store (`NAMESPACE`)."""
+    import ray
+
+    return [
+        entry["name"]
+        for entry in ray.util.list_named_actors(all_namespaces=True)
+        if entry["namespace"] == NAMESPACE
+    ]
 
 
 def check_shard_count(base: str, shards: int) -> None:
@@ -41,11 +58,9 @@ def check_shard_count(base: str, shards: int) -> None:
     Raises:
         ArgumentValueError: a living shard of this store has another count.
     """
-    import ray
-
     head = f"{base}-"
     counts = set()
-    for name in ray.util.list_named_actors():
+    for name in _named():
         count = name[len(head) :].split("-", 1)[0] if name.startswith(head) else ""
         if count.isdigit() and int(count) != shards:
             counts.add(int(count))
@@ -79,12 +94,10 @@ class ShardSet:
 
     def _living(self, index: int) -> list[int]:
         """The generations of shard ``index`` that Ray lists by name now."""
-        import ray
-
         head = f"{self.prefix}-{index}.g"
         return [
             int(name[len(head) :])
-            for name in ray.util.list_named_actors()
+            for name in _named()
             if name.startswith(head) and name[len(head) :].isdigit()
         ]
 
@@ -152,6 +165,7 @@ class ShardSet:
     def _start(self, index: int, generation: int) -> tuple[int, Any]:
         actor = self.remote.options(
             name=self.name(index, generation),
+            namespace=NAMESPACE,
             get_if_exists=True,
             max_concurrency=1,
             max_restarts=0,

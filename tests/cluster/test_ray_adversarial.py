@@ -52,7 +52,8 @@ def _shard_actors(store_path: Path) -> list[str]:
     import hashlib
 
     key = hashlib.sha256(str(store_path.resolve()).encode()).hexdigest()[:16]
-    return [name for name in ray.util.list_named_actors() if f"-{key}-" in name]
+    named = ray.util.list_named_actors(all_namespaces=True)
+    return [entry["name"] for entry in named if f"-{key}-" in entry["name"]]
 
 
 def test_a_bad_workers_argument_is_refused_before_any_shard_starts(
@@ -102,7 +103,8 @@ def test_a_client_with_another_shard_count_on_the_same_store_is_refused(
     StateMachine(ray_specs.ORDER, name="counted", runtime=runtime).transition("review")
     with pytest.raises(ArgumentValueError, match=r"'shards' must be 2 .*got 3.*Pass shards=2"):
         RayRuntime(SQLiteStore(store_path), shards=3)
-    assert not [name for name in _shard_actors(store_path) if "-3-" in name.rsplit("-", 3)[0]]
+    assert _shard_actors(store_path)  # the test sees the shards of this store ...
+    assert not [name for name in _shard_actors(store_path) if "-3-" in name]  # ... none for 3
     second = RayRuntime(SQLiteStore(store_path), shards=2)  # the same count is fine
     try:
         assert StateMachine(ray_specs.ORDER, name="counted", runtime=second).version == 1
@@ -314,3 +316,55 @@ def test_a_bad_address_or_shutdown_timeout_is_refused_and_changes_nothing(
         assert order.transition("review").version == 1  # still running
     finally:
         client.shutdown()
+
+
+SECOND_PROCESS = """
+import os
+import sys
+
+import ray
+import ray_specs
+
+from stateward.actors import StateMachine
+from stateward.actors.ray import RayRuntime
+from stateward.actors.stores import SQLiteStore
+
+ray.init(address=sys.argv[2], runtime_env={"env_vars": {"PYTHONPATH": os.environ["PYTHONPATH"]}})
+runtime = RayRuntime(
+    SQLiteStore(sys.argv[1], lease_seconds=2), shards=2, address=sys.argv[2], shard_timeout=5
+)
+order = StateMachine(ray_specs.ORDER, name="two-processes", runtime=runtime)
+print("found", order.current_state, order.version, flush=True)
+print("moved", order.transition("published").version, flush=True)
+runtime.shutdown()
+"""
+
+
+def test_a_client_in_another_process_finds_the_same_shards(
+    runtime: RayRuntime, store_path: Path
+) -> None:
+    """Named Ray actors live in a namespace, and each driver that does not name
+    one gets an anonymous namespace of its own: the shards are placed in a
+    fixed namespace, so that a client process finds those another started."""
+    import os
+    import subprocess
+
+    order = StateMachine(ray_specs.ORDER, name="two-processes", runtime=runtime)
+    order.transition("review")
+    here = str(Path(__file__).resolve().parent)
+    env = {
+        **os.environ,
+        "RAY_AUTH_MODE": "disabled",
+        "PYTHONPATH": os.pathsep.join([here, os.environ.get("PYTHONPATH", "")]),
+    }
+    address = ray.get_runtime_context().gcs_address
+    done = subprocess.run(
+        [sys.executable, "-c", SECOND_PROCESS, str(store_path), address],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split("\n")[:2] == ["found review 1", "moved 2"], done.stdout
+    order.wait_until("published", timeout=WAIT)
