@@ -179,7 +179,11 @@ class RayRuntime(Runtime):
         if not ray.is_initialized():
             ray.init(address=address)
         key = hashlib.sha256(recipe.where.encode()).hexdigest()[:16]
-        check_shard_count(f"stateward-shard-{key}", shards)
+        try:
+            check_shard_count(f"stateward-shard-{key}", shards)
+        except BaseException:
+            super().shutdown()
+            raise
         self._shards = ShardSet(f"stateward-shard-{key}-{shards}", (recipe, workers))
         # Request ids: unique to this client, numbered in the order sent.
         client = uuid.uuid4().hex[:16]
