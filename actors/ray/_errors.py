@@ -9,7 +9,9 @@ from stateward.core import StatewardError
 class SpecNotImportable(StatewardError, ImportError):
     """A machine's definition cannot be found by import path, on the client (it
     is not a module-level name of an imported module) or on a shard's worker
-    (its module does not import there). Nothing was created."""
+    (its module does not import there): nothing was created. Or a request, or
+    an ``on_start``, carries a function whose module does not import on the
+    shard's worker: it did not run."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

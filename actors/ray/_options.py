@@ -17,13 +17,12 @@ with the same options (`create_on_shard`, on the shard):
 
 from __future__ import annotations
 
-import pickle
 from typing import Any
 
 from .._handles import ConfigManager, StateMachine, StateManager
 from ._errors import NotOnRay
 from ._link import pickled
-from ._paths import import_spec, spec_path
+from ._paths import import_spec, spec_path, unpickled
 
 
 def placement(
@@ -78,7 +77,7 @@ def create_on_shard(
     """The handle of a new actor on this shard's ``runtime`` (see `placement`)."""
     keywords: dict[str, Any] = dict(options or {})
     if "on_start" in keywords:
-        keywords["on_start"] = pickle.loads(keywords["on_start"])
+        keywords["on_start"] = unpickled(keywords["on_start"], f"{name!r}: on_start")
     if kind == "machine":
         spec = import_spec(*definition)
         return StateMachine(spec, name=name, runtime=runtime, data=initial, **keywords)

@@ -14,6 +14,7 @@ Ray lists). See docs/cluster.md."""
 from __future__ import annotations
 
 import importlib
+import pickle
 import sys
 import zlib
 from typing import Any, NamedTuple
@@ -103,6 +104,27 @@ def import_spec(module_name: str, attr: str) -> Any:
         raise SpecNotImportable(
             f"the module {module_name!r} on the Ray worker has no {attr!r}: the worker runs "
             "another version of it than the client; deploy the same code to every node"
+        ) from None
+
+
+def unpickled(data: bytes, where: str) -> Any:
+    """A request (or an ``on_start``) unpickled here, on a shard's worker.
+
+    Raises:
+        SpecNotImportable: it does not unpickle here: most often a function
+            it carries was pickled by reference to a module this worker cannot
+            import (a module only the client has, or the client's main script).
+    """
+    try:
+        return pickle.loads(data)
+    except Exception as exc:
+        raise SpecNotImportable(
+            f"{where}: the request cannot be unpickled on the Ray worker "
+            f"({type(exc).__name__}: {exc}). A module-level function travels by reference "
+            "to its module, which must import on every node: install or ship that module "
+            "(a package, or Ray's runtime_env with py_modules), or pass a lambda, which "
+            "travels by value. A function of the client's main script (__main__) never "
+            "imports on a worker. Nothing of the request ran"
         ) from None
 
 

@@ -17,6 +17,9 @@ import threading
 import uuid
 from typing import Any
 
+from stateward.core import ArgumentTypeError, ArgumentValueError
+from stateward.core._arguments import check_timeout
+
 from .._cell import Cell
 from .._errors import ActorStopped, DuplicateActorName
 from .._reply import Reply
@@ -29,7 +32,7 @@ from ._follow import Follower
 from ._link import MAX_REPLACEMENTS, Link, pickled
 from ._options import placement
 from ._paths import shard_of, store_recipe
-from ._shards import ShardSet
+from ._shards import ShardSet, check_shard_count
 
 #: How long a shard may take to answer one call before it is declared dead, by default.
 SHARD_TIMEOUT = 30.0
@@ -141,9 +144,12 @@ class RayRuntime(Runtime):
     Raises:
         ImportError: Ray is not installed (``pip install 'stateward[ray]'``).
         TypeError: ``store`` cannot be shared by processes (a `MemoryStore`).
-        ValueError: a bad ``shards`` or ``shard_timeout``, or a store in
+        ValueError: a bad ``shards`` or ``shard_timeout``, a store in
             ``"snapshot"`` mode (it keeps no request ids: a retried request
-            could be applied twice).
+            could be applied twice), or ``shards`` other than the count of
+            the shards that serve this store now (`ArgumentValueError`).
+        ArgumentTypeError, ArgumentValueError: a bad ``workers`` or ``address``.
+        ShardUnavailable: a shard failed to start (its error says why).
     """
 
     def __init__(
@@ -162,6 +168,16 @@ class RayRuntime(Runtime):
             raise ImportError("RayRuntime needs Ray: pip install 'stateward[ray]'") from None
         if type(shards) is not int or shards < 1:
             raise ValueError(f"shards must be an int >= 1, got {shards!r}")
+        _check_workers(workers)
+        if address is not None and type(address) is not str:
+            raise ArgumentTypeError(
+                "RayRuntime",
+                "address",
+                "None or a str, the Ray head's 'host:port'",
+                address,
+                "Pass address='10.0.0.1:6379', say, or leave it out.",
+                outcome="no shard was started",
+            )
         recipe = store_recipe(store)
         shard_timeout = _check_shard_timeout(shard_timeout, recipe.lease_seconds)
         if recipe.durability == "snapshot":
@@ -177,6 +193,11 @@ class RayRuntime(Runtime):
         if not ray.is_initialized():
             ray.init(address=address)
         key = hashlib.sha256(recipe.where.encode()).hexdigest()[:16]
+        try:
+            check_shard_count(f"stateward-shard-{key}", shards)
+        except BaseException:
+            super().shutdown()
+            raise
         self._shards = ShardSet(f"stateward-shard-{key}-{shards}", (recipe, workers))
         # Request ids: unique to this client, numbered in the order sent.
         client = uuid.uuid4().hex[:16]
@@ -263,6 +284,7 @@ class RayRuntime(Runtime):
         other client uses them."""
         import ray
 
+        check_timeout(timeout, "RayRuntime.shutdown", outcome="nothing was shut down")
         reason = f"runtime {self.name!r} shut down"
         for cell in list(self._cells.values()):
             cell.mailbox.close(reason)
@@ -287,6 +309,20 @@ class RayRuntime(Runtime):
                 "it was killed, and its last batch may not be committed"
             ) from failure
         return report
+
+
+def _check_workers(value: Any) -> None:
+    """Checked here, not on the shards: a shard that fails to start fails every client."""
+    if type(value) is not int or value < 0:
+        error = ArgumentTypeError if type(value) is not int else ArgumentValueError
+        raise error(
+            "RayRuntime",
+            "workers",
+            "an int >= 0 (each shard's pooled worker threads; 0 for a thread per actor)",
+            value,
+            "Pass workers=2, say, or leave it out.",
+            outcome="no shard was started",
+        )
 
 
 def _check_shard_timeout(value: Any, lease_seconds: float) -> float:

@@ -33,7 +33,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from stateward.core import DefinitionMismatch, MachineSpec
+from stateward.core import DefinitionMismatch, MachineSpec, StatewardError
+from stateward.core._errors import _restore
 from stateward.core._messages import Move
 
 from .._context import request_id
@@ -45,23 +46,46 @@ from ._delta import SHRUNK, Chain
 from ._errors import ShardUnavailable
 from ._journal import Journal
 from ._options import create_on_shard
-from ._paths import StoreRecipe, open_store
+from ._paths import StoreRecipe, open_store, unpickled
 
 #: A request's answer: ``(True, value)`` or ``(False, error)``.
 Answer = tuple[bool, Any]
 
 
 def _portable(error: BaseException) -> BaseException:
-    """``error`` if it pickles back to the client, else a `ShardUnavailable`
-    that tells what it was. A crash because this shard's lease was taken over
-    is answered as the `LeaseLost` itself: nothing of the request was committed."""
+    """``error`` as it can travel back to the client. A crash because this
+    shard's lease was taken over is answered as the `LeaseLost` itself:
+    nothing of the request was committed. A `StatewardError` with a field
+    that cannot pickle (an `UnencodableValueError`'s ``value_type``, say)
+    keeps its class, message and other fields, that one as its repr; any
+    other error that does not pickle back becomes a `ShardUnavailable` that
+    tells what it was."""
     if isinstance(error, ActorCrashed) and isinstance(error.cause, LeaseLost):
         error = error.cause
+    if _round_trips(error):
+        return error
+    if isinstance(error, StatewardError):
+        shown = {key: _or_repr(value) for key, value in vars(error).items()}
+        plain = _restore(type(error), tuple(map(_or_repr, error.args)), shown)
+        if _round_trips(plain):
+            return plain
+    return ShardUnavailable(
+        f"the request failed on the shard with {type(error).__name__}: {error} (that "
+        "exception cannot be pickled back to this client, so it comes as this error); "
+        "as locally, a request that fails commits nothing"
+    )
+
+
+def _round_trips(value: object) -> bool:
     try:
-        pickle.loads(pickle.dumps(error))
+        pickle.loads(pickle.dumps(value))
     except Exception:
-        return ShardUnavailable(f"the shard raised {type(error).__name__}: {error}")
-    return error
+        return False
+    return True
+
+
+def _or_repr(value: object) -> object:
+    return value if _round_trips(value) else repr(value)
 
 
 class Shard:
@@ -209,7 +233,8 @@ class Shard:
                     token = request_id.set(op[3])  # the reply copies it with the context
                     try:
                         send = functools.partial(_send_here, handle) if lone else handle._request
-                        outcomes.append(send_in_context(pickle.loads(op[2]), send))
+                        message = unpickled(op[2], repr(name))
+                        outcomes.append(send_in_context(message, send))
                     finally:
                         request_id.reset(token)
                 names.add(name)
