@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Protocol
 
 from stateward.core import ArgumentTypeError, ArgumentValueError, utc_now
-from stateward.core._arguments import check_callable
+from stateward.core._arguments import check_callable, check_timeout
 from stateward.core._machine import WallClock
 
 from ._async_host import AsyncHost
@@ -168,6 +168,15 @@ class Runtime:
         max_active: int | None = None,
         mailbox_limit: int | None = None,
     ) -> None:
+        if name is not None and not isinstance(name, str):
+            raise ArgumentTypeError(
+                "Runtime",
+                "name",
+                "a str (a label for threads, logs and errors) or None",
+                name,
+                "Pass name='orders', say, or leave it out for a generated one.",
+                outcome="no runtime was created",
+            )
         seconds = type(idle_after) in (int, float)
         if idle_after is not None and (not seconds or not 0 < idle_after < math.inf):
             error = ArgumentValueError if seconds else ArgumentTypeError
@@ -507,7 +516,9 @@ class Runtime:
 
     def shutdown(self, timeout: float = DEFAULT_SHUTDOWN_TIMEOUT) -> ShutdownReport:
         """Drain every mailbox and stop every actor within ``timeout`` seconds in
-        all, then close the store; return a `ShutdownReport`.
+        all, then close the store; return a `ShutdownReport`. ``timeout`` is a
+        finite number of seconds >= 0; None means ``DEFAULT_SHUTDOWN_TIMEOUT``.
+        Any other value raises an `InvalidArgument` before anything is stopped.
 
         Every actor is asked first to stop once it has handled what is already
         in its mailbox (so they drain at the same time); requests sent after
@@ -525,11 +536,8 @@ class Runtime:
         logged as an error); ``report.check()`` raises `ShutdownIncomplete`
         if there were any. Calling it again returns a clean, empty report.
         """
-        if not 0 <= timeout < math.inf:
-            raise ValueError(
-                f"shutdown timeout must be >= 0 seconds, got {timeout!r}; and finite: "
-                "nothing waits forever"
-            )
+        checked = check_timeout(timeout, "Runtime.shutdown", outcome="nothing was shut down")
+        timeout = DEFAULT_SHUTDOWN_TIMEOUT if checked is None else checked
         started = time.monotonic()
         deadline = started + timeout
         reason = f"runtime {self.name!r} shut down"

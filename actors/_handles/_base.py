@@ -38,6 +38,38 @@ Observer = Callable[[Any, Any], Any]
 _NOT_CREATED = "no actor was created"
 
 
+def check_actor_name(name: Any, call: str) -> str:
+    """``name`` as a plain, non-empty ``str`` that a store can keep (UTF-8
+    encodable: no lone surrogate), or an `InvalidArgument`, before anything
+    is created or written."""
+    if not isinstance(name, str):
+        raise ArgumentTypeError(
+            call, "name", "a str, the actor's name, or None", name, outcome=_NOT_CREATED
+        )
+    text: str = str.__str__(name)  # a str subclass (a StrEnum member) is read as its text
+    if not text:
+        raise ArgumentValueError(
+            call,
+            "name",
+            "a non-empty str",
+            text,
+            "Pass a name such as 'orders', or leave it out for a generated one",
+            outcome=_NOT_CREATED,
+        )
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ArgumentValueError(
+            call,
+            "name",
+            "a str encodable as UTF-8 (no lone surrogate such as '\\ud800')",
+            name,
+            "Stores keep names as UTF-8 text: pass a name without unpaired surrogates",
+            outcome=_NOT_CREATED,
+        ) from None
+    return text
+
+
 class _Stored:
     """``snapshot`` of a handle whose actor is passivated.
 
@@ -81,8 +113,8 @@ class ActorHandle(Watching):
         supervisor = options.supervisor
         if runtime is None:
             runtime = supervisor.runtime if supervisor is not None else current_runtime()
-        if name is not None and (not isinstance(name, str) or not name):
-            raise ValueError(f"an actor name must be a non-empty str, got {name!r}")
+        if name is not None:
+            name = check_actor_name(name, type(self).__name__)
         # Set past the read-only check of `__setattr__` (a Python call each).
         put = object.__setattr__
         put(self, "_runtime", runtime)

@@ -295,3 +295,75 @@ def test_core_apply_transition_checks_its_arguments_too() -> None:
     with pytest.raises(ArgumentTypeError, match="'data' must be a mapping"):
         apply_transition(spec, snapshot, "b", payload=5)  # type: ignore[arg-type]
     assert apply_transition(spec, snapshot, "b").snapshot.state == "b"
+
+
+@pytest.mark.parametrize(
+    ("name", "error"),
+    [
+        pytest.param("", ArgumentValueError, id="empty"),
+        pytest.param(5, ArgumentTypeError, id="int"),
+        pytest.param(b"orders", ArgumentTypeError, id="bytes"),
+        pytest.param("orders\ud800", ArgumentValueError, id="lone-surrogate"),
+    ],
+)
+def test_a_bad_actor_name_is_refused_naming_the_argument(
+    runtime: Runtime, name: Any, error: type[InvalidArgument]
+) -> None:
+    for make in (
+        lambda: StateMachine("a", {"a": []}, name=name, runtime=runtime),
+        lambda: StateManager({"n": 0}, name=name, runtime=runtime),
+    ):
+        with pytest.raises(error) as caught:
+            make()
+        assert (caught.value.argument, caught.value.value) == ("name", name)
+        assert "no actor was created" in str(caught.value)
+    assert runtime.names() == []
+    assert StateManager({"n": 0}, name="after", runtime=runtime).update_state({"n": 1}).n == 1
+
+
+def test_a_name_a_store_cannot_encode_is_refused_before_anything_is_written(
+    tmp_path: Any,
+) -> None:
+    from stateward.actors import SQLiteStore
+
+    with Runtime("durable", store=SQLiteStore(tmp_path / "s.db")) as rt:
+        with pytest.raises(ArgumentValueError, match=r"'name' must be a str encodable as UTF-8"):
+            StateMachine("a", {"a": []}, name="\ud800", runtime=rt)
+        assert rt.names() == []
+        assert rt.store.actors() == []
+        kept = StateManager({"n": 0}, name="kept", runtime=rt)
+        assert kept.update_state({"n": 1}).n == 1
+
+
+@pytest.mark.parametrize("name", [5, b"rt", ["rt"]])
+def test_a_runtime_name_must_be_a_str(name: Any) -> None:
+    with pytest.raises(ArgumentTypeError) as caught:
+        Runtime(name)
+    assert (caught.value.call, caught.value.argument) == ("Runtime", "name")
+    assert "no runtime was created" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("timeout", "error"),
+    [
+        pytest.param("x", ArgumentTypeError, id="str"),
+        pytest.param(True, ArgumentTypeError, id="bool"),
+        pytest.param(-1, ArgumentValueError, id="negative"),
+        pytest.param(math.inf, ArgumentValueError, id="infinite"),
+        pytest.param(math.nan, ArgumentValueError, id="nan"),
+    ],
+)
+def test_shutdown_checks_its_timeout_before_stopping_anything(
+    timeout: Any, error: type[InvalidArgument]
+) -> None:
+    rt = Runtime("checked", default_timeout=10.0)
+    try:
+        manager = StateManager({"n": 0}, runtime=rt)
+        with pytest.raises(error) as caught:
+            rt.shutdown(timeout)
+        assert (caught.value.call, caught.value.argument) == ("Runtime.shutdown", "timeout")
+        assert not rt.closed
+        assert manager.update_state({"n": 1}).n == 1
+    finally:
+        assert rt.shutdown(None).clean
+    assert rt.closed

@@ -318,7 +318,7 @@ def test_at_interpreter_exit_busy_actors_share_one_deadline() -> None:
 
 def test_a_negative_stop_timeout_is_refused_and_changes_nothing(runtime: Runtime) -> None:
     counter = StateManager({"n": 0}, runtime=runtime)
-    with pytest.raises(ValueError, match=r"shutdown timeout must be >= 0 seconds, got -1"):
+    with pytest.raises(ValueError, match=r"'timeout' must be a finite number of seconds >= 0"):
         runtime.shutdown(timeout=-1)
     with pytest.raises(ValueError, match=r"shutdown_timeout must be >= 0 seconds"):
         Supervisor("s", runtime=runtime, shutdown_timeout=-0.5)
