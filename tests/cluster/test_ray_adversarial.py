@@ -315,7 +315,8 @@ def test_a_bad_address_or_shutdown_timeout_is_refused_and_changes_nothing(
             client.shutdown(-1)
         assert order.transition("review").version == 1  # still running
     finally:
-        client.shutdown()
+        client.shutdown(None)  # None: the default timeout, as for a `Runtime`
+    assert client.closed
 
 
 SECOND_PROCESS = """
