@@ -12,14 +12,12 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import ray_adversarial_specs as adv
 import ray_specs
-from ray_cluster import local_cluster
 
 from stateward.actors import ActorTimeout, DuplicateActorName, StateMachine, StateManager
 from stateward.actors.stores import SQLiteStore
@@ -33,18 +31,9 @@ WAIT = 30.0
 
 
 @pytest.fixture(scope="module")
-def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("store") / "adversarial.db"
-
-
-@pytest.fixture(scope="module")
-def runtime(tmp_path_factory: pytest.TempPathFactory, store_path: Path) -> Iterator[RayRuntime]:
-    with local_cluster(tmp_path_factory.mktemp("ray")):
-        runtime = RayRuntime(SQLiteStore(store_path), shards=2)
-        try:
-            yield runtime
-        finally:
-            runtime.shutdown(stop_shards=True)
+def runtime(ray_client: RayRuntime) -> RayRuntime:
+    """The module's client (conftest's ``ray_client``)."""
+    return ray_client
 
 
 def _shard_actors(store_path: Path) -> list[str]:

@@ -19,7 +19,6 @@ from typing import Any
 
 import behaviour_specs as specs
 import pytest
-from ray_cluster import local_cluster
 
 from stateward.actors import Runtime, StateMachine, StateManager, Supervisor
 from stateward.actors.stores import SQLiteStore
@@ -42,18 +41,9 @@ WAIT = 20.0
 
 
 @pytest.fixture(scope="module")
-def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("store") / "semantics.db"
-
-
-@pytest.fixture(scope="module")
-def runtime(tmp_path_factory: pytest.TempPathFactory, store_path: Path) -> Iterator[RayRuntime]:
-    with local_cluster(tmp_path_factory.mktemp("ray")):
-        runtime = RayRuntime(SQLiteStore(store_path), shards=2)
-        try:
-            yield runtime
-        finally:
-            runtime.shutdown(stop_shards=True)
+def runtime(ray_client: RayRuntime) -> RayRuntime:
+    """The module's client (conftest's ``ray_client``)."""
+    return ray_client
 
 
 @pytest.fixture
