@@ -211,10 +211,22 @@ class Runtime:
                 "or pass workers=0 for a thread per actor.",
                 outcome="no runtime was created",
             )
+        if isinstance(default_timeout, bool) or not isinstance(default_timeout, (int, float)):
+            raise ArgumentTypeError(
+                "Runtime",
+                "default_timeout",
+                "a number of seconds",
+                default_timeout,
+                outcome="no runtime was created",
+            )
         if not 0 < default_timeout < math.inf:
-            raise ValueError(
-                f"default_timeout must be > 0 seconds, got {default_timeout!r}; and finite: "
-                "nothing waits forever"
+            raise ArgumentValueError(
+                "Runtime",
+                "default_timeout",
+                "a finite number of seconds > 0",
+                default_timeout,
+                "Nothing waits forever here: pass a finite timeout",
+                outcome="no runtime was created",
             )
         if getattr(store, "readonly", False):
             raise ValueError(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import itertools
+import math
 import pickle
 import threading
 import uuid
@@ -144,11 +145,12 @@ class RayRuntime(Runtime):
     Raises:
         ImportError: Ray is not installed (``pip install 'stateward[ray]'``).
         TypeError: ``store`` cannot be shared by processes (a `MemoryStore`).
-        ValueError: a bad ``shards`` or ``shard_timeout``, a store in
-            ``"snapshot"`` mode (it keeps no request ids: a retried request
-            could be applied twice), or ``shards`` other than the count of
-            the shards that serve this store now (`ArgumentValueError`).
-        ArgumentTypeError, ArgumentValueError: a bad ``workers`` or ``address``.
+        ValueError: a store in ``"snapshot"`` mode (it keeps no request ids:
+            a retried request could be applied twice).
+        ArgumentTypeError, ArgumentValueError: a bad ``shards``,
+            ``shard_timeout`` (it must exceed the store's lease), ``workers``
+            or ``address``, or ``shards`` other than the count of the shards
+            that serve this store now.
         ShardUnavailable: a shard failed to start (its error says why).
     """
 
@@ -166,8 +168,14 @@ class RayRuntime(Runtime):
             import ray
         except ImportError:
             raise ImportError("RayRuntime needs Ray: pip install 'stateward[ray]'") from None
-        if type(shards) is not int or shards < 1:
-            raise ValueError(f"shards must be an int >= 1, got {shards!r}")
+        if type(shards) is not int:
+            raise ArgumentTypeError(
+                "RayRuntime", "shards", "an int >= 1", shards, outcome="no shard was started"
+            )
+        if shards < 1:
+            raise ArgumentValueError(
+                "RayRuntime", "shards", "an int >= 1", shards, outcome="no shard was started"
+            )
         _check_workers(workers)
         if address is not None and type(address) is not str:
             raise ArgumentTypeError(
@@ -326,13 +334,24 @@ def _check_workers(value: Any) -> None:
 
 
 def _check_shard_timeout(value: Any, lease_seconds: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"shard_timeout must be a number of seconds > 0, got {value!r}")
+    expected = "a number of seconds > 0"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ArgumentTypeError(
+            "RayRuntime", "shard_timeout", expected, value, outcome="no shard was started"
+        )
+    if not 0 < value < math.inf:
+        raise ArgumentValueError(
+            "RayRuntime", "shard_timeout", expected, value, outcome="no shard was started"
+        )
     if value <= lease_seconds:
-        raise ValueError(
-            f"shard_timeout ({value:g} s) must exceed the store's lease_seconds "
-            f"({lease_seconds:g} s): a shard that replaces a paused one may wait that long "
-            "for its lease, and would be declared dead meanwhile. Pass a longer "
-            "shard_timeout or a shorter lease_seconds to the store"
+        raise ArgumentValueError(
+            "RayRuntime",
+            "shard_timeout",
+            f"longer than the store's lease_seconds ({lease_seconds:g} s)",
+            value,
+            "A shard that replaces a paused one may wait that long for its lease, and would "
+            "be declared dead meanwhile. Pass a longer shard_timeout or a shorter "
+            "lease_seconds to the store.",
+            outcome="no shard was started",
         )
     return float(value)

@@ -25,7 +25,7 @@ from stateward.actors import (
 )
 from stateward.actors._handles import ActorHandle
 from stateward.actors._runtime import stop_request
-from stateward.core import ImmutableState, MachineBuilder
+from stateward.core import ArgumentTypeError, ArgumentValueError, ImmutableState, MachineBuilder
 
 
 def _blocker(manager: StateManager) -> tuple[threading.Event, Reply[ImmutableState]]:
@@ -147,8 +147,10 @@ def test_timeout_after_start_says_the_request_may_still_complete(runtime: Runtim
 
 
 def test_runtime_default_timeout_applies_and_must_be_positive() -> None:
-    with pytest.raises(ValueError, match="default_timeout must be > 0"):
+    with pytest.raises(ArgumentValueError, match="'default_timeout' must be a finite number"):
         Runtime(default_timeout=0)
+    with pytest.raises(ArgumentTypeError, match="'default_timeout' must be a number"):
+        Runtime(default_timeout="5")  # type: ignore[arg-type]
     with Runtime(default_timeout=0.05) as runtime:
         manager = StateManager({"n": 0}, runtime=runtime)
         release, blocked = _blocker(manager)

@@ -43,7 +43,7 @@ from stateward.actors import (
     StateMachine,
     Store,
 )
-from stateward.core import ImmutableState
+from stateward.core import ImmutableState, InvalidArgument
 from stateward.core._messages import Move
 
 ray = pytest.importorskip("ray")
@@ -285,17 +285,22 @@ def test_what_a_shard_applied_before_it_died_is_answered_and_not_applied_again(
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"shard_timeout": 0}, "shard_timeout must be a number of seconds > 0"),
-        ({"shard_timeout": "30"}, "shard_timeout must be a number of seconds > 0"),
-        ({"shard_timeout": True}, "shard_timeout must be a number of seconds > 0"),
-        ({"shard_timeout": 10}, r"must exceed the store's lease_seconds \(15 s\)"),
+        ({"shard_timeout": 0}, "'shard_timeout' must be a number of seconds > 0"),
+        ({"shard_timeout": float("inf")}, "'shard_timeout' must be a number of seconds > 0"),
+        ({"shard_timeout": "30"}, "'shard_timeout' must be a number of seconds > 0"),
+        ({"shard_timeout": True}, "'shard_timeout' must be a number of seconds > 0"),
+        ({"shard_timeout": 10}, r"longer than the store's lease_seconds \(15 s\)"),
+        ({"shards": 0}, "'shards' must be an int >= 1"),
+        ({"shards": 2.0}, "'shards' must be an int >= 1"),
     ],
 )
 def test_a_shard_timeout_that_is_not_longer_than_the_lease_is_refused(
     tmp_path: Path, options: dict[str, Any], message: str
 ) -> None:
+    """Bad ``shards`` and ``shard_timeout`` too: an `InvalidArgument` (a
+    `TypeError` or `ValueError`) naming the argument, before any shard starts."""
     store = SQLiteStore(tmp_path / "s.db", lease_seconds=15)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(InvalidArgument, match=message):
         RayRuntime(store, **options)
     store.close()
 
