@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as _dt
 import struct
 import zlib
-import zoneinfo
 from typing import Any
 
 import msgpack
@@ -40,6 +39,7 @@ from ._layout import (
 )
 from ._state import ImmutableState
 from ._storable import MAX_DEPTH, _check_key, _key_path, _too_deep
+from ._zones import is_zone, zone
 
 __all__ = ["SCHEMA_VERSION", "decode", "encode"]
 
@@ -126,7 +126,7 @@ def _encode_datetime(value: _dt.datetime) -> list[Any]:
             _TZ_FIXED,
             [offset // _dt.timedelta(microseconds=1), None if name == default_name else name],
         ]
-    elif type(tz) is zoneinfo.ZoneInfo and tz.key is not None:
+    elif is_zone(tz) and tz.key is not None:
         fields += [_TZ_ZONE, tz.key]
     else:
         raise TypeError(f"unsupported tzinfo {tz!r}")
@@ -143,7 +143,7 @@ def _decode_datetime(fields: list[Any]) -> _dt.datetime:
         offset = _dt.timedelta(microseconds=micros)
         tz = _dt.timezone(offset) if name is None else _dt.timezone(offset, name)
     elif tz_kind == _TZ_ZONE:
-        tz = zoneinfo.ZoneInfo(tz_data)
+        tz = zone(tz_data)
     else:
         raise ValueError(f"unknown timezone kind {tz_kind!r}")
     return _dt.datetime(year, month, day, hour, minute, second, micro, tzinfo=tz, fold=fold)

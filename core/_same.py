@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import struct
-import zoneinfo
 from typing import Any
 
 from ._frozen import FrozenList, _FrozenMapping
+from ._zones import is_zone
 
 __all__ = ["same"]
 
@@ -62,6 +62,6 @@ def _tz_identity(tz: _dt.tzinfo | None) -> object:
         return None
     if type(tz) is _dt.timezone:
         return (tz.utcoffset(None), tz.tzname(None))
-    if type(tz) is zoneinfo.ZoneInfo:
+    if is_zone(tz):
         return ("zone", tz.key)
     return tz

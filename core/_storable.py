@@ -8,9 +8,9 @@ containers; `freeze` (in ``_frozen``) walks a value and calls them.
 from __future__ import annotations
 
 import datetime as _dt
-import zoneinfo
 
 from ._errors import UnencodableValueError
+from ._zones import is_zone
 
 __all__ = ["MAX_DEPTH"]
 
@@ -41,7 +41,7 @@ def _check_datetime(value: _dt.datetime, path: str) -> _dt.datetime:
     tz = value.tzinfo
     if tz is None or type(tz) is _dt.timezone:
         return value
-    if type(tz) is zoneinfo.ZoneInfo and tz.key is not None:
+    if is_zone(tz) and tz.key is not None:
         return value
     raise UnencodableValueError(
         path,

@@ -27,7 +27,12 @@ PACKAGES = {"stateward.core": ROOT / "core", "stateward.actors": ROOT / "actors"
 LAYERS: list[tuple[str, list[str]]] = [
     (
         "core: errors and the wall clock",
-        ["stateward.core._errors", "stateward.core._quick", "stateward.core._wallclock"],
+        [
+            "stateward.core._errors",
+            "stateward.core._quick",
+            "stateward.core._wallclock",
+            "stateward.core._zones",
+        ],
     ),
     ("core: what a value may hold", ["stateward.core._storable"]),
     (

@@ -48,10 +48,10 @@ logger = logging.getLogger("stateward.actors")
 #: record of it is stored: what a claim needs to know, in one statement.
 _LOOK_UP = (
     "SELECT o.runtime_id, "
-    "(SELECT kind FROM actors WHERE name = ?1), "
-    "EXISTS (SELECT 1 FROM snapshots WHERE name = ?1) "
-    "OR EXISTS (SELECT 1 FROM journal WHERE name = ?1) "
-    "FROM (SELECT ?1 AS name) AS n LEFT JOIN owners AS o ON o.name = n.name"
+    "(SELECT kind FROM actors WHERE name = n.name), "
+    "EXISTS (SELECT 1 FROM snapshots WHERE name = n.name) "
+    "OR EXISTS (SELECT 1 FROM journal WHERE name = n.name) "
+    "FROM (SELECT ? AS name) AS n LEFT JOIN owners AS o ON o.name = n.name"
 )
 
 #: How many codecs' encoded definitions a store keeps.
