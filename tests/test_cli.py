@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from stateward.actors import ConfigManager, Runtime, SQLiteStore, StateManager
+from stateward.actors import ConfigManager, Runtime, SQLiteStore, StateMachine, StateManager
 from stateward.actors.cli import _main, main
 
 
@@ -50,7 +50,9 @@ def test_inspect_lists_every_actor(filled_store: Path) -> None:
     code, out, _ = run("inspect", str(filled_store), "--json")
     listed = {a["name"]: a for a in json.loads(out)["actors"]}
     assert listed["settings"]["version"] == 1 and listed["counters"]["kind"] == "manager"
-    assert listed["order-0000"]["current"].startswith("state '")
+    assert listed["order-0000"]["summary"] == f"state {listed['order-0000']['state']!r}"
+    assert listed["counters"]["keys"] == ["a", "b"] and listed["settings"]["keys"] == ["level"]
+    assert "current" not in listed["counters"]
 
 
 def test_inspect_history(filled_store: Path) -> None:
@@ -68,15 +70,60 @@ def test_inspect_refuses_what_is_not_a_store(tmp_path: Path) -> None:
     notes.write_text("hello\n")
     code, _, err = run("inspect", str(notes))
     assert code == 1 and "it is not a SQLite database" in err
+    # Advice for the command's user, not for a program that builds a SQLiteStore.
+    assert "give the path of a store that stateward wrote" in err and "SQLiteStore" not in err
     code, _, err = run("inspect", str(tmp_path / "missing.db"))
     assert code == 1 and "there is no such store" in err
     assert not (tmp_path / "missing.db").exists()
 
 
-def test_inspect_unknown_history_name_is_a_usage_error(filled_store: Path) -> None:
+def test_an_unknown_history_name_exits_1_as_a_missing_store_does(filled_store: Path) -> None:
     code, _, err = run("inspect", str(filled_store), "--history", "nope")
-    assert code == 2
-    assert "usage: stateward inspect" in err and "no actor named 'nope'" in err
+    assert code == 1 and "usage:" not in err
+    assert "no actor named 'nope'" in err and "(6 actors: counters," in err
+    assert "and" not in err.split("actors:")[1].split(")")[0]  # all 6 listed
+
+
+def test_an_unknown_history_name_lists_ten_actors_and_says_how_many_more(tmp_path: Path) -> None:
+    path = tmp_path / "many.db"
+    with Runtime("fill", store=SQLiteStore(path)) as runtime:
+        for i in range(13):
+            StateManager({"i": i}, name=f"m{i:02}", runtime=runtime)
+    code, _, err = run("inspect", str(path), "--history", "nope")
+    assert code == 1
+    assert "(13 actors: m00, m01, m02, m03, m04, m05, m06, m07, m08, m09, ... and 3 more)" in err
+
+
+def test_inspect_says_one_actor_not_one_actors(tmp_path: Path) -> None:
+    path = tmp_path / "one.db"
+    with Runtime("fill", store=SQLiteStore(path)) as runtime:
+        StateManager({"a": 1}, name="only", runtime=runtime)
+    code, out, _ = run("inspect", str(path))
+    assert code == 0 and out.splitlines()[0] == f"1 actor in {path}"
+
+
+def test_inspect_history_says_when_older_entries_were_not_kept(tmp_path: Path) -> None:
+    path = tmp_path / "short.db"
+    # A snapshot at every commit: the store keeps what the machine keeps, its last 3.
+    with Runtime("fill", store=SQLiteStore(path, snapshot_every=1)) as runtime:
+        machine = StateMachine(
+            "a", {"a": ["b"], "b": ["a"]}, name="flip", history_limit=3, runtime=runtime
+        )
+        for target in "babab":
+            machine.transition(target)
+    code, out, _ = run("inspect", str(path), "--history", "flip")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "machine 'flip', version 5, state 'b'"
+    assert lines[1] == (
+        "  (v1 to v2 not kept: the machine keeps only its latest entries, as many as its "
+        "history_limit)"
+    )
+    assert [line.split(":")[0] for line in lines[2:]] == ["  v3", "  v4", "  v5"]
+    code, out, _ = run("inspect", str(path), "--history", "flip", "--json")
+    document = json.loads(out)
+    assert document["oldest_kept"] == 3 and document["version"] == 5
+    assert [h["version"] for h in document["history"]] == [3, 4, 5]
 
 
 GETTING_STARTED = Path(__file__).resolve().parent.parent / "docs" / "getting-started.md"

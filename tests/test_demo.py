@@ -116,7 +116,7 @@ def test_demo_verifies_every_check_and_reports_the_measurements(plain_run: str) 
     assert re.fullmatch(r"[\d,]+ machines/s \([\d.]+ s\)", report["creation"])
     transitions = re.fullmatch(
         r"([\d,]+)/s \(([\d,]+) acknowledged in ([\d.]+) s; [\d,]+ modifies, "
-        r"([\d,]+) crashes injected, ([\d,]+) restarts\)",
+        r"([\d,]+) crashes injected, ([\d,]+) restarts, ([\d,]+) refused after a crash\)",
         report["transitions"],
     )
     assert transitions is not None, report["transitions"]
@@ -153,6 +153,8 @@ def test_demo_json_report(tmp_path: Path) -> None:
     )
     assert 0.3 <= report["seconds"] < report["wall_s"] - report["creation"]["seconds"]
     assert report["shutdown_s"] >= 0 and report["shutdown_clean"] is True
+    assert report["store_kept"] is True and Path(report["store"]) == tmp_path / "d.db"
+    assert report["refused_after_crash"] >= 0
     assert "progress: " in result.stderr
 
 
@@ -162,6 +164,7 @@ def test_demo_removes_its_temporary_store_when_every_check_passed() -> None:
     store = Path(json.loads(result.stdout)["store"])
     assert store.name == "demo.db" and store.parent.name.startswith("stateward-demo-")
     assert not store.parent.exists()
+    assert json.loads(result.stdout)["store_kept"] is False
 
 
 def test_demo_measures_memory_with_tracemalloc_when_asked(tmp_path: Path) -> None:

@@ -112,7 +112,8 @@ def print_report(run: Run, report: dict[str, Any], memory: Memory, out: TextIO) 
         f"creation            {run.creation.rate:,.0f} machines/s ({run.creation.seconds:.1f} s)",
         f"transitions         {run.driving.rate:,.0f}/s ({run.driving.count:,} "
         f"acknowledged in {run.driving.seconds:.1f} s; {report['modifies']:,} modifies, "
-        f"{report['crashes_injected']:,} crashes injected, {report['restarts']:,} restarts)",
+        f"{report['crashes_injected']:,} crashes injected, {report['restarts']:,} restarts, "
+        f"{report['refused_after_crash']:,} refused after a crash)",
         f"shutdown            {run.stopping.seconds:.1f} s",
         f"recovery            {run.recovery.rate:,.0f} machines/s "
         f"({run.recovery.seconds:.1f} s, reopened to verify)",
@@ -123,4 +124,8 @@ def print_report(run: Run, report: dict[str, Any], memory: Memory, out: TextIO) 
         for name, check in report["checks"].items()
     ]
     lines.append("all checks passed" if report["ok"] else "SOME CHECKS FAILED")
+    if not report.get("store_kept", True):
+        lines.append(
+            f"removed the demo's temporary store {report['store']} (--store PATH keeps one)"
+        )
     print("\n".join(lines), file=out, flush=True)

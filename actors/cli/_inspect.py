@@ -13,7 +13,10 @@ from typing import Any, TextIO
 from stateward.actors import SQLiteStore
 from stateward.core import ConfigCodec, MachineCodec, MachineSpec, ManagerCodec, thaw
 
-from ._usage import UsageError
+from ._usage import NotFound
+
+#: How many names an unknown name's error lists.
+_LISTED = 10
 
 
 def _codec_for(store: SQLiteStore, name: str, kind: str) -> Any:
@@ -29,6 +32,19 @@ def _codec_for(store: SQLiteStore, name: str, kind: str) -> Any:
         history_limit=1_000_000,
     )
     return MachineCodec(spec)
+
+
+def _current(kind: str, value: Any) -> dict[str, Any]:
+    """What ``--json`` says of an actor's current value: a machine's state, the
+    keys of a manager's state or of a config, and the summary shown as text."""
+    if kind == "machine":
+        return {"state": value.state, "summary": _summary(kind, value)}
+    keys = value.state if kind == "manager" else value.config
+    return {"keys": sorted(keys), "summary": _summary(kind, value)}
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
 
 
 def _summary(kind: str, value: Any) -> str:
@@ -57,7 +73,7 @@ def run_inspect(args: argparse.Namespace, out: TextIO) -> int:
                     "name": actor.name,
                     "kind": actor.kind,
                     "version": actor.version,
-                    "current": _summary(actor.kind, value),
+                    **_current(actor.kind, value),
                     "last_change": _when(actor.updated_at),
                     "owner": actor.owner,
                 }
@@ -67,14 +83,14 @@ def run_inspect(args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         print(json.dumps({"store": str(args.path), "actors": rows}, indent=2), file=out)
         return 0
-    print(f"{len(rows)} actors in {args.path}", file=out)
+    print(f"{_plural(len(rows), 'actor')} in {args.path}", file=out)
     widths = [
         max([len(h)] + [len(str(r[k])) for r in rows])
         for h, k in (
             ("NAME", "name"),
             ("KIND", "kind"),
             ("VERSION", "version"),
-            ("CURRENT", "current"),
+            ("CURRENT", "summary"),
         )
     ]
     header = ("NAME", "KIND", "VERSION", "CURRENT", "LAST CHANGE")
@@ -82,7 +98,7 @@ def run_inspect(args: argparse.Namespace, out: TextIO) -> int:
         "  ".join(h.ljust(w) for h, w in zip(header, [*widths, 0], strict=True)).rstrip(), file=out
     )
     for r in rows:
-        cells = (r["name"], r["kind"], str(r["version"]), r["current"], r["last_change"])
+        cells = (r["name"], r["kind"], str(r["version"]), r["summary"], r["last_change"])
         print(
             "  ".join(str(c).ljust(w) for c, w in zip(cells, [*widths, 0], strict=True)).rstrip(),
             file=out,
@@ -95,8 +111,13 @@ def _print_history(
 ) -> int:
     found = [a for a in listed if a.name == args.history]
     if not found:
-        names = ", ".join(a.name for a in listed[:10]) or "none"
-        raise UsageError(f"no actor named {args.history!r} in {args.path} (actors: {names})")
+        names = ", ".join(a.name for a in listed[:_LISTED]) or "none"
+        if len(listed) > _LISTED:
+            names += f", ... and {len(listed) - _LISTED:,} more"
+        raise NotFound(
+            f"no actor named {args.history!r} in {args.path} ({_plural(len(listed), 'actor')}: "
+            f"{names}); `stateward inspect {args.path}` lists them all"
+        )
     actor = found[0]
     value = store.recover(actor.name, _codec_for(store, actor.name, actor.kind))
     entries: list[dict[str, Any]] = []
@@ -125,18 +146,24 @@ def _print_history(
         ]
     else:
         entries = [{"version": value.version, "state": thaw(value.state)}]
+    # A machine or config keeps its latest entries only (history_limit).
+    oldest = entries[0]["version"] if entries and actor.kind != "manager" else 1
     if args.json:
-        print(
-            json.dumps(
-                {"name": actor.name, "kind": actor.kind, "history": entries}, indent=2, default=str
-            ),
-            file=out,
-        )
+        document = {"name": actor.name, "kind": actor.kind, "version": actor.version}
+        document.update(oldest_kept=oldest, history=entries)
+        print(json.dumps(document, indent=2, default=str), file=out)
         return 0
     print(
         f"{actor.kind} {actor.name!r}, version {actor.version}, {_summary(actor.kind, value)}",
         file=out,
     )
+    if oldest > 1:
+        dropped = "v1" if oldest == 2 else f"v1 to v{oldest - 1}"
+        print(
+            f"  ({dropped} not kept: the {actor.kind} keeps only its latest entries, "
+            "as many as its history_limit)",
+            file=out,
+        )
     for entry in entries:
         detail = ", ".join(f"{k}={v}" for k, v in entry.items() if k != "version")
         print(f"  v{entry['version']}: {detail}", file=out)

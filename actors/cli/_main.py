@@ -23,7 +23,7 @@ from ._demo import run_demo
 from ._demo_args import add_demo_parser
 from ._graph import run_graph
 from ._inspect import run_inspect
-from ._usage import UsageError
+from ._usage import NotFound, UsageError
 
 _SUBPARSERS: dict[str, argparse.ArgumentParser] = {}
 
@@ -103,7 +103,7 @@ def main(
         _SUBPARSERS[args.command].print_usage(err)
         print(f"stateward {args.command}: error: {exc}", file=err)
         return 2
-    except (StoreError, StatewardError) as exc:
+    except (StoreError, StatewardError, NotFound) as exc:
         print(f"stateward {args.command}: error: {exc}", file=err)
         return 1
     except KeyboardInterrupt:

@@ -116,7 +116,10 @@ def open_store(
             raise StoreOpenError(
                 path,
                 "it is not a SQLite database",
-                "point SQLiteStore at a stateward store or a new file",
+                # Opened read-only, it can only be a store that exists already.
+                "give the path of a store that stateward wrote"
+                if readonly
+                else "point SQLiteStore at a stateward store or a new file",
             )
     if readonly:
         target = _readonly_uri(path, folder, wal)
