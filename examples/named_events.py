@@ -59,61 +59,66 @@ def show(cat: StateMachine) -> None:
     print(f"    data: {cat.data}")
 
 
-with Runtime(name="cats", clock=fixed_clock) as runtime:
-    print(f"states: {spec.states}; events from 'unknown': {spec.allowed_events('unknown')}")
-    print(f"terminal states: {spec.terminal_states}")
+def main() -> None:
+    with Runtime(name="cats", clock=fixed_clock) as runtime:
+        print(f"states: {spec.states}; events from 'unknown': {spec.allowed_events('unknown')}")
+        print(f"terminal states: {spec.terminal_states}")
 
-    print()
-    print("trigger('survive') and trigger('rip'):")
-    tom = StateMachine(spec, name="tom", runtime=runtime, data=NEWBORN)
-    tom.trigger("survive")
-    show(tom)
-    garfield = StateMachine(spec, name="garfield", runtime=runtime, data=NEWBORN)
-    garfield.trigger("rip")
-    show(garfield)
-
-    print()
-    print("transition_to('dead'), naming the target instead of the event:")
-    # The move unknown -> dead is the one the `rip` event makes, so asking for it
-    # by target runs rip's effect too, and the history names the event.
-    felix = StateMachine(spec, name="felix", runtime=runtime, data=NEWBORN)
-    felix.transition_to("dead")
-    show(felix)
-
-    print()
-    print("a second 'rip' on a dead cat:")
-    try:
+        print()
+        print("trigger('survive') and trigger('rip'):")
+        tom = StateMachine(spec, name="tom", runtime=runtime, data=NEWBORN)
+        tom.trigger("survive")
+        show(tom)
+        garfield = StateMachine(spec, name="garfield", runtime=runtime, data=NEWBORN)
         garfield.trigger("rip")
-    except InvalidTransition as err:
-        print(f"  InvalidTransition (state={err.state!r}): {err}")
-    print(f"  garfield is unchanged: {garfield.current_state}, version {garfield.version}")
+        show(garfield)
 
-    print()
-    print("eight threads race to decide one cat's fate:")
-    schrodinger = StateMachine(spec, name="schrodinger", runtime=runtime, data=NEWBORN)
-    start = threading.Barrier(8)
-    won: list[str] = []
-    refused: list[InvalidTransition] = []
+        print()
+        print("transition_to('dead'), naming the target instead of the event:")
+        # The move unknown -> dead is the one the `rip` event makes, so asking for it
+        # by target runs rip's effect too, and the history names the event.
+        felix = StateMachine(spec, name="felix", runtime=runtime, data=NEWBORN)
+        felix.transition_to("dead")
+        show(felix)
 
-    def decide(event: str) -> None:
-        start.wait(timeout=10)
+        print()
+        print("a second 'rip' on a dead cat:")
         try:
-            schrodinger.trigger(event)
+            garfield.trigger("rip")
         except InvalidTransition as err:
-            refused.append(err)
-        else:
-            won.append(event)
+            print(f"  InvalidTransition (state={err.state!r}): {err}")
+        print(f"  garfield is unchanged: {garfield.current_state}, version {garfield.version}")
 
-    threads = [
-        threading.Thread(target=decide, args=("survive" if i % 2 else "rip",), daemon=True)
-        for i in range(8)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert not any(thread.is_alive() for thread in threads), "a racing thread hung"
-    assert len(won) == 1 and len(refused) == 7, (won, refused)
-    print(f"  {len(won)} event won, {len(refused)} were refused with InvalidTransition")
-    print(f"  this run: {won[0]!r} won, so the cat is {schrodinger.current_state}")
-    print(f"  version {schrodinger.version}: one committed transition, however many tried")
+        print()
+        print("eight threads race to decide one cat's fate:")
+        schrodinger = StateMachine(spec, name="schrodinger", runtime=runtime, data=NEWBORN)
+        start = threading.Barrier(8)
+        won: list[str] = []
+        refused: list[InvalidTransition] = []
+
+        def decide(event: str) -> None:
+            start.wait(timeout=10)
+            try:
+                schrodinger.trigger(event)
+            except InvalidTransition as err:
+                refused.append(err)
+            else:
+                won.append(event)
+
+        threads = [
+            threading.Thread(target=decide, args=("survive" if i % 2 else "rip",), daemon=True)
+            for i in range(8)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert not any(thread.is_alive() for thread in threads), "a racing thread hung"
+        assert len(won) == 1 and len(refused) == 7, (won, refused)
+        print(f"  {len(won)} event won, {len(refused)} were refused with InvalidTransition")
+        print(f"  this run: {won[0]!r} won, so the cat is {schrodinger.current_state}")
+        print(f"  version {schrodinger.version}: one committed transition, however many tried")
+
+
+if __name__ == "__main__":
+    main()

@@ -42,40 +42,45 @@ def show_history(machine: StateMachine) -> None:
         print(f"  v{record.version}  {move:<25} event={record.event!s:<9} payload keys: {keys}")
 
 
-with Runtime(name="orders") as runtime:
-    show_hooks()
+def main() -> None:
+    with Runtime(name="orders") as runtime:
+        show_hooks()
 
-    print()
-    print("order-1: placed, started and completed")
-    first = StateMachine(spec, name="order-1", runtime=runtime)
-    first.trigger("place", {"amount": 99.99, "customer_email": "ana@example.com"})
-    first.trigger("start")
-    first.trigger("complete")
-    print(f"  data: {first.data.to_dict()}")
+        print()
+        print("order-1: placed, started and completed")
+        first = StateMachine(spec, name="order-1", runtime=runtime)
+        first.trigger("place", {"amount": 99.99, "customer_email": "ana@example.com"})
+        first.trigger("start")
+        first.trigger("complete")
+        print(f"  data: {first.data.to_dict()}")
 
-    print()
-    print("order-2: two vetoed attempts, then placed and cancelled")
-    second = StateMachine(spec, name="order-2", runtime=runtime)
-    for payload in (
-        {"amount": 0, "customer_email": "bo@example.com"},
-        {"amount": 12.5, "customer_email": "bo-at-example.com"},
-    ):
-        try:
-            second.trigger("place", payload)
-        except TransitionRejected as err:
-            print(f"  vetoed by {err.guard!r}: {err.reason}")
-            print(f"    message: {err}")
-    print(f"  after the vetoes: state {second.current_state!r}, version {second.version}")
-    print("  (the vetoed attempts used up ORD-0002 and ORD-0003: ids are drawn before guards)")
-    second.trigger("place", {"amount": 12.5, "customer_email": "bo@example.com"})
-    second.trigger("cancel", {"reason": "customer changed their mind"})
-    print(f"  data: {second.data.to_dict()}")
+        print()
+        print("order-2: two vetoed attempts, then placed and cancelled")
+        second = StateMachine(spec, name="order-2", runtime=runtime)
+        for payload in (
+            {"amount": 0, "customer_email": "bo@example.com"},
+            {"amount": 12.5, "customer_email": "bo-at-example.com"},
+        ):
+            try:
+                second.trigger("place", payload)
+            except TransitionRejected as err:
+                print(f"  vetoed by {err.guard!r}: {err.reason}")
+                print(f"    message: {err}")
+        print(f"  after the vetoes: state {second.current_state!r}, version {second.version}")
+        print("  (the vetoed attempts used up ORD-0002 and ORD-0003: ids are drawn before guards)")
+        second.trigger("place", {"amount": 12.5, "customer_email": "bo@example.com"})
+        second.trigger("cancel", {"reason": "customer changed their mind"})
+        print(f"  data: {second.data.to_dict()}")
 
-    print()
-    print("outbox (appended by after-commit hooks):")
-    for mail in OUTBOX:
-        print(f"  to {mail['to']}: {mail['subject']}")
+        print()
+        print("outbox (appended by after-commit hooks):")
+        for mail in OUTBOX:
+            print(f"  to {mail['to']}: {mail['subject']}")
 
-    print()
-    show_history(first)
-    show_history(second)
+        print()
+        show_history(first)
+        show_history(second)
+
+
+if __name__ == "__main__":
+    main()

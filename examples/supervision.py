@@ -36,58 +36,63 @@ def pay(amount):
     return apply
 
 
-with Runtime("payments") as runtime:
-    runtime.subscribe(
-        lambda e: (
-            say(f"  [{e.supervisor}] {e.kind} {e.child or ''}".rstrip())
-            if e.kind in ("failed", "restarted", "gave_up", "escalated")
-            else None
+def main() -> None:
+    with Runtime("payments") as runtime:
+        runtime.subscribe(
+            lambda e: (
+                say(f"  [{e.supervisor}] {e.kind} {e.child or ''}".rstrip())
+                if e.kind in ("failed", "restarted", "gave_up", "escalated")
+                else None
+            )
         )
-    )
-    workers = Supervisor(
-        "workers", runtime=runtime, strategy="one_for_one", max_restarts=3, within=10.0
-    )
-    say("starting the payment worker")
-    payments = StateManager(
-        {"processed": 0, "total": 0},
-        name="payments",
-        runtime=runtime,
-        supervisor=workers,
-        on_error="restart",
-        on_start=open_connection,
-    )
-    payments.modify(pay(10))
+        workers = Supervisor(
+            "workers", runtime=runtime, strategy="one_for_one", max_restarts=3, within=10.0
+        )
+        say("starting the payment worker")
+        payments = StateManager(
+            {"processed": 0, "total": 0},
+            name="payments",
+            runtime=runtime,
+            supervisor=workers,
+            on_error="restart",
+            on_start=open_connection,
+        )
+        payments.modify(pay(10))
 
-    say("sending four payments at once; the second one crashes the worker")
-    replies = [payments.request_modify(pay(amount)) for amount in (20, -1, 30, 40)]
-    for amount, reply in zip((20, -1, 30, 40), replies, strict=True):
-        try:
-            state = reply.result(timeout=10)
-            say(f"  pay({amount}): ok, {state.processed} processed, total {state.total}")
-        except ActorCrashed as crash:
-            say(f"  pay({amount}): ActorCrashed, cause: {crash.cause!r}")
-    say(f"after the crash: {dict(payments.get_state())}, restarts: {payments.restarts}")
-    assert payments.get_state().total == 100 and payments.restarts == 1
+        say("sending four payments at once; the second one crashes the worker")
+        replies = [payments.request_modify(pay(amount)) for amount in (20, -1, 30, 40)]
+        for amount, reply in zip((20, -1, 30, 40), replies, strict=True):
+            try:
+                state = reply.result(timeout=10)
+                say(f"  pay({amount}): ok, {state.processed} processed, total {state.total}")
+            except ActorCrashed as crash:
+                say(f"  pay({amount}): ActorCrashed, cause: {crash.cause!r}")
+        say(f"after the crash: {dict(payments.get_state())}, restarts: {payments.restarts}")
+        assert payments.get_state().total == 100 and payments.restarts == 1
 
-    say("a second worker that fails on every request")
-    flaky = StateManager(
-        {"n": 0},
-        name="flaky",
-        runtime=runtime,
-        supervisor=Supervisor(
-            "flaky-sup", runtime=runtime, max_restarts=2, within=10.0, restart="temporary"
-        ),
-        on_error="restart",
-    )
-    for attempt in range(3):
+        say("a second worker that fails on every request")
+        flaky = StateManager(
+            {"n": 0},
+            name="flaky",
+            runtime=runtime,
+            supervisor=Supervisor(
+                "flaky-sup", runtime=runtime, max_restarts=2, within=10.0, restart="temporary"
+            ),
+            on_error="restart",
+        )
+        for attempt in range(3):
+            try:
+                flaky.modify(lambda state: 1 / 0)
+            except ActorCrashed:
+                say(f"  attempt {attempt + 1}: crashed")
         try:
-            flaky.modify(lambda state: 1 / 0)
-        except ActorCrashed:
-            say(f"  attempt {attempt + 1}: crashed")
-    try:
-        flaky.modify(lambda state: state)
-    except ActorStopped as stopped:
-        say(f"  then: ActorStopped ({stopped.reason})")
-    stats = runtime.stats()
-    say(f"events: {stats.events}")
-    say(f"payments still running: {payments.alive}, fatal: {runtime.fatal}")
+            flaky.modify(lambda state: state)
+        except ActorStopped as stopped:
+            say(f"  then: ActorStopped ({stopped.reason})")
+        stats = runtime.stats()
+        say(f"events: {stats.events}")
+        say(f"payments still running: {payments.alive}, fatal: {runtime.fatal}")
+
+
+if __name__ == "__main__":
+    main()

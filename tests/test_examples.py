@@ -38,6 +38,7 @@ EXPECTED: dict[str, list[str]] = {
         "diff v2 -> v3: {'log_level': ('DEBUG', 'INFO'), "
         "'features.metrics_enabled': (True, False)}",
         "connections = 4000 (exact, 0 lost)",
+        "    connections = 1 after 2 increments: the second write overwrote the first",
     ],
     "order_workflow.py": [
         "vetoed by 'amount_positive': the order amount must be positive, got 0",
@@ -123,3 +124,35 @@ def test_example_runs(script: str) -> None:
     assert result.returncode == 0, f"{script} failed:\n{result.stdout}\n{result.stderr}"
     for line in EXPECTED[script]:
         assert line in result.stdout, f"{script} did not print {line!r}:\n{result.stdout}"
+
+
+@pytest.mark.parametrize("script", _scripts())
+def test_importing_an_example_runs_nothing(script: str) -> None:
+    """Each example keeps its demonstration under ``if __name__ == "__main__":``,
+    so that ``stateward graph example:spec`` draws its machine and nothing else."""
+    result = subprocess.run(
+        [sys.executable, "-c", f"import {script.removesuffix('.py')}"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        cwd=EXAMPLES,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "" and result.stderr == ""
+
+
+@pytest.mark.parametrize("target", ["named_events:cats", "order_workflow:spec", "quickstart:spec"])
+def test_graph_of_an_example_prints_only_the_diagram(target: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "stateward.actors.cli", "graph", target],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        cwd=EXAMPLES,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("stateDiagram-v2\n"), result.stdout[:500]
