@@ -239,3 +239,29 @@ def test_the_console_script_and_module_entry_points() -> None:
         assert "demo" in result.stdout and "inspect" in result.stdout
         helps.append(result.stdout)
     assert helps[0] == helps[1] == helps[2]  # one program
+
+
+def _shape(text: str) -> list[str]:
+    """Lines with timestamps made generic and runs of spaces collapsed."""
+    text = re.sub(r"\d{4}-\d\d-\d\dT[\d:.]+\+00:00", "TIME", text)
+    return [" ".join(line.split()) for line in text.strip().splitlines()]
+
+
+def test_the_getting_started_inspect_samples_are_what_inspect_prints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page's "first durable store" block, run, then inspected as the page
+    shows: the same lines, timestamps aside."""
+    page = GETTING_STARTED.read_text()
+    section = page.split("## Your first durable store\n")[1].split("\n## ")[0]
+    (block,) = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+    block = block.replace('Path(tempfile.mkdtemp()) / "shop.db"', repr(str(tmp_path / "shop.db")))
+    exec(compile(block, "getting-started.md", "exec"), {})  # noqa: S102 - the page's own code
+    monkeypatch.chdir(tmp_path)
+    inspect = page.split("## `stateward inspect`\n")[1].split("\n## ")[0]
+    samples = re.findall(r"```text\n\$ stateward (.*?)\n(.*?)```", inspect, flags=re.DOTALL)
+    assert len(samples) == 2
+    for command, shown in samples:
+        code, out, err = run(*command.split())
+        assert (code, err) == (0, "")
+        assert _shape(out) == _shape(shown), command
