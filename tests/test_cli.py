@@ -256,7 +256,7 @@ def test_the_getting_started_inspect_samples_are_what_inspect_prints(
     section = page.split("## Your first durable store\n")[1].split("\n## ")[0]
     (block,) = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
     block = block.replace('Path(tempfile.mkdtemp()) / "shop.db"', repr(str(tmp_path / "shop.db")))
-    exec(compile(block, "getting-started.md", "exec"), {})  # noqa: S102 - the page's own code
+    exec(compile(block, "getting-started.md", "exec"), {})  # the page's own code
     monkeypatch.chdir(tmp_path)
     inspect = page.split("## `stateward inspect`\n")[1].split("\n## ")[0]
     samples = re.findall(r"```text\n\$ stateward (.*?)\n(.*?)```", inspect, flags=re.DOTALL)
