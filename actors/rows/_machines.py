@@ -26,8 +26,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
 from stateward.core import (
     ImmutableState,
     MachineBuilder,
@@ -48,9 +46,8 @@ from .._errors import ActorStopped
 from .._handles import ActorHandle, ActorOptions
 from .._runtime import Runtime, current_runtime
 from .._supervisor import Supervisor
-from ._binding import AUDIT_KEY_LENGTH, ORMAdapter, RowBinding, SQLAlchemyAdapter, audit_entry
+from ._adapter import AUDIT_KEY_LENGTH, ModelBinding, ORMAdapter, audit_entry, is_adapter
 from ._errors import ConcurrentTransition, InvalidRowKey, RowBusy, RowNotFound, UnknownStateValue
-from ._keys import normalize_key
 
 logger = logging.getLogger(__name__)
 
@@ -143,8 +140,11 @@ class RowMachines:
 
     Args:
         spec: the machine (`MachineSpec` or `MachineBuilder`).
-        binding: which columns hold the state, the key and the version.
-        engine: a SQLAlchemy engine, or any `ORMAdapter`.
+        binding: which columns hold the state, the key and the version: a
+            `RowBinding` (SQLAlchemy) or a `DjangoBinding`.
+        engine: what the binding's ORM works on: a SQLAlchemy engine for a
+            `RowBinding`, a database alias (None: ``"default"``) for a
+            `DjangoBinding`; or any `ORMAdapter`.
         mode: ``"pessimistic"`` (lock the row: ``SELECT ... FOR UPDATE`` on
             PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite) or ``"optimistic"``
             (``UPDATE ... WHERE key=? AND state=? [AND version=?]``; a zero row
@@ -163,8 +163,8 @@ class RowMachines:
     def __init__(
         self,
         spec: MachineSpec | MachineBuilder,
-        binding: RowBinding,
-        engine: Engine | ORMAdapter,
+        binding: ModelBinding,
+        engine: Any,
         *,
         mode: str = "pessimistic",
         lock: str = "wait",
@@ -180,14 +180,13 @@ class RowMachines:
             raise ValueError(f"lock must be one of {', '.join(LOCKS)}, got {lock!r}")
         self.spec = spec.build() if isinstance(spec, MachineBuilder) else spec
         self.binding = binding
-        self.adapter: ORMAdapter = (
-            SQLAlchemyAdapter(engine) if isinstance(engine, Engine) else engine
-        )
+        self.adapter: ORMAdapter = engine if is_adapter(engine) else binding.adapter_for(engine)
         if binding.states is not None:
             missing = [s for s in self.spec.states if s not in binding.states]
             if missing:
                 raise ValueError(
-                    f"RowBinding states= gives no column value for {', '.join(map(repr, missing))}"
+                    f"{type(binding).__name__} states= gives no column value for "
+                    f"{', '.join(map(repr, missing))}"
                 )
         self.mode = mode
         self.lock = lock
@@ -204,7 +203,6 @@ class RowMachines:
         self._supervisor = Supervisor(
             f"rows:{binding.name}", runtime=self.runtime, max_restarts=1000, within=1.0
         )
-        self._key_column = binding.table.c[binding.key]  # type: ignore[index]
         if audit:
             self.adapter.create_audit_table()
 
@@ -342,12 +340,12 @@ class RowMachines:
         Raises:
             InvalidRowKey: ``key`` cannot be a value of the key column.
         """
-        key = normalize_key(self._key_column, key, self.adapter.dialect, call)
+        key = self.binding.normalize_key(key, self.adapter.dialect, call)
         if self.audit and len(str(key)) > AUDIT_KEY_LENGTH:
             raise InvalidRowKey(
                 call,
                 self.binding.name,
-                self._key_column.name,
+                str(self.binding.key),
                 f"a key whose text is at most {AUDIT_KEY_LENGTH} characters (the audit "
                 "table's row_key)",
                 key,
