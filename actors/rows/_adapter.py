@@ -96,10 +96,17 @@ class ColumnMapping:
 class ModelBinding(Protocol):
     """What `RowMachines` needs from a binding (`RowBinding`, `DjangoBinding`)."""
 
-    state: str
-    key: str | None
-    version: str | None
-    states: Mapping[str, Any] | None
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def key(self) -> str | None: ...
+
+    @property
+    def version(self) -> str | None: ...
+
+    @property
+    def states(self) -> Mapping[str, Any] | None: ...
 
     @property
     def name(self) -> str: ...
@@ -124,7 +131,13 @@ class ModelBinding(Protocol):
 
 
 class RowTransaction(Protocol):
-    """One database transaction on bound rows."""
+    """One database transaction on bound rows.
+
+    A transaction may also have ``after_commit(callback)``: then `RowMachines`
+    hands it the after-commit hooks, to run once the transaction (or the
+    caller's, which it joined) has committed, instead of running them itself
+    when the block ends (the Django binding's ``transaction.on_commit``).
+    """
 
     def read(self, key: Any, *, lock: bool) -> dict[str, Any] | None:
         """The row's columns, locked for this transaction when ``lock``."""
@@ -163,6 +176,33 @@ class ORMAdapter(Protocol):
 
     def audit_entries(self, table: str, key: Any) -> list[dict[str, Any]]:
         """The audit entries of one row, oldest first."""
+
+
+def joins_caller(adapter: ORMAdapter) -> bool:
+    """Whether a transition now should run in the caller's thread, inside the
+    caller's own open transaction (an adapter's optional ``joins_caller()``:
+    Django's ``transaction.atomic()`` block), rather than in the row's actor."""
+    check = getattr(adapter, "joins_caller", None)
+    return bool(check()) if check is not None else False
+
+
+def busy_reason(original: BaseException | None) -> str | None:
+    """Why a driver's error means "locked by another transaction", or None:
+    PostgreSQL's SQLSTATEs (psycopg 3 ``sqlstate``, psycopg2 ``pgcode``) and
+    SQLite's "database is locked"."""
+    if original is None:
+        return None
+    code = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+    if code == "55P03":
+        return "lock not available (NOWAIT or lock_timeout)"
+    if code == "40P01":
+        return "deadlock detected"
+    if code == "40001":
+        return "serialization failure"
+    text = str(original).lower()
+    if "database is locked" in text or "database table is locked" in text:
+        return "SQLite database locked past the busy timeout"
+    return None
 
 
 def is_adapter(engine: object) -> bool:

@@ -38,7 +38,7 @@ if int(sa.__version__.split(".")[0]) < 2:
 
 from sqlalchemy.engine import Connection, Engine
 
-from ._adapter import AUDIT_KEY_LENGTH, AUDIT_TABLE_NAME, ColumnMapping
+from ._adapter import AUDIT_KEY_LENGTH, AUDIT_TABLE_NAME, ColumnMapping, busy_reason
 from ._errors import UnmappedColumn
 from ._keys import normalize_key
 
@@ -241,18 +241,7 @@ class SQLAlchemyAdapter:
     def busy(self, error: BaseException) -> str | None:
         if not isinstance(error, sa.exc.DBAPIError):
             return None
-        original = error.orig
-        code = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
-        if code == "55P03":
-            return "lock not available (NOWAIT or lock_timeout)"
-        if code == "40P01":
-            return "deadlock detected"
-        if code == "40001":
-            return "serialization failure"
-        text = str(original).lower()
-        if "database is locked" in text or "database table is locked" in text:
-            return "SQLite database locked past the busy timeout"
-        return None
+        return busy_reason(error.orig)
 
     def create_audit_table(self) -> None:
         try:
