@@ -270,10 +270,11 @@ class ModelMachine:
                     "leave them out: transitions write them",
                 )
             if fields is None and not self._state.adding and not args:
+                skipped = fixed | self.get_deferred_fields()  # as Django skips deferred ones
                 kwargs["update_fields"] = [
                     f.name
                     for f in model._meta.concrete_fields
-                    if not f.primary_key and f.attname not in fixed
+                    if not f.primary_key and f.attname not in skipped
                 ]
             save(self, *args, **kwargs)
 
