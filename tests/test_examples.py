@@ -91,6 +91,15 @@ EXPECTED: dict[str, list[str]] = {
         "req-5 POST /orders/A1/shipped -> 200 {'order': 'A1', 'state': 'shipped', 'version': 2}",
         "request id outside any request: '-'",
     ],
+    "django_cats.py": [
+        "tom: Unknown (stored as 0)",
+        "tom: Alive (stored as 1), can_meow=True",
+        "tom.rip(): InvalidTransition (state='Alive')",
+        "tom.state = 2: StateFieldProtected",
+        "after a save of another copy: thomas is still Alive",
+        "1 event won, 7 were refused with InvalidTransition",
+        "felix's history: [('Unknown', ",
+    ],
     "vending_machine.py": [
         "- 'machine_id' must be str, got 7 (int)",
         "paying 100 cents: vetoed by 'payment_covers_price': insufficient payment: 100 of 150 "

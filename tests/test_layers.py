@@ -183,7 +183,15 @@ def _imports_in(tree: ast.AST) -> Iterator[tuple[ast.Import | ast.ImportFrom, st
             if isinstance(child, ast.Import | ast.ImportFrom):
                 yield child, where
             inner = where
-            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            if (
+                isinstance(child, ast.FunctionDef)
+                and child.name == "__getattr__"
+                and where == ("module level")
+            ):
+                # PEP 562: a package's names imported on first use (an optional
+                # dependency's binding); still an edge for the layer and cycle checks.
+                inner = "in the module's __getattr__ (on use)"
+            elif isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
                 inner = "inside a function"
             elif isinstance(child, ast.If) and _is_type_checking(child.test):
                 inner = "under TYPE_CHECKING" if where == "module level" else where

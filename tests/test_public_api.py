@@ -15,6 +15,7 @@ PACKAGES = (
     "stateward.actors.cli",
     "stateward.actors.ray",
     "stateward.actors.rows",
+    "stateward.actors.rows.django",
     "stateward.actors.stores",
 )
 

@@ -1,42 +1,22 @@
-"""stateward.actors.rows: state machines bound to database rows (SQLAlchemy 2.x).
+"""stateward.actors.rows: state machines bound to database rows (SQLAlchemy 2.x, Django).
 
-Install with ``pip install 'stateward[sqlalchemy]'``. A transition on a bound
-row reads the row's state inside the database transaction (never the caller's
-copy), runs hooks and guards, writes, audits and commits; after-commit hooks
-run only once the commit succeeded. PostgreSQL row locks, optimistic version
-checks on any database, and SQLite's ``BEGIN IMMEDIATE`` keep several processes
-from stepping on each other; in one process each row's transitions queue in
-one actor's mailbox.
+Install with ``pip install 'stateward[sqlalchemy]'`` or ``'stateward[django]'``:
+this package needs neither ORM; each binding imports its own when it is used
+(`RowBinding`, `SQLAlchemyAdapter` and `AUDIT_TABLE` SQLAlchemy,
+``stateward.actors.rows.django`` Django), and says which extra to install
+without it.
+
+A transition on a bound row reads the row's state inside the database
+transaction (never the caller's copy), runs hooks and guards, writes, audits
+and commits; after-commit hooks run only once the commit succeeded. PostgreSQL
+row locks, optimistic version checks on any database, and SQLite's immediate
+transactions keep several processes from stepping on each other; in one
+process each row's transitions queue in one actor's mailbox.
 """
 
-# Before anything imports SQLAlchemy for real: without the extra, say which one to install.
-try:
-    import sqlalchemy as _sqlalchemy
-except ModuleNotFoundError as _missing:
-    if _missing.name != "sqlalchemy":
-        raise  # SQLAlchemy is there, something it needs is not: its own error says what
-    raise ModuleNotFoundError(
-        "stateward.actors.rows needs SQLAlchemy 2.0 or newer, which is not installed: "
-        "pip install 'stateward[sqlalchemy]' (or 'stateward[postgresql]' for the "
-        "PostgreSQL driver too)",
-        name="sqlalchemy",
-    ) from None
-if int(_sqlalchemy.__version__.split(".")[0]) < 2:
-    raise ImportError(
-        f"stateward.actors.rows needs SQLAlchemy 2.0 or newer, found "
-        f"{_sqlalchemy.__version__}: pip install 'stateward[sqlalchemy]' (or "
-        "pip install --upgrade 'sqlalchemy>=2.0')",
-        name="sqlalchemy",
-    )
+from typing import TYPE_CHECKING, Any
 
-from ._binding import (
-    AUDIT_KEY_LENGTH,
-    AUDIT_TABLE,
-    ORMAdapter,
-    RowBinding,
-    RowTransaction,
-    SQLAlchemyAdapter,
-)
+from ._adapter import AUDIT_KEY_LENGTH, ORMAdapter, RowTransaction
 from ._errors import (
     ConcurrentTransition,
     InvalidRowKey,
@@ -48,6 +28,9 @@ from ._errors import (
 )
 from ._machines import RetryPolicy, RowMachines, RowResult
 from ._workflow import WorkflowContext
+
+if TYPE_CHECKING:
+    from ._sqlalchemy import AUDIT_TABLE, RowBinding, SQLAlchemyAdapter
 
 __all__ = [
     "AUDIT_KEY_LENGTH",
@@ -68,3 +51,14 @@ __all__ = [
     "UnmappedColumn",
     "WorkflowContext",
 ]
+
+#: The names of the SQLAlchemy binding, imported from it when first used.
+_SQLALCHEMY_NAMES = ("AUDIT_TABLE", "RowBinding", "SQLAlchemyAdapter")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SQLALCHEMY_NAMES:
+        from . import _sqlalchemy  # raises an ImportError naming the extra without SQLAlchemy
+
+        return getattr(_sqlalchemy, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -26,8 +26,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
 from stateward.core import (
     ImmutableState,
     MachineBuilder,
@@ -40,6 +38,7 @@ from stateward.core import (
 )
 from stateward.core._arguments import check_move, check_payload, check_timeout
 from stateward.core._behaviours import Behaviour, Outcome, committed
+from stateward.core._machine import AsyncRunner
 from stateward.core._messages import Move
 from stateward.core._same import same
 
@@ -48,9 +47,15 @@ from .._errors import ActorStopped
 from .._handles import ActorHandle, ActorOptions
 from .._runtime import Runtime, current_runtime
 from .._supervisor import Supervisor
-from ._binding import AUDIT_KEY_LENGTH, ORMAdapter, RowBinding, SQLAlchemyAdapter, audit_entry
+from ._adapter import (
+    AUDIT_KEY_LENGTH,
+    ModelBinding,
+    ORMAdapter,
+    audit_entry,
+    is_adapter,
+    joins_caller,
+)
 from ._errors import ConcurrentTransition, InvalidRowKey, RowBusy, RowNotFound, UnknownStateValue
-from ._keys import normalize_key
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +137,9 @@ class _RowActor(ActorHandle):
 
         def behaviour(snapshot: MachineSnapshot, message: Move) -> Outcome:
             target, event, payload = message
-            result, outcome = rows._transact(key, target, event, payload, run_async)
+            result, outcome, handed = rows._transact(key, target, event, payload, run_async)
+            if handed:  # the transaction runs the after-commit hooks (on_commit)
+                return Outcome(outcome.snapshot, result, None)
             return committed(outcome, result)
 
         return behaviour
@@ -143,8 +150,11 @@ class RowMachines:
 
     Args:
         spec: the machine (`MachineSpec` or `MachineBuilder`).
-        binding: which columns hold the state, the key and the version.
-        engine: a SQLAlchemy engine, or any `ORMAdapter`.
+        binding: which columns hold the state, the key and the version: a
+            `RowBinding` (SQLAlchemy) or a `DjangoBinding`.
+        engine: what the binding's ORM works on: a SQLAlchemy engine for a
+            `RowBinding`, a database alias (None: ``"default"``) for a
+            `DjangoBinding`; or any `ORMAdapter`.
         mode: ``"pessimistic"`` (lock the row: ``SELECT ... FOR UPDATE`` on
             PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite) or ``"optimistic"``
             (``UPDATE ... WHERE key=? AND state=? [AND version=?]``; a zero row
@@ -163,8 +173,8 @@ class RowMachines:
     def __init__(
         self,
         spec: MachineSpec | MachineBuilder,
-        binding: RowBinding,
-        engine: Engine | ORMAdapter,
+        binding: ModelBinding,
+        engine: Any,
         *,
         mode: str = "pessimistic",
         lock: str = "wait",
@@ -180,14 +190,13 @@ class RowMachines:
             raise ValueError(f"lock must be one of {', '.join(LOCKS)}, got {lock!r}")
         self.spec = spec.build() if isinstance(spec, MachineBuilder) else spec
         self.binding = binding
-        self.adapter: ORMAdapter = (
-            SQLAlchemyAdapter(engine) if isinstance(engine, Engine) else engine
-        )
+        self.adapter: ORMAdapter = engine if is_adapter(engine) else binding.adapter_for(engine)
         if binding.states is not None:
             missing = [s for s in self.spec.states if s not in binding.states]
             if missing:
                 raise ValueError(
-                    f"RowBinding states= gives no column value for {', '.join(map(repr, missing))}"
+                    f"{type(binding).__name__} states= gives no column value for "
+                    f"{', '.join(map(repr, missing))}"
                 )
         self.mode = mode
         self.lock = lock
@@ -204,7 +213,6 @@ class RowMachines:
         self._supervisor = Supervisor(
             f"rows:{binding.name}", runtime=self.runtime, max_restarts=1000, within=1.0
         )
-        self._key_column = binding.table.c[binding.key]  # type: ignore[index]
         if audit:
             self.adapter.create_audit_table()
 
@@ -267,9 +275,11 @@ class RowMachines:
         values[self.binding.state] = self.binding.value_of(self.spec.initial)
         if self.binding.version is not None:
             values[self.binding.version] = 0
+        handed = False
         try:
             with self.adapter.transaction(self.binding, lock=None, lock_timeout=None) as tx:
                 key = tx.insert(values)
+                handed = self._hand_after_commit(tx, outcome, key, None)
                 if self.audit:
                     tx.audit(
                         audit_entry(
@@ -288,19 +298,8 @@ class RowMachines:
             if reason is not None:
                 raise RowBusy(self.binding.name, "<new row>", reason) from exc
             raise
-        # The commit stands: an after-commit hook's error is reported, as a row
-        # actor reports it, never swallowed.
-        for failure in run_after_commit(outcome):
-            name = f"{self.binding.name}[{key!r}]"
-            logger.error(
-                "%s: %s %r raised after the commit (the commit stands): %r",
-                name,
-                failure.kind,
-                failure.hook,
-                failure.error,
-                exc_info=failure.error,
-            )
-            self.runtime._report(ErrorReport(name, failure.kind, failure.hook, failure.error))
+        if not handed:
+            self._run_after_commit(outcome, key, None)
         stored = ImmutableState({c: values[c] for c in self.binding.data_columns if c in values})
         return RowResult(key, self.spec.initial, 0 if self.binding.version else None, stored, None)
 
@@ -310,10 +309,17 @@ class RowMachines:
         Raises:
             InvalidRowKey: ``key`` cannot be a value of the key column.
             RowNotFound: no such row.
+            RowBusy: the database stayed locked (SQLite, past its busy timeout).
         """
         key = self.key_of(key, "RowMachines.state_of")
-        with self.adapter.transaction(self.binding, lock=None, lock_timeout=None) as tx:
-            row = tx.read(key, lock=False)
+        try:
+            with self.adapter.transaction(self.binding, lock=None, lock_timeout=None) as tx:
+                row = tx.read(key, lock=False)
+        except Exception as exc:
+            reason = self.adapter.busy(exc)
+            if reason is not None:
+                raise RowBusy(self.binding.name, key, reason) from exc
+            raise
         if row is None:
             raise RowNotFound(self.binding.name, key)
         return self.binding.state_of(key, row[self.binding.state], self.spec.states)
@@ -342,12 +348,12 @@ class RowMachines:
         Raises:
             InvalidRowKey: ``key`` cannot be a value of the key column.
         """
-        key = normalize_key(self._key_column, key, self.adapter.dialect, call)
+        key = self.binding.normalize_key(key, self.adapter.dialect, call)
         if self.audit and len(str(key)) > AUDIT_KEY_LENGTH:
             raise InvalidRowKey(
                 call,
                 self.binding.name,
-                self._key_column.name,
+                str(self.binding.key),
                 f"a key whose text is at most {AUDIT_KEY_LENGTH} characters (the audit "
                 "table's row_key)",
                 key,
@@ -356,19 +362,52 @@ class RowMachines:
         return key
 
     def close(self) -> None:
-        """Stop every row actor."""
+        """Stop every row actor, then close the adapter's connections (an
+        adapter's optional ``close()``)."""
         with self._lock:
             actors = list(self._actors.values())
             self._actors.clear()
         for actor in actors:
             actor.stop()
         self._supervisor.stop()
+        close = getattr(self.adapter, "close", None)  # an adapter's connections, if it has any
+        if close is not None:
+            close()
 
     def __enter__(self) -> RowMachines:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # -- after the commit -----------------------------------------------------------------
+
+    def _run_after_commit(self, outcome: Any, key: Any, run_async: AsyncRunner | None) -> None:
+        """Run the after-commit hooks of a committed move. The commit stands: a
+        hook's error is reported, as a row actor reports it, never swallowed."""
+        for failure in run_after_commit(outcome, run_async):
+            name = f"{self.binding.name}[{key!r}]"
+            logger.error(
+                "%s: %s %r raised after the commit (the commit stands): %r",
+                name,
+                failure.kind,
+                failure.hook,
+                failure.error,
+                exc_info=failure.error,
+            )
+            self.runtime._report(ErrorReport(name, failure.kind, failure.hook, failure.error))
+
+    def _hand_after_commit(
+        self, tx: Any, outcome: Any, key: Any, run_async: AsyncRunner | None
+    ) -> bool:
+        """Give the after-commit hooks to a transaction that runs them once it
+        (or the caller's transaction it joined) commits; False if it cannot."""
+        defer = getattr(tx, "after_commit", None)
+        if defer is None:
+            return False
+        if outcome.after_commit:
+            defer(lambda: self._run_after_commit(outcome, key, run_async))
+        return True
 
     # -- one actor per row ---------------------------------------------------------------
 
@@ -412,6 +451,12 @@ class RowMachines:
             _, event, data = check_move(None, event, data, call)
         if timeout is not None:
             timeout = check_timeout(timeout, call)
+        if joins_caller(self.adapter):
+            # Inside the caller's own transaction: the move joins it, in this
+            # thread (an actor's thread has a connection, and a transaction, of
+            # its own); its after-commit hooks wait for the caller's commit.
+            joined, _outcome, _handed = self._transact(key, target, event, data, None)
+            return joined
         for _ in range(3):
             actor = self._actor(key)
             try:
@@ -437,15 +482,24 @@ class RowMachines:
         target: str | None,
         event: str | None,
         payload: Mapping[str, Any] | None,
-        run_async: Callable[..., Any],
-    ) -> tuple[RowResult, Any]:
+        run_async: AsyncRunner | None,
+    ) -> tuple[RowResult, Any, bool]:
         attempt = 0
         while True:
             try:
-                result, outcome = self._attempt(key, target, event, payload, run_async)
-                return RowResult(
-                    result.key, result.state, result.version, result.data, result.record, attempt
-                ), outcome
+                result, outcome, handed = self._attempt(key, target, event, payload, run_async)
+                return (
+                    RowResult(
+                        result.key,
+                        result.state,
+                        result.version,
+                        result.data,
+                        result.record,
+                        attempt,
+                    ),
+                    outcome,
+                    handed,
+                )
             except (ConcurrentTransition, RowBusy):
                 if self.retry is None or attempt >= self.retry.attempts:
                     raise
@@ -458,8 +512,8 @@ class RowMachines:
         target: str | None,
         event: str | None,
         payload: Mapping[str, Any] | None,
-        run_async: Callable[..., Any],
-    ) -> tuple[RowResult, Any]:
+        run_async: AsyncRunner | None,
+    ) -> tuple[RowResult, Any, bool]:
         binding = self.binding
         pessimistic = self.mode == "pessimistic"
         try:
@@ -520,6 +574,7 @@ class RowMachines:
                             outcome.context.payload,
                         )
                     )
+                handed = self._hand_after_commit(tx, outcome, key, run_async)
         except Exception as exc:
             reason = self.adapter.busy(exc)
             if reason is not None:
@@ -528,4 +583,4 @@ class RowMachines:
         result = RowResult(
             key, new.state, version + 1 if binding.version else None, new.data, outcome.record
         )
-        return result, outcome
+        return result, outcome, handed

@@ -1,4 +1,5 @@
-"""Importing stateward.actors.rows without SQLAlchemy 2.x says which extra to install.
+"""stateward.actors.rows imports without SQLAlchemy; its SQLAlchemy binding, used
+without SQLAlchemy 2.x, says which extra to install.
 
 Each case runs in a fresh interpreter whose import system is rigged: a finder on
 ``sys.meta_path`` either refuses a module as if it were not installed, or serves
@@ -37,20 +38,22 @@ RIGGED = textwrap.dedent(
             pass
 
     sys.meta_path.insert(0, Rigged())
-    import stateward.actors  # the rest of stateward needs no SQLAlchemy
+    import stateward.actors.rows as rows
+    from stateward.actors.rows import RetryPolicy, RowMachines, RowResult, ORMAdapter
 
+    print("imported", "sqlalchemy" in sys.modules)
     try:
-        import stateward.actors.rows
+        {use}
     except ImportError as exc:
         print(type(exc).__name__, exc.name, "|", exc)
     else:
-        print("imported")
+        print("used")
     """
 )
 
 
-def import_rows(missing: tuple[str, ...] = (), fake_version: str = "") -> str:
-    script = RIGGED.format(missing=missing, fake_version=fake_version)
+def run_rigged(missing: tuple[str, ...] = (), fake_version: str = "", use: str = "pass") -> str:
+    script = RIGGED.format(missing=missing, fake_version=fake_version, use=use)
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
     )
@@ -58,26 +61,49 @@ def import_rows(missing: tuple[str, ...] = (), fake_version: str = "") -> str:
     return result.stdout.strip()
 
 
-def test_without_sqlalchemy_the_import_error_names_the_extra_to_install() -> None:
-    said = import_rows(missing=("sqlalchemy",))
-    assert said.startswith("ModuleNotFoundError sqlalchemy | "), said
-    assert "needs SQLAlchemy 2.0 or newer, which is not installed" in said
-    assert "pip install 'stateward[sqlalchemy]'" in said
+def test_the_package_imports_without_sqlalchemy() -> None:
+    assert run_rigged(missing=("sqlalchemy",)) == "imported False\nused"
 
 
-def test_with_sqlalchemy_1_x_the_import_error_names_the_version_and_the_extra() -> None:
-    said = import_rows(fake_version="1.4.52")
-    assert said.startswith("ImportError sqlalchemy | "), said
+def test_the_package_does_not_import_sqlalchemy_until_its_binding_is_used() -> None:
+    assert run_rigged() == "imported False\nused"
+    said = run_rigged(use="from stateward.actors.rows import RowBinding; RowBinding")
+    assert said == "imported False\nused"
+
+
+@pytest.mark.parametrize(
+    "use",
+    [
+        "from stateward.actors.rows import RowBinding",
+        "rows.SQLAlchemyAdapter",
+        "rows.AUDIT_TABLE",
+    ],
+)
+def test_without_sqlalchemy_its_binding_names_the_extra_to_install(use: str) -> None:
+    said = run_rigged(missing=("sqlalchemy",), use=use)
+    first, second = said.split("\n")
+    assert first == "imported False"
+    assert second.startswith("ModuleNotFoundError sqlalchemy | "), said
+    assert "needs SQLAlchemy 2.0 or newer, which is not installed" in second
+    assert "pip install 'stateward[sqlalchemy]'" in second
+
+
+def test_with_sqlalchemy_1_x_its_binding_names_the_version_and_the_extra() -> None:
+    said = run_rigged(fake_version="1.4.52", use="rows.RowBinding")
+    assert said.split("\n")[1].startswith("ImportError sqlalchemy | "), said
     assert "needs SQLAlchemy 2.0 or newer, found 1.4.52" in said
     assert "pip install 'stateward[sqlalchemy]'" in said
 
 
 def test_a_module_missing_inside_sqlalchemy_is_reported_as_it_is() -> None:
     pytest.importorskip("typing_extensions")  # SQLAlchemy 2.x imports it
-    said = import_rows(missing=("typing_extensions",))
-    assert said.startswith("ModuleNotFoundError typing_extensions | "), said
+    said = run_rigged(missing=("typing_extensions",), use="rows.RowBinding")
+    assert said.split("\n")[1].startswith("ModuleNotFoundError typing_extensions | "), said
     assert "stateward[sqlalchemy]" not in said  # SQLAlchemy is there; something it needs is not
 
 
-def test_with_sqlalchemy_2_the_package_imports() -> None:
-    assert import_rows() == "imported"
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    import stateward.actors.rows as rows
+
+    with pytest.raises(AttributeError, match="has no attribute 'RowBindng'"):
+        rows.RowBindng  # noqa: B018

@@ -1,40 +1,53 @@
-"""The binding of a machine to a SQLAlchemy model, and the ORM adapter underneath.
+"""The binding of a machine to a SQLAlchemy model, and its ORM adapter.
 
 `RowBinding` says which column holds the state, which identifies the row, and
 optionally which holds a version counter. `SQLAlchemyAdapter` implements the
-small `ORMAdapter` protocol on an SQLAlchemy 2.x engine: a transaction that
-reads a row (locking it where the mode asks), writes it back only if it is
-still as read, and appends to the audit table. Other ORMs can implement the
-same protocol.
+`ORMAdapter` protocol on an SQLAlchemy 2.x engine: a transaction that reads a
+row (locking it where the mode asks), writes it back only if it is still as
+read, and appends to the audit table. This module is imported only when one
+of its names is used, so that ``stateward.actors.rows`` needs no SQLAlchemy.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
-import decimal
-import os
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-import sqlalchemy as sa
+# Before anything imports SQLAlchemy for real: without the extra, say which one to install.
+try:
+    import sqlalchemy as sa
+except ModuleNotFoundError as _missing:
+    if _missing.name != "sqlalchemy":
+        raise  # SQLAlchemy is there, something it needs is not: its own error says what
+    raise ModuleNotFoundError(
+        "the SQLAlchemy binding of stateward.actors.rows (RowBinding, SQLAlchemyAdapter, "
+        "AUDIT_TABLE) needs SQLAlchemy 2.0 or newer, which is not installed: "
+        "pip install 'stateward[sqlalchemy]' (or 'stateward[postgresql]' for the "
+        "PostgreSQL driver too)",
+        name="sqlalchemy",
+    ) from None
+if int(sa.__version__.split(".")[0]) < 2:
+    raise ImportError(
+        f"the SQLAlchemy binding of stateward.actors.rows needs SQLAlchemy 2.0 or newer, "
+        f"found {sa.__version__}: pip install 'stateward[sqlalchemy]' (or "
+        "pip install --upgrade 'sqlalchemy>=2.0')",
+        name="sqlalchemy",
+    )
+
 from sqlalchemy.engine import Connection, Engine
 
-from stateward.core import ImmutableState, encode
-
-from ._errors import UnknownStateValue, UnmappedColumn
+from ._adapter import AUDIT_KEY_LENGTH, AUDIT_TABLE_NAME, ColumnMapping, busy_reason
+from ._errors import UnmappedColumn
+from ._keys import normalize_key
 
 _AUDIT_METADATA = sa.MetaData()
-
-#: How many characters of a row's key the audit table keeps (its ``row_key``).
-AUDIT_KEY_LENGTH = 200
 
 #: The audit table: every committed transition of a bound row, written in the
 #: same database transaction as the row itself.
 AUDIT_TABLE = sa.Table(
-    "stateward_audit",
+    AUDIT_TABLE_NAME,
     _AUDIT_METADATA,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("table_name", sa.String(200), nullable=False),
@@ -50,18 +63,30 @@ AUDIT_TABLE = sa.Table(
 )
 
 
-def _plain(value: Any) -> Any:
-    """A column value as the hooks see it: values ImmutableState cannot hold are
-    given as text (Decimal, date, time, UUID), so nothing is silently rounded."""
-    if isinstance(value, (decimal.Decimal, uuid.UUID, _dt.date, _dt.time)) and not isinstance(
-        value, _dt.datetime
-    ):
-        return str(value)
-    return value
+#: Signed integer ranges by column type, on databases whose integer columns
+#: have the declared width. SQLite stores every integer in 64 bits.
+_BITS = ((sa.SmallInteger, 16), (sa.BigInteger, 64), (sa.Integer, 32))
+
+
+def _int_bits(column: sa.Column[Any], dialect: str) -> int:
+    if dialect == "sqlite":
+        return 64
+    for kind, bits in _BITS:
+        if isinstance(column.type, kind):
+            return bits
+    return 64
+
+
+def _python_type(column: sa.Column[Any]) -> type | None:
+    try:
+        kind = column.type.python_type
+    except NotImplementedError:  # a custom type that does not say
+        return None
+    return None if kind is object else kind
 
 
 @dataclass(frozen=True)
-class RowBinding:
+class RowBinding(ColumnMapping):
     """Which columns of a SQLAlchemy model a machine uses.
 
     Args:
@@ -116,77 +141,20 @@ class RowBinding:
         return str(self.table.name)
 
     @property
-    def data_columns(self) -> list[str]:
-        if self.columns is not None:
-            return list(self.columns)
-        fixed = {self.state, self.key, self.version}
-        return [c.name for c in self.table.columns if c.name not in fixed]
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.table.columns]
 
-    def value_of(self, state: str) -> Any:
-        """The column value that stands for ``state``."""
-        return state if self.states is None else self.states[state]
+    def normalize_key(self, key: Any, dialect: str, call: str) -> Any:
+        """``key`` as a value of the key column (see `RowMachines.key_of`)."""
+        column = self.table.c[self.key]  # type: ignore[index]
+        where = (self.name, str(column.name))
+        return normalize_key(
+            _python_type(column), _int_bits(column, dialect), where, key, dialect, call
+        )
 
-    def state_of(self, row: object, value: Any, known: Sequence[str]) -> str:
-        """The machine state a column value stands for."""
-        if self.states is None:
-            if value in known:
-                return str(value)
-            raise UnknownStateValue(self.name, row, self.state, value, list(known))
-        for state, stored in self.states.items():
-            if stored == value:
-                return state
-        raise UnknownStateValue(self.name, row, self.state, value, list(self.states.values()))
-
-    def data_of(self, row: Mapping[str, Any]) -> ImmutableState:
-        return ImmutableState({name: _plain(row[name]) for name in self.data_columns})
-
-    def check_columns(self, names: Sequence[str], where: str) -> None:
-        known = [c.name for c in self.table.columns]
-        for name in names:
-            if name not in known:
-                raise UnmappedColumn(self.name, name, known, where)
-
-
-class RowTransaction(Protocol):
-    """One database transaction on bound rows."""
-
-    def read(self, key: Any, *, lock: bool) -> dict[str, Any] | None:
-        """The row's columns, locked for this transaction when ``lock``."""
-
-    def exists(self, key: Any) -> bool:
-        """Whether a row with that key exists (no lock)."""
-
-    def update(
-        self, key: Any, values: Mapping[str, Any], *, state_value: Any, version: int | None
-    ) -> int:
-        """Write ``values`` if the row still has ``state_value`` (and ``version``);
-        return the number of rows written."""
-
-    def insert(self, values: Mapping[str, Any]) -> Any:
-        """Insert a row; return its key."""
-
-    def audit(self, entry: Mapping[str, Any]) -> None:
-        """Append one entry to the audit table."""
-
-
-class ORMAdapter(Protocol):
-    """What `RowMachines` needs from an ORM."""
-
-    dialect: str
-
-    def transaction(
-        self, binding: RowBinding, *, lock: str | None, lock_timeout: float | None
-    ) -> contextlib.AbstractContextManager[RowTransaction]:
-        """A transaction that commits when the block ends normally."""
-
-    def busy(self, error: BaseException) -> str | None:
-        """Why ``error`` means "locked by another transaction", or None."""
-
-    def create_audit_table(self) -> None:
-        """Create the audit table if it does not exist."""
-
-    def audit_entries(self, table: str, key: Any) -> list[dict[str, Any]]:
-        """The audit entries of one row, oldest first."""
+    def adapter_for(self, engine: Any) -> SQLAlchemyAdapter:
+        """The `SQLAlchemyAdapter` of ``engine`` (a `sqlalchemy.Engine`)."""
+        return SQLAlchemyAdapter(engine)
 
 
 class _SQLAlchemyTransaction:
@@ -273,18 +241,7 @@ class SQLAlchemyAdapter:
     def busy(self, error: BaseException) -> str | None:
         if not isinstance(error, sa.exc.DBAPIError):
             return None
-        original = error.orig
-        code = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
-        if code == "55P03":
-            return "lock not available (NOWAIT or lock_timeout)"
-        if code == "40P01":
-            return "deadlock detected"
-        if code == "40001":
-            return "serialization failure"
-        text = str(original).lower()
-        if "database is locked" in text or "database table is locked" in text:
-            return "SQLite database locked past the busy timeout"
-        return None
+        return busy_reason(error.orig)
 
     def create_audit_table(self) -> None:
         try:
@@ -306,26 +263,3 @@ class SQLAlchemyAdapter:
         )
         with self.engine.connect() as conn:
             return [dict(row) for row in conn.execute(query).mappings()]
-
-
-def audit_entry(
-    binding: RowBinding,
-    key: Any,
-    from_state: str | None,
-    to_state: str,
-    event: str | None,
-    version: int | None,
-    at: _dt.datetime,
-    payload: ImmutableState,
-) -> dict[str, Any]:
-    return {
-        "table_name": binding.name,
-        "row_key": str(key),
-        "from_state": from_state,
-        "to_state": to_state,
-        "event": event,
-        "version": version,
-        "at": at,
-        "payload": encode(payload),
-        "process": os.getpid(),
-    }
