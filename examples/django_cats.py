@@ -15,78 +15,88 @@ import tempfile
 import threading
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the catproject package
-os.environ.setdefault("CATS_DB", str(Path(tempfile.mkdtemp()) / "cats.db"))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "catproject.settings")
 
-import django
+def main() -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # the catproject package
+    os.environ.setdefault("CATS_DB", str(Path(tempfile.mkdtemp()) / "cats.db"))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "catproject.settings")
 
-django.setup()
+    import django
 
-from catproject.cats.models import Cat  # noqa: E402
-from django.core.management import call_command  # noqa: E402
-from django.db import connections  # noqa: E402
+    django.setup()  # before the models are imported
 
-from stateward.actors import Runtime  # noqa: E402
-from stateward.actors.rows.django import StateFieldProtected  # noqa: E402
-from stateward.core import InvalidTransition  # noqa: E402
+    from catproject.cats.models import Cat
+    from django.core.management import call_command
+    from django.db import connections
 
-call_command("migrate", verbosity=0)  # the cats table, and stateward's audit table
+    from stateward.actors import Runtime
+    from stateward.actors.rows.django import StateFieldProtected
+    from stateward.core import InvalidTransition
 
-with Runtime("cats") as runtime:
-    tom = Cat.objects.create(name="tom")
-    print(f"tom: {tom.machine.state} (stored as {tom.state})")
-    print("tom can:", [t.event for t in tom.machine.available_transitions()])
-    tom.survive()  # no state check, no save(): read, decide, write, audit, commit
-    print(f"tom: {tom.machine.state} (stored as {tom.state}), can_meow={tom.can_meow}")
-    try:
-        tom.rip()
-    except InvalidTransition as refused:
-        print(f"tom.rip(): InvalidTransition (state={refused.state!r})")
-    try:
-        tom.state = 2
-    except StateFieldProtected:
-        print("tom.state = 2: StateFieldProtected")
-    stale = Cat.objects.get(name="tom")
-    stale.name = "thomas"
-    stale.save()  # saves the name; the state is not the stale copy's to write
-    tom.refresh_from_db()
-    print(f"after a save of another copy: {tom.name} is still {tom.machine.state}")
+    call_command("migrate", verbosity=0)  # the cats table, and stateward's audit table
 
-    felix = Cat.objects.create(name="felix")
-    go, outcomes, errors = threading.Barrier(8), [], []
-
-    def decide(fate):
+    with Runtime("cats"):  # the current runtime: the cats' machines run on it
+        tom = Cat.objects.create(name="tom")
+        print(f"tom: {tom.machine.state} (stored as {tom.state})")
+        print("tom can:", [t.event for t in tom.machine.available_transitions()])
+        tom.survive()  # no state check, no save(): read, decide, write, audit, commit
+        print(f"tom: {tom.machine.state} (stored as {tom.state}), can_meow={tom.can_meow}")
         try:
-            mine = Cat.objects.get(pk=felix.pk)  # each thread its own copy, all "Unknown"
-            go.wait(10)
-            try:
-                getattr(mine, fate)()
-                outcomes.append(fate)
-            except InvalidTransition:
-                outcomes.append("refused")
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connections.close_all()
+            tom.rip()
+        except InvalidTransition as refused:
+            print(f"tom.rip(): InvalidTransition (state={refused.state!r})")
+        try:
+            tom.state = 2
+        except StateFieldProtected:
+            print("tom.state = 2: StateFieldProtected")
+        stale = Cat.objects.get(name="tom")
+        stale.name = "thomas"
+        stale.save()  # saves the name; the state is not the stale copy's to write
+        tom.refresh_from_db()
+        print(f"after a save of another copy: {tom.name} is still {tom.machine.state}")
 
-    threads = [threading.Thread(target=decide, args=(("survive", "rip")[n % 2],)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    if errors:
-        raise errors[0]
-    won = [o for o in outcomes if o != "refused"]
-    print(f"{len(won)} event won, {outcomes.count('refused')} were refused with InvalidTransition")
-    felix.refresh_from_db()
-    print(
-        f"felix: {felix.machine.state}, can_meow={felix.can_meow}, "
-        f"time_of_death set: {felix.time_of_death is not None}"
-    )
-    print(
-        "felix's history:",
-        [(e["from_state"], e["to_state"], e["event"]) for e in felix.machine.history()],
-    )
-    Cat.machine.close()
-connections.close_all()
+        felix = Cat.objects.create(name="felix")
+        go, outcomes, errors = threading.Barrier(8), [], []
+
+        def decide(fate):
+            try:
+                mine = Cat.objects.get(pk=felix.pk)  # each thread its own copy, all "Unknown"
+                go.wait(10)
+                try:
+                    getattr(mine, fate)()
+                    outcomes.append(fate)
+                except InvalidTransition:
+                    outcomes.append("refused")
+            except BaseException as exc:
+                errors.append(exc)
+            finally:
+                connections.close_all()
+
+        threads = [
+            threading.Thread(target=decide, args=(("survive", "rip")[n % 2],)) for n in range(8)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        if errors:
+            raise errors[0]
+        won = [o for o in outcomes if o != "refused"]
+        print(
+            f"{len(won)} event won, {outcomes.count('refused')} were refused with InvalidTransition"
+        )
+        felix.refresh_from_db()
+        print(
+            f"felix: {felix.machine.state}, can_meow={felix.can_meow}, "
+            f"time_of_death set: {felix.time_of_death is not None}"
+        )
+        print(
+            "felix's history:",
+            [(e["from_state"], e["to_state"], e["event"]) for e in felix.machine.history()],
+        )
+        Cat.machine.close()
+    connections.close_all()
+
+
+if __name__ == "__main__":
+    main()
