@@ -51,6 +51,8 @@ LAYERS: list[tuple[str, list[str]]] = [
             "stateward.core._events",
             "stateward.core._decorators",
             "stateward.core._spec",
+            "stateward.core._chart_states",
+            "stateward.core._chart_class",
             "stateward.core._graph",
         ],
     ),
