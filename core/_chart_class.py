@@ -65,6 +65,29 @@ _PREFIXES = (
 )
 
 
+#: Keywords of python-statemachine's ``State`` and ``to`` that the class form
+#: does not take, and what to write instead.
+_INSTEAD = {
+    "validators": "use cond= with a method that raises Reject('reason')",
+    "before": "write a before_<event> method",
+    "after": "write an after_<event> method",
+    "event": "the attribute a move is assigned to names its event",
+    "value": "a state has one name: State('the name')",
+    "enter": "write an on_enter_<state> method",
+    "exit": "write an on_exit_<state> method",
+    "parallel": "parallel states are not in the class form yet",
+    "states": "compound states are not in the class form yet",
+    "history": "history states are not in the class form yet",
+}
+
+
+def _unknown(keywords: tuple[str, ...]) -> str:
+    return "; ".join(
+        f"{k}= is not an option of the class form" + (f" ({_INSTEAD[k]})" if k in _INSTEAD else "")
+        for k in keywords
+    )
+
+
 class _Chart:
     """What one chart class declares, read from its attributes (bases first)."""
 
@@ -128,6 +151,8 @@ class _Chart:
     def check_states(self) -> tuple[list[str], str]:
         names: dict[str, str] = {}
         for attr, state in self.states.items():
+            if state.unknown:
+                raise self.error(f"state {attr!r}: {_unknown(state.unknown)}", state=attr)
             if state.name is not None and (
                 not isinstance(state.name, str) or not state.name or state.name == ANY
             ):
@@ -256,6 +281,14 @@ def _event(
     states: list[str],
 ) -> Event:
     written = describe_move(move)
+    if move.unknown:
+        raise chart.error(f"event {event!r}: {written}: {_unknown(move.unknown)}", event=event)
+    if isinstance(move.target, tuple):
+        raise chart.error(
+            f"event {event!r}: {written} names {len(move.target)} targets; a move has one: "
+            "write a.to(b) | a.to(c), each but the last with cond= or unless=",
+            event=event,
+        )
     if not isinstance(move.target, State) or not (
         move.sources is None or (move.sources and all(isinstance(s, State) for s in move.sources))
     ):

@@ -38,6 +38,9 @@ class Move:
     unless: object = None
     internal: object = False
     on: object = None
+    #: keywords the class form does not take (``validators=``...), refused
+    #: when the chart is compiled
+    unknown: tuple[str, ...] = ()
 
 
 class Transitions:
@@ -72,6 +75,8 @@ class Transitions:
 
 
 def _label(value: object) -> str:
+    if isinstance(value, tuple):
+        return ", ".join(map(_label, value))
     return value.label if isinstance(value, State) else repr(value)
 
 
@@ -97,17 +102,18 @@ class _To:
 
     def __call__(
         self,
-        target: State,
-        *,
+        *targets: State,
         cond: Condition | Iterable[Condition] | None = None,
         unless: Condition | Iterable[Condition] | None = None,
         internal: bool = False,
         on: Condition | None = None,
+        **unknown: object,
     ) -> Transitions:
-        """A move from this state to ``target``.
+        """A move from this state to a target.
 
         Args:
-            target: the state it leads to.
+            targets: the state it leads to (one: several targets are refused
+                when the chart is compiled).
             cond: guards: the move is taken only if each returns a true value
                 (and none raises `Reject`). Functions or method names.
             unless: negated guards: taken only if each returns False.
@@ -116,7 +122,10 @@ class _To:
             on: the move's effect, run between exit and enter hooks; by
                 default the chart's ``on_<event>`` method, if it has one.
         """
-        return self._state._made(Move((self._state,), target, cond, unless, internal, on))
+        target = targets[0] if len(targets) == 1 else targets
+        return self._state._made(
+            Move((self._state,), target, cond, unless, internal, on, tuple(unknown))
+        )
 
     def itself(
         self,
@@ -125,10 +134,11 @@ class _To:
         unless: Condition | Iterable[Condition] | None = None,
         internal: bool = False,
         on: Condition | None = None,
+        **unknown: object,
     ) -> Transitions:
         """A move from this state to itself: a self transition, or an internal
         one with ``internal=True``."""
-        return self(self._state, cond=cond, unless=unless, internal=internal, on=on)
+        return self(self._state, cond=cond, unless=unless, internal=internal, on=on, **unknown)
 
 
 class _From:
@@ -145,9 +155,12 @@ class _From:
         cond: Condition | Iterable[Condition] | None = None,
         unless: Condition | Iterable[Condition] | None = None,
         on: Condition | None = None,
+        **unknown: object,
     ) -> Transitions:
         """Moves from each of ``sources`` to this state (one alternative each)."""
-        return self._state._made(Move(tuple(sources), self._state, cond, unless, False, on))
+        return self._state._made(
+            Move(tuple(sources), self._state, cond, unless, False, on, tuple(unknown))
+        )
 
     def any(
         self,
@@ -155,10 +168,11 @@ class _From:
         cond: Condition | Iterable[Condition] | None = None,
         unless: Condition | Iterable[Condition] | None = None,
         on: Condition | None = None,
+        **unknown: object,
     ) -> Transitions:
         """Moves from every state that is not final to this state (itself
         included: a self transition)."""
-        return self._state._made(Move(None, self._state, cond, unless, False, on))
+        return self._state._made(Move(None, self._state, cond, unless, False, on, tuple(unknown)))
 
 
 class State:
@@ -174,19 +188,28 @@ class State:
     ``on_enter_<attribute>``, ``on_exit_<attribute>``.
     """
 
-    __slots__ = ("_moves", "attribute", "final", "initial", "name")
+    __slots__ = ("_moves", "attribute", "final", "initial", "name", "unknown")
 
     name: object
     initial: object
     final: object
     attribute: str | None
+    unknown: tuple[str, ...]
     _moves: list[Move]
 
-    def __init__(self, name: str | None = None, *, initial: bool = False, final: bool = False):
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        initial: bool = False,
+        final: bool = False,
+        **unknown: object,
+    ) -> None:
         # Checked when the chart is compiled, so that errors name the chart.
         self.name = name
         self.initial = initial
         self.final = final
+        self.unknown = tuple(unknown)  # keywords the class form does not take
         self.attribute = None
         self._moves = []
 

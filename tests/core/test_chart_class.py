@@ -5,11 +5,12 @@ declares; every definition error names the class and the culprit."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 
-from stateward.actors import Runtime, StateMachine
+from stateward.actors import Runtime, SQLiteStore, StateMachine
 from stateward.core import (
     MachineDefinitionError,
     MachineSnapshot,
@@ -306,6 +307,21 @@ def test_errors_name_the_chart_and_the_culprit() -> None:
     refused("a = State(initial='yes')", "State\\(initial=...\\) must be True or False")
     refused("a = State(3, initial=True)", "must be a non-empty str")
     refused("a = State(initial=True)\ngo = a.to('b')", "must name States")
+    refused(
+        "a = State(initial=True)\nb = State()\nc = State()\ngo = a.to(b, c)",
+        r"a.to\(b, c\) names 2 targets; a move has one",
+    )
+    refused("a = State(initial=True)\ngo = a.to()", "names 0 targets")
+    refused(
+        "a = State(initial=True)\nb = State()\ngo = a.to(b, validators='ok')",
+        r"validators= is not an option of the class form \(use cond= with a method that raises",
+    )
+    refused(
+        "a = State(initial=True)\nb = State()\ngo = b.from_.any(after='log')",
+        r"after= is not an option.*after_<event>",
+    )
+    e = refused("a = State(initial=True, value=1)", r"state 'a': value= is not an option")
+    assert e.state == "a"
 
 
 def test_a_state_of_another_chart_and_a_nested_chart_are_refused() -> None:
@@ -337,3 +353,31 @@ def test_bad_options_are_refused() -> None:
 
             def __init__(self, needed: int) -> None:
                 self.needed = needed
+
+
+def test_a_chart_spec_extends_through_to_builder() -> None:
+    builder = Approval.spec.to_builder()
+    seen: list[str | None] = []
+
+    @builder.after_commit
+    def log(ctx: TransitionContext) -> None:
+        seen.append(ctx.target)
+
+    spec = builder.build()
+    start = MachineSnapshot.initial(spec)
+    out = apply_transition(spec, start, event="review", payload={"score": 90})
+    run_after_commit(out)
+    assert (out.snapshot.state, seen) == ("approved", ["approved"])
+    assert spec.alternatives("review", "pending") == Approval.spec.alternatives("review", "pending")
+
+
+def test_a_chart_machine_survives_a_restart_on_a_durable_store(tmp_path: Path) -> None:
+    path = tmp_path / "lights.db"
+    with Runtime("lights", store=SQLiteStore(path), default_timeout=10.0) as rt:
+        light = StateMachine(Light.spec, name="light-1", runtime=rt)
+        light.trigger("cycle")
+        light.trigger("cycle")
+    with Runtime("lights", store=SQLiteStore(path), default_timeout=10.0) as rt:
+        light = StateMachine(Light.spec, name="light-1", runtime=rt)
+        assert (light.current_state, light.version, light.data["cycles"]) == ("red", 2, 2)
+        assert light.trigger("cycle").state == "green"
