@@ -410,8 +410,9 @@ class StateChart:
     state or an event (``on_enter_red``, ``on_cycle``, ``after_cycle``...,
     see the module's documentation), each taking the `TransitionContext`.
 
-    Class keywords: ``name=`` (the spec's name; the class's name by default)
-    and ``history_limit=`` (as `MachineSpec`'s). A subclass extends its base:
+    Class keywords: ``name=`` (the spec's name; the class's name by default,
+    a subclass's own included) and ``history_limit=`` (as `MachineSpec`'s;
+    a subclass keeps its base's unless it gives one). A subclass extends its base:
     it keeps the base's states, events and hooks, may add more, and overrides
     what it redefines (an event or a hook method of the same name).
 
@@ -422,13 +423,13 @@ class StateChart:
 
     #: The compiled definition, set when the class is created.
     spec: ClassVar[MachineSpec]
-    _chart_options: ClassVar[tuple[str | None, int]] = (None, 100)
+    #: the history limit a subclass inherits unless it gives its own
+    _history_limit: ClassVar[int] = 100
 
     def __init_subclass__(
         cls, *, name: str | None = None, history_limit: int | None = None, **kwargs: Any
     ) -> None:
         super().__init_subclass__(**kwargs)
-        base_name, base_limit = cls._chart_options
-        limit = base_limit if history_limit is None else history_limit
-        cls._chart_options = (name or base_name, limit)
-        cls.spec = _compile(cls, name or base_name or cls.__name__, limit)
+        limit = cls._history_limit if history_limit is None else history_limit
+        cls._history_limit = limit
+        cls.spec = _compile(cls, cls.__name__ if name is None else name, limit)

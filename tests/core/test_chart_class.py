@@ -209,9 +209,18 @@ class ExtendedLight(Light, history_limit=3):
         self.calls.append(("extended_on_enter_red", ctx.source, ctx.target))
 
 
+class StrictApproval(Approval):
+    def is_valid(self, ctx: TransitionContext) -> bool:
+        return bool(ctx.payload.get("score", 0) >= 90)
+
+
 def test_a_subclass_extends_its_base_and_overrides_hooks() -> None:
     spec = ExtendedLight.spec
     assert spec.name == "ExtendedLight" and spec.history_limit == 3
+    # its own name, its base's history limit; the guard named by cond= is the override
+    assert (StrictApproval.spec.name, StrictApproval.spec.history_limit) == ("StrictApproval", 5)
+    assert fire(StrictApproval.spec, "review", score=85) == "escalated to a manager"
+    assert fire(Approval.spec, "review", score=85) == "approved"
     assert spec.states == ("green", "yellow", "red", "blinking")
     assert fire(spec, "cycle", "fault", "repair") == "red"
     assert Light.spec.states == ("green", "yellow", "red")  # the base is unchanged
