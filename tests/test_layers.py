@@ -52,6 +52,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "stateward.core._decorators",
             "stateward.core._spec",
             "stateward.core._chart_states",
+            "stateward.core._chart_read",
             "stateward.core._chart_class",
             "stateward.core._graph",
         ],
