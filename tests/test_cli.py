@@ -265,3 +265,23 @@ def test_the_getting_started_inspect_samples_are_what_inspect_prints(
         code, out, err = run(*command.split())
         assert (code, err) == (0, "")
         assert _shape(out) == _shape(shown), command
+
+
+def test_graph_draws_a_chart_class_with_its_branch_guards(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A `StateChart` class names its definition too (``Chart.spec``); the
+    example port of transitions' superhero, drawn from the project folder."""
+    root = Path(__file__).resolve().parent.parent
+    monkeypatch.chdir(root)
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.delitem(sys.modules, "examples.from_transitions", raising=False)
+    code, out, err = run("graph", "examples.from_transitions:NarcolepticSuperhero")
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert '    state "hanging out" as hanging_out' in lines
+    assert "    sweaty --> asleep : clean_up [is_exhausted], nap" in lines
+    assert "    sweaty --> hanging_out : clean_up [else]" in lines
+    code, out, _ = run("graph", "examples.from_transitions:NarcolepticSuperhero", "--format", "dot")
+    assert out.startswith('digraph "NarcolepticSuperhero" {')
+    assert '    "sweaty" -> "hanging out" [label="clean_up [else]"];' in out.splitlines()

@@ -100,6 +100,19 @@ EXPECTED: dict[str, list[str]] = {
         "1 event won, 7 were refused with InvalidTransition",
         "felix's history: [('Unknown', ",
     ],
+    "from_python_statemachine.py": [
+        "Running cycle from yellow to red\nDon't move.\nlight: red",
+        "Running cycle from red to green\nGo ahead!\nlight: green",
+        "score 50: rejected",
+        "score 85: approved",
+        "score 85: a second review is refused (the state is final)",
+    ],
+    "from_transitions.py": [
+        "complete_mission: sweaty\nclean_up: asleep",
+        "complete_mission: sweaty\nclean_up: hanging out",
+        "eat: refused in state 'hanging out'",
+        "kittens rescued: 2, costume changes: 2",
+    ],
     "vending_machine.py": [
         "- 'machine_id' must be str, got 7 (int)",
         "paying 100 cents: vetoed by 'payment_covers_price': insufficient payment: 100 of 150 "

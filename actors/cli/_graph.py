@@ -18,8 +18,8 @@ from ._usage import UsageError
 
 
 def load_spec(target: str) -> MachineSpec:
-    """The machine definition named ``MODULE:ATTR`` (a spec, a builder, a machine,
-    or anything with a ``spec``)."""
+    """The machine definition named ``MODULE:ATTR`` (a spec, a builder, a
+    `StateChart` class, a machine, or anything with a ``spec``)."""
     module_name, colon, attribute = target.partition(":")
     if not colon or not module_name or not attribute:
         raise UsageError(
@@ -51,7 +51,7 @@ def load_spec(target: str) -> MachineSpec:
         return spec
     raise UsageError(
         f"{target} is a {type(value).__name__}, not a machine definition "
-        "(MachineSpec, MachineBuilder, StateMachine or RowMachines)"
+        "(MachineSpec, MachineBuilder, a StateChart class, StateMachine or RowMachines)"
     )
 
 

@@ -53,8 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
         "graph",
         help="draw a machine definition as Mermaid or Graphviz dot",
         description="Draw the machine named MODULE:ATTR (a MachineSpec, a MachineBuilder, a "
-        "StateMachine or a RowMachines) with its initial and terminal states "
-        "marked and event names on the edges.",
+        "StateChart class, a StateMachine or a RowMachines) with its initial and terminal "
+        "states marked and event names on the edges (with their guards).",
     )
     graph.add_argument("target", metavar="MODULE:ATTR", help="for example myapp.orders:flow")
     graph.add_argument(

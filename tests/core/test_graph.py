@@ -6,7 +6,15 @@ import textwrap
 
 from support import ORDER_FLOW_UNTIL_SHIPPED
 
-from stateward.core import MachineBuilder, MachineSpec, to_dot, to_mermaid
+from stateward.core import (
+    MachineBuilder,
+    MachineSpec,
+    State,
+    StateChart,
+    TransitionContext,
+    to_dot,
+    to_mermaid,
+)
 
 #: Two events make paid -> cancelled; ship makes paid -> shipped; pending -> paid
 #: has no event; shipped and cancelled are terminal.
@@ -78,3 +86,78 @@ def test_a_machine_without_terminal_states_has_no_final_markers() -> None:
         "    off --> on",
     ]
     assert "doublecircle" not in to_dot(loop)
+
+
+def is_exhausted(ctx: TransitionContext) -> bool:
+    return True
+
+
+def busy(ctx: TransitionContext) -> bool:
+    return False
+
+
+#: clean_up branches (a guard, then the else), nap is refused while busy,
+#: volume is internal, restart is a self transition.
+BRANCHED = MachineSpec(
+    "sweaty",
+    events={
+        "clean_up": [
+            {"move": "sweaty -> asleep", "guards": is_exhausted},
+            "sweaty -> idle",
+        ],
+        "nap": {"move": "idle -> asleep", "unless": busy},
+        "volume": {"move": "asleep -> asleep", "internal": True},
+        "restart": "asleep -> asleep",
+    },
+    name="hero",
+)
+
+
+def test_mermaid_labels_branches_their_guards_the_else_and_internal_moves() -> None:
+    assert to_mermaid(BRANCHED).splitlines()[1:] == [
+        "    [*] --> sweaty",
+        "    sweaty --> asleep : clean_up [is_exhausted]",
+        "    sweaty --> idle : clean_up [else]",
+        "    asleep --> asleep : volume (internal), restart",
+        "    idle --> asleep : nap [not busy]",
+    ]
+
+
+def test_dot_labels_branches_their_guards_the_else_and_internal_moves() -> None:
+    lines = to_dot(BRANCHED).splitlines()
+    assert '    "sweaty" -> "asleep" [label="clean_up [is_exhausted]"];' in lines
+    assert '    "sweaty" -> "idle" [label="clean_up [else]"];' in lines
+    assert '    "asleep" -> "asleep" [label="volume (internal), restart"];' in lines
+    assert '    "idle" -> "asleep" [label="nap [not busy]"];' in lines
+
+
+def test_a_single_unguarded_event_has_no_else() -> None:
+    spec = MachineSpec("a", events={"go": "a -> b", "stop": {"move": "a -> c", "guards": busy}})
+    assert "    a --> b : go" in to_mermaid(spec).splitlines()
+    assert "    a --> c : stop [busy]" in to_mermaid(spec).splitlines()
+
+
+class Chart(StateChart):
+    asleep = State(initial=True)
+    hanging_out = State("hanging out")
+    saving = State("1 saving")
+    hanging_out_2 = State("hanging_out")
+    clean_up = asleep.to(hanging_out, cond="rested") | asleep.to(saving)
+    back = hanging_out_2.from_(hanging_out, saving)
+
+    def rested(self, ctx: TransitionContext) -> bool:
+        return True
+
+
+def test_mermaid_gives_states_that_are_not_identifiers_an_id_of_their_own() -> None:
+    assert to_mermaid(Chart.spec).splitlines() == [
+        "stateDiagram-v2",
+        '    state "hanging out" as hanging_out_2',
+        '    state "1 saving" as s_1_saving',
+        "    [*] --> asleep",
+        "    asleep --> hanging_out_2 : clean_up [rested]",
+        "    asleep --> s_1_saving : clean_up [else]",
+        "    hanging_out_2 --> hanging_out : back",
+        "    s_1_saving --> hanging_out : back",
+        "    hanging_out --> [*]",
+    ]
