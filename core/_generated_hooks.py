@@ -146,8 +146,8 @@ def transition_step(
             ctx, plan = _choose_now(spec, plan, ctx, run_async)
         if plan.stages:
             ctx = _run_stages_now(spec, plan, ctx, run_async)
-        if plan.internal:
-            new, entry = snapshot_after(spec, snapshot, ctx, True)
+        if plan.internal or plan.chart is not None:
+            new, entry = snapshot_after(spec, snapshot, ctx, plan)
             return (new, entry, ctx, plan.after_commit)
     new, entry = snapshot_after(spec, snapshot, ctx)
     return (new, entry, ctx, plan.after_commit)

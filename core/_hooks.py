@@ -266,15 +266,15 @@ def _transition_steps(
     needs none.
     """
     ctx, plan = begin_move(spec, snapshot, target, event, payload, at, machine)
-    if plan.before_commit:  # always, for branches and internal transitions
+    if plan.before_commit:  # always, for branches, internal transitions and statecharts
         if plan.otherwise is None:
             ctx = yield from _admit(spec, plan, ctx)
         else:  # an event with alternatives: the first admitted is taken
             ctx, plan = yield from _choose(spec, plan, ctx)
         if plan.stages:
             ctx = yield from _run_stages(spec, plan, ctx)
-        if plan.internal:
-            new, entry = snapshot_after(spec, snapshot, ctx, True)
+        if plan.internal or plan.chart is not None:
+            new, entry = snapshot_after(spec, snapshot, ctx, plan)
             return new, entry, ctx, plan.after_commit
     new, entry = snapshot_after(spec, snapshot, ctx)
     return new, entry, ctx, plan.after_commit

@@ -48,6 +48,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "core: specs",
         [
             "stateward.core._parts",
+            "stateward.core._chart",
             "stateward.core._events",
             "stateward.core._decorators",
             "stateward.core._spec",
@@ -58,6 +59,8 @@ LAYERS: list[tuple[str, list[str]]] = [
         "core: machines",
         [
             "stateward.core._snapshot",
+            "stateward.core._chartmove",
+            "stateward.core._chartstore",
             "stateward.core._moves",
             "stateward.core._hooks",
             "stateward.core._generated_hooks",

@@ -132,6 +132,13 @@ class StateMachine(ActorHandle):
         return self.snapshot.state
 
     @property
+    def configuration(self) -> frozenset[str]:
+        """Every active state, as of the last commit: with compound states the
+        active leaf (`current_state`) and each state it is inside, with parallel
+        regions every region's (``{current_state}`` for a flat machine)."""
+        return self.snapshot.configuration
+
+    @property
     def version(self) -> int:
         """How many transitions have been committed."""
         return self.snapshot.version
