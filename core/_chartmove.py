@@ -33,13 +33,26 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._chart import Chart, ChartState
+from ._errors import InvalidTransition
 from ._events import Event
 from ._history import Entry, extend_history
 from ._parts import Hook, HookKind, MovePlan, describe
 from ._snapshot import MachineSnapshot, TransitionContext
 from ._spec import MachineSpec
 
-__all__ = ["ChartStep", "chart_creation_plan", "chart_move", "chart_snapshot_after"]
+__all__ = [
+    "DONE_EVENT",
+    "ChartStep",
+    "Regions",
+    "chart_creation_plan",
+    "chart_move",
+    "chart_snapshot_after",
+    "configuration_allows",
+    "configuration_events",
+    "done_move",
+    "is_done",
+    "whole_move",
+]
 
 #: Checked moves kept per spec, at most (then the table starts again).
 MOVES_KEPT = 4096
@@ -60,6 +73,8 @@ class ChartStep:
     after: ChartState
     exited: tuple[str, ...]
     entered: tuple[str, ...]
+    #: each transition's (domain, target), for combining regions' moves
+    moves: tuple[tuple[str | None, str], ...] = ()
 
 
 def _source(chart: Chart, ev: Event | None, leaf: str, target: str) -> str:
@@ -88,6 +103,7 @@ def _step(chart: Chart, before: ChartState, source: str, target: str, internal: 
         ChartState(frozenset(after), memory),
         chart.exit_order(exited),
         chart.enter_order(entered),
+        ((domain, target),),
     )
 
 
@@ -102,8 +118,10 @@ def _plan(
     step: ChartStep,
     event: str | None,
     ev: Event | None,
+    effects: tuple[tuple[str, str, Callable[..., Any]], ...] | None = None,
 ) -> MovePlan:
-    """The hooks of one move, by the rules in the module's docstring."""
+    """The hooks of one move, by the rules in the module's docstring
+    (``effects``: those of several regions' moves, instead of ``ev``'s)."""
     target = chart.current(step.after.configuration)
     froms = {*step.exited} if leaf is None else {leaf, *step.exited}
     tos = {target, *step.entered}
@@ -126,7 +144,9 @@ def _plan(
             and _fits(h.to, tos)
             and (h.event is None or event in h.event)
         ]
-    if ev is not None and ev.effect is not None:
+    if effects is not None:
+        stages += effects
+    elif ev is not None and ev.effect is not None:
         stages.append(("effect", describe(ev.effect), ev.effect))
     for state in step.entered:
         last = state == step.entered[-1]
@@ -153,41 +173,188 @@ def _plan(
     )
 
 
-def chart_move(
+def _chain(
     spec: MachineSpec,
-    snapshot: MachineSnapshot,
+    chart: Chart,
+    before: ChartState,
+    leaf: str,
     event: str | None,
     alternatives: tuple[Event, ...],
     target: str | None,
-) -> tuple[str, str | None, MovePlan]:
-    """The move ``pick_move`` checked, from ``snapshot``'s configuration: its
-    new ``current_state``, its event and its plan (alternatives linked by
-    `MovePlan.otherwise`, in the order tried)."""
-    chart = spec._chart
-    assert chart is not None
-    before = snapshot.chart or ChartState(frozenset((snapshot.state,)))
-    key = (before, event, alternatives, target)
-    moves = spec._chart_moves
-    move = moves.get(key)
-    if move is not None:
-        return move  # type: ignore[no-any-return]
-    leaf = snapshot.state
+) -> MovePlan:
+    """The plans of ``alternatives`` from ``leaf``, linked in the order tried."""
     plan: MovePlan | None = None
     if not alternatives:
         assert target is not None
         step = _step(chart, before, _source(chart, None, leaf, target), target, False)
         plan = _plan(spec, chart, leaf, step, None, None)
-    else:
-        for ev in reversed(alternatives):
-            source = _source(chart, ev, leaf, ev.target)
-            step = _step(chart, before, source, ev.target, ev.internal)
-            plan = _plan(spec, chart, leaf, step, event, ev)._replace(otherwise=plan)
+    for ev in reversed(alternatives):
+        source = _source(chart, ev, leaf, ev.target)
+        step = _step(chart, before, source, ev.target, ev.internal)
+        plan = _plan(spec, chart, leaf, step, event, ev)._replace(otherwise=plan)
     assert plan is not None and plan.target is not None
+    return plan
+
+
+#: ``pick_move`` (from `_moves`, which builds on this module).
+Pick = Callable[
+    [MachineSpec, str, "str | None", "str | None", "str | None"],
+    tuple["str | None", tuple[Event, ...], "str | None"],
+]
+
+
+def chart_move(
+    spec: MachineSpec,
+    snapshot: MachineSnapshot,
+    target: str | None,
+    event: str | None,
+    name: str | None,
+    pick: Pick,
+) -> tuple[str, str | None, MovePlan]:
+    """A statechart's move from ``snapshot``'s configuration, checked by
+    ``pick`` (`pick_move`) from the active leaf: its new ``current_state``, its
+    event and its plan (alternatives linked by `MovePlan.otherwise`). With
+    several active leaves (parallel regions), an event goes to each leaf's
+    alternatives; a move by target is made from the first leaf that allows it."""
+    chart = spec._chart
+    assert chart is not None
+    before = snapshot.chart or ChartState(frozenset((snapshot.state,)))
+    key = (before, target, event)
+    moves = spec._chart_moves
+    move = moves.get(key)
+    if move is not None:
+        return move  # type: ignore[no-any-return]
+    leaves = chart.leaves(before.configuration)
+    if len(leaves) == 1:
+        event, alternatives, target = pick(spec, leaves[0], target, event, name)
+        plan = _chain(spec, chart, before, leaves[0], event, alternatives, target)
+    else:
+        plan = _regions(spec, chart, before, leaves, snapshot.state, target, event, name, pick)
+    assert plan.target is not None
     move = (plan.target, event, plan)
     if len(moves) >= MOVES_KEPT:
         moves.clear()
     moves[key] = move
     return move
+
+
+def _regions(
+    spec: MachineSpec,
+    chart: Chart,
+    before: ChartState,
+    leaves: list[str],
+    current: str,
+    target: str | None,
+    event: str | None,
+    name: str | None,
+    pick: Pick,
+) -> MovePlan:
+    if event is None:
+        assert target is not None
+        for leaf in leaves:
+            if spec.allows(leaf, target):
+                event, alternatives, target = pick(spec, leaf, target, None, name)
+                return _chain(spec, chart, before, leaf, event, alternatives, target)
+        raise _invalid(spec, leaves, current, target, None, name)
+    chains: list[MovePlan] = []
+    chain_leaves: list[str] = []
+    for leaf in leaves:
+        alternatives = spec.alternatives(event, leaf)
+        if target is not None:
+            alternatives = tuple(ev for ev in alternatives if ev.target == target)
+        if alternatives:
+            chains.append(_chain(spec, chart, before, leaf, event, alternatives, target))
+            chain_leaves.append(leaf)
+    if not chains:
+        raise _invalid(spec, leaves, current, target, event, name)
+    if len(chains) == 1:
+        return chains[0]
+    first = chains[0]
+    regions = Regions(tuple(chains), tuple(chain_leaves), current, event)
+    return first._replace(otherwise=None, chart=regions)
+
+
+def _invalid(
+    spec: MachineSpec,
+    leaves: list[str],
+    current: str,
+    target: str | None,
+    event: str | None,
+    name: str | None,
+) -> InvalidTransition:
+    """The refusal of a request no active leaf allows: what the whole configuration allows."""
+    allowed = frozenset().union(*(spec.allowed_targets(leaf) for leaf in leaves))
+    events = sorted({e for leaf in leaves for e in spec.allowed_events(leaf)})
+    note = ""
+    if event is not None and not spec.has_event(event):
+        note = f"there is no event named {event!r}"
+    elif event is None and target not in spec.states:
+        note = f"{target!r} is not a state of this machine"
+    return InvalidTransition(
+        current, target, allowed, event=event, allowed_events=events, machine=name, note=note
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Regions:
+    """The alternatives of one event in each active region, in document order
+    (a plan's ``chart`` when several regions have some); `_hooks` tries each
+    and `combine`s the admitted moves into one.
+
+    Attributes:
+        chains: each region's plan chain.
+        leaves: the active leaf each chain starts from.
+        current: ``current_state`` before the move.
+        event: the event.
+    """
+
+    chains: tuple[MovePlan, ...]
+    leaves: tuple[str, ...]
+    current: str
+    event: str | None
+
+    def target(self, index: int) -> str:
+        """The target a region's (first) alternative names, for a refusal."""
+        moves = self.chains[index].chart.moves
+        return str(moves[-1][1]) if moves else self.leaves[index]
+
+    def preempted(self, index: int, chosen: list[MovePlan]) -> bool:
+        """Whether an earlier region's admitted move leaves this region's leaf."""
+        leaf = self.leaves[index]
+        return any(leaf in plan.chart.exited for plan in chosen)
+
+    def combine(self, spec: MachineSpec, chosen: list[MovePlan]) -> MovePlan:
+        """One move made of the admitted ones: a move that would exit a state
+        an earlier region's move exits is dropped (document order wins); exit
+        hooks of every state exited, the effects in document order, enter
+        hooks of every state entered."""
+        chart = spec._chart
+        assert chart is not None
+        kept: list[MovePlan] = []
+        exited: set[str] = set()
+        for plan in chosen:
+            step: ChartStep = plan.chart
+            if kept and not exited.isdisjoint(step.exited):
+                continue
+            kept.append(plan)
+            exited.update(step.exited)
+        if len(kept) == 1:
+            return kept[0]
+        before: ChartState = kept[0].chart.before
+        moves = tuple(m for plan in kept for m in plan.chart.moves)
+        entered = chart.entries(moves, before)
+        active = before.configuration
+        after = (active - exited) | entered
+        memory = chart.remember(before, exited, active) if chart.history else before.memory
+        step = ChartStep(
+            before,
+            ChartState(frozenset(after), memory),
+            chart.exit_order(exited),
+            chart.enter_order(entered),
+            moves,
+        )
+        effects = tuple(stage for plan in kept for stage in plan.stages if stage[0] == "effect")
+        return _plan(spec, chart, self.current, step, self.event, None, effects)
 
 
 def chart_creation_plan(spec: MachineSpec) -> MovePlan:
@@ -218,3 +385,112 @@ def chart_snapshot_after(
     history = extend_history(snapshot.history, chart_entry, spec.history_limit)
     new = MachineSnapshot(ctx.target, ctx.version, ctx.data, history, step.after)
     return new, chart_entry
+
+
+#: The event a statechart sends itself when a parallel state is done.
+DONE_EVENT = "done.state.{}"
+
+
+def is_done(chart: Chart, state: str, configuration: frozenset[str]) -> bool:
+    """Whether ``state`` is in a final state: an atomic state no move of its
+    own leaves; a compound state whose active child is done; a parallel state
+    whose every region is done."""
+    kind = chart.kind[state]
+    if kind == "atomic":
+        return not chart.own[state]
+    active = [c for c in chart.children[state] if c in configuration]
+    if kind == "compound":
+        return bool(active) and is_done(chart, active[0], configuration)
+    return all(is_done(chart, region, configuration) for region in chart.children[state])
+
+
+def done_move(
+    spec: MachineSpec,
+    snapshot: MachineSnapshot,
+    taken: list[MovePlan],
+    ctx: TransitionContext,
+    pick: Pick,
+) -> tuple[TransitionContext, MovePlan] | None:
+    """The move of ``done.state.<name>``, when the last move taken made the
+    parallel state ``<name>`` done and the spec defines that event from the
+    configuration it left (the innermost such state first); else None."""
+    chart = spec._chart
+    assert chart is not None
+    step: ChartStep = taken[-1].chart
+    before, after = step.before.configuration, step.after.configuration
+    if len(taken) > len(chart.parent):  # each step needs a state newly done: a bound
+        return None
+    for state in chart.exit_order(after):
+        event = DONE_EVENT.format(state)
+        if (
+            chart.kind[state] != "parallel"
+            or not spec.has_event(event)
+            or not is_done(chart, state, after)
+            or (state in before and is_done(chart, state, before))
+        ):
+            continue
+        here = MachineSnapshot(ctx.target, ctx.version, ctx.data, snapshot.history, step.after)
+        try:
+            target, _, plan = chart_move(spec, here, None, event, ctx.machine, pick)
+        except InvalidTransition:
+            continue  # defined, but not from where the machine is now
+        follow = TransitionContext(
+            ctx.target, target, event, ctx.payload, ctx.data, ctx.version, ctx.machine, ctx.at
+        )
+        return follow, plan
+    return None
+
+
+def whole_move(
+    spec: MachineSpec,
+    taken: list[MovePlan],
+    ctx: TransitionContext,
+    source: str | None,
+    event: str | None,
+) -> tuple[MovePlan, TransitionContext]:
+    """One plan for the moves one transaction took (a move, then done events'):
+    the configurations before the first and after the last, the after-commit
+    hooks of each once; and the context of the transaction (its source and
+    event, the final target, payload and data)."""
+    if len(taken) == 1:
+        plan = taken[0]
+        assert plan.target is not None
+        return plan, TransitionContext(
+            source, plan.target, event, ctx.payload, ctx.data, ctx.version, ctx.machine, ctx.at
+        )
+    chart = spec._chart
+    assert chart is not None
+    first: ChartStep = taken[0].chart
+    last: ChartStep = taken[-1].chart
+    step = ChartStep(
+        first.before,
+        last.after,
+        tuple(s for plan in taken for s in plan.chart.exited),
+        tuple(s for plan in taken for s in plan.chart.entered),
+    )
+    after_commit = tuple(dict.fromkeys(h for plan in taken for h in plan.after_commit))
+    target = chart.current(last.after.configuration)
+    plan = MovePlan((), (), (), after_commit, True, target, False, None, step)
+    whole = TransitionContext(
+        source, target, event, ctx.payload, ctx.data, ctx.version, ctx.machine, ctx.at
+    )
+    return plan, whole
+
+
+def configuration_allows(spec: MachineSpec, snapshot: MachineSnapshot, target: str) -> bool:
+    """Whether the definition allows a move to ``target`` from the snapshot's
+    configuration (from any active leaf, with parallel regions); guards are
+    not run."""
+    chart = snapshot.chart
+    if chart is None or spec._chart is None:
+        return spec.allows(snapshot.state, target)
+    return any(spec.allows(leaf, target) for leaf in spec._chart.leaves(chart.configuration))
+
+
+def configuration_events(spec: MachineSpec, snapshot: MachineSnapshot) -> tuple[str, ...]:
+    """The events that can fire from the snapshot's configuration, sorted."""
+    chart = snapshot.chart
+    if chart is None or spec._chart is None:
+        return spec.allowed_events(snapshot.state)
+    leaves = spec._chart.leaves(chart.configuration)
+    return tuple(sorted({e for leaf in leaves for e in spec.allowed_events(leaf)}))

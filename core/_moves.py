@@ -132,7 +132,7 @@ def begin_move(
     move = moves.get(key)
     if move is None:
         if spec._chart is not None:  # a statechart: the move depends on more than the state
-            move = chart_move(spec, snapshot, *pick_move(spec, source, target, event, name))
+            move = chart_move(spec, snapshot, target, event, name, pick_move)
         else:
             # Resolved outside any ``except`` block, so that a refusal raised here
             # carries no internal KeyError as its context.

@@ -15,6 +15,7 @@ from stateward.core import (
 )
 from stateward.core._arguments import check_move, check_name, check_payload, check_timeout
 from stateward.core._behaviours import Behaviour, machine_behaviour
+from stateward.core._chartmove import configuration_allows
 from stateward.core._messages import Move
 from stateward.core._persist import MachineCodec
 
@@ -155,9 +156,10 @@ class StateMachine(ActorHandle):
 
     def can_transition(self, target: str) -> bool:
         """Whether the definition allows moving from the current state to
-        ``target``. Guards are not run: a guard may still veto."""
+        ``target`` (from any active state, in a statechart). Guards are not
+        run: a guard may still veto."""
         target = check_name(target, self._where("can_transition"), "target")
-        return self._spec.allows(self.snapshot.state, target)
+        return configuration_allows(self._spec, self.snapshot, target)
 
     # -- writes ------------------------------------------------------------------------
 
