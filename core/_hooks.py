@@ -23,9 +23,9 @@ import inspect
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from typing import Any
 
+from ._chartmove import Regions, done_move, whole_move
 from ._errors import Reject, StatewardError, TransitionRejected
 from ._history import Entry
-from ._chartmove import Regions, done_move, whole_move
 from ._moves import begin_move, pick_move, snapshot_after
 from ._snapshot import MachineSnapshot, TransitionContext
 from ._spec import Hook, MachineSpec, MovePlan

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Generator, Mapping
 from typing import Any
 
 from ._arguments import check_move
-from ._chartmove import chart_creation_plan
+from ._chartplan import chart_creation_plan
 from ._generated_hooks import _run_hooks_now, transition_step
 from ._history import EMPTY_HISTORY, TransitionRecord
 from ._hooks import AsyncRunner, HookReturnError, _transition_steps

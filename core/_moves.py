@@ -15,7 +15,8 @@ import datetime as _dt
 from collections.abc import Mapping
 from typing import Any
 
-from ._chartmove import chart_move, chart_snapshot_after
+from ._chartmove import chart_move
+from ._chartplan import chart_snapshot_after
 from ._errors import InvalidTransition
 from ._events import Event
 from ._history import Entry, extend_history

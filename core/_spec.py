@@ -27,7 +27,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._chart import Chart, build_chart, expand_tables
+from ._chart import Chart
+from ._chartdef import TreeQueries, build_chart, expand_tables
 from ._decorators import Decorators
 from ._errors import MachineDefinitionError
 from ._events import (
@@ -51,7 +52,7 @@ from ._parts import (
 __all__ = ["ANY", "Event", "Hook", "HookKind", "MachineBuilder", "MachineSpec", "MovePlan"]
 
 
-class MachineSpec:
+class MachineSpec(TreeQueries):
     """An immutable, validated machine definition.
 
     Args:
@@ -355,57 +356,6 @@ class MachineSpec:
             f"{', '.join(map(repr, self.states))}",
             state=str(state),
         )
-
-    # -- the state tree (see docs/statecharts.md) -------------------------------------
-
-    def parent(self, state: str) -> str | None:
-        """The compound or parallel state ``state`` is directly inside, or None."""
-        self.allowed_targets(state)
-        return self._chart.parent[state] if self._chart is not None else None
-
-    def children(self, state: str) -> tuple[str, ...]:
-        """A compound state's children or a parallel state's regions, in document
-        order; empty for an atomic state."""
-        self.allowed_targets(state)
-        return self._chart.children[state] if self._chart is not None else ()
-
-    def ancestors(self, state: str) -> tuple[str, ...]:
-        """The states ``state`` is inside, innermost first."""
-        self.allowed_targets(state)
-        return self._chart.ancestors(state) if self._chart is not None else ()
-
-    def is_compound(self, state: str) -> bool:
-        """Whether ``state`` has children of which one is active at a time."""
-        self.allowed_targets(state)
-        return self._chart is not None and self._chart.kind[state] == "compound"
-
-    def is_parallel(self, state: str) -> bool:
-        """Whether ``state`` has regions that are all active together."""
-        self.allowed_targets(state)
-        return self._chart is not None and self._chart.kind[state] == "parallel"
-
-    @property
-    def has_parallel(self) -> bool:
-        """Whether any state is parallel."""
-        return self._chart is not None and "parallel" in self._chart.kind.values()
-
-    @property
-    def is_hierarchical(self) -> bool:
-        """Whether any state is compound or parallel (or has history states)."""
-        return self._chart is not None
-
-    @property
-    def history_states(self) -> Mapping[str, tuple[str, str]]:
-        """The history pseudo-states: name -> (parent, ``"shallow"`` or ``"deep"``)."""
-        return dict(self._chart.history) if self._chart is not None else {}
-
-    @property
-    def initial_configuration(self) -> frozenset[str]:
-        """Every state active in a new machine: the initial state, the states it
-        is inside, and what entering it enters."""
-        if self._chart is None:
-            return frozenset((self.initial,))
-        return self._chart.initial_configuration(self.initial)
 
     @property
     def has_async_hooks(self) -> bool:

@@ -49,6 +49,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         [
             "stateward.core._parts",
             "stateward.core._chart",
+            "stateward.core._chartdef",
             "stateward.core._events",
             "stateward.core._decorators",
             "stateward.core._spec",
@@ -59,6 +60,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "core: machines",
         [
             "stateward.core._snapshot",
+            "stateward.core._chartplan",
             "stateward.core._chartmove",
             "stateward.core._chartstore",
             "stateward.core._moves",

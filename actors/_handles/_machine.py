@@ -15,7 +15,7 @@ from stateward.core import (
 )
 from stateward.core._arguments import check_move, check_name, check_payload, check_timeout
 from stateward.core._behaviours import Behaviour, machine_behaviour
-from stateward.core._chartmove import configuration_allows
+from stateward.core._chartplan import configuration_allows
 from stateward.core._messages import Move
 from stateward.core._persist import MachineCodec
 

@@ -20,7 +20,7 @@ from stateward.core import (
     decode,
     encode,
 )
-from stateward.core._chartmove import configuration_allows, configuration_events
+from stateward.core._chartplan import configuration_allows, configuration_events
 from stateward.core._persist import MachineCodec
 
 EVENTS: dict[str, Any] = {
