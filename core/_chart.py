@@ -229,3 +229,9 @@ class Chart:
 
     def initial_configuration(self, initial: str) -> frozenset[str]:
         return frozenset(self.entries([(None, initial)], None))
+
+    def implied(self, state: str) -> frozenset[str]:
+        """The configuration a state alone implies, for a machine that stored
+        no more than its state (a database row, a flat snapshot): the state,
+        the states it is inside, and what entering it enters."""
+        return frozenset(self.entries([(None, state)], None))

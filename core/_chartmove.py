@@ -59,7 +59,8 @@ def chart_move(
     alternatives; a move by target is made from the first leaf that allows it."""
     chart = spec._chart
     assert chart is not None
-    before = snapshot.chart or ChartState(frozenset((snapshot.state,)))
+    # A snapshot that holds only its state (a database row's, say): what it implies.
+    before = snapshot.chart or ChartState(chart.implied(snapshot.state))
     key = (before, target, event)
     moves = spec._chart_moves
     move = moves.get(key)

@@ -44,8 +44,8 @@ def fit_chart(spec: MachineSpec, snapshot: MachineSnapshot) -> MachineSnapshot |
             )
         return snapshot if stored is None else _replace_chart(snapshot, None)
     if stored is None:
-        active = frozenset((snapshot.state, *chart.ancestors(snapshot.state)))
-        if chart.problem(active) is not None:
+        active = chart.implied(snapshot.state)
+        if chart.current(active) != snapshot.state:
             return (
                 f"it was stored in state {snapshot.state!r} without a configuration, and "
                 "in this definition that state is not all that would be active"

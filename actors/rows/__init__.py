@@ -40,6 +40,7 @@ from ._binding import (
 from ._errors import (
     ConcurrentTransition,
     InvalidRowKey,
+    ParallelStatesUnbindable,
     RequirementError,
     RowBusy,
     RowNotFound,
@@ -55,6 +56,7 @@ __all__ = [
     "ConcurrentTransition",
     "InvalidRowKey",
     "ORMAdapter",
+    "ParallelStatesUnbindable",
     "RequirementError",
     "RetryPolicy",
     "RowBinding",

@@ -49,7 +49,14 @@ from .._handles import ActorHandle, ActorOptions
 from .._runtime import Runtime, current_runtime
 from .._supervisor import Supervisor
 from ._binding import AUDIT_KEY_LENGTH, ORMAdapter, RowBinding, SQLAlchemyAdapter, audit_entry
-from ._errors import ConcurrentTransition, InvalidRowKey, RowBusy, RowNotFound, UnknownStateValue
+from ._errors import (
+    ConcurrentTransition,
+    InvalidRowKey,
+    ParallelStatesUnbindable,
+    RowBusy,
+    RowNotFound,
+    UnknownStateValue,
+)
 from ._keys import normalize_key
 
 logger = logging.getLogger(__name__)
@@ -179,12 +186,16 @@ class RowMachines:
         if lock not in LOCKS:
             raise ValueError(f"lock must be one of {', '.join(LOCKS)}, got {lock!r}")
         self.spec = spec.build() if isinstance(spec, MachineBuilder) else spec
+        if self.spec.has_parallel:
+            raise ParallelStatesUnbindable(binding.name, self.spec)
         self.binding = binding
         self.adapter: ORMAdapter = (
             SQLAlchemyAdapter(engine) if isinstance(engine, Engine) else engine
         )
         if binding.states is not None:
-            missing = [s for s in self.spec.states if s not in binding.states]
+            # A compound state is never stored: a row holds its active leaf.
+            stored = [s for s in self.spec.states if not self.spec.children(s)]
+            missing = [s for s in stored if s not in binding.states]
             if missing:
                 raise ValueError(
                     f"RowBinding states= gives no column value for {', '.join(map(repr, missing))}"
@@ -264,7 +275,8 @@ class RowMachines:
         key_column = self.binding.key
         if key_column is not None and key_column in values:
             values[key_column] = self.key_of(values[key_column], "RowMachines.create")
-        values[self.binding.state] = self.binding.value_of(self.spec.initial)
+        start = outcome.snapshot.state  # the initial state, or its initial leaf
+        values[self.binding.state] = self.binding.value_of(start)
         if self.binding.version is not None:
             values[self.binding.version] = 0
         try:
@@ -276,7 +288,7 @@ class RowMachines:
                             self.binding,
                             key,
                             None,
-                            self.spec.initial,
+                            start,
                             "create",
                             0 if self.binding.version else None,
                             outcome.context.at,
@@ -302,7 +314,7 @@ class RowMachines:
             )
             self.runtime._report(ErrorReport(name, failure.kind, failure.hook, failure.error))
         stored = ImmutableState({c: values[c] for c in self.binding.data_columns if c in values})
-        return RowResult(key, self.spec.initial, 0 if self.binding.version else None, stored, None)
+        return RowResult(key, start, 0 if self.binding.version else None, stored, None)
 
     def state_of(self, key: Any) -> str:
         """The row's current state, read now (no lock).
