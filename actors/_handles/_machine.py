@@ -271,7 +271,9 @@ class StateMachine(ActorHandle):
         return self._request(Move((target, event, data)), callback)
 
     def _state_test(self, state: str, call: str) -> Callable[[MachineSnapshot], bool]:
-        """A machine waits for a state by name: one of its states, or a bad argument."""
+        """A machine waits for a state by name: one of its states, or a bad argument.
+        A statechart's state is reached while it is active (a compound state
+        while any state inside it is)."""
         if state not in self._spec.states:
             raise ArgumentValueError(
                 call,
@@ -281,6 +283,8 @@ class StateMachine(ActorHandle):
                 f"Its states are {', '.join(map(repr, self._spec.states))}",
                 outcome="nothing waited",
             )
+        if self._spec.is_hierarchical:  # a parent counts while any state inside it is active
+            return lambda snapshot: state in snapshot.configuration
         return lambda snapshot: snapshot.state == state
 
     def _awaits_after_commit(self) -> bool:

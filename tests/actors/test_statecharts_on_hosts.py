@@ -46,6 +46,7 @@ def test_a_compound_machine_keeps_its_configuration_and_history_across_recovery(
     with Runtime("charts", store=SQLiteStore(path), default_timeout=WAIT) as rt:
         machine = StateMachine(SPEC, name="m", runtime=rt, dedicated=dedicated)
         assert machine.trigger("power").configuration == {"on", "idle"}
+        assert machine.wait_until("on", timeout=WAIT).state == "idle"  # a parent is active
         machine.trigger("work")
         machine.trigger("jam")
         assert machine.configuration == {"on", "working", "stuck"}
