@@ -22,7 +22,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["Chart", "ChartState", "HistoryKind", "Memory"]
+__all__ = ["DONE_EVENT", "Chart", "ChartState", "HistoryKind", "Memory"]
+
+#: The event a statechart sends itself when a parallel state is done.
+DONE_EVENT = "done.state.{}"
 
 HistoryKind = str  # "shallow" | "deep"
 #: What history states remember: ``((history state, (states, ...)), ...)``, sorted.
@@ -56,6 +59,7 @@ class Chart:
     __slots__ = (
         "children",
         "depth",
+        "finishing",
         "history",
         "initial_child",
         "kind",
@@ -75,6 +79,9 @@ class Chart:
     top: tuple[str, ...]
     #: each state's own moves (not its ancestors'): the targets it names
     own: dict[str, frozenset[str]]
+    #: the parallel states whose ``done.state.<name>`` event the spec
+    #: defines, innermost first, each with that event's name
+    finishing: tuple[tuple[str, str], ...]
 
     # -- the tree -------------------------------------------------------------------
 

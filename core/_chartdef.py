@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._chart import Chart, HistoryKind
+from ._chart import DONE_EVENT, Chart, HistoryKind
 from ._errors import MachineDefinitionError
 
 __all__ = ["TreeQueries", "build_chart", "expand_tables"]
@@ -240,6 +240,9 @@ def expand_tables(
             )
     object.__setattr__(chart, "own", dict(allowed))
     names = dict.fromkeys(name for name, _ in event_table)
+    parallel = [s for s in chart.exit_order(chart.parent) if chart.kind[s] == "parallel"]
+    finishing = tuple((s, DONE_EVENT.format(s)) for s in parallel if DONE_EVENT.format(s) in names)
+    object.__setattr__(chart, "finishing", finishing)
     table: dict[tuple[str, str], tuple[Any, ...]] = {}
     wide_allowed: dict[str, frozenset[str]] = {}
     wide_from: dict[str, tuple[str, ...]] = {}

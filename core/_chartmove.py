@@ -14,9 +14,9 @@ moves.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from ._chart import Chart, ChartState
+from ._chart import DONE_EVENT, Chart, ChartState
 from ._chartplan import ChartStep, chain, plan_step
 from ._errors import InvalidTransition
 from ._events import Event
@@ -154,6 +154,11 @@ class Regions:
     leaves: tuple[str, ...]
     current: str
     event: str | None
+    #: combined moves already made, by the identities of the plans combined
+    #: (plans of ``chains``, which this object keeps alive)
+    combined: dict[tuple[int, ...], MovePlan] = field(
+        default_factory=dict, compare=False, hash=False, repr=False
+    )
 
     def target(self, index: int) -> str:
         """The target a region's (first) alternative names, for a refusal."""
@@ -170,6 +175,13 @@ class Regions:
         an earlier region's move exits is dropped (document order wins); exit
         hooks of every state exited, the effects in document order, enter
         hooks of every state entered."""
+        key = tuple(map(id, chosen))
+        made = self.combined.get(key)
+        if made is None:
+            made = self.combined[key] = self._combine(spec, chosen)
+        return made
+
+    def _combine(self, spec: MachineSpec, chosen: list[MovePlan]) -> MovePlan:
         chart = spec._chart
         assert chart is not None
         kept: list[MovePlan] = []
@@ -199,10 +211,6 @@ class Regions:
         return plan_step(spec, chart, self.current, step, self.event, None, effects)
 
 
-#: The event a statechart sends itself when a parallel state is done.
-DONE_EVENT = "done.state.{}"
-
-
 def is_done(chart: Chart, state: str, configuration: frozenset[str]) -> bool:
     """Whether ``state`` is in a final state: an atomic state no move of its
     own leaves; a compound state whose active child is done; a parallel state
@@ -228,15 +236,13 @@ def done_move(
     configuration it left (the innermost such state first); else None."""
     chart = spec._chart
     assert chart is not None
+    if not chart.finishing or len(taken) > len(chart.parent):  # a bound: see below
+        return None  # (each step that follows needs a state newly done)
     step: ChartStep = taken[-1].chart
     before, after = step.before.configuration, step.after.configuration
-    if len(taken) > len(chart.parent):  # each step needs a state newly done: a bound
-        return None
-    for state in chart.exit_order(after):
-        event = DONE_EVENT.format(state)
+    for state, event in chart.finishing:
         if (
-            chart.kind[state] != "parallel"
-            or not spec.has_event(event)
+            state not in after
             or not is_done(chart, state, after)
             or (state in before and is_done(chart, state, before))
         ):
