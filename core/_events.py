@@ -43,7 +43,14 @@ from typing import Any
 from ._errors import MachineDefinitionError
 from ._parts import ANY, Hook, HookKind, MovePlan, describe, parse_names
 
-__all__ = ["Event", "check_branches", "check_events", "parse_events", "plan_move"]
+__all__ = [
+    "Event",
+    "check_branches",
+    "check_events",
+    "check_internal",
+    "parse_events",
+    "plan_move",
+]
 
 
 def _functions(value: object, what: str) -> tuple[Callable[..., Any], ...]:
@@ -86,8 +93,9 @@ class Event:
         guards: this alternative's own guards, in order: it is taken only if
             none returns False (or raises `Reject`). One function or several.
         unless: negated guards: it is taken only if each returns False.
-        internal: an internal transition (``target`` must be its only source):
-            the state is not left, so no exit or enter hook runs, only the
+        internal: an internal transition (``target`` must be its only source,
+            or with compound states a state inside each source): the source is
+            not left, so none of its exit or enter hooks runs, only the
             transition's own (pre-transition, guards, effect, after-commit). A
             move from a state to itself that is not internal is a self
             transition: the state's exit and enter hooks run.
@@ -113,12 +121,6 @@ class Event:
         if not isinstance(self.internal, bool):
             raise MachineDefinitionError(
                 f"event {self.name!r}: internal must be True or False, got {self.internal!r}",
-                event=self.name,
-            )
-        if self.internal and self.sources != {self.target}:
-            raise MachineDefinitionError(
-                f"event {self.name!r}: an internal transition stays in its state, so its "
-                f"source must be its target; write '{self.target} -> {self.target}'",
                 event=self.name,
             )
 
@@ -227,6 +229,27 @@ def parse_events(events: Mapping[str, object] | Iterable[Event | str] | None) ->
                 "'name: source -> target', or a mapping"
             )
     return parsed
+
+
+def check_internal(events: list[Event], chart: Any) -> None:
+    """An internal transition does not leave its source: its target is the
+    source itself or, with compound states, a state inside it."""
+    for ev in events:
+        if not ev.internal:
+            continue
+        if ev.sources == {ev.target}:
+            continue
+        if chart is not None and all(
+            s in chart.parent and chart.kind[s] == "compound" and s in chart.ancestors(ev.target)
+            for s in ev.sources
+        ):
+            continue
+        inside = " or a state inside it (a compound source)" if chart is not None else ""
+        raise MachineDefinitionError(
+            f"event {ev.name!r}: an internal transition stays in its state, so its "
+            f"target must be its source{inside}; write '{ev.target} -> {ev.target}'",
+            event=ev.name,
+        )
 
 
 def check_events(

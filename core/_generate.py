@@ -30,7 +30,9 @@ __all__ = ["TWINS", "generate", "main", "semantic_form"]
 TWINS = {
     "_admit": "_admit_now",
     "_call": "_call_now",
+    "_chart_steps": "_chart_steps_now",
     "_choose": "_choose_now",
+    "_choose_regions": "_choose_regions_now",
     "_run_hooks": "_run_hooks_now",
     "_run_stages": "_run_stages_now",
     "_transition_steps": "transition_step",

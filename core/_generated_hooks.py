@@ -13,6 +13,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ._chartmove import Regions, done_move, whole_move
 from ._errors import Reject, TransitionRejected
 from ._history import Entry
 from ._hooks import (
@@ -25,14 +26,16 @@ from ._hooks import (
     _rejected,
     _stopped,
 )
-from ._moves import begin_move, snapshot_after
+from ._moves import begin_move, pick_move, snapshot_after
 from ._snapshot import MachineSnapshot, TransitionContext
 from ._spec import Hook, MachineSpec, MovePlan
 
 __all__ = [
     "_admit_now",
     "_call_now",
+    "_chart_steps_now",
     "_choose_now",
+    "_choose_regions_now",
     "_run_hooks_now",
     "_run_stages_now",
     "transition_step",
@@ -80,6 +83,44 @@ def _call_now(
     return result
 
 
+def _chart_steps_now(
+    spec: MachineSpec,
+    snapshot: MachineSnapshot,
+    plan: MovePlan,
+    ctx: TransitionContext,
+    run_async: AsyncRunner,
+) -> tuple[MachineSnapshot, Entry, TransitionContext, tuple[Hook, ...]]:
+    """A statechart's move (`_chartmove`): the alternative (or each region's)
+    that is admitted, its hooks; then, while that leaves a parallel state done
+    whose ``done.state.<name>`` event the spec defines, that event's move, in
+    the same transaction (one version, one record). A done event none of whose
+    alternatives is admitted ends the transaction there."""
+    source, event = (ctx.source, ctx.event)
+    taken: list[MovePlan] = []
+    while True:
+        try:
+            if type(plan.chart) is Regions:
+                ctx, plan = _choose_regions_now(spec, plan, ctx, run_async)
+            elif plan.otherwise is None:
+                ctx = _admit_now(spec, plan, ctx, run_async)
+            else:
+                ctx, plan = _choose_now(spec, plan, ctx, run_async)
+        except TransitionRejected:
+            if not taken:
+                raise
+            break
+        if plan.stages:
+            ctx = _run_stages_now(spec, plan, ctx, run_async)
+        taken.append(plan)
+        follow = done_move(spec, snapshot, taken, ctx, pick_move)
+        if follow is None:
+            break
+        ctx, plan = follow
+    plan, ctx = whole_move(spec, taken, ctx, source, event)
+    new, entry = snapshot_after(spec, snapshot, ctx, plan)
+    return (new, entry, ctx, plan.after_commit)
+
+
 def _choose_now(
     spec: MachineSpec, plan: MovePlan, ctx: TransitionContext, run_async: AsyncRunner
 ) -> tuple[TransitionContext, MovePlan]:
@@ -99,6 +140,40 @@ def _choose_now(
         plan = plan.otherwise
         assert plan.target is not None
         ctx = start.with_target(plan.target)
+
+
+def _choose_regions_now(
+    spec: MachineSpec, plan: MovePlan, ctx: TransitionContext, run_async: AsyncRunner
+) -> tuple[TransitionContext, MovePlan]:
+    """Parallel regions (``plan.chart`` is a `Regions`): each region's
+    alternatives in document order, a region skipped when an earlier region's
+    admitted move leaves it; the admitted moves combined into one
+    (`Regions.combine`). The payload pre-transition hooks enrich carries on
+    to the next region. When no region admits any, a `TransitionRejected`
+    names every alternative tried and why it refused."""
+    regions = plan.chart
+    start = ctx
+    chosen: list[MovePlan] = []
+    refused: list[tuple[str, str, str]] = []
+    for index, chain in enumerate(regions.chains):
+        if regions.preempted(index, chosen):
+            continue
+        attempt = ctx.with_target(chain.target)
+        try:
+            if chain.otherwise is None:
+                ctx = _admit_now(spec, chain, attempt, run_async)
+                chosen.append(chain)
+            else:
+                ctx, taken = _choose_now(spec, chain, attempt, run_async)
+                chosen.append(taken)
+        except TransitionRejected as refusal:
+            refused += refusal.alternatives or [
+                (regions.target(index), refusal.guard, refusal.reason)
+            ]
+    if not chosen:
+        raise _no_alternative(start, spec, refused)
+    combined = regions.combine(spec, chosen)
+    return (ctx.with_target(combined.target), combined)
 
 
 def _run_hooks_now(
@@ -140,6 +215,8 @@ def transition_step(
     """
     ctx, plan = begin_move(spec, snapshot, target, event, payload, at, machine)
     if plan.before_commit:
+        if plan.chart is not None:
+            return _chart_steps_now(spec, snapshot, plan, ctx, run_async)
         if plan.otherwise is None:
             ctx = _admit_now(spec, plan, ctx, run_async)
         else:
@@ -147,7 +224,7 @@ def transition_step(
         if plan.stages:
             ctx = _run_stages_now(spec, plan, ctx, run_async)
         if plan.internal:
-            new, entry = snapshot_after(spec, snapshot, ctx, True)
+            new, entry = snapshot_after(spec, snapshot, ctx, plan)
             return (new, entry, ctx, plan.after_commit)
     new, entry = snapshot_after(spec, snapshot, ctx)
     return (new, entry, ctx, plan.after_commit)

@@ -28,10 +28,23 @@ CHUNK = 32
 
 #: A record as kept: (version, from_state, to_state, event, at, payload_keys),
 #: and ``True`` after them for an internal transition (a plain move's entry, and
-#: every entry written before internal transitions existed, has six items).
+#: every entry written before internal transitions existed, has six items); a
+#: statechart's entry has nine: then ``internal`` and the configurations before
+#: and after.
 Entry = (
     tuple[int, str, str, "str | None", _dt.datetime, tuple[str, ...]]
     | tuple[int, str, str, "str | None", _dt.datetime, tuple[str, ...], bool]
+    | tuple[
+        int,
+        str,
+        str,
+        "str | None",
+        _dt.datetime,
+        tuple[str, ...],
+        bool,
+        frozenset[str],
+        frozenset[str],
+    ]
 )
 _Chunks = tuple[tuple[Entry, ...], ...]
 
@@ -50,6 +63,9 @@ class TransitionRecord:
         payload_keys: the keys of the payload after enrichment, sorted.
         internal: whether it was an internal transition (no exit or enter hook
             ran); see `kind`.
+        active_before: a statechart's configuration before (None for a flat
+            machine's record); read `configuration_before`.
+        active_after: likewise after; read `configuration_after`.
     """
 
     version: int
@@ -59,6 +75,22 @@ class TransitionRecord:
     at: _dt.datetime
     payload_keys: tuple[str, ...] = ()
     internal: bool = False
+    active_before: frozenset[str] | None = None
+    active_after: frozenset[str] | None = None
+
+    @property
+    def configuration_before(self) -> frozenset[str]:
+        """Every state active before the transition (``{from_state}`` for a flat machine)."""
+        if self.active_before is None:
+            return frozenset((self.from_state,))
+        return self.active_before
+
+    @property
+    def configuration_after(self) -> frozenset[str]:
+        """Every state active after the transition (``{to_state}`` for a flat machine)."""
+        if self.active_after is None:
+            return frozenset((self.to_state,))
+        return self.active_after
 
     @property
     def kind(self) -> str:
@@ -78,16 +110,29 @@ class TransitionRecord:
             self.at,
             self.payload_keys,
         )
+        if self.active_before is not None:
+            return (*plain, self.internal, self.active_before, self.active_after)
         return (*plain, True) if self.internal else plain
 
     @classmethod
     def from_tuple(cls, value: tuple[Any, ...]) -> TransitionRecord:
-        """Rebuild a record from `to_tuple`'s form (six items, or seven for an
-        internal transition)."""
-        version, from_state, to_state, event, at, keys, *internal = value
-        return cls(
-            version, from_state, to_state, event, at, tuple(keys), bool(internal and internal[0])
-        )
+        """Rebuild a record from `to_tuple`'s form (six items, seven for an
+        internal transition, nine for a statechart's)."""
+        version, from_state, to_state, event, at, keys, *rest = value
+        if len(rest) == 3:
+            internal, before, after = rest
+            return cls(
+                version,
+                from_state,
+                to_state,
+                event,
+                at,
+                tuple(keys),
+                bool(internal),
+                frozenset(before),
+                frozenset(after),
+            )
+        return cls(version, from_state, to_state, event, at, tuple(keys), bool(rest and rest[0]))
 
 
 class History(Sequence["TransitionRecord"]):

@@ -23,9 +23,10 @@ import inspect
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from typing import Any
 
+from ._chartmove import Regions, done_move, whole_move
 from ._errors import Reject, StatewardError, TransitionRejected
 from ._history import Entry
-from ._moves import begin_move, snapshot_after
+from ._moves import begin_move, pick_move, snapshot_after
 from ._snapshot import MachineSnapshot, TransitionContext
 from ._spec import Hook, MachineSpec, MovePlan
 
@@ -246,6 +247,76 @@ def _run_hooks(
     return (yield from _run_stages(spec, plan, ctx))
 
 
+def _choose_regions(
+    spec: MachineSpec, plan: MovePlan, ctx: TransitionContext
+) -> Generator[Awaitable[Any], Any, tuple[TransitionContext, MovePlan]]:
+    """Parallel regions (``plan.chart`` is a `Regions`): each region's
+    alternatives in document order, a region skipped when an earlier region's
+    admitted move leaves it; the admitted moves combined into one
+    (`Regions.combine`). The payload pre-transition hooks enrich carries on
+    to the next region. When no region admits any, a `TransitionRejected`
+    names every alternative tried and why it refused."""
+    regions = plan.chart
+    start = ctx
+    chosen: list[MovePlan] = []
+    refused: list[tuple[str, str, str]] = []
+    for index, chain in enumerate(regions.chains):
+        if regions.preempted(index, chosen):
+            continue
+        attempt = ctx.with_target(chain.target)
+        try:
+            if chain.otherwise is None:
+                ctx = yield from _admit(spec, chain, attempt)
+                chosen.append(chain)
+            else:
+                ctx, taken = yield from _choose(spec, chain, attempt)
+                chosen.append(taken)
+        except TransitionRejected as refusal:
+            refused += refusal.alternatives or [
+                (regions.target(index), refusal.guard, refusal.reason)
+            ]
+    if not chosen:
+        raise _no_alternative(start, spec, refused)
+    combined = regions.combine(spec, chosen)
+    return ctx.with_target(combined.target), combined
+
+
+def _chart_steps(
+    spec: MachineSpec, snapshot: MachineSnapshot, plan: MovePlan, ctx: TransitionContext
+) -> Generator[
+    Awaitable[Any], Any, tuple[MachineSnapshot, Entry, TransitionContext, tuple[Hook, ...]]
+]:
+    """A statechart's move (`_chartmove`): the alternative (or each region's)
+    that is admitted, its hooks; then, while that leaves a parallel state done
+    whose ``done.state.<name>`` event the spec defines, that event's move, in
+    the same transaction (one version, one record). A done event none of whose
+    alternatives is admitted ends the transaction there."""
+    source, event = ctx.source, ctx.event
+    taken: list[MovePlan] = []
+    while True:
+        try:
+            if type(plan.chart) is Regions:
+                ctx, plan = yield from _choose_regions(spec, plan, ctx)
+            elif plan.otherwise is None:
+                ctx = yield from _admit(spec, plan, ctx)
+            else:
+                ctx, plan = yield from _choose(spec, plan, ctx)
+        except TransitionRejected:
+            if not taken:
+                raise
+            break
+        if plan.stages:
+            ctx = yield from _run_stages(spec, plan, ctx)
+        taken.append(plan)
+        follow = done_move(spec, snapshot, taken, ctx, pick_move)
+        if follow is None:
+            break
+        ctx, plan = follow
+    plan, ctx = whole_move(spec, taken, ctx, source, event)
+    new, entry = snapshot_after(spec, snapshot, ctx, plan)
+    return new, entry, ctx, plan.after_commit
+
+
 def _transition_steps(
     spec: MachineSpec,
     snapshot: MachineSnapshot,
@@ -266,7 +337,9 @@ def _transition_steps(
     needs none.
     """
     ctx, plan = begin_move(spec, snapshot, target, event, payload, at, machine)
-    if plan.before_commit:  # always, for branches and internal transitions
+    if plan.before_commit:  # always, for branches, internal transitions and statecharts
+        if plan.chart is not None:  # a statechart's move
+            return (yield from _chart_steps(spec, snapshot, plan, ctx))
         if plan.otherwise is None:
             ctx = yield from _admit(spec, plan, ctx)
         else:  # an event with alternatives: the first admitted is taken
@@ -274,7 +347,7 @@ def _transition_steps(
         if plan.stages:
             ctx = yield from _run_stages(spec, plan, ctx)
         if plan.internal:
-            new, entry = snapshot_after(spec, snapshot, ctx, True)
+            new, entry = snapshot_after(spec, snapshot, ctx, plan)
             return new, entry, ctx, plan.after_commit
     new, entry = snapshot_after(spec, snapshot, ctx)
     return new, entry, ctx, plan.after_commit

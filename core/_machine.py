@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Generator, Mapping
 from typing import Any
 
 from ._arguments import check_move
+from ._chartplan import chart_creation_plan
 from ._generated_hooks import _run_hooks_now, transition_step
 from ._history import EMPTY_HISTORY, TransitionRecord
 from ._hooks import AsyncRunner, HookReturnError, _transition_steps
@@ -164,6 +165,13 @@ def _creation(
     frozen_payload = ImmutableState(payload) if payload else EMPTY
     frozen_data = data if isinstance(data, ImmutableState) else ImmutableState(data or {})
     name = machine if machine is not None else spec.name
+    if spec._chart is not None:  # a statechart enters its initial configuration
+        plan = chart_creation_plan(spec)
+        assert plan.target is not None
+        ctx = TransitionContext(None, plan.target, None, frozen_payload, frozen_data, 0, name, at)
+        ctx = _run_hooks_now(spec, plan, ctx, run_async)
+        start = MachineSnapshot.initial(spec, ctx.data)
+        return CreationOutcome(start, ctx, plan.after_commit)
     ctx = TransitionContext(None, spec.initial, None, frozen_payload, frozen_data, 0, name, at)
     plan = spec.plan(None, spec.initial, None)
     ctx = _run_hooks_now(spec, plan, ctx, run_async)

@@ -15,13 +15,16 @@ import datetime as _dt
 from collections.abc import Mapping
 from typing import Any
 
+from ._chartmove import chart_move
+from ._chartplan import chart_snapshot_after
 from ._errors import InvalidTransition
+from ._events import Event
 from ._history import Entry, extend_history
 from ._snapshot import EMPTY, MachineSnapshot, TransitionContext
 from ._spec import MachineSpec, MovePlan
 from ._state import ImmutableState
 
-__all__ = ["begin_move", "snapshot_after"]
+__all__ = ["begin_move", "pick_move", "snapshot_after"]
 
 
 def _invalid(
@@ -43,15 +46,15 @@ def _invalid(
     )
 
 
-def _resolve_move(
+def pick_move(
     spec: MachineSpec, source: str, target: str | None, event: str | None, name: str | None
-) -> tuple[str, str | None, MovePlan]:
-    """The move a request names, checked: its target, its event and its hooks.
+) -> tuple[str | None, tuple[Event, ...], str | None]:
+    """The alternatives a request names, checked: ``(event, alternatives, target)``.
 
-    A move named by its target is the event that makes it, if one does: its
-    effect and event hooks run, and the history names it. An event with
-    several alternatives from ``source`` (those that lead to ``target``, when
-    it is named) gets a plan that tries them in order (`MovePlan.otherwise`).
+    A move named by its target is the event that makes it, if one does (its
+    effect and event hooks run, and the history names it); with no event the
+    alternatives are empty. With an event, the alternatives from ``source``
+    (those that lead to ``target``, when it is named), in the order tried.
     """
     if event is not None:
         alternatives = spec.alternatives(event, source)
@@ -67,27 +70,44 @@ def _resolve_move(
                     spec, source, target, event, name, f"event {event!r} leads to {targets}"
                 )
             alternatives = leading
-    elif target is None:
+        return event, alternatives, target
+    if target is None:
         raise TypeError("a transition needs a target state or an event")
-    elif not spec.allows(source, target):
+    if not spec.allows(source, target):
         spec.allowed_targets(source)  # an unknown state raises here
         note = "" if target in spec.states else f"{target!r} is not a state of this machine"
         raise _invalid(spec, source, target, event, name, note)
-    else:
-        via = spec.events_between(source, target)
-        if len(via) > 1:
-            raise _invalid(
-                spec,
-                source,
-                target,
-                None,
-                name,
-                f"events {', '.join(map(repr, via))} all lead there: name one with trigger(event)",
-            )
-        if not via:
-            return target, None, spec.plan(source, target, None)
-        event = via[0]
-        alternatives = tuple(ev for ev in spec.alternatives(event, source) if ev.target == target)
+    via = spec.events_between(source, target)
+    if len(via) > 1:
+        raise _invalid(
+            spec,
+            source,
+            target,
+            None,
+            name,
+            f"events {', '.join(map(repr, via))} all lead there: name one with trigger(event)",
+        )
+    if not via:
+        return None, (), target
+    event = via[0]
+    return (
+        event,
+        tuple(ev for ev in spec.alternatives(event, source) if ev.target == target),
+        target,
+    )
+
+
+def _resolve_move(
+    spec: MachineSpec, source: str, target: str | None, event: str | None, name: str | None
+) -> tuple[str, str | None, MovePlan]:
+    """The move a request names, checked (`pick_move`), with its plan: an
+    event with several alternatives gets a plan that tries them in order
+    (`MovePlan.otherwise`)."""
+    event, alternatives, target = pick_move(spec, source, target, event, name)
+    if not alternatives:
+        assert target is not None
+        return target, None, spec.plan(source, target, None)
+    assert event is not None
     if len(alternatives) == 1:
         ev = alternatives[0]
         return ev.target, event, spec.plan(source, ev.target, event, ev)
@@ -112,11 +132,14 @@ def begin_move(
     key = (source, target, event)
     move = moves.get(key)
     if move is None:
-        # Resolved outside any ``except`` block, so that a refusal raised here
-        # carries no internal KeyError as its context.
-        move = _resolve_move(spec, source, target, event, name)
-        # Allowed moves only: a bounded table, and the spec never changes.
-        moves[key] = move
+        if spec._chart is not None:  # a statechart: the move depends on more than the state
+            move = chart_move(spec, snapshot, target, event, name, pick_move)
+        else:
+            # Resolved outside any ``except`` block, so that a refusal raised here
+            # carries no internal KeyError as its context.
+            move = _resolve_move(spec, source, target, event, name)
+            # Allowed moves only: a bounded table, and the spec never changes.
+            moves[key] = move
     target, event, plan = move
     if payload is None or isinstance(payload, ImmutableState):
         frozen_payload = payload or EMPTY
@@ -132,15 +155,18 @@ def snapshot_after(
     spec: MachineSpec,
     snapshot: MachineSnapshot,
     ctx: TransitionContext,
-    internal: bool = False,
+    plan: MovePlan | None = None,
 ) -> tuple[MachineSnapshot, Entry]:
     """The snapshot a move whose hooks all passed creates, and its history entry
-    (in `TransitionRecord.to_tuple`'s form; ``internal``: the move was an
-    internal transition, which the entry says)."""
+    (in `TransitionRecord.to_tuple`'s form). ``plan``: the move's plan, given
+    for an internal transition (which the entry says) and a statechart's move
+    (whose configurations it carries)."""
     payload = ctx.payload
     keys = tuple(sorted(payload._data)) if payload._data else ()
     entry: Entry = (ctx.version, snapshot.state, ctx.target, ctx.event, ctx.at, keys)
-    if internal:
+    if plan is not None:
+        if plan.chart is not None:
+            return chart_snapshot_after(spec, snapshot, ctx, plan, entry)
         entry = (*entry, True)
     history = extend_history(snapshot.history, entry, spec.history_limit)
     return MachineSnapshot(ctx.target, ctx.version, ctx.data, history), entry

@@ -165,6 +165,9 @@ class MovePlan(NamedTuple):
     #: the event's next alternative from the same source, tried when this
     #: one's pre-transition hooks or guards refuse (None: this is the last)
     otherwise: MovePlan | None = None
+    #: a statechart's move: the configurations and the states exited and
+    #: entered (a `_chartmove.ChartStep`); None for a flat machine's move
+    chart: Any = None
 
 
 class ReadOnlyTable(Mapping[str, tuple[str, ...]]):

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ._chartstore import chart_delta, chart_from_delta, fit_chart
 from ._config import ConfigChange, ConfigHistory
 from ._errors import StatewardError
 from ._history import EMPTY_HISTORY, extend_history
@@ -127,7 +128,15 @@ class MachineCodec:
     def from_document(self, name: str, document: Mapping[str, Any]) -> MachineSnapshot:
         snapshot = MachineSnapshot.from_state(document)
         self._check(name, snapshot.state)
-        return snapshot
+        return self._fit(name, snapshot)
+
+    def _fit(self, name: str, snapshot: MachineSnapshot) -> MachineSnapshot:
+        if snapshot.chart is None and self.spec._chart is None:
+            return snapshot
+        fitted = fit_chart(self.spec, snapshot)
+        if isinstance(fitted, str):
+            raise DefinitionMismatch(name, fitted)
+        return fitted
 
     def _check(self, name: str, state: str) -> None:
         if state not in self.spec.states:
@@ -144,10 +153,12 @@ class MachineCodec:
             if new.history
             else (new.version, old.state, new.state, None, None, ())
         )
+        if new.chart is not None:  # a statechart's: what recovery needs besides
+            return (record, changed, removed, chart_delta(new.chart))
         return (record, changed, removed)
 
     def apply(self, snapshot: MachineSnapshot, delta: Any) -> MachineSnapshot:
-        record_tuple, changed, removed = delta
+        record_tuple, changed, removed, *more = delta
         record = TransitionRecord.from_tuple(tuple(record_tuple))
         if record.to_state not in self.spec.states:
             raise DefinitionMismatch(
@@ -159,12 +170,14 @@ class MachineCodec:
         history: Sequence[TransitionRecord] = EMPTY_HISTORY
         if limit and record.at is not None:
             history = extend_history(snapshot.history, record.to_tuple(), limit)
-        return MachineSnapshot(
+        new = MachineSnapshot(
             record.to_state,
             record.version,
             _apply_changes(snapshot.data, changed, list(removed)),
             history,
+            chart_from_delta(more[0]) if more else None,
         )
+        return self._fit(self.spec.name or "machine", new)
 
     def definition(self) -> ImmutableState:
         return ImmutableState(

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ._chart import ChartState
 from ._history import EMPTY_HISTORY, Entry, History, TransitionRecord
 from ._quick import quick_init
 from ._spec import Hook, MachineSpec
@@ -50,21 +51,46 @@ class MachineSnapshot:
             spec's ``history_limit``: a `History`, a read-only sequence that
             shares its older records with the snapshots before it (any
             sequence of records is accepted when building one by hand).
+        chart: a statechart's active configuration and what its history
+            states remember (None for a flat machine); read `configuration`.
     """
 
     state: str
     version: int = 0
     data: ImmutableState = EMPTY
     history: Sequence[TransitionRecord] = EMPTY_HISTORY
+    chart: ChartState | None = None
+
+    @property
+    def configuration(self) -> frozenset[str]:
+        """Every active state: with compound states, ``state`` (the active leaf)
+        and each state it is inside; with parallel regions, every region's."""
+        if self.chart is None:
+            return frozenset((self.state,))
+        return self.chart.configuration
 
     @classmethod
     def initial(cls, spec: MachineSpec, data: Mapping[str, Any] | None = None) -> MachineSnapshot:
         """A new machine of ``spec``: its initial state, version 0, no history."""
         frozen = data if isinstance(data, ImmutableState) else ImmutableState(data or {})
-        return cls(spec.initial, 0, frozen, EMPTY_HISTORY)
+        chart = spec._chart
+        if chart is None:
+            return cls(spec.initial, 0, frozen, EMPTY_HISTORY)
+        active = spec.initial_configuration
+        return cls(chart.current(active), 0, frozen, EMPTY_HISTORY, ChartState(active))
 
     def to_state(self) -> ImmutableState:
-        """An encodable form, for the codec (see `from_state`)."""
+        """An encodable form, for the codec (see `from_state`); a statechart's
+        also has ``configuration`` and, once history states remember, ``memory``."""
+        if self.chart is not None:
+            return record(
+                state=self.state,
+                version=self.version,
+                data=self.data,
+                history=tuple(_entries(self.history)),
+                configuration=tuple(sorted(self.chart.configuration)),
+                **({"memory": self.chart.memory} if self.chart.memory else {}),
+            )
         return record(
             state=self.state,
             version=self.version,
@@ -76,11 +102,19 @@ class MachineSnapshot:
     def from_state(cls, value: Mapping[str, Any]) -> MachineSnapshot:
         """Rebuild a snapshot from `to_state`'s form."""
         data = value["data"]
+        active = value.get("configuration")
+        chart = None
+        if active is not None:
+            memory = value.get("memory", ())
+            chart = ChartState(
+                frozenset(active), tuple((str(h), tuple(states)) for h, states in memory)
+            )
         return cls(
             value["state"],
             value["version"],
             data if isinstance(data, ImmutableState) else ImmutableState(data),
             History(TransitionRecord.from_tuple(tuple(r)) for r in value["history"]),
+            chart,
         )
 
 

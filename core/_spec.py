@@ -27,9 +27,18 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._chart import Chart
+from ._chartdef import TreeQueries, build_chart, expand_tables
 from ._decorators import Decorators
 from ._errors import MachineDefinitionError
-from ._events import Event, check_branches, check_events, parse_events, plan_move
+from ._events import (
+    Event,
+    check_branches,
+    check_events,
+    check_internal,
+    parse_events,
+    plan_move,
+)
 from ._parts import (
     ANY,
     Hook,
@@ -43,7 +52,7 @@ from ._parts import (
 __all__ = ["ANY", "Event", "Hook", "HookKind", "MachineBuilder", "MachineSpec", "MovePlan"]
 
 
-class MachineSpec:
+class MachineSpec(TreeQueries):
     """An immutable, validated machine definition.
 
     Args:
@@ -60,6 +69,12 @@ class MachineSpec:
         states: extra states, for definitions given only by events.
         history_limit: how many `TransitionRecord` a machine keeps (0: none).
         name: a label used in messages.
+        compound: nested states, ``{parent: [children]}`` in document order (the
+            first child is the initial one) or ``{parent: {"initial": child,
+            "states": [...]}}``; see docs/statecharts.md.
+        parallel: orthogonal regions, ``{parent: [regions]}``, all active together.
+        history: history pseudo-states, ``{name: parent}`` (shallow) or
+            ``{name: (parent, "deep")}``.
 
     Raises:
         MachineDefinitionError: the definition cannot work (no or unknown initial
@@ -70,12 +85,15 @@ class MachineSpec:
     __slots__ = (
         "_allowed",
         "_awaits",
+        "_chart",
+        "_chart_moves",
         "_event_table",
         "_events_from",
         "_events_to",
         "_hooks_by_kind",
         "_moves",
         "_plans",
+        "_tree",
         "events",
         "history_limit",
         "hooks",
@@ -101,6 +119,12 @@ class MachineSpec:
     #: checked moves, by (source, target or None, event or None) as requested
     _moves: dict[tuple[str, str | None, str | None], tuple[str, str | None, MovePlan]]
     _events_to: dict[tuple[str, str], tuple[str, ...]]
+    #: the state tree of a hierarchical spec (None: a flat machine)
+    _chart: Chart | None
+    #: checked moves of a hierarchical spec, by configuration and request
+    _chart_moves: dict[Any, Any]
+    #: the keywords the tree was given, for `to_builder`
+    _tree: tuple[Any, Any, Any]
 
     def __init__(
         self,
@@ -112,6 +136,9 @@ class MachineSpec:
         states: Iterable[str] = (),
         history_limit: int = 100,
         name: str | None = None,
+        compound: Mapping[str, Any] | None = None,
+        parallel: Mapping[str, Any] | None = None,
+        history: Mapping[str, Any] | None = None,
     ) -> None:
         declared = declared_states(transitions, states)
         event_list = parse_events(events)
@@ -122,8 +149,16 @@ class MachineSpec:
             named = [initial] if isinstance(initial, str) else []
             for ev in event_list:
                 named += [*sorted(s for s in ev.sources if s != ANY), ev.target]
-            ordered += [s for s in dict.fromkeys(named) if s not in ordered]
+            pseudo = set(history) if isinstance(history, Mapping) else set()
+            ordered += [s for s in dict.fromkeys(named) if s not in ordered and s not in pseudo]
+        chart: Chart | None = None
+        if compound or parallel or history:
+            chart, ordered = build_chart(
+                ordered, transitions is not None, compound, parallel, history
+            )
         known = set(ordered)
+        # History pseudo-states are targets, never states a machine is in.
+        reachable = known | set(chart.history) if chart is not None else known
 
         if initial is None:
             raise MachineDefinitionError("no initial state: pass initial='<state>'")
@@ -144,7 +179,7 @@ class MachineSpec:
                 )
             listed = tuple(dict.fromkeys(targets))
             for target in listed:
-                if target not in known:
+                if target not in reachable:
                     raise MachineDefinitionError(
                         f"transitions[{state!r}] names unknown target state {target!r}; "
                         f"add {target!r}: [] if it is a terminal state",
@@ -152,7 +187,7 @@ class MachineSpec:
                     )
             table[state] = listed
 
-        event_table = check_events(event_list, known, ordered)
+        event_table = check_events(event_list, reachable, ordered)
         allowed: dict[str, frozenset[str]] = {}
         events_from: dict[str, tuple[str, ...]] = {}
         events_to: dict[tuple[str, str], tuple[str, ...]] = {}
@@ -176,6 +211,13 @@ class MachineSpec:
         for hook in hook_list:
             check_hook(hook, known, {ev.name for ev in event_list})
         check_branches(event_table, hook_list)
+        check_internal(event_list, chart)
+        if chart is not None:
+            # A parent's moves apply from every state inside it: after the
+            # state's own, those of each ancestor outward (see `_events`).
+            event_table, allowed, events_from, events_to = expand_tables(
+                chart, event_table, allowed, events_from, events_to
+            )
         if (
             not isinstance(history_limit, int)
             or isinstance(history_limit, bool)
@@ -206,6 +248,9 @@ class MachineSpec:
         put(self, "_plans", {})
         put(self, "_moves", {})
         put(self, "_events_to", events_to)
+        put(self, "_chart", chart)
+        put(self, "_chart_moves", {})
+        put(self, "_tree", (compound, parallel, history))
         # Asked once per machine an actor runtime creates: computed here, once.
         put(
             self,
@@ -345,6 +390,9 @@ class MachineSpec:
             states=self.states,
             history_limit=self.history_limit,
             name=self.name,
+            compound=self._tree[0],
+            parallel=self._tree[1],
+            history=self._tree[2],
         )
         builder._hooks.extend(self.hooks)
         return builder
@@ -380,6 +428,9 @@ class MachineBuilder(Decorators):
     states: Iterable[str] = ()
     history_limit: int = 100
     name: str | None = None
+    compound: Mapping[str, Any] | None = None
+    parallel: Mapping[str, Any] | None = None
+    history: Mapping[str, Any] | None = None
     _hooks: list[Hook] = field(default_factory=list, repr=False)
     _effects: dict[str, Callable[..., Any]] = field(default_factory=dict, repr=False)
     _extra_events: list[Event] = field(default_factory=list, repr=False)
@@ -413,4 +464,7 @@ class MachineBuilder(Decorators):
             states=self.states,
             history_limit=self.history_limit,
             name=self.name,
+            compound=self.compound,
+            parallel=self.parallel,
+            history=self.history,
         )

@@ -53,6 +53,8 @@ LAYERS: list[tuple[str, list[str]]] = [
         "core: specs",
         [
             "stateward.core._parts",
+            "stateward.core._chart",
+            "stateward.core._chartdef",
             "stateward.core._events",
             "stateward.core._decorators",
             "stateward.core._spec",
@@ -66,6 +68,9 @@ LAYERS: list[tuple[str, list[str]]] = [
         "core: machines",
         [
             "stateward.core._snapshot",
+            "stateward.core._chartplan",
+            "stateward.core._chartmove",
+            "stateward.core._chartstore",
             "stateward.core._moves",
             "stateward.core._hooks",
             "stateward.core._generated_hooks",

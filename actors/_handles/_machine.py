@@ -15,6 +15,7 @@ from stateward.core import (
 )
 from stateward.core._arguments import check_move, check_name, check_payload, check_timeout
 from stateward.core._behaviours import Behaviour, machine_behaviour
+from stateward.core._chartplan import configuration_allows
 from stateward.core._messages import Move
 from stateward.core._persist import MachineCodec
 
@@ -132,6 +133,13 @@ class StateMachine(ActorHandle):
         return self.snapshot.state
 
     @property
+    def configuration(self) -> frozenset[str]:
+        """Every active state, as of the last commit: with compound states the
+        active leaf (`current_state`) and each state it is inside, with parallel
+        regions every region's (``{current_state}`` for a flat machine)."""
+        return self.snapshot.configuration
+
+    @property
     def version(self) -> int:
         """How many transitions have been committed."""
         return self.snapshot.version
@@ -148,9 +156,10 @@ class StateMachine(ActorHandle):
 
     def can_transition(self, target: str) -> bool:
         """Whether the definition allows moving from the current state to
-        ``target``. Guards are not run: a guard may still veto."""
+        ``target`` (from any active state, in a statechart). Guards are not
+        run: a guard may still veto."""
         target = check_name(target, self._where("can_transition"), "target")
-        return self._spec.allows(self.snapshot.state, target)
+        return configuration_allows(self._spec, self.snapshot, target)
 
     # -- writes ------------------------------------------------------------------------
 
@@ -262,7 +271,9 @@ class StateMachine(ActorHandle):
         return self._request(Move((target, event, data)), callback)
 
     def _state_test(self, state: str, call: str) -> Callable[[MachineSnapshot], bool]:
-        """A machine waits for a state by name: one of its states, or a bad argument."""
+        """A machine waits for a state by name: one of its states, or a bad argument.
+        A statechart's state is reached while it is active (a compound state
+        while any state inside it is)."""
         if state not in self._spec.states:
             raise ArgumentValueError(
                 call,
@@ -272,6 +283,8 @@ class StateMachine(ActorHandle):
                 f"Its states are {', '.join(map(repr, self._spec.states))}",
                 outcome="nothing waited",
             )
+        if self._spec.is_hierarchical:  # a parent counts while any state inside it is active
+            return lambda snapshot: state in snapshot.configuration
         return lambda snapshot: snapshot.state == state
 
     def _awaits_after_commit(self) -> bool:

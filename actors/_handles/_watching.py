@@ -78,7 +78,8 @@ class Watching:
 
         Args:
             state_or_predicate: a state's name (a `StateMachine` only: its
-                ``current_state`` is that state), or a predicate called with
+                ``current_state`` is that state; in a statechart, that state
+                is active), or a predicate called with
                 each committed value (see `changes`) that returns True for
                 the one awaited. The predicate runs on the caller's thread
                 for the current value, then on the actor's turn after each

@@ -73,7 +73,9 @@ def shrink(snapshot: Any, held: Held) -> tuple[tuple[Any, ...], Held] | None:
             return None
         new = newest[at:]
         last = newest[-1]
-    shrunk = (snapshot.state, snapshot.version, snapshot.data, new, size)
+    shrunk: tuple[Any, ...] = (snapshot.state, snapshot.version, snapshot.data, new, size)
+    if snapshot.chart is not None:  # a statechart's configuration travels too
+        shrunk += (snapshot.chart,)
     return shrunk, (new[-1] if new else last, size)
 
 
@@ -81,14 +83,14 @@ def grow(base: MachineSnapshot, shrunk: tuple[Any, ...]) -> MachineSnapshot:
     """The snapshot that `shrink` made ``shrunk`` of, from ``base`` (the
     snapshot the client held: its history ends with the records before the
     new ones)."""
-    state, version, data, new, kept = shrunk
+    state, version, data, new, kept, *chart = shrunk
     history = base.history
     assert type(history) is History
     for entry in new:
         history = history.appended(entry, kept)
     if len(history) != kept:
         history = History.from_entries(tuple(history.entries())[-kept:])
-    return MachineSnapshot(state, version, data, history)
+    return MachineSnapshot(state, version, data, history, chart[0] if chart else None)
 
 
 class Chain:

@@ -20,6 +20,7 @@ from ._adapter import AUDIT_KEY_LENGTH, ORMAdapter, RowTransaction
 from ._errors import (
     ConcurrentTransition,
     InvalidRowKey,
+    ParallelStatesUnbindable,
     RequirementError,
     RowBusy,
     RowNotFound,
@@ -38,6 +39,7 @@ __all__ = [
     "ConcurrentTransition",
     "InvalidRowKey",
     "ORMAdapter",
+    "ParallelStatesUnbindable",
     "RequirementError",
     "RetryPolicy",
     "RowBinding",

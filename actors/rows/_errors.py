@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from stateward.core import InvalidArgument, StatewardError
 
 
@@ -124,3 +126,24 @@ class InvalidRowKey(InvalidArgument, TypeError, ValueError):
         self.table = table
         self.column = column
         super().__init__(call, "key", f"{expected} for {table}.{column}", key, fix)
+
+
+class ParallelStatesUnbindable(StatewardError, ValueError):
+    """A machine with parallel regions bound to a database row: one state
+    column cannot hold several active states.
+
+    Attributes:
+        table: the table the binding is for.
+        parallel: the machine's parallel states.
+    """
+
+    def __init__(self, table: str, spec: Any) -> None:
+        self.table = table
+        self.parallel = tuple(s for s in spec.states if spec.is_parallel(s))
+        super().__init__(
+            f"cannot bind a machine with parallel states ({', '.join(map(repr, self.parallel))}) "
+            f"to the rows of {table!r}: its state column holds one state, and a parallel "
+            "state has several active at once. Bind a machine without parallel= (compound "
+            "states are fine: a row holds the active leaf), or keep the machine in a "
+            "StateMachine with a store"
+        )

@@ -55,7 +55,14 @@ from ._adapter import (
     is_adapter,
     joins_caller,
 )
-from ._errors import ConcurrentTransition, InvalidRowKey, RowBusy, RowNotFound, UnknownStateValue
+from ._errors import (
+    ConcurrentTransition,
+    InvalidRowKey,
+    ParallelStatesUnbindable,
+    RowBusy,
+    RowNotFound,
+    UnknownStateValue,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -189,10 +196,14 @@ class RowMachines:
         if lock not in LOCKS:
             raise ValueError(f"lock must be one of {', '.join(LOCKS)}, got {lock!r}")
         self.spec = spec.build() if isinstance(spec, MachineBuilder) else spec
+        if self.spec.has_parallel:
+            raise ParallelStatesUnbindable(binding.name, self.spec)
         self.binding = binding
         self.adapter: ORMAdapter = engine if is_adapter(engine) else binding.adapter_for(engine)
         if binding.states is not None:
-            missing = [s for s in self.spec.states if s not in binding.states]
+            # A compound state is never stored: a row holds its active leaf.
+            stored = [s for s in self.spec.states if not self.spec.children(s)]
+            missing = [s for s in stored if s not in binding.states]
             if missing:
                 raise ValueError(
                     f"{type(binding).__name__} states= gives no column value for "
@@ -272,7 +283,8 @@ class RowMachines:
         key_column = self.binding.key
         if key_column is not None and key_column in values:
             values[key_column] = self.key_of(values[key_column], "RowMachines.create")
-        values[self.binding.state] = self.binding.value_of(self.spec.initial)
+        start = outcome.snapshot.state  # the initial state, or its initial leaf
+        values[self.binding.state] = self.binding.value_of(start)
         if self.binding.version is not None:
             values[self.binding.version] = 0
         handed = False
@@ -286,7 +298,7 @@ class RowMachines:
                             self.binding,
                             key,
                             None,
-                            self.spec.initial,
+                            start,
                             "create",
                             0 if self.binding.version else None,
                             outcome.context.at,
@@ -301,7 +313,7 @@ class RowMachines:
         if not handed:
             self._run_after_commit(outcome, key, None)
         stored = ImmutableState({c: values[c] for c in self.binding.data_columns if c in values})
-        return RowResult(key, self.spec.initial, 0 if self.binding.version else None, stored, None)
+        return RowResult(key, start, 0 if self.binding.version else None, stored, None)
 
     def state_of(self, key: Any) -> str:
         """The row's current state, read now (no lock).

@@ -15,6 +15,19 @@ ORDER = MachineSpec(
     {"draft": ["review"], "review": ["published", "draft"], "published": []},
 )
 
+#: A statechart: compound states and a deep history state.
+CHART = MachineSpec(
+    "off",
+    events={
+        "power": "off -> on",
+        "off": "on -> off",
+        "work": "idle -> busy",
+        "resume": "off -> on_deep",
+    },
+    compound={"on": ["idle", "busy"]},
+    history={"on_deep": ("on", "deep")},
+)
+
 
 def record(thread: int, number: int, state: Any) -> dict[str, Any]:
     """A ``modify`` function: thread ``thread`` sent its request ``number``.

@@ -176,6 +176,23 @@ def test_a_second_client_sees_the_state_on_the_same_shards(
         second.shutdown()
 
 
+def test_a_statecharts_configuration_and_history_travel_through_its_shard(
+    runtime: RayRuntime, store_path: Path
+) -> None:
+    machine = StateMachine(ray_specs.CHART, name="chart-1", runtime=runtime)
+    assert machine.configuration == {"off"}
+    machine.trigger("power")
+    assert machine.trigger("work").configuration == {"on", "busy"}
+    assert machine.trigger("off").configuration == {"off"}
+    assert machine.history[-1].configuration_before == {"on", "busy"}
+    second = RayRuntime(SQLiteStore(store_path), shards=2)
+    try:
+        seen = StateMachine(ray_specs.CHART, name="chart-1", runtime=second)
+        assert seen.trigger("resume").configuration == {"on", "busy"}  # the memory travelled
+    finally:
+        second.shutdown()
+
+
 def test_a_client_behind_another_reads_the_whole_history_after_its_next_answer(
     runtime: RayRuntime, store_path: Path
 ) -> None:
