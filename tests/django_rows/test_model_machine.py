@@ -12,6 +12,7 @@ from django.db import models, transaction
 from shop.models import Light
 
 from stateward.actors import Runtime
+from stateward.actors.rows import ParallelStatesUnbindable
 from stateward.actors.rows.django import (
     AvailableTransition,
     BindingError,
@@ -189,3 +190,35 @@ def test_an_event_named_like_a_model_attribute_fails_at_class_creation() -> None
 
             class Meta:
                 app_label = "shop"
+
+
+def test_a_machine_with_parallel_states_is_refused_when_the_model_is_created() -> None:
+    spec = MachineSpec(
+        "on",
+        events={"mute": "loud -> quiet", "dim": "bright -> dark"},
+        compound={"sound": ["loud", "quiet"], "light": ["bright", "dark"]},
+        parallel={"on": ["sound", "light"]},
+    )
+    with pytest.raises(ParallelStatesUnbindable, match=r"parallel states \('on'\)"):
+
+        class Stage(models.Model):
+            status = models.CharField(max_length=10, default="loud")
+            machine = ModelMachine(spec)
+
+            class Meta:
+                app_label = "shop"
+
+
+def test_a_compound_machine_maps_only_its_leaves_to_stored_values() -> None:
+    spec = MachineSpec(
+        "open", events={"close": "open -> closed"}, compound={"open": ["new", "assigned"]}
+    )
+
+    class Case(models.Model):  # no value for "open": a row never holds a compound state
+        status = models.IntegerField(default=0)
+        machine = ModelMachine(spec, states={"new": 0, "assigned": 1, "closed": 2})
+
+        class Meta:
+            app_label = "shop"
+
+    assert Case.machine.binding.states is not None

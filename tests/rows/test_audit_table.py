@@ -11,13 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import sqlalchemy as sa
-from conftest import Databases, MachinesFactory
 
 from stateward.actors.rows import AUDIT_TABLE, SQLAlchemyAdapter
 from stateward.core import MachineBuilder
+
+if TYPE_CHECKING:  # the fixtures' types; a bare 'conftest' import depends on collection order
+    from conftest import Databases, MachinesFactory
 
 FLOW = {"pending": ["paid"], "paid": []}
 

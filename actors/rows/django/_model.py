@@ -29,6 +29,7 @@ from django.dispatch import Signal
 from stateward.core import MachineBuilder, MachineSpec
 
 from ..._context import current_runtime
+from .._errors import ParallelStatesUnbindable
 from .._machines import RetryPolicy, RowMachines, RowResult
 from ._binding import DjangoBinding
 from ._errors import BindingError, StateFieldProtected, UnsavedInstance
@@ -222,8 +223,12 @@ class ModelMachine:
 
     def _prepared(self, sender: type, **_: Any) -> None:
         self.binding = DjangoBinding(sender, **self._binding_args)
+        if self.spec.has_parallel:  # refused when the model is created, not at first use
+            raise ParallelStatesUnbindable(self.binding.name, self.spec)
         if self.binding.states is not None:
-            missing = [s for s in self.spec.states if s not in self.binding.states]
+            # A compound state is never stored: a row holds its active leaf.
+            stored = [s for s in self.spec.states if not self.spec.children(s)]
+            missing = [s for s in stored if s not in self.binding.states]
             if missing:
                 raise BindingError(
                     f"{sender.__name__}.{self.name}: states= gives no stored value for "
