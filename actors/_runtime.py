@@ -601,14 +601,18 @@ class Runtime:
         budget: float = DEFAULT_SHUTDOWN_TIMEOUT,
         *,
         signals: Iterable[int] = STOP_SIGNALS,
+        on_ready: Callable[[], Any] | None = None,
         before_stop: Callable[[], Any] | None = None,
     ) -> int:
         """Run until SIGTERM or SIGINT (or the root supervisor gives up), then
         stop gracefully within ``budget`` seconds; return the exit code.
 
-        Call it from the main thread, once the daemon's work runs on other
-        threads: ``sys.exit(runtime.run_until_signal(budget=20))``. It
-        blocks until one of ``signals`` arrives, then (on the main thread):
+        Call it from the main thread; the daemon's work runs on other threads:
+        ``sys.exit(runtime.run_until_signal(budget=20, on_ready=server.start))``.
+        It installs handlers for ``signals``, calls ``on_ready()`` if given
+        (from then on a signal stops the daemon gracefully: start taking work
+        there, or tell the service manager that the daemon is ready), and
+        blocks until one of ``signals`` arrives. Then, on the main thread, it:
 
         1. calls ``before_stop()``, if given, while the actors still take
            requests (to stop your own intake, or record that the daemon is
@@ -632,18 +636,20 @@ class Runtime:
         Raises:
             NotInMainThread: called on another thread (a `ValueError`); only
                 the main thread can install signal handlers.
-            InvalidArgument: a bad ``budget``, ``signals`` or ``before_stop``;
-                nothing was installed.
+            InvalidArgument: a bad ``budget``, ``signals``, ``on_ready`` or
+                ``before_stop``; nothing was installed.
             Exception: whatever ``before_stop`` raised, once the runtime has
-                stopped.
+                stopped; whatever ``on_ready`` raised, with the handlers put
+                back and the runtime left running (its ``with`` block stops it).
         """
-        return run_until_signal(self, budget, signals, before_stop)
+        return run_until_signal(self, budget, signals, on_ready, before_stop)
 
     async def arun_until_signal(
         self,
         budget: float = DEFAULT_SHUTDOWN_TIMEOUT,
         *,
         signals: Iterable[int] = STOP_SIGNALS,
+        on_ready: Callable[[], Any] | None = None,
         before_stop: Callable[[], Any] | None = None,
     ) -> int:
         """`run_until_signal` for an asyncio daemon: await it in the main
@@ -653,10 +659,10 @@ class Runtime:
         The signals are taken through ``loop.add_signal_handler`` and the
         shutdown runs on a thread of its own, so the loop runs on meanwhile:
         tasks awaiting actors get their replies (or `ActorStopped`).
-        ``before_stop`` may be a coroutine function. A handler the loop itself
-        had for one of ``signals`` is replaced and not put back.
+        ``on_ready`` and ``before_stop`` may be coroutine functions. A handler
+        the loop itself had for one of ``signals`` is replaced and not put back.
         """
-        return await arun_until_signal(self, budget, signals, before_stop)
+        return await arun_until_signal(self, budget, signals, on_ready, before_stop)
 
     def __enter__(self) -> Runtime:
         """Make this the current runtime of the calling context (see above)."""

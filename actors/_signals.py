@@ -11,6 +11,10 @@ failed, saying what on standard error. The handlers they install are put
 back before they return; a second signal while stopping is ignored: the
 budget bounds the stop.
 
+``on_ready`` runs once the handlers are in, before the wait: from then on a
+signal stops the daemon gracefully, so it is the moment to start taking work
+or to tell the service manager the daemon is ready.
+
 The signal handler only records the signal: it runs between two bytecodes
 of the main thread, which may hold any lock then. The main thread is woken
 through ``signal.set_wakeup_fd`` (a byte on a socket, written at C level,
@@ -84,11 +88,12 @@ def run_until_signal(
     runtime: Stoppable,
     budget: float,
     signals: Iterable[int],
+    on_ready: Callable[[], Any] | None,
     before_stop: Callable[[], Any] | None,
 ) -> int:
     """`Runtime.run_until_signal`: see there."""
     call = "Runtime.run_until_signal"
-    budget, wanted = _check(call, budget, signals, before_stop)
+    budget, wanted = _check(call, budget, signals, on_ready, before_stop)
     received: list[int] = []
 
     def on_signal(signum: int, frame: object) -> None:
@@ -112,6 +117,8 @@ def run_until_signal(
         for signum in wanted:
             installed[signum] = signal.signal(signum, on_signal)
         _log_waiting(runtime, wanted)
+        if on_ready is not None:
+            on_ready()
         while not received and runtime.fatal is None:
             select.select([reader], [], [])  # a byte comes with each signal and the failure
             _drain(reader)
@@ -130,11 +137,12 @@ async def arun_until_signal(
     runtime: Stoppable,
     budget: float,
     signals: Iterable[int],
+    on_ready: Callable[[], Any] | None,
     before_stop: Callable[[], Any] | None,
 ) -> int:
     """`Runtime.arun_until_signal`: see there."""
     call = "Runtime.arun_until_signal"
-    budget, wanted = _check(call, budget, signals, before_stop)
+    budget, wanted = _check(call, budget, signals, on_ready, before_stop)
     loop = asyncio.get_running_loop()
     woken = asyncio.Event()
     received: list[int] = []
@@ -157,6 +165,10 @@ async def arun_until_signal(
             loop.add_signal_handler(signum, on_signal, signum)
             installed[signum] = previous
         _log_waiting(runtime, wanted)
+        if on_ready is not None:
+            result = on_ready()
+            if inspect.isawaitable(result):
+                await result
         while not received and runtime.fatal is None:
             woken.clear()
             await woken.wait()
@@ -260,7 +272,7 @@ def _shut_down(
 
 
 def _check(
-    call: str, budget: Any, signals: Any, before_stop: Any
+    call: str, budget: Any, signals: Any, on_ready: Any, before_stop: Any
 ) -> tuple[float, tuple[signal.Signals, ...]]:
     if isinstance(budget, bool) or not isinstance(budget, (int, float)):
         raise ArgumentTypeError(call, "budget", "a number of seconds", budget, outcome=_OUTCOME)
@@ -292,10 +304,10 @@ def _check(
             signals,
             outcome=_OUTCOME,
         )
-    if before_stop is not None and not callable(before_stop):
-        raise ArgumentTypeError(
-            call, "before_stop", "None or a function of no arguments", before_stop, outcome=_OUTCOME
-        )
+    for name, value in (("on_ready", on_ready), ("before_stop", before_stop)):
+        if value is not None and not callable(value):
+            expected = "None or a function of no arguments"
+            raise ArgumentTypeError(call, name, expected, value, outcome=_OUTCOME)
     thread = threading.current_thread()
     if thread is not threading.main_thread():
         raise NotInMainThread(call, thread.name)

@@ -66,7 +66,6 @@ def run(store_path: Path, interval: float, budget: float) -> int:
         lifecycle.transition("running")
         stopping = threading.Event()
         worker = threading.Thread(target=work, args=(jobs, interval, stopping), name="jobs")
-        worker.start()
 
         def before_stop() -> None:
             """The signal came: stop our own intake, then say so while the runtime still
@@ -75,7 +74,10 @@ def run(store_path: Path, interval: float, budget: float) -> int:
             worker.join(budget / 2)
             lifecycle.transition("stopped")
 
-        code = runtime.run_until_signal(budget=budget, before_stop=before_stop)
+        # The ticks start once a signal would stop them gracefully (on_ready).
+        code = runtime.run_until_signal(
+            budget=budget, on_ready=worker.start, before_stop=before_stop
+        )
     if code == 0:
         print(f"stopped cleanly: processed={jobs.get_state().processed}", flush=True)
     return code

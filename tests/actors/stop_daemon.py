@@ -7,8 +7,9 @@ Client threads (with ``--asyncio``: tasks) each update a counter of their own
 append ``<i> <n>`` to ACKS, flushed per line, for every update acknowledged;
 a refused update ends the client, which appends ``refused <i> <message>``.
 Once every client has had 20 updates acknowledged, it prints ``loaded``. The
-main thread runs `Runtime.run_until_signal` and exits with its code, once
-the clients have ended.
+main thread runs `Runtime.run_until_signal`, which starts the clients once
+its handlers are in (``on_ready``), and exits with its code once the clients
+have ended.
 
 With ``--stuck``, an actor named ``stuck`` also runs an update that blocks
 (on an event that is never set, for at most 60 s) with two more queued
@@ -102,11 +103,14 @@ def run_threads(args: argparse.Namespace) -> int:
             threading.Thread(target=client, args=(i,), name=f"client-{i}")
             for i in range(args.clients)
         ]
-        for thread in threads:
-            thread.start()
-        if args.stuck:
-            block_stuck(runtime)
-        code = runtime.run_until_signal(budget=args.budget)
+
+        def on_ready() -> None:  # a signal from now on stops it gracefully
+            for thread in threads:
+                thread.start()
+            if args.stuck:
+                block_stuck(runtime)
+
+        code = runtime.run_until_signal(budget=args.budget, on_ready=on_ready)
         for thread in threads:
             thread.join(30)
         acks.close()
@@ -130,10 +134,14 @@ async def run_tasks(args: argparse.Namespace) -> int:
                     return
                 acks.acked(i, state.n)
 
-        tasks = [asyncio.create_task(client(i)) for i in range(args.clients)]
-        if args.stuck:
-            block_stuck(runtime)
-        code = await runtime.arun_until_signal(budget=args.budget)
+        tasks: list[asyncio.Task[None]] = []
+
+        async def on_ready() -> None:  # a signal from now on stops it gracefully
+            tasks.extend(asyncio.create_task(client(i)) for i in range(args.clients))
+            if args.stuck:
+                block_stuck(runtime)
+
+        code = await runtime.arun_until_signal(budget=args.budget, on_ready=on_ready)
         await asyncio.wait_for(asyncio.gather(*tasks), 30)
         acks.close()
         return code

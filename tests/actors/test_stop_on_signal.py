@@ -9,7 +9,6 @@ whose main thread is the test's.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import queue
 import signal
@@ -177,74 +176,60 @@ def test_a_budget_too_small_for_the_queued_work_exits_1_naming_what_was_abandone
 # -- in the test process ------------------------------------------------------------------------
 
 
-class Waiting(logging.Handler):
-    """Set once the runtime logs that it waits for a signal: then its handlers are in."""
+class Sender:
+    """A thread that sends a signal to this process: started by ``on_ready``, once
+    the runtime's handlers are in. Joined, and what it raised re-raised, by `join`."""
 
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.event = threading.Event()
+    def __init__(self, signum: int) -> None:
+        self.errors: list[BaseException] = []
+        self.thread = threading.Thread(target=self._send, args=(signum,), name="send-signal")
 
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.msg == "runtime %r: running until %s":
-            self.event.set()
-
-
-@pytest.fixture
-def waiting() -> Iterator[Waiting]:
-    logger = logging.getLogger("stateward.actors")
-    handler = Waiting()
-    level = logger.level
-    logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
-    yield handler
-    logger.removeHandler(handler)
-    logger.setLevel(level)
-
-
-def send_once_waiting(
-    waiting: Waiting, signum: int, errors: list[BaseException]
-) -> threading.Thread:
-    """A thread that sends ``signum`` to this process once the runtime waits for it."""
-
-    def send() -> None:
+    def _send(self, signum: int) -> None:
         try:
-            assert waiting.event.wait(10), "the runtime never started waiting for a signal"
             os.kill(os.getpid(), signum)  # to the process: any thread may take it
         except BaseException as exc:
-            errors.append(exc)
+            self.errors.append(exc)
 
-    thread = threading.Thread(target=send, name="send-signal")
-    thread.start()
-    return thread
+    def start(self) -> None:
+        self.thread.start()
+
+    def join(self) -> None:
+        self.thread.join(10)
+        assert not self.thread.is_alive()
+        if self.errors:
+            raise self.errors[0]
 
 
 def increment(state: Any) -> Any:
     return state.update(n=state.n + 1)
 
 
-def test_the_previous_handlers_are_put_back_and_later_requests_are_refused(
-    waiting: Waiting,
-) -> None:
+def test_the_previous_handlers_are_put_back_and_later_requests_are_refused() -> None:
     def mine(signum: int, frame: object) -> None:
         raise AssertionError("the daemon's own handler ran while the runtime had the signal")
 
     previous_term = signal.signal(signal.SIGTERM, mine)
     previous_int = signal.getsignal(signal.SIGINT)
-    errors: list[BaseException] = []
+    seen_in_on_ready: list[Any] = []
     seen_in_before_stop: list[int] = []
     try:
         runtime = Runtime("signalled")
         counter = StateManager({"n": 0}, name="counter", runtime=runtime)
         counter.modify(increment)
-        sender = send_once_waiting(waiting, signal.SIGTERM, errors)
+        sender = Sender(signal.SIGTERM)
+
+        def on_ready() -> None:  # the handlers are in: a signal now stops it gracefully
+            seen_in_on_ready.append(signal.getsignal(signal.SIGTERM))
+            sender.start()
 
         def before_stop() -> None:  # the actors still take requests here
             seen_in_before_stop.append(counter.modify(increment).n)
 
-        code = runtime.run_until_signal(budget=5, before_stop=before_stop)
-        sender.join(10)
+        code = runtime.run_until_signal(budget=5, on_ready=on_ready, before_stop=before_stop)
+        sender.join()
 
-        assert not errors and code == 0
+        assert code == 0
+        assert len(seen_in_on_ready) == 1 and seen_in_on_ready[0] not in (mine, signal.SIG_DFL)
         assert seen_in_before_stop == [2]
         assert runtime.closed
         with pytest.raises(ActorStopped, match="'signalled' is stopping on SIGTERM") as refused:
@@ -258,7 +243,7 @@ def test_the_previous_handlers_are_put_back_and_later_requests_are_refused(
 
 
 def test_a_fatal_failure_ends_the_wait_with_exit_code_1(
-    waiting: Waiting, capsys: pytest.CaptureFixture[str]
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     fatal: list[BaseException] = []
     runtime = Runtime("failing", max_restarts=0, fatal_handler=fatal.append)
@@ -267,15 +252,13 @@ def test_a_fatal_failure_ends_the_wait_with_exit_code_1(
 
     def crash() -> None:
         try:
-            assert waiting.event.wait(10), "the runtime never started waiting"
             with pytest.raises(ActorCrashed):
                 child.modify(lambda state: 1 / 0)  # no restart allowed: the root gives up
         except BaseException as exc:
             errors.append(exc)
 
     crasher = threading.Thread(target=crash, name="crash")
-    crasher.start()
-    code = runtime.run_until_signal(budget=5)
+    code = runtime.run_until_signal(budget=5, on_ready=crasher.start)
     crasher.join(10)
 
     assert not errors and code == 1
@@ -285,28 +268,34 @@ def test_a_fatal_failure_ends_the_wait_with_exit_code_1(
     assert "stateward: runtime 'failing', stopping because its root supervisor gave up" in err
 
 
-def test_what_before_stop_raises_comes_out_once_the_runtime_has_stopped(
-    waiting: Waiting,
-) -> None:
+def test_what_before_stop_raises_comes_out_once_the_runtime_has_stopped() -> None:
     runtime = Runtime("raising")
-    errors: list[BaseException] = []
-    sender = send_once_waiting(waiting, signal.SIGINT, errors)
+    sender = Sender(signal.SIGINT)
 
     def before_stop() -> None:
         raise OSError("the listening socket would not close")
 
     with pytest.raises(OSError, match="would not close"):
-        runtime.run_until_signal(budget=5, before_stop=before_stop)
-    sender.join(10)
-    assert not errors
+        runtime.run_until_signal(budget=5, on_ready=sender.start, before_stop=before_stop)
+    sender.join()
     assert runtime.closed
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-def test_asyncio_stops_on_a_signal_awaits_before_stop_and_puts_the_handlers_back(
-    waiting: Waiting,
-) -> None:
-    errors: list[BaseException] = []
+def test_what_on_ready_raises_comes_out_with_the_handlers_put_back() -> None:
+    def on_ready() -> None:
+        raise OSError("port 8080 is taken")
+
+    with Runtime("not-ready") as runtime:
+        with pytest.raises(OSError, match="port 8080"):
+            runtime.run_until_signal(budget=5, on_ready=on_ready)
+        assert not runtime.closed  # its with block stops it
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert signal.set_wakeup_fd(-1) == -1
+
+
+def test_asyncio_stops_on_a_signal_awaits_before_stop_and_puts_the_handlers_back() -> None:
     previous = signal.getsignal(signal.SIGTERM)
 
     async def main() -> tuple[int, list[int]]:
@@ -317,17 +306,22 @@ def test_asyncio_stops_on_a_signal_awaits_before_stop_and_puts_the_handlers_back
         async def before_stop() -> None:
             seen.append((await counter.amodify(increment)).n)
 
-        sender = send_once_waiting(waiting, signal.SIGTERM, errors)
+        sender = Sender(signal.SIGTERM)
+
+        async def on_ready() -> None:
+            sender.start()
+
         try:
-            code = await runtime.arun_until_signal(budget=5, before_stop=before_stop)
+            code = await runtime.arun_until_signal(
+                budget=5, on_ready=on_ready, before_stop=before_stop
+            )
         finally:
-            sender.join(10)
+            sender.join()
         with pytest.raises(ActorStopped, match="is stopping on SIGTERM"):
             await counter.amodify(increment)
         return code, seen
 
     code, seen = asyncio.run(main())
-    assert not errors
     assert (code, seen) == (0, [1])
     assert signal.getsignal(signal.SIGTERM) is previous
 
@@ -362,6 +356,7 @@ def test_off_the_main_thread_it_refuses_with_not_in_main_thread() -> None:
         ({"signals": (signal.SIGKILL,)}, "signals"),
         ({"signals": ("TERM",)}, "signals"),
         ({"before_stop": "stop"}, "before_stop"),
+        ({"on_ready": 1}, "on_ready"),
     ],
 )
 def test_bad_arguments_are_refused_before_any_handler_is_installed(
