@@ -229,10 +229,9 @@ async def _astop(
     # it (or whose hooks await something of it) can drain.
     thread = threading.Thread(target=shut_down, name=f"stateward:{runtime.name}:stop")
     thread.start()
-    try:
-        return await done
-    finally:
-        thread.join(5.0)  # it has set the future: only its last steps are left
+    code = await done  # if this is cancelled, the shutdown still runs to its end
+    thread.join(5.0)  # it has settled the future: only its last steps are left
+    return code
 
 
 def _settle(future: asyncio.Future[int], outcome: int | BaseException) -> None:
