@@ -554,6 +554,14 @@ class Runtime:
         """
         checked = check_timeout(timeout, "Runtime.shutdown", outcome="nothing was shut down")
         timeout = DEFAULT_SHUTDOWN_TIMEOUT if checked is None else checked
+        if reason is not None and not isinstance(reason, str):
+            raise ArgumentTypeError(
+                "Runtime.shutdown",
+                "reason",
+                "a str (what ActorStopped says to requests sent from now on) or None",
+                reason,
+                outcome="nothing was shut down",
+            )
         started = time.monotonic()
         deadline = started + timeout
         reason = reason or f"runtime {self.name!r} shut down"

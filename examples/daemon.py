@@ -14,10 +14,10 @@ the ticks, records ``stopped``, drains the actors and closes the store within
 ``--budget`` seconds, and the process exits with 0 (1 if it had to abandon work).
 
 Run it as a daemon with ``python examples/daemon.py --store jobs.db`` (until
-SIGTERM, Ctrl-C or ``kill -9``). Run with no arguments, it shows the whole story
-on a temporary store: it starts itself as a daemon and kills it with SIGKILL
-after five ticks, starts it again and stops it with SIGTERM after three, and
-starts it once more.
+SIGTERM, Ctrl-C or ``kill -9``), or for a few ticks with ``--ticks 5``. Run
+with no arguments, it shows the whole story on a temporary store: it starts
+itself as a daemon and kills it with SIGKILL after five ticks, starts it
+again and stops it with SIGTERM after three, and starts it once more.
 """
 
 from __future__ import annotations
@@ -44,8 +44,9 @@ def process_next_job(state):
     return state.update(processed=job, last_id=f"job-{job:04d}")
 
 
-def run(store_path: Path, interval: float, budget: float) -> int:
-    """Process jobs until SIGTERM or SIGINT, then stop gracefully; return the exit code."""
+def run(store_path: Path, ticks: int | None, interval: float, budget: float) -> int:
+    """Process jobs until SIGTERM or SIGINT (or ``ticks`` are done), then stop
+    gracefully; return the exit code."""
     with Runtime("daemon", store=SQLiteStore(store_path, durability="strict")) as runtime:
         jobs = StateManager({"processed": 0, "last_id": None}, name="jobs", runtime=runtime)
         lifecycle = StateMachine("stopped", LIFECYCLE, name="lifecycle", runtime=runtime)
@@ -65,7 +66,7 @@ def run(store_path: Path, interval: float, budget: float) -> int:
             )
         lifecycle.transition("running")
         stopping = threading.Event()
-        worker = threading.Thread(target=work, args=(jobs, interval, stopping), name="jobs")
+        worker = threading.Thread(target=work, args=(jobs, ticks, interval, stopping), name="jobs")
 
         def before_stop() -> None:
             """The signal came: stop our own intake, then say so while the runtime still
@@ -83,14 +84,19 @@ def run(store_path: Path, interval: float, budget: float) -> int:
     return code
 
 
-def work(jobs: StateManager, interval: float, stopping: threading.Event) -> None:
+def work(jobs: StateManager, ticks: int | None, interval: float, stopping: threading.Event) -> None:
     """The daemon's work, on a thread of its own: one job per tick until it is stopping."""
+    done = 0
     while not stopping.is_set():
         try:
             state = jobs.modify(process_next_job)  # returns once it is on disk
         except ActorStopped:  # the runtime stopped taking requests: no more work
             return
         print(f"tick: processed={state.processed} last_id={state.last_id}", flush=True)
+        done += 1
+        if done == ticks:  # all done: stop the way a service manager would stop it
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
         stopping.wait(interval)  # the pace of the work, not synchronisation
 
 
@@ -158,6 +164,7 @@ def run_and_signal(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", type=Path, help="the SQLite store file")
+    parser.add_argument("--ticks", type=int, help="stop after this many ticks")
     parser.add_argument("--interval", type=float, default=0.02, help="seconds between ticks")
     parser.add_argument(
         "--budget", type=float, default=10.0, help="seconds to stop in, once signalled"
@@ -166,7 +173,7 @@ def main() -> int:
     if args.store is None:
         demo()
         return 0
-    return run(args.store, args.interval, args.budget)
+    return run(args.store, args.ticks, args.interval, args.budget)
 
 
 if __name__ == "__main__":

@@ -396,3 +396,12 @@ def test_shutdown_reports_how_many_requests_each_abandoned_actor_gave_up() -> No
     for reply in replies:
         with pytest.raises(ActorStopped):
             reply.result(timeout=10)
+
+
+def test_shutdown_refuses_a_reason_that_is_not_a_str_and_stops_nothing() -> None:
+    with Runtime("reasoned") as runtime:
+        counter = StateManager({"n": 0}, name="counter", runtime=runtime)
+        with pytest.raises(InvalidArgument, match="reason") as refused:
+            runtime.shutdown(5, reason=42)  # type: ignore[arg-type]
+        assert "nothing was shut down" in str(refused.value)
+        assert not runtime.closed and counter.modify(increment).n == 1
