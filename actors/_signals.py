@@ -115,7 +115,7 @@ def run_until_signal(
     try:
         previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
         for signum in wanted:
-            installed[signum] = signal.signal(signum, on_signal)
+            installed[signum] = _restorable(signal.signal(signum, on_signal))
         _log_waiting(runtime, wanted)
         if on_ready is not None:
             on_ready()
@@ -161,7 +161,7 @@ async def arun_until_signal(
     fatal_handler = _watch_fatal(runtime, wake)
     try:
         for signum in wanted:
-            previous = signal.getsignal(signum)
+            previous = _restorable(signal.getsignal(signum))
             loop.add_signal_handler(signum, on_signal, signum)
             installed[signum] = previous
         _log_waiting(runtime, wanted)
@@ -295,7 +295,8 @@ def _check(
             signals,
             outcome=_OUTCOME,
         ) from None
-    if not wanted or any(s in (signal.SIGKILL, signal.SIGSTOP) for s in wanted):
+    uncatchable = {getattr(signal, name, None) for name in ("SIGKILL", "SIGSTOP")}
+    if not wanted or any(s in uncatchable for s in wanted):
         raise ArgumentValueError(
             call,
             "signals",
@@ -331,6 +332,12 @@ def _watch_fatal(runtime: Stoppable, wake: Callable[[], None]) -> Callable[..., 
 def _unwatch_fatal(runtime: Stoppable, wrapper: Callable[..., Any]) -> None:
     if runtime.fatal_handler is wrapper:  # unless the application has set its own since
         runtime.fatal_handler = wrapper.previous  # type: ignore[attr-defined]
+
+
+def _restorable(handler: Any) -> Any:
+    """A handler ``signal.signal`` can put back: None means one installed
+    outside Python, which cannot be, so the default action is put back."""
+    return signal.SIG_DFL if handler is None else handler
 
 
 def _drain(reader: socket.socket) -> None:
