@@ -35,6 +35,7 @@ from ._errors import (
 from ._handles import ActorHandle, ConfigManager, StateMachine, StateManager
 from ._reply import Reply
 from ._runtime import Runtime, RuntimeStats
+from ._signals import NotInMainThread
 from ._stats import ActorStats, ErrorReport
 from ._supervision import Backoff, ShutdownReport, SupervisorEvent
 from ._supervisor import Supervisor
@@ -67,6 +68,7 @@ __all__ = [
     "MailboxFull",
     "ManualClock",
     "MemoryStore",
+    "NotInMainThread",
     "PostgresStore",
     "RecoveryError",
     "RecoveryReport",

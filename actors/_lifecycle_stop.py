@@ -173,14 +173,23 @@ class LifecycleStop:
             return
         self.stop_now(reason, terminal=terminal)
 
-    def abandon(self, reason: str) -> None:
+    def abandon(self, reason: str) -> int:
         """Give up on an actor that did not stop in time.
 
         Its running incarnation is fenced (whatever it still runs commits
         nothing and is answered with `ActorStopped`), an async hook it awaits
         is cancelled, and every queued request is refused with ``reason``.
+        Returns how many requests it gives up on so: the one running, if
+        any, and those queued.
         """
         cell = self.cell
+        mailbox = cell.mailbox
+        # Counted before the refusal: a request running holds the turn; a
+        # stop request queued is the runtime's, not work given up.
+        queued = mailbox.queue
+        waiting = [] if queued is None else list(queued)  # one step under the GIL
+        dropped = sum(not isinstance(item.request, Stop) for item in waiting)
+        dropped += 1 if mailbox.turn else 0
         with cell.commit_lock:
             cell.generation += 1
             inflight, cell.inflight = cell.inflight, None
@@ -194,3 +203,4 @@ class LifecycleStop:
         if awaiting is not None:
             awaiting.cancel()
         cell.release()
+        return dropped

@@ -13,7 +13,7 @@ import threading
 import time
 import types
 import weakref
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 from stateward.core import ArgumentTypeError, ArgumentValueError, utc_now
@@ -31,6 +31,7 @@ from ._lease_renewal import LeaseRenewal
 from ._lifecycle import Lifecycle, stop_request
 from ._passivation import Passivation
 from ._pool_host import DEFAULT_WORKERS, POOL_TURN_BUDGET, PoolHost
+from ._signals import STOP_SIGNALS, arun_until_signal, run_until_signal
 from ._stats import RuntimeStats
 from ._supervision import EVENT_KINDS, ShutdownReport, SupervisorEvent
 from ._supervisor import Supervisor
@@ -526,7 +527,9 @@ class Runtime:
         """Whether `shutdown` has begun: no new actors can start."""
         return self._closed
 
-    def shutdown(self, timeout: float = DEFAULT_SHUTDOWN_TIMEOUT) -> ShutdownReport:
+    def shutdown(
+        self, timeout: float = DEFAULT_SHUTDOWN_TIMEOUT, *, reason: str | None = None
+    ) -> ShutdownReport:
         """Drain every mailbox and stop every actor within ``timeout`` seconds in
         all, then close the store; return a `ShutdownReport`. ``timeout`` is a
         finite number of seconds >= 0; None means ``DEFAULT_SHUTDOWN_TIMEOUT``.
@@ -534,7 +537,8 @@ class Runtime:
 
         Every actor is asked first to stop once it has handled what is already
         in its mailbox (so they drain at the same time); requests sent after
-        that get `ActorStopped`. Then shutdown waits for them, newest first,
+        that get `ActorStopped`, saying ``reason`` (by default "runtime 'name'
+        shut down"). Then shutdown waits for them, newest first,
         until one deadline shared by all. An actor still busy at the deadline
         is *abandoned*: the request it is running commits nothing and is
         answered with `ActorStopped`, so are the requests still queued, an
@@ -550,9 +554,17 @@ class Runtime:
         """
         checked = check_timeout(timeout, "Runtime.shutdown", outcome="nothing was shut down")
         timeout = DEFAULT_SHUTDOWN_TIMEOUT if checked is None else checked
+        if reason is not None and not isinstance(reason, str):
+            raise ArgumentTypeError(
+                "Runtime.shutdown",
+                "reason",
+                "a str (what ActorStopped says to requests sent from now on) or None",
+                reason,
+                outcome="nothing was shut down",
+            )
         started = time.monotonic()
         deadline = started + timeout
-        reason = f"runtime {self.name!r} shut down"
+        reason = reason or f"runtime {self.name!r} shut down"
         with self._lock:
             if self._closed and not self._actors:
                 return ShutdownReport(self.name, timeout, 0.0)
@@ -561,12 +573,13 @@ class Runtime:
         if self.passivation is not None:
             self.passivation.close()
         self.root._ask_to_stop(reason)
-        abandoned, crashed = self.root._await_stop(deadline, reason, timeout)
+        dropped: dict[str, int] = {}
+        abandoned, crashed = self.root._await_stop(deadline, reason, timeout, dropped)
         for handle in reversed(handles):  # any left outside the tree
             cell = handle._cell
             handle._stop(reason, max(0.0, deadline - time.monotonic()), wait=True)
             if not cell.is_stopped and handle.name not in abandoned:
-                cell.lifecycle.abandon(reason)
+                dropped[handle.name] = cell.lifecycle.abandon(reason)
                 abandoned.append(handle.name)
         self.host.close(max(0.0, deadline - time.monotonic()))
         host = self._host
@@ -580,11 +593,84 @@ class Runtime:
         finally:
             runtime_ended(self.runtime_id)
         report = ShutdownReport(
-            self.name, timeout, time.monotonic() - started, tuple(abandoned), tuple(crashed)
+            self.name,
+            timeout,
+            time.monotonic() - started,
+            tuple(abandoned),
+            tuple(crashed),
+            tuple(dropped.items()),
         )
         if not report.clean:
             logger.error("runtime %s", report.describe())
         return report
+
+    def run_until_signal(
+        self,
+        budget: float = DEFAULT_SHUTDOWN_TIMEOUT,
+        *,
+        signals: Iterable[int] = STOP_SIGNALS,
+        on_ready: Callable[[], Any] | None = None,
+        before_stop: Callable[[], Any] | None = None,
+    ) -> int:
+        """Run until SIGTERM or SIGINT (or the root supervisor gives up), then
+        stop gracefully within ``budget`` seconds; return the exit code.
+
+        Call it from the main thread; the daemon's work runs on other threads:
+        ``sys.exit(runtime.run_until_signal(budget=20, on_ready=server.start))``.
+        It installs handlers for ``signals``, calls ``on_ready()`` if given
+        (from then on a signal stops the daemon gracefully: start taking work
+        there, or tell the service manager that the daemon is ready), and
+        blocks until one of ``signals`` arrives. Then, on the main thread, it:
+
+        1. calls ``before_stop()``, if given, while the actors still take
+           requests (to stop your own intake, or record that the daemon is
+           stopping);
+        2. shuts the runtime down in what is left of ``budget``: a request
+           sent from then on is refused with `ActorStopped`, whose message
+           says that the runtime is stopping; what each actor had queued
+           before is handled; a store in snapshot mode writes its final
+           snapshots; the store is closed;
+        3. puts back the signal handlers it replaced.
+
+        A second signal while it stops is ignored: ``budget`` bounds the stop.
+
+        Returns:
+            0 if every actor drained in time; 1 if an actor was abandoned (its
+            running and queued requests were refused), crashed while stopping,
+            or the root supervisor gave up; then it also writes one line to
+            standard error naming the actors and how many requests each gave
+            up (the `ShutdownReport` is logged as well).
+
+        Raises:
+            NotInMainThread: called on another thread (a `ValueError`); only
+                the main thread can install signal handlers.
+            InvalidArgument: a bad ``budget``, ``signals``, ``on_ready`` or
+                ``before_stop``; nothing was installed.
+            Exception: whatever ``before_stop`` raised, once the runtime has
+                stopped; whatever ``on_ready`` raised, with the handlers put
+                back and the runtime left running (its ``with`` block stops it).
+        """
+        return run_until_signal(self, budget, signals, on_ready, before_stop)
+
+    async def arun_until_signal(
+        self,
+        budget: float = DEFAULT_SHUTDOWN_TIMEOUT,
+        *,
+        signals: Iterable[int] = STOP_SIGNALS,
+        on_ready: Callable[[], Any] | None = None,
+        before_stop: Callable[[], Any] | None = None,
+    ) -> int:
+        """`run_until_signal` for an asyncio daemon: await it in the main
+        thread's event loop (``sys.exit(asyncio.run(main()))``, with ``main``
+        ending in ``return await runtime.arun_until_signal(budget=20)``).
+
+        The signals are taken through ``loop.add_signal_handler`` and the
+        shutdown runs on a thread of its own, so the loop runs on meanwhile:
+        tasks awaiting actors get their replies (or `ActorStopped`).
+        ``on_ready`` and ``before_stop`` may be coroutine functions. A handler
+        the loop itself had for one of ``signals`` is replaced and not put back.
+        """
+        return await arun_until_signal(self, budget, signals, on_ready, before_stop)
 
     def __enter__(self) -> Runtime:
         """Make this the current runtime of the calling context (see above)."""

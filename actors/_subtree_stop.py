@@ -47,9 +47,15 @@ class SubtreeStop:
             )
         started = time.monotonic()
         self._ask_to_stop(reason, terminal=terminal)
-        abandoned, crashed = self._await_stop(started + budget, reason, budget)
+        dropped: dict[str, int] = {}
+        abandoned, crashed = self._await_stop(started + budget, reason, budget, dropped)
         report = ShutdownReport(
-            self.name, budget, time.monotonic() - started, tuple(abandoned), tuple(crashed)
+            self.name,
+            budget,
+            time.monotonic() - started,
+            tuple(abandoned),
+            tuple(crashed),
+            tuple(dropped.items()),
         )
         if not report.clean:
             logger.error("%s", report.describe())
@@ -74,21 +80,24 @@ class SubtreeStop:
                 child.target.request_stop(reason, terminal=terminal)
 
     def _await_stop(
-        self, deadline: float, reason: str, budget: float
+        self, deadline: float, reason: str, budget: float, dropped: dict[str, int]
     ) -> tuple[list[str], list[str]]:
         """Wait for the children, newest first, until ``deadline``; abandon
-        those still busy then. Returns the abandoned and the crashed."""
+        those still busy then. Returns the abandoned and the crashed; puts in
+        ``dropped`` how many requests each abandoned one gave up on."""
         with self._lock:
             children = list(self._children)
         abandoned: list[str] = []
         crashed: list[str] = []
         for child in reversed(children):
             if child.is_supervisor:
-                more_abandoned, more_crashed = child.target._await_stop(deadline, reason, budget)
+                more_abandoned, more_crashed = child.target._await_stop(
+                    deadline, reason, budget, dropped
+                )
                 abandoned += more_abandoned
                 crashed += more_crashed
             elif not child.target.wait_stopped(deadline):
-                child.target.abandon(
+                dropped[child.name] = child.target.abandon(
                     f"{reason}, and it was still busy when the {budget:g} s given to stop ran out"
                 )
                 abandoned.append(child.name)

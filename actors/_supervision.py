@@ -96,6 +96,10 @@ class ShutdownReport:
             still waited for a delayed restart (with requests queued). They
             were not restarted; the requests still queued were answered with
             `ActorStopped`.
+        dropped: for each abandoned actor, ``(name, requests)``: how many of
+            its requests were given up on (the one it was running, if any,
+            and those still queued), each answered with `ActorStopped`
+            instead of being handled.
     """
 
     name: str
@@ -103,6 +107,12 @@ class ShutdownReport:
     seconds: float
     abandoned: tuple[str, ...] = ()
     crashed: tuple[str, ...] = ()
+    dropped: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def requests_dropped(self) -> int:
+        """How many requests the abandoned actors gave up on, in all."""
+        return sum(count for _, count in self.dropped)
 
     @property
     def clean(self) -> bool:
@@ -115,9 +125,14 @@ class ShutdownReport:
             return f"{self.name!r} stopped cleanly in {self.seconds:.2f} s"
         parts = []
         if self.abandoned:
+            dropped = dict(self.dropped)
+            named = ", ".join(
+                f"{name} ({_requests(dropped[name])})" if name in dropped else name
+                for name in self.abandoned
+            )
             parts.append(
                 f"abandoned {len(self.abandoned)} actor(s) still busy after "
-                f"{self.timeout:g} s: {', '.join(self.abandoned)} (nothing they still run "
+                f"{self.timeout:g} s: {named} (nothing they still run "
                 "is committed, their queued requests were refused)"
             )
         if self.crashed:
@@ -134,6 +149,10 @@ class ShutdownReport:
         """Raise `ShutdownIncomplete` unless every actor stopped cleanly."""
         if not self.clean:
             raise ShutdownIncomplete(self)
+
+
+def _requests(count: int) -> str:
+    return f"{count} request{'' if count == 1 else 's'} given up"
 
 
 class ChildRecord(Protocol):

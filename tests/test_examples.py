@@ -16,6 +16,9 @@ EXPECTED: dict[str, list[str]] = {
         "  | fresh store",
         "(the last run did not stop cleanly)",
         "demo: every tick the daemon acknowledged survived the kill: True",
+        "demo: it stopped on SIGTERM with exit code 0; starting it once more",
+        "(the last run stopped cleanly)",
+        "demo: the SIGTERM stop kept exactly the ticks it printed: True",
     ],
     "supervision.py": [
         "pay(-1): ActorCrashed, cause: ConnectionResetError('connection-1 broke on amount -1')",

@@ -134,6 +134,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         [
             "stateward.actors._lease_renewal",
             "stateward.actors._async_host",
+            "stateward.actors._signals",
             "stateward.actors._runtime",
             "stateward.actors._default",
         ],

@@ -285,15 +285,17 @@ class RayRuntime(Runtime):
                 del self._cells[cell.name]
         cell.mark_stopped()  # its waits and streams here end with `ActorStopped`
 
-    def shutdown(self, timeout: float = 10.0, *, stop_shards: bool = False) -> Any:
+    def shutdown(
+        self, timeout: float = 10.0, *, reason: str | None = None, stop_shards: bool = False
+    ) -> Any:
         """Answer what is queued, stop sending, and close the client's store;
         with ``stop_shards=True`` also shut the shards down (their runtimes
         drain and close the store) and kill their Ray actors: only when no
-        other client uses them."""
+        other client uses them. ``reason``: what `ActorStopped` says then."""
         import ray
 
         check_timeout(timeout, "RayRuntime.shutdown", outcome="nothing was shut down")
-        reason = f"runtime {self.name!r} shut down"
+        reason = reason or f"runtime {self.name!r} shut down"
         for cell in list(self._cells.values()):
             cell.mailbox.close(reason)
             cell.mark_stopped()
@@ -310,7 +312,7 @@ class RayRuntime(Runtime):
                 self._shards.kill(link.actor)
         self._cells.clear()
         self._client_store.close()
-        report = super().shutdown(timeout)
+        report = super().shutdown(timeout, reason=reason)
         if failure is not None:
             raise ShardUnavailable(
                 f"a shard did not shut down cleanly ({type(failure).__name__}: {failure}); "
