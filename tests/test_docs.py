@@ -52,3 +52,17 @@ def test_the_architecture_page_names_only_modules_that_exist() -> None:
     assert not missing, f"docs/architecture.md names files that do not exist: {missing}"
     folders = set(re.findall(r"\b((?:core|actors)/[\w/]+/)(?=[\s`|])", page))
     assert not sorted(f for f in folders if not (root / f).is_dir())
+
+
+def test_the_comparison_table_shows_statewards_column_first() -> None:
+    # On a page ~720 px wide, the last columns of a wide table are off-screen.
+    page = (DOCS / "comparison.md").read_text()
+    header = page.split("## At a glance\n")[1].strip().splitlines()[0]
+    assert [cell.strip() for cell in header.strip("|").split("|")][:2] == ["", "stateward"]
+
+
+def test_no_page_installs_stateward_from_pypi() -> None:
+    # stateward is not published: every install line works in a clone.
+    pages = sorted(DOCS.rglob("*.md"))
+    offending = [p.name for p in pages if re.search(r"pip install '?stateward\[", p.read_text())]
+    assert offending == []
