@@ -107,6 +107,9 @@ class Owner(Protocol):
     mailbox_limit: int | None
     #: Passivates idle actors (`_passivation.Passivation`), if the runtime does.
     passivation: Any
+    #: Times and traces each request (`_probe.Probe`), when metrics or
+    #: traces are configured; None (the usual case): `Cell.process` runs it.
+    probe: Any
     #: The store's ``stage_entry`` if it can stage commits in a pooled
     #: worker's commit batch (`_commit_batch`), else None.
     _stage_entry: Callable[[str, Any, Any, Any], Any] | None
@@ -426,6 +429,21 @@ class Cell(CellState):
         generation: int,
         resume: Behaviour | None = None,
     ) -> BaseException | None:
+        """Run one claimed request (`run`), timed and traced through the
+        runtime's probe if it has one (`_probe.Probe`: metrics or traces are
+        configured)."""
+        probe = self.runtime.probe
+        if probe is None:
+            return self.run(message, generation, resume)
+        result: BaseException | None = probe.process(self, message, generation, resume)
+        return result
+
+    def run(
+        self,
+        message: Reply[Any],
+        generation: int,
+        resume: Behaviour | None = None,
+    ) -> BaseException | None:
         """Run one claimed request. Returns the cause if it crashed the actor,
         `FENCED` if the incarnation ``generation`` was fenced off meanwhile
         (the run must stop: that incarnation takes nothing more), `SUSPENDED`
@@ -474,6 +492,8 @@ class Cell(CellState):
                 return FENCED
             self.failures += 1
             self.last_error = exc
+            if isinstance(exc, REFUSALS):
+                self.refusals += 1
             if self.is_crash(exc):
                 return exc
             message.context = None  # answered here: let the sender's context go

@@ -126,6 +126,10 @@ LAYERS: list[tuple[str, list[str]]] = [
         [
             "stateward.actors._lease_renewal",
             "stateward.actors._async_host",
+            "stateward.actors._probe",
+            "stateward.actors._telemetry",
+            "stateward.actors._health",
+            "stateward.actors._endpoint",
             "stateward.actors._runtime",
             "stateward.actors._default",
         ],
