@@ -428,21 +428,7 @@ class Cell(CellState):
         message: Reply[Any],
         generation: int,
         resume: Behaviour | None = None,
-    ) -> BaseException | None:
-        """Run one claimed request (`run`), timed and traced through the
-        runtime's probe if it has one (`_probe.Probe`: metrics or traces are
-        configured)."""
-        probe = self.runtime.probe
-        if probe is None:
-            return self.run(message, generation, resume)
-        result: BaseException | None = probe.process(self, message, generation, resume)
-        return result
-
-    def run(
-        self,
-        message: Reply[Any],
-        generation: int,
-        resume: Behaviour | None = None,
+        probed: bool = False,
     ) -> BaseException | None:
         """Run one claimed request. Returns the cause if it crashed the actor,
         `FENCED` if the incarnation ``generation`` was fenced off meanwhile
@@ -462,8 +448,15 @@ class Cell(CellState):
         that a caller who sees `ActorCrashed` also sees the restart counted.
 
         Runs with the turn held, on a host's worker or inline on a blocked
-        caller's thread.
+        caller's thread. When the runtime has a probe (metrics or traces are
+        configured: `_probe.Probe`), the request runs through it, which times
+        and traces it and calls back here with ``probed=True``.
         """
+        if not probed:
+            probe = self.runtime.probe
+            if probe is not None:
+                result: BaseException | None = probe.process(self, message, generation, resume)
+                return result
         old = self.staged  # a commit of this turn not yet written (see _commit_batch)
         if old is None:
             old = self.snapshot

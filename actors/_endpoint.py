@@ -22,6 +22,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from stateward.core import ArgumentTypeError, ArgumentValueError
 
 from ._health import health_of
+from ._telemetry import DESCRIPTIONS as _DESCRIPTIONS
 from ._telemetry import Pipeline
 
 __all__ = ["MetricsEndpoint", "serve_metrics"]
@@ -127,9 +128,9 @@ def serve_metrics(runtime: Any, port: int, host: str) -> MetricsEndpoint:
         raise ImportError(f"{_MISSING} ({exc})") from None
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader])
-    pipeline = Pipeline(provider, lambda: (runtime,))
+    pipeline = Pipeline(provider, lambda: (runtime,), transitions=False)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Collector(reader))
+    registry.register(_Collector(reader, runtime))
     metrics_app = make_wsgi_app(registry)
 
     def app(environ: dict[str, Any], start_response: Any) -> Any:
@@ -182,8 +183,9 @@ class _QuietHandler(WSGIRequestHandler):
 class _Collector:
     """Hands what the endpoint's reader collects to prometheus_client."""
 
-    def __init__(self, reader: Any) -> None:
+    def __init__(self, reader: Any, runtime: Any) -> None:
         self.reader = reader
+        self.runtime = runtime
 
     def collect(self) -> Iterator[Any]:
         from opentelemetry.sdk.metrics.export import Gauge, Histogram, Sum
@@ -193,6 +195,7 @@ class _Collector:
             HistogramMetricFamily,
         )
 
+        yield self._latencies(HistogramMetricFamily)
         data = self.reader.get_metrics_data()
         if data is None:
             return
@@ -219,6 +222,27 @@ class _Collector:
                     else:  # pragma: no cover - stateward makes no other kind
                         continue
                     yield family
+
+    def _latencies(self, family_type: Any) -> Any:
+        """The runtime's own latency histogram (`Latencies`) as a family."""
+        runtime = self.runtime
+        latencies = runtime._telemetry.latencies
+        labels = ["runtime", "kind", "outcome"]
+        if runtime.per_actor_metrics:
+            labels.append("actor")
+        name = "stateward.transition.duration"
+        family = family_type(prometheus_name(name, "s"), _DESCRIPTIONS[name], labels=labels)
+        bounds = latencies.bounds
+        for key, series in latencies.snapshot():
+            if len(key) + 1 != len(labels):
+                continue  # recorded before per-actor labels were switched
+            buckets, total = [], 0.0
+            for bound, count in zip(bounds, series, strict=False):
+                total += count
+                buckets.append((_le(bound), total))
+            buckets.append(("+Inf", total + series[len(bounds)]))
+            family.add_metric([runtime.name, *key], buckets, series[-1])
+        return family
 
 
 def prometheus_name(name: str, unit: str) -> str:

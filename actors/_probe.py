@@ -15,13 +15,15 @@ the behaviour and its hooks run, so that what they send is traced under it.
 
 from __future__ import annotations
 
+import bisect
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from ._cell import FENCED, REFUSALS, SUSPENDED
 
-__all__ = ["Probe", "outcome_of"]
+__all__ = ["Latencies", "Probe", "outcome_of"]
 
 #: The histograms' bucket bounds for a transition's latency, in seconds:
 #: from 10 µs (a transition on a memory store) to 10 s (a slow hook).
@@ -47,8 +49,36 @@ LATENCY_BUCKETS = (
 )
 
 
+class Latencies:
+    """A runtime's own histogram of request latencies, by (kind, outcome) or
+    (kind, outcome, actor): a bisect and two additions under a lock per
+    request, where the OpenTelemetry SDK's ``Histogram.record`` costs several
+    microseconds. `Runtime.serve_metrics` exports it as it is."""
+
+    __slots__ = ("bounds", "lock", "series")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.lock = threading.Lock()
+        #: Per key: the count in each bucket (the last: above every bound), then the sum.
+        self.series: dict[tuple[str, ...], list[float]] = {}
+
+    def record(self, key: tuple[str, ...], value: float) -> None:
+        with self.lock:
+            series = self.series.get(key)
+            if series is None:
+                series = self.series[key] = [0] * (len(self.bounds) + 2)
+            series[bisect.bisect_left(self.bounds, value)] += 1
+            series[-1] += value
+
+    def snapshot(self) -> list[tuple[tuple[str, ...], list[float]]]:
+        """Each key's bucket counts and sum, copied."""
+        with self.lock:
+            return [(key, list(series)) for key, series in self.series.items()]
+
+
 def outcome_of(cell: Any, result: object, failures: int) -> str:
-    """What became of a request that `Cell.run` has just run: ``ok`` (run,
+    """What became of a request that `Cell.process` has just run: ``ok`` (run,
     committed or staged for its worker's batch), ``refused`` (bad input or a
     veto: `REFUSALS`), ``failed`` (its operation raised; the caller got the
     error), ``crashed`` (it crashed the actor), ``fenced`` (its incarnation
@@ -78,17 +108,19 @@ class Probe:
     endpoint); ``tracer`` is an OpenTelemetry tracer, or None.
     """
 
-    __slots__ = ("per_actor", "record", "tracer")
+    __slots__ = ("latencies", "per_actor", "record", "tracer")
 
     def __init__(
         self,
         record: tuple[Callable[..., Any], ...],
         tracer: Any,
         per_actor: bool,
+        latencies: Latencies,
     ) -> None:
         self.record = record
         self.tracer = tracer
         self.per_actor = per_actor
+        self.latencies = latencies
 
     def process(
         self, cell: Any, message: Any, generation: int, resume: Any
@@ -98,18 +130,22 @@ class Probe:
         if tracer is None or resume is not None:  # a resumed request has its span
             failures = cell.failures
             started = time.perf_counter()
-            result: BaseException | None = cell.run(message, generation, resume)
+            result: BaseException | None = cell.process(message, generation, resume, True)
             self._time(cell, time.perf_counter() - started, outcome_of(cell, result, failures))
             return result
         traced: BaseException | None = self._traced(tracer, cell, message, generation)
         return traced
 
     def _time(self, cell: Any, elapsed: float, outcome: str) -> None:
-        attributes = {"runtime": cell.runtime.name, "kind": cell.kind, "outcome": outcome}
-        if self.per_actor:
-            attributes["actor"] = cell.name
-        for record in self.record:
-            record(elapsed, attributes)
+        per_actor = self.per_actor
+        key = (cell.kind, outcome, cell.name) if per_actor else (cell.kind, outcome)
+        self.latencies.record(key, elapsed)
+        if self.record:  # the application's MeterProvider: the SDK's histogram
+            attributes = {"runtime": cell.runtime.name, "kind": cell.kind, "outcome": outcome}
+            if per_actor:
+                attributes["actor"] = cell.name
+            for record in self.record:
+                record(elapsed, attributes)
 
     def _traced(self, tracer: Any, cell: Any, message: Any, generation: int) -> Any:
         from opentelemetry import context as otel_context
@@ -136,12 +172,11 @@ class Probe:
         started = time.perf_counter()
         outcome = "crashed"
         try:
-            result = cell.run(message, generation, None)
+            result = cell.process(message, generation, None, True)
             outcome = outcome_of(cell, result, failures)
             return result
         finally:
-            if self.record:
-                self._time(cell, time.perf_counter() - started, outcome)
+            self._time(cell, time.perf_counter() - started, outcome)
             context.run(otel_context.detach, token)
             self._end(span, cell, outcome)
 

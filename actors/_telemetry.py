@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from ._probe import LATENCY_BUCKETS, Probe
+from ._probe import LATENCY_BUCKETS, Latencies, Probe
 
 __all__ = ["METRICS", "Pipeline", "Telemetry", "global_pipeline", "tracer"]
 
@@ -135,7 +135,7 @@ METRICS: tuple[tuple[str, str, str, str, str], ...] = (
     ),
 )
 
-_DESCRIPTIONS = {name: description for name, _, _, _, description in METRICS}
+DESCRIPTIONS = {name: description for name, _, _, _, description in METRICS}
 _UNITS = {name: unit for name, _, unit, _, _ in METRICS}
 
 
@@ -210,7 +210,9 @@ class Pipeline:
     """One set of stateward instruments on one MeterProvider, reading the
     runtimes that ``runtimes()`` returns at each collection."""
 
-    def __init__(self, provider: Any, runtimes: Callable[[], Iterable[Any]]) -> None:
+    def __init__(
+        self, provider: Any, runtimes: Callable[[], Iterable[Any]], transitions: bool = True
+    ) -> None:
         from opentelemetry.metrics import Observation
 
         self._observation = Observation
@@ -226,7 +228,7 @@ class Pipeline:
         }
         for name, read in fields.items():
             meter.create_observable_counter(
-                name, [self._per_cell(read, retired=True)], _UNITS[name], _DESCRIPTIONS[name]
+                name, [self._per_cell(read, retired=True)], _UNITS[name], DESCRIPTIONS[name]
             )
         self._gauge(meter, "stateward.queue.depth", self._per_cell(_depth))
         self._gauge(meter, "stateward.mailboxes.full", self._per_cell(_full))
@@ -237,21 +239,27 @@ class Pipeline:
             ("stateward.supervisor.events", self._events),
             ("stateward.errors", self._per_runtime(lambda rt: rt.error_count)),
         ):
-            meter.create_observable_counter(name, [callback], _UNITS[name], _DESCRIPTIONS[name])
-        self.transition = self._histogram(meter, "stateward.transition.duration", LATENCY_BUCKETS)
+            meter.create_observable_counter(name, [callback], _UNITS[name], DESCRIPTIONS[name])
+        #: The SDK's histogram of request latencies; None for an endpoint,
+        #: which exports the runtime's own (`Latencies`) instead.
+        self.transition = (
+            self._histogram(meter, "stateward.transition.duration", LATENCY_BUCKETS)
+            if transitions
+            else None
+        )
         self.commit = self._histogram(meter, "stateward.store.commit.duration", LATENCY_BUCKETS)
         self.batch = self._histogram(meter, "stateward.store.commit.batch_size", BATCH_BUCKETS)
 
     @staticmethod
     def _gauge(meter: Any, name: str, callback: Callable[[Any], Any]) -> None:
-        meter.create_observable_gauge(name, [callback], _UNITS[name], _DESCRIPTIONS[name])
+        meter.create_observable_gauge(name, [callback], _UNITS[name], DESCRIPTIONS[name])
 
     @staticmethod
     def _histogram(meter: Any, name: str, buckets: tuple[float, ...]) -> Any:
         return meter.create_histogram(
             name,
             _UNITS[name],
-            _DESCRIPTIONS[name],
+            DESCRIPTIONS[name],
             explicit_bucket_boundaries_advisory=buckets,
         )
 
@@ -337,6 +345,8 @@ class Telemetry:
         self._lock = threading.Lock()
         self.pipelines: list[Pipeline] = []
         self._retired: dict[tuple[str, str], _Retired] = {}
+        #: Request latencies, recorded while there is a probe (`Probe`).
+        self.latencies = Latencies(LATENCY_BUCKETS)
         self.tracer = tracer()
         pipeline = global_pipeline(_live_runtimes)
         if pipeline is not None:
@@ -386,9 +396,10 @@ class Telemetry:
         runtime = self.runtime
         pipelines = tuple(self.pipelines)
         labels = {"runtime": runtime.name}
-        records = tuple(p.transition.record for p in pipelines)
-        if records or self.tracer is not None:
-            runtime.probe = Probe(records, self.tracer, runtime.per_actor_metrics)
+        records = tuple(p.transition.record for p in pipelines if p.transition is not None)
+        if pipelines or self.tracer is not None:
+            probe = Probe(records, self.tracer, runtime.per_actor_metrics, self.latencies)
+            runtime.probe = probe
         else:
             runtime.probe = None
         store = runtime.store
