@@ -34,6 +34,8 @@ from ._errors import (
 )
 from ._handles import ActorHandle, ConfigManager, StateMachine, StateManager
 from ._reply import Reply
+from ._endpoint import MetricsEndpoint
+from ._health import Health
 from ._runtime import Runtime, RuntimeStats
 from ._stats import ActorStats, ErrorReport
 from ._supervision import Backoff, ShutdownReport, SupervisorEvent
@@ -63,10 +65,12 @@ __all__ = [
     "DeadlineExceeded",
     "DuplicateActorName",
     "ErrorReport",
+    "Health",
     "LeaseLost",
     "MailboxFull",
     "ManualClock",
     "MemoryStore",
+    "MetricsEndpoint",
     "PostgresStore",
     "RecoveryError",
     "RecoveryReport",
