@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import http.server
 import io
+import re
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from support import TOGGLE
@@ -166,3 +170,22 @@ def test_bad_arguments_are_usage_errors(
 ) -> None:
     code, _, err = run(*argv)  # argparse writes its own errors to sys.stderr
     assert code == 2 and message in err + capsys.readouterr().err
+
+
+def _shape(text: str) -> list[str]:
+    """The transcript with its numbers, port and time taken out."""
+    text = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", text)
+    text = re.sub(r"\d[\d,]*(\.\d+)?", "N", text)
+    return [re.sub(r" +", " ", line).strip() for line in text.strip().splitlines()]
+
+
+def test_the_operations_page_transcript_is_what_top_prints() -> None:
+    page = (Path(__file__).resolve().parent.parent / "docs/howto/operations.md").read_text()
+    before, after = page.split("<!-- top transcript -->")
+    demo = re.findall(r"```python\n(.*?)```", before, flags=re.DOTALL)[-1]
+    transcript = re.search(r"```text\n(.*?)```", after, flags=re.DOTALL)
+    assert transcript is not None and 'main(["top"' in demo
+    result = subprocess.run(
+        [sys.executable, "-c", demo], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert _shape(result.stdout) == _shape(transcript.group(1))

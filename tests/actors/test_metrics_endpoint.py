@@ -4,6 +4,7 @@ probe at ``/healthz``, and what `health` reports."""
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import urllib.error
@@ -178,3 +179,16 @@ def test_health_reports_mailboxes_at_their_limit() -> None:
         first.result(WAIT)
         second.result(WAIT)
         assert rt.health().ok
+
+
+def test_the_operations_page_lists_every_metric_with_its_names_unit_and_labels() -> None:
+    from stateward.actors._endpoint import prometheus_name
+    from stateward.actors._telemetry import METRICS
+
+    page = (Path(__file__).resolve().parents[2] / "docs/howto/operations.md").read_text()
+    rows = set(re.findall(r"^\| `(stateward\.[\w.]+)` \|.*$", page, flags=re.MULTILINE))
+    assert rows == {name for name, *_ in METRICS}
+    for name, instrument, unit, labels, _ in METRICS:
+        total = "_total" if instrument == "counter" else ""
+        row = f"| `{name}` | `{prometheus_name(name, unit)}{total}` | {instrument} | `{unit}` |"
+        assert f"{row} {labels} |" in page, row
