@@ -455,10 +455,11 @@ class Runtime:
         with self._lock:
             self._subscribers.append(fn)
 
-    def _count_kind(self, kind: str) -> None:
-        """Count an event that has no subscriber to go to."""
+    def _count_kind(self, kind: str, supervisor: str) -> None:
+        """Count an event of ``supervisor`` that has no subscriber to go to."""
         with self._lock:
             self._event_counts[kind] += 1
+            self._supervisor_events[supervisor, kind] += 1
 
     def _count_event(self, event: SupervisorEvent) -> None:
         with self._lock:

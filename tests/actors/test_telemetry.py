@@ -84,6 +84,9 @@ def test_counters_per_kind_and_supervisor_are_read_at_collection(
         assert metered.value("stateward.supervisor.events", supervisor="workers", **gave_up) == 1
         escalated = {"runtime": "counted", "event": "escalated", "supervisor": "workers"}
         assert metered.value("stateward.supervisor.events", **escalated) == 1
+        started = {"runtime": "counted", "event": "started"}  # no subscriber: counted alone
+        assert metered.value("stateward.supervisor.events", supervisor="workers", **started) == 1
+        assert metered.value("stateward.supervisor.events", supervisor="root", **started) == 2
         assert all("actor" not in labels for labels, _ in metered.points("stateward.messages"))
 
 
