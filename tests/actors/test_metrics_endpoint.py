@@ -192,24 +192,3 @@ def test_the_operations_page_lists_every_metric_with_its_names_unit_and_labels()
         total = "_total" if instrument == "counter" else ""
         row = f"| `{name}` | `{prometheus_name(name, unit)}{total}` | {instrument} | `{unit}` |"
         assert f"{row} {labels} |" in page, row
-
-
-def test_health_reads_a_postgres_store_and_reports_when_it_is_closed() -> None:
-    import uuid
-
-    from pg_support import drop_pg_schema, pg_url
-
-    from stateward.actors import PostgresStore
-
-    url = pg_url()
-    schema = f"sw_health_{uuid.uuid4().hex[:12]}"
-    try:
-        store = PostgresStore(url, schema=schema)
-        with Runtime("pg", store=store) as rt:
-            StateMachine("a", TOGGLE, name="door", runtime=rt).transition("b")
-            assert rt.health().ok
-            store.close()
-            (reason,) = rt.health().reasons
-            assert reason.startswith("its store does not answer") and "closed" in reason
-    finally:
-        drop_pg_schema(url, schema)
