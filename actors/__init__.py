@@ -10,6 +10,7 @@ import logging as _logging
 from ._change_stream import ChangeStream
 from ._clock import ManualClock, SystemClock
 from ._default import default_runtime
+from ._endpoint import MetricsEndpoint
 from ._errors import (
     ActorCrashed,
     ActorNotFound,
@@ -33,6 +34,7 @@ from ._errors import (
     WaitTimeout,
 )
 from ._handles import ActorHandle, ConfigManager, StateMachine, StateManager
+from ._health import Health
 from ._reply import Reply
 from ._runtime import Runtime, RuntimeStats
 from ._signals import NotInMainThread
@@ -64,10 +66,12 @@ __all__ = [
     "DeadlineExceeded",
     "DuplicateActorName",
     "ErrorReport",
+    "Health",
     "LeaseLost",
     "MailboxFull",
     "ManualClock",
     "MemoryStore",
+    "MetricsEndpoint",
     "NotInMainThread",
     "PostgresStore",
     "RecoveryError",

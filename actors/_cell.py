@@ -107,6 +107,9 @@ class Owner(Protocol):
     mailbox_limit: int | None
     #: Passivates idle actors (`_passivation.Passivation`), if the runtime does.
     passivation: Any
+    #: Times and traces each request (`_probe.Probe`), when metrics or
+    #: traces are configured; None (the usual case): `Cell.process` runs it.
+    probe: Any
     #: The store's ``stage_entry`` if it can stage commits in a pooled
     #: worker's commit batch (`_commit_batch`), else None.
     _stage_entry: Callable[[str, Any, Any, Any], Any] | None
@@ -425,6 +428,7 @@ class Cell(CellState):
         message: Reply[Any],
         generation: int,
         resume: Behaviour | None = None,
+        probed: bool = False,
     ) -> BaseException | None:
         """Run one claimed request. Returns the cause if it crashed the actor,
         `FENCED` if the incarnation ``generation`` was fenced off meanwhile
@@ -444,8 +448,15 @@ class Cell(CellState):
         that a caller who sees `ActorCrashed` also sees the restart counted.
 
         Runs with the turn held, on a host's worker or inline on a blocked
-        caller's thread.
+        caller's thread. When the runtime has a probe (metrics or traces are
+        configured: `_probe.Probe`), the request runs through it, which times
+        and traces it and calls back here with ``probed=True``.
         """
+        if not probed:
+            probe = self.runtime.probe
+            if probe is not None:
+                result: BaseException | None = probe.process(self, message, generation, resume)
+                return result
         old = self.staged  # a commit of this turn not yet written (see _commit_batch)
         if old is None:
             old = self.snapshot
@@ -474,6 +485,8 @@ class Cell(CellState):
                 return FENCED
             self.failures += 1
             self.last_error = exc
+            if isinstance(exc, REFUSALS):
+                self.refusals += 1
             if self.is_crash(exc):
                 return exc
             message.context = None  # answered here: let the sender's context go

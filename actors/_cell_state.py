@@ -76,6 +76,7 @@ class Extra:
         "passive",
         "passive_epoch",
         "recovered",
+        "refusals",
         "restarts",
         "stop_reason",
         "stopped_event",
@@ -96,6 +97,7 @@ class Extra:
     passive_epoch: int
     dropped_version: int
     recovered: bool
+    refusals: int
     restarts: int
     stop_reason: str | None
     stopped_event: threading.Event | None
@@ -181,6 +183,8 @@ class CellState:
     dropped_version: Rare[int] = Rare(0)
     #: Whether the actor picked up a state stored under its name.
     recovered: Rare[bool] = Rare(False)
+    #: Failures that were refusals (`_cell.REFUSALS`), for the metrics.
+    refusals: Rare[int] = Rare(0)
     restarts: Rare[int] = Rare(0)
     stop_reason: Rare[str | None] = Rare(None)
     stopped_event: Rare[threading.Event | None] = Rare(None)

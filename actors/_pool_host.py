@@ -227,6 +227,11 @@ class PoolWorker:
     def thread(self) -> threading.Thread | None:
         return None  # it runs on whichever pooled thread takes it
 
+    @property
+    def busy(self) -> bool:
+        """Whether a pooled thread runs a turn of it now (for the metrics)."""
+        return self._active > 0
+
 
 class _PooledThread(pykka.ThreadingActor):
     """One of a pool's worker threads."""

@@ -25,7 +25,9 @@ from ._backpressure import check_mailbox_limit
 from ._cell import Cell, ErrorReport
 from ._clock import SystemClock, Timer
 from ._context import current_block, current_runtime
+from ._endpoint import MetricsEndpoint, serve_metrics
 from ._errors import ActorNotFound, DuplicateActorName, RuntimeStopped
+from ._health import Health, health_of
 from ._host import Host
 from ._lease_renewal import LeaseRenewal
 from ._lifecycle import Lifecycle, stop_request
@@ -35,6 +37,7 @@ from ._signals import STOP_SIGNALS, arun_until_signal, run_until_signal
 from ._stats import RuntimeStats
 from ._supervision import EVENT_KINDS, ShutdownReport, SupervisorEvent
 from ._supervisor import Supervisor
+from ._telemetry import Telemetry, set_runtimes
 from ._thread_host import ThreadHost
 from .stores import MemoryStore, Store
 from .stores._ownership import new_runtime_id, runtime_ended, runtime_started
@@ -149,6 +152,9 @@ class Runtime:
         mailbox_limit: the default bound on the requests waiting in each
             actor's mailbox (a handle's own ``mailbox_limit=`` wins); it costs
             an actor nothing. None (the default): no bound. See the handles.
+        per_actor_metrics: label the metrics with each actor's name too
+            (`serve_metrics`, docs/howto/operations.md); off by default, since
+            a million machines would make a million series.
     """
 
     def __init__(
@@ -168,7 +174,16 @@ class Runtime:
         idle_after: float | None = None,
         max_active: int | None = None,
         mailbox_limit: int | None = None,
+        per_actor_metrics: bool = False,
     ) -> None:
+        if type(per_actor_metrics) is not bool:
+            raise ArgumentTypeError(
+                "Runtime",
+                "per_actor_metrics",
+                "True or False",
+                per_actor_metrics,
+                outcome="no runtime was created",
+            )
         if name is not None and not isinstance(name, str):
             raise ArgumentTypeError(
                 "Runtime",
@@ -279,6 +294,15 @@ class Runtime:
         self.root = Supervisor(
             "root", runtime=self, max_restarts=max_restarts, within=within, _root=True
         )
+        #: Whether the metrics carry an ``actor`` label (see above).
+        self.per_actor_metrics = per_actor_metrics
+        #: Supervision events by (supervisor, kind), for the metrics.
+        self._supervisor_events: collections.Counter[tuple[str, str]] = collections.Counter()
+        self._endpoints: list[MetricsEndpoint] = []
+        #: Times and traces each request when metrics or traces are configured
+        #: (`_probe.Probe`, set by `_telemetry`); None: nothing per message.
+        self.probe: Any = None
+        self._telemetry = Telemetry(self)
         live_runtimes.add(self)
 
     # -- actors ------------------------------------------------------------------
@@ -333,15 +357,21 @@ class Runtime:
     def _forget_cell(self, cell: Cell) -> None:
         with self._lock:
             handle = self._actors.get(cell.name)
-            if handle is not None and handle._cell is cell:
+            forget = handle is not None and handle._cell is cell
+            if forget:
                 del self._actors[cell.name]
+        if forget:
+            self._telemetry.retire(cell)
         if self.passivation is not None:
             self.passivation.forget(cell.lifecycle)
 
     def _forget(self, name: str, handle: Handle) -> None:
         with self._lock:
-            if self._actors.get(name) is handle:
+            forget = self._actors.get(name) is handle
+            if forget:
                 del self._actors[name]
+        if forget:
+            self._telemetry.retire(handle._cell)
 
     def _observed(self, cell: Cell) -> None:
         """``cell`` got an observer or a watch. Its commits run here, so its
@@ -426,14 +456,16 @@ class Runtime:
         with self._lock:
             self._subscribers.append(fn)
 
-    def _count_kind(self, kind: str) -> None:
-        """Count an event that has no subscriber to go to."""
+    def _count_kind(self, kind: str, supervisor: str) -> None:
+        """Count an event of ``supervisor`` that has no subscriber to go to."""
         with self._lock:
             self._event_counts[kind] += 1
+            self._supervisor_events[supervisor, kind] += 1
 
     def _count_event(self, event: SupervisorEvent) -> None:
         with self._lock:
             self._event_counts[event.kind] += 1
+            self._supervisor_events[event.supervisor, event.kind] += 1
             subscribers = list(self._subscribers)
         for fn in subscribers:
             try:
@@ -461,6 +493,62 @@ class Runtime:
         """Wait up to ``timeout`` seconds for a fatal failure; return it, or None."""
         self._fatal_event.wait(timeout)
         return self._fatal_error
+
+    def _supervisor_event_counts(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            return dict(self._supervisor_events)
+
+    def _gave_up_supervisors(self) -> list[str]:
+        """The supervisors under the root that have given up (and stay so)."""
+        found, todo = [], [self.root]
+        while todo:
+            supervisor = todo.pop()
+            if supervisor.gave_up and supervisor is not self.root:  # the root's is fatal
+                found.append(supervisor.name)
+            with supervisor._lock:
+                children = list(supervisor._children)
+            todo += [c.target for c in children if isinstance(c.target, Supervisor)]
+        return sorted(found)
+
+    # -- operations: metrics and health ----------------------------------------------
+
+    def serve_metrics(self, port: int = 0, host: str = "127.0.0.1") -> MetricsEndpoint:
+        """Serve this runtime's metrics in the Prometheus text format on
+        ``http://host:port/metrics`` (``/healthz``: `health`, 200 or 503), on
+        a thread of its own; return the `MetricsEndpoint` (its ``url``,
+        ``port``; ``close()``). Port 0 picks a free port. The runtime's
+        shutdown closes it. Needs ``pip install 'stateward[prometheus]'``.
+
+        Raises:
+            InvalidArgument: a port that is not an int in 0..65535, or a host
+                that is not a str.
+            OSError: the address cannot be listened on (in use, say).
+            ImportError: the ``prometheus`` extra is not installed.
+            RuntimeStopped: the runtime has shut down.
+        """
+        if self._closed:
+            raise RuntimeStopped(self.name)
+        endpoint = serve_metrics(self, port, host)
+        with self._lock:
+            closed = self._closed
+            if not closed:
+                self._endpoints.append(endpoint)
+        if closed:  # shut down meanwhile
+            endpoint.close()
+            raise RuntimeStopped(self.name)
+        return endpoint
+
+    def _endpoint_closed(self, endpoint: MetricsEndpoint) -> None:
+        with self._lock:
+            if endpoint in self._endpoints:
+                self._endpoints.remove(endpoint)
+
+    def health(self) -> Health:
+        """Whether this runtime can do its work now, for a readiness probe: a
+        `Health` whose ``ok`` is False, with a reason each, when it has shut
+        down, had a fatal failure, a supervisor of it gave up, its store does
+        not answer a read, or an actor's mailbox is at its limit."""
+        return health_of(self)
 
     # -- errors --------------------------------------------------------------------
 
@@ -588,6 +676,10 @@ class Runtime:
             host.close(max(0.2, deadline - time.monotonic()))
         self._lease.end()
         self.timer.close()
+        with self._lock:
+            endpoints, self._endpoints = self._endpoints, []
+        for endpoint in endpoints:
+            endpoint.close()
         try:
             self.store.close()
         finally:
@@ -687,3 +779,6 @@ class Runtime:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "running"
         return f"<Runtime {self.name!r} {state}, {len(self._actors)} actors>"
+
+
+set_runtimes(lambda: list(live_runtimes))

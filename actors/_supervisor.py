@@ -84,7 +84,7 @@ class Owner(Protocol):
 
     def _count_event(self, event: SupervisorEvent) -> None: ...
 
-    def _count_kind(self, kind: str) -> None: ...
+    def _count_kind(self, kind: str, supervisor: str) -> None: ...
 
     def _forget_cell(self, cell: Any) -> None: ...
 
@@ -247,7 +247,7 @@ class Supervisor(SubtreeStop):
         if self._subscribers or self.runtime._subscribers:
             self._emit([self._event("started", child.name)])
         else:  # nobody listens: count it, and make no event
-            self.runtime._count_kind("started")
+            self.runtime._count_kind("started", self.name)
 
     def _add_actor(self, actor: Lifecycle, restart: str) -> None:
         actor.cell.supervisor = self

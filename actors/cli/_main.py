@@ -3,6 +3,7 @@
     stateward demo [--machines 100000] [--seconds 5] [--workers 4] [--store PATH] [--json] ...
     stateward inspect PATH [--history NAME] [--json]
     stateward graph MODULE:ATTR [--format mermaid|dot]
+    stateward top URL [--interval 2] [--once]
 
 Exit codes: 0 ok, 1 failed (a demo check, a store that cannot be read),
 2 bad arguments, 130 interrupted.
@@ -23,6 +24,7 @@ from ._demo import run_demo
 from ._demo_args import add_demo_parser
 from ._graph import run_graph
 from ._inspect import run_inspect
+from ._top import add_top_parser, run_top
 from ._usage import NotFound, UsageError
 
 _SUBPARSERS: dict[str, argparse.ArgumentParser] = {}
@@ -63,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="mermaid",
         help="the output format (default mermaid)",
     )
-    _SUBPARSERS.update(demo=demo, inspect=inspect, graph=graph)
+    top = add_top_parser(commands)
+    _SUBPARSERS.update(demo=demo, inspect=inspect, graph=graph, top=top)
     return parser
 
 
@@ -98,6 +101,8 @@ def main(
             return run_demo(args, out, err)
         if args.command == "inspect":
             return run_inspect(args, out)
+        if args.command == "top":
+            return run_top(args, out)
         return run_graph(args, out)
     except UsageError as exc:
         _SUBPARSERS[args.command].print_usage(err)

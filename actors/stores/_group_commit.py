@@ -17,8 +17,9 @@ replaced owner no longer holds).
 from __future__ import annotations
 
 import threading
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .._errors import LeaseLost
@@ -110,6 +111,20 @@ class GroupCommit(ABC):
     may use it for its own waiting too (SQLite's snapshot mode does).
     """
 
+    #: Called with (commits written, seconds) after each write, when the
+    #: runtime reports metrics (`_telemetry`); None: nothing is timed.
+    write_observer: Callable[[int, float], None] | None = None
+
+    def _write_observed(self, items: list[Pending]) -> None:
+        """`_write`, timed for the runtime's metrics when they are on."""
+        observer = self.write_observer
+        if observer is None:
+            self._write(items)
+            return
+        started = time.perf_counter()
+        self._write(items)
+        observer(len(items), time.perf_counter() - started)
+
     def __init__(self) -> None:
         self._pending: list[Pending] = []
         self._cond = threading.Condition(threading.Lock())
@@ -157,7 +172,7 @@ class GroupCommit(ABC):
         with cond:
             batch, self._pending = self._pending, []
         try:
-            self._write(_entries(batch))
+            self._write_observed(_entries(batch))
         except LeaseLost as exc:  # a holder was fenced off: write the others' commits
             self._write_unfenced(batch, exc)
         except BaseException as exc:
@@ -195,7 +210,7 @@ class GroupCommit(ABC):
                 pending.error = lost
         if kept:
             try:
-                self._write(_entries(kept))
+                self._write_observed(_entries(kept))
             except BaseException as exc:
                 for pending in kept:
                     pending.error = exc

@@ -146,7 +146,7 @@ class PostgresStore(GroupCommit, PgNames):
         id of the request that made it, if given."""
         item = journal_entry(name, codec, old, new, self.snapshot_every, request_id)
         if self.durability == "strict":
-            self._write([item])
+            self._write_observed([item])
         else:
             self._write_batched(item)
 
@@ -162,7 +162,7 @@ class PostgresStore(GroupCommit, PgNames):
         """Write the entries of several staged commits in one transaction,
         durably per the mode: all of them, or (raising `StoreWriteError`) none."""
         if self.durability == "strict":
-            self._write(items)
+            self._write_observed(items)
         else:
             self._write_batched(group(items))
 
@@ -315,6 +315,13 @@ class PostgresStore(GroupCommit, PgNames):
     def _check_open(self, names: Iterable[str] = ("(any)",)) -> None:
         if self._closed:
             raise StoreWriteError(listed(names), f"the store {self.url!r} is closed")
+
+    def ping(self) -> None:
+        """Raise unless the store is open and its database answers a read
+        (`Runtime.health`)."""
+        self._check_open()
+        with self._reading("a health check") as conn:
+            conn.execute(f"SELECT 1 FROM {self.schema}.actors LIMIT 1").fetchall()
 
     # -- reading for tools ---------------------------------------------------------------
 

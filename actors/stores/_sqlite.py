@@ -183,7 +183,7 @@ class SQLiteStore(GroupCommit, SnapshotWriter, Names):
             return
         item = journal_entry(name, codec, old, new, self.snapshot_every, request_id)
         if self.durability == "strict":
-            self._write([item])
+            self._write_observed([item])
         else:
             self._write_batched(item)
 
@@ -203,7 +203,7 @@ class SQLiteStore(GroupCommit, SnapshotWriter, Names):
         """Write the entries of several staged commits in one transaction,
         durably per the mode: all of them, or (raising `StoreWriteError`) none."""
         if self.durability == "strict":
-            self._write(items)
+            self._write_observed(items)
         else:
             self._write_batched(group(items))
 
@@ -376,6 +376,13 @@ class SQLiteStore(GroupCommit, SnapshotWriter, Names):
             raise StoreWriteError(listed(names), f"the store {str(self.path)!r} is closed")
         if self._file.lost is not None:
             raise StoreWriteError(listed(names), self._file.lost, fix=LOST_FIX)
+
+    def ping(self) -> None:
+        """Raise `StoreWriteError` unless the store is open and its database
+        answers a read (`Runtime.health`)."""
+        self._check_open()
+        with self._lock:
+            self._db.execute("SELECT 1 FROM actors LIMIT 1").fetchall()
 
     # -- reading for tools ---------------------------------------------------------------
 
