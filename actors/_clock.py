@@ -13,6 +13,7 @@ in stateward sleeps to wait for time; it asks its clock to call back later.
 
 from __future__ import annotations
 
+import datetime
 import heapq
 import itertools
 import logging
@@ -22,6 +23,9 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 logger = logging.getLogger("stateward.actors")
+
+#: Where a `ManualClock`'s wall clock starts by default.
+_WALL_START = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 
 
 class Cancel(Protocol):
@@ -145,9 +149,16 @@ class ManualClock:
     ``advance(seconds)`` moves time forward and runs every callback that falls
     due, in time order, in the calling thread. ``delays`` records every delay
     asked of `call_later`, so a test can check a backoff schedule.
+
+    `wall_clock` is a wall clock that follows it: ``wall`` (a UTC datetime)
+    plus the time advanced since. ``Runtime(timer=clock, clock=clock.wall_clock)``
+    keeps the two consistent, as durable timers need (their due times are
+    wall-clock times, armed on the monotonic timer).
     """
 
-    def __init__(self, start: float = 1000.0) -> None:
+    def __init__(self, start: float = 1000.0, wall: datetime.datetime | None = None) -> None:
+        self._start = start
+        self._wall = wall if wall is not None else _WALL_START
         self._now = start
         self._heap = _Heap()
         self._lock = threading.RLock()
@@ -156,6 +167,11 @@ class ManualClock:
 
     def monotonic(self) -> float:
         return self._now
+
+    def wall_clock(self) -> datetime.datetime:
+        """The wall-clock time that goes with `monotonic`: ``wall`` plus the
+        time advanced since the clock was made (a timezone-aware UTC datetime)."""
+        return self._wall + datetime.timedelta(seconds=self._now - self._start)
 
     def call_later(self, delay: float, fn: Callable[[], Any]) -> Cancel:
         entry = _Entry(self._now + max(0.0, delay), fn)

@@ -35,6 +35,7 @@ from ._stats import RuntimeStats
 from ._supervision import EVENT_KINDS, ShutdownReport, SupervisorEvent
 from ._supervisor import Supervisor
 from ._thread_host import ThreadHost
+from ._timers import MachineTimers
 from .stores import MemoryStore, Store
 from .stores._ownership import new_runtime_id, runtime_ended, runtime_started
 
@@ -275,6 +276,8 @@ class Runtime:
             if idle_after is None and max_active is None
             else Passivation(self.timer, idle_after, max_active)
         )
+        #: Arms the machines' pending timers on ``timer`` (`_timers`).
+        self.machine_timers = MachineTimers(self)
         self.root = Supervisor(
             "root", runtime=self, max_restarts=max_restarts, within=within, _root=True
         )
@@ -328,12 +331,14 @@ class Runtime:
         else:
             cell.publish(stored)
             cell.recovered = True
+        self.machine_timers.arm(cell, cell.snapshot)  # none for most: one attribute read
 
     def _forget_cell(self, cell: Cell) -> None:
         with self._lock:
             handle = self._actors.get(cell.name)
             if handle is not None and handle._cell is cell:
                 del self._actors[cell.name]
+        self.machine_timers.disarm(cell)
         if self.passivation is not None:
             self.passivation.forget(cell.lifecycle)
 

@@ -54,6 +54,8 @@ from ._persist import (
 from ._spec import ANY, Event, Hook, MachineBuilder, MachineSpec
 from ._state import ImmutableState
 from ._store import StoreSnapshot
+from ._timer_fire import TimerFiring
+from ._timers import PendingTimer, StateTimeout
 
 __all__ = [
     "ANY",
@@ -87,11 +89,14 @@ __all__ = [
     "MachineSnapshot",
     "MachineSpec",
     "ManagerCodec",
+    "PendingTimer",
     "RecordUpgrades",
     "Reject",
     "SchemaVersionError",
+    "StateTimeout",
     "StatewardError",
     "StoreSnapshot",
+    "TimerFiring",
     "TransitionContext",
     "TransitionOutcome",
     "TransitionRecord",

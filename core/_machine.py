@@ -36,6 +36,7 @@ from ._snapshot import (
 )
 from ._spec import MachineSpec
 from ._state import ImmutableState
+from ._timer_moves import creation_timers
 from ._wallclock import WallClock, utc_now
 
 __all__ = [
@@ -167,7 +168,11 @@ def _creation(
     ctx = TransitionContext(None, spec.initial, None, frozen_payload, frozen_data, 0, name, at)
     plan = spec.plan(None, spec.initial, None)
     ctx = _run_hooks_now(spec, plan, ctx, run_async)
-    new = MachineSnapshot(spec.initial, 0, ctx.data, EMPTY_HISTORY)
+    if spec.timeouts or ctx.timer_requests:
+        timers = creation_timers(spec, ctx)
+        new = MachineSnapshot(spec.initial, 0, ctx.data, EMPTY_HISTORY, timers)
+    else:
+        new = MachineSnapshot(spec.initial, 0, ctx.data, EMPTY_HISTORY)
     return CreationOutcome(new, ctx, plan.after_commit)
 
 

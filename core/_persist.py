@@ -25,6 +25,7 @@ from ._same import same
 from ._spec import MachineSpec
 from ._state import ImmutableState, record
 from ._store import StoreSnapshot
+from ._timers import PendingTimer
 
 __all__ = [
     "RECORD_SCHEMA",
@@ -144,10 +145,19 @@ class MachineCodec:
             if new.history
             else (new.version, old.state, new.state, None, None, ())
         )
+        if new.timers is not old.timers:  # a move that changes none keeps the tuple itself
+            # Optional extras, by key: deltas of machines without timers keep
+            # their three items, and read as before.
+            return (record, changed, removed, {"timers": tuple(t.to_tuple() for t in new.timers)})
         return (record, changed, removed)
 
     def apply(self, snapshot: MachineSnapshot, delta: Any) -> MachineSnapshot:
-        record_tuple, changed, removed = delta
+        record_tuple, changed, removed = delta[:3]
+        timers = snapshot.timers
+        if len(delta) > 3:
+            extras = delta[3]
+            if "timers" in extras:
+                timers = tuple(PendingTimer.from_tuple(tuple(t)) for t in extras["timers"])
         record = TransitionRecord.from_tuple(tuple(record_tuple))
         if record.to_state not in self.spec.states:
             raise DefinitionMismatch(
@@ -164,6 +174,7 @@ class MachineCodec:
             record.version,
             _apply_changes(snapshot.data, changed, list(removed)),
             history,
+            timers,
         )
 
     def definition(self) -> ImmutableState:

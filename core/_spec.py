@@ -25,6 +25,7 @@ import dataclasses
 import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from ._decorators import Decorators
@@ -39,6 +40,7 @@ from ._parts import (
     check_hook,
     declared_states,
 )
+from ._timers import StateTimeout, parse_timeouts
 
 __all__ = ["ANY", "Event", "Hook", "HookKind", "MachineBuilder", "MachineSpec", "MovePlan"]
 
@@ -60,11 +62,19 @@ class MachineSpec:
         states: extra states, for definitions given only by events.
         history_limit: how many `TransitionRecord` a machine keeps (0: none).
         name: a label used in messages.
+        timeouts: state timeouts, ``{state: (seconds, event)}`` (or
+            ``(seconds, event, payload)``, or ``{"after": seconds, "event":
+            event, "payload": {...}}``): ``seconds`` after the state is
+            entered, the event fires unless the state was left meanwhile
+            (see docs/statecharts.md, "Timers"). The spec's ``timeouts``
+            attribute holds them as `StateTimeout` values, by state.
 
     Raises:
         MachineDefinitionError: the definition cannot work (no or unknown initial
             state, unknown target, duplicate or ambiguous event, hook on an
-            unknown state or event). The message names the culprit.
+            unknown state or event, a timeout on an unknown state, of an
+            unknown event or one that cannot fire from its state, or whose
+            seconds are not a finite number > 0). The message names the culprit.
     """
 
     __slots__ = (
@@ -82,6 +92,7 @@ class MachineSpec:
         "initial",
         "name",
         "states",
+        "timeouts",
         "transitions",
     )
 
@@ -92,6 +103,7 @@ class MachineSpec:
     hooks: tuple[Hook, ...]
     history_limit: int
     name: str | None
+    timeouts: Mapping[str, StateTimeout]
     _allowed: dict[str, frozenset[str]]
     _awaits: bool
     _event_table: dict[tuple[str, str], tuple[Event, ...]]
@@ -112,6 +124,7 @@ class MachineSpec:
         states: Iterable[str] = (),
         history_limit: int = 100,
         name: str | None = None,
+        timeouts: Mapping[str, Any] | None = None,
     ) -> None:
         declared = declared_states(transitions, states)
         event_list = parse_events(events)
@@ -185,6 +198,13 @@ class MachineSpec:
                 f"history_limit must be an int >= 0 (0 keeps no history), got {history_limit!r}"
             )
 
+        state_timeouts = parse_timeouts(
+            timeouts,
+            ordered,
+            lambda ev_name, state: (ev_name, state) in event_table,
+            lambda ev_name: any(ev.name == ev_name for ev in event_list),
+        )
+
         by_kind: dict[str, tuple[Hook, ...]] = {}
         for kind in ("pre_transition", "guard", "exit", "enter", "after_commit"):
             chosen = [h for h in hook_list if h.kind == kind]
@@ -199,6 +219,7 @@ class MachineSpec:
         put(self, "hooks", tuple(h for kind in by_kind.values() for h in kind))
         put(self, "history_limit", history_limit)
         put(self, "name", name)
+        put(self, "timeouts", MappingProxyType(state_timeouts))
         put(self, "_allowed", allowed)
         put(self, "_event_table", event_table)
         put(self, "_events_from", events_from)
@@ -345,9 +366,20 @@ class MachineSpec:
             states=self.states,
             history_limit=self.history_limit,
             name=self.name,
+            timeouts=_timeouts_form(self.timeouts),
         )
         builder._hooks.extend(self.hooks)
         return builder
+
+
+def _timeouts_form(timeouts: Mapping[str, StateTimeout]) -> dict[str, Any] | None:
+    """A spec's timeouts in the form ``timeouts=`` takes."""
+    if not timeouts:
+        return None
+    return {
+        state: {"after": t.seconds, "event": t.event, "payload": dict(t.payload)}
+        for state, t in timeouts.items()
+    }
 
 
 @dataclass
@@ -380,6 +412,7 @@ class MachineBuilder(Decorators):
     states: Iterable[str] = ()
     history_limit: int = 100
     name: str | None = None
+    timeouts: Mapping[str, Any] | None = None
     _hooks: list[Hook] = field(default_factory=list, repr=False)
     _effects: dict[str, Callable[..., Any]] = field(default_factory=dict, repr=False)
     _extra_events: list[Event] = field(default_factory=list, repr=False)
@@ -413,4 +446,5 @@ class MachineBuilder(Decorators):
             states=self.states,
             history_limit=self.history_limit,
             name=self.name,
+            timeouts=self.timeouts,
         )

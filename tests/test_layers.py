@@ -47,6 +47,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     (
         "core: specs",
         [
+            "stateward.core._timers",
             "stateward.core._parts",
             "stateward.core._events",
             "stateward.core._decorators",
@@ -58,11 +59,13 @@ LAYERS: list[tuple[str, list[str]]] = [
         "core: machines",
         [
             "stateward.core._snapshot",
+            "stateward.core._timer_moves",
             "stateward.core._moves",
             "stateward.core._hooks",
             "stateward.core._generated_hooks",
             "stateward.core._generate",
             "stateward.core._machine",
+            "stateward.core._timer_fire",
         ],
     ),
     ("core: stores and configs", ["stateward.core._store", "stateward.core._config"]),
@@ -119,6 +122,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     (
         "actors: runtime",
         [
+            "stateward.actors._timers",
             "stateward.actors._lease_renewal",
             "stateward.actors._async_host",
             "stateward.actors._runtime",
