@@ -32,7 +32,14 @@ from ._errors import (
     SupervisorStopped,
     WaitTimeout,
 )
-from ._handles import ActorHandle, ConfigManager, StateMachine, StateManager
+from ._handles import (
+    ActorHandle,
+    ConfigManager,
+    StateMachine,
+    StateManager,
+    TimerService,
+    serve_timers,
+)
 from ._reply import Reply
 from ._runtime import Runtime, RuntimeStats
 from ._stats import ActorStats, ErrorReport
@@ -91,6 +98,8 @@ __all__ = [
     "SupervisorGaveUp",
     "SupervisorStopped",
     "SystemClock",
+    "TimerService",
     "WaitTimeout",
     "default_runtime",
+    "serve_timers",
 ]

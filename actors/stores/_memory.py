@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import threading
 from typing import Any
 
@@ -11,6 +12,7 @@ from stateward.core._persist import DefinitionMismatch, KindCodec
 from .._errors import ActorOwned, StoreWriteError
 from ._ownership import runtime_is_live
 from ._requests import REQUEST_IDS_KEPT
+from ._timer_index import due_rows, earliest
 
 
 class MemoryStore:
@@ -29,6 +31,9 @@ class MemoryStore:
         self._owners: dict[str, str] = {}
         #: The ids of the requests that made each actor's last commits (`_requests`).
         self._requests: dict[str, dict[str, int]] = {}
+        #: The index of due timers: each machine's earliest due time, set by
+        #: the commit that changes it (`_timer_index`).
+        self._due: dict[str, float] = {}
 
     def claim(self, name: str, codec: KindCodec, runtime_id: str) -> Any | None:
         with self._lock:
@@ -47,10 +52,15 @@ class MemoryStore:
     def create(self, name: str, codec: KindCodec, snapshot: Any) -> None:
         with self._lock:
             self._latest[name] = snapshot
+            due = earliest(snapshot)
+            if due is not None:
+                self._due[name] = due
 
     def commit(
         self, name: str, codec: KindCodec, old: Any, new: Any, request_id: str | None = None
     ) -> None:
+        if new.__class__ is MachineSnapshot and new.timers is not old.timers:
+            self._index(name, new)
         if request_id is None:
             self._latest[name] = new
             return
@@ -66,6 +76,22 @@ class MemoryStore:
             ids[request_id] = codec.version(new)
             if len(ids) > REQUEST_IDS_KEPT:
                 del ids[next(iter(ids))]  # the oldest: dicts keep insertion order
+
+    def _index(self, name: str, new: MachineSnapshot) -> None:
+        due = earliest(new)
+        with self._lock:
+            if due is None:
+                self._due.pop(name, None)
+            else:
+                self._due[name] = due
+
+    def due_timers(self, before: datetime.datetime) -> list[tuple[str, datetime.datetime]]:
+        """The machines with a timer due at or before ``before`` (a UTC
+        datetime), as ``(name, earliest due time)``, soonest first."""
+        cutoff = before.timestamp()
+        with self._lock:
+            rows = [(name, due) for name, due in self._due.items() if due <= cutoff]
+        return due_rows(rows)
 
     def applied(self, name: str, request_ids: list[str]) -> dict[str, int]:
         """Which of ``request_ids`` made a commit of ``name``: ``{id: version}``."""
