@@ -312,6 +312,8 @@ class Runtime:
             host = self.dedicated_host if dedicated else self.host
             lifecycle = Lifecycle(cell, host)
             supervisor._add_actor(lifecycle, restart)
+            # Once its mailbox has an owner: a timer overdue at recovery fires at once.
+            self.machine_timers.arm(cell, cell.snapshot)  # none for most: one attribute read
         except BaseException:
             with self._lock:
                 self._actors.pop(cell.name, None)
@@ -331,7 +333,6 @@ class Runtime:
         else:
             cell.publish(stored)
             cell.recovered = True
-        self.machine_timers.arm(cell, cell.snapshot)  # none for most: one attribute read
 
     def _forget_cell(self, cell: Cell) -> None:
         with self._lock:

@@ -10,9 +10,9 @@ longer holds:
 
 - after every commit that changed a machine's timers (the machine's
   behaviour adds it as the last of the commit's after-commit work);
-- when an actor is started from the store: its recovery after a reboot
-  (`Runtime._recover_or_create`), a restart after a crash, an activation
-  after a passivation (`Incarnation._start`).
+- when an actor starts (`Runtime._start`: its recovery after a reboot, or a
+  creation with an initial state timeout), is restarted after a crash or
+  activated after a passivation (`Incarnation._start`).
 
 A timer whose due time has passed (one due while the process was down)
 fires at once. Firing sends the machine a `Fire` message naming the timer's
@@ -142,7 +142,11 @@ class MachineTimers:
             return
         with self._lock:
             self._settle(cell, timer_id)
-        if not cell.is_stopped and cell.snapshot is not None:
+        if (
+            not cell.is_stopped
+            and cell.mailbox.closed_reason is None  # stopping: its timers go with it
+            and cell.snapshot is not None
+        ):
             self.arm(cell, cell.snapshot)  # still pending, if it did not commit
 
     def _settle(self, cell: Any, timer_id: str) -> None:

@@ -31,9 +31,6 @@ class MemoryStore:
         self._owners: dict[str, str] = {}
         #: The ids of the requests that made each actor's last commits (`_requests`).
         self._requests: dict[str, dict[str, int]] = {}
-        #: The index of due timers: each machine's earliest due time, set by
-        #: the commit that changes it (`_timer_index`).
-        self._due: dict[str, float] = {}
 
     def claim(self, name: str, codec: KindCodec, runtime_id: str) -> Any | None:
         with self._lock:
@@ -52,15 +49,10 @@ class MemoryStore:
     def create(self, name: str, codec: KindCodec, snapshot: Any) -> None:
         with self._lock:
             self._latest[name] = snapshot
-            due = earliest(snapshot)
-            if due is not None:
-                self._due[name] = due
 
     def commit(
         self, name: str, codec: KindCodec, old: Any, new: Any, request_id: str | None = None
     ) -> None:
-        if new.__class__ is MachineSnapshot and new.timers is not old.timers:
-            self._index(name, new)
         if request_id is None:
             self._latest[name] = new
             return
@@ -77,20 +69,21 @@ class MemoryStore:
             if len(ids) > REQUEST_IDS_KEPT:
                 del ids[next(iter(ids))]  # the oldest: dicts keep insertion order
 
-    def _index(self, name: str, new: MachineSnapshot) -> None:
-        due = earliest(new)
-        with self._lock:
-            if due is None:
-                self._due.pop(name, None)
-            else:
-                self._due[name] = due
-
     def due_timers(self, before: datetime.datetime) -> list[tuple[str, datetime.datetime]]:
         """The machines with a timer due at or before ``before`` (a UTC
-        datetime), as ``(name, earliest due time)``, soonest first."""
+        datetime), as ``(name, earliest due time)``, soonest first.
+
+        The memory store's index is its snapshots themselves: each holds its
+        timers, replaced with the commit. Read by a scan (a query runs every
+        so often, a commit all the time: the commits pay nothing for it)."""
         cutoff = before.timestamp()
         with self._lock:
-            rows = [(name, due) for name, due in self._due.items() if due <= cutoff]
+            latest = list(self._latest.items())
+        rows = []
+        for name, snapshot in latest:
+            due = earliest(snapshot)
+            if due is not None and due <= cutoff:
+                rows.append((name, due))
         return due_rows(rows)
 
     def applied(self, name: str, request_ids: list[str]) -> dict[str, int]:

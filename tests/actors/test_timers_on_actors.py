@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from stateward.actors import ManualClock, Runtime, SQLiteStore, StateMachine
-from stateward.core import MachineBuilder, MachineSpec
+from stateward.core import InvalidTransition, MachineBuilder, MachineSpec
 from stateward.core._timer_fire import Fire, TimerFiring
 
 pytestmark = pytest.mark.usefixtures("each_host")
@@ -226,3 +226,59 @@ def test_pending_timers_cost_no_thread_each(each_host: str) -> None:
         assert all(m.current_state == "pending" for m in machines)
     if each_host == "pool":
         assert grown <= 2 + 1  # the pool, and the one timer thread
+
+
+def test_an_overdue_timer_fires_at_recovery_on_the_system_clock(tmp_path: Path) -> None:
+    """With the real timer thread and wall clock: recovered, it fires at once."""
+    path = tmp_path / "overdue.db"
+    an_hour_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    manual = ManualClock()
+    with Runtime("past", store=SQLiteStore(path), timer=manual, clock=lambda: an_hour_ago) as rt:
+        StateMachine(orders(), name="order-1", runtime=rt)
+    with Runtime("now", store=SQLiteStore(path)) as rt:
+        machine = StateMachine(orders(), name="order-1", runtime=rt)
+        assert machine.wait_until("cancelled", timeout=WAIT).version == 1
+
+
+def test_a_timeout_racing_a_cancelling_event_takes_effect_exactly_once_or_never(
+    clock: ManualClock,
+) -> None:
+    """Threads pay orders while the clock passes their timeout: each order
+    ends paid (the timeout dropped) or cancelled (the payment refused), never
+    both, at version 1. Fixed counts; the interleaving is the scheduler's."""
+    count, threads = 60, 3
+    spec = orders()
+    errors: list[BaseException] = []
+    with Runtime("race", timer=clock, clock=clock.wall_clock, default_timeout=WAIT) as rt:
+        machines = [StateMachine(spec, name=f"order-{i}", runtime=rt) for i in range(count)]
+        go = threading.Barrier(threads + 1)
+
+        def pay(part: list[StateMachine]) -> None:
+            try:
+                go.wait(WAIT)
+                for machine in part:
+                    try:
+                        machine.trigger("pay")
+                    except InvalidTransition:
+                        pass  # expired first
+            except BaseException as exc:
+                errors.append(exc)
+
+        workers = [
+            threading.Thread(target=pay, args=(machines[i::threads],)) for i in range(threads)
+        ]
+        for worker in workers:
+            worker.start()
+        go.wait(WAIT)
+        clock.advance(1800)
+        for worker in workers:
+            worker.join(WAIT)
+        assert not any(worker.is_alive() for worker in workers)
+        if errors:
+            raise errors[0]
+        for machine in machines:
+            final = machine.wait_until(lambda s: s.version >= 1, timeout=WAIT)
+            assert final.state in ("paid", "cancelled")
+            assert final.timers == ()
+        assert rt.machine_timers.pending() == 0
+        assert [m.version for m in machines] == [1] * count
