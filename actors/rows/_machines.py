@@ -29,8 +29,10 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from stateward.core import (
+    ArgumentValueError,
     ImmutableState,
     MachineBuilder,
+    MachineDefinitionError,
     MachineSnapshot,
     MachineSpec,
     TransitionRecord,
@@ -179,6 +181,12 @@ class RowMachines:
         if lock not in LOCKS:
             raise ValueError(f"lock must be one of {', '.join(LOCKS)}, got {lock!r}")
         self.spec = spec.build() if isinstance(spec, MachineBuilder) else spec
+        if self.spec.timeouts:
+            raise MachineDefinitionError(
+                f"rows of {binding.name!r} keep their state in a column, and no timers: the "
+                f"state timeouts of {', '.join(map(repr, self.spec.timeouts))} would never fire; "
+                "run such machines as actors (StateMachine with a store)"
+            )
         self.binding = binding
         self.adapter: ORMAdapter = (
             SQLAlchemyAdapter(engine) if isinstance(engine, Engine) else engine
@@ -259,6 +267,8 @@ class RowMachines:
         outcome = apply_creation(
             self.spec, data, clock=self.runtime.clock, machine=self.binding.name
         )
+        if outcome.snapshot.timers:  # a creation hook asked for one
+            raise _no_timers(self.binding.name, None)
         values = {**outcome.context.payload.to_dict(), **outcome.snapshot.data.to_dict()}
         self.binding.check_columns(list(values), "create()")
         key_column = self.binding.key
@@ -486,6 +496,8 @@ class RowMachines:
                     run_async=run_async,
                 )
                 new = outcome.snapshot
+                if new.timers:  # a hook asked for one: a row has nowhere to keep it
+                    raise _no_timers(binding.name, key)
                 # Exact sameness, not ==: a hook's -0.0 over 0.0, or True over 1, is
                 # a change the row must hold, as the reply says it does.
                 changes = {
@@ -529,3 +541,16 @@ class RowMachines:
             key, new.state, version + 1 if binding.version else None, new.data, outcome.record
         )
         return result, outcome
+
+
+def _no_timers(table: str, key: Any) -> ArgumentValueError:
+    """The refusal of a row transition whose hook asked for a timer."""
+    row = table if key is None else f"{table}[{key!r}]"
+    return ArgumentValueError(
+        "TransitionContext.start_timer",
+        "timer",
+        "no timer: a row keeps its state in a column, and no timers",
+        row,
+        "Run machines with timers as actors (StateMachine with a store)",
+        outcome="nothing was written",
+    )
