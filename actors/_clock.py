@@ -50,37 +50,70 @@ class Timer(Protocol):
 
 
 class _Entry:
-    __slots__ = ("cancelled", "fn", "when")
+    __slots__ = ("cancelled", "fn", "heap", "when")
 
     def __init__(self, when: float, fn: Callable[[], Any]) -> None:
         self.when = when
         self.fn = fn
         self.cancelled = False
+        self.heap: _Heap | None = None
 
     def cancel(self) -> None:
-        self.cancelled = True
+        if not self.cancelled:
+            self.cancelled = True
+            heap = self.heap
+            if heap is not None:
+                heap.dropped()
+
+
+#: A heap holding at least this many cancelled entries, and more cancelled
+#: than live ones, is rebuilt without them.
+_COMPACT_AT = 1024
 
 
 class _Heap:
-    """Pending callbacks in time order; shared by both clocks."""
+    """Pending callbacks in time order; shared by both clocks.
 
-    def __init__(self) -> None:
+    A cancelled entry stays in place until it comes to the top, which for a
+    long delay may be hours: a runtime that arms and cancels timers all the
+    time (durable timers re-armed by each commit) would pile them up. So the
+    heap counts them, and is rebuilt without them once they outnumber the
+    live ones (`dropped`), under the clock's lock: memory stays proportional
+    to the callbacks pending, at an amortized O(1) per cancel.
+    """
+
+    def __init__(self, lock: threading.RLock | threading.Condition) -> None:
         self.entries: list[tuple[float, int, _Entry]] = []
         self.order = itertools.count()
+        self.lock = lock
+        self.cancelled = 0
 
     def push(self, entry: _Entry) -> None:
+        entry.heap = self
         heapq.heappush(self.entries, (entry.when, next(self.order), entry))
+
+    def dropped(self) -> None:
+        """An entry was cancelled (by any thread)."""
+        with self.lock:
+            self.cancelled += 1
+            if self.cancelled >= _COMPACT_AT and 2 * self.cancelled > len(self.entries):
+                self.entries = [item for item in self.entries if not item[2].cancelled]
+                heapq.heapify(self.entries)
+                self.cancelled = 0
 
     def pop_due(self, now: float) -> _Entry | None:
         while self.entries and self.entries[0][0] <= now:
             entry = heapq.heappop(self.entries)[2]
+            entry.heap = None  # out of the heap: a late cancel counts nothing
             if not entry.cancelled:
                 return entry
+            self.cancelled -= 1
         return None
 
     def next_time(self) -> float | None:
         while self.entries and self.entries[0][2].cancelled:
-            heapq.heappop(self.entries)
+            heapq.heappop(self.entries)[2].heap = None
+            self.cancelled -= 1
         return self.entries[0][0] if self.entries else None
 
 
@@ -96,8 +129,8 @@ class SystemClock:
 
     def __init__(self, name: str = "stateward") -> None:
         self._name = name
-        self._heap = _Heap()
         self._cond = threading.Condition()
+        self._heap = _Heap(self._cond)
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -160,8 +193,8 @@ class ManualClock:
         self._start = start
         self._wall = wall if wall is not None else _WALL_START
         self._now = start
-        self._heap = _Heap()
         self._lock = threading.RLock()
+        self._heap = _Heap(self._lock)
         self.delays: list[float] = []
         self._closed = False
 

@@ -60,6 +60,28 @@ class _InFlight:
 _IN_FLIGHT = _InFlight()
 
 
+class _Slot:
+    """An armed timer's place, taken before the `Timer` is asked (outside
+    the lock): a cancel that comes first cancels the callback once bound."""
+
+    __slots__ = ("cancelled", "handle")
+
+    def __init__(self) -> None:
+        self.handle: Cancel | None = None
+        self.cancelled = False
+
+    def bind(self, handle: Cancel) -> None:
+        self.handle = handle
+        if self.cancelled:
+            handle.cancel()
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        handle = self.handle
+        if handle is not None:
+            handle.cancel()
+
+
 class MachineTimers:
     """Arms the pending timers of one runtime's machines (see the module)."""
 
@@ -72,35 +94,42 @@ class MachineTimers:
         self.fired = 0
 
     def arm(self, cell: Any, snapshot: Any) -> None:
-        """Arm what ``snapshot`` (``cell``'s newest) holds, cancel the rest."""
+        """Arm what ``snapshot`` (``cell``'s newest) holds, cancel the rest.
+
+        The `Timer` is called outside this object's lock: a `ManualClock`
+        runs due callbacks (`_due`, which takes that lock) holding its own.
+        """
         timers = getattr(snapshot, "timers", ())
         name = cell.name
         if not timers and name not in self._armed:
             return  # most actors: nothing armed, nothing to arm
+        wanted = {t.id: t for t in timers}
+        to_cancel: list[Cancel] = []
+        to_arm: list[tuple[str, Any, _Slot]] = []
         with self._lock:
             entry = self._armed.get(name)
-            if not timers and entry is None:
-                return
-            armed = {} if entry is None or entry[0] is not cell else entry[1]
-            if entry is not None and entry[0] is not cell:
-                for cancel in entry[1].values():
-                    cancel.cancel()
-            wanted = {t.id: t for t in timers}
+            if entry is not None and entry[0] is not cell:  # another actor of that name before
+                to_cancel += entry[1].values()
+                entry = None
+            armed = {} if entry is None else entry[1]
             for timer_id in [i for i in armed if i not in wanted]:
-                armed.pop(timer_id).cancel()
-            if len(armed) < len(wanted):
-                now = self.runtime.clock()
-                call_later = self.runtime.timer.call_later
-                for timer_id, timer in wanted.items():
-                    if timer_id not in armed:
-                        delay = max(0.0, (timer.due - now).total_seconds())
-                        armed[timer_id] = call_later(
-                            delay, functools.partial(self._due, cell, timer_id)
-                        )
+                to_cancel.append(armed.pop(timer_id))
+            for timer_id, timer in wanted.items():
+                if timer_id not in armed:
+                    slot = armed[timer_id] = _Slot()
+                    to_arm.append((timer_id, timer, slot))
             if armed:
                 self._armed[name] = (cell, armed)
             else:
                 self._armed.pop(name, None)
+        for cancel in to_cancel:
+            cancel.cancel()
+        if to_arm:
+            now = self.runtime.clock()
+            call_later = self.runtime.timer.call_later
+            for timer_id, timer, slot in to_arm:
+                delay = max(0.0, (timer.due - now).total_seconds())
+                slot.bind(call_later(delay, functools.partial(self._due, cell, timer_id)))
 
     def disarm(self, cell: Any) -> None:
         """Cancel every timer of ``cell`` (its actor stopped for good)."""

@@ -33,6 +33,16 @@ from ._machine import StateMachine
 
 logger = logging.getLogger("stateward.actors")
 
+
+class _NotYet:
+    __slots__ = ()
+
+    def cancel(self) -> None:
+        pass
+
+
+_NOT_YET = _NotYet()
+
 __all__ = ["TimerService", "serve_timers"]
 
 
@@ -75,6 +85,7 @@ class TimerService:
         except Exception:
             logger.exception("serve_timers: reading the timers due from the store failed")
             due = []
+        to_arm: list[tuple[str, float]] = []
         for name, when in due:
             if name in runtime:
                 continue  # live or passivated here: its runtime arms its timers
@@ -87,16 +98,26 @@ class TimerService:
                         name,
                     )
                 continue
-            delay = max(0.0, (when - now).total_seconds())
             with self._lock:
                 if self._closed or name in self._armed:
                     continue
-                self._armed[name] = runtime.timer.call_later(
-                    delay, functools.partial(self._start, name)
-                )
+                self._armed[name] = _NOT_YET  # armed below, outside the lock
+            to_arm.append((name, max(0.0, (when - now).total_seconds())))
+        # The timer is asked outside the lock: a ManualClock runs due
+        # callbacks (which take it) holding its own.
+        for name, delay in to_arm:
+            cancel = runtime.timer.call_later(delay, functools.partial(self._start, name))
+            with self._lock:
+                if self._armed.get(name) is _NOT_YET:
+                    self._armed[name] = cancel
+                    continue
+            cancel.cancel()  # closed meanwhile (a start meanwhile finds the handle live)
+        scan = runtime.timer.call_later(self.every, self.scan)
         with self._lock:
             if not self._closed:
-                self._scan_timer = runtime.timer.call_later(self.every, self.scan)
+                self._scan_timer = scan
+                return
+        scan.cancel()
 
     def _start(self, name: str) -> None:
         with self._lock:

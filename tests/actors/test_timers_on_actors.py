@@ -282,3 +282,86 @@ def test_a_timeout_racing_a_cancelling_event_takes_effect_exactly_once_or_never(
             assert final.timers == ()
         assert rt.machine_timers.pending() == 0
         assert [m.version for m in machines] == [1] * count
+
+
+def test_timers_re_armed_by_every_commit_do_not_pile_up_in_the_timer(
+    clock: ManualClock,
+) -> None:
+    """An event timeout set again by each transition cancels the last one's
+    callback: the timer's heap keeps about as many entries as are pending,
+    not one per transition (cancelled entries used to stay until their due
+    time, an hour on)."""
+    builder = MachineBuilder("idle", events={"poke": "idle -> idle", "doze": "idle -> idle"})
+
+    @builder.on_enter("idle", event="poke")
+    def keep_awake(ctx):  # type: ignore[no-untyped-def]
+        ctx.set_event_timeout(3600, "doze")
+
+    with Runtime("churn", timer=clock, clock=clock.wall_clock) as rt:
+        machine = StateMachine(builder.build(), name="m", runtime=rt)
+        for _ in range(3000):
+            machine.trigger("poke")
+        assert rt.machine_timers.pending() == 1
+        assert clock.pending() == 1
+        heap = clock._heap.entries  # internal: what the cancelled callbacks cost
+        assert len(heap) <= 2 * 1024 + 1
+        clock.advance(3600)
+        assert machine.wait_until(lambda s: s.version == 3001, timeout=WAIT).history[-1].event == (
+            "doze"
+        )
+
+
+class _GatedClock(ManualClock):
+    """A ManualClock whose next call_later, once ``hold`` is set, waits for
+    ``go_on`` first (having set ``inside``): a commit arming a timer pauses there."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hold = False
+        self.inside = threading.Event()
+        self.go_on = threading.Event()
+
+    def call_later(self, delay, fn):  # type: ignore[no-untyped-def]
+        if self.hold:
+            self.hold = False
+            self.inside.set()
+            self.go_on.wait(WAIT)
+        return super().call_later(delay, fn)
+
+
+def test_a_timer_falling_due_while_a_commit_arms_another_does_not_deadlock() -> None:
+    """The clock runs due callbacks holding its lock, and they take the
+    runtime's timer table: arming must not hold that table while it asks
+    the clock (it did: each waited for the other's lock, for ever)."""
+    clock = _GatedClock()
+    builder = MachineBuilder("idle", events={"poke": "idle -> idle", "ring": "idle -> idle"})
+
+    @builder.on_enter("idle", event="poke")
+    def set_alarm(ctx):  # type: ignore[no-untyped-def]
+        ctx.start_timer("alarm", 10, "ring")
+
+    errors: list[BaseException] = []
+    with Runtime("gated", timer=clock, clock=clock.wall_clock, default_timeout=WAIT) as rt:
+        due = StateMachine(builder.build(), name="due", runtime=rt)
+        due.trigger("poke")  # its alarm: due in 10 s
+        arming = StateMachine(builder.build(), name="arming", runtime=rt)
+        clock.hold = True
+
+        def poke() -> None:
+            try:
+                arming.trigger("poke")  # its commit arms a timer: paused in call_later
+            except BaseException as exc:
+                errors.append(exc)
+
+        poker = threading.Thread(target=poke)
+        poker.start()
+        assert clock.inside.wait(WAIT)
+        advancer = threading.Thread(target=clock.advance, args=(10,))
+        advancer.start()
+        advancer.join(5)
+        finished = not advancer.is_alive()
+        clock.go_on.set()
+        poker.join(WAIT)
+        assert finished, "advancing the clock waited for a commit arming a timer"
+        assert not poker.is_alive() and not errors
+        assert due.wait_until(lambda s: s.version == 2, timeout=WAIT).history[-1].event == "ring"
