@@ -77,29 +77,30 @@ class _Heap:
     A cancelled entry stays in place until it comes to the top, which for a
     long delay may be hours: a runtime that arms and cancels timers all the
     time (durable timers re-armed by each commit) would pile them up. So the
-    heap counts them, and is rebuilt without them once they outnumber the
-    live ones (`dropped`), under the clock's lock: memory stays proportional
-    to the callbacks pending, at an amortized O(1) per cancel.
+    heap counts them (`dropped`, from any thread, taking no lock: a cancel
+    must never wait for a clock that runs callbacks), and the next `push`
+    (under the clock's lock) rebuilds it without them once they outnumber
+    the live ones: memory stays proportional to the callbacks pending, at an
+    amortized O(1) per cancel. The count is a hint (a cancel racing another
+    may go uncounted), never a correctness matter.
     """
 
-    def __init__(self, lock: threading.RLock | threading.Condition) -> None:
+    def __init__(self) -> None:
         self.entries: list[tuple[float, int, _Entry]] = []
         self.order = itertools.count()
-        self.lock = lock
         self.cancelled = 0
 
     def push(self, entry: _Entry) -> None:
+        if self.cancelled >= _COMPACT_AT and 2 * self.cancelled > len(self.entries):
+            self.entries = [item for item in self.entries if not item[2].cancelled]
+            heapq.heapify(self.entries)
+            self.cancelled = 0
         entry.heap = self
         heapq.heappush(self.entries, (entry.when, next(self.order), entry))
 
     def dropped(self) -> None:
-        """An entry was cancelled (by any thread)."""
-        with self.lock:
-            self.cancelled += 1
-            if self.cancelled >= _COMPACT_AT and 2 * self.cancelled > len(self.entries):
-                self.entries = [item for item in self.entries if not item[2].cancelled]
-                heapq.heapify(self.entries)
-                self.cancelled = 0
+        """An entry of this heap was cancelled (by any thread)."""
+        self.cancelled += 1
 
     def pop_due(self, now: float) -> _Entry | None:
         while self.entries and self.entries[0][0] <= now:
@@ -107,13 +108,13 @@ class _Heap:
             entry.heap = None  # out of the heap: a late cancel counts nothing
             if not entry.cancelled:
                 return entry
-            self.cancelled -= 1
+            self.cancelled = max(0, self.cancelled - 1)
         return None
 
     def next_time(self) -> float | None:
         while self.entries and self.entries[0][2].cancelled:
             heapq.heappop(self.entries)[2].heap = None
-            self.cancelled -= 1
+            self.cancelled = max(0, self.cancelled - 1)
         return self.entries[0][0] if self.entries else None
 
 
@@ -130,7 +131,7 @@ class SystemClock:
     def __init__(self, name: str = "stateward") -> None:
         self._name = name
         self._cond = threading.Condition()
-        self._heap = _Heap(self._cond)
+        self._heap = _Heap()
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -194,7 +195,7 @@ class ManualClock:
         self._wall = wall if wall is not None else _WALL_START
         self._now = start
         self._lock = threading.RLock()
-        self._heap = _Heap(self._lock)
+        self._heap = _Heap()
         self.delays: list[float] = []
         self._closed = False
 
