@@ -33,7 +33,14 @@ from ._errors import (
     SupervisorStopped,
     WaitTimeout,
 )
-from ._handles import ActorHandle, ConfigManager, StateMachine, StateManager
+from ._handles import (
+    ActorHandle,
+    ConfigManager,
+    StateMachine,
+    StateManager,
+    TimerService,
+    serve_timers,
+)
 from ._health import Health
 from ._reply import Reply
 from ._runtime import Runtime, RuntimeStats
@@ -97,6 +104,8 @@ __all__ = [
     "SupervisorGaveUp",
     "SupervisorStopped",
     "SystemClock",
+    "TimerService",
     "WaitTimeout",
     "default_runtime",
+    "serve_timers",
 ]

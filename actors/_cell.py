@@ -110,6 +110,8 @@ class Owner(Protocol):
     #: Times and traces each request (`_probe.Probe`), when metrics or
     #: traces are configured; None (the usual case): `Cell.process` runs it.
     probe: Any
+    #: Arms the machines' pending timers (`_timers.MachineTimers`).
+    machine_timers: Any
     #: The store's ``stage_entry`` if it can stage commits in a pooled
     #: worker's commit batch (`_commit_batch`), else None.
     _stage_entry: Callable[[str, Any, Any, Any], Any] | None
@@ -499,6 +501,10 @@ class Cell(CellState):
             self._answer_fenced(message)
             return FENCED
         store = self.store
+        if commit.snapshot is old:  # nothing changed (a timer no longer pending): no commit
+            message.context = None
+            message.set_result(commit.reply)
+            return None
         if store is not None:
             # A Ray client's id for the request, written with its commit (`_requests`).
             rid = context.get(request_id)

@@ -13,6 +13,7 @@ in stateward sleeps to wait for time; it asks its clock to call back later.
 
 from __future__ import annotations
 
+import datetime
 import heapq
 import itertools
 import logging
@@ -22,6 +23,9 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 logger = logging.getLogger("stateward.actors")
+
+#: Where a `ManualClock`'s wall clock starts by default.
+_WALL_START = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 
 
 class Cancel(Protocol):
@@ -46,37 +50,71 @@ class Timer(Protocol):
 
 
 class _Entry:
-    __slots__ = ("cancelled", "fn", "when")
+    __slots__ = ("cancelled", "fn", "heap", "when")
 
     def __init__(self, when: float, fn: Callable[[], Any]) -> None:
         self.when = when
         self.fn = fn
         self.cancelled = False
+        self.heap: _Heap | None = None
 
     def cancel(self) -> None:
-        self.cancelled = True
+        if not self.cancelled:
+            self.cancelled = True
+            heap = self.heap
+            if heap is not None:
+                heap.dropped()
+
+
+#: A heap holding at least this many cancelled entries, and more cancelled
+#: than live ones, is rebuilt without them.
+_COMPACT_AT = 1024
 
 
 class _Heap:
-    """Pending callbacks in time order; shared by both clocks."""
+    """Pending callbacks in time order; shared by both clocks.
+
+    A cancelled entry stays in place until it comes to the top, which for a
+    long delay may be hours: a runtime that arms and cancels timers all the
+    time (durable timers re-armed by each commit) would pile them up. So the
+    heap counts them (`dropped`, from any thread, taking no lock: a cancel
+    must never wait for a clock that runs callbacks), and the next `push`
+    (under the clock's lock) rebuilds it without them once they outnumber
+    the live ones: memory stays proportional to the callbacks pending, at an
+    amortized O(1) per cancel. The count is a hint (a cancel racing another
+    may go uncounted), never a correctness matter.
+    """
 
     def __init__(self) -> None:
         self.entries: list[tuple[float, int, _Entry]] = []
         self.order = itertools.count()
+        self.cancelled = 0
 
     def push(self, entry: _Entry) -> None:
+        if self.cancelled >= _COMPACT_AT and 2 * self.cancelled > len(self.entries):
+            self.entries = [item for item in self.entries if not item[2].cancelled]
+            heapq.heapify(self.entries)
+            self.cancelled = 0
+        entry.heap = self
         heapq.heappush(self.entries, (entry.when, next(self.order), entry))
+
+    def dropped(self) -> None:
+        """An entry of this heap was cancelled (by any thread)."""
+        self.cancelled += 1
 
     def pop_due(self, now: float) -> _Entry | None:
         while self.entries and self.entries[0][0] <= now:
             entry = heapq.heappop(self.entries)[2]
+            entry.heap = None  # out of the heap: a late cancel counts nothing
             if not entry.cancelled:
                 return entry
+            self.cancelled = max(0, self.cancelled - 1)
         return None
 
     def next_time(self) -> float | None:
         while self.entries and self.entries[0][2].cancelled:
-            heapq.heappop(self.entries)
+            heapq.heappop(self.entries)[2].heap = None
+            self.cancelled = max(0, self.cancelled - 1)
         return self.entries[0][0] if self.entries else None
 
 
@@ -92,8 +130,8 @@ class SystemClock:
 
     def __init__(self, name: str = "stateward") -> None:
         self._name = name
-        self._heap = _Heap()
         self._cond = threading.Condition()
+        self._heap = _Heap()
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -145,17 +183,29 @@ class ManualClock:
     ``advance(seconds)`` moves time forward and runs every callback that falls
     due, in time order, in the calling thread. ``delays`` records every delay
     asked of `call_later`, so a test can check a backoff schedule.
+
+    `wall_clock` is a wall clock that follows it: ``wall`` (a UTC datetime)
+    plus the time advanced since. ``Runtime(timer=clock, clock=clock.wall_clock)``
+    keeps the two consistent, as durable timers need (their due times are
+    wall-clock times, armed on the monotonic timer).
     """
 
-    def __init__(self, start: float = 1000.0) -> None:
+    def __init__(self, start: float = 1000.0, wall: datetime.datetime | None = None) -> None:
+        self._start = start
+        self._wall = wall if wall is not None else _WALL_START
         self._now = start
-        self._heap = _Heap()
         self._lock = threading.RLock()
+        self._heap = _Heap()
         self.delays: list[float] = []
         self._closed = False
 
     def monotonic(self) -> float:
         return self._now
+
+    def wall_clock(self) -> datetime.datetime:
+        """The wall-clock time that goes with `monotonic`: ``wall`` plus the
+        time advanced since the clock was made (a timezone-aware UTC datetime)."""
+        return self._wall + datetime.timedelta(seconds=self._now - self._start)
 
     def call_later(self, delay: float, fn: Callable[[], Any]) -> Cancel:
         entry = _Entry(self._now + max(0.0, delay), fn)

@@ -207,6 +207,9 @@ class Incarnation:
                 # does an activation after a passivation.
                 cell.publish(cell.store.recover(cell.name, cell.codec))  # type: ignore[arg-type]
                 cell.passive = False
+                timers = getattr(cell.runtime, "machine_timers", None)
+                if timers is not None:  # what it recovered may hold other timers
+                    timers.arm(cell, cell.snapshot)
             hook = cell.on_start
             if hook is not None:
                 result = hook(cell.view(cell.snapshot))

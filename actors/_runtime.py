@@ -39,6 +39,7 @@ from ._supervision import EVENT_KINDS, ShutdownReport, SupervisorEvent
 from ._supervisor import Supervisor
 from ._telemetry import Telemetry, set_runtimes
 from ._thread_host import ThreadHost
+from ._timers import MachineTimers
 from .stores import MemoryStore, Store
 from .stores._ownership import new_runtime_id, runtime_ended, runtime_started
 
@@ -291,6 +292,8 @@ class Runtime:
             if idle_after is None and max_active is None
             else Passivation(self.timer, idle_after, max_active)
         )
+        #: Arms the machines' pending timers on ``timer`` (`_timers`).
+        self.machine_timers = MachineTimers(self)
         self.root = Supervisor(
             "root", runtime=self, max_restarts=max_restarts, within=within, _root=True
         )
@@ -334,6 +337,8 @@ class Runtime:
             host = self.dedicated_host if dedicated else self.host
             lifecycle = Lifecycle(cell, host)
             supervisor._add_actor(lifecycle, restart)
+            # Once its mailbox has an owner: a timer overdue at recovery fires at once.
+            self.machine_timers.arm(cell, cell.snapshot)  # none for most: one attribute read
         except BaseException:
             with self._lock:
                 self._actors.pop(cell.name, None)
@@ -362,6 +367,7 @@ class Runtime:
                 del self._actors[cell.name]
         if forget:
             self._telemetry.retire(cell)
+        self.machine_timers.disarm(cell)
         if self.passivation is not None:
             self.passivation.forget(cell.lifecycle)
 

@@ -53,6 +53,7 @@ from _systems import (
     stateward_toggle,
     transitions_toggle,
 )
+from _timer_cases import pending_timers
 
 from stateward.actors import (
     ActorCrashed,
@@ -950,6 +951,7 @@ CASES: dict[str, Case] = {
     "modify_8threads": Case(modify_8threads),
     "durable_transitions": Case(durable_transitions, operator.attrgetter("durable_rounds")),
     "spawn_machines": Case(spawn_machines, operator.attrgetter("spawn_rounds")),
+    "pending_timers": Case(pending_timers, operator.attrgetter("spawn_rounds")),
     "fanout_transitions": Case(fanout_transitions, operator.attrgetter("spawn_rounds")),
     "fairness": Case(fairness),
     "restart_latency": Case(restart_latency),

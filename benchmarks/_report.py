@@ -20,6 +20,8 @@ CASE_TITLES = {
     "caller keeping 1,000 requests in flight over 32 machines",
     "spawn_machines": "creating many machines, every system side by side: rate, bytes per "
     "machine, threads and shutdown time (each system's count is in its notes)",
+    "pending_timers": "many machines with a pending state timeout on the pooled host: threads, "
+    "bytes per pending timer, and the time to fire them all",
     "fanout_transitions": "one sender, one pipelined transition on each of many machines, "
     "next to as many on one machine",
     "fairness": "one cell with a backlog and many cells with one message each: how much of "

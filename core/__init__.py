@@ -55,6 +55,8 @@ from ._persist import (
 from ._spec import ANY, Event, Hook, MachineBuilder, MachineSpec
 from ._state import ImmutableState
 from ._store import StoreSnapshot
+from ._timer_fire import TimerFiring
+from ._timers import PendingTimer, StateTimeout
 
 __all__ = [
     "ANY",
@@ -88,13 +90,16 @@ __all__ = [
     "MachineSnapshot",
     "MachineSpec",
     "ManagerCodec",
+    "PendingTimer",
     "RecordUpgrades",
     "Reject",
     "SchemaVersionError",
     "State",
     "StateChart",
+    "StateTimeout",
     "StatewardError",
     "StoreSnapshot",
+    "TimerFiring",
     "TransitionContext",
     "TransitionOutcome",
     "TransitionRecord",

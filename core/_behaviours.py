@@ -37,6 +37,7 @@ from ._messages import ConfigUpdate, Message, Modify, Move, Rollback, Update
 from ._spec import Hook, MachineSpec
 from ._store import StoreSnapshot
 from ._suspend import Suspended, drive
+from ._timer_fire import Fire, TimerFiring, fire_step
 
 __all__ = [
     "Behaviour",
@@ -97,8 +98,10 @@ def machine_behaviour(
     clock: Now = utc_now,
     run_async: AsyncRunner | None = None,
     suspend: bool = False,
+    timers: Callable[[MachineSnapshot], Any] | None = None,
 ) -> Behaviour:
-    """The behaviour of a machine of ``spec``: a `Move` makes one transition.
+    """The behaviour of a machine of ``spec``: a `Move` makes one transition,
+    a `Fire` fires one of its pending timers (`_timer_fire`).
 
     Its outcome's snapshot is also the reply. Checks and hooks are
     `apply_transition`'s (the same algorithm, through `transition_step`).
@@ -114,6 +117,10 @@ def machine_behaviour(
             resumes it. A hook that is a plain function returning an awaitable
             still goes to ``run_async``. Without coroutine hooks, the plain-code
             fast path runs either way.
+        timers: called with the new snapshot once a commit that changed its
+            pending timers has been made (the last of its after-commit work):
+            the actors arm them there. A `Fire` is always run by the
+            plain-code path.
 
     Raises (from the behaviour):
         InvalidTransition: the definition does not allow the move.
@@ -124,39 +131,60 @@ def machine_behaviour(
     """
     run = run_async or _run_here
 
+    def arming(new: MachineSnapshot) -> Hook:
+        assert timers is not None
+        return Hook("after_commit", lambda ctx: timers(new), "stateward: arm timers")
+
     def outcome(
         snapshot: MachineSnapshot,
         new: MachineSnapshot,
         entry: Any,
         ctx: Any,
         after_commit: tuple[Hook, ...],
+        reply: Any = None,
     ) -> Outcome:
+        if new.timers is not snapshot.timers and timers is not None:
+            after_commit = (*after_commit, arming(new))
         if not after_commit:
-            return Outcome(new, new)
+            return Outcome(new, new if reply is None else reply)
         # After-commit hooks get the record and the final context: only now
         # are they worth building.
         record = TransitionRecord(*entry)
-        return committed(TransitionOutcome(snapshot, new, record, ctx, after_commit), new)
+        done = TransitionOutcome(snapshot, new, record, ctx, after_commit)
+        return committed(done, new if reply is None else reply)
+
+    def fire(snapshot: MachineSnapshot, message: Fire) -> Outcome:
+        timer, new, entry, ctx, after_commit, error = fire_step(
+            spec, snapshot, message.timer, clock(), machine, run
+        )
+        reply = TimerFiring(timer, new, error)
+        if timer is None:
+            return Outcome(snapshot, reply)  # dropped: the cell commits nothing
+        return outcome(snapshot, new, entry, ctx, after_commit, reply)
 
     if suspend and spec.has_async_hooks:
 
-        def suspending(snapshot: MachineSnapshot, message: Move) -> Outcome:
+        def suspending(snapshot: MachineSnapshot, message: Move | Fire) -> Outcome:
             if type(message) is not Move:
-                raise _refuse("machine", "Move", message)
+                if type(message) is Fire:
+                    return fire(snapshot, message)
+                raise _refuse("machine", "Move or Fire", message)
             target, event, payload = message
             steps = _transition_steps(spec, snapshot, target, event, payload, clock(), machine)
             return drive(steps, lambda done: outcome(snapshot, *done))
 
         return suspending
 
-    def behaviour(snapshot: MachineSnapshot, message: Move) -> Outcome:
+    def behaviour(snapshot: MachineSnapshot, message: Move | Fire) -> Outcome:
         if type(message) is not Move:
-            raise _refuse("machine", "Move", message)
+            if type(message) is Fire:
+                return fire(snapshot, message)
+            raise _refuse("machine", "Move or Fire", message)
         target, event, payload = message
         new, entry, ctx, after_commit = transition_step(
             spec, snapshot, target, event, payload, clock(), machine, run
         )
-        if not after_commit:
+        if not after_commit and new.timers is snapshot.timers:
             return Outcome(new, new)
         return outcome(snapshot, new, entry, ctx, after_commit)
 

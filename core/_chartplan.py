@@ -37,6 +37,7 @@ from ._history import Entry, extend_history
 from ._parts import Hook, HookKind, MovePlan, describe
 from ._snapshot import MachineSnapshot, TransitionContext
 from ._spec import MachineSpec
+from ._timer_moves import chart_timers_after
 
 __all__ = [
     "ChartStep",
@@ -213,7 +214,12 @@ def chart_snapshot_after(
         step.after.configuration,
     )
     history = extend_history(snapshot.history, chart_entry, spec.history_limit)
-    new = MachineSnapshot(ctx.target, ctx.version, ctx.data, history, step.after)
+    if ctx.timer_requests or snapshot.timers or spec.timeouts:
+        active = step.after.configuration
+        timers = chart_timers_after(spec, snapshot, ctx, step.exited, step.entered, active)
+        new = MachineSnapshot(ctx.target, ctx.version, ctx.data, history, step.after, timers)
+    else:
+        new = MachineSnapshot(ctx.target, ctx.version, ctx.data, history, step.after)
     return new, chart_entry
 
 

@@ -70,7 +70,9 @@ def fit_chart(spec: MachineSpec, snapshot: MachineSnapshot) -> MachineSnapshot |
 
 
 def _replace_chart(snapshot: MachineSnapshot, chart: ChartState | None) -> MachineSnapshot:
-    return MachineSnapshot(snapshot.state, snapshot.version, snapshot.data, snapshot.history, chart)
+    return MachineSnapshot(
+        snapshot.state, snapshot.version, snapshot.data, snapshot.history, chart, snapshot.timers
+    )
 
 
 def _listed(states: frozenset[str]) -> str:

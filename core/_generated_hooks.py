@@ -127,8 +127,10 @@ def _choose_now(
     """Try an event's alternatives in order (``plan`` and its `MovePlan.otherwise`
     chain); return the first admitted, with its context. Each alternative
     starts from the request's own payload. When none is admitted, raise a
-    `TransitionRejected` that names each one and why it refused."""
+    `TransitionRejected` that names each one and why it refused. What a
+    refused alternative's hooks asked of the timers is dropped with it."""
     start = ctx
+    requests = ctx.timer_requests
     refused: list[tuple[str, str, str]] = []
     while True:
         try:
@@ -139,7 +141,7 @@ def _choose_now(
                 raise _no_alternative(start, spec, refused) from None
         plan = plan.otherwise
         assert plan.target is not None
-        ctx = start.with_target(plan.target)
+        ctx = start.with_target(plan.target, requests)
 
 
 def _choose_regions_now(

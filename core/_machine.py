@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as _dt
 import inspect
 from collections.abc import Awaitable, Generator, Mapping
+from dataclasses import replace
 from typing import Any
 
 from ._arguments import check_move
@@ -37,6 +38,7 @@ from ._snapshot import (
 )
 from ._spec import MachineSpec
 from ._state import ImmutableState
+from ._timer_moves import creation_timers
 from ._wallclock import WallClock, utc_now
 
 __all__ = [
@@ -171,11 +173,17 @@ def _creation(
         ctx = TransitionContext(None, plan.target, None, frozen_payload, frozen_data, 0, name, at)
         ctx = _run_hooks_now(spec, plan, ctx, run_async)
         start = MachineSnapshot.initial(spec, ctx.data)
+        if spec.timeouts or ctx.timer_requests:
+            start = replace(start, timers=creation_timers(spec, ctx))
         return CreationOutcome(start, ctx, plan.after_commit)
     ctx = TransitionContext(None, spec.initial, None, frozen_payload, frozen_data, 0, name, at)
     plan = spec.plan(None, spec.initial, None)
     ctx = _run_hooks_now(spec, plan, ctx, run_async)
-    new = MachineSnapshot(spec.initial, 0, ctx.data, EMPTY_HISTORY)
+    if spec.timeouts or ctx.timer_requests:
+        timers = creation_timers(spec, ctx)
+        new = MachineSnapshot(spec.initial, 0, ctx.data, EMPTY_HISTORY, None, timers)
+    else:
+        new = MachineSnapshot(spec.initial, 0, ctx.data, EMPTY_HISTORY)
     return CreationOutcome(new, ctx, plan.after_commit)
 
 

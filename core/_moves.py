@@ -6,7 +6,7 @@ A move named by its target is the event that makes it, if exactly one does.
 Each allowed move is resolved once per spec and kept in the spec's table
 (``spec._moves``): a bounded table, since only allowed moves enter it and the
 spec never changes. `snapshot_after` builds the snapshot a move creates once
-its hooks have all passed.
+its hooks have all passed (and the timers it leaves pending: `_timer_moves`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from ._history import Entry, extend_history
 from ._snapshot import EMPTY, MachineSnapshot, TransitionContext
 from ._spec import MachineSpec, MovePlan
 from ._state import ImmutableState
+from ._timer_moves import timers_after
 
 __all__ = ["begin_move", "pick_move", "snapshot_after"]
 
@@ -169,4 +170,7 @@ def snapshot_after(
             return chart_snapshot_after(spec, snapshot, ctx, plan, entry)
         entry = (*entry, True)
     history = extend_history(snapshot.history, entry, spec.history_limit)
+    if ctx.timer_requests or snapshot.timers or spec.timeouts:
+        timers = timers_after(spec, snapshot, ctx, plan is not None)
+        return MachineSnapshot(ctx.target, ctx.version, ctx.data, history, None, timers), entry
     return MachineSnapshot(ctx.target, ctx.version, ctx.data, history), entry

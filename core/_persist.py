@@ -26,6 +26,7 @@ from ._same import same
 from ._spec import MachineSpec
 from ._state import ImmutableState, record
 from ._store import StoreSnapshot
+from ._timers import PendingTimer
 
 __all__ = [
     "RECORD_SCHEMA",
@@ -153,12 +154,30 @@ class MachineCodec:
             if new.history
             else (new.version, old.state, new.state, None, None, ())
         )
+        extras: dict[str, Any] = {}
         if new.chart is not None:  # a statechart's: what recovery needs besides
-            return (record, changed, removed, chart_delta(new.chart))
+            extras["chart"] = chart_delta(new.chart)
+        if new.timers is not old.timers:  # a move that changes none keeps the tuple itself
+            extras["timers"] = tuple(t.to_tuple() for t in new.timers)
+        if extras:
+            # Optional extras, by key, in one dict as the fourth item: deltas of
+            # flat machines without timers keep their three items, and read as before.
+            return (record, changed, removed, extras)
         return (record, changed, removed)
 
     def apply(self, snapshot: MachineSnapshot, delta: Any) -> MachineSnapshot:
-        record_tuple, changed, removed, *more = delta
+        record_tuple, changed, removed = delta[:3]
+        timers = snapshot.timers
+        chart = None
+        if len(delta) > 3:
+            extras = delta[3]
+            if isinstance(extras, Mapping):
+                if "chart" in extras:
+                    chart = chart_from_delta(extras["chart"])
+                if "timers" in extras:
+                    timers = tuple(PendingTimer.from_tuple(tuple(t)) for t in extras["timers"])
+            else:  # a statechart's delta written before timers: the chart alone
+                chart = chart_from_delta(extras)
         record = TransitionRecord.from_tuple(tuple(record_tuple))
         if record.to_state not in self.spec.states:
             raise DefinitionMismatch(
@@ -175,7 +194,8 @@ class MachineCodec:
             record.version,
             _apply_changes(snapshot.data, changed, list(removed)),
             history,
-            chart_from_delta(more[0]) if more else None,
+            chart,
+            timers,
         )
         return self._fit(self.spec.name or "machine", new)
 

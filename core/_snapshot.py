@@ -19,6 +19,7 @@ from ._history import EMPTY_HISTORY, Entry, History, TransitionRecord
 from ._quick import quick_init
 from ._spec import Hook, MachineSpec
 from ._state import ImmutableState, record
+from ._timers import PendingTimer, TimerRequest, request, state_timer
 
 __all__ = [
     "CreationOutcome",
@@ -53,6 +54,8 @@ class MachineSnapshot:
             sequence of records is accepted when building one by hand).
         chart: a statechart's active configuration and what its history
             states remember (None for a flat machine); read `configuration`.
+        timers: the pending `PendingTimer` entries, in the order they were
+            set (empty for a machine with none): see `_timers`.
     """
 
     state: str
@@ -60,6 +63,7 @@ class MachineSnapshot:
     data: ImmutableState = EMPTY
     history: Sequence[TransitionRecord] = EMPTY_HISTORY
     chart: ChartState | None = None
+    timers: tuple[PendingTimer, ...] = ()
 
     @property
     def configuration(self) -> frozenset[str]:
@@ -70,26 +74,51 @@ class MachineSnapshot:
         return self.chart.configuration
 
     @classmethod
-    def initial(cls, spec: MachineSpec, data: Mapping[str, Any] | None = None) -> MachineSnapshot:
-        """A new machine of ``spec``: its initial state, version 0, no history."""
+    def initial(
+        cls,
+        spec: MachineSpec,
+        data: Mapping[str, Any] | None = None,
+        at: _dt.datetime | None = None,
+    ) -> MachineSnapshot:
+        """A new machine of ``spec``: its initial state, version 0, no history.
+
+        The state timeouts of the states it starts in (a statechart's whole
+        initial configuration) are pending, due that long after ``at`` (the
+        creation's time; now by default).
+        """
         frozen = data if isinstance(data, ImmutableState) else ImmutableState(data or {})
         chart = spec._chart
         if chart is None:
-            return cls(spec.initial, 0, frozen, EMPTY_HISTORY)
+            timeout = spec.timeouts.get(spec.initial) if spec.timeouts else None
+            if timeout is None:
+                return cls(spec.initial, 0, frozen, EMPTY_HISTORY)
+            timer = state_timer(spec.initial, timeout, at, 0)
+            return cls(spec.initial, 0, frozen, EMPTY_HISTORY, None, (timer,))
         active = spec.initial_configuration
-        return cls(chart.current(active), 0, frozen, EMPTY_HISTORY, ChartState(active))
+        timeouts = spec.timeouts
+        timers = tuple(
+            state_timer(s, timeouts[s], at, 0) for s in chart.enter_order(active) if s in timeouts
+        )
+        return cls(chart.current(active), 0, frozen, EMPTY_HISTORY, ChartState(active), timers)
 
     def to_state(self) -> ImmutableState:
         """An encodable form, for the codec (see `from_state`); a statechart's
-        also has ``configuration`` and, once history states remember, ``memory``."""
-        if self.chart is not None:
+        also has ``configuration`` and, once history states remember, ``memory``;
+        a machine with pending timers has a ``timers`` key, one with none has none."""
+        if self.chart is not None or self.timers:
+            extra: dict[str, Any] = {}
+            if self.chart is not None:
+                extra["configuration"] = tuple(sorted(self.chart.configuration))
+                if self.chart.memory:
+                    extra["memory"] = self.chart.memory
+            if self.timers:
+                extra["timers"] = tuple(t.to_tuple() for t in self.timers)
             return record(
                 state=self.state,
                 version=self.version,
                 data=self.data,
                 history=tuple(_entries(self.history)),
-                configuration=tuple(sorted(self.chart.configuration)),
-                **({"memory": self.chart.memory} if self.chart.memory else {}),
+                **extra,
             )
         return record(
             state=self.state,
@@ -100,7 +129,7 @@ class MachineSnapshot:
 
     @classmethod
     def from_state(cls, value: Mapping[str, Any]) -> MachineSnapshot:
-        """Rebuild a snapshot from `to_state`'s form."""
+        """Rebuild a snapshot from `to_state`'s form (``timers`` optional)."""
         data = value["data"]
         active = value.get("configuration")
         chart = None
@@ -109,12 +138,14 @@ class MachineSnapshot:
             chart = ChartState(
                 frozenset(active), tuple((str(h), tuple(states)) for h, states in memory)
             )
+        timers = value.get("timers")
         return cls(
             value["state"],
             value["version"],
             data if isinstance(data, ImmutableState) else ImmutableState(data),
             History(TransitionRecord.from_tuple(tuple(r)) for r in value["history"]),
             chart,
+            tuple(PendingTimer.from_tuple(tuple(t)) for t in timers) if timers else (),
         )
 
 
@@ -132,6 +163,9 @@ class TransitionContext:
         version: the version this transition creates when it commits.
         machine: the machine's name, if it has one.
         at: the transition's time, from the clock.
+        timer_requests: what hooks asked of the timers so far, in call order
+            (`start_timer`, `cancel_timer`, `set_event_timeout`,
+            `send_later`); they take effect only if the transition commits.
     """
 
     source: str | None
@@ -142,6 +176,7 @@ class TransitionContext:
     version: int
     machine: str | None
     at: _dt.datetime
+    timer_requests: tuple[TimerRequest, ...] = ()
 
     def with_payload(self, payload: ImmutableState) -> TransitionContext:
         return TransitionContext(
@@ -153,9 +188,14 @@ class TransitionContext:
             self.version,
             self.machine,
             self.at,
+            self.timer_requests,
         )
 
-    def with_target(self, target: str) -> TransitionContext:
+    def with_target(
+        self, target: str, timer_requests: tuple[TimerRequest, ...] = ()
+    ) -> TransitionContext:
+        """This context moved to another ``target`` (another alternative of
+        an event), with ``timer_requests`` in place of its own."""
         return TransitionContext(
             self.source,
             target,
@@ -165,6 +205,7 @@ class TransitionContext:
             self.version,
             self.machine,
             self.at,
+            timer_requests,
         )
 
     def with_data(self, data: ImmutableState) -> TransitionContext:
@@ -177,7 +218,48 @@ class TransitionContext:
             self.version,
             self.machine,
             self.at,
+            self.timer_requests,
         )
+
+    # -- timers: each call adds a request, kept by the contexts made from this one --
+
+    def _ask(self, timer: TimerRequest) -> None:
+        object.__setattr__(self, "timer_requests", (*self.timer_requests, timer))
+
+    def start_timer(
+        self, name: str, seconds: float, event: str, payload: Mapping[str, Any] | None = None
+    ) -> None:
+        """Fire ``event`` (with ``payload``) ``seconds`` after this transition,
+        unless `cancel_timer` cancels it first; it outlives state changes.
+        Starting a timer under a name that is pending replaces it.
+
+        Raises:
+            InvalidArgument: a name that is not a non-empty str, seconds not a
+                finite number >= 0, an event that is not a str, a payload that
+                is not a mapping. An event the machine does not have makes
+                the transition raise `InvalidArgument` before it commits.
+        """
+        self._ask(request("start", name, seconds, event, payload, "TransitionContext.start_timer"))
+
+    def cancel_timer(self, name: str) -> None:
+        """Cancel the named timer ``name`` (nothing happens if none is pending)."""
+        self._ask(request("cancel", name, 0, "", None, "TransitionContext.cancel_timer"))
+
+    def set_event_timeout(
+        self, seconds: float, event: str, payload: Mapping[str, Any] | None = None
+    ) -> None:
+        """Fire ``event`` ``seconds`` after this transition unless another
+        transition (by any event) commits first. One at a time: setting it
+        again replaces it."""
+        where = "TransitionContext.set_event_timeout"
+        self._ask(request("event", "", seconds, event, payload, where))
+
+    def send_later(
+        self, seconds: float, event: str, payload: Mapping[str, Any] | None = None
+    ) -> None:
+        """Send ``event`` to this machine ``seconds`` after this transition; it
+        cannot be cancelled."""
+        self._ask(request("later", "", seconds, event, payload, "TransitionContext.send_later"))
 
 
 @quick_init

@@ -25,6 +25,7 @@ import dataclasses
 import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from ._chart import Chart
@@ -48,6 +49,7 @@ from ._parts import (
     check_hook,
     declared_states,
 )
+from ._timers import StateTimeout, parse_timeouts
 
 __all__ = ["ANY", "Event", "Hook", "HookKind", "MachineBuilder", "MachineSpec", "MovePlan"]
 
@@ -75,11 +77,19 @@ class MachineSpec(TreeQueries):
         parallel: orthogonal regions, ``{parent: [regions]}``, all active together.
         history: history pseudo-states, ``{name: parent}`` (shallow) or
             ``{name: (parent, "deep")}``.
+        timeouts: state timeouts, ``{state: (seconds, event)}`` (or
+            ``(seconds, event, payload)``, or ``{"after": seconds, "event":
+            event, "payload": {...}}``): ``seconds`` after the state is
+            entered, the event fires unless the state was left meanwhile
+            (see docs/statecharts.md, "Timers"). The spec's ``timeouts``
+            attribute holds them as `StateTimeout` values, by state.
 
     Raises:
         MachineDefinitionError: the definition cannot work (no or unknown initial
             state, unknown target, duplicate or ambiguous event, hook on an
-            unknown state or event). The message names the culprit.
+            unknown state or event, a timeout on an unknown state, of an
+            unknown event or one that cannot fire from its state, or whose
+            seconds are not a finite number > 0). The message names the culprit.
     """
 
     __slots__ = (
@@ -100,6 +110,7 @@ class MachineSpec(TreeQueries):
         "initial",
         "name",
         "states",
+        "timeouts",
         "transitions",
     )
 
@@ -110,6 +121,7 @@ class MachineSpec(TreeQueries):
     hooks: tuple[Hook, ...]
     history_limit: int
     name: str | None
+    timeouts: Mapping[str, StateTimeout]
     _allowed: dict[str, frozenset[str]]
     _awaits: bool
     _event_table: dict[tuple[str, str], tuple[Event, ...]]
@@ -139,6 +151,7 @@ class MachineSpec(TreeQueries):
         compound: Mapping[str, Any] | None = None,
         parallel: Mapping[str, Any] | None = None,
         history: Mapping[str, Any] | None = None,
+        timeouts: Mapping[str, Any] | None = None,
     ) -> None:
         declared = declared_states(transitions, states)
         event_list = parse_events(events)
@@ -227,6 +240,13 @@ class MachineSpec(TreeQueries):
                 f"history_limit must be an int >= 0 (0 keeps no history), got {history_limit!r}"
             )
 
+        state_timeouts = parse_timeouts(
+            timeouts,
+            ordered,
+            lambda ev_name, state: (ev_name, state) in event_table,
+            lambda ev_name: any(ev.name == ev_name for ev in event_list),
+        )
+
         by_kind: dict[str, tuple[Hook, ...]] = {}
         for kind in ("pre_transition", "guard", "exit", "enter", "after_commit"):
             chosen = [h for h in hook_list if h.kind == kind]
@@ -241,6 +261,7 @@ class MachineSpec(TreeQueries):
         put(self, "hooks", tuple(h for kind in by_kind.values() for h in kind))
         put(self, "history_limit", history_limit)
         put(self, "name", name)
+        put(self, "timeouts", MappingProxyType(state_timeouts))
         put(self, "_allowed", allowed)
         put(self, "_event_table", event_table)
         put(self, "_events_from", events_from)
@@ -393,9 +414,20 @@ class MachineSpec(TreeQueries):
             compound=self._tree[0],
             parallel=self._tree[1],
             history=self._tree[2],
+            timeouts=_timeouts_form(self.timeouts),
         )
         builder._hooks.extend(self.hooks)
         return builder
+
+
+def _timeouts_form(timeouts: Mapping[str, StateTimeout]) -> dict[str, Any] | None:
+    """A spec's timeouts in the form ``timeouts=`` takes."""
+    if not timeouts:
+        return None
+    return {
+        state: {"after": t.seconds, "event": t.event, "payload": dict(t.payload)}
+        for state, t in timeouts.items()
+    }
 
 
 @dataclass
@@ -431,6 +463,7 @@ class MachineBuilder(Decorators):
     compound: Mapping[str, Any] | None = None
     parallel: Mapping[str, Any] | None = None
     history: Mapping[str, Any] | None = None
+    timeouts: Mapping[str, Any] | None = None
     _hooks: list[Hook] = field(default_factory=list, repr=False)
     _effects: dict[str, Callable[..., Any]] = field(default_factory=dict, repr=False)
     _extra_events: list[Event] = field(default_factory=list, repr=False)
@@ -467,4 +500,5 @@ class MachineBuilder(Decorators):
             compound=self.compound,
             parallel=self.parallel,
             history=self.history,
+            timeouts=self.timeouts,
         )

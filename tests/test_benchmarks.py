@@ -30,6 +30,7 @@ CASES = (
     "modify_8threads",
     "durable_transitions",
     "spawn_machines",
+    "pending_timers",
     "fanout_transitions",
     "fairness",
     "restart_latency",

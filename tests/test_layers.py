@@ -52,6 +52,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     (
         "core: specs",
         [
+            "stateward.core._timers",
             "stateward.core._parts",
             "stateward.core._chart",
             "stateward.core._chartdef",
@@ -71,11 +72,13 @@ LAYERS: list[tuple[str, list[str]]] = [
             "stateward.core._chartplan",
             "stateward.core._chartmove",
             "stateward.core._chartstore",
+            "stateward.core._timer_moves",
             "stateward.core._moves",
             "stateward.core._hooks",
             "stateward.core._generated_hooks",
             "stateward.core._generate",
             "stateward.core._machine",
+            "stateward.core._timer_fire",
         ],
     ),
     ("core: stores and configs", ["stateward.core._store", "stateward.core._config"]),
@@ -132,6 +135,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     (
         "actors: runtime",
         [
+            "stateward.actors._timers",
             "stateward.actors._lease_renewal",
             "stateward.actors._async_host",
             "stateward.actors._signals",

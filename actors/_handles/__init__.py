@@ -10,5 +10,14 @@ from ._base import ActorHandle, ActorOptions
 from ._config import ConfigManager
 from ._machine import StateMachine
 from ._manager import StateManager
+from ._timer_service import TimerService, serve_timers
 
-__all__ = ["ActorHandle", "ActorOptions", "ConfigManager", "StateMachine", "StateManager"]
+__all__ = [
+    "ActorHandle",
+    "ActorOptions",
+    "ConfigManager",
+    "StateMachine",
+    "StateManager",
+    "TimerService",
+    "serve_timers",
+]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -21,7 +22,7 @@ from stateward.core._persist import MachineCodec
 
 from .._cell import Cell
 from .._reply import Reply
-from .._runtime import Runtime
+from .._runtime import Runtime, current_runtime
 from .._supervisor import Supervisor
 from ._base import ActorHandle, ActorOptions, identity, version_of
 from ._definitions import Shared, read_definition
@@ -102,6 +103,11 @@ class StateMachine(ActorHandle):
             spec = definition
             codec = MachineCodec(spec)
             initial = MachineSnapshot.initial(spec, data)
+        if spec.timeouts and spec.initial in spec.timeouts:
+            # Its initial state's timeout is due from now, by the runtime's clock.
+            if runtime is None:
+                runtime = supervisor.runtime if supervisor is not None else current_runtime()
+            initial = MachineSnapshot.initial(spec, data, at=runtime.clock())
         object.__setattr__(self, "_spec", spec)  # past `__setattr__`'s check
         super().__init__(
             name,
@@ -300,4 +306,5 @@ class StateMachine(ActorHandle):
             clock=cell.runtime.clock,
             run_async=cell.run_async,
             suspend=True,  # an async hook suspends the turn (actors/_suspension.py)
+            timers=functools.partial(cell.runtime.machine_timers.arm, cell),
         )

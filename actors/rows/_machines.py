@@ -27,8 +27,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from stateward.core import (
+    ArgumentValueError,
     ImmutableState,
     MachineBuilder,
+    MachineDefinitionError,
     MachineSnapshot,
     MachineSpec,
     TransitionRecord,
@@ -198,6 +200,12 @@ class RowMachines:
         self.spec = spec.build() if isinstance(spec, MachineBuilder) else spec
         if self.spec.has_parallel:
             raise ParallelStatesUnbindable(binding.name, self.spec)
+        if self.spec.timeouts:
+            raise MachineDefinitionError(
+                f"rows of {binding.name!r} keep their state in a column, and no timers: the "
+                f"state timeouts of {', '.join(map(repr, self.spec.timeouts))} would never fire; "
+                "run such machines as actors (StateMachine with a store)"
+            )
         self.binding = binding
         self.adapter: ORMAdapter = engine if is_adapter(engine) else binding.adapter_for(engine)
         if binding.states is not None:
@@ -278,6 +286,8 @@ class RowMachines:
         outcome = apply_creation(
             self.spec, data, clock=self.runtime.clock, machine=self.binding.name
         )
+        if outcome.snapshot.timers:  # a creation hook asked for one
+            raise _no_timers(self.binding.name, None)
         values = {**outcome.context.payload.to_dict(), **outcome.snapshot.data.to_dict()}
         self.binding.check_columns(list(values), "create()")
         key_column = self.binding.key
@@ -552,6 +562,8 @@ class RowMachines:
                     run_async=run_async,
                 )
                 new = outcome.snapshot
+                if new.timers:  # a hook asked for one: a row has nowhere to keep it
+                    raise _no_timers(binding.name, key)
                 # Exact sameness, not ==: a hook's -0.0 over 0.0, or True over 1, is
                 # a change the row must hold, as the reply says it does.
                 changes = {
@@ -596,3 +608,16 @@ class RowMachines:
             key, new.state, version + 1 if binding.version else None, new.data, outcome.record
         )
         return result, outcome, handed
+
+
+def _no_timers(table: str, key: Any) -> ArgumentValueError:
+    """The refusal of a row transition whose hook asked for a timer."""
+    row = table if key is None else f"{table}[{key!r}]"
+    return ArgumentValueError(
+        "TransitionContext.start_timer",
+        "timer",
+        "no timer: a row keeps its state in a column, and no timers",
+        row,
+        "Run machines with timers as actors (StateMachine with a store)",
+        outcome="nothing was written",
+    )

@@ -47,6 +47,10 @@ def flush_staged() -> None:
         batch.flush()
 
 
+#: `Pending.timers_due` of a commit that leaves the index of due timers as it is.
+KEEP: Any = object()
+
+
 class Pending:
     """One commit waiting for a batched write (or, with ``group``, the commits
     of several turns that a pooled worker staged: see `group`).
@@ -63,6 +67,7 @@ class Pending:
         "payload",
         "request_id",
         "snapshot",
+        "timers_due",
         "version",
         "wake",
     )
@@ -75,6 +80,9 @@ class Pending:
         #: The id of the request that made this commit, when its sender gave
         #: one (a `RayRuntime` client): written in the same transaction.
         self.request_id: str | None = None
+        #: The machine's new earliest timer due time (epoch seconds; None:
+        #: no timer left), or `KEEP` (`_timer_index`).
+        self.timers_due: Any = KEEP
         self.error: BaseException | None = None
         self.done = False
         #: The entries this one stands for, when it carries several (`group`).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import threading
 from typing import Any
 
@@ -11,6 +12,7 @@ from stateward.core._persist import DefinitionMismatch, KindCodec
 from .._errors import ActorOwned, StoreWriteError
 from ._ownership import runtime_is_live
 from ._requests import REQUEST_IDS_KEPT
+from ._timer_index import due_rows, earliest
 
 
 class MemoryStore:
@@ -66,6 +68,23 @@ class MemoryStore:
             ids[request_id] = codec.version(new)
             if len(ids) > REQUEST_IDS_KEPT:
                 del ids[next(iter(ids))]  # the oldest: dicts keep insertion order
+
+    def due_timers(self, before: datetime.datetime) -> list[tuple[str, datetime.datetime]]:
+        """The machines with a timer due at or before ``before`` (a UTC
+        datetime), as ``(name, earliest due time)``, soonest first.
+
+        The memory store's index is its snapshots themselves: each holds its
+        timers, replaced with the commit. Read by a scan (a query runs every
+        so often, a commit all the time: the commits pay nothing for it)."""
+        cutoff = before.timestamp()
+        with self._lock:
+            latest = list(self._latest.items())
+        rows = []
+        for name, snapshot in latest:
+            due = earliest(snapshot)
+            if due is not None and due <= cutoff:
+                rows.append((name, due))
+        return due_rows(rows)
 
     def applied(self, name: str, request_ids: list[str]) -> dict[str, int]:
         """Which of ``request_ids`` made a commit of ``name``: ``{id: version}``."""

@@ -9,6 +9,7 @@ psycopg 3 connection per store (`_postgres_open`).
 from __future__ import annotations
 
 import contextlib
+import datetime
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -26,6 +27,7 @@ from ._protocol import RecoveryReport, StoredActor
 from ._records import journal_entry, recover_records
 from ._requests import applied, prune, record, requested
 from ._sqlite_file import listed
+from ._timer_index import due_rows, timed, write_index
 
 DURABILITY_MODES = ("strict", "batched")
 #: Journal entries a commit writes with its lease check in one statement (4
@@ -191,6 +193,7 @@ class PostgresStore(GroupCommit, PgNames):
                         raise self._leases.lost_error(cursor.execute, names, epochs)
                     cursor.executemany(f"INSERT INTO {s}.journal VALUES (%s, %s, %s, %s)", rows)
                 record(cursor.executemany, requested(items), f"{s}.requests", "%s")
+                write_index(cursor.execute, f"{s}.timers", "%s", timed(items))
                 for item in items:
                     if item.snapshot is not None:
                         cursor.execute(
@@ -344,6 +347,17 @@ class PostgresStore(GroupCommit, PgNames):
             owner = None if runtime_id is None else f"pid {pid} runtime {runtime_id}"
             found.append(StoredActor(name, kind, int(version), updated, owner))
         return found
+
+    def due_timers(self, before: datetime.datetime) -> list[tuple[str, datetime.datetime]]:
+        """The machines with a timer due at or before ``before`` (a UTC
+        datetime), as ``(name, earliest due time)``, soonest first: read from
+        the index each commit keeps in its own transaction (`_timer_index`)."""
+        with self._reading("the timers due") as conn:
+            rows = conn.execute(
+                f"SELECT name, due FROM {self.schema}.timers WHERE due <= %s",
+                (before.timestamp(),),
+            ).fetchall()
+        return due_rows(rows)
 
     def definition(self, name: str) -> Any:
         """The definition stored with ``name`` (for a machine: its states and moves).

@@ -31,6 +31,7 @@ from ._leases import Leases
 from ._ownership import MY_PID, MY_START, describe_owner, owner_is_live
 from ._postgres_open import Link, Problem
 from ._records import encode_record
+from ._timer_index import earliest
 
 if TYPE_CHECKING:
     import psycopg
@@ -148,6 +149,13 @@ class PgNames(ABC):
                     f"INSERT INTO {s}.snapshots VALUES (%s, %s, %s, %s)",
                     (name, version, now, payload),
                 )
+                due = earliest(snapshot)
+                if due is not None:  # a machine created with a pending timer
+                    conn.execute(
+                        f"INSERT INTO {s}.timers VALUES (%s, %s) "
+                        "ON CONFLICT (name) DO UPDATE SET due = EXCLUDED.due",
+                        (name, due),
+                    )
             if epoch is not None:
                 with self._link.lock:
                     self._leases.claimed(name, epoch)

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 from .._errors import StoreOpenError
 from ._leases import postgres_table
 from ._requests import postgres_table as requests_table
+from ._timer_index import postgres_index as timers_index
+from ._timer_index import postgres_table as timers_table
 
 if TYPE_CHECKING:
     import psycopg
@@ -283,6 +285,8 @@ def prepare(link: Link) -> None:
                     conn.execute(statement)
                 conn.execute(postgres_table(s))
                 conn.execute(requests_table(s))
+                conn.execute(timers_table(s))
+                conn.execute(timers_index(s))
                 conn.execute(
                     f"INSERT INTO {s}.stateward_meta VALUES ('schema', %s), ('created_at', %s)",
                     (str(STORE_SCHEMA), repr(time.time())),
@@ -293,6 +297,9 @@ def prepare(link: Link) -> None:
                 conn.execute(postgres_table(s))
             if problem is None and "requests" not in tables:  # from before request ids
                 conn.execute(requests_table(s))
+            if problem is None and "timers" not in tables:  # from before durable timers
+                conn.execute(timers_table(s))
+                conn.execute(timers_index(s))
     except Problem as exc:
         raise StoreOpenError(
             target.shown, f"{target.where()} could not set up schema {s!r}: {exc.text}", "try again"

@@ -21,6 +21,7 @@ runtime shuts down. A store that wraps one must pass both on (and
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -75,6 +76,15 @@ class Store(Protocol):
 
     def release(self, name: str, runtime_id: str) -> None:
         """Give ``name`` up (the actor stopped for good)."""
+
+    def due_timers(self, before: datetime.datetime) -> list[tuple[str, datetime.datetime]]:
+        """The machines with a pending timer due at or before ``before`` (a
+        UTC datetime), as ``(name, earliest due time)``, soonest first.
+
+        Read from an index of each machine's earliest due time that the store
+        writes in the same transaction as the commit that changes it, so a
+        runtime finds the machines to wake (after a reboot, or passivated)
+        without reading their snapshots."""
 
     def close(self) -> None:
         """Flush what is pending and let go of files and threads."""

@@ -24,6 +24,7 @@ from stateward.core._persist import RECORD_SCHEMA, DefinitionMismatch, KindCodec
 from .._errors import RecoveryError
 from ._group_commit import Pending
 from ._protocol import RecoveryReport
+from ._timer_index import mark
 
 logger = logging.getLogger("stateward.actors")
 
@@ -54,6 +55,7 @@ def journal_entry(
         snapshot = encode_record(name, codec.kind, version, codec.document(new))
     entry = Pending(name, version, payload, snapshot)
     entry.request_id = request_id
+    mark(entry, codec.kind, old, new)
     return entry
 
 

@@ -35,6 +35,7 @@ from ._snapshot_writer import SnapshotWriter
 from ._sqlite_file import LOST_FIX, StoreFile, listed
 from ._sqlite_names import Names
 from ._sqlite_open import explain, open_store, transaction
+from ._timer_index import SQLiteDueTimers, earliest, timed, write_index
 
 logger = logging.getLogger("stateward.actors")
 
@@ -51,7 +52,7 @@ def _values(rows: int) -> str:
     return ", ".join(["(?, ?, ?, ?)"] * rows)
 
 
-class SQLiteStore(GroupCommit, SnapshotWriter, Names):
+class SQLiteStore(GroupCommit, SnapshotWriter, Names, SQLiteDueTimers):
     """Snapshots and a journal in one SQLite file (WAL mode), for any number of actors.
 
     Durability modes and their loss windows (what a ``kill -9`` or a power cut
@@ -226,9 +227,10 @@ class SQLiteStore(GroupCommit, SnapshotWriter, Names):
             rows += (item.name, item.version, now, item.payload)
         due = [item for item in items if item.snapshot is not None]
         ids = requested(items)
+        indexed = timed(items)  # commits that change the index of due timers
         self._file.check_before_write(item.name for item in items)
         try:
-            if not due and not ids and len(items) <= _ROWS_PER_INSERT:
+            if not due and not ids and not indexed and len(items) <= _ROWS_PER_INSERT:
                 with self._lock:
                     epochs = self._leases.epochs_of(item.name for item in items)
                     if not epochs:
@@ -248,6 +250,7 @@ class SQLiteStore(GroupCommit, SnapshotWriter, Names):
                         count = min(_ROWS_PER_INSERT, len(items) - start)
                         db.execute(_insert_journal(count), rows[start * 4 : (start + count) * 4])
                     record(db.executemany, ids, "requests", "?")
+                    write_index(db.execute, "timers", "?", indexed)
                     for item in due:
                         db.execute(
                             "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?)",
@@ -305,6 +308,15 @@ class SQLiteStore(GroupCommit, SnapshotWriter, Names):
                         (name, version, now, payload),
                     )
                     self._compact(db, name)
+                    codec, snapshot, _ = dirty[name]
+                    if codec.kind == "machine":  # the index of due timers, as of this snapshot
+                        soonest = earliest(snapshot)
+                        if soonest is None:
+                            db.execute("DELETE FROM timers WHERE name = ?", (name,))
+                        else:
+                            db.execute(
+                                "INSERT OR REPLACE INTO timers VALUES (?, ?)", (name, soonest)
+                            )
         except sqlite3.Error as exc:
             raise StoreWriteError(", ".join(sorted(dirty)), explain(exc), exc) from exc
         self._file.check_after_write(dirty)

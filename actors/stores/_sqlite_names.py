@@ -41,6 +41,7 @@ from ._ownership import MY_PID, MY_START, describe_owner, owner_is_live
 from ._records import encode_record
 from ._sqlite_file import StoreFile
 from ._sqlite_open import transaction
+from ._timer_index import earliest
 
 logger = logging.getLogger("stateward.actors")
 
@@ -166,6 +167,9 @@ class Names(ABC):
                     db.execute(
                         "INSERT INTO snapshots VALUES (?, ?, ?, ?)", (name, version, now, payload)
                     )
+                    due = earliest(snapshot)
+                    if due is not None:  # a machine created with a pending timer
+                        db.execute("INSERT OR REPLACE INTO timers VALUES (?, ?)", (name, due))
             except sqlite3.Error as exc:
                 raise StoreWriteError(name, f"SQLite refused the new actor ({exc})", exc) from exc
             if epoch is not None:

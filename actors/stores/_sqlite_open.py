@@ -21,6 +21,8 @@ from pathlib import Path
 from .._errors import StoreOpenError
 from ._leases import SQLITE_TABLE
 from ._requests import SQLITE_TABLE as REQUESTS_TABLE
+from ._timer_index import SQLITE_INDEX as TIMERS_INDEX
+from ._timer_index import SQLITE_TABLE as TIMERS_TABLE
 
 #: Table layout of a SQLite store; a file from a newer layout is refused at open.
 STORE_SCHEMA = 1
@@ -259,6 +261,9 @@ def _check_or_create(
                 db.execute(SQLITE_TABLE)
             if "requests" not in tables:  # from before request ids: add their table
                 db.execute(REQUESTS_TABLE)
+            if "timers" not in tables:  # from before durable timers: add their index
+                db.execute(TIMERS_TABLE)
+                db.execute(TIMERS_INDEX)
             return
         # Another process may be creating the tables right now: look again
         # under the write lock, and create them only if they are still missing.
@@ -270,6 +275,8 @@ def _check_or_create(
                         db.execute(statement)
                 db.execute(SQLITE_TABLE)
                 db.execute(REQUESTS_TABLE)
+                db.execute(TIMERS_TABLE)
+                db.execute(TIMERS_INDEX)
                 db.execute("INSERT INTO stateward_meta VALUES ('schema', ?)", (str(STORE_SCHEMA),))
                 db.execute(
                     "INSERT INTO stateward_meta VALUES ('created_at', ?)", (repr(time.time()),)
@@ -285,7 +292,7 @@ def _check_or_create(
 def _tables(db: sqlite3.Connection, path: Path) -> set[str]:
     try:
         return {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    except sqlite3.DatabaseError as exc:
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:  # garbage over the schema page
         raise StoreOpenError(
             path,
             f"the database is damaged or unreadable ({exc})",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from stateward.actors import (
     ActorCrashed,
     ActorOwned,
     ConfigManager,
+    ManualClock,
     MemoryStore,
     PostgresStore,
     Runtime,
@@ -19,6 +21,7 @@ from stateward.actors import (
     StateManager,
     Store,
     Supervisor,
+    serve_timers,
 )
 from stateward.core import DefinitionMismatch, ImmutableState, MachineBuilder
 
@@ -160,3 +163,77 @@ def test_a_config_history_limit_survives_recovery(make_store: StoreFactory) -> N
         config = ConfigManager({"n": 0}, name="cfg", runtime=runtime, history_limit=2)
         assert [h.version for h in config.get_history()] == [3, 4]
         assert config.get_config() == {"n": 4}
+
+
+def timed_orders() -> MachineBuilder:
+    builder = MachineBuilder(
+        "pending",
+        events={
+            "pay": "pending -> paid",
+            "expire": "pending -> cancelled",
+            "ship": "paid -> shipped",
+        },
+        timeouts={"pending": (1800, "expire")},
+    )
+
+    @builder.on_enter("paid")
+    def remind(ctx):
+        ctx.start_timer("ship-by", 60, "ship")
+
+    @builder.on_exit("paid")
+    def shipped(ctx):
+        ctx.cancel_timer("ship-by")
+
+    return builder
+
+
+def test_the_index_of_due_timers_follows_each_commit(make_store: StoreFactory) -> None:
+    """Each machine's earliest due time, as of its last durable commit:
+    ``due_timers(before)`` lists those due by then, soonest first."""
+    clock = ManualClock()
+    start = clock.wall_clock()
+    with Runtime("timers", store=make_store(), timer=clock, clock=clock.wall_clock) as runtime:
+        StateMachine(timed_orders(), name="waiting", runtime=runtime)
+        paid = StateMachine(timed_orders(), name="paid", runtime=runtime)
+        paid.trigger("pay")  # its timeout goes, its named timer comes
+        shipped = StateMachine(timed_orders(), name="shipped", runtime=runtime)
+        shipped.trigger("pay")
+        shipped.trigger("ship")  # no timer left
+        StateManager({"n": 0}, name="counter", runtime=runtime).update_state({"n": 1})
+    store = make_store()
+    try:
+
+        def at(**delta: float) -> dt.datetime:
+            return start + dt.timedelta(**delta)
+
+        assert store.due_timers(at(seconds=59)) == []
+        assert store.due_timers(at(seconds=60)) == [("paid", at(seconds=60))]
+        assert store.due_timers(at(hours=1)) == [
+            ("paid", at(seconds=60)),
+            ("waiting", at(seconds=1800)),
+        ]
+    finally:
+        store.close()
+
+
+def test_serve_timers_starts_stored_machines_whose_timers_fall_due(
+    make_store: StoreFactory,
+) -> None:
+    """After a reboot, a machine no one has touched is started when its
+    timer falls due (an overdue one at once), by the prefix of its name."""
+    first = ManualClock()
+    with Runtime("before", store=make_store(), timer=first, clock=first.wall_clock) as runtime:
+        StateMachine(timed_orders(), name="order-late", runtime=runtime)
+        later = StateMachine(timed_orders(), name="order-later", runtime=runtime)
+        later.trigger("pay")  # due in 60 s from now
+        StateMachine(timed_orders(), name="other-1", runtime=runtime)  # no prefix matches
+    # 30 minutes on: order-late's timeout is overdue, order-later's named timer too
+    then = ManualClock(wall=first.wall_clock() + dt.timedelta(seconds=1800))
+    with Runtime("after", store=make_store(), timer=then, clock=then.wall_clock) as runtime:
+        service = serve_timers(runtime, {"order-": timed_orders().build()}, every=30)
+        then.advance(0)
+        assert sorted(service.started) == ["order-late", "order-later"]
+        assert runtime.get("order-late").wait_until("cancelled", timeout=10).version == 1
+        assert runtime.get("order-later").wait_until("shipped", timeout=10).version == 2
+        assert "other-1" not in runtime
+        service.close()
