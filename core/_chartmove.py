@@ -253,7 +253,15 @@ def done_move(
         except InvalidTransition:
             continue  # defined, but not from where the machine is now
         follow = TransitionContext(
-            ctx.target, target, event, ctx.payload, ctx.data, ctx.version, ctx.machine, ctx.at
+            ctx.target,
+            target,
+            event,
+            ctx.payload,
+            ctx.data,
+            ctx.version,
+            ctx.machine,
+            ctx.at,
+            ctx.timer_requests,  # the transaction's: its moves' hooks asked for them
         )
         return follow, plan
     return None
@@ -274,7 +282,15 @@ def whole_move(
         plan = taken[0]
         assert plan.target is not None
         return plan, TransitionContext(
-            source, plan.target, event, ctx.payload, ctx.data, ctx.version, ctx.machine, ctx.at
+            source,
+            plan.target,
+            event,
+            ctx.payload,
+            ctx.data,
+            ctx.version,
+            ctx.machine,
+            ctx.at,
+            ctx.timer_requests,
         )
     chart = spec._chart
     assert chart is not None
@@ -290,6 +306,14 @@ def whole_move(
     target = chart.current(last.after.configuration)
     plan = MovePlan((), (), (), after_commit, True, target, False, None, step)
     whole = TransitionContext(
-        source, target, event, ctx.payload, ctx.data, ctx.version, ctx.machine, ctx.at
+        source,
+        target,
+        event,
+        ctx.payload,
+        ctx.data,
+        ctx.version,
+        ctx.machine,
+        ctx.at,
+        ctx.timer_requests,
     )
     return plan, whole
