@@ -27,7 +27,9 @@ from stateward.core import (
     decode,
     encode,
 )
+from stateward.core._behaviours import machine_behaviour
 from stateward.core._persist import MachineCodec
+from stateward.core._timer_fire import Fire
 
 #: More examples with STATEWARD_CHART_EXAMPLES=2000 (a local, longer run).
 FAST = settings(
@@ -193,6 +195,96 @@ def test_random_statecharts_keep_a_legal_configuration(
             snap.state,
             new.state,
         )
+        assert codec.from_document("m", decode(encode(codec.document(new)))) == new
+        replayed = codec.apply(replayed, decode(encode(codec.delta(snap, new))))
+        assert replayed == new
+        snap = new
+
+
+#: Fewer examples than the test above (each also fires timers); more with
+#: STATEWARD_CHART_EXAMPLES.
+TIMED = settings(
+    max_examples=int(os.environ.get("STATEWARD_CHART_EXAMPLES", "30")), deadline=None, database=None
+)
+
+
+@TIMED
+@given(charts(), st.data())
+def test_random_statecharts_hold_the_timeouts_of_their_active_states_only(
+    chart: tuple[dict[str, Any], list[str]], data: st.DataObject
+) -> None:
+    """Random state timeouts in random statecharts, fired at random points
+    between random events: the pending state timeouts are those of the active
+    states, each once; a state neither exited nor entered keeps its timer; a
+    fired timer is gone; snapshots with timers round-trip through the codec
+    and journal replay. Run longer with ``STATEWARD_CHART_EXAMPLES=2000``."""
+    keywords, event_names = chart
+    tags = [
+        f"{name}:{move['move'].replace(' ', '')}"
+        for name in event_names
+        for move in keywords["events"][name]
+    ]
+    probe = MachineBuilder(**keywords).build()
+    timeouts: dict[str, Any] = {}
+    for state in probe.states:
+        fires = probe.allowed_events(state)
+        if fires and data.draw(st.booleans()):
+            event = data.draw(st.sampled_from(fires))
+            timeouts[state] = (data.draw(st.integers(1, 100)), event, {"allow": tags})
+    calls: list[tuple[str, str]] = []
+    builder = MachineBuilder(**keywords, timeouts=timeouts)
+    for state in probe.states:
+        builder.on_exit(state)(lambda ctx, s=state: calls.append(("exit", s)))
+        builder.on_enter(state)(lambda ctx, s=state: calls.append(("enter", s)))
+    spec = builder.build()
+    codec = MachineCodec(spec)
+
+    #: active states whose timeout fired since they were entered
+    spent: set[str] = set()
+
+    def state_timers(snapshot: MachineSnapshot) -> dict[str, Any]:
+        named = [t.name for t in snapshot.timers if t.kind == "state"]
+        assert len(named) == len(set(named)), f"a state's timeout pending twice: {named}"
+        assert set(named) == {s for s in snapshot.configuration if s in timeouts} - spent
+        return {t.name: t for t in snapshot.timers}
+
+    snap = MachineSnapshot.initial(spec)
+    state_timers(snap)
+    replayed = codec.from_document("m", decode(encode(codec.document(snap))))
+    assert replayed == snap
+    for step in range(data.draw(st.integers(1, 12))):
+        calls.clear()
+        fired = None
+        if snap.timers and data.draw(st.booleans()):
+            fired = data.draw(st.sampled_from(snap.timers))
+            outcome = machine_behaviour(spec)(snap, Fire((fired.id,)))
+            new = outcome.snapshot
+            if outcome.reply.error is not None:  # used up, nothing moved
+                assert new.configuration == snap.configuration
+                calls.clear()
+        else:
+            leaves = [s for s in snap.configuration if not spec.children(s)]
+            possible = sorted({e for leaf in leaves for e in spec.allowed_events(leaf)})
+            event = data.draw(st.sampled_from(possible or event_names))
+            allow = data.draw(st.just(tags) | st.lists(st.sampled_from(tags), max_size=4))
+            try:
+                new = apply_transition(spec, snap, event=event, payload={"allow": allow}).snapshot
+            except InvalidTransition:
+                continue
+        legal(spec, new.configuration)
+        assert new.state == current(spec, new.configuration)
+        touched = {s for _, s in calls}
+        before = state_timers(snap)
+        spent -= {s for kind, s in calls if kind == "enter"}
+        spent &= new.configuration
+        if fired is not None:
+            assert all(t.id != fired.id for t in new.timers), "a fired timer stayed pending"
+            if fired.kind == "state" and fired.name in new.configuration - touched:
+                spent.add(fired.name)
+        after = state_timers(new)
+        for state in snap.configuration & new.configuration - touched - spent:
+            if state in timeouts:
+                assert after[state] is before[state], f"{state}'s timeout restarted at {step}"
         assert codec.from_document("m", decode(encode(codec.document(new)))) == new
         replayed = codec.apply(replayed, decode(encode(codec.delta(snap, new))))
         assert replayed == new
