@@ -2,8 +2,10 @@
 
 A statechart's snapshot document has ``configuration`` (and ``memory`` once a
 history state remembers something: see `MachineSnapshot.to_state`); its
-journal deltas a fourth item, `chart_delta`. A flat machine writes neither, so
-what it writes is what it always wrote. `fit_chart` checks what was read
+journal deltas `chart_delta` under ``chart`` in their optional fourth item, a
+dict (`MachineCodec.delta`; a delta written before timers has it as the item
+itself). A flat machine writes neither, so what it writes is what it always
+wrote. `fit_chart` checks what was read
 against the definition it is recovered with.
 """
 

@@ -105,9 +105,7 @@ def chart_timers_after(
     """
     old = snapshot.timers
     left = {*exited, *entered}
-    kept = [
-        t for t in old if t.kind != "event" and (t.kind != "state" or t.name not in left)
-    ]
+    kept = [t for t in old if t.kind != "event" and (t.kind != "state" or t.name not in left)]
     if spec.timeouts:
         kept += _state_timers(spec, entered, active, ctx)
     if ctx.timer_requests:

@@ -40,7 +40,9 @@ def fire(spec: MachineSpec, snapshot: MachineSnapshot, timer_id: str, seconds: f
     return machine_behaviour(spec, clock=clock_at(seconds))(snapshot, Fire((timer_id,)))
 
 
-def move(spec: MachineSpec, snapshot: MachineSnapshot, event: str, seconds: float) -> MachineSnapshot:
+def move(
+    spec: MachineSpec, snapshot: MachineSnapshot, event: str, seconds: float
+) -> MachineSnapshot:
     return apply_transition(spec, snapshot, event=event, clock=clock_at(seconds)).snapshot
 
 
