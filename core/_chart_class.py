@@ -74,7 +74,8 @@ def _compile(cls: type[StateChart], name: str | None, history_limit: object) -> 
         for event, moves in body.events.items():
             effect = effect_of(chart, effects, body, event)
             for move in moves:
-                events.append(event_of(chart, instance, event, move, effect, finals, body))
+                named = chart.event_names[event]
+                events.append(event_of(chart, instance, named, move, effect, finals, body))
                 if move.internal and event in befores:
                     raise chart.error(
                         f"before_{event} would not run for the internal transition "

@@ -111,12 +111,18 @@ def chart_hooks(chart: ChartReader, methods: list[HookMethod]) -> list[Hook]:
         elif m.prefix == "on_exit_":
             hooks.append(Hook("exit", m.fn, m.label, source=frozenset({state})))
         elif m.prefix == "prepare_":
-            hooks.append(Hook("pre_transition", m.fn, m.label, event=frozenset({m.rest})))
+            hooks.append(
+                Hook("pre_transition", m.fn, m.label, event=frozenset({chart.event_names[m.rest]}))
+            )
         elif m.prefix == "before_":
             # Before the state's exit hooks: the exit stage runs them by order.
-            hooks.append(Hook("exit", m.fn, m.label, event=frozenset({m.rest}), order=-1))
+            hooks.append(
+                Hook("exit", m.fn, m.label, event=frozenset({chart.event_names[m.rest]}), order=-1)
+            )
         elif m.prefix == "after_":
-            hooks.append(Hook("after_commit", m.fn, m.label, event=frozenset({m.rest})))
+            hooks.append(
+                Hook("after_commit", m.fn, m.label, event=frozenset({chart.event_names[m.rest]}))
+            )
     return hooks
 
 

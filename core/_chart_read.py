@@ -13,6 +13,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from ._chart import DONE_EVENT
 from ._chart_states import Condition, Move, State, Transitions, describe_move
 from ._chart_tree import Body, HistoryState, NestedState
 from ._errors import MachineDefinitionError
@@ -86,6 +87,21 @@ class ChartReader:
             for body in self.bodies
             for s in body.states.values()
             if isinstance(s, HistoryState)
+        }
+        # ``done_state_<parallel state>`` names the event SCXML sends when every
+        # region of that parallel state is done (``done.state.<its name>``).
+        parallel = {
+            s.attribute: self.names[id(s)]
+            for body in self.bodies
+            for s in body.states.values()
+            if isinstance(s, NestedState) and s.kind == "parallel"
+        }
+        self.event_names = {
+            attr: DONE_EVENT.format(parallel[attr[len("done_state_") :]])
+            if attr.startswith("done_state_") and attr[len("done_state_") :] in parallel
+            else attr
+            for body in self.bodies
+            for attr in body.events
         }
 
     def error(
