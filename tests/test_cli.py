@@ -285,3 +285,31 @@ def test_graph_draws_a_chart_class_with_its_branch_guards(
     code, out, _ = run("graph", "examples.from_transitions:NarcolepticSuperhero", "--format", "dot")
     assert out.startswith('digraph "NarcolepticSuperhero" {')
     assert '    "sweaty" -> "hanging out" [label="clean_up [else]"];' in out.splitlines()
+
+
+def test_graph_draws_a_chart_with_nested_and_parallel_states(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The port of python-statemachine's parallel chart: its parallel state a
+    composite with two regions, each a composite with its initial child."""
+    root = Path(__file__).resolve().parent.parent
+    monkeypatch.chdir(root)
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.delitem(sys.modules, "examples.from_python_statemachine_parallel", raising=False)
+    target = "examples.from_python_statemachine_parallel:WarOfTheRing"
+    code, out, err = run("graph", target)
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    at = lines.index("    state war {")
+    assert lines[at + 1 : at + 4] == [
+        "        state quest {",
+        "            [*] --> shire",
+        ("            shire --> mordor : journey"),
+    ]
+    assert "        --" in lines[at:]
+    assert "    war --> peace : done.state.war" in lines
+    assert out.count("{") == out.count("}") == 3
+    code, out, _ = run("graph", target, "--format", "dot")
+    assert '    subgraph "cluster_war" {' in out.splitlines()
+    assert '        subgraph "cluster_battle" {' in out.splitlines()
+    assert out.count("{") == out.count("}")
