@@ -197,9 +197,9 @@ def _mermaid_region(
 
 def _initial_child(spec: MachineSpec, parent: str) -> str:
     """A compound state's initial child."""
-    chart = spec._chart
-    assert chart is not None, "only a statechart has compound states"
-    return chart.initial_child[parent]
+    child = spec.initial_child(parent)
+    assert child is not None, f"{parent!r} is not compound"
+    return child
 
 
 def to_dot(spec: MachineSpec, name: str | None = None) -> str:
