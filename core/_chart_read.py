@@ -46,6 +46,7 @@ _INSTEAD = {
     "parallel": "write the parallel state as a nested class(State.Parallel)",
     "states": "write the compound state as a nested class(State.Compound)",
     "history": "declare h = HistoryState() in the compound state's class",
+    "type": "a deep history state is HistoryState(deep=True)",
 }
 
 
