@@ -44,8 +44,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from ._chart_events import event_of
 from ._chart_hooks import chart_hooks, effect_of, hook_methods
-from ._chart_read import ChartReader, event_of
+from ._chart_read import ChartReader
 from ._chart_states import State, describe_move
 from ._chart_tree import HistoryState
 from ._errors import MachineDefinitionError

@@ -1,9 +1,9 @@
 """Reading a `StateChart` class: its states, events and hook methods, checked.
 
 `ChartReader` collects what a chart class declares (bases first), checks it,
-and turns each declared move into an `Event` (`event_of`), resolving method
-names and the functions written in the class body to methods bound to the
-chart's instance. Every error it raises names the chart. `_chart_class`
+and resolves method names and the functions written in its class bodies to
+methods bound to the chart's instance (`_chart_events` turns each declared
+move into an `Event`). Every error it raises names the chart. `_chart_class`
 compiles what it reads into a `MachineSpec`.
 """
 
@@ -14,13 +14,12 @@ from collections.abc import Callable
 from typing import Any
 
 from ._chart import DONE_EVENT
-from ._chart_states import Condition, Move, State, Transitions, describe_move
+from ._chart_states import Condition, State, Transitions, describe_move
 from ._chart_tree import Body, HistoryState, NestedState
 from ._errors import MachineDefinitionError
-from ._events import Event
 from ._parts import ANY
 
-__all__ = ["ChartReader", "event_of"]
+__all__ = ["PREFIXES", "ChartReader", "unknown_options"]
 
 #: Method name prefixes, longest first, and what each names.
 PREFIXES = (
@@ -50,7 +49,7 @@ _INSTEAD = {
 }
 
 
-def _unknown(keywords: tuple[str, ...]) -> str:
+def unknown_options(keywords: tuple[str, ...]) -> str:
     return "; ".join(
         f"{k}= is not an option of the class form" + (f" ({_INSTEAD[k]})" if k in _INSTEAD else "")
         for k in keywords
@@ -159,7 +158,7 @@ class ChartReader:
 
     def _check_state(self, body: Body, attr: str, state: State) -> None:
         if state.unknown:
-            raise self.error(f"state {attr!r}: {_unknown(state.unknown)}", state=attr)
+            raise self.error(f"state {attr!r}: {unknown_options(state.unknown)}", state=attr)
         if state.name is not None and (
             not isinstance(state.name, str) or not state.name or state.name == ANY
         ):
@@ -335,119 +334,3 @@ class ChartReader:
         except ValueError:
             pass  # a builtin without a signature: called as it is
         return fn
-
-
-def _conditions(
-    chart: ChartReader, instance: object, value: object, what: str, event: str, body: Body
-) -> Any:
-    """``cond=``/``unless=`` as functions: one function or method name, or several."""
-    if value is None:
-        return ()
-    items = (value,) if callable(value) or isinstance(value, str) else value
-    if not isinstance(items, tuple | list):
-        raise chart.error(
-            f"event {event!r}: {what} must be a function, a method name, or a list of "
-            f"them, got {value!r}",
-            event=event,
-        )
-    return tuple(chart.function(instance, item, what, event, body) for item in items)
-
-
-def event_of(
-    chart: ChartReader,
-    instance: object,
-    event: str,
-    move: Move,
-    effect: Any,
-    finals: set[str],
-    body: Body,
-) -> Event:
-    """The `Event` of one move declared in ``body``: ``from_.any()`` means
-    every state of that body that is not final (inside a nested state: its
-    children)."""
-    written = describe_move(move)
-    if move.unknown:
-        raise chart.error(f"event {event!r}: {written}: {_unknown(move.unknown)}", event=event)
-    if isinstance(move.target, tuple):
-        raise chart.error(
-            f"event {event!r}: {written} names {len(move.target)} targets; a move has one: "
-            "write a.to(b) | a.to(c), each but the last with cond= or unless=",
-            event=event,
-        )
-    if not isinstance(move.target, State) or not (
-        move.sources is None or (move.sources and all(isinstance(s, State) for s in move.sources))
-    ):
-        raise chart.error(
-            f"event {event!r}: {written} must name States (sources and target)", event=event
-        )
-    history = [s for s in move.sources or () if isinstance(s, HistoryState)]
-    if history:
-        raise chart.error(
-            f"event {event!r}: {written} leaves the history state {history[0].label!r}; "
-            "a history state is only a target (a machine is never in it)",
-            state=history[0].label,
-            event=event,
-        )
-    target = chart.name_of(move.target, event)
-    if move.sources is None:
-        sources = frozenset(
-            name
-            for name in (chart.names[id(s)] for s in body.states.values())
-            if name not in finals and name not in chart.history_names
-        )
-    else:
-        sources = frozenset(chart.name_of(s, event) for s in move.sources)
-    left = sorted(sources & finals)
-    if left:
-        raise chart.error(
-            f"event {event!r} leaves the final state {left[0]!r}: no move may leave a "
-            "final state (drop final=True, or the move)",
-            state=left[0],
-            event=event,
-        )
-    if not isinstance(move.internal, bool):
-        raise chart.error(
-            f"event {event!r}: {written}: internal must be True or False, got {move.internal!r}",
-            event=event,
-        )
-    inside = (
-        isinstance(move.sources, tuple)
-        and len(move.sources) == 1
-        and _contains(move.sources[0], move.target)
-    )
-    if move.internal and sources != {target} and not inside:
-        raise chart.error(
-            f"event {event!r}: {written} cannot be internal: an internal transition "
-            f"stays in its state (or goes to a state inside it); write "
-            f"{target}.to.itself(internal=True)",
-            event=event,
-        )
-    if move.on is not None:
-        if effect is not None:
-            raise chart.error(
-                f"event {event!r}: {written} has on= and the chart has on_{event} too; keep one",
-                event=event,
-            )
-        if not (callable(move.on) or isinstance(move.on, str)):
-            raise chart.error(
-                f"event {event!r}: {written}: on= must be a function or a method name, "
-                f"got {move.on!r}",
-                event=event,
-            )
-        effect = chart.function(instance, move.on, "on=", event, body)
-    return Event(
-        event,
-        sources,
-        target,
-        effect,
-        _conditions(chart, instance, move.cond, "cond=", event, body),
-        _conditions(chart, instance, move.unless, "unless=", event, body),
-        move.internal,
-    )
-
-
-def _contains(outer: object, state: object) -> bool:
-    """Whether ``state`` is declared inside the nested state ``outer``, at any depth."""
-    if not isinstance(outer, NestedState):
-        return False
-    return any(v is state or _contains(v, state) for v in outer.body.values())

@@ -62,6 +62,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "stateward.core._chart_tree",
             "stateward.core._chart_read",
             "stateward.core._chart_hooks",
+            "stateward.core._chart_events",
             "stateward.core._chart_class",
             "stateward.core._graph",
         ],
