@@ -325,3 +325,17 @@ def test_a_chart_class_with_nested_states_draws_like_its_spec() -> None:
             off --> on : power
         """
     )
+
+
+def test_an_edge_from_a_parent_is_labelled_with_its_own_events_not_its_ancestors() -> None:
+    """``p -> out`` is made by ``b`` alone; ``a`` is ``g``'s own move (it applies
+    from ``p`` too, but is drawn once, from ``g``)."""
+    spec = MachineSpec(
+        "g",
+        events={"a": "g -> out", "b": "p -> out"},
+        compound={"g": ["p"], "p": ["x"]},
+    )
+    dot = to_dot(spec).splitlines()
+    assert '    "p" -> "out" [label="b", ltail="cluster_p"];' in dot
+    assert '    "g" -> "out" [label="a", ltail="cluster_g"];' in dot
+    assert "    p --> out : b" in to_mermaid(spec).splitlines()
