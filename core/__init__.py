@@ -6,7 +6,7 @@ neither ``threading`` nor ``logging`` (which imports ``threading``), and it neve
 logs: errors are raised or returned, and the actors report them.
 """
 
-from ._chart_class import State, StateChart
+from ._chart_class import HistoryState, State, StateChart
 from ._codec import SCHEMA_VERSION, decode, encode
 from ._config import ConfigChange, ConfigDiff, ConfigHistory, VersionedConfig
 from ._errors import (
@@ -77,6 +77,7 @@ __all__ = [
     "FrozenList",
     "FrozenStateError",
     "History",
+    "HistoryState",
     "Hook",
     "HookFailure",
     "HookReturnError",

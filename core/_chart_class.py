@@ -44,38 +44,21 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from ._chart_read import ChartReader, event_of
+from ._chart_events import event_of
+from ._chart_hooks import chart_hooks, effect_of, hook_methods
+from ._chart_read import ChartReader
 from ._chart_states import State, describe_move
+from ._chart_tree import HistoryState
 from ._errors import MachineDefinitionError
 from ._events import Event
-from ._parts import Hook
 from ._spec import MachineSpec
 
-__all__ = ["State", "StateChart"]
-
-
-def _hooks(chart: ChartReader, methods: dict[str, tuple[str, str, Any]]) -> list[Hook]:
-    hooks: list[Hook] = []
-    for attr, (prefix, rest, fn) in methods.items():
-        label = f"{chart.cls.__qualname__}.{attr}"
-        state = chart.names[id(chart.states[rest])] if rest in chart.states else ""
-        if prefix == "on_enter_":
-            hooks.append(Hook("enter", fn, label, to=frozenset({state})))
-        elif prefix == "on_exit_":
-            hooks.append(Hook("exit", fn, label, source=frozenset({state})))
-        elif prefix == "prepare_":
-            hooks.append(Hook("pre_transition", fn, label, event=frozenset({rest})))
-        elif prefix == "before_":
-            # Before the state's exit hooks: the exit stage runs them by order.
-            hooks.append(Hook("exit", fn, label, event=frozenset({rest}), order=-1))
-        elif prefix == "after_":
-            hooks.append(Hook("after_commit", fn, label, event=frozenset({rest})))
-    return hooks
+__all__ = ["HistoryState", "State", "StateChart"]
 
 
 def _compile(cls: type[StateChart], name: str | None, history_limit: object) -> MachineSpec:
     chart = ChartReader(cls, StateChart)
-    states, initial = chart.check_states()
+    states, initial, tree = chart.check_states()
     try:
         instance = cls()
     except TypeError as exc:
@@ -83,31 +66,33 @@ def _compile(cls: type[StateChart], name: str | None, history_limit: object) -> 
             f"cannot make the chart's instance, which its hook methods are bound to: {exc}; "
             "a chart is instantiated once, without arguments"
         ) from exc
-    methods = chart.hook_methods(instance)
-    effects = {rest: fn for prefix, rest, fn in methods.values() if prefix == "on_"}
-    befores = {rest for prefix, rest, _ in methods.values() if prefix == "before_"}
-    finals = {chart.names[id(s)] for s in chart.states.values() if s.final}
+    methods = hook_methods(chart, instance)
+    effects = {(id(m.body), m.rest): m for m in methods if m.prefix == "on_"}
+    befores = {m.rest for m in methods if m.prefix == "before_"}
+    finals = {chart.names[id(s)] for body in chart.bodies for s in body.states.values() if s.final}
     events: list[Event] = []
-    for event, moves in chart.events.items():
-        for move in moves:
-            events.append(
-                event_of(chart, instance, event, move, effects.get(event), finals, states)
-            )
-            if move.internal and event in befores:
-                raise chart.error(
-                    f"before_{event} would not run for the internal transition "
-                    f"{describe_move(move)} (an internal transition has no exit stage); "
-                    f"use on_{event} for it",
-                    event=event,
-                )
+    for body in chart.bodies:
+        for event, moves in body.events.items():
+            effect = effect_of(chart, effects, body, event)
+            for move in moves:
+                named = chart.event_names[event]
+                events.append(event_of(chart, instance, named, move, effect, finals, body))
+                if move.internal and event in befores:
+                    raise chart.error(
+                        f"before_{event} would not run for the internal transition "
+                        f"{describe_move(move)} (an internal transition has no exit stage); "
+                        f"use on_{event} for it",
+                        event=event,
+                    )
     try:
         return MachineSpec(
             initial,
             events=events,
-            hooks=_hooks(chart, methods),
+            hooks=chart_hooks(chart, methods),
             states=states,
             history_limit=history_limit,  # type: ignore[arg-type]
             name=name,
+            **tree,
         )
     except MachineDefinitionError as exc:
         raise chart.error(exc.problem, state=exc.state, event=exc.event) from exc

@@ -293,6 +293,12 @@ class TreeQueries:
         self.allowed_targets(state)
         return self._chart.ancestors(state) if self._chart is not None else ()
 
+    def initial_child(self, state: str) -> str | None:
+        """The child entering a compound state enters by default; None for a
+        state that is not compound."""
+        self.allowed_targets(state)
+        return self._chart.initial_child.get(state) if self._chart is not None else None
+
     def is_compound(self, state: str) -> bool:
         """Whether ``state`` has children of which one is active at a time."""
         self.allowed_targets(state)

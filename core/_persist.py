@@ -200,10 +200,28 @@ class MachineCodec:
         return self._fit(self.spec.name or "machine", new)
 
     def definition(self) -> ImmutableState:
+        """What a store records of the machine's definition (``stateward
+        inspect`` rebuilds a spec from it): its initial state, states and
+        moves, and, for a statechart only, its tree (``compound``,
+        ``parallel``, ``history``), so that a flat machine's is unchanged."""
+        spec = self.spec
+        tree: dict[str, Any] = {}
+        if spec.is_hierarchical:
+            compound: dict[str, Any] = {}
+            parallel: dict[str, list[str]] = {}
+            for state in spec.states:
+                if spec.is_compound(state):
+                    children = list(spec.children(state))
+                    compound[state] = {"initial": spec.initial_child(state), "states": children}
+                elif spec.is_parallel(state):
+                    parallel[state] = list(spec.children(state))
+            history = {name: list(where) for name, where in spec.history_states.items()}
+            tree = {"compound": compound, "parallel": parallel, "history": history}
         return ImmutableState(
-            initial=self.spec.initial,
-            states=list(self.spec.states),
-            transitions={s: list(t) for s, t in self.spec.transitions.items()},
+            initial=spec.initial,
+            states=list(spec.states),
+            transitions={s: list(t) for s, t in spec.transitions.items()},
+            **tree,
         )
 
 

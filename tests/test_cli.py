@@ -285,3 +285,131 @@ def test_graph_draws_a_chart_class_with_its_branch_guards(
     code, out, _ = run("graph", "examples.from_transitions:NarcolepticSuperhero", "--format", "dot")
     assert out.startswith('digraph "NarcolepticSuperhero" {')
     assert '    "sweaty" -> "hanging out" [label="clean_up [else]"];' in out.splitlines()
+
+
+def test_graph_draws_a_chart_with_nested_and_parallel_states(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The port of python-statemachine's parallel chart: its parallel state a
+    composite with two regions, each a composite with its initial child."""
+    root = Path(__file__).resolve().parent.parent
+    monkeypatch.chdir(root)
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.delitem(sys.modules, "examples.from_python_statemachine_parallel", raising=False)
+    target = "examples.from_python_statemachine_parallel:WarOfTheRing"
+    code, out, err = run("graph", target)
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    at = lines.index("    state war {")
+    assert lines[at + 1 : at + 4] == [
+        "        state quest {",
+        "            [*] --> shire",
+        ("            shire --> mordor : journey"),
+    ]
+    assert "        --" in lines[at:]
+    assert "    war --> peace : done.state.war" in lines
+    assert out.count("{") == out.count("}") == 3
+    code, out, _ = run("graph", target, "--format", "dot")
+    assert '    subgraph "cluster_war" {' in out.splitlines()
+    assert '        subgraph "cluster_battle" {' in out.splitlines()
+    assert out.count("{") == out.count("}")
+
+
+def statechart_store(path: Path) -> Path:
+    """A store with a compound machine (with a history state) and a parallel one."""
+    from stateward.actors import Runtime, SQLiteStore, StateMachine
+    from stateward.core import MachineSpec
+
+    player = MachineSpec(
+        "off",
+        events={
+            "power": "off -> on",
+            "play": "idle -> busy",
+            "shut": "on -> off",
+            "back": "off -> on_h",
+        },
+        compound={"on": ["idle", "busy"]},
+        history={"on_h": "on"},
+        name="player",
+    )
+    media = MachineSpec(
+        "running",
+        events={"next": ["a1 -> a2", "v1 -> v2"]},
+        compound={"audio": ["a1", "a2"], "video": ["v1", "v2"]},
+        parallel={"running": ["audio", "video"]},
+        name="media",
+    )
+    store = SQLiteStore(path)
+    with Runtime("charts", store=store, default_timeout=10.0) as rt:
+        machine = StateMachine(player, name="player", runtime=rt)
+        machine.trigger("power")
+        machine.trigger("play")
+        StateMachine(media, name="media", runtime=rt).trigger("next")
+    store.close()
+    return path
+
+
+def test_inspect_shows_a_statecharts_configuration_and_its_history(tmp_path: Path) -> None:
+    """The stored definition of a statechart records its tree, so inspect
+    rebuilds the machine (before, it rebuilt a flat one and failed) and shows
+    every active state, now and in each history record."""
+    path = statechart_store(tmp_path / "charts.db")
+    code, out, err = run("inspect", str(path))
+    assert (code, err) == (0, "")
+    assert "state 'busy' (active: busy, on)" in out
+    assert "state 'running' (active: a2, audio, running, v2, video)" in out
+    code, out, _ = run("inspect", str(path), "--json")
+    actors = {a["name"]: a for a in json.loads(out)["actors"]}
+    assert actors["player"]["configuration"] == ["busy", "on"]
+    assert actors["media"]["state"] == "running"
+    code, out, err = run("inspect", str(path), "--history", "media")
+    assert (code, err) == (0, "")
+    assert (
+        "configuration_before=['a1', 'audio', 'running', 'v1', 'video'], "
+        "configuration_after=['a2', 'audio', 'running', 'v2', 'video']"
+    ) in out
+    code, out, _ = run("inspect", str(path), "--history", "player", "--json")
+    first = json.loads(out)["history"][0]
+    assert (first["from"], first["to"]) == ("off", "idle")
+    assert (first["configuration_before"], first["configuration_after"]) == (
+        ["off"],
+        ["idle", "on"],
+    )
+
+
+def test_inspect_of_a_flat_machine_shows_no_configuration(filled_store: Path) -> None:
+    code, out, _ = run("inspect", str(filled_store), "--json")
+    assert code == 0
+    assert all("configuration" not in a for a in json.loads(out)["actors"])
+    code, out, _ = run("inspect", str(filled_store), "--history", "order-0001", "--json")
+    assert all("configuration_before" not in r for r in json.loads(out)["history"])
+
+
+def test_inspect_of_a_statechart_stored_without_its_tree_says_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A statechart whose stored definition lacks its tree (as stores recorded
+    it before the tree was written) is a clear error, not a crash."""
+    from stateward.core import ImmutableState, MachineCodec
+
+    def without_tree(self: MachineCodec) -> ImmutableState:
+        spec = self.spec
+        return ImmutableState(
+            initial=spec.initial,
+            states=list(spec.states),
+            transitions={s: list(t) for s, t in spec.transitions.items()},
+        )
+
+    with monkeypatch.context() as patch:
+        patch.setattr(MachineCodec, "definition", without_tree)
+        path = statechart_store(tmp_path / "old.db")
+    for name, problem in [
+        ("player", "names unknown target state 'on_h'"),  # its history state
+        ("media", "it was stored by a statechart"),
+    ]:
+        code, _, err = run("inspect", str(path), "--history", name)
+        assert code != 0
+        assert f"cannot read machine {name!r}" in err and problem in err
+        assert "open it with its spec in Python" in err
+    code, _, err = run("inspect", str(path))
+    assert code != 0 and "cannot read machine 'media'" in err

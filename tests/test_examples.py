@@ -110,6 +110,19 @@ EXPECTED: dict[str, list[str]] = {
         "score 85: approved",
         "score 85: a second review is refused (the state is final)",
     ],
+    "from_python_statemachine_parallel.py": [
+        "start: war ['battle', 'quest', 'rohan', 'shire', 'war']",
+        "win: war ['battle', 'mordor', 'quest', 'victory', 'war']",
+        "journey: refused in ['battle', 'mordor', 'quest', 'victory', 'war']",
+        "destroy_ring: peace ['peace']",
+    ],
+    "from_transitions_nested.py": [
+        "drink: caffeinated_dithering ['caffeinated', 'caffeinated_dithering']",
+        "walk: caffeinated_running ['caffeinated', 'caffeinated_running']",
+        "stop: refused in state 'caffeinated_running'",
+        "relax: standing ['standing']",
+        "coffees: 1",
+    ],
     "from_transitions.py": [
         "complete_mission: sweaty\nclean_up: asleep",
         "complete_mission: sweaty\nclean_up: hanging out",

@@ -11,7 +11,15 @@ import json
 from typing import Any, TextIO
 
 from stateward.actors import SQLiteStore
-from stateward.core import ConfigCodec, MachineCodec, MachineSpec, ManagerCodec, thaw
+from stateward.core import (
+    ConfigCodec,
+    DefinitionMismatch,
+    MachineCodec,
+    MachineDefinitionError,
+    MachineSpec,
+    ManagerCodec,
+    thaw,
+)
 
 from ._usage import NotFound
 
@@ -24,21 +32,51 @@ def _codec_for(store: SQLiteStore, name: str, kind: str) -> Any:
         return ManagerCodec()
     if kind == "config":
         return ConfigCodec()
-    definition = store.definition(name)
-    spec = MachineSpec(
-        definition["initial"],
-        thaw(definition["transitions"]),
-        states=list(definition["states"]),
-        history_limit=1_000_000,
-    )
+    definition = thaw(store.definition(name))
+    # A statechart's definition also records its tree (older records do not).
+    tree = {k: definition[k] for k in ("compound", "parallel", "history") if k in definition}
+    if "history" in tree:
+        tree["history"] = {h: tuple(where) for h, where in tree["history"].items()}
+    try:
+        spec = MachineSpec(
+            definition["initial"],
+            definition["transitions"],
+            states=list(definition["states"]),
+            history_limit=1_000_000,
+            **tree,
+        )
+    except MachineDefinitionError as exc:
+        raise NotFound(_unreadable(name, exc.problem)) from None
     return MachineCodec(spec)
+
+
+def _unreadable(name: str, problem: str) -> str:
+    return (
+        f"cannot read machine {name!r}: its stored definition does not fit what it stored "
+        f"({problem}); a statechart stored before its definition recorded its compound, "
+        "parallel and history states cannot be inspected: open it with its spec in Python "
+        "(StateMachine(spec, name=...))"
+    )
+
+
+def _recover(store: SQLiteStore, actor: Any) -> Any:
+    """The actor's current value, read with the codec its stored definition makes."""
+    try:
+        return store.recover(actor.name, _codec_for(store, actor.name, actor.kind))
+    except DefinitionMismatch as exc:
+        if actor.kind != "machine":
+            raise
+        raise NotFound(_unreadable(actor.name, exc.problem)) from None
 
 
 def _current(kind: str, value: Any) -> dict[str, Any]:
     """What ``--json`` says of an actor's current value: a machine's state, the
     keys of a manager's state or of a config, and the summary shown as text."""
     if kind == "machine":
-        return {"state": value.state, "summary": _summary(kind, value)}
+        found = {"state": value.state, "summary": _summary(kind, value)}
+        if value.configuration != {value.state}:  # a statechart: every active state
+            found["configuration"] = sorted(value.configuration)
+        return found
     keys = value.state if kind == "manager" else value.config
     return {"keys": sorted(keys), "summary": _summary(kind, value)}
 
@@ -49,6 +87,8 @@ def _plural(count: int, noun: str) -> str:
 
 def _summary(kind: str, value: Any) -> str:
     if kind == "machine":
+        if value.configuration != {value.state}:
+            return f"state {value.state!r} (active: {', '.join(sorted(value.configuration))})"
         return f"state {value.state!r}"
     if kind == "manager":
         return "keys " + ", ".join(sorted(value.state)) if value.state else "empty"
@@ -67,7 +107,7 @@ def run_inspect(args: argparse.Namespace, out: TextIO) -> int:
             return _print_history(store, listed, args, out)
         rows = []
         for actor in listed:
-            value = store.recover(actor.name, _codec_for(store, actor.name, actor.kind))
+            value = _recover(store, actor)
             rows.append(
                 {
                     "name": actor.name,
@@ -119,7 +159,7 @@ def _print_history(
             f"{names}); `stateward inspect {args.path}` lists them all"
         )
     actor = found[0]
-    value = store.recover(actor.name, _codec_for(store, actor.name, actor.kind))
+    value = _recover(store, actor)
     entries: list[dict[str, Any]] = []
     if actor.kind == "machine":
         entries = [
@@ -130,6 +170,16 @@ def _print_history(
                 "event": r.event,
                 "at": r.at.isoformat() if r.at else None,
                 "payload_keys": list(r.payload_keys),
+                # a statechart's records say every active state before and after
+                **(
+                    {
+                        "configuration_before": sorted(r.configuration_before),
+                        "configuration_after": sorted(r.configuration_after),
+                    }
+                    if r.configuration_before != {r.from_state}
+                    or r.configuration_after != {r.to_state}
+                    else {}
+                ),
             }
             for r in value.history
         ]

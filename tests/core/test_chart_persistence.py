@@ -86,3 +86,36 @@ def test_without_history_kept_a_delta_still_carries_the_configuration() -> None:
     snap = MachineSnapshot.initial(spec)
     new = apply_transition(spec, snap, event="power").snapshot
     assert codec.apply(snap, decode(encode(codec.delta(snap, new)))) == new
+
+
+def test_a_statecharts_stored_definition_records_its_tree_and_a_flat_ones_does_not() -> None:
+    """What a store records of a machine's definition (``stateward inspect``
+    rebuilds the spec from it): a statechart's tree, so the rebuilt spec has
+    the same children, initial children and history states; a flat machine's
+    keeps exactly its three keys."""
+    flat = MachineSpec("a", {"a": ["b"], "b": []})
+    assert set(MachineCodec(flat).definition()) == {"initial", "states", "transitions"}
+    chart = MachineSpec(
+        "off",
+        events={"power": "off -> on", "back": "off -> on_h", "go": "r1 -> r2"},
+        compound={"on": {"initial": "busy", "states": ["idle", "busy"]}, "reg": ["r1", "r2"]},
+        parallel={"par": ["reg"]},
+        history={"on_h": ("on", "deep")},
+    )
+    stored = decode(encode(MachineCodec(chart).definition()))
+    rebuilt = MachineSpec(
+        stored["initial"],
+        {s: list(t) for s, t in stored["transitions"].items()},
+        states=list(stored["states"]),
+        compound={
+            p: {"initial": v["initial"], "states": list(v["states"])}
+            for p, v in stored["compound"].items()
+        },
+        parallel={p: list(v) for p, v in stored["parallel"].items()},
+        history={h: tuple(v) for h, v in stored["history"].items()},
+    )
+    for state in chart.states:
+        assert rebuilt.children(state) == chart.children(state)
+        assert rebuilt.initial_child(state) == chart.initial_child(state)
+    assert rebuilt.history_states == chart.history_states
+    assert rebuilt.initial_configuration == chart.initial_configuration

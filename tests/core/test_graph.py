@@ -161,3 +161,181 @@ def test_mermaid_gives_states_that_are_not_identifiers_an_id_of_their_own() -> N
         "    s_1_saving --> hanging_out : back",
         "    hanging_out --> [*]",
     ]
+
+
+# -- statecharts: compound, parallel and history states ------------------------------
+
+CHART = MachineSpec(
+    "off",
+    events={
+        "power": "off -> on",
+        "shut": "on -> off",
+        "play": "idle -> working",
+        "jam": "playing -> stuck",
+        "resume": "off -> on_h",
+        "deeply": "off -> on_deep",
+        "start": "off -> running",
+        "next": ["a1 -> a2", "v1 -> v2"],
+        "halt": "running -> off",
+        "mute": {"move": "audio -> a1", "guards": lambda ctx: True},
+    },
+    compound={
+        "on": ["idle", "working"],
+        "working": {"initial": "stuck", "states": ["playing", "stuck"]},
+        "audio": ["a1", "a2"],
+        "video": ["v1", "v2"],
+    },
+    parallel={"running": ["audio", "video"]},
+    history={"on_h": "on", "on_deep": ("on", "deep")},
+    name="chart",
+)
+
+
+def mermaid_blocks(text: str) -> tuple[dict[str, list[str]], set[str], list[tuple[str, str]]]:
+    """Read a Mermaid state diagram's structure: each composite's lines (the top
+    level under ``""``), the ids it declares, and every edge's two ends. Fails
+    on unbalanced braces."""
+    lines = text.splitlines()
+    assert lines[0] == "stateDiagram-v2"
+    stack = [""]
+    blocks: dict[str, list[str]] = {"": []}
+    declared: set[str] = set()
+    edges: list[tuple[str, str]] = []
+    for line in lines[1:]:
+        item = line.strip()
+        if item.startswith("state ") and item.endswith("{"):
+            name = item.split()[1]
+            declared.add(name)
+            blocks[stack[-1]].append(item)
+            stack.append(name)
+            blocks[name] = []
+        elif item == "}":
+            assert len(stack) > 1, "a closing brace without an opening one"
+            stack.pop()
+        else:
+            blocks[stack[-1]].append(item)
+            if item.startswith("state "):
+                declared.add(item.split(" as ")[1])
+            elif "-->" in item:
+                source, _, rest = item.partition(" --> ")
+                edges.append((source, rest.split(" : ")[0]))
+            elif item != "--":
+                declared.add(item)  # a region without children
+    assert stack == [""], f"unclosed composites: {stack[1:]}"
+    return blocks, declared, edges
+
+
+def test_mermaid_draws_compound_states_as_composites_with_their_initial_child() -> None:
+    text = to_mermaid(CHART)
+    blocks, declared, edges = mermaid_blocks(text)
+    assert blocks["on"][0] == "[*] --> idle"
+    assert blocks["working"][0] == "[*] --> stuck"  # the initial child given
+    assert "state working {" in blocks["on"]
+    assert "playing --> stuck : jam" in blocks["working"]  # an edge in its composite
+    assert "idle --> working : play" in blocks["on"]
+    assert "on --> off : shut" in blocks[""]  # from a parent, drawn outside it
+    assert "off --> on : power" in blocks[""]
+    named = declared | set(CHART.states) | {"[*]"}
+    assert {end for edge in edges for end in edge} <= named
+
+
+def test_mermaid_separates_regions_and_draws_history_states() -> None:
+    blocks, _, _ = mermaid_blocks(to_mermaid(CHART))
+    # each region in its own part; a move from a region to its child drawn in that part
+    assert blocks["running"] == [
+        "state audio {",
+        "audio --> a1 : mute [<lambda>]",
+        "--",
+        "state video {",
+    ]
+    assert blocks["audio"][:2] == ["[*] --> a1", "a1 --> a2 : next"]
+    assert "a2 --> [*]" in blocks["audio"]  # done: no move of its own leaves it
+    assert blocks["video"][:2] == ["[*] --> v1", "v1 --> v2 : next"]
+    assert 'state "H" as on_h' in blocks["on"]
+    assert 'state "H*" as on_deep' in blocks["on"]
+    assert "off --> on_h : resume" in blocks[""]
+    assert "off --> on_deep : deeply" in blocks[""]
+
+
+def test_mermaid_of_a_flat_spec_is_unchanged_by_statecharts() -> None:
+    assert "state " not in to_mermaid(ORDERS)
+    assert "{" not in to_mermaid(ORDERS)
+
+
+def dot_structure(text: str) -> tuple[list[str], set[str], list[str]]:
+    """A dot graph's clusters (in order), declared nodes and edge lines; fails
+    on unbalanced braces."""
+    depth = 0
+    clusters: list[str] = []
+    nodes: set[str] = set()
+    edges: list[str] = []
+    for line in text.splitlines():
+        item = line.strip()
+        if item.endswith("{"):
+            depth += 1
+            if item.startswith("subgraph "):
+                clusters.append(item.split('"')[1])
+        elif item == "}":
+            depth -= 1
+            assert depth >= 0
+        elif " -> " in item:
+            edges.append(item)
+        elif item.startswith('"'):
+            nodes.add(item.split('"')[1])
+    assert depth == 0
+    return clusters, nodes, edges
+
+
+def test_dot_draws_compound_and_parallel_states_as_clusters() -> None:
+    text = to_dot(CHART)
+    clusters, nodes, edges = dot_structure(text)
+    assert clusters == [f"cluster_{s}" for s in ("on", "working", "running", "audio", "video")]
+    assert "    compound=true;" in text.splitlines()
+    assert '        label="running (parallel)";' in text.splitlines()
+    assert '            "__start__working" -> "stuck";' in text.splitlines()
+    assert '        "on_deep" [label="H*"];' in text.splitlines()
+    assert '"off" -> "on" [label="power", lhead="cluster_on"];' in edges
+    assert '    "on" -> "off" [label="shut", ltail="cluster_on"];' in text.splitlines()
+    assert '    "off" -> "on_h" [label="resume"];' in text.splitlines()
+    ends = {part.split('"')[1] for edge in edges for part in edge.split(" -> ")}
+    assert ends <= nodes | {"__start__"}
+    assert set(CHART.states) | set(CHART.history_states) <= nodes
+
+
+def test_a_chart_class_with_nested_states_draws_like_its_spec() -> None:
+    class Player(StateChart):
+        off = State(initial=True)
+
+        class on(State.Compound):
+            idle = State()
+            busy = State()
+            go = idle.to(busy)
+
+        power = off.to(on)
+
+    assert to_mermaid(Player.spec) == textwrap.dedent(
+        """\
+        stateDiagram-v2
+            [*] --> off
+            state on {
+                [*] --> idle
+                idle --> busy : go
+                busy --> [*]
+            }
+            off --> on : power
+        """
+    )
+
+
+def test_an_edge_from_a_parent_is_labelled_with_its_own_events_not_its_ancestors() -> None:
+    """``p -> out`` is made by ``b`` alone; ``a`` is ``g``'s own move (it applies
+    from ``p`` too, but is drawn once, from ``g``)."""
+    spec = MachineSpec(
+        "g",
+        events={"a": "g -> out", "b": "p -> out"},
+        compound={"g": ["p"], "p": ["x"]},
+    )
+    dot = to_dot(spec).splitlines()
+    assert '    "p" -> "out" [label="b", ltail="cluster_p"];' in dot
+    assert '    "g" -> "out" [label="a", ltail="cluster_g"];' in dot
+    assert "    p --> out : b" in to_mermaid(spec).splitlines()
