@@ -74,7 +74,9 @@ def shrink(snapshot: Any, held: Held) -> tuple[tuple[Any, ...], Held] | None:
         new = newest[at:]
         last = newest[-1]
     shrunk: tuple[Any, ...] = (snapshot.state, snapshot.version, snapshot.data, new, size)
-    if snapshot.chart is not None:  # a statechart's configuration travels too
+    if snapshot.timers:  # pending timers travel too, after the chart (or None)
+        shrunk += (snapshot.chart, snapshot.timers)
+    elif snapshot.chart is not None:  # a statechart's configuration travels too
         shrunk += (snapshot.chart,)
     return shrunk, (new[-1] if new else last, size)
 
@@ -83,14 +85,16 @@ def grow(base: MachineSnapshot, shrunk: tuple[Any, ...]) -> MachineSnapshot:
     """The snapshot that `shrink` made ``shrunk`` of, from ``base`` (the
     snapshot the client held: its history ends with the records before the
     new ones)."""
-    state, version, data, new, kept, *chart = shrunk
+    state, version, data, new, kept, *more = shrunk
     history = base.history
     assert type(history) is History
     for entry in new:
         history = history.appended(entry, kept)
     if len(history) != kept:
         history = History.from_entries(tuple(history.entries())[-kept:])
-    return MachineSnapshot(state, version, data, history, chart[0] if chart else None)
+    chart = more[0] if more else None
+    timers = more[1] if len(more) > 1 else ()
+    return MachineSnapshot(state, version, data, history, chart, timers)
 
 
 class Chain:

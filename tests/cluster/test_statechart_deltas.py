@@ -40,3 +40,27 @@ def test_a_flat_machines_shrunk_snapshot_keeps_its_form() -> None:
     moved = apply_transition(spec, first, "a").snapshot
     done = shrink(moved, held_of(first))  # type: ignore[arg-type]
     assert done is not None and len(done[0]) == 5
+
+
+def test_pending_timers_travel_back_with_the_snapshot_flat_or_statechart() -> None:
+    flat = MachineSpec(
+        "off",
+        events={"power": "off -> on", "expire": "on -> off"},
+        timeouts={"on": (60, "expire")},
+        history_limit=5,
+    )
+    chart = MachineSpec(
+        "off",
+        events={"power": "off -> on", "expire": "on -> off", "work": "idle -> busy"},
+        compound={"on": ["idle", "busy"]},
+        timeouts={"on": (60, "expire")},
+        history_limit=5,
+    )
+    for spec in (flat, chart):
+        first = apply_creation(spec, machine="m").snapshot
+        on = apply_transition(spec, first, event="power", clock=lambda: START).snapshot
+        assert on.timers
+        done = shrink(on, held_of(first))  # type: ignore[arg-type]
+        assert done is not None
+        rebuilt = grow(first, done[0])
+        assert rebuilt == on and rebuilt.timers == on.timers
