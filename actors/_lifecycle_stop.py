@@ -149,8 +149,19 @@ class LifecycleStop:
 
     def wait_stopped(self, deadline: float) -> bool:
         """Wait until the actor has stopped and its worker ended, at the latest
-        until ``deadline`` (on `time.monotonic`). True if it stopped."""
+        until ``deadline`` (on `time.monotonic`). True if it stopped.
+
+        Called on the actor's own turn (a supervisor above it giving up while
+        it handles its crash, or one of its handlers stopping its supervisor),
+        nothing is waited for: its worker ends only after that turn, so the
+        wait could only run out the deadline while the turn held its thread
+        (and the actor be abandoned as if it had hung). True then: its stop
+        is under way (its incarnation retired, or a stop request queued) and
+        completes once that turn ends, as `stop` does for itself.
+        """
         cell = self.cell
+        if current_cell.get() is cell:
+            return True
         longest = threading.TIMEOUT_MAX  # a deadline of 1e300 s: wait that long
         cell.wait_stopped(min(longest, max(0.0, deadline - time.monotonic())))
         incarnation = self.incarnation

@@ -18,6 +18,7 @@ from stateward.actors import (
     DeadlineExceeded,
     ManualClock,
     Runtime,
+    ShutdownReport,
     StateMachine,
     StateManager,
     Supervisor,
@@ -211,6 +212,56 @@ def test_passing_the_restart_limit_gives_up_and_escalates_to_a_fatal_failure(
         kinds = [(e.kind, e.supervisor) for e in seen if e.kind in ("gave_up", "escalated")]
         assert kinds == [("gave_up", "s"), ("escalated", "s"), ("gave_up", "root")]
         assert runtime.stats().fatal is not None
+
+
+def test_a_give_up_escalated_to_the_root_is_fatal_at_once_from_the_crashing_turn(
+    clock: ManualClock,
+) -> None:
+    """The crash that makes a supervisor give up is handled on the crashing
+    actor's own turn; the root, giving up in turn, stops that supervisor's
+    subtree, the crashing actor included. That stop must not wait for the
+    turn it runs in (on a pool it waited out the 5 s stop timeout, holding
+    a pooled worker): the fatal failure comes at once, well within 2 s."""
+    with Runtime("escalate", timer=clock, max_restarts=0) as runtime:
+        sup = Supervisor("workers", runtime=runtime, max_restarts=1, within=60.0)
+        machine = StateMachine("a", {"a": ["b"], "b": ["a"]}, runtime=runtime)
+        child = StateManager({"n": 0}, runtime=runtime, supervisor=sup, on_error="restart")
+        machine.transition("b")
+        with pytest.raises(ActorCrashed):
+            child.modify(boom)  # restarted: the one restart allowed
+        crashing = child.request_modify(boom)  # one too many: gives up, up to the root
+        assert isinstance(runtime.wait_fatal(2), SupervisorGaveUp), (
+            "the root's give-up waited for the turn it ran in"
+        )
+        with pytest.raises(ActorCrashed):
+            crashing.result(timeout=10)
+        assert sup.gave_up
+        with pytest.raises(ActorStopped):
+            child.modify(bump)
+        with pytest.raises(ActorStopped):
+            machine.transition("a")
+
+
+def test_a_handler_stopping_its_own_supervisor_commits_its_request_then_stops_cleanly(
+    rt: Runtime,
+) -> None:
+    """A stop run on the turn of an actor it stops cannot wait for that turn:
+    the actor stops once its turn ends, and is not abandoned as if it had
+    hung (before, the stop waited out its whole timeout, then fenced the very
+    request that asked for it)."""
+    sup = Supervisor("s", runtime=rt)
+    child = StateManager({"n": 0}, runtime=rt, supervisor=sup)
+    reports: list[ShutdownReport] = []
+
+    def stop_my_supervisor(state: ImmutableState) -> ImmutableState:
+        reports.append(sup.stop(timeout=2.0))
+        return bump(state)
+
+    assert child.request_modify(stop_my_supervisor).result(timeout=10).n == 1
+    [report] = reports
+    assert report.clean, report.describe()
+    with pytest.raises(ActorStopped, match="supervisor 's' stopped"):
+        child.modify(bump)
 
 
 def test_restarts_outside_the_window_do_not_count(clock: ManualClock) -> None:
