@@ -252,17 +252,7 @@ def done_move(
             target, _, plan = chart_move(spec, here, None, event, ctx.machine, pick)
         except InvalidTransition:
             continue  # defined, but not from where the machine is now
-        follow = TransitionContext(
-            ctx.target,
-            target,
-            event,
-            ctx.payload,
-            ctx.data,
-            ctx.version,
-            ctx.machine,
-            ctx.at,
-            ctx.timer_requests,  # the transaction's: its moves' hooks asked for them
-        )
+        follow = ctx.with_move(ctx.target, target, event)
         return follow, plan
     return None
 
@@ -281,17 +271,7 @@ def whole_move(
     if len(taken) == 1:
         plan = taken[0]
         assert plan.target is not None
-        return plan, TransitionContext(
-            source,
-            plan.target,
-            event,
-            ctx.payload,
-            ctx.data,
-            ctx.version,
-            ctx.machine,
-            ctx.at,
-            ctx.timer_requests,
-        )
+        return plan, ctx.with_move(source, plan.target, event)
     chart = spec._chart
     assert chart is not None
     first: ChartStep = taken[0].chart
@@ -305,15 +285,5 @@ def whole_move(
     after_commit = tuple(dict.fromkeys(h for plan in taken for h in plan.after_commit))
     target = chart.current(last.after.configuration)
     plan = MovePlan((), (), (), after_commit, True, target, False, None, step)
-    whole = TransitionContext(
-        source,
-        target,
-        event,
-        ctx.payload,
-        ctx.data,
-        ctx.version,
-        ctx.machine,
-        ctx.at,
-        ctx.timer_requests,
-    )
+    whole = ctx.with_move(source, target, event)
     return plan, whole

@@ -191,6 +191,22 @@ class TransitionContext:
             self.timer_requests,
         )
 
+    def with_move(self, source: str | None, target: str, event: str | None) -> TransitionContext:
+        """This context for another move of the same transaction (a statechart's
+        next move, or the whole transaction's), keeping its payload, data and
+        timer requests."""
+        return TransitionContext(
+            source,
+            target,
+            event,
+            self.payload,
+            self.data,
+            self.version,
+            self.machine,
+            self.at,
+            self.timer_requests,
+        )
+
     def with_target(
         self, target: str, timer_requests: tuple[TimerRequest, ...] = ()
     ) -> TransitionContext:
