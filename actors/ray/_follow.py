@@ -16,7 +16,10 @@ every `INTERVAL` seconds while there is work, and at once when woken:
   event loop, which must not block, the next poll asks: commits made
   before that poll are seen as the latest of them).
 - **deferred answers**: a request its batch did not wait for is answered
-  here when its shard has the answer.
+  here when its shard has the answer. If the shard died (or answers
+  `LeaseLost`: it was replaced) first, the request is not answered here: the
+  link declares the shard dead (`Link.suspect`) and sends it again, with its
+  id, to the replacement (`reclaim`), as it does a batch in flight.
 
 A commit made through another client reaches this client's observers
 within `INTERVAL` seconds plus one Ray call; one made through this client,
@@ -33,6 +36,7 @@ import threading
 import time
 from typing import Any
 
+from .._errors import LeaseLost
 from .._watchers import Watchers
 from ._errors import ShardUnavailable
 
@@ -42,8 +46,6 @@ logger = logging.getLogger("stateward.ray")
 INTERVAL = 0.05
 #: How long a deferred request may run before its caller gets `ShardUnavailable`.
 DEFERRED_LIMIT = 300.0
-#: How long one poll may take before it counts as failed.
-POLL_TIMEOUT = 30.0
 
 
 class Follower:
@@ -56,8 +58,12 @@ class Follower:
         self.watched: dict[str, Any] = {}
         self.delivered: dict[str, Any] = {}
         #: Deferred replies by shard: (generation, token) -> (reply, monotonic
-        #: time it gives up).
-        self.deferred: list[dict[tuple[int, int], tuple[Any, float]]] = [{} for _ in links]
+        #: time it gives up, the op sent).
+        self.deferred: list[dict[tuple[int, int], tuple[Any, float, Any]]] = [{} for _ in links]
+        #: The generation of each shard found dead (or fenced) by a poll, if
+        #: any: its deferred requests are not polled again (a zombie forgets a
+        #: token once it answered it); its link sends them to the replacement.
+        self.suspected: list[int | None] = [None for _ in links]
         self.wake = threading.Condition()
         self.woken = False
         self.closed = False
@@ -82,13 +88,26 @@ class Follower:
             self._poll(self.shard_of(cell.name), collect=False)
         self.nudge()  # on an event loop, never a blocking call: the next poll
 
-    def defer(self, index: int, reply: Any, token: tuple[int, int]) -> None:
-        """A batch of shard ``index`` answered ``reply`` with a deferred token
-        (``(generation, token)``: a shard's tokens mean nothing to the shard
-        that replaces it)."""
+    def defer(self, index: int, reply: Any, token: tuple[int, int], op: Any) -> None:
+        """A batch of shard ``index`` answered ``reply`` (to ``op``) with a
+        deferred token (``(generation, token)``: a shard's tokens mean
+        nothing to the shard that replaces it)."""
         with self.wake:
-            self.deferred[index][token] = (reply, time.monotonic() + DEFERRED_LIMIT)
+            self.deferred[index][token] = (reply, time.monotonic() + DEFERRED_LIMIT, op)
         self.nudge()
+
+    def reclaim(self, index: int, generation: int) -> list[tuple[Any, Any]]:
+        """The link of shard ``index`` declared ``generation`` dead: its
+        unanswered deferred requests (and any of older generations), taken
+        from here, as ``(op, reply)`` in the order sent (a shard numbers its
+        tokens in the order it took the requests)."""
+        pending = self.deferred[index]
+        taken = []
+        for key in sorted(key for key in list(pending) if key[0] <= generation):
+            entry = pending.pop(key, None)  # unless a poll answered it meanwhile
+            if entry is not None:
+                taken.append((entry[2], entry[0]))
+        return taken
 
     def nudge(self) -> None:
         with self.wake:
@@ -103,7 +122,7 @@ class Follower:
         self.notifier.close(timeout)
         error = ShardUnavailable(f"the request's answer was not collected: {reason}")
         for pending in self.deferred:
-            for reply, _ in pending.values():
+            for reply, _, _ in pending.values():
                 reply.set_exception(error)
             pending.clear()
 
@@ -131,7 +150,7 @@ class Follower:
         (there are few: only requests their batch did not wait for)."""
         now = time.monotonic()
         for index, pending in enumerate(self.deferred):
-            for token, (_, deadline) in list(pending.items()):
+            for token, (_, deadline, _) in list(pending.items()):
                 entry = pending.pop(token, None) if deadline <= now else None
                 if entry is None:
                     continue
@@ -147,6 +166,7 @@ class Follower:
 
     def _poll(self, index: int, collect: bool = True) -> None:
         import ray
+        from ray.exceptions import GetTimeoutError, RayActorError
 
         with self.delivering:
             versions = {}
@@ -162,19 +182,31 @@ class Follower:
         gone = [key for key in keys if key[0] != generation]
         if gone:  # deferred by a shard that was replaced since
             self._lost(index, gone, ShardUnavailable(f"generation {gone[0][0]} was replaced"))
-        tokens = [key[1] for key in keys if key[0] == generation]
+        suspected = self.suspected[index] == generation
+        tokens = [key[1] for key in keys if key[0] == generation and not suspected]
         if not versions and not tokens:
             return
         try:
             logs, answers, snapshots = ray.get(
-                actor.poll.remote(versions, tokens), timeout=POLL_TIMEOUT
+                actor.poll.remote(versions, tokens), timeout=link.call_timeout
             )
+        except (RayActorError, GetTimeoutError) as exc:
+            # Dead, or stuck as long as a call may take: its link declares it
+            # dead and sends the deferred requests (still held here) to the
+            # replacement.
+            self._suspect(index, generation, exc)
+            return
         except Exception as exc:
             self._lost(index, [(generation, token) for token in tokens], exc)
             return
         for name, snapshot in snapshots.items():
             link.publish(name, snapshot)
         for token, (ok, value) in answers.items():
+            if not ok and isinstance(value, LeaseLost):
+                # A zombie: it committed nothing for this request, which its
+                # link sends again to the replacement, like a fenced batch.
+                self._suspect(index, generation, value)
+                continue
             entry = self.deferred[index].pop((generation, token), None)
             if entry is None:
                 continue
@@ -185,6 +217,10 @@ class Follower:
                 reply.set_exception(value)
         for name, snapshots_of in logs.items():
             self.deliver(name, snapshots_of)
+
+    def _suspect(self, index: int, generation: int, failure: BaseException) -> None:
+        self.suspected[index] = generation
+        self.links[index].suspect(generation, failure)
 
     def _lost(self, index: int, tokens: list[tuple[int, int]], exc: BaseException) -> None:
         """A poll failed: its deferred requests cannot be answered any more."""

@@ -66,6 +66,14 @@ class Link:
     marked as a retry, to the replacement, which applies each request id at
     most once (`Shard.run`). After `MAX_REPLACEMENTS` replacements in a row
     for one batch, its requests get `ShardUnavailable`.
+
+    The requests the dead shard deferred (answered later by a poll, see
+    `_follow`) are unanswered too: they go first in that retry, in the order
+    sent, since they were sent before the batch (`reclaim`). A poll that
+    finds the shard dead while no call is out tells the link (`suspect`),
+    which declares it dead and sends those requests to its replacement.
+    Whether a request was deferred depends on timing (a batch that made no
+    progress for `_journal.PATIENCE` seconds): its retry must not.
     """
 
     def __init__(
@@ -84,8 +92,14 @@ class Link:
         #: The snapshot this client holds of an actor, by name (None: none).
         self.holds: Any = lambda name: None
         #: Takes a request whose answer the shard deferred: ``(index, reply,
-        #: (generation, token))``.
+        #: (generation, token), op)``.
         self.defer: Any = None
+        #: Gives back the unanswered deferred requests of shard ``index`` up to
+        #: a generation, in the order sent: ``(index, generation) -> [(op, reply)]``.
+        self.reclaim: Any = lambda index, generation: []
+        #: A generation a poll found dead (or fenced), and why: declared dead
+        #: by this link's thread when no call is out.
+        self.suspected: tuple[int, BaseException] | None = None
         self.calls = 0
         #: How many times this link replaced its shard.
         self.replacements = 0
@@ -101,6 +115,14 @@ class Link:
             self.queue.append((op, reply, None))
             self.ready.notify()
 
+    def suspect(self, generation: int, failure: BaseException) -> None:
+        """A poll found generation ``generation`` of this shard dead (or
+        fenced): declare it dead, unless it was replaced meanwhile."""
+        with self.ready:
+            if self.suspected is None and generation == self.generation:
+                self.suspected = (generation, failure)
+                self.ready.notify()
+
     def qsize(self) -> int:
         return len(self.queue)
 
@@ -115,7 +137,7 @@ class Link:
         """What is queued (up to `MAX_BATCH`); with ``wait``, once something
         is. None: closed and nothing queued, or nothing queued (not ``wait``)."""
         with self.ready:
-            while not self.queue:
+            while not self.queue and (self.suspected is None or self.closed is not None):
                 if self.closed is not None or not wait:
                     return None
                 self.ready.wait()
@@ -139,24 +161,26 @@ class Link:
                 batch = self._take()
                 if batch is None:
                     return
-                out = self._submit(batch)
+                out = self._suspicion(batch)
+                if out is None:
+                    out = self._submit(batch)
                 if out is None:
                     continue
-            batch, ops, bases, packed, ref = out
-            try:
-                result = self._call(packed, len(ops), ref)
-            except ShardUnavailable as error:
+            out, result = self._call(out)
+            batch, ops, bases, _, _, _ = out
+            if isinstance(result, ShardUnavailable):
                 for _, reply in batch:
-                    reply.set_exception(error)
+                    reply.set_exception(result)
                 out = None
                 continue
             answers = self._published(ops, bases, result)
             following = self._take(wait=False)
             out = self._submit(following) if following else None
-            for (_, reply), (ok, value) in zip(batch, answers, strict=True):
+            for (op, reply), (ok, value) in zip(batch, answers, strict=True):
                 if ok and type(value) is Deferred:
-                    # Answered by a later poll of this generation of the shard.
-                    self.defer(self.index, reply, (self.generation, value.token))
+                    # Answered by a later poll of this generation of the shard,
+                    # or sent again to its replacement (`reclaim`).
+                    self.defer(self.index, reply, (self.generation, value.token), op)
                 elif ok:
                     reply.set_result(value)
                 else:
@@ -164,18 +188,56 @@ class Link:
 
     def _submit(self, batch: list[tuple[Any, Reply[Any]]]) -> tuple[Any, ...] | None:
         """Start ``batch``'s Ray call: ``(batch, ops, the snapshots held of
-        its machines, the packed batch, the call's reference)``; None for
-        an empty batch."""
+        its machines, the packed batch, the call's reference, False)``
+        (`_pack`); None for an empty batch."""
         if not batch:
             return None
-        ops = [op for op, _ in batch]
-        bases, held = self._holding(ops)
-        packed = _packed(ops, held)
+        batch, ops, bases, packed, _, retry = self._pack(batch, False)
         try:
             ref = self._start(packed, False)
         except Exception:
             ref = None  # `_call` starts it again, and handles the failure
-        return batch, ops, bases, packed, ref
+        return batch, ops, bases, packed, ref, retry
+
+    def _pack(self, batch: list[tuple[Any, Reply[Any]]], retry: bool) -> tuple[Any, ...]:
+        """``(batch, ops, the snapshots held of its machines, the packed
+        batch, None: no call started, retry)``."""
+        ops = [op for op, _ in batch]
+        bases, held = self._holding(ops)
+        return batch, ops, bases, _packed(ops, held), None, retry
+
+    def _suspicion(self, batch: list[tuple[Any, Reply[Any]]]) -> tuple[Any, ...] | None:
+        """If a poll found this link's shard dead (`suspect`): declare it dead
+        and return the retry of its deferred requests followed by ``batch``
+        (not started); else None."""
+        with self.ready:
+            suspected, self.suspected = self.suspected, None
+        if suspected is None or suspected[0] != self.generation:
+            return None  # none, or replaced meanwhile (its deferred requests went then)
+        earlier = self._replace(suspected[1], "a poll")
+        if not earlier and not batch:
+            return None
+        return self._pack(earlier + batch, True)
+
+    def _replace(self, failure: BaseException, what: str) -> list[tuple[Any, Reply[Any]]]:
+        """Declare the shard dead (``failure`` says why): have it killed and
+        replaced, and return its unanswered deferred requests, in the order sent."""
+        dead = self.generation
+        self.generation, self.actor = self.shards.replace(self.index, dead, self.actor)
+        self.replacements += 1
+        earlier: list[tuple[Any, Reply[Any]]] = self.reclaim(self.index, dead)
+        logger.warning(
+            "shard %d (generation %d) declared dead after %s (%s: %s); retrying %d deferred "
+            "requests on generation %d",
+            self.index,
+            dead,
+            what,
+            type(failure).__name__,
+            failure,
+            len(earlier),
+            self.generation,
+        )
+        return earlier
 
     def _start(self, packed: Any, retry: bool) -> Any:
         self.calls += 1
@@ -206,27 +268,26 @@ class Link:
                     held[name] = mine
         return bases, held
 
-    def _call(self, batch: Any, count: int, started: Any = None) -> Any:
-        """One Ray call of ``batch`` (`_packed`: ``count`` operations), or the
-        answer of the one ``started`` (`_start`); on a dead shard, the same
-        batch again (as a retry) on its replacement. A
-        shard that answers `LeaseLost` was replaced (by another client, while
-        this one did not look): it is declared dead too, and the ops, none
-        of which it committed, go to its replacement.
-
-        Raises:
-            ShardUnavailable: the call failed otherwise, or the shard was
-                replaced `MAX_REPLACEMENTS` times in a row.
+    def _call(self, out: tuple[Any, ...]) -> tuple[tuple[Any, ...], Any]:
+        """The answer of ``out``'s Ray call (`_submit`, `_pack`: started
+        unless its reference is None); on a dead shard, the same batch again,
+        as a retry, on its replacement, after the dead shard's deferred
+        requests (`_replace`). A shard that answers `LeaseLost` was replaced
+        (by another client, while this one did not look): it is declared
+        dead too, and the ops, none of which it committed, go to its
+        replacement. Returns the batch as last sent (grown by those deferred
+        requests) and its result, or a `ShardUnavailable` for all of it: the
+        call failed otherwise, or the shard was replaced `MAX_REPLACEMENTS`
+        times in a row.
         """
         import ray
         from ray.exceptions import GetTimeoutError, RayActorError
 
-        retry = False
         for attempt in range(MAX_REPLACEMENTS + 1):
-            call, started = started, None
+            batch, _, _, packed, call, retry = out
             try:
                 if call is None:
-                    call = self._start(batch, retry)
+                    call = self._start(packed, retry)
                 result = ray.get(call, timeout=self.call_timeout)
                 if type(result) is bytes:
                     result = pickle.loads(result)
@@ -240,30 +301,18 @@ class Link:
             else:
                 fenced = _lease_lost(result[0])
                 if fenced is None or attempt == MAX_REPLACEMENTS:
-                    return result
+                    return out, result
                 failure = fenced
-            dead = self.generation
-            self.generation, self.actor = self.shards.replace(self.index, dead, self.actor)
-            self.replacements += 1
-            retry = True
-            logger.warning(
-                "shard %d (generation %d) declared dead (%s: %s); retrying %d requests on "
-                "generation %d",
-                self.index,
-                dead,
-                type(failure).__name__,
-                failure,
-                count,
-                self.generation,
-            )
+            earlier = self._replace(failure, f"a call of {len(batch)} requests")
+            out = self._pack(earlier + batch, True)
         else:
-            raise ShardUnavailable(
+            return out, ShardUnavailable(
                 f"shard {self.index} died or did not answer within {self.call_timeout:g} s "
-                f"{MAX_REPLACEMENTS + 1} times in a row for a call of {count} requests "
+                f"{MAX_REPLACEMENTS + 1} times in a row for a call of {len(out[0])} requests "
                 f"(last: {type(failure).__name__}: {failure}); whether they ran is unknown"
             )
-        raise ShardUnavailable(
-            f"shard {self.index} did not answer a call of {count} requests "
+        return out, ShardUnavailable(
+            f"shard {self.index} did not answer a call of {len(out[0])} requests "
             f"({type(failure).__name__}: {failure}); whether they ran is unknown"
         )
 

@@ -228,6 +228,7 @@ class RayRuntime(Runtime):
         self._follower = Follower(self._links, functools.partial(shard_of, shards=shards))
         for link in self._links:
             link.defer = self._follower.defer
+            link.reclaim = self._follower.reclaim
 
     def _holds(self, name: str) -> Any:
         """The snapshot this client holds of actor ``name`` (None: none here)."""

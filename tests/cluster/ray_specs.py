@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
+import time
 from typing import Any
 
 from stateward.core import MachineBuilder, MachineSpec
@@ -67,7 +69,19 @@ LEDGER = MachineBuilder("open", {"open": ["open"]}, history_limit=1)
 @LEDGER.on_enter("open")
 def append_to_log(ctx: Any) -> dict[str, Any]:
     _die_once(ctx.payload.get("die_once"))
+    if "die_after" in ctx.payload:  # [a file to wait for, the die_once marker]
+        go, marker = ctx.payload["die_after"]
+        _wait_for_file(go)
+        _die_once(marker)
     return {"log": [*ctx.data.get("log", ()), list(ctx.payload["by"])]}
+
+
+def _wait_for_file(path: str) -> None:
+    """Wait (at most 60 s) until ``path`` exists: a hook that runs this
+    holds its batch up, so that the shard defers its answer."""
+    deadline = time.monotonic() + 60
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        threading.Event().wait(0.01)
 
 
 def _die_once(marker: str | None) -> None:

@@ -18,6 +18,7 @@ local run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -204,6 +205,67 @@ def test_a_killed_shard_is_replaced_and_every_request_is_applied_once_in_order(
             applied = [number for who, number in log if who == thread]
             # Once each, in the order sent, none lost: exactly 0, 1, ..., ROUNDS - 1.
             assert applied == list(range(ROUNDS)), (name, thread, log)
+
+
+def _until(condition: Callable[[], bool], what: str, seconds: float = 60) -> None:
+    """Wait (bounded) until ``condition()`` holds; fail saying ``what`` did not happen."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} within {seconds:g} s"
+        threading.Event().wait(0.01)
+
+
+def _process_gone(pid: int) -> bool:
+    """Whether process ``pid`` has ended (gone, or a zombie not yet reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X")
+    except OSError:
+        return True
+
+
+@pytest.mark.parametrize("found_by", ["a poll", "a call"])
+def test_requests_whose_answers_were_deferred_are_sent_again_when_their_shard_dies(
+    clients: list[RayRuntime], make_store: Callable[..., Store], tmp_path: Path, found_by: str
+) -> None:
+    """Two requests to one machine whose answers the shard deferred (the
+    first one's hook waits for a file, then kills the shard's process before
+    it commits; the second waits behind it): their batches were answered, so
+    no call of the link fails. Whether a request is deferred is a matter of
+    timing (under load, any batch that makes no progress for 0.2 s): the
+    death must be handled as for a batch in flight. The shard's death is
+    found by the follow thread's poll (``a poll``: the link is idle), or by
+    the link's next call, for another machine (``a call``: polls are off).
+    Either way the shard is replaced once, and both requests are sent again
+    with their ids, before that call's, in the order sent: each is applied
+    once, in order, and answered with its result, not an error."""
+    runtime = RayRuntime(make_store(), shards=1, workers=0)
+    clients.append(runtime)
+    machine = StateMachine(ray_specs.LEDGER, name="deferred", runtime=runtime)
+    other = StateMachine(ray_specs.LEDGER, name="other", runtime=runtime)
+    link, follower = runtime._links[0], runtime._follower
+    pid = ray.get(link.actor.pid.remote(), timeout=30)
+    go, died = tmp_path / "go", tmp_path / "died"
+    with contextlib.ExitStack() as polls:
+        if found_by == "a call":
+            polls.enter_context(mock.patch.object(follower, "_poll"))
+        first = machine.request_transition(
+            "open", {"by": [0, 0], "die_after": [str(go), str(died)]}
+        )
+        _until(lambda: len(follower.deferred[0]) == 1, "the first answer was not deferred")
+        second = machine.request_transition("open", {"by": [0, 1]})
+        _until(lambda: len(follower.deferred[0]) == 2, "the second answer was not deferred")
+        go.touch()
+        _until(lambda: died.exists() and _process_gone(pid), "the shard did not die")
+        if found_by == "a call":
+            assert other.transition("open", {"by": [1, 0]}, timeout=120).version == 1
+        assert first.result(120).version == 1
+        assert second.result(120).version == 2
+    assert link.replacements == 1
+    assert _log(machine.snapshot) == [(0, 0), (0, 1)]
+    runtime.shutdown(stop_shards=True)
+    stored = _recovered(make_store, ["deferred"])["deferred"]
+    assert stored.version == 2 and _log(stored) == [(0, 0), (0, 1)]
 
 
 def test_a_zombie_shard_commits_nothing_after_its_replacement_took_over(
