@@ -25,9 +25,11 @@ def _name(fn: Callable[..., Any]) -> str:
 def _label(spec: MachineSpec, source: str, target: str) -> str:
     """The events that move ``source -> target``, joined by ', '; each with its
     own guards (``[is_exhausted]``, an ``unless`` one as ``[not busy]``), or
-    ``[else]`` for the unguarded last branch of an event with several, and
-    ``(internal)`` for an internal transition."""
+    ``[else]`` for the unguarded last branch of an event with several,
+    ``(internal)`` for an internal transition, and ``after 1800 s:`` before
+    the event of ``source``'s state timeout."""
     parts: list[str] = []
+    timeout = spec.timeouts.get(source)
     for name in spec.events_between(source, target):
         alternatives = spec.alternatives(name, source)
         for ev in alternatives:
@@ -35,6 +37,8 @@ def _label(spec: MachineSpec, source: str, target: str) -> str:
                 continue  # another target, or a move of an ancestor of ``source``
             guards = [_name(fn) for fn in ev.guards] + [f"not {_name(fn)}" for fn in ev.unless]
             part = name
+            if timeout is not None and timeout.event == name:
+                part = f"after {timeout.seconds:g} s: {name}"
             if guards:
                 part += f" [{', '.join(guards)}]"
             elif len(alternatives) > 1 and ev is alternatives[-1]:

@@ -339,3 +339,17 @@ def test_an_edge_from_a_parent_is_labelled_with_its_own_events_not_its_ancestors
     assert '    "p" -> "out" [label="b", ltail="cluster_p"];' in dot
     assert '    "g" -> "out" [label="a", ltail="cluster_g"];' in dot
     assert "    p --> out : b" in to_mermaid(spec).splitlines()
+
+
+def test_a_state_timeout_is_labelled_on_the_edge_its_event_makes() -> None:
+    spec = MachineSpec(
+        "pending",
+        events={"pay": "pending -> paid", "expire": "pending|paid -> cancelled"},
+        timeouts={"pending": (1800, "expire")},
+    )
+    mermaid = to_mermaid(spec).splitlines()
+    assert "    pending --> cancelled : after 1800 s: expire" in mermaid
+    assert "    paid --> cancelled : expire" in mermaid  # no timeout in "paid"
+    dot = to_dot(spec).splitlines()
+    assert '    "pending" -> "cancelled" [label="after 1800 s: expire"];' in dot
+    assert '    "paid" -> "cancelled" [label="expire"];' in dot
