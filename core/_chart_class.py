@@ -84,10 +84,19 @@ def _compile(cls: type[StateChart], name: str | None, history_limit: object) -> 
                         f"use on_{event} for it",
                         event=event,
                     )
+    timeouts: dict[str, object] = {}
+    for body in chart.bodies:
+        for state in body.states.values():
+            if state.timeout is not None:
+                timeout = state.timeout
+                if isinstance(timeout, tuple) and len(timeout) == 2:  # the event by attribute
+                    timeout = (timeout[0], chart.event_names.get(timeout[1], timeout[1]))
+                timeouts[chart.names[id(state)]] = timeout
     try:
         return MachineSpec(
             initial,
             events=events,
+            timeouts=timeouts or None,
             hooks=chart_hooks(chart, methods),
             states=states,
             history_limit=history_limit,  # type: ignore[arg-type]

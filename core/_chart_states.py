@@ -183,16 +183,20 @@ class State:
             name. Give one when it is not an identifier (``State("hanging out")``).
         initial: the state a new machine starts in (exactly one per chart).
         final: no move may leave it.
+        timeout: a state timeout, ``(seconds, "event")`` (or the mapping form
+            of `MachineSpec`'s ``timeouts=``): the event, named by its
+            attribute, fires once the state has been active that long.
 
     The attribute's name (not ``name``) is what hook methods are named after:
     ``on_enter_<attribute>``, ``on_exit_<attribute>``.
     """
 
-    __slots__ = ("_moves", "attribute", "final", "initial", "name", "unknown")
+    __slots__ = ("_moves", "attribute", "final", "initial", "name", "timeout", "unknown")
 
     name: object
     initial: object
     final: object
+    timeout: object
     attribute: str | None
     unknown: tuple[str, ...]
     _moves: list[Move]
@@ -203,12 +207,14 @@ class State:
         *,
         initial: bool = False,
         final: bool = False,
+        timeout: object = None,
         **unknown: object,
     ) -> None:
         # Checked when the chart is compiled, so that errors name the chart.
         self.name = name
         self.initial = initial
         self.final = final
+        self.timeout = timeout
         self.unknown = tuple(unknown)  # keywords the class form does not take
         self.attribute = None
         self._moves = []

@@ -392,3 +392,27 @@ def test_a_chart_machine_survives_a_restart_on_a_durable_store(tmp_path: Path) -
         light = StateMachine(Light.spec, name="light-1", runtime=rt)
         assert (light.current_state, light.version, light.data["cycles"]) == ("red", 2, 2)
         assert light.trigger("cycle").state == "green"
+
+
+def test_a_state_timeout_declared_on_a_state_compiles_to_the_specs_timeouts() -> None:
+    class Order(StateChart):
+        pending = State(initial=True, timeout=(1800, "expire"))
+        paid = State(final=True)
+        cancelled = State(final=True)
+
+        pay = pending.to(paid)
+        expire = pending.to(cancelled)
+
+    assert Order.spec.timeouts["pending"].seconds == 1800
+    assert Order.spec.timeouts["pending"].event == "expire"
+    assert set(Order.spec.timeouts) == {"pending"}
+
+
+def test_a_state_timeout_naming_no_event_is_refused_naming_the_chart() -> None:
+    with pytest.raises(MachineDefinitionError, match=r"Lamp.*nope"):
+
+        class Lamp(StateChart):
+            on = State(initial=True, timeout=(5, "nope"))
+            off = State()
+
+            flip = on.to(off) | off.to(on)
