@@ -232,9 +232,9 @@ def blocking_transition_4threads(sizes: Sizes, peers: Peers, scratch: Path) -> l
     def detail(counts: dict[str, int], _values: dict[str, float]) -> str:
         total = counts.get("returned", 0) + counts.get("rejected", 0)
         return (
-            f"over all rounds: {total:,} calls, {counts.get('returned', 0):,} returned without "
-            f"error, {counts.get('rejected', 0):,} refused (lost the race to another caller), "
-            f"{counts.get('committed', 0):,} transitions happened (ops/s counts these)"
+            f"over all rounds: {total:,} calls, {counts.get('returned', 0):,} returned, "
+            f"{counts.get('rejected', 0):,} refused (lost a race), "
+            f"{counts.get('committed', 0):,} transitions"
         )
 
     # stateward ----------------------------------------------------------------
@@ -277,10 +277,8 @@ def blocking_transition_4threads(sizes: Sizes, peers: Peers, scratch: Path) -> l
         System(
             "stateward",
             measure_with(sw_build(attempts), sw_attempt, sw_verify),
-            f"history_limit={attempts:,}, so the whole history is kept; checked: version == "
-            "calls that returned, history versions contiguous from 1 to the version, hook "
-            "count. A commit adds one entry to the history and shares the rest with the "
-            "snapshot before, so the kept length costs memory, not time",
+            f"history_limit={attempts:,} (the whole history); checked: version == calls that "
+            "returned, history versions contiguous from 1 to the version, hook count",
             detail,
         ),
         System(
@@ -356,10 +354,8 @@ def blocking_transition_4threads(sizes: Sizes, peers: Peers, scratch: Path) -> l
                     psm_attempt,
                     peer_verify(lambda m: m.current_state_value),
                 ),
-                "not thread-safe: reported as measured; checked: enter-hook count == calls "
-                "that returned without error. A call made while another thread is inside the "
-                "machine is queued and returns None at once; that other thread runs it, and "
-                "gets its error (statemachine/engines/sync.py, processing_loop)",
+                "not thread-safe (see above), reported as measured; checked: enter-hook "
+                "count == calls that returned without error",
                 detail,
             )
         )
@@ -552,10 +548,7 @@ def reads_under_write(sizes: Sizes, peers: Peers, scratch: Path) -> list[System]
                 "transitions-LockedMachine",
                 measure_with(tr_build, tr_reads, tr_written),
                 "model.state and the enter hook's count, read as plain attributes with no "
-                "lock (LockedMachine locks only machine methods and event triggers: "
-                "transitions/extensions/locking.py, LockedMachine.__getattribute__ and "
-                "LockedEvent.trigger), so a read can land between a trigger setting the "
-                "state and its enter hook running",
+                "lock (see above)",
                 detail,
             ),
             System(
@@ -664,9 +657,7 @@ def modify_8threads(sizes: Sizes, peers: Peers, scratch: Path) -> list[System]:
                 "provide-foundation",
                 measure_with(pf_build, exact=False),
                 "StateManager(state=ImmutableState subclass): read current_state, then "
-                "update_state(n=state.n + 1), as its guide does (its real API has no "
-                "get_state(); the read is the current_state property). Each call is locked, "
-                "the read-then-write is not",
+                "update_state(n=state.n + 1), as its guide does (see above)",
                 lost_detail,
             )
         )

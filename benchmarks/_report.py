@@ -7,15 +7,29 @@ JSON file (``python benchmarks/run.py --from results.json --markdown PATH``).
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 #: One line per case under its heading: what the case measures.
 CASE_TITLES = {
     "blocking_transition_1thread": "one caller toggling a two-state machine with one enter hook",
-    "blocking_transition_4threads": "four callers on one machine",
+    "blocking_transition_4threads": "four callers on one machine. A call whose move lost the "
+    "race to another caller's (the machine already left its source state) is refused; ops/s "
+    "counts the transitions that happened. stateward keeps the whole history here: a commit "
+    "adds one entry and shares the rest with the snapshot before, so the kept length costs "
+    "memory, not time. python-statemachine is not thread-safe: a call made while another "
+    "thread is inside the machine is queued and returns None at once; that other thread runs "
+    "it and gets its error (statemachine/engines/sync.py, processing_loop)",
     "pipelined_transitions": "one caller keeping up to 1,000 replies in flight",
-    "reads_under_write": "4 reader threads while one writer transitions (reads per second)",
-    "modify_8threads": "8 threads incrementing one counter",
+    "reads_under_write": "4 reader threads while one writer transitions (reads per second). "
+    "transitions' LockedMachine locks only machine methods and event triggers "
+    "(transitions/extensions/locking.py, LockedMachine.__getattribute__ and "
+    "LockedEvent.trigger), so a plain read of the model's attributes can land between a "
+    "trigger setting the state and its enter hook running: a torn read",
+    "modify_8threads": "8 threads incrementing one counter. provide-foundation's real API has "
+    "no get_state(): the read is its current_state property; each call is locked, the "
+    "read-then-write is not",
     "durable_transitions": "transitions per second by store mode, 1 and 32 callers, and one "
     "caller keeping 1,000 requests in flight over 32 machines",
     "spawn_machines": "creating many machines, every system side by side: rate, bytes per "
@@ -37,88 +51,7 @@ CASE_TITLES = {
 
 #: The end of the page: how ``run.py --against`` compares two versions, and
 #: what it showed when a version was compared with itself. Prose, not results.
-COMPARING = """## Comparing two versions
-
-Two full runs of the same code on a shared machine differ by up to a third,
-so a change of speed is only ever judged against a measurement taken next to
-it, in the same run:
-
-```bash
-python benchmarks/run.py --against GIT_REF [--cases a,b] [--rounds N] [--max-slowdown 0.10]
-```
-
-measures stateward's own systems of each case (the peers are left out) in this
-checkout and in `GIT_REF`:
-
-- `GIT_REF` is written out with `git archive` into a temporary folder (under
-  `--tmp-dir` if given), removed at the end, also after an error, Ctrl-C or
-  SIGTERM.
-- Each version runs in its own worker process (`benchmarks/_worker.py`). It
-  imports stateward from its checkout, where that checkout's `pyproject.toml`
-  maps the packages, and never from an installed or editable copy; it runs
-  *this* checkout's case definitions, so both versions run the same cases.
-  Every timing is taken inside the workers, which answer over a pipe:
-  starting a process is no part of any measurement.
-- Every round starts a fresh pair of workers, both at once, and warms them up
-  with one untimed measurement of the case's first system (`--warmup`). Then,
-  system by system, one worker measures and then the other; who goes first
-  alternates from round to round.
-- Each round gives one ratio: new's time per operation over old's, from the
-  two measurements of that round (1.10 is 10% slower). A system's result is
-  the median of its per-round ratios, with the 95% confidence interval of that
-  median (two order statistics of the rounds: no assumption about the
-  distribution) and the lowest and highest round.
-- Two clocks: the wall clock, and the CPU time of the worker process (every
-  thread). The verdict goes by CPU time, which other processes on the machine
-  hardly move; the SQLite systems of `durable_transitions` wait on the disk,
-  which CPU time does not see, so they go by the wall clock. `--judge-by wall`
-  (on a quiet machine) or `--judge-by cpu` sets one clock for every system.
-- A system runs at least 10 rounds and stops once its median is known within
-  ±0.03 (95%), after 200 rounds, or when its case has run for 120 s.
-  `--rounds N` fixes the number; `--cpus 1` pins both workers to CPU 1.
-- The exit status is 1 when a system's median ratio is above
-  1 + `--max-slowdown` (default 0.10) or the new version fails a case's
-  checks; they are listed under `slower` and `failed` in the JSON (`--out`)
-  and marked in the report (`--markdown`, also printed on stderr). A case or
-  system that the old version cannot run (an API it does not have, checks it
-  fails) is reported as skipped, not failed. A ref that names no commit exits
-  with 2. Progress (round, case, system, both clocks) goes to stderr.
-- `--quick` uses the quick sizes and each case's own rounds: it shows that the
-  comparison works, not how fast anything is.
-
-A case that needs a name only newer versions have imports it inside its case
-function, so that against an older version only that case is skipped.
-
-### The noise floor: a version against itself
-
-Measured while writing this mode, on the 2-CPU development machine while other
-test suites ran on it (load average 5 to 16), comparing main with itself
-(`--against` the commit checked out) on `blocking_transition_1thread`,
-`pipelined_transitions`, `reads_under_write`, `modify_8threads` and
-`restart_latency`:
-
-- The wall clock alone, one pair of workers, 15 rounds: per-round ratios from
-  0.33 to 3.0, and the middle half of `pipelined_transitions`' rounds from
-  0.82 to 1.69. The workers got 20% to 80% of a CPU, changing from one measurement
-  to the next: a 10% verdict on that is a coin toss.
-- CPU time per operation, same rounds: the middle half of the rounds within
-  ±2% to ±8% of the median, medians between 0.99 and 1.04.
-- One pair of workers for a whole case carried its own offset: in one run
-  three of six intervals did not hold 1.00 (0.965 with an interval of 0.933 to
-  0.990, 1.027 with 1.003 to 1.041), and pairs kept for 5 rounds still gave
-  1.007 to 1.063 once. Where a process lands in memory changes its speed for
-  its whole life; with a fresh pair every round that offset is part of the
-  spread the interval shows, instead of a bias it hides. Pinning both workers
-  to one CPU did not narrow the intervals.
-- With the method above (3.5 minutes for the five cases while the load
-  average fell from 7.4 to 2.7): every CPU median between 0.999 and 1.011,
-  every 95% interval holding 1.00 and within 0.94 to 1.04, well inside the
-  10% threshold. The wall clock of the same rounds gave medians from 0.99 to
-  1.04, intervals up to 0.84 to 1.37 and single rounds from 0.18 to 2.8.
-- Again at a quieter time (load average 1.6 to 3, 190 s): CPU medians from
-  0.989 to 1.017, every interval within 0.97 to 1.05; one of the six (1.004 to
-  1.044) did not hold 1.00, about as often as 95% intervals should miss.
-"""
+COMPARING = (Path(__file__).resolve().parent / "comparing.md").read_text()
 
 
 def _number(value: float | None, digits: int = 0) -> str:
@@ -135,16 +68,12 @@ def _latency(value: float | None) -> str:
     return _number(value, 1 if value < 100 else 0)
 
 
-def _spread(entry: dict[str, Any]) -> str:
+def _range(entry: dict[str, Any]) -> str:
+    """The lowest and highest round's ops/s, short enough for a narrow column."""
     spread = entry.get("spread")
-    if not spread:
+    if not spread or spread.get("ops_per_s_min") is None:
         return "-"
-    low, high = spread.get("ops_per_s_min"), spread.get("ops_per_s_max")
-    rounds = spread.get("rounds")
-    text = f"{_number(low)} to {_number(high)} ops/s"
-    if rounds:
-        text += f" over {rounds} rounds"
-    return text
+    return f"{_number(spread['ops_per_s_min'])}\N{EN DASH}{_number(spread['ops_per_s_max'])}"
 
 
 def _cell(text: str) -> str:
@@ -152,26 +81,76 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+#: The columns of every case's table: few and narrow, so that a table fits a
+#: ~720 px text column; what each system is and what it checked go under it.
+CASE_HEADER = "| system | ops/s | median µs | range of ops/s | correct |"
+
+#: How the tables read, said once instead of in every case.
+HOW_TO_READ = """## How to read the tables
+
+- Every case runs every system in one process, interleaved round by round
+  (round-robin), so that a noisy machine slows them all alike.
+- **ops/s** is the median over the rounds; **range of ops/s** is the lowest and
+  highest round. **median µs** is the median time of one operation where one
+  is timed alone (`-` where many requests are in flight at once).
+- **correct**: the case's checks held in every round (`**no**` with what went
+  wrong in the system's notes). A peer that is not thread-safe is measured as
+  it is and marked, not left out.
+- Under each table, the notes say what each system is, what was checked, and
+  what was counted over all rounds. What holds for every system of a case is
+  said once, first. A note that repeats for each round is shown once, with how
+  many more rounds said the same.
+- A ratio stateward/peer (the targets) is the median of the per-round ratios,
+  so the rounds that both systems shared are compared with each other."""
+
+
+def _clauses(notes: str) -> list[str]:
+    """A system's notes, split where the harness joined them ("; ")."""
+    return [clause.strip() for clause in notes.split("; ") if clause.strip()]
+
+
+def _alike(clauses: list[str]) -> list[str]:
+    """Clauses that differ only in their numbers (one per round) shown once,
+    with how many more there were."""
+    shape: dict[str, list[str]] = {}
+    for clause in clauses:
+        shape.setdefault(re.sub(r"[-+]?\d[\d,.]*", "#", clause), []).append(clause)
+    shown = []
+    for same in shape.values():
+        more = len(same) - 1
+        shown.append(same[0] + (f" (and {more} more like it)" if more else ""))
+    return shown
+
+
+def _notes(systems: dict[str, dict[str, Any]]) -> list[str]:
+    """The notes under a case's table: what every system shares, then one
+    short item per system."""
+    clauses = {name: _clauses(entry.get("notes", "")) for name, entry in systems.items()}
+    shared: list[str] = []
+    if len(systems) > 1:
+        first, *others = clauses.values()
+        shared = [c for c in first if all(c in other for other in others)]
+    lines = []
+    if shared:
+        lines += ["Every system: " + "; ".join(shared) + ".", ""]
+    for name, own in clauses.items():
+        kept = _alike([c for c in own if c not in shared])
+        if kept:
+            lines.append(f"- `{name}`: " + "; ".join(kept).replace("\n", " "))
+    return lines
+
+
 def _case_table(systems: dict[str, dict[str, Any]]) -> list[str]:
-    lines = [
-        "| system | ops/s | median µs | spread | correct | notes |",
-        "|---|---:|---:|---|:---:|---|",
-    ]
+    lines = [CASE_HEADER, "|---|---:|---:|---:|:---:|"]
     for name, entry in systems.items():
-        lines.append(
-            "| "
-            + " | ".join(
-                [
-                    f"`{name}`",
-                    _number(entry["ops_per_s"]),
-                    _latency(entry["median_us"]),
-                    _spread(entry),
-                    "yes" if entry["correct"] else "**no**",
-                    _cell(entry.get("notes", "")),
-                ]
-            )
-            + " |"
-        )
+        cells = [
+            f"`{name}`",
+            _number(entry["ops_per_s"]),
+            _latency(entry["median_us"]),
+            _range(entry),
+            "yes" if entry["correct"] else "**no**",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
@@ -184,37 +163,94 @@ def _targets_table(targets: list[dict[str, Any]]) -> list[str]:
         measured = target.get("measured")
         unit = target.get("unit", "")
         shown = "-" if measured is None else f"{_number(measured, 2)}{unit}"
-        status = target.get("status", "met" if target.get("met") else "missed")
-        if status == "missed":
-            status = "**missed**"
-        lines.append(f"| {_cell(target['target'])} | {shown} | {status} |")
+        lines.append(f"| {_cell(target['target'])} | {shown} | {_status(target)} |")
     return lines
 
 
-def render_markdown(results: dict[str, Any]) -> str:
-    """The Markdown page for ``results`` (the harness's JSON document)."""
-    if results.get("kind") == "comparison":
-        return render_comparison(results)
+def _status(target: dict[str, Any]) -> str:
+    status = str(target.get("status", "met" if target.get("met") else "missed"))
+    return "**missed**" if status == "missed" else status
+
+
+def _stateward(systems: dict[str, dict[str, Any]]) -> str:
+    """stateward's rate in a case: the system named so, else the first, named."""
+    if "stateward" in systems:
+        return _number(systems["stateward"]["ops_per_s"])
+    name, entry = next(iter(systems.items()))
+    return f"{_number(entry['ops_per_s'])} ({name})"
+
+
+def _verdicts(results: dict[str, Any]) -> list[str]:
+    """One row per case: stateward's rate, its targets, the systems not correct."""
+    targets = results.get("targets") or []
+    lines = [
+        "| case | stateward ops/s | targets met | not correct |",
+        "|---|---:|:---:|---|",
+    ]
+    for case, systems in results["cases"].items():
+        own = [t for t in targets if t.get("case") == case]
+        met = sum(1 for t in own if _status(t) == "met")
+        missed = sum(1 for t in own if _status(t) == "**missed**")
+        verdict = "-" if not own else f"{met} of {len(own)}"
+        if missed:
+            verdict = f"**{verdict}**"
+        wrong = ", ".join(f"`{name}`" for name, e in systems.items() if not e["correct"])
+        lines.append(
+            f"| [`{case}`](#{case.lower()}) | {_stateward(systems)} | {verdict} | {wrong or '-'} |"
+        )
+    return lines
+
+
+def _summary(results: dict[str, Any]) -> list[str]:
+    targets = results.get("targets") or []
+    met = sum(1 for t in targets if _status(t) == "met")
+    lines = ["## Summary", ""]
+    if targets:
+        lines += [f"{met} of {len(targets)} targets met.", ""]
+    lines += _verdicts(results)
+    for case, why in results.get("unavailable", {}).items():
+        lines.append("")
+        lines.append(f"- `{case}` not measured: {why}.")
+    if targets:
+        lines += ["", "### Targets", ""]
+        lines += _targets_table(targets)
+    return lines
+
+
+#: The longest line of a command in a code block (a longer one scrolls sideways).
+COMMAND_WIDTH = 76
+
+
+def _wrapped(command: str) -> str:
+    """A shell command cut into lines of at most `COMMAND_WIDTH` characters,
+    with each option kept with its value and continued with a backslash."""
+    words: list[str] = []
+    for word in command.split():
+        if words and not word.startswith("-") and words[-1].startswith("-"):
+            words[-1] += " " + word  # an option and its value stay together
+        else:
+            words.append(word)
+    lines = [""]
+    for word in words:
+        if lines[-1] and len(lines[-1]) + 1 + len(word) + 2 > COMMAND_WIDTH:
+            lines.append("   ")
+        lines[-1] += (" " if lines[-1] else "") + word
+    return " \\\n".join(lines)
+
+
+def _the_run(results: dict[str, Any]) -> list[str]:
     command = results.get("command", "python benchmarks/run.py")
     machine = [f"Python {results['python']}", f"{results['cpus']} CPUs"]
     if results.get("platform"):
         machine.append(results["platform"])
     lines = [
-        "# Benchmarks",
-        "",
-        "<!-- Generated by benchmarks/run.py from its JSON results; do not edit by hand. -->",
-        "",
-        "stateward next to transitions, python-statemachine, provide-foundation, automat",
-        "and raw pykka. Every case runs every system in one process, interleaved round by round",
-        "(round-robin), so the ratios compare like with like on a noisy machine. A system's",
-        "ops/s is the median over the rounds, the spread is the lowest and highest round,",
-        "and every ratio stateward/peer is the median of the per-round ratios.",
+        "## The run",
         "",
         "Produced by:",
         "",
         "```bash",
         "python -m pip install -e '.[bench]'",
-        command,
+        _wrapped(command),
         "```",
         "",
         f"- Machine: {', '.join(machine)}.",
@@ -235,25 +271,54 @@ def render_markdown(results: dict[str, Any]) -> str:
     missing = results.get("missing")
     if missing:
         lines.append(f"- Not installed, so not measured: {', '.join(missing)}.")
-    for case, why in results.get("unavailable", {}).items():
-        lines.append(f"- `{case}` not measured: {why}.")
+    return lines
+
+
+def _case(case: str, systems: dict[str, dict[str, Any]], results: dict[str, Any]) -> list[str]:
+    lines = ["", f"## `{case}`", ""]
+    title = CASE_TITLES.get(case)
+    if title:
+        lines += [title[0].upper() + title[1:] + ".", ""]
+    info = results.get("case_info", {}).get(case)
+    if info:
+        rounds = {e.get("spread", {}).get("rounds") for e in systems.values()} - {None}
+        text = f"Took {info['seconds']:,.1f} s"
+        if len(rounds) == 1:
+            text += f", {rounds.pop()} rounds"
+        load = info.get("load_average_at_start")
+        if load:
+            text += f"; load average at its start: {', '.join(map(str, load))}"
+        lines += [text + ".", ""]
+    lines += _case_table(systems)
+    notes = _notes(systems)
+    if notes:
+        lines += ["", *notes]
+    return lines
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    """The Markdown page for ``results`` (the harness's JSON document): the
+    summary (each case's verdict and the targets) first, then how to read the
+    tables, how the run was made, and each case."""
+    if results.get("kind") == "comparison":
+        return render_comparison(results)
+    lines = [
+        "# Benchmarks",
+        "",
+        "<!-- Generated by benchmarks/run.py from its JSON results; do not edit by hand. -->",
+        "",
+        "stateward next to transitions, python-statemachine, provide-foundation,",
+        "automat and raw pykka, case by case: the verdict first, then each case's",
+        "measurements.",
+        "",
+        *_summary(results),
+        "",
+        HOW_TO_READ,
+        "",
+        *_the_run(results),
+    ]
     for case, systems in results["cases"].items():
-        lines += ["", f"## `{case}`", ""]
-        title = CASE_TITLES.get(case)
-        if title:
-            lines += [title[0].upper() + title[1:] + ".", ""]
-        info = results.get("case_info", {}).get(case)
-        if info:
-            load = info.get("load_average_at_start")
-            text = f"Took {info['seconds']:,.1f} s"
-            if load:
-                text += f"; load average at its start: {', '.join(map(str, load))}"
-            lines += [text + ".", ""]
-        lines += _case_table(systems)
-    targets = results.get("targets")
-    if targets:
-        lines += ["", "## Targets", ""]
-        lines += _targets_table(targets)
+        lines += _case(case, systems, results)
     return "\n".join(lines) + "\n\n" + COMPARING
 
 

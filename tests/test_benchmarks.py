@@ -9,6 +9,7 @@ import importlib.util
 import json
 import math
 import random
+import re
 import shutil
 import signal
 import statistics
@@ -293,7 +294,33 @@ def test_quick_run_writes_the_markdown_page(quick_results: dict[str, Any]) -> No
         assert f"## `{case}`" in page
     for case in quick_results["unavailable"]:
         assert f"- `{case}` not measured: " in page
-    assert "## Targets" in page
+    assert "### Targets" in page
+    _check_layout(page)
+
+
+#: The widest table the page may hold: more columns do not fit a ~720 px text column.
+MAX_COLUMNS = 5
+#: A system's notes under its case's table, at most about three lines of the column.
+MAX_NOTE_CHARS = 360
+#: The longest code span a table cell may hold (a system's or a case's name).
+MAX_CODE_IN_CELL = 40
+
+
+def _check_layout(page: str) -> None:
+    """The page reads on a ~720 px column: the verdict (summary and targets)
+    before the first case, narrow tables, short notes."""
+    lines = page.splitlines()
+    first_case = next(i for i, line in enumerate(lines) if line.startswith("## `"))
+    assert lines.index("## Summary") < lines.index("### Targets") < first_case
+    widths = {line.count(" | ") + 1 for line in lines if line.startswith("| ")}
+    assert max(widths) <= MAX_COLUMNS, sorted(widths)
+    for line in lines[first_case:]:
+        if line.startswith(("- `", "Every system: ")):
+            assert len(line) <= MAX_NOTE_CHARS, line
+    # no long code in a cell: a code span does not wrap, so it breaks mid-word
+    cells = [cell for line in lines if line.startswith("| ") for cell in line.split(" | ")]
+    code = [span for cell in cells for span in re.findall(r"`([^`]*)`", cell)]
+    assert code and max(len(span) for span in code) <= MAX_CODE_IN_CELL, max(code, key=len)
 
 
 HAND_MADE = {
@@ -339,21 +366,84 @@ def test_markdown_renders_tables_from_the_json() -> None:
     assert lines[0] == "# Benchmarks"
     assert "- Machine: Python 3.11.7, 2 CPUs." in lines
     assert HAND_MADE["command"] in page
-    header = "| system | ops/s | median µs | spread | correct | notes |"
+    header = "| system | ops/s | median µs | range of ops/s | correct |"
     assert lines.count(header) == 2
     assert "## `blocking_transition_1thread`" in page and "## `modify_8threads`" in page
-    assert (
-        "| `stateward` | 50,000 | 17.5 | 45,000 to 55,000 ops/s over 3 rounds | yes | "
-        "default runtime |" in lines
-    )
-    locked = "| `transitions-LockedMachine` | 10,000 | 80.0 | - | yes | a \\| pipe in the notes |"
-    assert locked in lines
-    assert "| `provide-foundation` | 120,000 | - | - | **no** | lost 12 updates |" in lines
-    targets = lines[lines.index("## Targets") :]
+    assert "| `stateward` | 50,000 | 17.5 | 45,000\N{EN DASH}55,000 | yes |" in lines
+    assert "| `transitions-LockedMachine` | 10,000 | 80.0 | - | yes |" in lines
+    assert "| `provide-foundation` | 120,000 | - | - | **no** |" in lines
+    # the notes go under the table, one item per system, a pipe kept as written
+    assert "- `stateward`: default runtime" in lines
+    assert "- `transitions-LockedMachine`: a | pipe in the notes" in lines
+    assert "- `provide-foundation`: lost 12 updates" in lines
+    targets = lines[lines.index("### Targets") :]
     assert "| target | measured | status |" in targets
     assert "| 1thread: >= 1.5x LockedMachine | 5.00x | met |" in targets
     assert "| reads: >= 50x LockedMachine | 0.20x | **missed** |" in targets
     assert "| missing peer | - | n/a |" in targets
+
+
+def test_the_page_opens_with_a_verdict_per_case_and_the_targets() -> None:
+    results = {
+        **HAND_MADE,
+        "targets": [
+            {"target": "one", "case": "blocking_transition_1thread", "measured": 5.0, "met": True},
+            {"target": "two", "case": "blocking_transition_1thread", "measured": 0.1},
+            {"target": "three", "case": "modify_8threads", "measured": 2.0, "met": True},
+        ],
+    }
+    page = _load_report().render_markdown(results)
+    lines = page.splitlines()
+    summary = lines[lines.index("## Summary") : lines.index("### Targets")]
+    assert "2 of 3 targets met." in summary
+    assert (
+        "| [`blocking_transition_1thread`](#blocking_transition_1thread) | 50,000 "
+        "| **1 of 2** | - |" in summary
+    )
+    # no system named stateward: the case's first, named; a system whose checks failed too
+    assert (
+        "| [`modify_8threads`](#modify_8threads) | 120,000 (provide-foundation) | 1 of 1 "
+        "| `provide-foundation` |" in summary
+    )
+    _check_layout(page)
+
+
+def test_notes_say_once_what_every_system_shares_and_each_round_alike_once() -> None:
+    def entry(notes: str) -> dict[str, Any]:
+        return {"ops_per_s": 1.0, "median_us": None, "correct": True, "notes": notes}
+
+    results = {
+        **HAND_MADE,
+        "cases": {
+            "durable_transitions": {
+                "stateward-memory-1": entry("MemoryStore; 1 caller; checked: versions"),
+                "stateward-strict-1": entry("SQLiteStore strict; 1 caller; checked: versions"),
+                "stateward-strict-32": entry("SQLiteStore strict; 32 callers; checked: versions"),
+            },
+            "reads_under_write": {
+                "transitions-LockedMachine": entry(
+                    "plain reads; 30 of 90 reads torn (all rounds); 10 of 30 reads were torn; "
+                    "12 of 31 reads were torn; 8 of 29 reads were torn"
+                ),
+            },
+        },
+    }
+    lines = _load_report().render_markdown(results).splitlines()
+    assert "Every system: checked: versions." in lines
+    assert "- `stateward-memory-1`: MemoryStore; 1 caller" in lines
+    assert "- `stateward-strict-32`: SQLiteStore strict; 32 callers" in lines
+    assert (
+        "- `transitions-LockedMachine`: plain reads; 30 of 90 reads torn (all rounds); "
+        "10 of 30 reads were torn (and 2 more like it)" in lines
+    )
+
+
+def test_the_saved_benchmarks_page_opens_with_its_verdict() -> None:
+    """docs/benchmarks.md as committed (rendered from a full run) keeps the layout."""
+    lines = (ROOT / "docs" / "benchmarks.md").read_text().splitlines()
+    first_case = next(i for i, line in enumerate(lines) if line.startswith("## `"))
+    assert lines.index("## Summary") < lines.index("### Targets") < first_case
+    assert max(line.count(" | ") + 1 for line in lines if line.startswith("| ")) <= MAX_COLUMNS
 
 
 def test_the_benchmarks_page_explains_comparing_two_versions_as_rendered() -> None:
