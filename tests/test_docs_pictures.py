@@ -15,6 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
+EXAMPLES = ROOT / "examples"
 
 #: A ```text block that shows a `stateward graph` command and what it printed.
 GRAPH_SAMPLE = re.compile(r"```text\n\$ stateward graph (\w+):(\w+)\n(.*?)```", re.DOTALL)
@@ -23,9 +24,10 @@ FENCE = re.compile(r"```(\w*)\n(.*?)```", re.DOTALL)
 
 def graph_samples() -> list[tuple[str, str, str, str, str, str]]:
     """Every ``stateward graph MODULE:ATTR`` sample in the docs, as (page,
-    module, attribute, the module's source, the output shown, the body of the
-    fence that follows it). The module's source is the page's nearest Python
-    block before the sample ("Say `flows.py` holds: ...")."""
+    module, attribute, the module's source, the output shown, the fence that
+    follows it). The module is ``examples/MODULE.py`` if there is one (the
+    command run in examples/), else the page's nearest Python block before
+    the sample ("Say `flows.py` holds: ...")."""
     samples = []
     for page in sorted(DOCS.rglob("*.md")):
         text = page.read_text()
@@ -33,7 +35,8 @@ def graph_samples() -> list[tuple[str, str, str, str, str, str]]:
             module, attribute, shown = sample.groups()
             before = re.findall(r"```python\n(.*?)```", text[: sample.start()], re.DOTALL)
             after = FENCE.search(text, sample.end())
-            source = before[-1] if before else ""
+            example = EXAMPLES / f"{module}.py"
+            source = example.read_text() if example.is_file() else before[-1] if before else ""
             picture = f"```{after.group(1)}\n{after.group(2)}" if after else "(nothing)"
             samples.append((page.name, module, attribute, source, shown, picture))
     return samples
@@ -57,14 +60,16 @@ def test_a_graph_sample_is_what_the_command_prints_and_its_picture_follows(
         f"{page}: no Python block before `stateward graph {module}:{attribute}` defines "
         f"{attribute!r} (say `{module}.py` holds: ...)"
     )
-    (tmp_path / f"{module}.py").write_text(source)
+    folder = EXAMPLES if (EXAMPLES / f"{module}.py").is_file() else tmp_path
+    if folder == tmp_path:
+        (tmp_path / f"{module}.py").write_text(source)
     printed = subprocess.run(
         [sys.executable, "-m", "stateward.actors.cli", "graph", f"{module}:{attribute}"],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
-        cwd=tmp_path,
+        cwd=folder,
     )
     assert (printed.returncode, printed.stderr) == (0, "")
     assert shown == printed.stdout, f"{page} shows an old output: run the command again"
