@@ -233,20 +233,25 @@ class Incarnation:
         cell = self.cell
         cell.messages += 1
         supervisor = cell.supervisor
-        if op.exit and supervisor is not None and self.lifecycle.restart_type == "permanent":
-            # Stopped on its own, to be restarted: keep the mailbox open so
-            # what is sent meanwhile waits for the next incarnation.
-            self.retire()
-            message.set_result(None)
+        if op.exit and supervisor is not None:
+            if self.lifecycle.restart_type == "permanent":
+                # Stopped on its own, to be restarted: keep the mailbox open so
+                # what is sent meanwhile waits for the next incarnation.
+                self.retire()
+                message.set_result(None)
+                supervisor._child_exited(self.lifecycle, self.epoch)
+                return
+            # Not restarted: its supervisor hears of it first, and drops it
+            # from its children and the runtime's actors before it closes
+            # the mailbox, so no one is refused while the child is still
+            # listed. (With nothing to decide, a stop from outside already
+            # under way, the supervisor leaves the closing to the lines below.)
             supervisor._child_exited(self.lifecycle, self.epoch)
-            return
         if op.terminal:
             cell.stop_reason = op.reason
         cell.mailbox.close(op.reason)
         self.retire()
         message.set_result(None)
-        if op.exit and supervisor is not None:
-            supervisor._child_exited(self.lifecycle, self.epoch)
 
     def ended(self) -> None:
         """The worker runs nothing more of this incarnation."""

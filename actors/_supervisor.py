@@ -343,9 +343,11 @@ class Supervisor(SubtreeStop):
 
     def _carry_out(self, plan: Plan) -> None:
         for child, why in plan.drop:
-            stop_child(child, why, wait=False)
+            # Forgotten first: whoever its stop refuses finds it gone from the
+            # runtime's actors too, as it is from the children (`decide`).
             if not child.is_supervisor:
                 self.runtime._forget_cell(child.target.cell)
+            stop_child(child, why, wait=False)
         if plan.give_up is not None:
             self._emit(plan.events)
             self._give_up(plan.give_up)
