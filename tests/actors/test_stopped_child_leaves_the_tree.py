@@ -21,17 +21,20 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import pytest
-from support import bump
+from support import Workers, bump
 
 from stateward.actors import (
     ActorCrashed,
     ActorStopped,
     ManualClock,
+    MemoryStore,
     Reply,
     Runtime,
+    ShutdownReport,
     StateManager,
     Supervisor,
 )
+from stateward.actors._lifecycle import Lifecycle
 from stateward.core import ImmutableState
 
 pytestmark = pytest.mark.usefixtures("each_host")
@@ -198,3 +201,75 @@ def test_a_temporary_sibling_dropped_by_one_for_all_has_left_the_tree_when_a_cal
     assert seen == [Seen(ActorStopped, ["crasher"], False, False)]
     assert sup.children == ["crasher"] and "sibling" not in rt
     assert crasher.modify(bump).n == 1 and crasher.restarts == 1
+
+
+class StopAsked:
+    """Tells when a stop from outside has been asked of an actor (its stop
+    request queued behind what it is running), by wrapping
+    `Lifecycle.request_stop`, which both `Supervisor.stop` and
+    `ActorHandle.stop` go through."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.asked = threading.Event()
+        original = Lifecycle.request_stop
+
+        def request_stop(lifecycle: Lifecycle, *args: Any, **kwargs: Any) -> None:
+            original(lifecycle, *args, **kwargs)
+            self.asked.set()
+
+        monkeypatch.setattr(Lifecycle, "request_stop", request_stop)
+
+    def wait(self) -> None:
+        assert self.asked.wait(WAIT), "no stop was asked"
+
+
+@pytest.mark.parametrize("stopped_by", ["supervisor", "handle"])
+@pytest.mark.parametrize("restart", ["permanent", "transient", "temporary"])
+@pytest.mark.parametrize("dedicated", [False, True])
+def test_a_child_that_stops_on_its_own_while_stopped_from_outside_stops_for_good(
+    monkeypatch: pytest.MonkeyPatch, stopped_by: str, restart: str, dedicated: bool
+) -> None:
+    """Its supervisor does not restart it (it is stopping, or the child was
+    taken from it by ``handle.stop()``): the stop from outside completes at
+    once (a permanent child's waited its whole timeout), and the actor's name
+    is given back to the store (it was kept)."""
+    store = MemoryStore()
+    stop_asked = StopAsked(monkeypatch)
+    workers = Workers()
+    with Runtime("permanent", store=store, default_timeout=WAIT, timer=ManualClock()) as rt:
+        sup = Supervisor("s", runtime=rt)
+        gate = Gate()
+
+        def leave(state: ImmutableState) -> ImmutableState:
+            child.stop()  # from its own turn: it stops on its own once this returns
+            gate.wait()
+            return state.update(n=1)
+
+        child = StateManager(
+            {"n": 0},
+            name="child",
+            runtime=rt,
+            supervisor=sup,
+            restart=restart,
+            dedicated=dedicated,
+        )
+        leaving = child.request_modify(leave)
+        assert gate.entered.wait(WAIT)
+        reports: list[ShutdownReport] = []
+        if stopped_by == "supervisor":
+            workers.start(lambda: reports.append(sup.stop(timeout=2.0)))
+        else:
+            workers.start(lambda: child.stop(timeout=2.0))
+        stop_asked.wait()  # its stop request is queued behind its own
+        gate.open()
+        assert leaving.result(WAIT).n == 1
+        workers.join(WAIT)
+        if stopped_by == "supervisor":
+            assert reports[0].clean, reports[0].describe()
+        assert not child.alive and child.restarts == 0
+        with pytest.raises(ActorStopped):
+            child.modify(bump)
+        assert sup.children == [] and "child" not in rt
+        # The name is free again: another runtime on the same store takes it.
+        with Runtime("next", store=store, default_timeout=WAIT) as other:
+            assert StateManager({"n": 0}, name="child", runtime=other).get_state().n == 1
