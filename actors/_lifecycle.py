@@ -34,7 +34,7 @@ from ._backpressure import room_made, waiting
 from ._cell import FENCED, SUSPENDED, Cell
 from ._context import current_cell
 from ._host import Host, Worker
-from ._lifecycle_stop import LifecycleStop, Stop, stop_request
+from ._lifecycle_stop import LifecycleStop, Stop, queued_stop, stop_request
 from ._reply import Reply
 from ._suspension import Suspension, resume_turn, suspend
 from .stores._group_commit import flush_staged, staging
@@ -233,20 +233,31 @@ class Incarnation:
         cell = self.cell
         cell.messages += 1
         supervisor = cell.supervisor
-        if op.exit and supervisor is not None and self.lifecycle.restart_type == "permanent":
-            # Stopped on its own, to be restarted: keep the mailbox open so
-            # what is sent meanwhile waits for the next incarnation.
-            self.retire()
-            message.set_result(None)
-            supervisor._child_exited(self.lifecycle, self.epoch)
-            return
+        if op.exit and supervisor is not None:
+            # Stopped on its own: its supervisor decides first. One it does
+            # not restart has left its children and the runtime's actors
+            # before the mailbox closes (there, or below), so no one is
+            # refused while the child is still listed.
+            lifecycle = self.lifecycle
+            if lifecycle.restart_type == "permanent":
+                self.retire()  # its restart starts the next incarnation
+            supervisor._child_exited(lifecycle, self.epoch)
+            if lifecycle.epoch != self.epoch:
+                # Restarted, by this decision or an earlier one (a sibling's
+                # crash): the mailbox stays open, so what is sent meanwhile
+                # waits for the next incarnation.
+                self.retire()
+                message.set_result(None)
+                return
+            # Not restarted, and a stop from outside may be under way (its
+            # supervisor stopping, or handle.stop()): it stops as that stop
+            # would have, for good if that one is, so its name is given back.
+            op = queued_stop(cell) or op
         if op.terminal:
             cell.stop_reason = op.reason
         cell.mailbox.close(op.reason)
         self.retire()
         message.set_result(None)
-        if op.exit and supervisor is not None:
-            supervisor._child_exited(self.lifecycle, self.epoch)
 
     def ended(self) -> None:
         """The worker runs nothing more of this incarnation."""

@@ -45,6 +45,14 @@ def stop_request(
     return reply
 
 
+def queued_stop(cell: Cell) -> Stop | None:
+    """The operation of the first stop request queued for ``cell``, if any."""
+    for item in list(cell.mailbox.queue or ()):  # one step under the GIL
+        if type(item.request) is Stop:
+            return item.request
+    return None
+
+
 class LifecycleStop:
     """How a `Lifecycle` stops its actor; see the module."""
 

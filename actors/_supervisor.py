@@ -47,7 +47,7 @@ from ._clock import Timer
 from ._context import current_runtime
 from ._errors import SupervisorGaveUp, SupervisorStopped
 from ._lifecycle import Lifecycle
-from ._lifecycle_stop import Stop
+from ._lifecycle_stop import queued_stop
 from ._subtree_stop import SubtreeStop
 from ._supervision import (
     RESTART_TYPES,
@@ -343,9 +343,11 @@ class Supervisor(SubtreeStop):
 
     def _carry_out(self, plan: Plan) -> None:
         for child, why in plan.drop:
-            stop_child(child, why, wait=False)
+            # Forgotten first: whoever its stop refuses finds it gone from the
+            # runtime's actors too, as it is from the children (`decide`).
             if not child.is_supervisor:
                 self.runtime._forget_cell(child.target.cell)
+            stop_child(child, why, wait=False)
         if plan.give_up is not None:
             self._emit(plan.events)
             self._give_up(plan.give_up)
@@ -387,7 +389,8 @@ class Supervisor(SubtreeStop):
                 events.append(self._event("restarted", child.name))
         for child in removed:
             if not child.target.is_running():
-                child.target.stop_now(_stop_reason_queued(child.target) or "stopped by stop()")
+                queued = queued_stop(child.target.cell)
+                child.target.stop_now(queued.reason if queued else "stopped by stop()")
         for child in live:
             restart_child(child)
         self._emit(events)
@@ -454,12 +457,3 @@ class Supervisor(SubtreeStop):
         if self.parent is not None:
             self.parent._remove(self)
         return report
-
-
-def _stop_reason_queued(lifecycle: Any) -> str | None:
-    """The reason of the stop request queued for ``lifecycle``'s actor, if any."""
-    queue = lifecycle.cell.mailbox.queue
-    for item in list(queue or ()):
-        if type(item.request) is Stop:
-            return item.request.reason
-    return None
