@@ -3,9 +3,10 @@
 
 Every public name is documented, a class heading shows how to create one, no
 heading runs over a line, nothing of the module's plumbing (``__all__``) or of
-reST (a stray ``::``) shows, and each page keeps its errors after the things a
-program starts from. Needs the ``docs`` extra (mkdocs and mkdocstrings); without
-it these tests skip, except with CI=true, where they fail.
+reST (a stray ``::``) shows, each module's page opens with its docstring (once),
+and each page keeps its errors after the things a program starts from. Needs
+the ``docs`` extra (mkdocs and mkdocstrings); without it these tests skip,
+except with CI=true, where they fail.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class Page:
     headings: list[Heading] = field(default_factory=list)
     signature_after: dict[str, str] = field(default_factory=dict)
     prose: list[str] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)  # prose and inline code, in order
 
 
 class _PageReader(HTMLParser):
@@ -52,6 +54,7 @@ class _PageReader(HTMLParser):
         self.depth = 0
         self.article_depth: int | None = None
         self.code_depth: int | None = None
+        self.pre_depth: int | None = None
         self.heading: Heading | None = None
         self.signature_depth: int | None = None
         self.signature_text: list[str] = []
@@ -73,6 +76,8 @@ class _PageReader(HTMLParser):
             self.signature_text = []
         if tag in {"pre", "code"} and self.code_depth is None:
             self.code_depth = self.depth
+        if tag == "pre" and self.pre_depth is None:
+            self.pre_depth = self.depth
 
     def handle_endtag(self, tag: str) -> None:
         if tag in {"br", "img", "hr", "input", "meta", "link"}:
@@ -88,6 +93,8 @@ class _PageReader(HTMLParser):
             self.signature_depth = None
         if self.code_depth == self.depth:
             self.code_depth = None
+        if self.pre_depth == self.depth:
+            self.pre_depth = None
         if self.article_depth == self.depth:
             self.article_depth = None
         self.depth -= 1
@@ -97,6 +104,8 @@ class _PageReader(HTMLParser):
             return
         if self.heading is not None:
             self.heading.text += data
+        if self.pre_depth is None and self.signature_depth is None:
+            self.page.text.append(data)
         if self.signature_depth is not None:
             self.signature_text.append(data)
         elif self.code_depth is None and data.strip():
@@ -239,3 +248,23 @@ def test_each_reference_page_puts_its_errors_last(reference: list[Page]) -> None
             after = [anchor for anchor, error in zip(top, kinds, strict=True) if not error]
             late = [a for a in after if top.index(a) > first_error]
             assert late == [], f"{page.path}: documented after the first error: {late}"
+
+
+def _words(text: str) -> str:
+    return " ".join(text.replace("`", "").replace("¶", " ").split())
+
+
+def test_each_module_page_opens_with_its_docstring_once(reference: list[Page]) -> None:
+    # The reference is split by module, and a page's intro is its module's
+    # docstring alone: no second intro written beside it on the page.
+    modules = {}
+    for page in reference:
+        title = next(h.text for h in page.headings if h.level == 1)
+        if title.startswith("stateward."):
+            modules[title] = page
+    assert len(modules) >= 5, sorted(modules)
+    for title, page in modules.items():
+        summary = _words(inspect.getdoc(_resolve(title)).split("\n\n")[0])
+        text = _words("".join(page.text))
+        assert text.startswith(f"{title} {summary}"), (title, text[:300])
+        assert text.count(summary) == 1, title
