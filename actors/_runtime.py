@@ -77,12 +77,14 @@ class Handle(Protocol):
 class Runtime:
     """Owns actors, their names, their event loop for async hooks, and shutdown.
 
-    Use it as a context manager, or call `shutdown` yourself::
+    Use it as a context manager, or call `shutdown` yourself:
 
-        with Runtime() as runtime:
-            orders = StateMachine("pending", {...}, name="orders", runtime=runtime)
-            ...
-        # every mailbox drained, every actor stopped, every thread gone
+    ```python
+    with Runtime() as runtime:
+        orders = StateMachine("pending", {...}, name="orders", runtime=runtime)
+        ...
+    # every mailbox drained, every actor stopped, every thread gone
+    ```
 
     Inside ``with Runtime(...) as rt:``, ``rt`` is the *current runtime*: a
     handle created there without ``runtime=`` (or ``supervisor=``) belongs to

@@ -43,8 +43,8 @@ from ._zones import is_zone, zone
 
 __all__ = ["SCHEMA_VERSION", "decode", "encode"]
 
-#: The payload format this code writes, and the newest it reads.
 SCHEMA_VERSION = 1
+"""The payload format this code writes, and the newest it reads."""
 
 _MAGIC = b"SW"
 _HEADER = struct.Struct(">2sBI")

@@ -270,11 +270,13 @@ class Decorators:
 
         With ``source`` and ``target`` the event (one alternative of it, with
         its ``guards``, ``unless`` and ``internal``: see `Event`) is defined
-        here as well; without them it must already be defined in ``events``::
+        here as well; without them it must already be defined in ``events``:
 
-            @cats.event("survive", "unknown", "alive")
-            def survive(ctx):
-                return {"can_meow": True}
+        ```python
+        @cats.event("survive", "unknown", "alive")
+        def survive(ctx):
+            return {"can_meow": True}
+        ```
         """
         if source is None and target is None and (guards or unless or internal):
             raise MachineDefinitionError(
@@ -319,10 +321,12 @@ class Decorators:
 
         Moves of one event from one source are its alternatives, tried in the
         order added after those of ``events``; see `Event` for ``guards``,
-        ``unless`` and ``internal``::
+        ``unless`` and ``internal``:
 
-            hero.add_event("clean_up", "sweaty -> asleep", guards=is_exhausted)
-            hero.add_event("clean_up", "sweaty -> hanging out")  # the else
+        ```python
+        hero.add_event("clean_up", "sweaty -> asleep", guards=is_exhausted)
+        hero.add_event("clean_up", "sweaty -> hanging out")  # the else
+        ```
         """
         options = {"move": move, "guards": guards, "unless": unless, "internal": internal}
         self._extra_events.append(Event.parse(name, options, effect))

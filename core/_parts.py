@@ -32,8 +32,8 @@ __all__ = [
 HookKind = Literal["pre_transition", "guard", "exit", "enter", "after_commit"]
 HOOK_KINDS: tuple[HookKind, ...] = ("pre_transition", "guard", "exit", "enter", "after_commit")
 
-#: The source that stands for every state, in events (``"* -> cancelled"``).
 ANY = "*"
+"""The source that stands for every state, in events (``"* -> cancelled"``)."""
 
 
 def parse_names(value: str | Iterable[str] | None, what: str) -> frozenset[str] | None:

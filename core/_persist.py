@@ -38,8 +38,8 @@ __all__ = [
     "RecordUpgrades",
 ]
 
-#: The schema version of the documents and deltas this code writes.
 RECORD_SCHEMA = 1
+"""The schema version of the documents and deltas this code writes."""
 
 
 class DefinitionMismatch(StatewardError, ValueError):

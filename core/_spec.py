@@ -435,20 +435,22 @@ class MachineBuilder(Decorators):
     """Collects a machine definition and its hooks; `build` makes the `MachineSpec`.
 
     Hooks register by decorator, with or without parentheses, in the module that
-    defines the machine or in any other module that imports the builder::
+    defines the machine or in any other module that imports the builder:
 
-        orders = MachineBuilder("pending", {"pending": ["paid", "cancelled"],
-                                            "paid": ["shipped", "cancelled"],
-                                            "shipped": [], "cancelled": []})
+    ```python
+    orders = MachineBuilder("pending", {"pending": ["paid", "cancelled"],
+                                        "paid": ["shipped", "cancelled"],
+                                        "shipped": [], "cancelled": []})
 
-        @orders.guard("paid")             # only for moves into "paid"
-        def amount_positive(ctx):
-            return ctx.payload.get("amount", 0) > 0
+    @orders.guard("paid")             # only for moves into "paid"
+    def amount_positive(ctx):
+        return ctx.payload.get("amount", 0) > 0
 
-        @orders.after_commit              # every committed move
-        def notify(ctx): ...
+    @orders.after_commit              # every committed move
+    def notify(ctx): ...
 
-        spec = orders.build()
+    spec = orders.build()
+    ```
 
     A machine takes the definition as it is when it is created: hooks registered
     later do not reach machines that already exist.

@@ -32,11 +32,13 @@ __all__ = ["FrozenDict", "FrozenList", "ImmutableState", "record"]
 class ImmutableState(_FrozenMapping):
     """A deeply immutable record of named values.
 
-    Build it from keyword arguments, a mapping, or both::
+    Build it from keyword arguments, a mapping, or both:
 
-        state = ImmutableState(user_id="user_123", status="active", count=0)
-        state.count, state["count"], "count" in state, len(state)
-        newer = state.update(count=1)   # a new state; ``state`` is unchanged
+    ```python
+    state = ImmutableState(user_id="user_123", status="active", count=0)
+    state.count, state["count"], "count" in state, len(state)
+    newer = state.update(count=1)   # a new state; state itself is unchanged
+    ```
 
     Supported values are None, bool, int, float, str, bytes, datetime (naive,
     with a ``datetime.timezone`` or a ``zoneinfo.ZoneInfo``), list, tuple, dict

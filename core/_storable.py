@@ -14,17 +14,17 @@ from ._zones import is_zone
 
 __all__ = ["MAX_DEPTH"]
 
-#: The deepest a value may nest: at most this many containers, one inside the
-#: other, counting every dict, list, tuple, set, frozenset and ImmutableState
-#: (a FrozenDict or FrozenList too), the outermost included. An ImmutableState
-#: counts itself, so its fields may nest ``MAX_DEPTH - 1`` levels. Scalars
-#: (a datetime too) count nothing. `ImmutableState`, `freeze`, `encode` and
-#: `decode` all keep to it: a deeper value is refused with
-#: `UnencodableValueError`, a deeper payload with `DecodeError`. It is far
-#: below the depth where Python's recursion limit or msgpack's C stack give
-#: out, so every value that is accepted can be compared, hashed, encoded and
-#: decoded, in any thread.
 MAX_DEPTH = 100
+"""The deepest a value may nest: at most this many containers, one inside the other,
+counting every dict, list, tuple, set, frozenset and ImmutableState (a FrozenDict or
+FrozenList too), the outermost included. An ImmutableState counts itself, so its
+fields may nest ``MAX_DEPTH - 1`` levels. Scalars (a datetime too) count nothing.
+`ImmutableState`, `freeze`, `encode` and `decode` all keep to it: a deeper value is
+refused with `UnencodableValueError`, a deeper payload with `DecodeError`. It is far
+below the depth where Python's recursion limit or msgpack's C stack give out, so
+every value that is accepted can be compared, hashed, encoded and decoded, in any
+thread.
+"""
 
 
 #: Types stored as they are: immutable, and encodable by the codec.

@@ -32,12 +32,14 @@ class StateMachine(ActorHandle):
     """A finite state machine running as an actor.
 
     Define it by the mapping of allowed moves, by a `MachineSpec` (events,
-    guards, hooks), or by a `MachineBuilder`::
+    guards, hooks), or by a `MachineBuilder`:
 
-        machine = StateMachine("draft", {"draft": ["review"], "review": ["published"],
-                                         "published": []})
-        machine.transition("review")
-        machine.current_state            # "review": read with no lock and no message
+    ```python
+    machine = StateMachine("draft", {"draft": ["review"], "review": ["published"],
+                                     "published": []})
+    machine.transition("review")
+    machine.current_state            # "review": read with no lock and no message
+    ```
 
     Args:
         initial_state: the starting state, or a `MachineSpec` / `MachineBuilder`.

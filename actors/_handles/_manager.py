@@ -22,10 +22,12 @@ class StateManager(ActorHandle):
     """A store of named values running as an actor.
 
     ``modify(fn)`` is the atomic read-modify-write: ``fn`` runs inside the
-    actor, so no concurrent change can slip between its read and its write::
+    actor, so no concurrent change can slip between its read and its write:
 
-        counters = StateManager({"hits": 0})
-        counters.modify(lambda s: s.update(hits=s.hits + 1))   # never loses a hit
+    ```python
+    counters = StateManager({"hits": 0})
+    counters.modify(lambda s: s.update(hits=s.hits + 1))   # never loses a hit
+    ```
 
     Args:
         initial_state: the starting values.

@@ -23,8 +23,8 @@ from stateward.core import ImmutableState, encode
 
 from ._errors import UnknownStateValue, UnmappedColumn
 
-#: How many characters of a row's key the audit table keeps (its ``row_key``).
 AUDIT_KEY_LENGTH = 200
+"""How many characters of a row's key the audit table keeps (its ``row_key``)."""
 
 #: The audit table's name, for every ORM.
 AUDIT_TABLE_NAME = "stateward_audit"

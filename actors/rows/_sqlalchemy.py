@@ -44,8 +44,6 @@ from ._keys import normalize_key
 
 _AUDIT_METADATA = sa.MetaData()
 
-#: The audit table: every committed transition of a bound row, written in the
-#: same database transaction as the row itself.
 AUDIT_TABLE = sa.Table(
     AUDIT_TABLE_NAME,
     _AUDIT_METADATA,
@@ -61,6 +59,13 @@ AUDIT_TABLE = sa.Table(
     sa.Column("process", sa.Integer, nullable=False),
     sa.Index("ix_stateward_audit_row", "table_name", "row_key", "id"),
 )
+"""The audit table (``stateward_audit``): every committed transition of a bound row,
+written in the same database transaction as the row itself. One row per transition:
+``table_name``, ``row_key`` (at most `AUDIT_KEY_LENGTH` characters), ``from_state``,
+``to_state``, ``event``, ``version``, ``at`` (timezone-aware), ``payload`` (the
+encoded payload) and ``process`` (the writer's process id); indexed by table, key
+and id.
+"""
 
 
 #: Signed integer ranges by column type, on databases whose integer columns

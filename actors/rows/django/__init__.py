@@ -4,9 +4,11 @@ Install with ``pip install 'stateward[django]'``; add
 ``"stateward.actors.rows.django"`` to ``INSTALLED_APPS`` and run ``migrate``
 for the audit table. `ModelMachine` declares a machine on a model (protected
 state field, a method per event, signals); `DjangoBinding` and `DjangoAdapter`
-bind one for `RowMachines` directly::
+bind one for `RowMachines` directly:
 
-    rows = RowMachines(spec, DjangoBinding(Order, state="status"), "default")
+```python
+rows = RowMachines(spec, DjangoBinding(Order, state="status"), "default")
+```
 """
 
 try:

@@ -152,16 +152,18 @@ class BoundMachine:
 class ModelMachine:
     """A machine bound to the rows of the model it is declared on.
 
+    ``state``, ``version``, ``states``, ``columns`` and ``audit_model`` are as
+    for `DjangoBinding`; ``mode``, ``lock``, ``lock_timeout``, ``retry``,
+    ``audit`` and ``idle_timeout`` as for `RowMachines`.
+
     Args:
         spec: the machine (`MachineSpec` or `MachineBuilder`).
-        state, version, states, columns, audit_model: as `DjangoBinding`.
         methods: add a method per event to the model (``cat.rip()``); a name
             the model already has is a `BindingError`.
         protected: refuse direct assignments of the state field
             (`StateFieldProtected`) and leave it (and the version) out of
             ``save()`` of a loaded instance, so a stale copy never overwrites a
             transition.
-        mode, lock, lock_timeout, retry, audit, idle_timeout: as `RowMachines`.
         busy_timeout: SQLite: seconds to wait for the database lock.
         runtime: the runtime whose actors serialize each row in this process
             (the current one at first use by default).
