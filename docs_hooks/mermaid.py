@@ -2,7 +2,7 @@
 
 Material draws ```mermaid fences with the page's ``window.mermaid`` when one is
 loaded, and fetches it from a CDN otherwise, so that the pictures fail offline.
-This hook copies the browser build of mermaid that the ``mmdc`` package carries
+This hook copies the browser build of mermaid that the ``mermaidx`` package carries
 (the docs extra installs it) into the site and loads it on every page.
 """
 
@@ -24,7 +24,7 @@ class MermaidNotFound(RuntimeError):
     """mermaid's browser build is missing, or is not the file we expect."""
 
 
-def mermaid_js(package: str = "mmdc") -> Path:
+def mermaid_js(package: str = "mermaidx") -> Path:
     """The browser build of mermaid inside ``package``, checked to define
     ``window.mermaid``; :class:`MermaidNotFound` says what to install if not."""
     spec = importlib.util.find_spec(package)  # finds it without importing it
