@@ -17,6 +17,11 @@ A shard that replaces a dead one starts empty: it recovers an actor from the
 store when the first request for it arrives (each request says how the actor
 is defined), claiming its name under its own lease, so that the dead shard,
 if it still runs somewhere, can commit nothing more for it (`LeaseLost`).
+The client that replaced it also tells it which of its machines the shard
+hosts (`Shard.rearm`): those with a timer pending in the store are recovered
+at once, so that their timers fire though no request comes for them (the
+shard's runtime arms a machine's timers when it recovers it, and after each
+commit, as any runtime does: `actors._timers`).
 Each request carries its client's id for it; the id is written with the
 request's commit (`actors._context.request_id`). A batch sent again after a
 shard died is marked as a retry: its ids found in the store were applied by
@@ -25,7 +30,9 @@ the dead shard and are answered, not applied again (`Shard._applied`).
 
 from __future__ import annotations
 
+import datetime as _dt
 import functools
+import logging
 import os
 import pickle
 import threading
@@ -47,6 +54,8 @@ from ._errors import ShardUnavailable
 from ._journal import Journal
 from ._options import create_on_shard
 from ._paths import StoreRecipe, open_store, unpickled
+
+logger = logging.getLogger("stateward.actors")
 
 #: A request's answer: ``(True, value)`` or ``(False, error)``.
 Answer = tuple[bool, Any]
@@ -136,6 +145,32 @@ class Shard:
         self.handles[name] = handle
         self.definitions[name] = (kind, definition, options)
         return handle._cell.read()
+
+    def rearm(self, machines: Sequence[tuple[str, str, Any, Any]]) -> list[str]:
+        """Recover from the store those of ``machines`` (``(name, kind,
+        definition, options)``, a client's machines on this shard) that have
+        a timer pending and are not here yet, so that their runtime arms
+        their timers (an overdue one fires at once): what a replacement is
+        asked when it starts, since it recovers an actor only when a request
+        for it comes. Returns the names recovered; one that fails to recover
+        is logged and left for its next request."""
+        if self.fenced is not None:
+            return []
+        horizon = self.runtime.clock() + _dt.timedelta(days=36500)
+        pending = {name for name, _ in self.store.due_timers(horizon)}  # type: ignore[attr-defined]
+        recovered = []
+        for name, kind, definition, options in machines:
+            if name not in pending or name in self.handles:
+                continue
+            try:
+                self._create(name, kind, definition, None, options)
+            except Exception:
+                logger.exception(
+                    "shard %d: recovering %r to arm its timers failed", self.index, name
+                )
+                continue
+            recovered.append(name)
+        return recovered
 
     def _answer_applied(self, name: str) -> Any:
         """What a request the dead shard applied is answered with: the actor's
