@@ -236,6 +236,14 @@ class RayRuntime(Runtime):
         cell = self._cells.get(name)
         return None if cell is None else cell.snapshot
 
+    def _durable_store(self) -> Store:
+        """The store the shards share (`serve_timers` reads the timers due from it)."""
+        return self._client_store
+
+    def __contains__(self, name: object) -> bool:
+        """Whether this client has a live handle for the actor ``name``."""
+        return name in self._cells
+
     def _machines_on(self, index: int) -> list[tuple[str, str, Any, Any]]:
         """``(name, kind, definition, options)`` of each machine of this client
         on shard ``index`` (what `Shard.rearm` takes)."""

@@ -29,7 +29,7 @@ import pytest
 import ray_timed
 from ray_cluster import local_cluster
 
-from stateward.actors import StateMachine, StateManager
+from stateward.actors import ManualClock, Runtime, StateMachine, StateManager, serve_timers
 from stateward.actors.stores import SQLiteStore
 
 ray = pytest.importorskip("ray")
@@ -126,6 +126,37 @@ def test_a_replaced_shard_arms_the_timers_of_the_machines_it_did_not_recover_yet
     assert (expired.version, expired.timers) == (1, ())
     assert _events(order) == ["expire"]
     assert "slow-1" not in _pending(store_path)
+
+
+def test_serve_timers_on_a_ray_runtime_starts_the_stored_machines_whose_timers_fall_due(
+    runtime: RayRuntime, store_path: Path
+) -> None:
+    """After a reboot, a machine with a pending timer lives only in the store:
+    `serve_timers` on the client places it on its shard, which arms it."""
+    still = ManualClock()  # its timer never fires here: this clock stands still
+    store = SQLiteStore(store_path)
+    with Runtime("before", timer=still, clock=still.wall_clock, store=store) as before:
+        StateMachine(ray_timed.TIMED, name="boot-1", runtime=before)
+    assert "boot-1" in _pending(store_path)
+    booted = RayRuntime(SQLiteStore(store_path), shards=1)  # a client after the reboot
+    try:
+        service = serve_timers(booted, {"boot-": ray_timed.TIMED}, every=60)
+        assert _started(service, "boot-1"), service.started
+        # Another client finds it on its shard: its timeout fired there.
+        order = StateMachine(ray_timed.TIMED, name="boot-1", runtime=runtime)
+        expired = order.wait_until("cancelled", timeout=WAIT)
+        assert (expired.version, expired.timers) == (1, ())
+        assert _events(order) == ["expire"]
+    finally:
+        booted.shutdown()  # its timer thread with it (the service is closed too)
+
+
+def _started(service: Any, name: str) -> bool:
+    """Whether ``service`` started ``name`` within the bounded wait."""
+    deadline = time.monotonic() + WAIT
+    while name not in service.started and time.monotonic() < deadline:
+        threading.Event().wait(0.02)
+    return name in service.started
 
 
 def _spans(path: Path, actor: str) -> list[dict[str, Any]]:
