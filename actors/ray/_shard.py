@@ -108,6 +108,8 @@ class Shard:
         #: How each actor was defined: ``(kind, definition, options)``, by name.
         self.definitions: dict[str, tuple[str, Any, Any]] = {}
         self.journal = Journal()
+        #: Held while an actor is created or recovered here.
+        self._creating = threading.RLock()
         #: Once a commit found this shard's lease taken over (it was replaced:
         #: a zombie), that `LeaseLost`: every later request is answered with it.
         self.fenced: LeaseLost | None = None
@@ -118,6 +120,12 @@ class Shard:
 
     def _create(
         self, name: str, kind: str, definition: Any, initial: Any, options: Any = None
+    ) -> Any:
+        with self._creating:  # the Ray thread, or the thread of a `rearm`
+            return self._create_here(name, kind, definition, initial, options)
+
+    def _create_here(
+        self, name: str, kind: str, definition: Any, initial: Any, options: Any
     ) -> Any:
         handle = self.handles.get(name)
         if handle is not None:
@@ -152,25 +160,34 @@ class Shard:
         a timer pending and are not here yet, so that their runtime arms
         their timers (an overdue one fires at once): what a replacement is
         asked when it starts, since it recovers an actor only when a request
-        for it comes. Returns the names recovered; one that fails to recover
-        is logged and left for its next request."""
+        for it comes. They are recovered one at a time on a thread of their
+        own, so that requests are not held up by many of them. Returns the
+        names to recover; one that fails to is logged and left for its next
+        request."""
         if self.fenced is not None:
             return []
         horizon = self.runtime.clock() + _dt.timedelta(days=36500)
         pending = {name for name, _ in self.store.due_timers(horizon)}  # type: ignore[attr-defined]
-        recovered = []
+        wanted = [m for m in machines if m[0] in pending and m[0] not in self.handles]
+        if wanted:
+            threading.Thread(
+                target=self._recover_each,
+                args=(wanted,),
+                name=f"stateward-shard-{self.index}-rearm",
+                daemon=True,
+            ).start()
+        return [name for name, *_ in wanted]
+
+    def _recover_each(self, machines: list[tuple[str, str, Any, Any]]) -> None:
         for name, kind, definition, options in machines:
-            if name not in pending or name in self.handles:
-                continue
+            if self.fenced is not None or self.runtime.closed:
+                return
             try:
                 self._create(name, kind, definition, None, options)
             except Exception:
                 logger.exception(
                     "shard %d: recovering %r to arm its timers failed", self.index, name
                 )
-                continue
-            recovered.append(name)
-        return recovered
 
     def _answer_applied(self, name: str) -> Any:
         """What a request the dead shard applied is answered with: the actor's
