@@ -249,11 +249,17 @@ class RayRuntime(Runtime):
         on shard ``index`` (what `Shard.rearm` takes)."""
         with self._cells_lock:
             cells = list(self._cells.values())
-        return [
-            (cell.name, *cell.mailbox.defined)
-            for cell in cells
-            if cell.kind == "machine" and shard_of(cell.name, self.shards) == index
-        ]
+        machines = []
+        for cell in cells:
+            # Not yet a `_Forward` while `_start` places it.
+            mailbox: Any = cell.mailbox
+            if (
+                type(mailbox) is _Forward
+                and cell.kind == "machine"
+                and shard_of(cell.name, self.shards) == index
+            ):
+                machines.append((cell.name, *mailbox.defined))
+        return machines
 
     def _publish(self, name: str, snapshot: Any) -> None:
         cell = self._cells.get(name)

@@ -167,7 +167,7 @@ class Shard:
         if self.fenced is not None:
             return []
         horizon = self.runtime.clock() + _dt.timedelta(days=36500)
-        pending = {name for name, _ in self.store.due_timers(horizon)}  # type: ignore[attr-defined]
+        pending = {name for name, _ in self.store.due_timers(horizon)}
         wanted = [m for m in machines if m[0] in pending and m[0] not in self.handles]
         if wanted:
             threading.Thread(
