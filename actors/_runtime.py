@@ -407,6 +407,11 @@ class Runtime:
                 known = tuple(sorted(self._actors))
         raise ActorNotFound(name, self.name, known)
 
+    def _durable_store(self) -> Store:
+        """The store that keeps this runtime's actors: `serve_timers` reads
+        the timers due from it (a `RayRuntime`'s is the one its shards share)."""
+        return self.store
+
     def __contains__(self, name: object) -> bool:
         with self._lock:
             return name in self._actors

@@ -81,7 +81,7 @@ class TimerService:
         now = runtime.clock()
         horizon = now + datetime.timedelta(seconds=self.every)
         try:
-            due = runtime.store.due_timers(horizon)
+            due = runtime._durable_store().due_timers(horizon)
         except Exception:
             logger.exception("serve_timers: reading the timers due from the store failed")
             due = []
@@ -175,12 +175,13 @@ def serve_timers(
             mapping of str prefixes to specs or builders, or ``every`` not
             a finite number of seconds > 0.
     """
-    if not callable(getattr(runtime.store, "due_timers", None)):
+    store = runtime._durable_store()
+    if not callable(getattr(store, "due_timers", None)):
         raise ArgumentValueError(
             "serve_timers",
             "runtime",
             "a runtime whose store keeps an index of due timers (due_timers)",
-            runtime.store,
+            store,
             "Use MemoryStore, SQLiteStore or PostgresStore, or give your store due_timers()",
         )
     if not isinstance(specs, Mapping) or not all(

@@ -97,6 +97,9 @@ class Link:
         #: Gives back the unanswered deferred requests of shard ``index`` up to
         #: a generation, in the order sent: ``(index, generation) -> [(op, reply)]``.
         self.reclaim: Any = lambda index, generation: []
+        #: This client's machines on the shard, as `Shard.rearm` takes them:
+        #: ``() -> [(name, kind, definition, options)]``.
+        self.machines: Any = list
         #: A generation a poll found dead (or fenced), and why: declared dead
         #: by this link's thread when no call is out.
         self.suspected: tuple[int, BaseException] | None = None
@@ -225,6 +228,7 @@ class Link:
         dead = self.generation
         self.generation, self.actor = self.shards.replace(self.index, dead, self.actor)
         self.replacements += 1
+        self._rearm()
         earlier: list[tuple[Any, Reply[Any]]] = self.reclaim(self.index, dead)
         logger.warning(
             "shard %d (generation %d) declared dead after %s (%s: %s); retrying %d deferred "
@@ -238,6 +242,19 @@ class Link:
             self.generation,
         )
         return earlier
+
+    def _rearm(self) -> None:
+        """Have the replacement recover, from the store, this client's
+        machines of the shard that have a timer pending (`Shard.rearm`), so
+        that their timers fire though no request comes for them. Not waited
+        for: it runs on the shard before the batch sent next."""
+        machines = self.machines()
+        if not machines:
+            return
+        try:
+            self.actor.rearm.remote(machines)
+        except Exception as exc:  # the next call finds out what is wrong with the shard
+            logger.warning("shard %d: asking it to re-arm timers failed: %r", self.index, exc)
 
     def _start(self, packed: Any, retry: bool) -> Any:
         self.calls += 1

@@ -222,6 +222,7 @@ class RayRuntime(Runtime):
             link = Link(self._shards, index, placed[index], shard_timeout)
             link.publish = self._publish
             link.holds = self._holds
+            link.machines = functools.partial(self._machines_on, index)
             self._links.append(link)
         self._cells: dict[str, Cell] = {}
         self._cells_lock = threading.Lock()
@@ -234,6 +235,31 @@ class RayRuntime(Runtime):
         """The snapshot this client holds of actor ``name`` (None: none here)."""
         cell = self._cells.get(name)
         return None if cell is None else cell.snapshot
+
+    def _durable_store(self) -> Store:
+        """The store the shards share (`serve_timers` reads the timers due from it)."""
+        return self._client_store
+
+    def __contains__(self, name: object) -> bool:
+        """Whether this client has a live handle for the actor ``name``."""
+        return name in self._cells
+
+    def _machines_on(self, index: int) -> list[tuple[str, str, Any, Any]]:
+        """``(name, kind, definition, options)`` of each machine of this client
+        on shard ``index`` (what `Shard.rearm` takes)."""
+        with self._cells_lock:
+            cells = list(self._cells.values())
+        machines = []
+        for cell in cells:
+            # Not yet a `_Forward` while `_start` places it.
+            mailbox: Any = cell.mailbox
+            if (
+                type(mailbox) is _Forward
+                and cell.kind == "machine"
+                and shard_of(cell.name, self.shards) == index
+            ):
+                machines.append((cell.name, *mailbox.defined))
+        return machines
 
     def _publish(self, name: str, snapshot: Any) -> None:
         cell = self._cells.get(name)

@@ -17,6 +17,11 @@ A shard that replaces a dead one starts empty: it recovers an actor from the
 store when the first request for it arrives (each request says how the actor
 is defined), claiming its name under its own lease, so that the dead shard,
 if it still runs somewhere, can commit nothing more for it (`LeaseLost`).
+The client that replaced it also tells it which of its machines the shard
+hosts (`Shard.rearm`): those with a timer pending in the store are recovered
+at once, so that their timers fire though no request comes for them (the
+shard's runtime arms a machine's timers when it recovers it, and after each
+commit, as any runtime does: `actors._timers`).
 Each request carries its client's id for it; the id is written with the
 request's commit (`actors._context.request_id`). A batch sent again after a
 shard died is marked as a retry: its ids found in the store were applied by
@@ -25,7 +30,9 @@ the dead shard and are answered, not applied again (`Shard._applied`).
 
 from __future__ import annotations
 
+import datetime as _dt
 import functools
+import logging
 import os
 import pickle
 import threading
@@ -47,6 +54,8 @@ from ._errors import ShardUnavailable
 from ._journal import Journal
 from ._options import create_on_shard
 from ._paths import StoreRecipe, open_store, unpickled
+
+logger = logging.getLogger("stateward.actors")
 
 #: A request's answer: ``(True, value)`` or ``(False, error)``.
 Answer = tuple[bool, Any]
@@ -99,6 +108,8 @@ class Shard:
         #: How each actor was defined: ``(kind, definition, options)``, by name.
         self.definitions: dict[str, tuple[str, Any, Any]] = {}
         self.journal = Journal()
+        #: Held while an actor is created or recovered here.
+        self._creating = threading.RLock()
         #: Once a commit found this shard's lease taken over (it was replaced:
         #: a zombie), that `LeaseLost`: every later request is answered with it.
         self.fenced: LeaseLost | None = None
@@ -109,6 +120,12 @@ class Shard:
 
     def _create(
         self, name: str, kind: str, definition: Any, initial: Any, options: Any = None
+    ) -> Any:
+        with self._creating:  # the Ray thread, or the thread of a `rearm`
+            return self._create_here(name, kind, definition, initial, options)
+
+    def _create_here(
+        self, name: str, kind: str, definition: Any, initial: Any, options: Any
     ) -> Any:
         handle = self.handles.get(name)
         if handle is not None:
@@ -136,6 +153,41 @@ class Shard:
         self.handles[name] = handle
         self.definitions[name] = (kind, definition, options)
         return handle._cell.read()
+
+    def rearm(self, machines: Sequence[tuple[str, str, Any, Any]]) -> list[str]:
+        """Recover from the store those of ``machines`` (``(name, kind,
+        definition, options)``, a client's machines on this shard) that have
+        a timer pending and are not here yet, so that their runtime arms
+        their timers (an overdue one fires at once): what a replacement is
+        asked when it starts, since it recovers an actor only when a request
+        for it comes. They are recovered one at a time on a thread of their
+        own, so that requests are not held up by many of them. Returns the
+        names to recover; one that fails to is logged and left for its next
+        request."""
+        if self.fenced is not None:
+            return []
+        horizon = self.runtime.clock() + _dt.timedelta(days=36500)
+        pending = {name for name, _ in self.store.due_timers(horizon)}
+        wanted = [m for m in machines if m[0] in pending and m[0] not in self.handles]
+        if wanted:
+            threading.Thread(
+                target=self._recover_each,
+                args=(wanted,),
+                name=f"stateward-shard-{self.index}-rearm",
+                daemon=True,
+            ).start()
+        return [name for name, *_ in wanted]
+
+    def _recover_each(self, machines: list[tuple[str, str, Any, Any]]) -> None:
+        for name, kind, definition, options in machines:
+            if self.fenced is not None or self.runtime.closed:
+                return
+            try:
+                self._create(name, kind, definition, None, options)
+            except Exception:
+                logger.exception(
+                    "shard %d: recovering %r to arm its timers failed", self.index, name
+                )
 
     def _answer_applied(self, name: str) -> Any:
         """What a request the dead shard applied is answered with: the actor's

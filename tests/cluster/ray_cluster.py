@@ -22,19 +22,28 @@ def _home_ray_files() -> set[Path]:
 
 
 @contextlib.contextmanager
-def local_cluster(folder: Path) -> Iterator[Path]:
+def local_cluster(
+    folder: Path, env_vars: dict[str, str] | None = None, setup_hook: str | None = None
+) -> Iterator[Path]:
     """``ray.init`` with 2 CPUs and no dashboard, its files in ``folder``;
-    shut down at the end, and checked to have left ``~/.ray`` alone."""
+    shut down at the end, and checked to have left ``~/.ray`` alone.
+    ``env_vars``: more environment for the workers; ``setup_hook``: the
+    import path of a function each worker process runs when it starts."""
     import ray
 
     home_before = _home_ray_files()
     path = os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
+    runtime_env: dict[str, object] = {
+        "env_vars": {"PYTHONPATH": path, "RAY_AUTH_MODE": "disabled", **(env_vars or {})}
+    }
+    if setup_hook is not None:
+        runtime_env["worker_process_setup_hook"] = setup_hook
     with mock.patch.dict(os.environ, {"RAY_AUTH_MODE": "disabled"}):
         ray.init(
             num_cpus=2,
             include_dashboard=False,
             _temp_dir=str(folder),
-            runtime_env={"env_vars": {"PYTHONPATH": path, "RAY_AUTH_MODE": "disabled"}},
+            runtime_env=runtime_env,
             log_to_driver=False,
         )
         try:
