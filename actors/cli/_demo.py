@@ -112,7 +112,10 @@ def _drive(
     """Run the clients for ``--seconds``, each on its own share of the machines."""
     args = run.args
     share = [machines[i :: args.clients] for i in range(args.clients)]
-    deadline = time.monotonic() + args.seconds
+    # The driving phase is timed from the moment its deadline is set, so that it
+    # never reports less than --seconds (making the threads takes time when loaded).
+    started = time.monotonic()
+    deadline = started + args.seconds
     clients = [
         threading.Thread(
             target=client,
@@ -123,7 +126,6 @@ def _drive(
         if share[i]
     ]
     run.peak_clients = len(clients)
-    started = time.monotonic()
     progress.restart()
     for thread in clients:
         thread.start()
