@@ -1,4 +1,4 @@
-"""stateward.actors.cli: the ``stateward`` command (``demo``, ``inspect``, ``graph``).
+"""stateward.actors.cli: the ``stateward`` command (``demo``, ``inspect``, ``graph``, ``top``).
 
 This package is the command line and nothing else; its one public name is
 `main`, which runs the command in-process. The console script ``stateward``,
