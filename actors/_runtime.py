@@ -156,6 +156,13 @@ class Runtime:
         per_actor_metrics: label the metrics with each actor's name too
             (`serve_metrics`, docs/howto/operations.md); off by default, since
             a million machines would make a million series.
+        meter_provider: the OpenTelemetry MeterProvider this runtime reports
+            its metrics to. None (the default): the application's global
+            one (`opentelemetry.metrics.set_meter_provider`), from when it is
+            set, before or after the runtime is made; nothing is recorded
+            per message while there is none.
+        tracer_provider: the OpenTelemetry TracerProvider this runtime's
+            spans go to. None (the default): the global one, likewise.
     """
 
     def __init__(
@@ -176,7 +183,22 @@ class Runtime:
         max_active: int | None = None,
         mailbox_limit: int | None = None,
         per_actor_metrics: bool = False,
+        meter_provider: Any = None,
+        tracer_provider: Any = None,
     ) -> None:
+        for argument, provider, method in (
+            ("meter_provider", meter_provider, "get_meter"),
+            ("tracer_provider", tracer_provider, "get_tracer"),
+        ):
+            if provider is not None and not callable(getattr(provider, method, None)):
+                raise ArgumentTypeError(
+                    "Runtime",
+                    argument,
+                    f"None or an OpenTelemetry provider (an object with {method}())",
+                    provider,
+                    "Pass the SDK's provider, or leave it out to follow the global one.",
+                    outcome="no runtime was created",
+                )
         if type(per_actor_metrics) is not bool:
             raise ArgumentTypeError(
                 "Runtime",
@@ -305,7 +327,7 @@ class Runtime:
         #: Times and traces each request when metrics or traces are configured
         #: (`_probe.Probe`, set by `_telemetry`); None: nothing per message.
         self.probe: Any = None
-        self._telemetry = Telemetry(self)
+        self._telemetry = Telemetry(self, meter_provider, tracer_provider)
         live_runtimes.add(self)
 
     # -- actors ------------------------------------------------------------------
@@ -686,6 +708,7 @@ class Runtime:
             endpoints, self._endpoints = self._endpoints, []
         for endpoint in endpoints:
             endpoint.close()
+        self._telemetry.close()
         try:
             self.store.close()
         finally:
