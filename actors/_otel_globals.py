@@ -11,8 +11,8 @@ Applications often configure the SDK after building their objects, and the
 API calls nobody back when a provider is set. So while some runtime follows
 a global provider that is not set yet, one process-wide thread (`Watcher`)
 looks again, every `FIRST_INTERVAL` seconds at first and then less often, up
-to every `LAST_INTERVAL` seconds; it ends when no runtime waits any more (all
-of them closed, or both providers found: the API sets each one once). A
+to every `LAST_INTERVAL` seconds; it ends when no runtime waits any more (none
+has actors, or both providers were found: the API sets each one once). A
 runtime made with its own providers (``Runtime(meter_provider=...,
 tracer_provider=...)``), or made once they are set, never waits.
 """
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Callable
 from typing import Any, Protocol
 
 __all__ = ["Watcher", "api_installed", "global_meter_provider", "global_tracer_provider"]
@@ -77,13 +78,18 @@ def global_tracer_provider() -> Any:
 class Follower(Protocol):
     """What waits for a global provider (a runtime's `_telemetry.Telemetry`)."""
 
+    #: Whether the watcher looks for it now (set by the watcher, under its lock).
+    watched: bool
+
     def follow_globals(self) -> bool:
         """Take the global providers set by now; True once it waits for none."""
 
 
 class Watcher:
     """Looks for the global providers on behalf of the followers still waiting
-    for one, on a daemon thread of its own that runs only while one waits."""
+    for one, on a daemon thread of its own that runs only while one waits: a
+    runtime waits while it has actors (an idle runtime, like an idle pool,
+    holds no thread; its next actor looks again)."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
@@ -91,12 +97,13 @@ class Watcher:
         self._thread: threading.Thread | None = None
         self._interval = FIRST_INTERVAL
 
-    def wait_for(self, follower: Follower) -> None:
+    def watch(self, follower: Follower) -> None:
         """Look for ``follower`` until `Follower.follow_globals` says it waits
-        for nothing more, or `forget` is called."""
+        for nothing more, or `unwatch` is called."""
         with self._cond:
             self._waiting.add(follower)
-            self._interval = FIRST_INTERVAL  # a new runtime: look soon
+            follower.watched = True
+            self._interval = FIRST_INTERVAL  # new work: look soon
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._loop, name="stateward:telemetry", daemon=True
@@ -104,10 +111,14 @@ class Watcher:
                 self._thread.start()
             self._cond.notify()
 
-    def forget(self, follower: Follower) -> None:
-        """Stop looking for ``follower`` (its runtime is shutting down)."""
+    def unwatch(self, follower: Follower, unless: Callable[[], bool] | None = None) -> None:
+        """Stop looking for ``follower``, unless ``unless()`` says otherwise
+        (asked under the watcher's lock, so that it cannot race `watch`)."""
         with self._cond:
+            if unless is not None and unless():
+                return
             self._waiting.discard(follower)
+            follower.watched = False
             self._cond.notify()
 
     def _loop(self) -> None:
@@ -123,8 +134,7 @@ class Watcher:
                 continue
             for follower in waiting:
                 if follower.follow_globals():
-                    with self._cond:
-                        self._waiting.discard(follower)
+                    self.unwatch(follower)
 
 
 #: The process's watcher.

@@ -354,6 +354,7 @@ class Runtime:
             if cell.name in self._actors:
                 raise DuplicateActorName(cell.name, self.name)
             self._actors[cell.name] = handle
+        self._telemetry.started()
         try:
             self._recover_or_create(cell)
             host = self.dedicated_host if dedicated else self.host
@@ -364,6 +365,7 @@ class Runtime:
         except BaseException:
             with self._lock:
                 self._actors.pop(cell.name, None)
+            self._telemetry.stopped()
             if cell.claimed:
                 cell.release()
             raise
@@ -389,6 +391,7 @@ class Runtime:
                 del self._actors[cell.name]
         if forget:
             self._telemetry.retire(cell)
+            self._telemetry.stopped()
         self.machine_timers.disarm(cell)
         if self.passivation is not None:
             self.passivation.forget(cell.lifecycle)
@@ -400,6 +403,7 @@ class Runtime:
                 del self._actors[name]
         if forget:
             self._telemetry.retire(handle._cell)
+            self._telemetry.stopped()
 
     def _observed(self, cell: Cell) -> None:
         """``cell`` got an observer or a watch. Its commits run here, so its

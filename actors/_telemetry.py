@@ -221,10 +221,23 @@ class Telemetry:
         self.follows_tracer = tracer_provider is None and api_installed()
         #: Whether the global pipeline reads this runtime (see `follow_globals`).
         self.global_meter = False
-        if not self.follow_globals():
-            WATCHER.wait_for(self)
+        #: Whether the watcher looks for the global providers for it.
+        self.watched = False
+        self.follow_globals()
         with self._lock:
             self._apply()
+
+    def started(self) -> None:
+        """An actor of the runtime started (not per message): while a global
+        provider is awaited, have the watcher look for it."""
+        if not self.watched and (self.follows_meter or self.follows_tracer):
+            WATCHER.watch(self)
+
+    def stopped(self) -> None:
+        """An actor stopped for good: the watcher need not look for a runtime
+        left with none."""
+        if self.watched:
+            WATCHER.unwatch(self, unless=lambda: bool(self.runtime._actors))
 
     def follow_globals(self) -> bool:
         """Take the global providers that are set now, if this runtime
@@ -251,7 +264,7 @@ class Telemetry:
 
     def close(self) -> None:
         """The runtime is shutting down: wait for no global provider any more."""
-        WATCHER.forget(self)
+        WATCHER.unwatch(self)
 
     def retire(self, cell: Any) -> None:
         """``cell`` stopped for good: keep its counts, so that the counters
