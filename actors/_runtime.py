@@ -26,7 +26,7 @@ from ._cell import Cell, ErrorReport
 from ._clock import SystemClock, Timer
 from ._context import current_block, current_runtime
 from ._endpoint import MetricsEndpoint, serve_metrics
-from ._errors import ActorNotFound, DuplicateActorName, RuntimeStopped
+from ._errors import ActorNotFound, DuplicateActorName, RuntimeStopped, StoreWriteError
 from ._health import Health, health_of
 from ._host import Host
 from ._lease_renewal import LeaseRenewal
@@ -713,8 +713,11 @@ class Runtime:
         for endpoint in endpoints:
             endpoint.close()
         self._telemetry.close()
+        store_error = ""
         try:
             self.store.close()
+        except StoreWriteError as exc:  # what it held is lost: the report says so
+            store_error = str(exc)
         finally:
             runtime_ended(self.runtime_id)
         report = ShutdownReport(
@@ -724,6 +727,7 @@ class Runtime:
             tuple(abandoned),
             tuple(crashed),
             tuple(dropped.items()),
+            store_error,
         )
         if not report.clean:
             logger.error("runtime %s", report.describe())

@@ -187,7 +187,8 @@ async def arun_until_signal(
                 loop.remove_signal_handler(number)
                 signal.signal(number, handler)
             else:  # in place of ours, as the loop had it
-                loop.add_signal_handler(number, own._callback, *own._args)
+                callback = own._callback  # type: ignore[attr-defined]  # no public getter
+                loop.add_signal_handler(number, callback, *own._args)
 
 
 # -- stopping ------------------------------------------------------------------------------------
