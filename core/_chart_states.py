@@ -13,13 +13,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+if TYPE_CHECKING:  # the nested-state bases are made from State (`_chart_tree`)
+    from ._chart_tree import Compound, Parallel
 
 __all__ = ["Condition", "Move", "State", "Transitions", "describe_move"]
 
 #: A guard or an effect as written in the class form: a function, or the name
 #: of a method of the chart.
 Condition = Callable[..., Any] | str
+
+#: A state as a move names it: a `State`, or a nested state's class statement
+#: (``class on(State.Compound)``), which a type checker sees as a class; at run
+#: time it is a `State` too (`_chart_tree.NestedState`).
+StateRef: TypeAlias = "State | type[Compound] | type[Parallel]"
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -102,7 +110,7 @@ class _To:
 
     def __call__(
         self,
-        *targets: State,
+        *targets: StateRef,
         cond: Condition | Iterable[Condition] | None = None,
         unless: Condition | Iterable[Condition] | None = None,
         internal: bool = False,
@@ -151,7 +159,7 @@ class _From:
 
     def __call__(
         self,
-        *sources: State,
+        *sources: StateRef,
         cond: Condition | Iterable[Condition] | None = None,
         unless: Condition | Iterable[Condition] | None = None,
         on: Condition | None = None,
@@ -192,6 +200,10 @@ class State:
     """
 
     __slots__ = ("_moves", "attribute", "final", "initial", "name", "timeout", "unknown")
+
+    if TYPE_CHECKING:  # set by `_chart_tree`: the bases of a nested state's class statement
+        from ._chart_tree import Compound as Compound
+        from ._chart_tree import Parallel as Parallel
 
     name: object
     initial: object
