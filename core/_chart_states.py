@@ -13,10 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeAlias
-
-if TYPE_CHECKING:  # the nested-state bases are made from State (`_chart_tree`)
-    from ._chart_tree import Compound, Parallel
+from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
 __all__ = ["Condition", "Move", "State", "Transitions", "describe_move"]
 
@@ -27,7 +24,7 @@ Condition = Callable[..., Any] | str
 #: A state as a move names it: a `State`, or a nested state's class statement
 #: (``class on(State.Compound)``), which a type checker sees as a class; at run
 #: time it is a `State` too (`_chart_tree.NestedState`).
-StateRef: TypeAlias = "State | type[Compound] | type[Parallel]"
+StateRef: TypeAlias = "State | type[State.Compound] | type[State.Parallel]"
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -201,9 +198,21 @@ class State:
 
     __slots__ = ("_moves", "attribute", "final", "initial", "name", "timeout", "unknown")
 
-    if TYPE_CHECKING:  # set by `_chart_tree`: the bases of a nested state's class statement
-        from ._chart_tree import Compound as Compound
-        from ._chart_tree import Parallel as Parallel
+    if TYPE_CHECKING:
+        # What a type checker sees of the bases of a nested state's class
+        # statement, `_chart_tree.Compound` and `Parallel` (set there at run
+        # time): a class whose keywords are a state's and whose class object
+        # has a state's moves, as the NestedState it makes at run time does.
+
+        class Compound:
+            to: ClassVar[_To]
+            from_: ClassVar[_From]
+
+            def __init_subclass__(
+                cls, *, name: str | None = None, initial: bool = False, final: bool = False
+            ) -> None: ...
+
+        class Parallel(Compound): ...
 
     name: object
     initial: object

@@ -30,12 +30,9 @@ declares it, or further out.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any
 
 from ._chart_states import State, Transitions
-
-if TYPE_CHECKING:
-    from ._chart_states import _From, _To
 from ._errors import MachineDefinitionError
 
 __all__ = ["Body", "Compound", "HistoryState", "NestedState", "Parallel"]
@@ -167,14 +164,6 @@ class Compound(metaclass=_Nesting):
 
     _kind = "compound"
 
-    if TYPE_CHECKING:  # what a type checker sees of the class statement: a State's moves
-        to: ClassVar[_To]
-        from_: ClassVar[_From]
-
-        def __init_subclass__(
-            cls, *, name: str | None = None, initial: bool = False, final: bool = False
-        ) -> None: ...
-
 
 class Parallel(metaclass=_Nesting):
     """Base of a parallel state written as a nested class: ``class running(State.Parallel)``.
@@ -186,17 +175,9 @@ class Parallel(metaclass=_Nesting):
 
     _kind = "parallel"
 
-    if TYPE_CHECKING:  # as Compound's
-        to: ClassVar[_To]
-        from_: ClassVar[_From]
 
-        def __init_subclass__(
-            cls, *, name: str | None = None, initial: bool = False, final: bool = False
-        ) -> None: ...
-
-
-State.Compound = Compound  # type: ignore[misc]  # declared in State for type checkers
-State.Parallel = Parallel  # type: ignore[misc]
+State.Compound = Compound  # type: ignore[misc,assignment]  # State declares it for type checkers
+State.Parallel = Parallel  # type: ignore[misc,assignment]
 
 
 @dataclass(eq=False)
