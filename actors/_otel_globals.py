@@ -8,25 +8,22 @@ message nothing while nothing is configured, so it keeps no proxy on the
 message path: it takes the real provider once there is one (`_telemetry`).
 
 Applications often configure the SDK after building their objects, and the
-API calls nobody back when a provider is set. So while some runtime follows
-a global provider that is not set yet, one process-wide thread (`Watcher`)
-looks again, every `FIRST_INTERVAL` seconds at first and then less often, up
-to every `LAST_INTERVAL` seconds; it ends when no runtime waits any more (none
-has actors, or both providers were found: the API sets each one once). A
-runtime made with its own providers (``Runtime(meter_provider=...,
-tracer_provider=...)``), or made once they are set, never waits.
+API calls nobody back when a provider is set. So a runtime that follows a
+global provider not set yet looks again on its own timer (`_telemetry`):
+every `FIRST_INTERVAL` seconds at first, then less often, up to every
+`LAST_INTERVAL` seconds, while it has actors (an idle runtime looks again
+when its next actor starts), until both providers are found (the API sets
+each one once). A runtime made with its own providers (``Runtime(
+meter_provider=..., tracer_provider=...)``), or once they are set, never looks.
 """
 
 from __future__ import annotations
 
-import threading
-import weakref
-from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
-__all__ = ["Watcher", "api_installed", "global_meter_provider", "global_tracer_provider"]
+__all__ = ["api_installed", "global_meter_provider", "global_tracer_provider"]
 
-#: How long the watcher waits before its first look, then doubled each look.
+#: How long a runtime waits before its first look, then doubled each look.
 FIRST_INTERVAL = 0.05
 #: The longest it waits between two looks.
 LAST_INTERVAL = 2.0
@@ -73,69 +70,3 @@ def global_tracer_provider() -> Any:
 
     provider = trace.get_tracer_provider()
     return provider if _configured(provider) else None
-
-
-class Follower(Protocol):
-    """What waits for a global provider (a runtime's `_telemetry.Telemetry`)."""
-
-    #: Whether the watcher looks for it now (set by the watcher, under its lock).
-    watched: bool
-
-    def follow_globals(self) -> bool:
-        """Take the global providers set by now; True once it waits for none."""
-
-
-class Watcher:
-    """Looks for the global providers on behalf of the followers still waiting
-    for one, on a daemon thread of its own that runs only while one waits: a
-    runtime waits while it has actors (an idle runtime, like an idle pool,
-    holds no thread; its next actor looks again)."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._waiting: weakref.WeakSet[Any] = weakref.WeakSet()
-        self._thread: threading.Thread | None = None
-        self._interval = FIRST_INTERVAL
-
-    def watch(self, follower: Follower) -> None:
-        """Look for ``follower`` until `Follower.follow_globals` says it waits
-        for nothing more, or `unwatch` is called."""
-        with self._cond:
-            self._waiting.add(follower)
-            follower.watched = True
-            self._interval = FIRST_INTERVAL  # new work: look soon
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._loop, name="stateward:telemetry", daemon=True
-                )
-                self._thread.start()
-            self._cond.notify()
-
-    def unwatch(self, follower: Follower, unless: Callable[[], bool] | None = None) -> None:
-        """Stop looking for ``follower``, unless ``unless()`` says otherwise
-        (asked under the watcher's lock, so that it cannot race `watch`)."""
-        with self._cond:
-            if unless is not None and unless():
-                return
-            self._waiting.discard(follower)
-            follower.watched = False
-            self._cond.notify()
-
-    def _loop(self) -> None:
-        while True:
-            with self._cond:
-                if not self._waiting:
-                    self._thread = None
-                    return
-                self._cond.wait(self._interval)
-                self._interval = min(self._interval * 2, LAST_INTERVAL)
-                waiting = list(self._waiting)
-            if global_meter_provider() is None and global_tracer_provider() is None:
-                continue
-            for follower in waiting:
-                if follower.follow_globals():
-                    self.unwatch(follower)
-
-
-#: The process's watcher.
-WATCHER = Watcher()

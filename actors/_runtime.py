@@ -365,7 +365,6 @@ class Runtime:
         except BaseException:
             with self._lock:
                 self._actors.pop(cell.name, None)
-            self._telemetry.stopped()
             if cell.claimed:
                 cell.release()
             raise
@@ -391,7 +390,6 @@ class Runtime:
                 del self._actors[cell.name]
         if forget:
             self._telemetry.retire(cell)
-            self._telemetry.stopped()
         self.machine_timers.disarm(cell)
         if self.passivation is not None:
             self.passivation.forget(cell.lifecycle)
@@ -403,7 +401,6 @@ class Runtime:
                 del self._actors[name]
         if forget:
             self._telemetry.retire(handle._cell)
-            self._telemetry.stopped()
 
     def _observed(self, cell: Cell) -> None:
         """``cell`` got an observer or a watch. Its commits run here, so its
@@ -712,7 +709,6 @@ class Runtime:
             endpoints, self._endpoints = self._endpoints, []
         for endpoint in endpoints:
             endpoint.close()
-        self._telemetry.close()
         store_error = ""
         try:
             self.store.close()

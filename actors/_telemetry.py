@@ -25,9 +25,16 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from ._clock import SystemClock
 from ._metrics_table import BATCH_BUCKETS, DESCRIPTIONS, METRICS
 from ._metrics_table import UNITS as _UNITS
-from ._otel_globals import WATCHER, api_installed, global_meter_provider, global_tracer_provider
+from ._otel_globals import (
+    FIRST_INTERVAL,
+    LAST_INTERVAL,
+    api_installed,
+    global_meter_provider,
+    global_tracer_provider,
+)
 from ._probe import LATENCY_BUCKETS, Latencies, Probe
 
 __all__ = ["METRICS", "Pipeline", "Telemetry", "global_pipeline"]
@@ -221,7 +228,7 @@ class Telemetry:
         self.follows_tracer = tracer_provider is None and api_installed()
         #: Whether the global pipeline reads this runtime (see `follow_globals`).
         self.global_meter = False
-        #: Whether the watcher looks for the global providers for it.
+        #: Whether a look for the global providers is pending on the timer.
         self.watched = False
         self.follow_globals()
         with self._lock:
@@ -229,20 +236,36 @@ class Telemetry:
 
     def started(self) -> None:
         """An actor of the runtime started (not per message): while a global
-        provider is awaited, have the watcher look for it."""
+        provider is awaited, look for it on the runtime's timer."""
         if not self.watched and (self.follows_meter or self.follows_tracer):
-            WATCHER.watch(self)
+            self._look_later(FIRST_INTERVAL)
 
-    def stopped(self) -> None:
-        """An actor stopped for good: the watcher need not look for a runtime
-        left with none."""
-        if self.watched:
-            WATCHER.unwatch(self, unless=lambda: bool(self.runtime._actors))
+    def _look_later(self, delay: float) -> None:
+        # Only on the system clock: a ManualClock's time moves only when a
+        # test says so (such a runtime takes the providers set when it is made).
+        timer = self.runtime.timer
+        if not isinstance(timer, SystemClock):
+            return
+        with self._lock:
+            if self.watched:
+                return
+            self.watched = True
+        timer.call_later(delay, lambda: self._look(delay))
+
+    def _look(self, delay: float) -> None:
+        """On the timer's thread: take the global providers if they are set;
+        look again later while one is awaited and the runtime has actors."""
+        done = self.follow_globals()
+        with self._lock:
+            self.watched = False
+        runtime = self.runtime
+        if not done and not runtime.closed and runtime._actors:
+            self._look_later(min(delay * 2, LAST_INTERVAL))
 
     def follow_globals(self) -> bool:
         """Take the global providers that are set now, if this runtime
-        follows them; True once it waits for none (`_otel_globals.Follower`).
-        Called when the runtime is made, then by the watcher's thread."""
+        follows them; True once it waits for none.
+        Called when the runtime is made, then by `_look`."""
         with self._lock:
             changed = False
             if self.follows_meter:
@@ -261,10 +284,6 @@ class Telemetry:
             if changed:
                 self._apply()
             return not (self.follows_meter or self.follows_tracer)
-
-    def close(self) -> None:
-        """The runtime is shutting down: wait for no global provider any more."""
-        WATCHER.unwatch(self)
 
     def retire(self, cell: Any) -> None:
         """``cell`` stopped for good: keep its counts, so that the counters

@@ -121,6 +121,24 @@ def test_global_providers_set_after_the_runtime_is_made_are_used_from_then_on() 
     assert result.stdout.split() == ["True", "True", "True"], result.stdout
 
 
+def test_a_runtime_awaiting_a_provider_holds_no_thread_once_its_actors_are_gone() -> None:
+    """It looks for a provider set later on its timer while it has actors; an
+    idle runtime (the default one, say, never shut down) keeps no thread."""
+    before = set(threading.enumerate())
+    rt = Runtime("awaiting")
+    try:
+        machine = StateMachine("a", TOGGLE, runtime=rt)
+        machine.transition("b")
+        assert rt.probe is None
+        machine.stop()
+        started = [t for t in threading.enumerate() if t not in before]
+        for thread in started:
+            thread.join(WAIT)
+        assert not [t.name for t in started if t.is_alive()]
+    finally:
+        rt.shutdown()
+
+
 def test_a_provider_argument_that_is_not_a_provider_is_refused() -> None:
     with pytest.raises(TypeError, match=r"meter_provider.*get_meter"):
         Runtime(meter_provider="prometheus")
