@@ -6,9 +6,10 @@ histories with UTC datetimes (``Runtime(clock=...)``, from core): the two are
 unrelated and named apart on purpose.
 
 `SystemClock` is the real one: a single timer thread per runtime, started on
-first use. `ManualClock` is for tests: time stands still until `advance` moves
-it, and due callbacks then run in the caller's thread, in time order. Nothing
-in stateward sleeps to wait for time; it asks its clock to call back later.
+first use and ended once nothing has been pending for a second. `ManualClock`
+is for tests: time stands still until `advance` moves it, and due callbacks
+then run in the caller's thread, in time order. Nothing in stateward sleeps
+to wait for time; it asks its clock to call back later.
 """
 
 from __future__ import annotations
@@ -125,8 +126,14 @@ def _run(entry: _Entry) -> None:
         logger.exception("a timer callback raised")
 
 
+#: Seconds the timer thread waits with nothing pending before it ends.
+IDLE_EXIT = 1.0
+
+
 class SystemClock:
-    """`time.monotonic` and a timer thread (a daemon, started on first use)."""
+    """`time.monotonic` and a timer thread (a daemon, started on first use,
+    ended after `IDLE_EXIT` seconds with nothing pending: an idle runtime
+    holds no thread)."""
 
     def __init__(self, name: str = "stateward") -> None:
         self._name = name
@@ -163,8 +170,12 @@ class SystemClock:
                     if entry is not None:
                         break
                     next_time = self._heap.next_time()
-                    wait = None if next_time is None else max(0.0, next_time - time.monotonic())
-                    self._cond.wait(wait)
+                    if next_time is None:  # nothing pending: end once idle a while
+                        if not self._cond.wait(IDLE_EXIT) and self._heap.next_time() is None:
+                            self._thread = None  # the next call_later starts another
+                            return
+                        continue
+                    self._cond.wait(max(0.0, next_time - time.monotonic()))
             _run(entry)
 
     def close(self) -> None:

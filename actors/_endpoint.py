@@ -22,7 +22,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from stateward.core import ArgumentTypeError, ArgumentValueError
 
 from ._health import health_of
-from ._telemetry import DESCRIPTIONS as _DESCRIPTIONS
+from ._metrics_table import DESCRIPTIONS as _DESCRIPTIONS
 from ._telemetry import Pipeline
 
 __all__ = ["MetricsEndpoint", "serve_metrics"]

@@ -26,7 +26,7 @@ from ._cell import Cell, ErrorReport
 from ._clock import SystemClock, Timer
 from ._context import current_block, current_runtime
 from ._endpoint import MetricsEndpoint, serve_metrics
-from ._errors import ActorNotFound, DuplicateActorName, RuntimeStopped
+from ._errors import ActorNotFound, DuplicateActorName, RuntimeStopped, StoreWriteError
 from ._health import Health, health_of
 from ._host import Host
 from ._lease_renewal import LeaseRenewal
@@ -158,6 +158,13 @@ class Runtime:
         per_actor_metrics: label the metrics with each actor's name too
             (`serve_metrics`, docs/howto/operations.md); off by default, since
             a million machines would make a million series.
+        meter_provider: the OpenTelemetry MeterProvider this runtime reports
+            its metrics to. None (the default): the application's global
+            one (`opentelemetry.metrics.set_meter_provider`), from when it is
+            set, before or after the runtime is made; nothing is recorded
+            per message while there is none.
+        tracer_provider: the OpenTelemetry TracerProvider this runtime's
+            spans go to. None (the default): the global one, likewise.
     """
 
     def __init__(
@@ -178,7 +185,22 @@ class Runtime:
         max_active: int | None = None,
         mailbox_limit: int | None = None,
         per_actor_metrics: bool = False,
+        meter_provider: Any = None,
+        tracer_provider: Any = None,
     ) -> None:
+        for argument, provider, method in (
+            ("meter_provider", meter_provider, "get_meter"),
+            ("tracer_provider", tracer_provider, "get_tracer"),
+        ):
+            if provider is not None and not callable(getattr(provider, method, None)):
+                raise ArgumentTypeError(
+                    "Runtime",
+                    argument,
+                    f"None or an OpenTelemetry provider (an object with {method}())",
+                    provider,
+                    "Pass the SDK's provider, or leave it out to follow the global one.",
+                    outcome="no runtime was created",
+                )
         if type(per_actor_metrics) is not bool:
             raise ArgumentTypeError(
                 "Runtime",
@@ -307,7 +329,7 @@ class Runtime:
         #: Times and traces each request when metrics or traces are configured
         #: (`_probe.Probe`, set by `_telemetry`); None: nothing per message.
         self.probe: Any = None
-        self._telemetry = Telemetry(self)
+        self._telemetry = Telemetry(self, meter_provider, tracer_provider)
         live_runtimes.add(self)
 
     # -- actors ------------------------------------------------------------------
@@ -334,6 +356,7 @@ class Runtime:
             if cell.name in self._actors:
                 raise DuplicateActorName(cell.name, self.name)
             self._actors[cell.name] = handle
+        self._telemetry.started()
         try:
             self._recover_or_create(cell)
             host = self.dedicated_host if dedicated else self.host
@@ -693,8 +716,11 @@ class Runtime:
             endpoints, self._endpoints = self._endpoints, []
         for endpoint in endpoints:
             endpoint.close()
+        store_error = ""
         try:
             self.store.close()
+        except StoreWriteError as exc:  # what it held is lost: the report says so
+            store_error = str(exc)
         finally:
             runtime_ended(self.runtime_id)
         report = ShutdownReport(
@@ -704,6 +730,7 @@ class Runtime:
             tuple(abandoned),
             tuple(crashed),
             tuple(dropped.items()),
+            store_error,
         )
         if not report.clean:
             logger.error("runtime %s", report.describe())

@@ -6,10 +6,11 @@ root supervisor gives up, then stop the runtime within a budget: the
 caller's ``before_stop``, then `Runtime.shutdown`, which refuses new
 requests, drains what is queued, and closes the store (writing the final
 snapshots of a store in snapshot mode). They return the process's exit
-code: 0 for a clean stop, 1 if work had to be abandoned or the runtime
-failed, saying what on standard error. The handlers they install are put
-back before they return; a second signal while stopping is ignored: the
-budget bounds the stop.
+code: 0 for a clean stop, 1 if work had to be abandoned, the store could
+not save what it held, or the runtime failed, saying what on standard
+error. The handlers they install are put back before they return (on
+asyncio, also a handler the loop itself had: ``loop.add_signal_handler``);
+a second signal while stopping is ignored: the budget bounds the stop.
 
 ``on_ready`` runs once the handlers are in, before the wait: from then on a
 signal stops the daemon gracefully, so it is the moment to start taking work
@@ -158,12 +159,17 @@ async def arun_until_signal(
             pass
 
     installed: dict[int, Any] = {}
+    #: Handlers the loop itself had (``loop.add_signal_handler``), put back on it.
+    loop_had: dict[int, asyncio.Handle] = {}
     fatal_handler = _watch_fatal(runtime, wake)
     try:
         for signum in wanted:
             previous = _restorable(signal.getsignal(signum))
+            own = _loop_handler(loop, signum)
             loop.add_signal_handler(signum, on_signal, signum)
             installed[signum] = previous
+            if own is not None:
+                loop_had[signum] = own
         _log_waiting(runtime, wanted)
         if on_ready is not None:
             result = on_ready()
@@ -176,8 +182,13 @@ async def arun_until_signal(
     finally:
         _unwatch_fatal(runtime, fatal_handler)
         for number, handler in reversed(installed.items()):
-            loop.remove_signal_handler(number)
-            signal.signal(number, handler)
+            own = loop_had.get(number)
+            if own is None:
+                loop.remove_signal_handler(number)
+                signal.signal(number, handler)
+            else:  # in place of ours, as the loop had it
+                callback = own._callback  # type: ignore[attr-defined]  # no public getter
+                loop.add_signal_handler(number, callback, *own._args)
 
 
 # -- stopping ------------------------------------------------------------------------------------
@@ -332,6 +343,18 @@ def _watch_fatal(runtime: Stoppable, wake: Callable[[], None]) -> Callable[..., 
 def _unwatch_fatal(runtime: Stoppable, wrapper: Callable[..., Any]) -> None:
     if runtime.fatal_handler is wrapper:  # unless the application has set its own since
         runtime.fatal_handler = wrapper.previous  # type: ignore[attr-defined]
+
+
+def _loop_handler(loop: asyncio.AbstractEventLoop, signum: int) -> asyncio.Handle | None:
+    """The handler ``loop`` itself has for ``signum`` (its ``add_signal_handler``),
+    or None. asyncio offers no public way to read one, so this reads the
+    table its Unix loops keep; a loop without one (another implementation)
+    is taken to have none."""
+    handlers = getattr(loop, "_signal_handlers", None)
+    handle = handlers.get(signum) if isinstance(handlers, dict) else None
+    if isinstance(handle, asyncio.Handle) and not handle.cancelled():
+        return handle
+    return None
 
 
 def _restorable(handler: Any) -> Any:

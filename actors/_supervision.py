@@ -100,6 +100,9 @@ class ShutdownReport:
             its requests were given up on (the one it was running, if any,
             and those still queued), each answered with `ActorStopped`
             instead of being handled.
+        store_error: why the store could not write what it still held when
+            it closed (a snapshot-mode store's unsaved snapshots: those
+            changes are lost), or "" (`Runtime.shutdown` only).
     """
 
     name: str
@@ -108,6 +111,7 @@ class ShutdownReport:
     abandoned: tuple[str, ...] = ()
     crashed: tuple[str, ...] = ()
     dropped: tuple[tuple[str, int], ...] = ()
+    store_error: str = ""
 
     @property
     def requests_dropped(self) -> int:
@@ -116,11 +120,12 @@ class ShutdownReport:
 
     @property
     def clean(self) -> bool:
-        """Whether every actor drained its mailbox and stopped in time."""
-        return not self.abandoned and not self.crashed
+        """Whether every actor drained its mailbox and stopped in time, and
+        the store wrote what it held."""
+        return not self.abandoned and not self.crashed and not self.store_error
 
     def describe(self) -> str:
-        """One sentence: what was abandoned or crashed, and what to do."""
+        """One sentence: what was abandoned, crashed or lost, and what to do."""
         if self.clean:
             return f"{self.name!r} stopped cleanly in {self.seconds:.2f} s"
         parts = []
@@ -140,10 +145,14 @@ class ShutdownReport:
                 f"{len(self.crashed)} actor(s) crashed while stopping: "
                 f"{', '.join(self.crashed)} (their queued requests were refused)"
             )
-        return (
-            f"{self.name!r} did not stop cleanly: {'; '.join(parts)}. Give it a longer "
-            "timeout=, bound slow handlers with deadline=, or look at the actors' last_error"
-        )
+        if parts:
+            parts[-1] += (
+                ". Give it a longer timeout=, bound slow handlers with deadline=, or look at "
+                "the actors' last_error"
+            )
+        if self.store_error:
+            parts.append(f"the store could not save what it held: {self.store_error}")
+        return f"{self.name!r} did not stop cleanly: {'; '.join(parts)}"
 
     def check(self) -> None:
         """Raise `ShutdownIncomplete` unless every actor stopped cleanly."""

@@ -2,18 +2,20 @@
 
 stateward is instrumented with the OpenTelemetry API (the ``otel`` extra), as a
 library is: nothing is recorded until the application configures a
-MeterProvider (or a TracerProvider, for spans: `_probe`), and a runtime made
-before that records nothing per message. Most metrics are *observable*: their
+MeterProvider (or a TracerProvider, for spans: `_probe`), globally or for one
+runtime (``Runtime(meter_provider=..., tracer_provider=...)``), and a runtime
+with neither records nothing per message. Most metrics are *observable*: their
 callbacks read, at collection time, the counters the runtime keeps anyway
 (`Cell`'s messages, failures, restarts; mailbox depths; the supervision event
 counts), so they cost a message nothing. Only the latency histograms are
 recorded per message, and only by a runtime that has somewhere to send them
-(`Probe`); that is decided when the runtime is made and when an endpoint
-starts (`Runtime.serve_metrics`), never per message.
+(`Probe`); that is decided when the runtime is made, when a global provider
+is set later (`_otel_globals`) and when an endpoint starts
+(`Runtime.serve_metrics`), never per message.
 
 A `Pipeline` is one set of instruments on one MeterProvider: the
-application's global one (made once, reading every live runtime) or an
-endpoint's own (reading its runtime only).
+application's global one (made once, reading every live runtime that follows
+it), a runtime's own, or an endpoint's own (reading its runtime only).
 """
 
 from __future__ import annotations
@@ -23,175 +25,38 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from ._clock import SystemClock
+from ._metrics_table import BATCH_BUCKETS, DESCRIPTIONS, METRICS
+from ._metrics_table import UNITS as _UNITS
+from ._otel_globals import (
+    FIRST_INTERVAL,
+    LAST_INTERVAL,
+    api_installed,
+    global_meter_provider,
+    global_tracer_provider,
+)
 from ._probe import LATENCY_BUCKETS, Latencies, Probe
 
-__all__ = ["METRICS", "Pipeline", "Telemetry", "global_pipeline", "tracer"]
-
-#: The batch-size histogram's bucket bounds, in commits per write.
-BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
-
-#: Every metric: (name, instrument, unit, labels, description). The docs'
-#: table (docs/howto/operations.md) is checked against it.
-METRICS: tuple[tuple[str, str, str, str, str], ...] = (
-    (
-        "stateward.messages",
-        "counter",
-        "{message}",
-        "runtime, kind, supervisor",
-        "requests handled, successful or not, by the live actors",
-    ),
-    (
-        "stateward.failures",
-        "counter",
-        "{message}",
-        "runtime, kind, supervisor",
-        "requests whose operation raised (refusals included)",
-    ),
-    (
-        "stateward.refusals",
-        "counter",
-        "{message}",
-        "runtime, kind, supervisor",
-        "requests refused for their content (bad input, an invalid transition)",
-    ),
-    (
-        "stateward.restarts",
-        "counter",
-        "{restart}",
-        "runtime, kind, supervisor",
-        "restarts the actors' supervisors decided on",
-    ),
-    (
-        "stateward.hook_errors",
-        "counter",
-        "{error}",
-        "runtime, kind, supervisor",
-        "after-commit hooks, observers and callbacks that raised",
-    ),
-    (
-        "stateward.supervisor.events",
-        "counter",
-        "{event}",
-        "runtime, supervisor, event",
-        "supervision events: started, failed, restarted, stopped, escalated, gave_up",
-    ),
-    (
-        "stateward.queue.depth",
-        "gauge",
-        "{message}",
-        "runtime, kind, supervisor",
-        "requests waiting in the actors' mailboxes",
-    ),
-    (
-        "stateward.mailboxes.full",
-        "gauge",
-        "{actor}",
-        "runtime, kind, supervisor",
-        "actors whose mailbox is at its limit",
-    ),
-    (
-        "stateward.actors",
-        "gauge",
-        "{actor}",
-        "runtime, kind, supervisor, state",
-        "live actors, state active or passivated",
-    ),
-    ("stateward.workers", "gauge", "{thread}", "runtime", "pooled worker threads"),
-    (
-        "stateward.workers.busy",
-        "gauge",
-        "{thread}",
-        "runtime",
-        "pooled worker threads running a turn now",
-    ),
-    (
-        "stateward.errors",
-        "counter",
-        "{error}",
-        "runtime",
-        "errors that had no caller to go to (Runtime.errors)",
-    ),
-    (
-        "stateward.transition.duration",
-        "histogram",
-        "s",
-        "runtime, kind, outcome",
-        "how long a request ran, from its turn to its commit (outcome: ok, refused, "
-        "failed, crashed, fenced, suspended)",
-    ),
-    (
-        "stateward.store.commit.duration",
-        "histogram",
-        "s",
-        "runtime",
-        "how long a database store took to write one batch of commits",
-    ),
-    (
-        "stateward.store.commit.batch_size",
-        "histogram",
-        "{commit}",
-        "runtime",
-        "commits written together in one store write",
-    ),
-)
-
-DESCRIPTIONS = {name: description for name, _, _, _, description in METRICS}
-_UNITS = {name: unit for name, _, unit, _, _ in METRICS}
+__all__ = ["METRICS", "Pipeline", "Telemetry", "global_pipeline"]
 
 
-def _api_provider(provider: object) -> bool:
-    """Whether ``provider`` is the API's own (a proxy or no-op): nothing configured."""
-    return type(provider).__module__.startswith(("opentelemetry.metrics", "opentelemetry.trace"))
-
-
-def tracer() -> Any:
-    """A tracer of the application's TracerProvider, or None if none is configured
-    (or the OpenTelemetry API is not installed)."""
-    if not _api_installed():
-        return None
-    from opentelemetry import trace
-
-    provider = trace.get_tracer_provider()
-    if _api_provider(provider):
-        return None
-    return provider.get_tracer("stateward")
+def _tracer(provider: Any) -> Any:
+    """stateward's tracer of ``provider``, or None for no provider."""
+    return None if provider is None else provider.get_tracer("stateward")
 
 
 _global_lock = threading.Lock()
 _global: list[Pipeline] = []
 
 
-def global_pipeline(runtimes: Callable[[], Iterable[Any]]) -> Pipeline | None:
-    """The pipeline on the application's global MeterProvider (made on first
-    use, reading every runtime ``runtimes`` returns), or None if none is
-    configured (or the OpenTelemetry API is not installed)."""
-    if not _api_installed():
-        return None
-    from opentelemetry import metrics
-
-    provider = metrics.get_meter_provider()
-    if _api_provider(provider):
-        return None
+def global_pipeline(provider: Any) -> Pipeline:
+    """The pipeline on the application's global MeterProvider ``provider``
+    (made on first use), reading every runtime that follows it. The API sets
+    the global provider once, so there is one such pipeline per process."""
     with _global_lock:
-        if not _global or _global[0].provider is not provider:  # replaced (in tests)
-            _global[:] = [Pipeline(provider, runtimes)]
+        if not _global or _global[0].provider is not provider:
+            _global[:] = [Pipeline(provider, _following_runtimes)]
         return _global[0]
-
-
-_installed: list[bool] = []
-
-
-def _api_installed() -> bool:
-    """Whether the OpenTelemetry API can be imported (looked up once)."""
-    if not _installed:
-        try:
-            import opentelemetry.metrics
-            import opentelemetry.trace  # noqa: F401
-        except ImportError:
-            _installed.append(False)
-        else:
-            _installed.append(True)
-    return _installed[0]
 
 
 def _labels(runtime: Any, cell: Any) -> dict[str, Any]:
@@ -338,20 +203,87 @@ def _busy(runtime: Any) -> int:
 
 class Telemetry:
     """A runtime's metrics pipelines and tracer, and the probe and store
-    observer they call for: rebuilt whenever one is added or removed."""
+    observer they call for: rebuilt whenever one is added or removed.
 
-    def __init__(self, runtime: Any) -> None:
+    ``meter_provider`` and ``tracer_provider`` are the runtime's own (the
+    ``Runtime`` arguments); each one not given follows the application's
+    global provider, taken when the runtime is made if it is set by then,
+    else as soon as it is set (`_otel_globals.Watcher`).
+    """
+
+    def __init__(
+        self, runtime: Any, meter_provider: Any = None, tracer_provider: Any = None
+    ) -> None:
         self.runtime = runtime
         self._lock = threading.Lock()
         self.pipelines: list[Pipeline] = []
         self._retired: dict[tuple[str, str], _Retired] = {}
         #: Request latencies, recorded while there is a probe (`Probe`).
         self.latencies = Latencies(LATENCY_BUCKETS)
-        self.tracer = tracer()
-        pipeline = global_pipeline(_live_runtimes)
-        if pipeline is not None:
-            self.pipelines.append(pipeline)
-        self._apply()
+        self.tracer = _tracer(tracer_provider)
+        if meter_provider is not None:
+            self.pipelines.append(Pipeline(meter_provider, lambda: (runtime,)))
+        #: Whether it waits for the global MeterProvider, TracerProvider.
+        self.follows_meter = meter_provider is None and api_installed()
+        self.follows_tracer = tracer_provider is None and api_installed()
+        #: Whether the global pipeline reads this runtime (see `follow_globals`).
+        self.global_meter = False
+        #: Whether a look for the global providers is pending on the timer.
+        self.watched = False
+        self.follow_globals()
+        with self._lock:
+            self._apply()
+
+    def started(self) -> None:
+        """An actor of the runtime started (not per message): while a global
+        provider is awaited, look for it on the runtime's timer."""
+        if not self.watched and (self.follows_meter or self.follows_tracer):
+            self._look_later(FIRST_INTERVAL)
+
+    def _look_later(self, delay: float) -> None:
+        # Only on the system clock: a ManualClock's time moves only when a
+        # test says so (such a runtime takes the providers set when it is made).
+        timer = self.runtime.timer
+        if not isinstance(timer, SystemClock):
+            return
+        with self._lock:
+            if self.watched:
+                return
+            self.watched = True
+        timer.call_later(delay, lambda: self._look(delay))
+
+    def _look(self, delay: float) -> None:
+        """On the timer's thread: take the global providers if they are set;
+        look again later while one is awaited and the runtime has actors."""
+        done = self.follow_globals()
+        with self._lock:
+            self.watched = False
+        runtime = self.runtime
+        if not done and not runtime.closed and runtime._actors:
+            self._look_later(min(delay * 2, LAST_INTERVAL))
+
+    def follow_globals(self) -> bool:
+        """Take the global providers that are set now, if this runtime
+        follows them; True once it waits for none.
+        Called when the runtime is made, then by `_look`."""
+        with self._lock:
+            changed = False
+            if self.follows_meter:
+                provider = global_meter_provider()
+                if provider is not None:
+                    self.follows_meter = False
+                    self.global_meter = True
+                    self.pipelines.append(global_pipeline(provider))
+                    changed = True
+            if self.follows_tracer:
+                provider = global_tracer_provider()
+                if provider is not None:
+                    self.follows_tracer = False
+                    self.tracer = _tracer(provider)
+                    changed = True
+            if changed:
+                self._apply()
+            return not (self.follows_meter or self.follows_tracer)
 
     def retire(self, cell: Any) -> None:
         """``cell`` stopped for good: keep its counts, so that the counters
@@ -431,8 +363,10 @@ def _commit_observer(
 _runtimes: list[Callable[[], Iterable[Any]]] = []
 
 
-def _live_runtimes() -> Iterable[Any]:
-    return _runtimes[0]() if _runtimes else ()
+def _following_runtimes() -> Iterable[Any]:
+    """The live runtimes that report to the global MeterProvider."""
+    runtimes = _runtimes[0]() if _runtimes else ()
+    return [runtime for runtime in runtimes if runtime._telemetry.global_meter]
 
 
 def set_runtimes(source: Callable[[], Iterable[Any]]) -> None:

@@ -13,13 +13,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
 __all__ = ["Condition", "Move", "State", "Transitions", "describe_move"]
 
 #: A guard or an effect as written in the class form: a function, or the name
 #: of a method of the chart.
 Condition = Callable[..., Any] | str
+
+#: A state as a move names it: a `State`, or a nested state's class statement
+#: (``class on(State.Compound)``), which a type checker sees as a class; at run
+#: time it is a `State` too (`_chart_tree.NestedState`).
+StateRef: TypeAlias = "State | type[State.Compound] | type[State.Parallel]"
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -102,7 +107,7 @@ class _To:
 
     def __call__(
         self,
-        *targets: State,
+        *targets: StateRef,
         cond: Condition | Iterable[Condition] | None = None,
         unless: Condition | Iterable[Condition] | None = None,
         internal: bool = False,
@@ -151,7 +156,7 @@ class _From:
 
     def __call__(
         self,
-        *sources: State,
+        *sources: StateRef,
         cond: Condition | Iterable[Condition] | None = None,
         unless: Condition | Iterable[Condition] | None = None,
         on: Condition | None = None,
@@ -192,6 +197,22 @@ class State:
     """
 
     __slots__ = ("_moves", "attribute", "final", "initial", "name", "timeout", "unknown")
+
+    if TYPE_CHECKING:
+        # What a type checker sees of the bases of a nested state's class
+        # statement, `_chart_tree.Compound` and `Parallel` (set there at run
+        # time): a class whose keywords are a state's and whose class object
+        # has a state's moves, as the NestedState it makes at run time does.
+
+        class Compound:
+            to: ClassVar[_To]
+            from_: ClassVar[_From]
+
+            def __init_subclass__(
+                cls, *, name: str | None = None, initial: bool = False, final: bool = False
+            ) -> None: ...
+
+        class Parallel(Compound): ...
 
     name: object
     initial: object

@@ -176,8 +176,8 @@ class Parallel(metaclass=_Nesting):
     _kind = "parallel"
 
 
-State.Compound = Compound  # type: ignore[attr-defined]
-State.Parallel = Parallel  # type: ignore[attr-defined]
+State.Compound = Compound  # type: ignore[misc,assignment]  # State declares it for type checkers
+State.Parallel = Parallel  # type: ignore[misc,assignment]
 
 
 @dataclass(eq=False)

@@ -1,7 +1,9 @@
 """OpenTelemetry providers for one test: the SDK's in-memory metric reader and
-span exporter, installed as the global providers, and taken out afterwards
-(the API lets a process set each global provider once: the fixture resets the
-API's own once-guards, as OpenTelemetry's test utilities do)."""
+span exporter, on providers of the test's own that its runtimes are given
+(``Runtime(**telemetry.providers)``), as OpenTelemetry's instrumentation
+guidelines ask a library to accept. Nothing global is set: the API lets a
+process set each global provider once (tests of the global providers run in a
+process of their own)."""
 
 from __future__ import annotations
 
@@ -9,27 +11,29 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from opentelemetry import metrics, trace
-from opentelemetry.metrics import _internal as metrics_internal
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.util._once import Once
-
-
-def _reset_globals() -> None:
-    metrics_internal._METER_PROVIDER_SET_ONCE = Once()
-    metrics_internal._METER_PROVIDER = None
-    trace._TRACER_PROVIDER_SET_ONCE = Once()
-    trace._TRACER_PROVIDER = None
 
 
 @dataclass
 class Telemetry:
     reader: InMemoryMetricReader | None
     spans: InMemorySpanExporter | None
+    meter_provider: MeterProvider | None
+    tracer_provider: TracerProvider | None
+
+    @property
+    def providers(self) -> dict[str, Any]:
+        """The ``Runtime`` arguments that report to these providers."""
+        return {"meter_provider": self.meter_provider, "tracer_provider": self.tracer_provider}
+
+    def tracer(self, name: str) -> Any:
+        """A tracer of the test's TracerProvider (for the caller's spans)."""
+        assert self.tracer_provider is not None
+        return self.tracer_provider.get_tracer(name)
 
     def points(self, name: str) -> list[tuple[dict[str, Any], Any]]:
         """The data points of metric ``name``: (attributes, value or histogram point)."""
@@ -57,7 +61,6 @@ class Telemetry:
 
 
 def install(*, metered: bool = True, traced: bool = True) -> Iterator[Telemetry]:
-    _reset_globals()
     reader = InMemoryMetricReader() if metered else None
     meter_provider = MeterProvider(metric_readers=[reader]) if reader is not None else None
     exporter = InMemorySpanExporter() if traced else None
@@ -65,13 +68,9 @@ def install(*, metered: bool = True, traced: bool = True) -> Iterator[Telemetry]
     if exporter is not None:
         tracer_provider = TracerProvider()
         tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-        trace.set_tracer_provider(tracer_provider)
-    if meter_provider is not None:
-        metrics.set_meter_provider(meter_provider)
     try:
-        yield Telemetry(reader, exporter)
+        yield Telemetry(reader, exporter, meter_provider, tracer_provider)
     finally:
-        _reset_globals()
         if meter_provider is not None:
             meter_provider.shutdown()
         if tracer_provider is not None:

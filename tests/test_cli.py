@@ -412,4 +412,43 @@ def test_inspect_of_a_statechart_stored_without_its_tree_says_what_to_do(
         assert f"cannot read machine {name!r}" in err and problem in err
         assert "open it with its spec in Python" in err
     code, _, err = run("inspect", str(path))
-    assert code != 0 and "cannot read machine 'media'" in err
+    assert code == 1 and "cannot read machine 'media'" in err
+
+
+def test_inspect_lists_the_other_actors_and_marks_a_statechart_stored_without_its_tree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stateward.actors import Runtime, SQLiteStore, StateManager
+    from stateward.core import ImmutableState, MachineCodec
+
+    def without_tree(self: MachineCodec) -> ImmutableState:
+        spec = self.spec
+        return ImmutableState(
+            initial=spec.initial,
+            states=list(spec.states),
+            transitions={s: list(t) for s, t in spec.transitions.items()},
+        )
+
+    with monkeypatch.context() as patch:
+        patch.setattr(MachineCodec, "definition", without_tree)
+        path = statechart_store(tmp_path / "old.db")
+    with Runtime("later", store=SQLiteStore(path)) as rt:
+        StateManager({"count": 1}, name="visits", runtime=rt)
+
+    code, out, err = run("inspect", str(path))
+    assert code == 1  # something could not be read: the cli's exit code for that
+    assert out.splitlines()[0] == f"3 actors in {path}"
+    rows = {line.split()[0]: line for line in out.splitlines()[2:]}
+    assert sorted(rows) == ["media", "player", "visits"]
+    assert "keys count" in rows["visits"]
+    assert "unreadable (see the error below)" in rows["media"]
+    assert "unreadable (see the error below)" in rows["player"]
+    problems = err.splitlines()
+    assert [p.split("'")[1] for p in problems] == ["media", "player"]
+    assert all("open it with its spec in Python" in p for p in problems)
+
+    code, out, err = run("inspect", str(path), "--json")
+    assert code == 1 and "cannot read machine 'media'" in err
+    actors = {a["name"]: a for a in json.loads(out)["actors"]}
+    assert actors["visits"]["keys"] == ["count"]
+    assert "cannot read machine 'player'" in actors["player"]["unreadable"]

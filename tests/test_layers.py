@@ -142,6 +142,8 @@ LAYERS: list[tuple[str, list[str]]] = [
             "stateward.actors._lease_renewal",
             "stateward.actors._async_host",
             "stateward.actors._signals",
+            "stateward.actors._metrics_table",
+            "stateward.actors._otel_globals",
             "stateward.actors._probe",
             "stateward.actors._telemetry",
             "stateward.actors._health",

@@ -99,30 +99,43 @@ def _when(epoch: float) -> str:
     return _dt.datetime.fromtimestamp(epoch, _dt.UTC).isoformat(timespec="seconds")
 
 
-def run_inspect(args: argparse.Namespace, out: TextIO) -> int:
+def run_inspect(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """List the store's actors (or, with ``--history``, one actor's history).
+    An actor it cannot read (a statechart stored before its definition
+    recorded its tree) is listed as unreadable, the others as usual; each
+    one's problem goes to ``err``, and the exit code is then 1."""
     store = SQLiteStore(args.path, readonly=True)
     try:
         listed = store.actors()
         if args.history is not None:
             return _print_history(store, listed, args, out)
         rows = []
+        unreadable: list[str] = []
         for actor in listed:
-            value = _recover(store, actor)
+            try:
+                current = _current(actor.kind, _recover(store, actor))
+            except NotFound as exc:  # the others are listed all the same
+                unreadable.append(str(exc))
+                current = {"summary": UNREADABLE, "unreadable": str(exc)}
             rows.append(
                 {
                     "name": actor.name,
                     "kind": actor.kind,
                     "version": actor.version,
-                    **_current(actor.kind, value),
+                    **current,
                     "last_change": _when(actor.updated_at),
                     "owner": actor.owner,
                 }
             )
     finally:
         store.close()
+    # Exit code 1 (cli conventions: something could not be read), each one
+    # named on standard error with what to do, after the listing.
+    code = 1 if unreadable else 0
     if args.json:
         print(json.dumps({"store": str(args.path), "actors": rows}, indent=2), file=out)
-        return 0
+        _report_unreadable(unreadable, err)
+        return code
     print(f"{_plural(len(rows), 'actor')} in {args.path}", file=out)
     widths = [
         max([len(h)] + [len(str(r[k])) for r in rows])
@@ -143,7 +156,17 @@ def run_inspect(args: argparse.Namespace, out: TextIO) -> int:
             "  ".join(str(c).ljust(w) for c, w in zip(cells, [*widths, 0], strict=True)).rstrip(),
             file=out,
         )
-    return 0
+    _report_unreadable(unreadable, err)
+    return code
+
+
+#: What the listing shows as the current value of an actor it cannot read.
+UNREADABLE = "unreadable (see the error below)"
+
+
+def _report_unreadable(problems: list[str], err: TextIO) -> None:
+    for problem in problems:
+        print(f"stateward inspect: error: {problem}", file=err)
 
 
 def _print_history(

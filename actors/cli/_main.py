@@ -100,7 +100,7 @@ def main(
         if args.command == "demo":
             return run_demo(args, out, err)
         if args.command == "inspect":
-            return run_inspect(args, out)
+            return run_inspect(args, out, err)
         if args.command == "top":
             return run_top(args, out)
         return run_graph(args, out)

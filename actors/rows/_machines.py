@@ -1,14 +1,8 @@
 """Machines bound to database rows: one definition, many rows, safe across processes.
 
-A transition on a bound row never trusts the caller's idea of its state. Inside
-one database transaction it:
-
-1. reads the row (locked, in pessimistic mode);
-2. runs pre-transition hooks, guards, exit and enter hooks on what it read;
-3. writes the new state, the changed columns and the version, in optimistic
-   mode only if the row is still as read (a zero row count is a conflict);
-4. appends the transition to the audit table;
-5. commits, and only then runs the after-commit hooks.
+A transition on a bound row never trusts the caller's idea of its state: it
+reads the row, decides, writes and audits in one database transaction, and
+runs the after-commit hooks only once that commits (`_row_transaction`).
 
 Within one process, the transitions of one row go through one actor (created
 on demand, stopped when idle), so threads queue in its mailbox instead of
@@ -21,28 +15,21 @@ import itertools
 import logging
 import random
 import threading
-import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 from stateward.core import (
-    ArgumentValueError,
     ImmutableState,
     MachineBuilder,
     MachineDefinitionError,
     MachineSnapshot,
     MachineSpec,
-    TransitionRecord,
-    apply_creation,
-    apply_transition,
     run_after_commit,
 )
 from stateward.core._arguments import check_move, check_payload, check_timeout
 from stateward.core._behaviours import Behaviour, Outcome, committed
 from stateward.core._machine import AsyncRunner
 from stateward.core._messages import Move
-from stateward.core._same import same
 
 from .._cell import Cell, ErrorReport
 from .._errors import ActorStopped
@@ -53,18 +40,15 @@ from ._adapter import (
     AUDIT_KEY_LENGTH,
     ModelBinding,
     ORMAdapter,
-    audit_entry,
     is_adapter,
     joins_caller,
 )
-from ._errors import (
-    ConcurrentTransition,
-    InvalidRowKey,
-    ParallelStatesUnbindable,
-    RowBusy,
-    RowNotFound,
-    UnknownStateValue,
-)
+from ._errors import InvalidRowKey, ParallelStatesUnbindable, RowBusy, RowNotFound
+from ._row_result import RetryPolicy, RowResult
+from ._row_transaction import create, transact
+
+#: RetryPolicy and RowResult live in `_row_result`, and are still importable from here.
+__all__ = ["LOCKS", "MODES", "RetryPolicy", "RowMachines", "RowResult"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,50 +57,6 @@ MODES = ("pessimistic", "optimistic")
 #: table in one runtime must not give their actors the same name.
 _SERIALS = itertools.count(1)
 LOCKS = ("wait", "nowait", "skip_locked")
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Retry a transition that lost a race (`ConcurrentTransition`) or found its
-    row locked (`RowBusy`): up to ``attempts`` more times, waiting an
-    exponential, jittered backoff between tries. Each retry reads the row
-    again and decides again: a retried payment after a cancellation gets
-    `InvalidTransition`, not a second write."""
-
-    attempts: int = 3
-    min_delay: float = 0.005
-    max_delay: float = 0.5
-    seed: int | None = None
-    sleep: Callable[[float], None] = time.sleep
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.attempts, int) or self.attempts < 0:
-            raise ValueError(f"attempts must be an int >= 0, got {self.attempts!r}")
-
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        base: float = min(self.max_delay, self.min_delay * 2**attempt)
-        return base * rng.uniform(0.5, 1.5)
-
-
-@dataclass(frozen=True)
-class RowResult:
-    """A committed transition (or creation) of one row.
-
-    Attributes:
-        key: the row's key.
-        state: its state now.
-        version: its version now (None without a version column).
-        data: its data columns now, as the hooks saw and left them.
-        record: the transition (None for a creation).
-        retries: how many times it was retried before it committed.
-    """
-
-    key: Any
-    state: str
-    version: int | None
-    data: ImmutableState
-    record: TransitionRecord | None
-    retries: int = 0
 
 
 class _RowActor(ActorHandle):
@@ -282,48 +222,7 @@ class RowMachines:
         column of the table. A key given in ``data`` is read as the key
         column's type, as `transition` reads one.
         """
-        data = check_payload(data, "RowMachines.create")
-        outcome = apply_creation(
-            self.spec, data, clock=self.runtime.clock, machine=self.binding.name
-        )
-        if outcome.snapshot.timers:  # a creation hook asked for one
-            raise _no_timers(self.binding.name, None)
-        values = {**outcome.context.payload.to_dict(), **outcome.snapshot.data.to_dict()}
-        self.binding.check_columns(list(values), "create()")
-        key_column = self.binding.key
-        if key_column is not None and key_column in values:
-            values[key_column] = self.key_of(values[key_column], "RowMachines.create")
-        start = outcome.snapshot.state  # the initial state, or its initial leaf
-        values[self.binding.state] = self.binding.value_of(start)
-        if self.binding.version is not None:
-            values[self.binding.version] = 0
-        handed = False
-        try:
-            with self.adapter.transaction(self.binding, lock=None, lock_timeout=None) as tx:
-                key = tx.insert(values)
-                handed = self._hand_after_commit(tx, outcome, key, None)
-                if self.audit:
-                    tx.audit(
-                        audit_entry(
-                            self.binding,
-                            key,
-                            None,
-                            start,
-                            "create",
-                            0 if self.binding.version else None,
-                            outcome.context.at,
-                            outcome.context.payload,
-                        )
-                    )
-        except Exception as exc:
-            reason = self.adapter.busy(exc)
-            if reason is not None:
-                raise RowBusy(self.binding.name, "<new row>", reason) from exc
-            raise
-        if not handed:
-            self._run_after_commit(outcome, key, None)
-        stored = ImmutableState({c: values[c] for c in self.binding.data_columns if c in values})
-        return RowResult(key, start, 0 if self.binding.version else None, stored, None)
+        return create(self, check_payload(data, "RowMachines.create"))
 
     def state_of(self, key: Any) -> str:
         """The row's current state, read now (no lock).
@@ -490,14 +389,6 @@ class RowMachines:
 
     # -- the transaction -------------------------------------------------------------------
 
-    def _found_state(self, key: Any, row: Mapping[str, Any]) -> str:
-        """The state a row read after a lost race is in (its raw value if unknown)."""
-        value = row[self.binding.state]
-        try:
-            return self.binding.state_of(key, value, self.spec.states)
-        except UnknownStateValue:
-            return str(value)
-
     def _transact(
         self,
         key: Any,
@@ -506,118 +397,5 @@ class RowMachines:
         payload: Mapping[str, Any] | None,
         run_async: AsyncRunner | None,
     ) -> tuple[RowResult, Any, bool]:
-        attempt = 0
-        while True:
-            try:
-                result, outcome, handed = self._attempt(key, target, event, payload, run_async)
-                return (
-                    RowResult(
-                        result.key,
-                        result.state,
-                        result.version,
-                        result.data,
-                        result.record,
-                        attempt,
-                    ),
-                    outcome,
-                    handed,
-                )
-            except (ConcurrentTransition, RowBusy):
-                if self.retry is None or attempt >= self.retry.attempts:
-                    raise
-                self.retry.sleep(self.retry.delay(attempt, self._rng))
-                attempt += 1
-
-    def _attempt(
-        self,
-        key: Any,
-        target: str | None,
-        event: str | None,
-        payload: Mapping[str, Any] | None,
-        run_async: AsyncRunner | None,
-    ) -> tuple[RowResult, Any, bool]:
-        binding = self.binding
-        pessimistic = self.mode == "pessimistic"
-        try:
-            with self.adapter.transaction(
-                binding, lock=self.lock if pessimistic else None, lock_timeout=self.lock_timeout
-            ) as tx:
-                row = tx.read(key, lock=pessimistic)
-                if row is None:
-                    if self.lock == "skip_locked" and pessimistic and tx.exists(key):
-                        raise RowBusy(binding.name, key, "locked, and skipped (SKIP LOCKED)")
-                    raise RowNotFound(binding.name, key)
-                stored = row[binding.state]
-                state = binding.state_of(key, stored, self.spec.states)
-                version = int(row[binding.version] or 0) if binding.version else 0
-                data = binding.data_of(row)
-                outcome = apply_transition(
-                    self.spec,
-                    MachineSnapshot(state, version, data, ()),
-                    target,
-                    event=event,
-                    payload=payload,
-                    clock=self.runtime.clock,
-                    machine=f"{binding.name}[{key!r}]",
-                    run_async=run_async,
-                )
-                new = outcome.snapshot
-                if new.timers:  # a hook asked for one: a row has nowhere to keep it
-                    raise _no_timers(binding.name, key)
-                # Exact sameness, not ==: a hook's -0.0 over 0.0, or True over 1, is
-                # a change the row must hold, as the reply says it does.
-                changes = {
-                    k: v for k, v in new.data._data.items() if k not in data or not same(data[k], v)
-                }
-                binding.check_columns(list(changes), f"a hook of {binding.name}[{key!r}]")
-                values = {**changes, binding.state: binding.value_of(new.state)}
-                if binding.version is not None:
-                    values[binding.version] = version + 1
-                written = tx.update(
-                    key,
-                    values,
-                    state_value=None
-                    if pessimistic and self.adapter.dialect in ("postgresql", "sqlite")
-                    else stored,
-                    version=None if pessimistic else version,
-                )
-                if written != 1:
-                    found_row = tx.read(key, lock=False)
-                    found = None if found_row is None else self._found_state(key, found_row)
-                    raise ConcurrentTransition(binding.name, key, state, found)
-                if self.audit:
-                    tx.audit(
-                        audit_entry(
-                            binding,
-                            key,
-                            state,
-                            new.state,
-                            outcome.record.event,
-                            version + 1 if binding.version else None,
-                            outcome.record.at,
-                            outcome.context.payload,
-                        )
-                    )
-                handed = self._hand_after_commit(tx, outcome, key, run_async)
-        except Exception as exc:
-            reason = self.adapter.busy(exc)
-            if reason is not None:
-                raise RowBusy(binding.name, key, reason) from exc
-            raise
-        result = RowResult(
-            key, new.state, version + 1 if binding.version else None, new.data, outcome.record
-        )
-        return result, outcome, handed
-
-
-def _no_timers(table: str, key: Any) -> ArgumentValueError:
-    """The refusal of a row transition whose hook asked for a timer."""
-    row = table if key is None else f"{table}[{key!r}]"
-    return ArgumentValueError(
-        "TransitionContext.start_timer",
-        "timer",
-        "no timer: a row keeps its state in a column, and no timers",
-        row,
-        "Run machines with timers as actors (StateMachine with a store)",
-        outcome="nothing was written",
-    )
+        """One transition of row ``key`` (`_row_transaction.transact`)."""
+        return transact(self, key, target, event, payload, run_async)

@@ -6,7 +6,10 @@ unsaved one; the commit does not wait. A background thread writes the unsaved
 snapshots every ``snapshot_interval`` seconds, or as soon as one actor has
 ``snapshot_every`` unsaved commits, through the store's ``_write_snapshots``.
 What it takes stays on the unsaved list until it is written, so a recovery
-meanwhile finds it there and writes it itself (``_flush_dirty``).
+meanwhile finds it there and writes it itself (``_flush_dirty``). When the
+store closes, the writer writes what is unsaved a last time; if that fails,
+``close`` raises (`closing_error`): those changes are lost, and the caller
+(`Runtime.shutdown`, whose report says so) must hear it.
 """
 
 from __future__ import annotations
@@ -44,6 +47,9 @@ class SnapshotWriter(ABC):
         # The newest unsaved snapshot of each actor, with its unsaved commits.
         self._dirty: dict[str, tuple[KindCodec, Any, int]] = {}
         self._writer: threading.Thread | None = None
+        #: Why the snapshots unsaved when the store closed could not be
+        #: written then (`close` raises it), or None.
+        self._close_error: StoreWriteError | None = None
 
     @abstractmethod
     def _write_snapshots(self, dirty: dict[str, tuple[KindCodec, Any, int]]) -> None:
@@ -93,6 +99,9 @@ class SnapshotWriter(ABC):
                 try:
                     self._write_snapshots(dirty)
                 except StoreWriteError as exc:
+                    if closing:  # the last try: close() raises it
+                        self._close_error = exc
+                        return
                     logger.error(
                         "could not save the snapshot of actor %r: %s. It is kept and "
                         "written again in %s s, or when the store closes",
@@ -106,6 +115,24 @@ class SnapshotWriter(ABC):
                     failed = False
             if closing:
                 return
+
+    def closing_error(self, timeout: float) -> StoreWriteError | None:
+        """Wait up to ``timeout`` seconds for the writer to end (the store has
+        set ``_closed``), and return why its last write failed, if it did."""
+        writer = self._writer
+        if writer is not None:
+            writer.join(timeout)
+        error = self._close_error
+        if error is None:
+            return None
+        return StoreWriteError(
+            error.actor,
+            f"its newest snapshot could not be written as the store closed ({error.problem})",
+            error.cause,
+            fix="its changes since its last saved snapshot are lost (it recovers from that "
+            f"snapshot); make {str(self.path)!r} writable again (disk space, permissions, "
+            "a lock another process holds) before the daemon stops next time",
+        )
 
     def _saved(self, written: dict[str, tuple[KindCodec, Any, int]]) -> None:
         """Take what was written off the unsaved list; a newer snapshot of the

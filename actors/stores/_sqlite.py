@@ -372,16 +372,19 @@ class SQLiteStore(GroupCommit, SnapshotWriter, Names, SQLiteDueTimers):
         return self._reports.get(name)
 
     def close(self) -> None:
+        """Write what is pending and close the database. In snapshot mode,
+        raise `StoreWriteError` if the unsaved snapshots could not be written
+        (naming the actors: their latest changes are lost)."""
         with self._cond:
             if self._closed:
                 return
             self._closed = True
             self._cond.notify_all()
-            writer = self._writer
-        if writer is not None:
-            writer.join(30)
+        error = self.closing_error(30)
         with self._lock:
             self._db.close()
+        if error is not None:
+            raise error
 
     def _check_open(self, names: Iterable[str] = ("(any)",)) -> None:
         if self._closed:

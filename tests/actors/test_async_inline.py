@@ -51,9 +51,16 @@ async def amodify(
 
 
 def runtime_threads(runtime: Runtime) -> list[str]:
-    """The names of the threads the runtime has started (workers, its event loop)."""
+    """The names of the threads the runtime has started to run requests (workers,
+    its event loop). Its timer thread runs no request: a runtime with actors may
+    have one for its own periodic work (looking for an OpenTelemetry provider
+    set later), and it ends once idle."""
     prefix = f"stateward:{runtime.name}:"
-    return [t.name for t in threading.enumerate() if t.name.startswith(prefix)]
+    return [
+        t.name
+        for t in threading.enumerate()
+        if t.name.startswith(prefix) and not t.name.endswith(":timers")
+    ]
 
 
 def test_an_idle_actors_request_runs_on_the_awaiting_loops_thread(runtime: Runtime) -> None:

@@ -326,6 +326,40 @@ def test_asyncio_stops_on_a_signal_awaits_before_stop_and_puts_the_handlers_back
     assert signal.getsignal(signal.SIGTERM) is previous
 
 
+def test_asyncio_puts_back_a_handler_the_loop_itself_had_for_the_signal() -> None:
+    async def main() -> tuple[int, list[str]]:
+        loop = asyncio.get_running_loop()
+        ran: list[str] = []
+        again = asyncio.Event()
+
+        def applications(name: str) -> None:  # the loop's own handler, from before
+            ran.append(name)
+            again.set()
+
+        loop.add_signal_handler(signal.SIGTERM, applications, "app")
+        try:
+            runtime = Runtime("loop-handler")
+            sender = Sender(signal.SIGTERM)
+            try:
+                code = await runtime.arun_until_signal(budget=5, on_ready=sender.start)
+            finally:
+                sender.join()
+            assert ran == []  # the runtime had the signal meanwhile
+            later = Sender(signal.SIGTERM)  # the loop's handler is back: it takes this one
+            later.start()
+            later.join()
+            await asyncio.wait_for(again.wait(), 5)
+            return code, ran
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
+
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        assert asyncio.run(main()) == (0, ["app"])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def test_off_the_main_thread_it_refuses_with_not_in_main_thread() -> None:
     runtime = Runtime("threaded")
     raised: list[BaseException] = []

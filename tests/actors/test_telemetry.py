@@ -7,6 +7,8 @@ runs it. Checked with the SDK's in-memory reader and span exporter."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,13 +34,13 @@ WAIT = 10.0
 
 @pytest.fixture
 def telemetry() -> Iterator[Telemetry]:
-    """Global MeterProvider and TracerProvider of the SDK, in memory."""
+    """A MeterProvider and a TracerProvider of the SDK, in memory, for the runtimes."""
     yield from install()
 
 
 @pytest.fixture
 def metered() -> Iterator[Telemetry]:
-    """A global MeterProvider only (no tracing)."""
+    """A MeterProvider only (no tracing)."""
     yield from install(traced=False)
 
 
@@ -54,11 +56,112 @@ def test_a_runtime_made_with_no_provider_configured_has_no_probe_on_the_message_
         assert getattr(rt.store, "write_observer", None) is None
 
 
+#: Run in a process of its own: the API sets each global provider once per process.
+LATE_PROVIDERS = """
+import time
+
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from stateward.actors import Runtime, StateMachine
+
+
+def points(reader, name):
+    data = reader.get_metrics_data()
+    return [
+        point
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == name
+        for point in metric.data.data_points
+    ]
+
+
+with Runtime("early") as rt:
+    door = StateMachine("a", {"a": ["b"], "b": ["a"]}, name="door", runtime=rt)
+    door.transition("b")
+    assert rt.probe is None  # nothing configured: nothing per message
+    reader = InMemoryMetricReader()
+    metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    # The daemon goes on serving requests; they are traced once it noticed.
+    sent, deadline = 1, time.monotonic() + 10
+    while not exporter.get_finished_spans() and time.monotonic() < deadline:
+        door.transition("a" if sent % 2 else "b")
+        sent += 1
+    assert exporter.get_finished_spans(), f"no span after {sent} requests in 10 s"
+    for _ in range(3):  # from then on, every request
+        door.transition("a" if sent % 2 else "b")
+        sent += 1
+    spans = exporter.get_finished_spans()
+    (histogram,) = points(reader, "stateward.transition.duration")
+    (messages,) = points(reader, "stateward.messages")
+    print(len(spans) >= 4, histogram.count == len(spans), messages.value == sent)
+"""
+
+
+def test_global_providers_set_after_the_runtime_is_made_are_used_from_then_on() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", LATE_PROVIDERS],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "True", "True"], result.stdout
+
+
+def test_a_runtime_awaiting_a_provider_holds_no_thread_once_its_actors_are_gone() -> None:
+    """It looks for a provider set later on its timer while it has actors; an
+    idle runtime (the default one, say, never shut down) keeps no thread."""
+    before = set(threading.enumerate())
+    rt = Runtime("awaiting")
+    try:
+        machine = StateMachine("a", TOGGLE, runtime=rt)
+        machine.transition("b")
+        assert rt.probe is None
+        machine.stop()
+        started = [t for t in threading.enumerate() if t not in before]
+        for thread in started:
+            thread.join(WAIT)
+        assert not [t.name for t in started if t.is_alive()]
+    finally:
+        rt.shutdown()
+
+
+def test_a_provider_argument_that_is_not_a_provider_is_refused() -> None:
+    with pytest.raises(TypeError, match=r"meter_provider.*get_meter"):
+        Runtime(meter_provider="prometheus")
+    with pytest.raises(TypeError, match=r"tracer_provider.*get_tracer"):
+        Runtime(tracer_provider=object())
+
+
+def test_a_runtime_given_providers_reports_to_them_only(telemetry: Telemetry) -> None:
+    with Runtime("own", **telemetry.providers) as rt, Runtime("other") as other:
+        StateMachine("a", TOGGLE, runtime=rt).transition("b")
+        StateMachine("a", TOGGLE, runtime=other).transition("b")
+        assert other.probe is None
+        assert telemetry.value("stateward.messages", runtime="own") == 1
+        runtimes = {labels["runtime"] for labels, _ in telemetry.points("stateward.messages")}
+        assert runtimes == {"own"}
+    assert [s.attributes["stateward.kind"] for s in _spans(telemetry)] == ["machine"]
+
+
 def test_counters_per_kind_and_supervisor_are_read_at_collection(
     metered: Telemetry, each_host: str
 ) -> None:
     clock = ManualClock()
-    with Runtime("counted", timer=clock) as rt:
+    with Runtime("counted", timer=clock, **metered.providers) as rt:
         sup = Supervisor("workers", runtime=rt, max_restarts=1, within=60.0)
         machine = StateMachine("a", TOGGLE, runtime=rt)
         manager = StateManager({"n": 0}, runtime=rt, supervisor=sup, on_error="restart")
@@ -91,7 +194,7 @@ def test_counters_per_kind_and_supervisor_are_read_at_collection(
 
 
 def test_transition_latency_is_a_histogram_by_outcome(metered: Telemetry, each_host: str) -> None:
-    with Runtime("timed") as rt:
+    with Runtime("timed", **metered.providers) as rt:
         machine = StateMachine("a", TOGGLE, runtime=rt)
         for target in ("b", "a", "b"):
             machine.transition(target)
@@ -111,7 +214,7 @@ def test_queue_depth_full_mailboxes_and_busy_workers_are_gauges(metered: Telemet
         assert gate.wait(WAIT)
         return state
 
-    with Runtime("gauged", workers=2) as rt:
+    with Runtime("gauged", workers=2, **metered.providers) as rt:
         manager = StateManager({"n": 0}, runtime=rt, mailbox_limit=2)
         first = manager.request_modify(hold)
         assert entered.wait(WAIT)
@@ -130,7 +233,9 @@ def test_queue_depth_full_mailboxes_and_busy_workers_are_gauges(metered: Telemet
 
 def test_active_and_passivated_actors_are_counted(metered: Telemetry, tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "s.db")
-    with Runtime("virtual", store=store, idle_after=60, timer=ManualClock()) as rt:
+    with Runtime(
+        "virtual", store=store, idle_after=60, timer=ManualClock(), **metered.providers
+    ) as rt:
         machines = [StateMachine("a", TOGGLE, name=f"m{i}", runtime=rt) for i in range(3)]
         machines[0].transition("b")
         assert rt.passivate_idle() == 3
@@ -142,7 +247,7 @@ def test_active_and_passivated_actors_are_counted(metered: Telemetry, tmp_path: 
 def test_store_commit_latency_and_batch_sizes_are_recorded(
     metered: Telemetry, tmp_path: Path, each_host: str
 ) -> None:
-    with Runtime("stored", store=SQLiteStore(tmp_path / "s.db")) as rt:
+    with Runtime("stored", store=SQLiteStore(tmp_path / "s.db"), **metered.providers) as rt:
         machine = StateMachine("a", TOGGLE, runtime=rt)
         for target in ("b", "a", "b", "a"):
             machine.transition(target)
@@ -154,7 +259,7 @@ def test_store_commit_latency_and_batch_sizes_are_recorded(
 
 
 def test_per_actor_labels_are_opt_in(metered: Telemetry) -> None:
-    with Runtime("labelled", per_actor_metrics=True) as rt:
+    with Runtime("labelled", per_actor_metrics=True, **metered.providers) as rt:
         for name in ("door", "gate"):
             StateMachine("a", TOGGLE, name=name, runtime=rt).transition("b")
         assert metered.value("stateward.messages", actor="door") == 1
@@ -177,10 +282,8 @@ def _spans(telemetry: Telemetry) -> list[Any]:
 def test_a_transition_span_is_a_child_of_the_callers_span_on_every_host(
     telemetry: Telemetry, each_host: str
 ) -> None:
-    from opentelemetry import trace
-
-    tracer = trace.get_tracer("test")
-    with Runtime("traced") as rt:
+    tracer = telemetry.tracer("test")
+    with Runtime("traced", **telemetry.providers) as rt:
         machine = StateMachine("a", TOGGLE, name="door", runtime=rt)
         with tracer.start_as_current_span("request") as caller:
             machine.transition("b")
@@ -208,13 +311,11 @@ def test_a_transition_span_is_a_child_of_the_callers_span_on_every_host(
 
 
 def test_what_a_hook_sends_is_traced_under_the_transition(telemetry: Telemetry) -> None:
-    from opentelemetry import trace
-
-    with Runtime("nested") as rt:
+    with Runtime("nested", **telemetry.providers) as rt:
         audit = StateManager({"n": 0}, name="audit", runtime=rt)
         machine = StateMachine("a", TOGGLE, name="door", runtime=rt)
         machine.add_observer(lambda old, new: audit.request_modify(lambda s: s))
-        with trace.get_tracer("test").start_as_current_span("request"):
+        with telemetry.tracer("test").start_as_current_span("request"):
             machine.transition("b")
         audit.modify(lambda s: s)  # after the observer's request
     by_actor = {}
@@ -225,16 +326,14 @@ def test_what_a_hook_sends_is_traced_under_the_transition(telemetry: Telemetry) 
 
 
 def test_an_awaited_call_is_traced_under_the_awaiting_tasks_span(telemetry: Telemetry) -> None:
-    from opentelemetry import trace
-
-    tracer = trace.get_tracer("test")
+    tracer = telemetry.tracer("test")
 
     async def main(machine: StateMachine) -> int:
         with tracer.start_as_current_span("handler") as span:
             await machine.atransition("b")
             return span.get_span_context().span_id
 
-    with Runtime("async") as rt:
+    with Runtime("async", **telemetry.providers) as rt:
         machine = StateMachine("a", TOGGLE, runtime=rt)
         parent = asyncio.run(main(machine))
     (span,) = [s for s in _spans(telemetry) if s.name.startswith("stateward")]
@@ -242,7 +341,7 @@ def test_an_awaited_call_is_traced_under_the_awaiting_tasks_span(telemetry: Tele
 
 
 def test_a_crash_ends_its_span_with_an_error_status(telemetry: Telemetry) -> None:
-    with Runtime("crashing") as rt:
+    with Runtime("crashing", **telemetry.providers) as rt:
         manager = StateManager({"n": 0}, runtime=rt, on_error="restart")
         with pytest.raises(ActorCrashed):
             manager.modify(boom)

@@ -12,12 +12,15 @@ acknowledged state was lost even after a clean shutdown.
 from __future__ import annotations
 
 import logging
+import signal
 import sqlite3
 import threading
 import time
 from pathlib import Path
 
-from stateward.actors import Runtime, SQLiteStore, StateManager
+import pytest
+
+from stateward.actors import Runtime, ShutdownIncomplete, SQLiteStore, StateManager
 
 REFUSE = (
     "CREATE TRIGGER refuse_snapshot BEFORE INSERT ON snapshots "
@@ -92,3 +95,33 @@ def test_a_refused_snapshot_is_saved_by_a_clean_shutdown(tmp_path: Path) -> None
     with Runtime("check", store=SQLiteStore(path, durability="snapshot")) as check:
         recovered = StateManager({"n": 0}, name="counter", runtime=check)
         assert (recovered.get_state().n, recovered.version) == (1, 1)
+
+
+def test_final_snapshots_that_cannot_be_written_make_the_shutdown_unclean(
+    tmp_path: Path,
+) -> None:
+    _, runtime, _, db = _refused_snapshot_write(tmp_path)
+    db.close()  # the trigger stays: the final write is refused too
+    report = runtime.shutdown(5)
+    assert not report.clean
+    assert "could not save what it held" in report.describe()
+    assert "'counter'" in report.store_error and "no room for this snapshot" in report.store_error
+    assert "changes since its last saved snapshot are lost" in report.store_error
+    with pytest.raises(ShutdownIncomplete):
+        report.check()
+
+
+def test_final_snapshots_that_cannot_be_written_make_the_daemon_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, runtime, _, db = _refused_snapshot_write(tmp_path)
+    db.close()
+
+    def stop_now() -> None:  # the daemon is told to stop as soon as it is ready
+        signal.raise_signal(signal.SIGTERM)
+
+    code = runtime.run_until_signal(budget=5, on_ready=stop_now)
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "stopping on SIGTERM" in err and "could not save what it held" in err
+    assert "'counter'" in err
