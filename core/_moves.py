@@ -20,7 +20,7 @@ from ._chartplan import chart_snapshot_after
 from ._errors import InvalidTransition
 from ._events import Event
 from ._history import Entry, extend_history
-from ._snapshot import EMPTY, MachineSnapshot, TransitionContext
+from ._snapshot import EMPTY, MachineSnapshot, TransitionContext, new_context, new_snapshot
 from ._spec import MachineSpec, MovePlan
 from ._state import ImmutableState
 from ._timer_moves import timers_after
@@ -146,7 +146,7 @@ def begin_move(
         frozen_payload = payload or EMPTY
     else:
         frozen_payload = ImmutableState(payload) if payload else EMPTY
-    ctx = TransitionContext(
+    ctx = new_context(
         source, target, event, frozen_payload, snapshot.data, snapshot.version + 1, name, at
     )
     return ctx, plan
@@ -172,5 +172,5 @@ def snapshot_after(
     history = extend_history(snapshot.history, entry, spec.history_limit)
     if ctx.timer_requests or snapshot.timers or spec.timeouts:
         timers = timers_after(spec, snapshot, ctx, plan is not None)
-        return MachineSnapshot(ctx.target, ctx.version, ctx.data, history, None, timers), entry
-    return MachineSnapshot(ctx.target, ctx.version, ctx.data, history), entry
+        return new_snapshot(ctx.target, ctx.version, ctx.data, history, None, timers), entry
+    return new_snapshot(ctx.target, ctx.version, ctx.data, history), entry

@@ -13,7 +13,8 @@ Every hook takes one argument, a `TransitionContext`, and may be a plain
 function or a coroutine function.
 
 The parts a spec is made of (hooks and their checks) are in `_parts`, events
-and their alternatives in `_events`; the
+and their alternatives in `_events`, the move tables a spec is read from in
+`_spec_tables`; the
 decorators `MachineBuilder` registers hooks with are in `_decorators`. The
 builder itself stays here, beside the spec: it builds one, and
 `MachineSpec.to_builder` turns a spec back into one.
@@ -22,21 +23,17 @@ builder itself stays here, beside the spec: it builds one, and
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 from ._chart import Chart
-from ._chartdef import TreeQueries, build_chart, expand_tables
+from ._chartdef import TreeQueries
 from ._decorators import Decorators
 from ._errors import MachineDefinitionError
 from ._events import (
     Event,
-    check_branches,
-    check_events,
-    check_internal,
     parse_events,
     plan_move,
 )
@@ -46,10 +43,9 @@ from ._parts import (
     HookKind,
     MovePlan,
     ReadOnlyTable,
-    check_hook,
-    declared_states,
 )
-from ._timers import StateTimeout, parse_timeouts
+from ._spec_tables import awaits, hooks_by_kind, move_tables
+from ._timers import StateTimeout, parse_timeouts, timeouts_form
 
 __all__ = ["ANY", "Event", "Hook", "HookKind", "MachineBuilder", "MachineSpec", "MovePlan"]
 
@@ -153,84 +149,11 @@ class MachineSpec(TreeQueries):
         history: Mapping[str, Any] | None = None,
         timeouts: Mapping[str, Any] | None = None,
     ) -> None:
-        declared = declared_states(transitions, states)
         event_list = parse_events(events)
-        ordered = list(declared)
-        if transitions is None:
-            # Without a mapping, states are whatever the initial state and the
-            # events name, in the order they first appear.
-            named = [initial] if isinstance(initial, str) else []
-            for ev in event_list:
-                named += [*sorted(s for s in ev.sources if s != ANY), ev.target]
-            pseudo = set(history) if isinstance(history, Mapping) else set()
-            ordered += [s for s in dict.fromkeys(named) if s not in ordered and s not in pseudo]
-        chart: Chart | None = None
-        if compound or parallel or history:
-            chart, ordered = build_chart(
-                ordered, transitions is not None, compound, parallel, history
-            )
-        known = set(ordered)
-        # History pseudo-states are targets, never states a machine is in.
-        reachable = known | set(chart.history) if chart is not None else known
-
-        if initial is None:
-            raise MachineDefinitionError("no initial state: pass initial='<state>'")
-        if not isinstance(initial, str) or initial not in known:
-            raise MachineDefinitionError(
-                f"initial state {initial!r} is not a state of this machine; states: "
-                f"{', '.join(map(repr, ordered)) or 'none'}",
-                state=str(initial),
-            )
-
-        table: dict[str, tuple[str, ...]] = {}
-        for state, targets in (transitions or {}).items():
-            if isinstance(targets, str):
-                raise MachineDefinitionError(
-                    f"transitions[{state!r}] must be a list of states, got the string "
-                    f"{targets!r}; write [{targets!r}]",
-                    state=state,
-                )
-            listed = tuple(dict.fromkeys(targets))
-            for target in listed:
-                if target not in reachable:
-                    raise MachineDefinitionError(
-                        f"transitions[{state!r}] names unknown target state {target!r}; "
-                        f"add {target!r}: [] if it is a terminal state",
-                        state=target,
-                    )
-            table[state] = listed
-
-        event_table = check_events(event_list, reachable, ordered)
-        allowed: dict[str, frozenset[str]] = {}
-        events_from: dict[str, tuple[str, ...]] = {}
-        events_to: dict[tuple[str, str], tuple[str, ...]] = {}
-        for state in ordered:
-            moves = list(table.get(state, ()))
-            names: list[str] = []
-            for (ev_name, source), alternatives in event_table.items():
-                if source == state:
-                    names.append(ev_name)
-                    for ev in alternatives:
-                        if ev.target not in moves:
-                            moves.append(ev.target)
-                        key = (state, ev.target)
-                        if ev_name not in events_to.get(key, ()):
-                            events_to[key] = (*events_to.get(key, ()), ev_name)
-            allowed[state] = frozenset(moves)
-            events_from[state] = tuple(sorted(names))
-            table[state] = tuple(moves)  # the mapping form of every allowed move
-
         hook_list = list(hooks)
-        for hook in hook_list:
-            check_hook(hook, known, {ev.name for ev in event_list})
-        check_branches(event_table, hook_list)
-        check_internal(event_list, chart)
-        if chart is not None:
-            # A parent's moves apply from every state inside it: after the
-            # state's own, those of each ancestor outward (see `_events`).
-            event_table, allowed, events_from, events_to = expand_tables(
-                chart, event_table, allowed, events_from, events_to
-            )
+        ordered, chart, table, event_table, allowed, events_from, events_to = move_tables(
+            initial, transitions, states, event_list, hook_list, compound, parallel, history
+        )
         if (
             not isinstance(history_limit, int)
             or isinstance(history_limit, bool)
@@ -239,20 +162,13 @@ class MachineSpec(TreeQueries):
             raise MachineDefinitionError(
                 f"history_limit must be an int >= 0 (0 keeps no history), got {history_limit!r}"
             )
-
         state_timeouts = parse_timeouts(
             timeouts,
             ordered,
             lambda ev_name, state: (ev_name, state) in event_table,
             lambda ev_name: any(ev.name == ev_name for ev in event_list),
         )
-
-        by_kind: dict[str, tuple[Hook, ...]] = {}
-        for kind in ("pre_transition", "guard", "exit", "enter", "after_commit"):
-            chosen = [h for h in hook_list if h.kind == kind]
-            chosen.sort(key=lambda h: h.order)  # stable: registration order within an order
-            by_kind[kind] = tuple(chosen)
-
+        by_kind = hooks_by_kind(hook_list)
         put = object.__setattr__
         put(self, "initial", initial)
         put(self, "states", tuple(ordered))
@@ -272,17 +188,7 @@ class MachineSpec(TreeQueries):
         put(self, "_chart", chart)
         put(self, "_chart_moves", {})
         put(self, "_tree", (compound, parallel, history))
-        # Asked once per machine an actor runtime creates: computed here, once.
-        put(
-            self,
-            "_awaits",
-            any(h.is_async for h in self.hooks)
-            or any(
-                inspect.iscoroutinefunction(fn)
-                for ev in event_list
-                for fn in (ev.effect, *ev.guards, *ev.unless)
-            ),
-        )
+        put(self, "_awaits", awaits(self.hooks, event_list))
 
     # -- queries ----------------------------------------------------------------
 
@@ -414,20 +320,10 @@ class MachineSpec(TreeQueries):
             compound=self._tree[0],
             parallel=self._tree[1],
             history=self._tree[2],
-            timeouts=_timeouts_form(self.timeouts),
+            timeouts=timeouts_form(self.timeouts),
         )
         builder._hooks.extend(self.hooks)
         return builder
-
-
-def _timeouts_form(timeouts: Mapping[str, StateTimeout]) -> dict[str, Any] | None:
-    """A spec's timeouts in the form ``timeouts=`` takes."""
-    if not timeouts:
-        return None
-    return {
-        state: {"after": t.seconds, "event": t.event, "payload": dict(t.payload)}
-        for state, t in timeouts.items()
-    }
 
 
 @dataclass

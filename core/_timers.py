@@ -45,6 +45,7 @@ __all__ = [
     "due_after",
     "parse_timeouts",
     "state_timer",
+    "timeouts_form",
 ]
 
 TimerKind = Literal["state", "event", "named", "later"]
@@ -269,3 +270,13 @@ def parse_timeouts(
         frozen = ImmutableState(payload) if payload else _EMPTY
         parsed[state] = StateTimeout(delay, event, frozen)
     return parsed
+
+
+def timeouts_form(timeouts: Mapping[str, StateTimeout]) -> dict[str, Any] | None:
+    """A spec's timeouts in the form ``timeouts=`` takes: `parse_timeouts` undone."""
+    if not timeouts:
+        return None
+    return {
+        state: {"after": t.seconds, "event": t.event, "payload": dict(t.payload)}
+        for state, t in timeouts.items()
+    }

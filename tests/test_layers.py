@@ -58,6 +58,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "stateward.core._chartdef",
             "stateward.core._events",
             "stateward.core._decorators",
+            "stateward.core._spec_tables",
             "stateward.core._spec",
             "stateward.core._chart_states",
             "stateward.core._chart_tree",

@@ -1,17 +1,28 @@
 """`quick_init`: the faster ``__init__`` of the records a transition makes keeps them
-frozen dataclasses in every way, and refuses a class whose ``__init__`` it cannot reproduce."""
+frozen dataclasses in every way, and refuses a class whose ``__init__`` it cannot reproduce;
+`quick_maker`'s functions make the same values without ``__init__``."""
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import datetime
 import inspect
+import pickle
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from stateward.core._quick import quick_init
+from stateward.core._history import EMPTY_HISTORY
+from stateward.core._quick import quick_init, quick_maker
+from stateward.core._snapshot import (
+    EMPTY,
+    MachineSnapshot,
+    TransitionContext,
+    new_context,
+    new_snapshot,
+)
 
 
 def make_point(quick: bool) -> type:
@@ -159,3 +170,72 @@ def test_quick_init_refuses_what_it_cannot_reproduce(
     with pytest.raises(TypeError, match=message):
         quick_init(cls)
     assert cls.__dict__.get("__init__") is before
+
+
+def test_quick_maker_makes_the_same_frozen_value_as_the_class() -> None:
+    cls = make_point(True)
+    make = quick_maker(cls)
+    made = make(1)
+    assert type(made) is cls
+    assert made == cls(1) and hash(made) == hash(cls(1))
+    assert make(1, 2, "q") == cls(1, 2, "q")
+    assert repr(make(3, 4)) == repr(cls(3, 4))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.x = 2  # type: ignore[attr-defined]
+    assert not hasattr(made, "__dict__")
+    assert dataclasses.replace(made, label="r") == cls(1, 0, "r")
+    assert copy.deepcopy(made) == made
+    with pytest.raises(TypeError):
+        make(x=1)  # by position only: the hot path passes positions
+    with pytest.raises(TypeError):
+        make()
+
+
+def test_quick_maker_works_for_plain_frozen_dataclasses_too() -> None:
+    cls = make_point(False)  # no quick_init: the maker needs only the layout
+    assert quick_maker(cls)(5, 6) == cls(5, 6)
+
+
+def test_the_hot_path_makers_build_real_snapshots_and_contexts() -> None:
+    at = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    snapshot = new_snapshot("a", 3, EMPTY, EMPTY_HISTORY)
+    assert type(snapshot) is MachineSnapshot
+    assert snapshot == MachineSnapshot("a", 3)
+    assert (snapshot.chart, snapshot.timers) == (None, ())
+    assert pickle.loads(pickle.dumps(snapshot)) == snapshot
+    ctx = new_context("a", "b", None, EMPTY, EMPTY, 1, None, at)
+    assert type(ctx) is TransitionContext
+    assert ctx == TransitionContext("a", "b", None, EMPTY, EMPTY, 1, None, at)
+    assert ctx.timer_requests == ()
+    ctx.cancel_timer("t")  # the timer requests still accumulate on a made context
+    assert [r.action for r in ctx.with_data(EMPTY).timer_requests] == ["cancel"]
+
+
+def _subclass() -> type:
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Base:
+        x: int
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Derived(Base):
+        y: int = 0
+
+    return Derived
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (_plain, "must be a frozen dataclass with slots=True"),
+        (_unfrozen, "must be a frozen dataclass with slots=True"),
+        (_post_init, "no __post_init__"),
+        (_factory, "use a default, not a default_factory"),
+        (_keyword_only, "must take every field, in order"),
+        (_subclass, "must have no base class but object"),
+    ],
+)
+def test_quick_maker_refuses_what_it_cannot_reproduce(
+    make: Callable[[], type], message: str
+) -> None:
+    with pytest.raises(TypeError, match=message):
+        quick_maker(make())
