@@ -2,8 +2,8 @@
 in headless Chromium at 1,400 x 900 from file:// URLs (no network), and checked: no code block or
 table scrolls sideways, no code line runs under a code block's copy button, nothing is fetched
 from another host (neither linked from the built HTML and CSS nor requested while a page loads
-and runs its scripts), the changelog has one title, pages link to the next and previous page,
-and no Python is fenced as text.
+and runs its scripts), the changelog has one title, pages link to the next and previous page.
+(tests/test_docs_fences.py checks that Python is fenced as Python.)
 
 Chromium is Debian's package (``.ci/chromium`` installs it in CI). Without it (or without mkdocs,
 the ``docs`` extra) these tests skip, saying so, except with ``CI=true``, where they fail: CI
@@ -12,7 +12,6 @@ must build and render the site.
 
 from __future__ import annotations
 
-import ast
 import html
 import json
 import os
@@ -26,7 +25,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = ROOT / "docs"
 
 #: The window the site is checked in: a laptop's browser, both sidebars shown.
 WIDTH, HEIGHT = 1400, 900
@@ -375,53 +373,3 @@ def test_every_page_links_to_the_next_and_the_previous(site: Path) -> None:
     pages = [p.read_text() for p in _pages(site)]
     assert sum("md-footer__link--next" in p for p in pages) == len(pages) - 1
     assert sum("md-footer__link--prev" in p for p in pages) == len(pages) - 1
-
-
-# -- Python is fenced as Python ---------------------------------------------------------------
-
-#: A fenced block: its indent, its language, its text.
-FENCE = re.compile(r"^( *)```(\S*)[^\n]*\n(.*?)^\1```", flags=re.MULTILINE | re.DOTALL)
-#: A snippet included from a file (pymdownx.snippets).
-SNIPPET = re.compile(r'^--8<-- "([^"]+)"$', flags=re.MULTILINE)
-
-
-def _fenced(language: str) -> list[tuple[str, str]]:
-    return [
-        (f"{page.relative_to(DOCS)}:{text[: m.start()].count(chr(10)) + 1}", _dedent(m))
-        for page in sorted(DOCS.rglob("*.md"))
-        for text in [page.read_text()]
-        for m in FENCE.finditer(text)
-        if m.group(2) == language
-    ]
-
-
-def _dedent(match: re.Match[str]) -> str:
-    indent = len(match.group(1))
-    code = "\n".join(line[indent:] for line in match.group(3).splitlines())
-    return SNIPPET.sub(lambda m: (ROOT / m.group(1)).read_text(), code)
-
-
-def _is_python(code: str) -> bool:
-    """Whether a block is Python: it parses, and imports, defines or assigns something (a
-    command line or a program's output does not)."""
-    try:
-        tree = ast.parse(code)
-    except SyntaxError:
-        return False
-    statements = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef, ast.Assign)
-    return any(isinstance(node, statements) for node in ast.walk(tree))
-
-
-def test_no_python_is_fenced_as_text() -> None:
-    # Fenced as Python it is highlighted as Python. Python that runs alone is fenced
-    # ```python, and tests/test_docs.py runs it; Python that cannot run alone (a Django
-    # model, a fragment, a peer library the suite does not install) is fenced ```py.
-    as_text = [where for where, code in _fenced("text") if _is_python(code)]
-    assert not as_text, f"Python fenced as text (fence it python, or py): {as_text}"
-
-
-def test_every_py_block_is_python() -> None:
-    blocks = _fenced("py")
-    assert blocks
-    not_python = [where for where, code in blocks if not _is_python(code)]
-    assert not not_python, not_python
