@@ -1,5 +1,6 @@
 """Every Python block in docs/ runs as written and prints what its ``# -> text``
-comments say."""
+comments say. (A ```python block runs; Python that cannot run alone, such as a Django
+model, a fragment or a peer library the suite does not install, is fenced ```py.)"""
 
 from __future__ import annotations
 
