@@ -37,7 +37,7 @@ SETTLE_MS = 500
 #: report to the harness page that frames every page. Mermaid fences (``pre.mermaid``, marked
 #: ``data-diagram`` in the copy, as Material's script drops the class when it takes a fence to
 #: draw) are diagrams' sources, drawn by mermaid.js: not code a reader scrolls, so they are left
-#: out (offline, and mermaid.js comes from a CDN, they are not drawn here).
+#: out (the site ships mermaid.js, so they are drawn as pictures scaled to the column).
 PROBE_JS = """
 (function () {
   function firstLine(el) {
@@ -243,12 +243,6 @@ def test_no_table_scrolls_sideways_at_1400_px(layout: list[dict[str, object]]) -
     assert not overflowing, f"{len(overflowing)} tables scroll sideways:\n" + "\n".join(overflowing)
 
 
-@pytest.mark.xfail(
-    reason="benchmarks/_report.py prints the run command on one line (105 characters for the "
-    "current page's, 16 px too wide, and the copy button covers its end); the renderer is "
-    "being reworked. Strict: this fails once the page fits, then drop this mark.",
-    strict=True,
-)
 def test_the_benchmarks_page_needs_no_sideways_scrolling(
     layout: list[dict[str, object]],
 ) -> None:
@@ -260,11 +254,6 @@ def test_the_benchmarks_page_needs_no_sideways_scrolling(
     assert not problems, "\n".join(problems)
 
 
-#: Material loads mermaid.js from this CDN to draw a page's Mermaid fences, until the site
-#: ships its own copy (another change): checked apart, below.
-MERMAID_CDN = re.compile(r"^https://unpkg\.com/mermaid@")
-
-
 def test_no_page_requests_anything_from_another_host_when_rendered(
     layout: list[dict[str, object]],
 ) -> None:
@@ -274,23 +263,6 @@ def test_no_page_requests_anything_from_another_host_when_rendered(
         f"{report['page']}: {url}"
         for report in layout
         for url in report["remote"]  # type: ignore[attr-defined]
-        if not MERMAID_CDN.match(url)
-    ]
-    assert not requests, "\n".join(requests)
-
-
-@pytest.mark.xfail(
-    reason="Material loads mermaid.js from unpkg.com to draw the diagrams; shipping it with "
-    "the site is another change. Strict: this fails once no page asks the CDN, then drop "
-    "this mark (and MERMAID_CDN).",
-    strict=True,
-)
-def test_no_page_loads_mermaid_from_a_cdn(layout: list[dict[str, object]]) -> None:
-    requests = [
-        f"{report['page']}: {url}"
-        for report in layout
-        for url in report["remote"]  # type: ignore[attr-defined]
-        if MERMAID_CDN.match(url)
     ]
     assert not requests, "\n".join(requests)
 
