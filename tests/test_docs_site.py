@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import os
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -152,25 +149,8 @@ def _has_own_constructor(cls: type) -> bool:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> list[Page]:
-    try:
-        importlib.import_module("mkdocs")
-        importlib.import_module("mkdocstrings_handlers.python")
-    except ImportError:
-        if os.environ.get("CI") == "true":
-            pytest.fail("the docs extra is missing and CI=true: pip install -e '.[docs]'")
-        pytest.skip("needs the docs extra: pip install -e '.[docs]'")
-    site = tmp_path_factory.mktemp("site")
-    built = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
-    )
-    assert built.returncode == 0, built.stderr[-4000:]
+def reference(built_site: Path) -> list[Page]:
+    site = built_site
     pages = sorted((site / "reference").rglob("index.html"))
     assert pages, "the site has no reference pages"
     return [_read(path) for path in pages]
