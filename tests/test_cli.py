@@ -14,6 +14,7 @@ import pytest
 
 from stateward.actors import ConfigManager, Runtime, SQLiteStore, StateMachine, StateManager
 from stateward.actors.cli import _main, main
+from stateward.core import ImmutableState, MachineCodec
 
 
 def run(*argv: str) -> tuple[int, str, str]:
@@ -377,6 +378,17 @@ def test_inspect_shows_a_statecharts_configuration_and_its_history(tmp_path: Pat
     )
 
 
+def _definition_without_tree(self: MachineCodec) -> ImmutableState:
+    """`MachineCodec.definition` as stores recorded it before a statechart's tree
+    was written: states and moves only."""
+    spec = self.spec
+    return ImmutableState(
+        initial=spec.initial,
+        states=list(spec.states),
+        transitions={s: list(t) for s, t in spec.transitions.items()},
+    )
+
+
 def test_inspect_of_a_flat_machine_shows_no_configuration(filled_store: Path) -> None:
     code, out, _ = run("inspect", str(filled_store), "--json")
     assert code == 0
@@ -390,18 +402,8 @@ def test_inspect_of_a_statechart_stored_without_its_tree_says_what_to_do(
 ) -> None:
     """A statechart whose stored definition lacks its tree (as stores recorded
     it before the tree was written) is a clear error, not a crash."""
-    from stateward.core import ImmutableState, MachineCodec
-
-    def without_tree(self: MachineCodec) -> ImmutableState:
-        spec = self.spec
-        return ImmutableState(
-            initial=spec.initial,
-            states=list(spec.states),
-            transitions={s: list(t) for s, t in spec.transitions.items()},
-        )
-
     with monkeypatch.context() as patch:
-        patch.setattr(MachineCodec, "definition", without_tree)
+        patch.setattr(MachineCodec, "definition", _definition_without_tree)
         path = statechart_store(tmp_path / "old.db")
     for name, problem in [
         ("player", "names unknown target state 'on_h'"),  # its history state
@@ -419,18 +421,9 @@ def test_inspect_lists_the_other_actors_and_marks_a_statechart_stored_without_it
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from stateward.actors import Runtime, SQLiteStore, StateManager
-    from stateward.core import ImmutableState, MachineCodec
-
-    def without_tree(self: MachineCodec) -> ImmutableState:
-        spec = self.spec
-        return ImmutableState(
-            initial=spec.initial,
-            states=list(spec.states),
-            transitions={s: list(t) for s, t in spec.transitions.items()},
-        )
 
     with monkeypatch.context() as patch:
-        patch.setattr(MachineCodec, "definition", without_tree)
+        patch.setattr(MachineCodec, "definition", _definition_without_tree)
         path = statechart_store(tmp_path / "old.db")
     with Runtime("later", store=SQLiteStore(path)) as rt:
         StateManager({"count": 1}, name="visits", runtime=rt)
