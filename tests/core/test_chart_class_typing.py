@@ -12,8 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent.parent
 PAGE = ROOT / "docs" / "statecharts.md"
 
@@ -28,7 +26,6 @@ def test_the_docs_have_class_form_examples_with_nested_states() -> None:
 
 
 def test_the_class_form_with_nested_states_type_checks_in_user_code(tmp_path: Path) -> None:
-    pytest.importorskip("mypy")
     # stateward as it installs (core/ -> stateward.core), as .ci/typecheck lays it out.
     package = tmp_path / "layout" / "stateward"
     package.mkdir(parents=True)
