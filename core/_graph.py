@@ -150,17 +150,8 @@ def _mermaid_level(
     elif spec.is_compound(parent):
         lines.append(f"{pad}[*] --> {ids[_initial_child(spec, parent)]}")
     for state in states:
-        if not spec.children(state):
-            continue
-        lines.append(f"{pad}state {ids[state]} {{")
-        if spec.is_parallel(state):
-            for n, region in enumerate(spec.children(state)):
-                if n:
-                    lines.append(f"{pad}    --")
-                _mermaid_region(spec, ids, region, lines, pad + "    ")
-        else:
-            _mermaid_level(spec, ids, state, lines, pad + "    ")
-        lines.append(f"{pad}}}")
+        if spec.children(state):
+            _mermaid_composite(spec, ids, state, lines, pad)
     for name in history:
         deep = spec.history_states[name][1] == "deep"
         lines.append(f'{pad}state "{"H*" if deep else "H"}" as {ids[name]}')
@@ -175,20 +166,28 @@ def _mermaid_level(
     ]
 
 
+def _mermaid_composite(
+    spec: MachineSpec, ids: dict[str, str], state: str, lines: list[str], pad: str
+) -> None:
+    """A state with children, as a Mermaid composite: its regions separated by
+    ``--`` when it is parallel, its own level of states otherwise."""
+    lines.append(f"{pad}state {ids[state]} {{")
+    if spec.is_parallel(state):
+        for n, region in enumerate(spec.children(state)):
+            if n:
+                lines.append(f"{pad}    --")
+            _mermaid_region(spec, ids, region, lines, pad + "    ")
+    else:
+        _mermaid_level(spec, ids, state, lines, pad + "    ")
+    lines.append(f"{pad}}}")
+
+
 def _mermaid_region(
     spec: MachineSpec, ids: dict[str, str], region: str, lines: list[str], pad: str
 ) -> None:
     """A parallel state's region: a composite when it has children of its own."""
     if spec.children(region):
-        lines.append(f"{pad}state {ids[region]} {{")
-        if spec.is_parallel(region):
-            for n, inner in enumerate(spec.children(region)):
-                if n:
-                    lines.append(f"{pad}    --")
-                _mermaid_region(spec, ids, inner, lines, pad + "    ")
-        else:
-            _mermaid_level(spec, ids, region, lines, pad + "    ")
-        lines.append(f"{pad}}}")
+        _mermaid_composite(spec, ids, region, lines, pad)
     else:
         lines.append(f"{pad}{ids[region]}")
     for source, target, label in _edges(spec):
